@@ -1,0 +1,88 @@
+//! `soko migrate`: apply pending migrations. Against the running appliance's database, or, when
+//! the embedded server is not running, by starting it just for this and stopping it after.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::load_config;
+use crate::config::{Mode, secrets::Secrets};
+use crate::ops::admin;
+use crate::store;
+use crate::supervisor::{self, ProcessRuntime, mysql, pidfile::PidFile, service};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only report what is applied and pending.
+    #[arg(long)]
+    status: bool,
+}
+
+pub async fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
+    let (cfg, _) = match load_config(path) {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
+    crate::telemetry::init_terminal("warn");
+    Secrets::ensure(&cfg.secrets_path())?;
+    let secrets = Secrets::load(&cfg.secrets_path())?;
+    let running = admin::fetch_status(&cfg.admin_socket(), Duration::from_secs(5))
+        .await
+        .is_ok();
+    // Embedded and not running: bring MySQL up for the duration of this command.
+    let temporary = if cfg.database.mode == Mode::Embedded && !running {
+        std::fs::create_dir_all(cfg.run_dir())?;
+        let spec = mysql::spec(&cfg);
+        supervisor::make_private_dir(&spec.launch.dir)?;
+        let handle = service::spawn(
+            spec,
+            Arc::new(ProcessRuntime),
+            cfg.supervisor.clone(),
+            PidFile::new(&cfg.run_dir(), "mysql"),
+        );
+        if let Err(e) = handle
+            .wait_ready(Duration::from_secs(cfg.supervisor.start_timeout_secs))
+            .await
+        {
+            handle.stop().await;
+            anyhow::bail!("the embedded database did not start: {e}");
+        }
+        mysql::provision(&cfg, &secrets).await?;
+        Some(handle)
+    } else {
+        None
+    };
+    let pool = store::pool(store::app_options(&cfg, &secrets)?, 2);
+    let result = if args.status {
+        store::migrate::status(&pool).await
+    } else {
+        store::migrate::run(&pool).await
+    };
+    pool.close().await;
+    if let Some(handle) = temporary {
+        handle.stop().await;
+    }
+    let status = result?;
+    println!(
+        "migrations: database at version {}, this soko knows up to {}{}",
+        status.applied,
+        status.expected,
+        if status.pending.is_empty() {
+            String::new()
+        } else {
+            format!(", pending {:?}", status.pending)
+        }
+    );
+    if !status.unknown.is_empty() {
+        println!(
+            "warning: the database has versions {:?} that this soko does not know (a newer version ran here)",
+            status.unknown
+        );
+    }
+    Ok(if status.current() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,104 @@
+//! The `soko` command line: one file per subcommand, each thin (parse, call into the modules
+//! below, print). `anyhow` lives here and in `main` only.
+
+mod doctor;
+mod init;
+mod migrate;
+mod status;
+pub mod up;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config};
+
+/// Soko: a self-hosted marketplace appliance in one binary. It runs its own MySQL-compatible
+/// database and Milvus vector store, and serves the storefront and JSON API.
+#[derive(Debug, Parser)]
+#[command(name = "soko", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// The appliance config file. Default: /etc/soko/appliance.yaml if it exists, else
+    /// ./appliance.yaml if it exists, else the embedded defaults.
+    #[arg(long, short, global = true, env = "SOKO_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a documented appliance.yaml and the secrets file (0600), then run preflight checks.
+    /// Existing files and secrets are never overwritten.
+    Init(init::Args),
+    /// Start the appliance: MySQL, then Milvus, then migrations and the web server; supervise
+    /// them until SIGTERM or Ctrl-C, then stop them in reverse order.
+    Up(up::Args),
+    /// Show the running appliance's services and checks (exit 1 when something is red, 3 when
+    /// soko is not running).
+    Status(status::Args),
+    /// Apply pending database migrations (the running appliance does this at start too).
+    Migrate(migrate::Args),
+    /// Check the machine and the configuration, and explain how to fix each failure.
+    Doctor(doctor::Args),
+}
+
+/// Exit codes: 0 fine, 1 unhealthy or failed checks, 2 bad configuration or usage, 3 not
+/// running.
+pub const EXIT_CONFIG: u8 = 2;
+pub const EXIT_NOT_RUNNING: u8 = 3;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("soko: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let path = cli.config.clone().unwrap_or_else(config_path);
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Init(args) => init::run(&path, cli.config.is_some(), args).await,
+            Command::Up(args) => up::run(&path, args).await,
+            Command::Status(args) => status::run(&path, args).await,
+            Command::Migrate(args) => migrate::run(&path, args).await,
+            Command::Doctor(args) => doctor::run(&path, args).await,
+        }
+    });
+    // Children are stopped by the commands themselves; do not wait for idle blocking threads.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("soko: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// /etc/soko/appliance.yaml, else ./appliance.yaml (both only if present).
+fn config_path() -> PathBuf {
+    let system = PathBuf::from("/etc/soko/appliance.yaml");
+    if system.exists() {
+        return system;
+    }
+    config::default_config_path()
+}
+
+/// Load the config or explain why not (exit 2, nothing started).
+pub(crate) fn load_config(path: &std::path::Path) -> Result<(Config, bool), ExitCode> {
+    match Config::load(path) {
+        Ok(loaded) => Ok(loaded),
+        Err(e) => {
+            eprintln!("soko: configuration error: {e}");
+            eprintln!("soko: nothing was started; fix the file and try again");
+            Err(ExitCode::from(EXIT_CONFIG))
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! `soko up`: the one command an operator runs. Order: config (refused before anything starts
+//! if bad) → secrets → logs → the appliance lock → left-over children → ports → admin socket →
+//! MySQL → Milvus → migrations and collection (in the background, retried) → web. SIGTERM or
+//! Ctrl-C stops the web server (draining requests), then Milvus, then MySQL.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use nix::fcntl::{Flock, FlockArg};
+use sqlx::MySqlPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::{EXIT_CONFIG, load_config};
+use crate::config::{Config, Mode, secrets::Secrets};
+use crate::ops::{admin, readiness, status};
+use crate::supervisor::{self, ProcessRuntime, Services, pidfile::PidFile, ports};
+use crate::vectors::VectorStore;
+use crate::{store, telemetry, web};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub async fn run(path: &Path, _args: Args) -> anyhow::Result<ExitCode> {
+    let (cfg, found) = match load_config(path) {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(cfg.run_dir())
+        .with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                cfg.data_dir.display()
+            )
+        })?;
+    let generated = Secrets::ensure(&cfg.secrets_path())?;
+    let _guards = telemetry::init_with_files(&cfg.logging.level, &cfg.log_dir(), 14)
+        .with_context(|| format!("cannot open the log directory {}", cfg.log_dir().display()))?;
+    if found {
+        tracing::info!(config = %path.display(), "configuration loaded");
+    } else {
+        tracing::info!(config = %path.display(), "no config file: running on the embedded defaults");
+    }
+    if !generated.is_empty() {
+        tracing::info!(file = %cfg.secrets_path().display(), ?generated, "generated secrets");
+    }
+    let Some(_lock) = lock(&cfg.run_dir())? else {
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    };
+    let config_path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    match Appliance::start(cfg, config_path).await? {
+        Some(app) => app.run_until_signal().await,
+        None => Ok(ExitCode::from(EXIT_CONFIG)),
+    }
+}
+
+/// One `soko up` per data directory: an exclusive lock on `run/soko.lock`, holding our pid.
+fn lock(run_dir: &Path) -> anyhow::Result<Option<Flock<std::fs::File>>> {
+    let path = run_dir.join("soko.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => {
+            std::fs::write(&path, format!("{}\n", std::process::id()))?;
+            Ok(Some(lock))
+        }
+        Err(_) => {
+            let pid = std::fs::read_to_string(&path).unwrap_or_default();
+            eprintln!(
+                "soko: another `soko up` is already running for this data directory (pid {}); \
+                 see `soko status`",
+                pid.trim()
+            );
+            Ok(None)
+        }
+    }
+}
+
+pub struct Appliance {
+    cfg: Config,
+    config_path: PathBuf,
+    started: Instant,
+    started_unix: u64,
+    services: Arc<Services>,
+    db: MySqlPool,
+    vectors: Arc<VectorStore>,
+    web: TcpListener,
+    admin: tokio::net::UnixListener,
+    shutdown: CancellationToken,
+}
+
+impl Appliance {
+    /// Start everything but the web server's accept loop. `None`: refused (message printed).
+    pub async fn start(cfg: Config, config_path: PathBuf) -> anyhow::Result<Option<Appliance>> {
+        let started = Instant::now();
+        let secrets = Secrets::load(&cfg.secrets_path())?;
+        let grace = Duration::from_secs(cfg.supervisor.stop_timeout_secs);
+        // Children of a `soko up` that was killed with SIGKILL: stop them before checking ports.
+        if cfg.database.mode == Mode::Embedded {
+            PidFile::new(&cfg.run_dir(), "mysql")
+                .reap_orphan(&cfg.data_dir.join("mysql"), grace)
+                .await;
+        }
+        if cfg.vectors.mode == Mode::Embedded {
+            PidFile::new(&cfg.run_dir(), "milvus")
+                .reap_orphan(&cfg.data_dir.join("milvus"), grace)
+                .await;
+        }
+        let mut wanted = Vec::new();
+        if cfg.database.mode == Mode::Embedded {
+            wanted.push((cfg.database.embedded.port, "mysql (database.embedded.port)"));
+        }
+        if cfg.vectors.mode == Mode::Embedded {
+            wanted.push((cfg.vectors.embedded.port, "milvus (vectors.embedded.port)"));
+        }
+        for (port, who) in wanted {
+            if let Err(e) = ports::ensure_free(port, who) {
+                tracing::error!("{e}");
+                eprintln!("soko: {e}");
+                return Ok(None);
+            }
+        }
+        let web = match TcpListener::bind(cfg.http.listen).await {
+            Ok(l) => l,
+            Err(_) => {
+                let e = ports::ensure_free_at(cfg.http.listen, "web (http.listen)")
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| format!("cannot listen on {}", cfg.http.listen));
+                tracing::error!("{e}");
+                eprintln!("soko: {e}");
+                return Ok(None);
+            }
+        };
+        let admin = admin::bind(&cfg.admin_socket())
+            .with_context(|| format!("cannot bind {}", cfg.admin_socket().display()))?;
+        let runtime: Arc<dyn supervisor::Runtime> = Arc::new(ProcessRuntime);
+        let mut services = Services::start_mysql(&cfg, runtime.clone()).await?;
+        let db = store::pool(
+            store::app_options(&cfg, &secrets)?,
+            cfg.database.max_connections,
+        );
+        let shutdown = CancellationToken::new();
+        tokio::spawn(keep_database(
+            cfg.clone(),
+            secrets.clone(),
+            db.clone(),
+            shutdown.clone(),
+        ));
+        services.start_milvus(&cfg, runtime).await?;
+        let services = Arc::new(services);
+        let vectors = Arc::new(VectorStore::new(&cfg, &secrets));
+        tokio::spawn(keep_collection(vectors.clone(), shutdown.clone()));
+        Ok(Some(Appliance {
+            cfg,
+            config_path,
+            started,
+            started_unix: supervisor::service::now_unix(),
+            services,
+            db,
+            vectors,
+            web,
+            admin,
+            shutdown,
+        }))
+    }
+
+    pub async fn run_until_signal(self) -> anyhow::Result<ExitCode> {
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: web, then milvus, then mysql");
+            shutdown.cancel();
+        });
+        let local = self.cfg.is_local_mode();
+        let url = format!("http://{}", self.web.local_addr()?);
+        tracing::info!(
+            %url,
+            mode = if local { "local mode: plain HTTP on loopback" } else { "plain HTTP (TLS arrives with the certificate manager)" },
+            startup_ms = self.started.elapsed().as_millis() as u64,
+            "serving"
+        );
+        let state = web::AppState {
+            db: self.db.clone(),
+            vectors: self.vectors.clone(),
+            started: self.started,
+            supervised: self.services.receivers(),
+        };
+        let control: Arc<dyn admin::Control> = Arc::new(Control {
+            services: self.services.clone(),
+            db: self.db.clone(),
+            vectors: self.vectors.clone(),
+            started: self.started,
+            started_unix: self.started_unix,
+            config_path: self.config_path.display().to_string(),
+            data_dir: self.cfg.data_dir.display().to_string(),
+            web_url: url,
+            local_mode: local,
+        });
+        let admin_task = tokio::spawn(admin::serve(
+            self.admin,
+            control,
+            self.shutdown.clone().cancelled_owned(),
+        ));
+        let app = web::router(state, &self.cfg);
+        let served = web::serve(self.web, app, self.shutdown.clone().cancelled_owned()).await;
+        self.shutdown.cancel();
+        let _ = admin_task.await;
+        self.db.close().await;
+        self.services.stop().await;
+        let _ = std::fs::remove_file(self.cfg.admin_socket());
+        served.context("web server")?;
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop soko with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Provision (embedded) and migrate once MySQL answers; retried with back-off until it works.
+async fn keep_database(cfg: Config, secrets: Secrets, db: MySqlPool, stop: CancellationToken) {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        let attempt = async {
+            if cfg.database.mode == Mode::Embedded {
+                supervisor::mysql::provision(&cfg, &secrets).await?;
+            }
+            store::migrate::run(&db).await
+        };
+        match attempt.await {
+            Ok(s) => {
+                tracing::info!(version = s.applied, "database ready, migrations current");
+                return;
+            }
+            Err(e) => tracing::warn!("database not ready yet: {e}; retrying in {delay:?}"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = stop.cancelled() => return,
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Keep the vector collection created and loaded: checked every 15 s, every 2 s while it is
+/// not (a restarted Milvus may come back with the collection released).
+async fn keep_collection(vectors: Arc<VectorStore>, stop: CancellationToken) {
+    let mut healthy = false;
+    loop {
+        let ok = match vectors.health().await {
+            Ok(h) if h.loaded => true,
+            _ => match vectors.ensure_collection().await {
+                Ok(_) => true,
+                Err(e) => {
+                    if healthy {
+                        tracing::warn!("vector collection unavailable: {e}");
+                    }
+                    false
+                }
+            },
+        };
+        if ok && !healthy {
+            tracing::info!(collection = %vectors.collection, uri = vectors.uri(), "vector collection ready");
+        }
+        healthy = ok;
+        let wait = if ok { 15 } else { 2 };
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(wait)) => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+struct Control {
+    services: Arc<Services>,
+    db: MySqlPool,
+    vectors: Arc<VectorStore>,
+    started: Instant,
+    started_unix: u64,
+    config_path: String,
+    data_dir: String,
+    web_url: String,
+    local_mode: bool,
+}
+
+impl admin::Control for Control {
+    fn snapshot(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = status::Snapshot> + Send + '_>> {
+        Box::pin(async move {
+            let readiness =
+                readiness::check(&self.db, &self.vectors, &self.services.statuses()).await;
+            let services = self
+                .services
+                .statuses()
+                .into_iter()
+                .map(|s| status::ServiceView {
+                    rss_bytes: s.pid.and_then(supervisor::pidfile::rss_bytes),
+                    level: status::service_level(&s),
+                    status: s,
+                })
+                .collect();
+            status::Snapshot {
+                version: env!("CARGO_PKG_VERSION").into(),
+                pid: std::process::id(),
+                started_at: self.started_unix,
+                uptime_secs: self.started.elapsed().as_secs(),
+                rss_bytes: supervisor::pidfile::rss_bytes(std::process::id()),
+                config_path: self.config_path.clone(),
+                data_dir: self.data_dir.clone(),
+                web_url: self.web_url.clone(),
+                local_mode: self.local_mode,
+                services,
+                checks: status::readiness_checks(&readiness),
+                readiness,
+            }
+        })
+    }
+
+    fn restart(&self, service: &str) -> bool {
+        match self.services.handle(service) {
+            Some(h) => {
+                h.restart();
+                true
+            }
+            None => false,
+        }
+    }
+}

@@ -1,0 +1,504 @@
+//! `appliance.yaml`: the one config file.
+//!
+//! Every key has a default that works on one machine, so an empty file (or no file) is a valid
+//! configuration. Unknown keys are refused. Errors name the key, the line and what was expected.
+//! Secrets never live here: see [`secrets`].
+
+mod lines;
+pub mod secrets;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use lines::line_of;
+
+/// The documented example shipped at the top of the repository and written by `soko init`.
+pub const EXAMPLE_YAML: &str = include_str!("../../appliance.yaml");
+
+/// A configuration problem, with enough context for the operator to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}{}: `{key}` {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        line: Option<usize>,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Public DNS name of the storefront; empty means local mode (plain HTTP on loopback).
+    pub domain: String,
+    /// Where certificate authorities and alerts reach the operator.
+    pub contact_email: String,
+    /// Everything the appliance owns lives below this directory.
+    pub data_dir: PathBuf,
+    /// The operator's time zone, used for display only (storage is UTC).
+    pub timezone: String,
+    /// Default currency (ISO 4217) for new listings.
+    pub currency: String,
+    pub http: Http,
+    pub database: Database,
+    pub vectors: Vectors,
+    pub supervisor: Supervisor,
+    pub logging: Logging,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    pub listen: SocketAddr,
+    pub request_timeout_secs: u64,
+    pub body_limit_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Soko starts and supervises the server itself.
+    Embedded,
+    /// A server run by someone else (TiDB Cloud, Zilliz Cloud, a managed MySQL ...).
+    External,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Embedded => "embedded",
+            Mode::External => "external",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Database {
+    pub mode: Mode,
+    /// External mode only: `mysql://user@host:port/database` (the password goes in the secrets).
+    pub url: String,
+    /// Embedded mode: the application database and its least-privilege user.
+    pub name: String,
+    pub user: String,
+    pub max_connections: u32,
+    pub embedded: EmbeddedDatabase,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddedDatabase {
+    pub port: u16,
+    pub server_bin: PathBuf,
+    pub install_db_bin: PathBuf,
+    /// InnoDB buffer pool in MiB; 0 sizes it from the machine's RAM.
+    pub buffer_pool_mb: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Vectors {
+    pub mode: Mode,
+    /// External mode only: `http(s)://host:19530` (the token goes in the secrets).
+    pub url: String,
+    pub collection: String,
+    pub dimension: u32,
+    pub nlist: u32,
+    pub embedded: EmbeddedVectors,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddedVectors {
+    pub port: u16,
+    /// The Milvus-protocol server: milvus-lite from the venv `scripts/setup` makes.
+    pub command: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Supervisor {
+    pub start_timeout_secs: u64,
+    pub stop_timeout_secs: u64,
+    pub backoff_initial_ms: u64,
+    pub backoff_max_secs: u64,
+    /// Consecutive failed runs (each shorter than `stable_after_secs`) before "crash-loop".
+    pub crash_loop_after: u32,
+    pub stable_after_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Logging {
+    /// `tracing` filter, e.g. `info` or `soko=debug,sqlx=warn`.
+    pub level: String,
+    /// Empty: `<data_dir>/logs`.
+    pub dir: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            domain: String::new(),
+            contact_email: String::new(),
+            data_dir: default_data_dir(),
+            timezone: "Africa/Nairobi".into(),
+            currency: "KES".into(),
+            http: Http::default(),
+            database: Database::default(),
+            vectors: Vectors::default(),
+            supervisor: Supervisor::default(),
+            logging: Logging::default(),
+        }
+    }
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            request_timeout_secs: 30,
+            body_limit_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Database {
+            mode: Mode::Embedded,
+            url: String::new(),
+            name: "soko".into(),
+            user: "soko".into(),
+            max_connections: 16,
+            embedded: EmbeddedDatabase::default(),
+        }
+    }
+}
+
+impl Default for EmbeddedDatabase {
+    fn default() -> Self {
+        EmbeddedDatabase {
+            port: 3307,
+            server_bin: "/usr/sbin/mariadbd".into(),
+            install_db_bin: "/usr/bin/mariadb-install-db".into(),
+            buffer_pool_mb: 0,
+        }
+    }
+}
+
+impl Default for Vectors {
+    fn default() -> Self {
+        Vectors {
+            mode: Mode::Embedded,
+            url: String::new(),
+            collection: "product_embeddings".into(),
+            dimension: 768,
+            nlist: 1024,
+            embedded: EmbeddedVectors::default(),
+        }
+    }
+}
+
+impl Default for EmbeddedVectors {
+    fn default() -> Self {
+        EmbeddedVectors {
+            port: 19530,
+            command: "/opt/soko/milvus-lite/bin/milvus-lite".into(),
+        }
+    }
+}
+
+impl Default for Supervisor {
+    fn default() -> Self {
+        Supervisor {
+            start_timeout_secs: 90,
+            stop_timeout_secs: 20,
+            backoff_initial_ms: 500,
+            backoff_max_secs: 60,
+            crash_loop_after: 5,
+            stable_after_secs: 30,
+        }
+    }
+}
+
+impl Default for Logging {
+    fn default() -> Self {
+        Logging {
+            level: "info".into(),
+            dir: PathBuf::new(),
+        }
+    }
+}
+
+/// systemd's `StateDirectory` (the unit's `/var/lib/soko`), else `/var/lib/soko` for root,
+/// else `~/.local/share/soko`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("STATE_DIRECTORY").filter(|v| !v.is_empty()) {
+        // systemd may pass several, colon-separated; the first is ours.
+        let first = dir
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        return PathBuf::from(first);
+    }
+    if nix::unistd::geteuid().is_root() {
+        return "/var/lib/soko".into();
+    }
+    match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        Some(base) => PathBuf::from(base).join("soko"),
+        None => std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".local/share/soko"))
+            .unwrap_or_else(|| "soko-data".into()),
+    }
+}
+
+/// `./appliance.yaml` (whether or not it exists; a missing file means the defaults).
+pub fn default_config_path() -> PathBuf {
+    PathBuf::from("appliance.yaml")
+}
+
+impl Config {
+    /// Load `path`; a missing file means the embedded defaults (said in the start-up log).
+    pub fn load(path: &Path) -> Result<(Config, bool), Error> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok((Config::parse(&text, path)?, true)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((Config::default(), false)),
+            Err(source) => Err(Error::Read {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// Parse and validate YAML text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
+        let config: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_norway::from_str(text).map_err(|e| Error::Parse {
+                path: path.to_owned(),
+                message: describe_parse_error(&e),
+            })?
+        };
+        config.validate(text, path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, text: &str, path: &Path) -> Result<(), Error> {
+        let bad = |key: &str, message: String| Error::Invalid {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            line: line_of(text, key),
+            message,
+        };
+        if !self.data_dir.is_absolute() {
+            return Err(bad(
+                "data_dir",
+                format!(
+                    "must be an absolute path, got {:?}",
+                    self.data_dir.display().to_string()
+                ),
+            ));
+        }
+        if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(bad(
+                "currency",
+                format!(
+                    "must be a 3-letter ISO 4217 code such as KES, got {:?}",
+                    self.currency
+                ),
+            ));
+        }
+        if !self.contact_email.is_empty() && !self.contact_email.contains('@') {
+            return Err(bad(
+                "contact_email",
+                format!("must be an email address, got {:?}", self.contact_email),
+            ));
+        }
+        if self.domain.contains("://") || self.domain.contains('/') {
+            return Err(bad(
+                "domain",
+                format!(
+                    "must be a bare host name such as shop.example.co.ke, got {:?}",
+                    self.domain
+                ),
+            ));
+        }
+        if self.http.body_limit_bytes < 1024 {
+            return Err(bad("http.body_limit_bytes", "must be at least 1024".into()));
+        }
+        if self.database.max_connections == 0 {
+            return Err(bad("database.max_connections", "must be at least 1".into()));
+        }
+        for (key, name) in [
+            ("database.name", &self.database.name),
+            ("database.user", &self.database.user),
+        ] {
+            if name.is_empty()
+                || name.len() > 32
+                || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            {
+                return Err(bad(
+                    key,
+                    format!("must be 1-32 letters, digits or underscores, got {name:?}"),
+                ));
+            }
+        }
+        match self.database.mode {
+            Mode::External if self.database.url.is_empty() => {
+                return Err(bad(
+                    "database.url",
+                    "is required when database.mode is external (mysql://user@host:port/database)"
+                        .into(),
+                ));
+            }
+            Mode::External => check_url(&self.database.url, &["mysql", "mariadb"])
+                .map_err(|m| bad("database.url", m))?,
+            Mode::Embedded if self.database.embedded.port == 0 => {
+                return Err(bad(
+                    "database.embedded.port",
+                    "must be a port number from 1 to 65535".into(),
+                ));
+            }
+            Mode::Embedded => {}
+        }
+        match self.vectors.mode {
+            Mode::External if self.vectors.url.is_empty() => {
+                return Err(bad(
+                    "vectors.url",
+                    "is required when vectors.mode is external (https://host:19530)".into(),
+                ));
+            }
+            Mode::External => check_url(&self.vectors.url, &["http", "https"])
+                .map_err(|m| bad("vectors.url", m))?,
+            Mode::Embedded if self.vectors.embedded.port == 0 => {
+                return Err(bad(
+                    "vectors.embedded.port",
+                    "must be a port number from 1 to 65535".into(),
+                ));
+            }
+            Mode::Embedded => {}
+        }
+        if self.vectors.dimension == 0 || self.vectors.dimension > 32768 {
+            return Err(bad(
+                "vectors.dimension",
+                format!("must be from 1 to 32768, got {}", self.vectors.dimension),
+            ));
+        }
+        if self.vectors.nlist == 0 || self.vectors.nlist > 65536 {
+            return Err(bad(
+                "vectors.nlist",
+                format!("must be from 1 to 65536, got {}", self.vectors.nlist),
+            ));
+        }
+        if self.vectors.collection.is_empty()
+            || !self
+                .vectors
+                .collection
+                .bytes()
+                .enumerate()
+                .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()))
+        {
+            return Err(bad(
+                "vectors.collection",
+                format!(
+                    "must be letters, digits and underscores, starting with a letter, got {:?}",
+                    self.vectors.collection
+                ),
+            ));
+        }
+        if self.supervisor.crash_loop_after == 0 {
+            return Err(bad(
+                "supervisor.crash_loop_after",
+                "must be at least 1".into(),
+            ));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.logging.level) {
+            return Err(bad("logging.level", format!("is not a valid filter: {e}")));
+        }
+        Ok(())
+    }
+
+    /// Directory of the application's own logs.
+    pub fn log_dir(&self) -> PathBuf {
+        if self.logging.dir.as_os_str().is_empty() {
+            self.data_dir.join("logs")
+        } else {
+            self.logging.dir.clone()
+        }
+    }
+
+    /// Runtime files: the lock, the admin socket, child pid files.
+    pub fn run_dir(&self) -> PathBuf {
+        self.data_dir.join("run")
+    }
+
+    pub fn admin_socket(&self) -> PathBuf {
+        self.run_dir().join("admin.sock")
+    }
+
+    pub fn secrets_path(&self) -> PathBuf {
+        self.data_dir.join("secrets.yaml")
+    }
+
+    /// True when the web listener is reachable from other machines.
+    pub fn is_local_mode(&self) -> bool {
+        self.domain.is_empty() || self.domain == "localhost"
+    }
+}
+
+/// Passwords in URLs would end up in a file that is meant to be shareable: refuse them.
+fn check_url(url: &str, schemes: &[&str]) -> Result<(), String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(format!(
+            "must be a URL such as {}://host:port, got {url:?}",
+            schemes[0]
+        ));
+    };
+    if !schemes.contains(&scheme) {
+        return Err(format!(
+            "must use one of the schemes {}, got {scheme:?}",
+            schemes.join(", ")
+        ));
+    }
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    if let Some((userinfo, _)) = authority.rsplit_once('@')
+        && userinfo.contains(':')
+    {
+        return Err("must not contain a password: put it in the secrets file \
+             (database_password / vectors_token) or a SOKO_* environment variable"
+            .into());
+    }
+    if authority.rsplit('@').next().unwrap_or_default().is_empty() {
+        return Err(format!("has no host, got {url:?}"));
+    }
+    Ok(())
+}
+
+/// serde_norway's messages already carry "at line L column C"; make the common ones kinder.
+fn describe_parse_error(e: &serde_norway::Error) -> String {
+    let mut message = e.to_string();
+    if let Some(loc) = e.location()
+        && !message.contains("line")
+    {
+        message = format!("line {}: {message}", loc.line());
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests;

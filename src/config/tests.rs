@@ -1,0 +1,105 @@
+use std::path::Path;
+
+use super::*;
+
+fn parse(text: &str) -> Result<Config, Error> {
+    Config::parse(text, Path::new("appliance.yaml"))
+}
+
+#[test]
+fn the_shipped_example_is_exactly_the_defaults() {
+    assert_eq!(parse(EXAMPLE_YAML).unwrap(), Config::default());
+}
+
+#[test]
+fn an_empty_file_is_the_defaults() {
+    assert_eq!(parse("").unwrap(), Config::default());
+    assert_eq!(parse("# nothing\n").unwrap(), Config::default());
+}
+
+#[test]
+fn an_unknown_key_names_the_key_and_the_line() {
+    let err = parse("domain: x.example\ndatabase:\n  mode: embedded\n  prot: 3306\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("prot"), "{err}");
+    assert!(err.contains("line 4"), "{err}");
+}
+
+#[test]
+fn a_wrong_type_names_the_key_line_and_expectation() {
+    let err = parse("http:\n  listen: 127.0.0.1:8080\n  request_timeout_secs: soon\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("request_timeout_secs"), "{err}");
+    assert!(err.contains("line 3"), "{err}");
+    assert!(err.contains("u64"), "{err}");
+}
+
+#[test]
+fn a_bad_enum_value_lists_the_choices() {
+    let err = parse("vectors:\n  mode: cloud\n").unwrap_err().to_string();
+    assert!(
+        err.contains("embedded") && err.contains("external"),
+        "{err}"
+    );
+    assert!(err.contains("line 2"), "{err}");
+}
+
+#[test]
+fn a_missing_required_value_names_key_and_line() {
+    let err = parse("domain: shop.example\ndatabase:\n  mode: external\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`database.url` is required"), "{err}");
+    assert!(err.contains("appliance.yaml:2"), "{err}");
+}
+
+#[test]
+fn a_semantic_error_points_at_its_line() {
+    let err = parse("database:\n  embedded:\n    port: 0\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("appliance.yaml:3"), "{err}");
+    assert!(err.contains("database.embedded.port"), "{err}");
+}
+
+#[test]
+fn passwords_in_urls_are_refused() {
+    let err = parse("database:\n  mode: external\n  url: mysql://u:hunter2@db:4000/soko\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("must not contain a password"), "{err}");
+    assert!(
+        !err.contains("hunter2"),
+        "the message must not echo the password: {err}"
+    );
+    assert!(parse("database:\n  mode: external\n  url: mysql://u@db:4000/soko\n").is_ok());
+}
+
+#[test]
+fn external_vectors_take_an_http_url() {
+    assert!(
+        parse("vectors:\n  mode: external\n  url: https://in01.zilliz.example:19530\n").is_ok()
+    );
+    let err = parse("vectors:\n  mode: external\n  url: grpc://x\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("vectors.url"), "{err}");
+}
+
+#[test]
+fn relative_data_dir_and_bad_currency_are_refused() {
+    assert!(
+        parse("data_dir: data\n")
+            .unwrap_err()
+            .to_string()
+            .contains("absolute")
+    );
+    assert!(
+        parse("currency: ksh\n")
+            .unwrap_err()
+            .to_string()
+            .contains("ISO 4217")
+    );
+}

@@ -1,0 +1,14 @@
+//! Soko Africa Marketplace: a self-hosted visual-discovery marketplace appliance.
+//!
+//! Layers (a module uses only those below it): `cli` → `supervisor`, `web`, `ops` → `store`,
+//! `vectors` → `config`, `telemetry`. See `ARCHITECTURE.md` in the shared design notes and the
+//! README for what runs where.
+
+pub mod cli;
+pub mod config;
+pub mod ops;
+pub mod store;
+pub mod supervisor;
+pub mod telemetry;
+pub mod vectors;
+pub mod web;

@@ -1,0 +1,148 @@
+//! The admin channel: HTTP over a unix socket in the data directory (mode 0600, owner only; no
+//! network port). `soko status` and (later) `soko console` talk only to it.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use tokio::net::{UnixListener, UnixStream};
+
+use super::status::Snapshot;
+
+/// What the admin server can ask of the running appliance.
+pub trait Control: Send + Sync + 'static {
+    fn snapshot(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Snapshot> + Send + '_>>;
+    /// Restart a supervised service by name; false if there is no such service.
+    fn restart(&self, service: &str) -> bool;
+}
+
+type Shared = Arc<dyn Control>;
+
+pub fn router(control: Shared) -> Router {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/services/{name}/restart", post(restart))
+        .with_state(control)
+}
+
+async fn status(State(c): State<Shared>) -> Json<Snapshot> {
+    Json(c.snapshot().await)
+}
+
+async fn restart(State(c): State<Shared>, UrlPath(name): UrlPath<String>) -> (StatusCode, String) {
+    if c.restart(&name) {
+        tracing::info!(service = %name, "restart requested over the admin socket");
+        (StatusCode::ACCEPTED, format!("restarting {name}\n"))
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            format!("no supervised service named {name:?}\n"),
+        )
+    }
+}
+
+/// Bind the socket (replacing a stale one: the caller holds the appliance lock) with mode 0600.
+pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    if path.exists() {
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+pub async fn serve(
+    listener: UnixListener,
+    control: Shared,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(control))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("soko is not running (no admin socket at {0})")]
+    NotRunning(PathBuf),
+    #[error("cannot reach the admin socket {path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("the appliance answered {status}: {body}")]
+    Status { status: StatusCode, body: String },
+}
+
+/// One request over the socket; bounded in time so a hung appliance never hangs the caller.
+pub async fn request(
+    path: &Path,
+    method: &str,
+    uri: &str,
+    timeout: Duration,
+) -> Result<Bytes, ClientError> {
+    let io = |message: String| ClientError::Io {
+        path: path.to_owned(),
+        message,
+    };
+    let work = async {
+        let stream = match UnixStream::connect(path).await {
+            Ok(s) => s,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                return Err(ClientError::NotRunning(path.to_owned()));
+            }
+            Err(e) => return Err(io(e.to_string())),
+        };
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| io(e.to_string()))?;
+        tokio::spawn(conn);
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", "soko")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| io(e.to_string()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| io(e.to_string()))?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| io(e.to_string()))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(ClientError::Status {
+                status,
+                body: String::from_utf8_lossy(&body).trim().to_owned(),
+            });
+        }
+        Ok(body)
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .unwrap_or_else(|_| Err(io(format!("no answer within {}s", timeout.as_secs()))))
+}
+
+pub async fn fetch_status(path: &Path, timeout: Duration) -> Result<Snapshot, ClientError> {
+    let body = request(path, "GET", "/v1/status", timeout).await?;
+    serde_json::from_slice(&body).map_err(|e| ClientError::Io {
+        path: path.to_owned(),
+        message: format!("unreadable status: {e}"),
+    })
+}

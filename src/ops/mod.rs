@@ -1,0 +1,6 @@
+//! Operations: readiness, the status snapshot, the admin socket, preflight checks.
+
+pub mod admin;
+pub mod preflight;
+pub mod readiness;
+pub mod status;

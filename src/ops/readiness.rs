@@ -1,0 +1,140 @@
+//! Readiness: MySQL reachable with migrations current, and the vector collection present and
+//! loaded. Served as `/readyz` and shown by `soko status`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sqlx::MySqlPool;
+
+use crate::store;
+use crate::supervisor::{State, Status};
+use crate::vectors::VectorStore;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Check {
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Readiness {
+    pub ready: bool,
+    pub mysql: Check,
+    pub migrations: Check,
+    pub milvus: Check,
+}
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A supervised service that is down (restarting, backing off) is not ready, whatever a
+/// connection attempt would eventually say after waiting for it to come back.
+fn supervised_down(services: &[Status], name: &str) -> Option<Check> {
+    let s = services.iter().find(|s| s.name == name)?;
+    if s.ready || s.state == State::External {
+        return None;
+    }
+    let state = serde_json::to_value(s.state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    Some(Check {
+        ok: false,
+        detail: match (&s.last_exit, &s.last_error) {
+            (_, Some(e)) => format!("{name} is {state}: {e}"),
+            (Some(exit), None) => format!("{name} is {state} ({exit})"),
+            (None, None) => format!("{name} is {state}"),
+        },
+    })
+}
+
+/// Runs the three checks concurrently, each bounded in time. `services`: the supervisor's view
+/// of the embedded servers (empty for external ones).
+pub async fn check(db: &MySqlPool, vectors: &VectorStore, services: &[Status]) -> Readiness {
+    let mysql_down = supervised_down(services, "mysql");
+    let milvus_down = supervised_down(services, "milvus");
+    let database = async {
+        if let Some(down) = mysql_down {
+            return (
+                down,
+                Check {
+                    ok: false,
+                    detail: "unknown while MySQL is unreachable".into(),
+                },
+            );
+        }
+        match store::ping(db).await {
+            Err(e) => (
+                Check {
+                    ok: false,
+                    detail: e.to_string(),
+                },
+                Check {
+                    ok: false,
+                    detail: "unknown while MySQL is unreachable".into(),
+                },
+            ),
+            Ok(()) => {
+                let mysql = Check {
+                    ok: true,
+                    detail: "reachable".into(),
+                };
+                let migrations = match store::migrate::status(db).await {
+                    Ok(s) if s.current() => Check {
+                        ok: true,
+                        detail: format!("at version {}", s.applied),
+                    },
+                    Ok(s) if !s.unknown.is_empty() => Check {
+                        ok: false,
+                        detail: format!(
+                            "database has versions {:?} this soko does not know",
+                            s.unknown
+                        ),
+                    },
+                    Ok(s) => Check {
+                        ok: false,
+                        detail: format!("pending versions {:?}", s.pending),
+                    },
+                    Err(e) => Check {
+                        ok: false,
+                        detail: e.to_string(),
+                    },
+                };
+                (mysql, migrations)
+            }
+        }
+    };
+    let vectors_check = async {
+        if let Some(down) = milvus_down {
+            return down;
+        }
+        match tokio::time::timeout(CHECK_TIMEOUT, vectors.health()).await {
+            Err(_) => Check {
+                ok: false,
+                detail: "timed out".into(),
+            },
+            Ok(Err(e)) => Check {
+                ok: false,
+                detail: e.to_string(),
+            },
+            Ok(Ok(h)) if h.loaded => Check {
+                ok: true,
+                detail: format!("collection {} loaded", h.collection),
+            },
+            Ok(Ok(h)) if h.exists => Check {
+                ok: false,
+                detail: format!("collection {} not loaded", h.collection),
+            },
+            Ok(Ok(h)) => Check {
+                ok: false,
+                detail: format!("collection {} missing", h.collection),
+            },
+        }
+    };
+    let ((mysql, migrations), milvus) = tokio::join!(database, vectors_check);
+    Readiness {
+        ready: mysql.ok && migrations.ok && milvus.ok,
+        mysql,
+        migrations,
+        milvus,
+    }
+}

@@ -1,0 +1,236 @@
+//! The status snapshot: one structure that `soko status` prints, `soko status --json` emits and
+//! the console (later) draws. Levels are green / amber / red; red makes `soko status` exit 1.
+
+use serde::{Deserialize, Serialize};
+
+use super::readiness::Readiness;
+use crate::supervisor::{State, Status};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Green,
+    Amber,
+    Red,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceView {
+    #[serde(flatten)]
+    pub status: Status,
+    pub rss_bytes: Option<u64>,
+    pub level: Level,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckView {
+    pub name: String,
+    pub level: Level,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub version: String,
+    pub pid: u32,
+    pub started_at: u64,
+    pub uptime_secs: u64,
+    pub rss_bytes: Option<u64>,
+    pub config_path: String,
+    pub data_dir: String,
+    pub web_url: String,
+    pub local_mode: bool,
+    pub services: Vec<ServiceView>,
+    pub readiness: Readiness,
+    pub checks: Vec<CheckView>,
+}
+
+impl Snapshot {
+    /// The worst level anywhere in the snapshot.
+    pub fn level(&self) -> Level {
+        self.services
+            .iter()
+            .map(|s| s.level)
+            .chain(self.checks.iter().map(|c| c.level))
+            .max()
+            .unwrap_or(Level::Green)
+    }
+}
+
+pub fn service_level(s: &Status) -> Level {
+    match s.state {
+        State::Running if s.ready => Level::Green,
+        State::External => Level::Green,
+        State::Running | State::Starting | State::Backoff | State::Stopping => Level::Amber,
+        State::CrashLoop | State::Stopped => Level::Red,
+    }
+}
+
+/// Readiness as checks: MySQL and migrations are vital (red); Milvus only degrades visual
+/// features (amber).
+pub fn readiness_checks(r: &Readiness) -> Vec<CheckView> {
+    let view = |name: &str, ok: bool, bad: Level, detail: &str| CheckView {
+        name: name.into(),
+        level: if ok { Level::Green } else { bad },
+        detail: detail.into(),
+    };
+    vec![
+        view("mysql", r.mysql.ok, Level::Red, &r.mysql.detail),
+        view(
+            "migrations",
+            r.migrations.ok,
+            Level::Red,
+            &r.migrations.detail,
+        ),
+        view("milvus", r.milvus.ok, Level::Amber, &r.milvus.detail),
+    ]
+}
+
+fn human_bytes(b: u64) -> String {
+    match b {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{} MiB", b >> 20),
+        b => format!("{} KiB", b >> 10),
+    }
+}
+
+pub fn human_duration(secs: u64) -> String {
+    match secs {
+        s if s >= 86400 => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+        s if s >= 3600 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{}m {}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
+fn mark(level: Level) -> &'static str {
+    match level {
+        Level::Green => "ok  ",
+        Level::Amber => "warn",
+        Level::Red => "FAIL",
+    }
+}
+
+/// Plain-text rendering for `soko status`.
+pub fn render_text(s: &Snapshot, now_unix: u64) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Soko {} - {} - up {}, pid {}{}",
+        s.version,
+        match s.level() {
+            Level::Green => "healthy",
+            Level::Amber => "degraded",
+            Level::Red => "UNHEALTHY",
+        },
+        human_duration(s.uptime_secs),
+        s.pid,
+        s.rss_bytes
+            .map(|b| format!(", {}", human_bytes(b)))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        out,
+        "web {} ({}) | data {} | config {}",
+        s.web_url,
+        if s.local_mode { "local mode" } else { "public" },
+        s.data_dir,
+        s.config_path
+    );
+    let _ = writeln!(
+        out,
+        "\n      SERVICE  STATE      READY     PID      FOR RESTARTS       RSS  ENDPOINT"
+    );
+    for v in &s.services {
+        let st = &v.status;
+        let state = serde_json::to_value(st.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:<4}  {:<8} {:<10} {:<5} {:>7} {:>8} {:>8} {:>9}  {}",
+            mark(v.level),
+            st.name,
+            state,
+            if st.ready { "yes" } else { "no" },
+            st.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            human_duration(now_unix.saturating_sub(st.since)),
+            st.restarts,
+            v.rss_bytes.map(human_bytes).unwrap_or_else(|| "-".into()),
+            st.endpoint
+        );
+        if v.level != Level::Green {
+            if let Some(e) = &st.last_error {
+                let _ = writeln!(out, "      last error: {e}");
+            }
+            if let Some(e) = &st.last_exit {
+                let _ = writeln!(out, "      last exit: {e}");
+            }
+        }
+    }
+    let _ = writeln!(out, "\nCHECKS");
+    for c in &s.checks {
+        let _ = writeln!(out, "{}  {:<12} {}", mark(c.level), c.name, c.detail);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::readiness::Check;
+    use crate::supervisor::Status;
+
+    fn snapshot(state: State, ready: bool, milvus_ok: bool) -> Snapshot {
+        let mut st = Status::new("mysql", "process", state, "127.0.0.1:3307".into());
+        st.ready = ready;
+        st.last_error = Some("exited with code 1 after 0s".into());
+        let ok = |ok: bool| Check {
+            ok,
+            detail: if ok { "fine".into() } else { "down".into() },
+        };
+        let readiness = Readiness {
+            ready: milvus_ok,
+            mysql: ok(true),
+            migrations: ok(true),
+            milvus: ok(milvus_ok),
+        };
+        Snapshot {
+            version: "0.1.0".into(),
+            pid: 1,
+            started_at: 0,
+            uptime_secs: 65,
+            rss_bytes: Some(20 << 20),
+            config_path: "appliance.yaml".into(),
+            data_dir: "/var/lib/soko".into(),
+            web_url: "http://127.0.0.1:8080".into(),
+            local_mode: true,
+            services: vec![ServiceView {
+                level: service_level(&st),
+                status: st,
+                rss_bytes: Some(61 << 20),
+            }],
+            checks: readiness_checks(&readiness),
+            readiness,
+        }
+    }
+
+    #[test]
+    fn levels_follow_the_worst_part() {
+        assert_eq!(snapshot(State::Running, true, true).level(), Level::Green);
+        assert_eq!(snapshot(State::Running, true, false).level(), Level::Amber);
+        assert_eq!(snapshot(State::Backoff, false, true).level(), Level::Amber);
+        assert_eq!(snapshot(State::CrashLoop, false, true).level(), Level::Red);
+    }
+
+    #[test]
+    fn text_shows_crash_loop_with_its_reason() {
+        let text = render_text(&snapshot(State::CrashLoop, false, true), 100);
+        assert!(text.contains("UNHEALTHY"), "{text}");
+        assert!(text.contains("crash-loop"), "{text}");
+        assert!(text.contains("last error: exited with code 1"), "{text}");
+        assert!(text.contains("up 1m 5s"), "{text}");
+    }
+}

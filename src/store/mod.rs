@@ -1,0 +1,80 @@
+//! MySQL: the pool, the embedded migrations, and (later) one file per aggregate. The only place
+//! SQL lives. Works with MariaDB 10.11 (embedded) and MySQL 8 / TiDB (external).
+
+pub mod admin;
+pub mod migrate;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::MySqlPool;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+
+use crate::config::{self, Mode, secrets::Secrets};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database settings: {0}")]
+    Settings(String),
+}
+
+/// Connection options of the application user, from the config and the secrets.
+pub fn app_options(cfg: &config::Config, secrets: &Secrets) -> Result<MySqlConnectOptions, Error> {
+    let password = secrets
+        .database_password
+        .as_ref()
+        .map(|s| s.expose().to_owned());
+    let opts = match cfg.database.mode {
+        Mode::Embedded => MySqlConnectOptions::new()
+            .host("127.0.0.1")
+            .port(cfg.database.embedded.port)
+            .username(&cfg.database.user)
+            .database(&cfg.database.name),
+        Mode::External => {
+            let url = cfg.database.url.replacen("mariadb://", "mysql://", 1);
+            MySqlConnectOptions::from_str(&url)
+                .map_err(|e| Error::Settings(format!("database.url: {e}")))?
+        }
+    };
+    let opts = match password {
+        Some(p) => opts.password(&p),
+        None if cfg.database.mode == Mode::Embedded => {
+            return Err(Error::Settings(
+                "database_password is missing from the secrets file; run `soko init`".into(),
+            ));
+        }
+        None => opts,
+    };
+    Ok(opts
+        .charset("utf8mb4")
+        .timezone(Some("+00:00".into()))
+        .statement_cache_capacity(256))
+}
+
+/// A pool that connects lazily: the web layer starts even while MySQL is down, and answers
+/// 503 until it is back.
+pub fn pool(opts: MySqlConnectOptions, max_connections: u32) -> MySqlPool {
+    MySqlPoolOptions::new()
+        .max_connections(max_connections)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(3))
+        .idle_timeout(Some(Duration::from_secs(300)))
+        .test_before_acquire(true)
+        .connect_lazy_with(opts)
+}
+
+/// `SELECT 1`, bounded in time.
+pub async fn ping(pool: &MySqlPool) -> Result<(), Error> {
+    let one: i32 = tokio::time::timeout(
+        Duration::from_secs(2),
+        sqlx::query_scalar("SELECT 1").fetch_one(pool),
+    )
+    .await
+    .map_err(|_| Error::Sqlx(sqlx::Error::PoolTimedOut))??;
+    debug_assert_eq!(one, 1);
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! How a service runs: as a native child process (built) or a container (planned: the same trait,
+//! driving `podman`/`docker` with the images in `compose/`). The supervisor only sees [`Runtime`]
+//! and [`Running`], so restart, back-off and ordered stop are shared by both.
+
+use std::ffi::OsString;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+
+use super::Error;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What to run for one service, independent of how it is run.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    pub env: Vec<(OsString, OsString)>,
+    /// The service's private directory; also its working directory.
+    pub dir: PathBuf,
+}
+
+/// Why a service stopped running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Exit {
+    Code(i32),
+    Signal(String),
+    /// Could not be observed (the runtime lost track of it).
+    Unknown(String),
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Code(c) => write!(f, "exited with code {c}"),
+            Exit::Signal(s) => write!(f, "killed by {s}"),
+            Exit::Unknown(why) => write!(f, "lost: {why}"),
+        }
+    }
+}
+
+pub trait Runtime: Send + Sync {
+    /// `process` or `container`, for status output.
+    fn kind(&self) -> &'static str;
+    /// Start the service; its output lines go to the log tagged with `service`.
+    fn start<'a>(
+        &'a self,
+        service: &'static str,
+        launch: &'a Launch,
+    ) -> BoxFuture<'a, Result<Box<dyn Running>, Error>>;
+}
+
+pub trait Running: Send {
+    fn pid(&self) -> Option<u32>;
+    /// Resolves when the service exits by itself (or is killed from outside).
+    fn wait(&mut self) -> BoxFuture<'_, Exit>;
+    /// SIGTERM, then SIGKILL after `grace`. Returns how it ended.
+    fn stop(&mut self, grace: Duration) -> BoxFuture<'_, Exit>;
+}
+
+/// Native child processes: each in its own process group (a terminal's Ctrl-C reaches only
+/// `soko`, which then stops the children in order), with the parent-death signal set so that a
+/// `kill -9` of `soko` still takes its children down.
+pub struct ProcessRuntime;
+
+impl Runtime for ProcessRuntime {
+    fn kind(&self) -> &'static str {
+        "process"
+    }
+
+    fn start<'a>(
+        &'a self,
+        service: &'static str,
+        launch: &'a Launch,
+    ) -> BoxFuture<'a, Result<Box<dyn Running>, Error>> {
+        Box::pin(async move {
+            let mut cmd = Command::new(&launch.program);
+            cmd.args(&launch.args)
+                .envs(launch.env.iter().map(|(k, v)| (k, v)))
+                .current_dir(&launch.dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .process_group(0)
+                .kill_on_drop(false);
+            // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+            unsafe {
+                cmd.pre_exec(|| {
+                    nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
+                });
+            }
+            let mut child = cmd.spawn().map_err(|source| Error::Spawn {
+                service,
+                program: launch.program.clone(),
+                source,
+            })?;
+            if let Some(out) = child.stdout.take() {
+                tokio::spawn(forward_lines(service, out));
+            }
+            if let Some(err) = child.stderr.take() {
+                tokio::spawn(forward_lines(service, err));
+            }
+            Ok(Box::new(ChildProcess { child }) as Box<dyn Running>)
+        })
+    }
+}
+
+struct ChildProcess {
+    child: Child,
+}
+
+impl ChildProcess {
+    fn signal_group(&self, signal: Signal) {
+        if let Some(pid) = self.child.id() {
+            let _ = killpg(Pid::from_raw(pid as i32), signal);
+        }
+    }
+}
+
+fn exit_of(status: std::io::Result<std::process::ExitStatus>) -> Exit {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Ok(s) => match (s.code(), s.signal()) {
+            (Some(code), _) => Exit::Code(code),
+            (None, Some(sig)) => Exit::Signal(
+                Signal::try_from(sig)
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_else(|_| format!("signal {sig}")),
+            ),
+            (None, None) => Exit::Unknown(s.to_string()),
+        },
+        Err(e) => Exit::Unknown(e.to_string()),
+    }
+}
+
+impl Running for ChildProcess {
+    fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    fn wait(&mut self) -> BoxFuture<'_, Exit> {
+        Box::pin(async move { exit_of(self.child.wait().await) })
+    }
+
+    fn stop(&mut self, grace: Duration) -> BoxFuture<'_, Exit> {
+        Box::pin(async move {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return exit_of(Ok(status));
+            }
+            self.signal_group(Signal::SIGTERM);
+            match tokio::time::timeout(grace, self.child.wait()).await {
+                Ok(status) => {
+                    // Helpers the service left behind in its group go too.
+                    self.signal_group(Signal::SIGKILL);
+                    exit_of(status)
+                }
+                Err(_) => {
+                    tracing::warn!(?grace, "did not stop in time; sending SIGKILL");
+                    self.signal_group(Signal::SIGKILL);
+                    exit_of(self.child.wait().await)
+                }
+            }
+        })
+    }
+}
+
+/// Child output into the appliance log, one event a line, tagged by service. MariaDB's own
+/// `[ERROR]` / `[Warning]` markers keep their level.
+async fn forward_lines(service: &'static str, stream: impl AsyncRead + Unpin) {
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if line.contains("[ERROR]") || line.contains("Traceback") {
+            tracing::error!(target: "soko::child", service, "{line}");
+        } else if line.contains("[Warning]") || line.contains("WARNING") {
+            tracing::warn!(target: "soko::child", service, "{line}");
+        } else {
+            tracing::info!(target: "soko::child", service, "{line}");
+        }
+    }
+}
