@@ -1,0 +1,140 @@
+//! The command line without a running appliance: bad configs refused before anything starts,
+//! `soko init`, `soko status` when stopped, `soko migrate` on its own.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use crate::common::{Appliance, scratch, soko_bin};
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(soko_bin()).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `soko up` on a bad file: exit 2, the message names key and line, nothing created.
+fn refused(yaml: &str, expect: &[&str]) {
+    let dir = scratch("badcfg");
+    let data = dir.join("data");
+    let config = dir.join("appliance.yaml");
+    std::fs::write(&config, format!("data_dir: {}\n{yaml}", data.display())).unwrap();
+    let (code, _, stderr) = run(&["--config", config.to_str().unwrap(), "up"]);
+    assert_eq!(code, 2, "{stderr}");
+    for e in expect {
+        assert!(stderr.contains(e), "expected {e:?} in: {stderr}");
+    }
+    assert!(stderr.contains("nothing was started"), "{stderr}");
+    assert!(
+        !data.exists(),
+        "a refused start must not create the data directory"
+    );
+}
+
+#[test]
+fn an_unknown_key_is_refused_with_key_and_line() {
+    refused(
+        "database:\n  mode: embedded\n  prot: 3306\n",
+        &["prot", "line 4"],
+    );
+}
+
+#[test]
+fn a_wrong_type_is_refused_with_key_line_and_expectation() {
+    refused(
+        "http:\n  listen: everywhere\n",
+        &["listen", "line 3", "socket address"],
+    );
+}
+
+#[test]
+fn a_missing_required_value_is_refused_with_key_and_line() {
+    refused(
+        "vectors:\n  mode: external\n",
+        &["vectors.url", "is required", ":2"],
+    );
+}
+
+#[test]
+fn help_explains_each_command() {
+    for cmd in ["init", "up", "status", "migrate", "doctor"] {
+        let (code, stdout, _) = run(&[cmd, "--help"]);
+        assert_eq!(code, 0);
+        assert!(stdout.contains("Usage: soko"), "{cmd}: {stdout}");
+        assert!(stdout.contains("--config"), "{cmd}: {stdout}");
+    }
+}
+
+#[test]
+fn init_writes_config_and_private_secrets_and_never_overwrites_them() {
+    let dir = scratch("init");
+    let config = dir.join("etc/appliance.yaml");
+    let data = dir.join("data");
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "init",
+        "--domain",
+        "shop.example.co.ke",
+        "--email",
+        "ops@example.co.ke",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    let (_, stdout, stderr) = run(&args);
+    assert!(stdout.contains("wrote"), "{stdout}{stderr}");
+    assert!(stdout.contains("preflight"), "{stdout}");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("domain: \"shop.example.co.ke\""), "{text}");
+    let secrets_path = data.join("secrets.yaml");
+    let secrets = std::fs::read_to_string(&secrets_path).unwrap();
+    let mode = std::fs::metadata(&secrets_path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    for line in secrets.lines().filter(|l| !l.starts_with('#')) {
+        let value = line.split_once(": ").unwrap().1;
+        assert_eq!(
+            value.len(),
+            64,
+            "generated secrets are 32 random bytes in hex"
+        );
+        assert!(!text.contains(value), "a secret leaked into appliance.yaml");
+    }
+    // Second run: config kept, secrets byte-for-byte identical.
+    let (_, stdout, _) = run(&args);
+    assert!(stdout.contains("kept"), "{stdout}");
+    assert_eq!(std::fs::read_to_string(&secrets_path).unwrap(), secrets);
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), text);
+}
+
+#[test]
+fn status_says_not_running_with_exit_code_3() {
+    let app = Appliance::prepare("stopped", |_| {});
+    let out = app.command(&["status"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not running"));
+}
+
+#[test]
+fn migrate_starts_the_embedded_database_for_itself_and_stops_it() {
+    let app = Appliance::prepare("migrate", |_| {});
+    let out = app.command(&["migrate"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("database at version 1"), "{stdout}");
+    // Nothing left running: the pid file is gone and the port is free again.
+    assert!(!app.cfg.run_dir().join("mysql.pid").exists());
+    assert!(soko::supervisor::ports::ensure_free(app.cfg.database.embedded.port, "mysql").is_ok());
+    let status = app.command(&["migrate", "--status"]).output().unwrap();
+    assert_eq!(status.status.code(), Some(0));
+}

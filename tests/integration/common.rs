@@ -1,0 +1,307 @@
+//! The shared test harness: one real MariaDB and one real milvus-lite per test run (per test
+//! binary), started through the project's own supervisor on free loopback ports, in a
+//! temporary data directory; one database and one collection per test; the app on port 0.
+//! Tests that need their own appliance (fault injection) run the `soko` binary: see `Appliance`.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use soko::config::secrets::Secrets;
+use soko::config::{Config, Mode};
+use soko::store;
+use soko::supervisor::{ProcessRuntime, Runtime, Services, mysql};
+use soko::vectors::VectorStore;
+use sqlx::MySqlPool;
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn random_suffix() -> String {
+    let mut b = [0u8; 6];
+    getrandom::fill(&mut b).unwrap();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn milvus_lite() -> PathBuf {
+    std::env::var_os("SOKO_TEST_MILVUS_LITE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/opt/soko/milvus-lite/bin/milvus-lite".into())
+}
+
+/// A scratch directory under cargo's target tmp dir (kept on failure for the logs).
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", random_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A config for an appliance of its own: every port free and random.
+pub fn isolated_config(data_dir: &Path) -> Config {
+    let mut cfg = Config::default();
+    cfg.data_dir = data_dir.to_owned();
+    cfg.http.listen = ([127, 0, 0, 1], free_port()).into();
+    cfg.database.embedded.port = free_port();
+    cfg.vectors.embedded.port = free_port();
+    cfg.vectors.embedded.command = milvus_lite();
+    cfg.vectors.nlist = 16;
+    cfg.supervisor.start_timeout_secs = 60;
+    cfg.supervisor.stop_timeout_secs = 10;
+    cfg
+}
+
+pub struct Shared {
+    pub cfg: Config,
+    pub secrets: Secrets,
+}
+
+static SHARED: OnceLock<Shared> = OnceLock::new();
+
+/// The run's MariaDB and milvus-lite, started once on a thread of their own (so they outlive
+/// each test's runtime) and stopped by the kernel's parent-death signal when the run ends.
+pub fn shared() -> &'static Shared {
+    SHARED.get_or_init(|| {
+        let dir = scratch("shared");
+        let cfg = isolated_config(&dir);
+        std::fs::create_dir_all(cfg.run_dir()).unwrap();
+        Secrets::ensure(&cfg.secrets_path()).unwrap();
+        let secrets = Secrets::load(&cfg.secrets_path()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (c, s) = (cfg.clone(), secrets.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime);
+                let mut services = Services::start_mysql(&c, runtime.clone()).await.unwrap();
+                services.start_milvus(&c, runtime).await.unwrap();
+                let result = mysql::provision(&c, &s).await.map_err(|e| e.to_string());
+                tx.send(result).unwrap();
+                std::future::pending::<()>().await;
+            });
+        });
+        rx.recv_timeout(Duration::from_secs(120))
+            .expect("shared services did not start in 120 s")
+            .expect("provisioning the shared MariaDB failed");
+        Shared { cfg, secrets }
+    })
+}
+
+/// A fresh database (migrated) for one test, reachable by the application user.
+pub async fn test_db() -> (MySqlPool, Config) {
+    let sh = shared();
+    let name = format!("t_{}", random_suffix());
+    let root = sh.secrets.mysql_root_password.as_ref().unwrap().expose();
+    let mut conn = store::admin::connect_root(&mysql::Paths::new(&sh.cfg).socket, root)
+        .await
+        .unwrap();
+    store::admin::create_database(&mut conn, &name, &sh.cfg.database.user)
+        .await
+        .unwrap();
+    let mut cfg = sh.cfg.clone();
+    cfg.database.name = name;
+    let pool = store::pool(store::app_options(&cfg, &sh.secrets).unwrap(), 4);
+    (pool, cfg)
+}
+
+/// A fresh collection name on the shared Milvus.
+pub fn test_vectors(cfg: &Config) -> VectorStore {
+    let mut cfg = cfg.clone();
+    cfg.vectors.collection = format!("c_{}", random_suffix());
+    VectorStore::new(&cfg, &shared().secrets)
+}
+
+pub struct TestApp {
+    pub url: String,
+    pub db: MySqlPool,
+    pub vectors: Arc<VectorStore>,
+    pub http: reqwest::Client,
+}
+
+/// The web app on port 0 against a migrated test database and a fresh collection.
+pub async fn spawn_app() -> TestApp {
+    let (db, cfg) = test_db().await;
+    store::migrate::run(&db).await.unwrap();
+    let vectors = Arc::new(test_vectors(&cfg));
+    vectors.ensure_collection().await.unwrap();
+    let state = soko::web::AppState {
+        db: db.clone(),
+        vectors: vectors.clone(),
+        started: Instant::now(),
+        supervised: Vec::new(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = soko::web::router(state, &cfg);
+    tokio::spawn(soko::web::serve(listener, app, std::future::pending()));
+    TestApp {
+        url,
+        db,
+        vectors,
+        http: reqwest::Client::new(),
+    }
+}
+
+/// A whole `soko up` in a process of its own, for fault tests. Killed (SIGKILL) on drop; its
+/// children follow through the parent-death signal.
+pub struct Appliance {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub cfg: Config,
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+pub fn soko_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_soko")
+}
+
+impl Appliance {
+    /// Write `cfg` as YAML (plus `extra` lines) without starting anything.
+    pub fn prepare(name: &str, edit: impl FnOnce(&mut Config)) -> Appliance {
+        let dir = scratch(name);
+        let mut cfg = isolated_config(&dir.join("data"));
+        edit(&mut cfg);
+        let config = dir.join("appliance.yaml");
+        std::fs::write(&config, serde_norway::to_string(&cfg).unwrap()).unwrap();
+        Appliance {
+            log: dir.join("soko.log"),
+            dir,
+            config,
+            cfg,
+            child: None,
+        }
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(soko_bin());
+        cmd.arg("--config").arg(&self.config).args(args);
+        cmd
+    }
+
+    /// `soko up` in the background, output to `soko.log`.
+    pub fn start(&mut self) -> &mut Self {
+        self.start_with_env(&[])
+    }
+
+    pub fn start_with_env(&mut self, env: &[(&str, &str)]) -> &mut Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = self
+            .command(&["up"])
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        self
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.cfg.http.listen)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET /readyz: the status code, or 0 when nothing answers.
+    pub async fn readyz(&self, http: &reqwest::Client) -> u16 {
+        match http
+            .get(self.url("/readyz"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+        {
+            Ok(r) => r.status().as_u16(),
+            Err(_) => 0,
+        }
+    }
+
+    /// Poll /readyz until 200; panics with the log after `timeout`.
+    pub async fn wait_ready(&self, http: &reqwest::Client, timeout: Duration) -> Duration {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self.readyz(http).await == 200 {
+                return start.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("not ready after {timeout:?}; log:\n{}", self.log_text());
+    }
+
+    /// `soko status --json` as JSON (and its exit code).
+    pub fn status(&self) -> (i32, serde_json::Value) {
+        let out = self.command(&["status", "--json"]).output().unwrap();
+        let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        (out.status.code().unwrap_or(-1), json)
+    }
+
+    pub fn service(&self, name: &str) -> serde_json::Value {
+        let (_, json) = self.status();
+        json["services"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"] == name).cloned())
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).unwrap();
+    }
+
+    /// Wait for `soko up` to exit; its exit code.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
+    /// App-user pool on the appliance's own database.
+    pub fn app_pool(&self) -> MySqlPool {
+        let secrets = Secrets::load(&self.cfg.secrets_path()).unwrap();
+        store::pool(store::app_options(&self.cfg, &secrets).unwrap(), 2)
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// True while `pid` exists and is not a zombie.
+pub fn alive(pid: i64) -> bool {
+    soko::supervisor::pidfile::alive(pid as i32)
+}
+
+pub fn external(mode: &Mode) -> bool {
+    *mode == Mode::External
+}
