@@ -118,3 +118,42 @@ async fn after_soko_is_killed_the_next_start_is_clean() {
     assert_eq!(second.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&second.stderr).contains("already running"));
 }
+
+/// Both stores external (as with TiDB Cloud and Zilliz Cloud): no children at all, and the
+/// appliance migrates the database and creates the collection on them.
+#[tokio::test]
+async fn up_with_external_database_and_vector_store() {
+    use soko::config::Mode;
+    let http = reqwest::Client::new();
+    let (_, db_cfg) = crate::common::test_db().await;
+    let shared = crate::common::shared();
+    let collection = format!("ext_{}", crate::common::random_suffix());
+    let mut app = Appliance::prepare("external", |c| {
+        c.database.mode = Mode::External;
+        c.database.url = format!(
+            "mysql://{}@127.0.0.1:{}/{}",
+            db_cfg.database.user, db_cfg.database.embedded.port, db_cfg.database.name
+        );
+        c.vectors.mode = Mode::External;
+        c.vectors.url = format!("http://127.0.0.1:{}", shared.cfg.vectors.embedded.port);
+        c.vectors.collection = collection.clone();
+    });
+    let password = shared
+        .secrets
+        .database_password
+        .as_ref()
+        .unwrap()
+        .expose()
+        .to_owned();
+    app.start_with_env(&[("SOKO_DATABASE_PASSWORD", &password)]);
+    app.wait_ready(&http, Duration::from_secs(60)).await;
+    let (code, status) = app.status();
+    assert_eq!(code, 0, "{status}");
+    for s in status["services"].as_array().unwrap() {
+        assert_eq!(s["state"], "external", "{status}");
+        assert!(s["pid"].is_null());
+    }
+    assert!(!app.cfg.data_dir.join("mysql").exists());
+    app.signal(Signal::SIGTERM);
+    assert_eq!(app.wait_exit(Duration::from_secs(20)).await, Some(0));
+}

@@ -138,3 +138,28 @@ fn migrate_starts_the_embedded_database_for_itself_and_stops_it() {
     let status = app.command(&["migrate", "--status"]).output().unwrap();
     assert_eq!(status.status.code(), Some(0));
 }
+
+#[test]
+fn doctor_explains_a_taken_port_and_a_missing_server() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let app = Appliance::prepare("doctor", |c| {
+        c.database.embedded.port = port;
+        c.vectors.embedded.command = "/nonexistent/milvus-lite".into();
+    });
+    let out = app.command(&["doctor"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!("port {port} needed by mysql")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "/nonexistent/milvus-lite is missing (vectors.embedded.command): run scripts/setup"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("ok    memory"), "{stdout}");
+    assert!(stdout.contains("not running"), "{stdout}");
+}

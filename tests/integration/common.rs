@@ -38,11 +38,30 @@ pub fn milvus_lite() -> PathBuf {
         .unwrap_or_else(|| "/opt/soko/milvus-lite/bin/milvus-lite".into())
 }
 
-/// A scratch directory under cargo's target tmp dir (kept on failure for the logs).
+/// A scratch directory under cargo's target tmp dir. Appliances remove theirs when their test
+/// passes; whatever earlier runs left (failed tests, the shared services) is swept after a day.
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", random_suffix()));
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("soko-tests");
+    SWEEP.call_once(|| sweep(&root, Duration::from_secs(24 * 3600)));
+    let dir = root.join(format!("{name}-{}", random_suffix()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+fn sweep(root: &Path, age: Duration) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().unwrap_or_default() > age);
+        if old {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// A config for an appliance of its own: every port free and random.
@@ -293,6 +312,12 @@ impl Drop for Appliance {
         if let Some(child) = self.child.as_mut() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if !std::thread::panicking() {
+            // Children die of the parent-death signal; give them a moment before removing
+            // their files. A failed test keeps its directory (and soko.log) for a look.
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }
