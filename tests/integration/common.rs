@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use soko::config::secrets::Secrets;
-use soko::config::{Config, Mode};
+use soko::config::Config;
 use soko::store;
 use soko::supervisor::{ProcessRuntime, Runtime, Services, mysql};
 use soko::vectors::VectorStore;
@@ -66,8 +66,10 @@ fn sweep(root: &Path, age: Duration) {
 
 /// A config for an appliance of its own: every port free and random.
 pub fn isolated_config(data_dir: &Path) -> Config {
-    let mut cfg = Config::default();
-    cfg.data_dir = data_dir.to_owned();
+    let mut cfg = Config {
+        data_dir: data_dir.to_owned(),
+        ..Config::default()
+    };
     cfg.http.listen = ([127, 0, 0, 1], free_port()).into();
     cfg.database.embedded.port = free_port();
     cfg.vectors.embedded.port = free_port();
@@ -325,8 +327,4 @@ impl Drop for Appliance {
 /// True while `pid` exists and is not a zombie.
 pub fn alive(pid: i64) -> bool {
     soko::supervisor::pidfile::alive(pid as i32)
-}
-
-pub fn external(mode: &Mode) -> bool {
-    *mode == Mode::External
 }

@@ -132,11 +132,16 @@ async fn the_collection_is_created_once_with_the_configured_index() {
 #[ignore = "needs SOKO_TEST_MILVUS_URL pointing at a real Milvus 2.x server"]
 async fn real_milvus_collection_index_and_health() {
     let url = std::env::var("SOKO_TEST_MILVUS_URL").expect("SOKO_TEST_MILVUS_URL");
-    let mut cfg = soko::config::Config::default();
-    cfg.vectors.mode = soko::config::Mode::External;
-    cfg.vectors.url = url.clone();
-    cfg.vectors.collection = format!("c_{}", crate::common::random_suffix());
-    cfg.vectors.nlist = 16;
+    let cfg = soko::config::Config {
+        vectors: soko::config::Vectors {
+            mode: soko::config::Mode::External,
+            url: url.clone(),
+            collection: format!("c_{}", crate::common::random_suffix()),
+            nlist: 16,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
     let store = soko::vectors::VectorStore::new(&cfg, &Default::default());
     vectors::probe(&url, None).await.unwrap();
     assert!(store.ensure_collection().await.unwrap().loaded);
