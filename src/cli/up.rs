@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{EXIT_CONFIG, load_config};
 use crate::config::{Config, Mode, secrets::Secrets};
-use crate::ops::{admin, readiness, status};
+use crate::ops::{admin, preflight, readiness, status};
 use crate::supervisor::{self, ProcessRuntime, Services, pidfile::PidFile, ports};
 use crate::vectors::VectorStore;
 use crate::{store, telemetry, web};
@@ -117,6 +117,19 @@ impl Appliance {
             PidFile::new(&cfg.run_dir(), "milvus")
                 .reap_orphan(&cfg.data_dir.join("milvus"), grace)
                 .await;
+        }
+        // A missing server program is a set-up problem, not something to retry.
+        let missing: Vec<String> = preflight::binaries(&cfg)
+            .into_iter()
+            .filter(|c| c.level == status::Level::Red)
+            .map(|c| c.detail)
+            .collect();
+        if !missing.is_empty() {
+            for m in &missing {
+                tracing::error!("{m}");
+                eprintln!("soko: {m}");
+            }
+            return Ok(None);
         }
         let mut wanted = Vec::new();
         if cfg.database.mode == Mode::Embedded {

@@ -157,7 +157,8 @@ fn executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-fn binaries(cfg: &Config) -> Vec<CheckView> {
+/// The embedded servers' programs, present and executable.
+pub fn binaries(cfg: &Config) -> Vec<CheckView> {
     let mut wanted: Vec<(&str, &Path)> = Vec::new();
     if cfg.database.mode == Mode::Embedded {
         wanted.push((

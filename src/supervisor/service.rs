@@ -100,12 +100,17 @@ pub struct Handle {
 }
 
 impl Handle {
-    /// Wait until ready, or until `timeout`; `Err` carries the last error seen.
+    /// Wait until ready, until `timeout`, or until the service is in a crash loop (no point
+    /// waiting longer); `Err` carries the last error seen.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<(), String> {
         let mut rx = self.status.clone();
-        let waited = tokio::time::timeout(timeout, rx.wait_for(|s| s.ready)).await;
+        let waited = tokio::time::timeout(
+            timeout,
+            rx.wait_for(|s| s.ready || s.state == State::CrashLoop),
+        )
+        .await;
         match waited {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(s)) if s.ready => Ok(()),
             _ => Err(self
                 .status
                 .borrow()

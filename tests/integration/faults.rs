@@ -231,3 +231,23 @@ async fn a_crash_looping_service_is_shown_and_the_rest_keeps_serving() {
     let health = http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
 }
+
+#[tokio::test]
+async fn a_missing_server_program_is_named_with_the_fix() {
+    let app = Appliance::prepare("no-milvus", |c| {
+        c.vectors.embedded.command = "/nonexistent/milvus-lite".into()
+    });
+    let out = app.command(&["up"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "/nonexistent/milvus-lite is missing (vectors.embedded.command): run scripts/setup"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !app.cfg.data_dir.join("mysql").exists(),
+        "nothing may start"
+    );
+}
