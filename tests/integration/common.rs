@@ -11,8 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use soko::config::secrets::Secrets;
 use soko::config::Config;
+use soko::config::secrets::Secrets;
 use soko::store;
 use soko::supervisor::{ProcessRuntime, Runtime, Services, mysql};
 use soko::vectors::VectorStore;
