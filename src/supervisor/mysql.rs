@@ -76,6 +76,12 @@ pub fn spec(cfg: &Config) -> ServiceSpec {
         "--skip-name-resolve".into(),
         format!("--innodb-buffer-pool-size={pool}M").into(),
         "--innodb-log-file-size=48M".into(),
+        // Soko's tables are InnoDB: the MyISAM key cache and Aria page cache (128 MiB by
+        // default) only serve system and temporary tables. Measured idle RSS on a 24 GiB
+        // machine: 134 MB before, 77 MB after; 60 MB with a 128 MiB buffer pool.
+        "--aria-pagecache-buffer-size=8M".into(),
+        "--key-buffer-size=8M".into(),
+        "--innodb-log-buffer-size=4M".into(),
         "--performance-schema=OFF".into(),
         "--character-set-server=utf8mb4".into(),
         "--collation-server=utf8mb4_unicode_ci".into(),
