@@ -39,6 +39,35 @@ async fn up_serves_reports_status_and_stops_in_reverse_order() {
             & 0o777,
         0o600
     );
+    // Root is reachable over the unix socket only; the app user only over loopback TCP.
+    let secrets = soko::config::secrets::Secrets::load(&app.cfg.secrets_path()).unwrap();
+    let root = secrets.mysql_root_password.unwrap();
+    let tcp_root = sqlx::mysql::MySqlConnectOptions::new()
+        .host("127.0.0.1")
+        .port(app.cfg.database.embedded.port)
+        .username("root")
+        .password(root.expose());
+    assert!(
+        <sqlx::MySqlConnection as sqlx::Connection>::connect_with(&tcp_root)
+            .await
+            .is_err(),
+        "root must not log in over TCP"
+    );
+    let socket = soko::supervisor::mysql::Paths::new(&app.cfg).socket;
+    let mut conn = soko::store::admin::connect_root(&socket, root.expose())
+        .await
+        .unwrap();
+    let users: Vec<(String, String)> =
+        sqlx::query_as("SELECT user, host FROM mysql.user ORDER BY 1, 2")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    let users: Vec<String> = users.into_iter().map(|(u, h)| format!("{u}@{h}")).collect();
+    assert_eq!(
+        users,
+        ["mariadb.sys@localhost", "root@localhost", "soko@127.0.0.1"]
+    );
+
     // Ordered start in the log: MySQL ready before Milvus started.
     let log = app.log_text();
     let mysql_ready = log
