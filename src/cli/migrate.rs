@@ -27,42 +27,13 @@ pub async fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
     crate::telemetry::init_terminal("warn");
     Secrets::ensure(&cfg.secrets_path())?;
     let secrets = Secrets::load(&cfg.secrets_path())?;
-    let running = admin::fetch_status(&cfg.admin_socket(), Duration::from_secs(5))
-        .await
-        .is_ok();
-    // Embedded and not running: bring MySQL up for the duration of this command.
-    let temporary = if cfg.database.mode == Mode::Embedded && !running {
-        std::fs::create_dir_all(cfg.run_dir())?;
-        let spec = mysql::spec(&cfg);
-        supervisor::make_private_dir(&spec.launch.dir)?;
-        let handle = service::spawn(
-            spec,
-            Arc::new(ProcessRuntime),
-            cfg.supervisor.clone(),
-            PidFile::new(&cfg.run_dir(), "mysql"),
-        );
-        if let Err(e) = handle
-            .wait_ready(Duration::from_secs(cfg.supervisor.start_timeout_secs))
-            .await
-        {
-            handle.stop().await;
-            anyhow::bail!("the embedded database did not start: {e}");
-        }
-        mysql::provision(&cfg, &secrets).await?;
-        Some(handle)
-    } else {
-        None
-    };
-    let pool = store::pool(store::app_options(&cfg, &secrets)?, 2);
+    let (pool, temporary) = open_database(&cfg, &secrets).await?;
     let result = if args.status {
         store::migrate::status(&pool).await
     } else {
         store::migrate::run(&pool).await
     };
-    pool.close().await;
-    if let Some(handle) = temporary {
-        handle.stop().await;
-    }
+    close_database(pool, temporary).await;
     let status = result?;
     println!(
         "migrations: database at version {}, this soko knows up to {}{}",
@@ -85,4 +56,48 @@ pub async fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The application database: the running appliance's, or, when the embedded server is not
+/// running, one started just for this command (stop it with [`close_database`]).
+pub(crate) async fn open_database(
+    cfg: &crate::config::Config,
+    secrets: &Secrets,
+) -> anyhow::Result<(sqlx::MySqlPool, Option<service::Handle>)> {
+    let running = admin::fetch_status(&cfg.admin_socket(), Duration::from_secs(5))
+        .await
+        .is_ok();
+    let temporary = if cfg.database.mode == Mode::Embedded && !running {
+        std::fs::create_dir_all(cfg.run_dir())?;
+        let spec = mysql::spec(cfg);
+        supervisor::make_private_dir(&spec.launch.dir)?;
+        let handle = service::spawn(
+            spec,
+            Arc::new(ProcessRuntime),
+            cfg.supervisor.clone(),
+            PidFile::new(&cfg.run_dir(), "mysql"),
+        );
+        if let Err(e) = handle
+            .wait_ready(Duration::from_secs(cfg.supervisor.start_timeout_secs))
+            .await
+        {
+            handle.stop().await;
+            anyhow::bail!("the embedded database did not start: {e}");
+        }
+        if let Err(e) = mysql::provision(cfg, secrets).await {
+            handle.stop().await;
+            return Err(e.into());
+        }
+        Some(handle)
+    } else {
+        None
+    };
+    Ok((store::pool(store::app_options(cfg, secrets)?, 2), temporary))
+}
+
+pub(crate) async fn close_database(pool: sqlx::MySqlPool, temporary: Option<service::Handle>) {
+    pool.close().await;
+    if let Some(handle) = temporary {
+        handle.stop().await;
+    }
 }

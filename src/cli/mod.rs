@@ -1,6 +1,7 @@
 //! The `soko` command line: one file per subcommand, each thin (parse, call into the modules
 //! below, print). `anyhow` lives here and in `main` only.
 
+mod admin;
 mod doctor;
 mod init;
 mod migrate;
@@ -42,6 +43,8 @@ pub enum Command {
     Migrate(migrate::Args),
     /// Check the machine and the configuration, and explain how to fix each failure.
     Doctor(doctor::Args),
+    /// Account administration (e.g. `soko admin create-user --role admin`).
+    Admin(admin::Args),
 }
 
 /// Exit codes: 0 fine, 1 unhealthy or failed checks, 2 bad configuration or usage, 3 not
@@ -69,6 +72,7 @@ pub fn main() -> ExitCode {
             Command::Status(args) => status::run(&path, args).await,
             Command::Migrate(args) => migrate::run(&path, args).await,
             Command::Doctor(args) => doctor::run(&path, args).await,
+            Command::Admin(args) => admin::run(&path, args).await,
         }
     });
     // Children are stopped by the commands themselves; do not wait for idle blocking threads.

@@ -210,6 +210,7 @@ impl Appliance {
             vectors: self.vectors.clone(),
             started: self.started,
             supervised: self.services.receivers(),
+            settings: Arc::new(web::Settings::from_config(&self.cfg)),
         };
         let control: Arc<dyn admin::Control> = Arc::new(Control {
             services: self.services.clone(),

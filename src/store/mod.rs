@@ -2,7 +2,13 @@
 //! SQL lives. Works with MariaDB 10.11 (embedded) and MySQL 8 / TiDB (external).
 
 pub mod admin;
+pub mod audit;
+pub mod catalogue;
+pub mod leads;
 pub mod migrate;
+pub mod sellers;
+pub mod sessions;
+pub mod users;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -20,6 +26,26 @@ pub enum Error {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database settings: {0}")]
     Settings(String),
+    /// A unique constraint: the named field already has this value.
+    #[error("{0} is already taken")]
+    Conflict(&'static str),
+    #[error("not found")]
+    NotFound,
+}
+
+/// Map a duplicate-key error (MySQL 1062) on `key` to a conflict on `field`.
+pub(crate) fn conflict_on(e: sqlx::Error, keys: &[(&str, &'static str)]) -> Error {
+    if let sqlx::Error::Database(db) = &e
+        && db.code().as_deref() == Some("23000")
+    {
+        let message = db.message();
+        for (key, field) in keys {
+            if message.contains(key) {
+                return Error::Conflict(field);
+            }
+        }
+    }
+    Error::Sqlx(e)
 }
 
 /// Connection options of the application user, from the config and the secrets.

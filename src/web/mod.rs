@@ -1,7 +1,17 @@
 //! The web layer: axum on hyper. Each feature module owns its routes; this file assembles them
 //! with the shared middleware (request id, tracing span, timeout, body limit) and serves them.
 
+mod account;
+mod admin;
+pub mod auth;
+mod error;
 mod health;
+mod pages;
+mod sell;
+pub mod session;
+mod storefront;
+
+pub use error::Error;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +41,32 @@ pub struct AppState {
     pub started: Instant,
     /// The supervisor's view of the embedded servers (none in tests or for external ones).
     pub supervised: Vec<watch::Receiver<supervisor::Status>>,
+    pub settings: Arc<Settings>,
+}
+
+/// What pages need from the config.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `https://shop.example` or `http://127.0.0.1:8080`: canonical URLs, share links, OpenGraph.
+    pub base_url: String,
+    /// Cookies carry `Secure` once the site is on HTTPS.
+    pub secure_cookies: bool,
+}
+
+impl Settings {
+    pub fn from_config(cfg: &Config) -> Self {
+        if cfg.is_local_mode() {
+            Settings {
+                base_url: format!("http://{}", cfg.http.listen),
+                secure_cookies: false,
+            }
+        } else {
+            Settings {
+                base_url: format!("https://{}", cfg.domain),
+                secure_cookies: true,
+            }
+        }
+    }
 }
 
 impl AppState {
@@ -43,9 +79,20 @@ impl AppState {
 }
 
 pub fn router(state: AppState, cfg: &Config) -> Router {
+    let browser = Router::new()
+        .merge(storefront::router())
+        .merge(account::router())
+        .merge(sell::router())
+        .merge(admin::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            session::identify,
+        ));
     Router::new()
         .merge(health::router())
+        .merge(browser)
         .with_state(state)
+        .layer(axum::middleware::from_fn(security_headers))
         .layer(RequestBodyLimitLayer::new(cfg.http.body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
@@ -65,13 +112,43 @@ pub fn router(state: AppState, cfg: &Config) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
+/// Strict headers on every response: no inline script or style, no framing, no sniffing.
+async fn security_headers(
+    req: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::HeaderValue;
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+             object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        "referrer-policy",
+        HeaderValue::from_static("strict-origin-when-cross-origin"),
+    );
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    resp
+}
+
 /// Serve until `shutdown` resolves, then finish in-flight requests.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -161,6 +161,7 @@ pub async fn spawn_app() -> TestApp {
         vectors: vectors.clone(),
         started: Instant::now(),
         supervised: Vec::new(),
+        settings: Arc::new(soko::web::Settings::from_config(&cfg)),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

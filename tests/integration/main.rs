@@ -6,5 +6,6 @@ mod common;
 mod boot;
 mod cli;
 mod faults;
+mod market;
 mod storage;
 mod web;

@@ -1,0 +1,117 @@
+//! `soko admin`: account tasks that must work before any admin exists, such as creating the
+//! first admin.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::load_config;
+use super::migrate::{close_database, open_database};
+use crate::config::secrets::Secrets;
+use crate::market::phone::Phone;
+use crate::market::text;
+use crate::store::{self, audit, users};
+use crate::web::auth::{check_new_password, hash_password};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Create an account (e.g. the first admin). The password is read from standard input
+    /// when piped; otherwise a random one is generated and printed once.
+    CreateUser {
+        /// Email address (or use --phone).
+        #[arg(long)]
+        email: Option<String>,
+        /// Phone number, E.164 or Kenyan local form.
+        #[arg(long)]
+        phone: Option<String>,
+        #[arg(long)]
+        name: String,
+        /// `user` or `admin`.
+        #[arg(long, default_value = "user", value_parser = ["user", "admin"])]
+        role: String,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+pub async fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
+    let (cfg, _) = match load_config(path) {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
+    crate::telemetry::init_terminal("warn");
+    let Command::CreateUser {
+        email,
+        phone,
+        name,
+        role,
+        password_stdin,
+    } = args.command;
+    let email = email.map(|e| text::email("email", &e)).transpose()?;
+    let phone = phone
+        .map(|p| Phone::parse("phone", &p).map(|p| p.to_string()))
+        .transpose()?;
+    anyhow::ensure!(
+        email.is_some() || phone.is_some(),
+        "give --email or --phone"
+    );
+    let name = text::line("name", &name, 1, 120)?;
+    let (password, generated) = if password_stdin {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        (s.trim_end_matches(['\r', '\n']).to_owned(), false)
+    } else {
+        (crate::web::session::random_token()[..20].to_owned(), true)
+    };
+    check_new_password(&password)?;
+    Secrets::ensure(&cfg.secrets_path())?;
+    let secrets = Secrets::load(&cfg.secrets_path())?;
+    let (pool, temporary) = open_database(&cfg, &secrets).await?;
+    let result = async {
+        store::migrate::run(&pool).await?;
+        let hash = hash_password(password.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let id = users::create(
+            &pool,
+            &users::NewUser {
+                email: email.as_deref(),
+                phone: phone.as_deref(),
+                name: &name,
+                password_hash: &hash,
+                role: &role,
+            },
+        )
+        .await?;
+        audit::append(
+            &pool,
+            &audit::Entry {
+                actor_user_id: None,
+                action: "user.create",
+                target: &format!("user:{id}"),
+                detail: &format!("role {role} from the command line"),
+                ip: "cli",
+            },
+        )
+        .await?;
+        anyhow::Ok(id)
+    }
+    .await;
+    close_database(pool, temporary).await;
+    let id = result?;
+    println!(
+        "created {role} account {id} ({})",
+        email.or(phone).unwrap_or_default()
+    );
+    if generated {
+        println!("password: {password}\n(shown once; change it after logging in)");
+    }
+    Ok(ExitCode::SUCCESS)
+}

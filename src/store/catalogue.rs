@@ -1,0 +1,245 @@
+//! Categories and products. Every product write also records a `vector_outbox` row in the
+//! same transaction, so the vector store catches up even after a crash.
+
+use serde::Serialize;
+use sqlx::{FromRow, MySqlPool};
+
+use super::{Error, conflict_on};
+
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct Category {
+    pub id: u64,
+    pub slug: String,
+    pub name: String,
+    pub name_sw: String,
+}
+
+pub async fn categories(db: &MySqlPool) -> Result<Vec<Category>, Error> {
+    Ok(
+        sqlx::query_as("SELECT id, slug, name, name_sw FROM categories ORDER BY sort_order, name")
+            .fetch_all(db)
+            .await?,
+    )
+}
+
+pub async fn create_category(
+    db: &MySqlPool,
+    slug: &str,
+    name: &str,
+    name_sw: &str,
+) -> Result<u64, Error> {
+    Ok(
+        sqlx::query("INSERT INTO categories (slug, name, name_sw) VALUES (?, ?, ?)")
+            .bind(slug)
+            .bind(name)
+            .bind(name_sw)
+            .execute(db)
+            .await
+            .map_err(|e| conflict_on(e, &[("categories_slug", "slug")]))?
+            .last_insert_id(),
+    )
+}
+
+pub async fn category_by_slug(db: &MySqlPool, slug: &str) -> Result<Option<Category>, Error> {
+    Ok(
+        sqlx::query_as("SELECT id, slug, name, name_sw FROM categories WHERE slug = ?")
+            .bind(slug)
+            .fetch_optional(db)
+            .await?,
+    )
+}
+
+/// A product as shown in grids: enough for a card, nothing more.
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct Card {
+    pub id: u64,
+    pub name: String,
+    pub price_minor: Option<i64>,
+    pub currency: String,
+    pub seller_name: String,
+    pub seller_slug: String,
+    pub city: String,
+    pub image: Option<String>,
+}
+
+/// Public: active, approved, not deleted, from an approved seller.
+const PUBLIC: &str = "p.status = 'active' AND p.moderation = 'approved' \
+     AND p.deleted_at IS NULL AND s.status = 'approved'";
+
+const CARD: &str = "SELECT p.id, p.name, p.price_minor, p.currency, s.store_name AS seller_name, \
+     s.slug AS seller_slug, s.city, \
+     (SELECT i.sha256 FROM product_images i WHERE i.product_id = p.id ORDER BY i.position LIMIT 1) AS image \
+     FROM products p JOIN sellers s ON s.id = p.seller_id";
+
+/// Newest first, `limit` after the cursor (the last id of the previous page).
+pub async fn feed(
+    db: &MySqlPool,
+    before: Option<u64>,
+    category: Option<u64>,
+    seller: Option<u64>,
+    limit: u32,
+) -> Result<Vec<Card>, Error> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{CARD} WHERE {PUBLIC} AND p.id < ? AND (? IS NULL OR p.category_id = ?) \
+         AND (? IS NULL OR p.seller_id = ?) ORDER BY p.id DESC LIMIT ?"
+    )))
+    .bind(before.unwrap_or(u64::MAX))
+    .bind(category)
+    .bind(category)
+    .bind(seller)
+    .bind(seller)
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SearchFilter {
+    pub category: Option<u64>,
+    pub min_minor: Option<i64>,
+    pub max_minor: Option<i64>,
+    pub city: Option<String>,
+}
+
+/// Full-text relevance over name and description, with seller name and city as a fallback
+/// match; filters on category, price range and city. `q` is bound, never spliced.
+pub async fn search(
+    db: &MySqlPool,
+    q: &str,
+    f: &SearchFilter,
+    limit: u32,
+) -> Result<Vec<Card>, Error> {
+    let like = format!("%{}%", q.replace(['%', '_', '\\'], ""));
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{CARD} WHERE {PUBLIC} \
+         AND (MATCH (p.name, p.description) AGAINST (? IN NATURAL LANGUAGE MODE) \
+              OR s.store_name LIKE ? OR s.city LIKE ?) \
+         AND (? IS NULL OR p.category_id = ?) \
+         AND (? IS NULL OR p.price_minor >= ?) AND (? IS NULL OR p.price_minor <= ?) \
+         AND (? IS NULL OR s.city = ?) \
+         ORDER BY MATCH (p.name, p.description) AGAINST (? IN NATURAL LANGUAGE MODE) DESC, p.id DESC \
+         LIMIT ?"
+    )))
+    .bind(q)
+    .bind(&like)
+    .bind(&like)
+    .bind(f.category)
+    .bind(f.category)
+    .bind(f.min_minor)
+    .bind(f.min_minor)
+    .bind(f.max_minor)
+    .bind(f.max_minor)
+    .bind(&f.city)
+    .bind(&f.city)
+    .bind(q)
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}
+
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct Product {
+    pub id: u64,
+    pub seller_id: u64,
+    pub category_id: Option<u64>,
+    pub name: String,
+    pub description: String,
+    pub price_minor: Option<i64>,
+    pub currency: String,
+    pub stock: u32,
+    pub status: String,
+    pub moderation: String,
+    pub moderation_reason: String,
+}
+
+const PRODUCT: &str = "SELECT p.id, p.seller_id, p.category_id, p.name, p.description, \
+     p.price_minor, p.currency, p.stock, p.status, p.moderation, p.moderation_reason \
+     FROM products p JOIN sellers s ON s.id = p.seller_id";
+
+/// A product anyone may see.
+pub async fn public_product(db: &MySqlPool, id: u64) -> Result<Option<Product>, Error> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{PRODUCT} WHERE {PUBLIC} AND p.id = ?"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await?)
+}
+
+pub async fn first_image(db: &MySqlPool, product_id: u64) -> Result<Option<String>, Error> {
+    Ok(sqlx::query_scalar(
+        "SELECT sha256 FROM product_images WHERE product_id = ? ORDER BY position LIMIT 1",
+    )
+    .bind(product_id)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// A product as its seller sees it (hidden and rejected ones too).
+pub async fn own_product(
+    db: &MySqlPool,
+    seller_id: u64,
+    id: u64,
+) -> Result<Option<Product>, Error> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{PRODUCT} WHERE p.id = ? AND p.seller_id = ? AND p.deleted_at IS NULL"
+    )))
+    .bind(id)
+    .bind(seller_id)
+    .fetch_optional(db)
+    .await?)
+}
+
+pub async fn seller_products(db: &MySqlPool, seller_id: u64) -> Result<Vec<Product>, Error> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{PRODUCT} WHERE p.seller_id = ? AND p.deleted_at IS NULL ORDER BY p.id DESC"
+    )))
+    .bind(seller_id)
+    .fetch_all(db)
+    .await?)
+}
+
+pub struct NewProduct<'a> {
+    pub seller_id: u64,
+    pub category_id: Option<u64>,
+    pub name: &'a str,
+    pub description: &'a str,
+    pub price_minor: Option<i64>,
+    pub currency: &'a str,
+    pub stock: u32,
+}
+
+/// Insert the product and its vector-sync job in one transaction.
+pub async fn create_product(db: &MySqlPool, p: &NewProduct<'_>) -> Result<u64, Error> {
+    let mut tx = db.begin().await?;
+    let id = sqlx::query(
+        "INSERT INTO products (seller_id, category_id, name, description, price_minor, currency, stock) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(p.seller_id)
+    .bind(p.category_id)
+    .bind(p.name)
+    .bind(p.description)
+    .bind(p.price_minor)
+    .bind(p.currency)
+    .bind(p.stock)
+    .execute(&mut *tx)
+    .await?
+    .last_insert_id();
+    enqueue_vector(&mut tx, id, "upsert").await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+pub(crate) async fn enqueue_vector(
+    tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
+    product_id: u64,
+    op: &str,
+) -> Result<(), Error> {
+    sqlx::query("INSERT INTO vector_outbox (product_id, op) VALUES (?, ?)")
+        .bind(product_id)
+        .bind(op)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! Accounts. Passwords arrive here already hashed (argon2id, in `web::auth`).
+
+use serde::Serialize;
+use sqlx::{FromRow, MySqlPool};
+
+use super::{Error, conflict_on};
+
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct User {
+    pub id: u64,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub name: String,
+    #[serde(skip)]
+    pub password_hash: String,
+    pub role: String,
+    pub status: String,
+    pub token_version: u32,
+    pub locale: String,
+}
+
+impl User {
+    pub fn is_admin(&self) -> bool {
+        self.role == "admin"
+    }
+    pub fn is_active(&self) -> bool {
+        self.status == "active"
+    }
+}
+
+pub struct NewUser<'a> {
+    pub email: Option<&'a str>,
+    pub phone: Option<&'a str>,
+    pub name: &'a str,
+    pub password_hash: &'a str,
+    pub role: &'a str,
+}
+
+const COLUMNS: &str = "id, email, phone, name, password_hash, role, status, token_version, locale";
+
+pub async fn create(db: &MySqlPool, u: &NewUser<'_>) -> Result<u64, Error> {
+    let result = sqlx::query(
+        "INSERT INTO users (email, phone, name, password_hash, role) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(u.email)
+    .bind(u.phone)
+    .bind(u.name)
+    .bind(u.password_hash)
+    .bind(u.role)
+    .execute(db)
+    .await
+    .map_err(|e| conflict_on(e, &[("users_email", "email"), ("users_phone", "phone")]))?;
+    Ok(result.last_insert_id())
+}
+
+pub async fn by_id(db: &MySqlPool, id: u64) -> Result<Option<User>, Error> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM users WHERE id = ?"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// By email (lower-cased) or E.164 phone.
+pub async fn by_login(db: &MySqlPool, login: &str) -> Result<Option<User>, Error> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM users WHERE email = ? OR phone = ? LIMIT 1"
+    )))
+    .bind(login)
+    .bind(login)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// New password: every session and token issued before dies with the old version.
+pub async fn set_password(db: &MySqlPool, id: u64, password_hash: &str) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE users SET password_hash = ?, token_version = token_version + 1 WHERE id = ?",
+    )
+    .bind(password_hash)
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// "Log out everywhere".
+pub async fn bump_token_version(db: &MySqlPool, id: u64) -> Result<(), Error> {
+    sqlx::query("UPDATE users SET token_version = token_version + 1 WHERE id = ?")
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_locale(db: &MySqlPool, id: u64, locale: &str) -> Result<(), Error> {
+    sqlx::query("UPDATE users SET locale = ? WHERE id = ?")
+        .bind(locale)
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}

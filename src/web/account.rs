@@ -1,0 +1,223 @@
+//! Registration, login (email or phone + password), logout, and "log out everywhere".
+
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+
+use super::auth::{DUMMY_HASH, check_new_password, hash_password, verify_password};
+use super::pages::{Field, FormPage, PageCtx, render};
+use super::session::{Visitor, clear_session_cookie, hash_token, start_session};
+use super::{AppState, Error};
+use crate::market::phone::Phone;
+use crate::market::{FieldError, FieldErrors, text};
+use crate::store::{self, sessions, users};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/register", get(register_form).post(register))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/logout/everywhere", post(logout_everywhere))
+}
+
+#[derive(Deserialize, Default)]
+pub struct RegisterForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    password: String,
+}
+
+fn register_page(v: &Visitor, f: &RegisterForm) -> FormPage {
+    FormPage {
+        page: PageCtx::new(v),
+        title: "Create your account",
+        action: "/register",
+        submit: "Create account",
+        notice: None,
+        fields: vec![
+            Field::new("name", "Your name", "text", &f.name),
+            Field::new("login", "Email or phone", "text", &f.login),
+            Field::new("password", "Password (8+ characters)", "password", ""),
+        ],
+    }
+}
+
+async fn register_form(v: Visitor) -> Result<Response, Error> {
+    Ok(render(&register_page(&v, &RegisterForm::default()))?.into_response())
+}
+
+/// Email if it has an @, else a phone number.
+fn parse_login(input: &str) -> Result<(Option<String>, Option<String>), FieldError> {
+    if input.contains('@') {
+        Ok((Some(text::email("login", input)?), None))
+    } else {
+        Ok((None, Some(Phone::parse("login", input)?.to_string())))
+    }
+}
+
+async fn register(
+    State(s): State<AppState>,
+    v: Visitor,
+    headers: HeaderMap,
+    Form(f): Form<RegisterForm>,
+) -> Result<Response, Error> {
+    let mut errors = FieldErrors::default();
+    let name = errors.check(text::line("name", &f.name, 1, 120));
+    let login = errors.check(parse_login(&f.login));
+    errors.check(check_new_password(&f.password));
+    let (Some(name), Some((email, phone)), true) = (name, login, errors.is_empty()) else {
+        return Ok((
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            render(&register_page(&v, &f).with_errors(&errors))?,
+        )
+            .into_response());
+    };
+    let hash = hash_password(f.password.clone()).await?;
+    let created = users::create(
+        &s.db,
+        &users::NewUser {
+            email: email.as_deref(),
+            phone: phone.as_deref(),
+            name: &name,
+            password_hash: &hash,
+            role: "user",
+        },
+    )
+    .await;
+    let id = match created {
+        Ok(id) => id,
+        Err(store::Error::Conflict(_)) => {
+            errors.0.push(FieldError::new(
+                "login",
+                "already has an account: log in instead",
+            ));
+            return Ok((
+                axum::http::StatusCode::CONFLICT,
+                render(&register_page(&v, &f).with_errors(&errors))?,
+            )
+                .into_response());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let user = users::by_id(&s.db, id).await?.ok_or(Error::NotFound)?;
+    let cookie = start_session(&s, &user, &v, user_agent(&headers)).await?;
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/sell")).into_response())
+}
+
+fn user_agent(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+#[derive(Deserialize, Default)]
+pub struct LoginForm {
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    password: String,
+}
+
+fn login_page(v: &Visitor, f: &LoginForm, notice: Option<String>) -> FormPage {
+    FormPage {
+        page: PageCtx::new(v),
+        title: "Log in",
+        action: "/login",
+        submit: "Log in",
+        notice,
+        fields: vec![
+            Field::new("login", "Email or phone", "text", &f.login),
+            Field::new("password", "Password", "password", ""),
+        ],
+    }
+}
+
+async fn login_form(v: Visitor) -> Result<Response, Error> {
+    Ok(render(&login_page(
+        &v,
+        &LoginForm::default(),
+        Some("New here? Create an account at /register.".into()),
+    ))?
+    .into_response())
+}
+
+async fn login(
+    State(s): State<AppState>,
+    v: Visitor,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Result<Response, Error> {
+    let login = parse_login(&f.login)
+        .map(|(e, p)| e.or(p).unwrap_or_default())
+        .unwrap_or_default();
+    let user = if login.is_empty() {
+        None
+    } else {
+        users::by_login(&s.db, &login).await?
+    };
+    // The same work whether or not the account exists.
+    let stored = user
+        .as_ref()
+        .map_or(DUMMY_HASH.to_owned(), |u| u.password_hash.clone());
+    let ok = verify_password(f.password.clone(), stored).await;
+    match user {
+        Some(u) if ok && u.is_active() => {
+            let cookie = start_session(&s, &u, &v, user_agent(&headers)).await?;
+            let to = if u.is_admin() { "/admin" } else { "/sell" };
+            Ok(([(header::SET_COOKIE, cookie)], Redirect::to(to)).into_response())
+        }
+        Some(u) if ok && !u.is_active() => Ok((
+            axum::http::StatusCode::FORBIDDEN,
+            render(&login_page(
+                &v,
+                &f,
+                Some("This account is suspended.".into()),
+            ))?,
+        )
+            .into_response()),
+        _ => Ok((
+            axum::http::StatusCode::UNAUTHORIZED,
+            render(&login_page(
+                &v,
+                &f,
+                Some("Wrong email, phone or password.".into()),
+            ))?,
+        )
+            .into_response()),
+    }
+}
+
+async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, Error> {
+    if let Some(token) = super::session::cookie(&headers, super::session::SESSION) {
+        sessions::delete(&s.db, &hash_token(&token)).await?;
+    }
+    Ok((
+        [(
+            header::SET_COOKIE,
+            clear_session_cookie(s.settings.secure_cookies),
+        )],
+        Redirect::to("/"),
+    )
+        .into_response())
+}
+
+async fn logout_everywhere(State(s): State<AppState>, v: Visitor) -> Result<Response, Error> {
+    let user = v.require_user()?;
+    users::bump_token_version(&s.db, user.id).await?;
+    sessions::delete_for_user(&s.db, user.id).await?;
+    Ok((
+        [(
+            header::SET_COOKIE,
+            clear_session_cookie(s.settings.secure_cookies),
+        )],
+        Redirect::to("/"),
+    )
+        .into_response())
+}

@@ -1,0 +1,309 @@
+//! Sellers: onboarding (one seller per account, pending until approved), the dashboard (views,
+//! leads, conversion, products, lead inbox) and adding products.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Form, Router};
+use serde::Deserialize;
+
+use super::pages::{Field, FormPage, PageCtx, render};
+use super::session::Visitor;
+use super::storefront::price_text;
+use super::{AppState, Error};
+use crate::market::money::{Currency, Money};
+use crate::market::phone::Phone;
+use crate::market::{FieldError, FieldErrors, text};
+use crate::store::{self, catalogue, leads, sellers};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/sell", get(sell).post(onboard)).route(
+        "/sell/products/new",
+        get(new_product_form).post(create_product),
+    )
+}
+
+#[derive(Deserialize, Default)]
+pub struct OnboardForm {
+    #[serde(default)]
+    store_name: String,
+    #[serde(default)]
+    whatsapp: String,
+    #[serde(default)]
+    city: String,
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    catalogue_url: String,
+}
+
+async fn category_options(s: &AppState) -> Result<Vec<(String, String)>, Error> {
+    let mut options = vec![(String::new(), "Choose…".to_owned())];
+    options.extend(
+        catalogue::categories(&s.db)
+            .await?
+            .into_iter()
+            .map(|c| (c.slug, c.name)),
+    );
+    Ok(options)
+}
+
+async fn onboard_page(s: &AppState, v: &Visitor, f: &OnboardForm) -> Result<FormPage, Error> {
+    Ok(FormPage {
+        page: PageCtx::new(v),
+        title: "Sell on Soko",
+        action: "/sell",
+        submit: "Send for approval",
+        notice: Some("Buyers reach you on WhatsApp: use the number your shop answers.".into()),
+        fields: vec![
+            Field::new("store_name", "Business name", "text", &f.store_name),
+            Field::new("whatsapp", "WhatsApp number", "tel", &f.whatsapp),
+            Field::new(
+                "city",
+                "City",
+                "text",
+                if f.city.is_empty() {
+                    "Nairobi"
+                } else {
+                    &f.city
+                },
+            ),
+            Field::new("category", "Main category", "select", &f.category)
+                .options(category_options(s).await?),
+            Field::new("description", "About your shop", "textarea", &f.description),
+            Field::new(
+                "catalogue_url",
+                "Catalogue link (optional)",
+                "url",
+                &f.catalogue_url,
+            )
+            .optional(),
+        ],
+    })
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct Dashboard {
+    page: PageCtx,
+    store_name: String,
+    status: String,
+    status_reason: String,
+    views: i64,
+    leads: i64,
+    conversion: String,
+    products: Vec<(u64, String, String, u32, String)>,
+    inbox: Vec<leads::Lead>,
+}
+
+async fn sell(State(s): State<AppState>, v: Visitor) -> Result<Response, Error> {
+    let user = v.require_user()?;
+    let Some(seller) = sellers::by_user(&s.db, user.id).await? else {
+        return Ok(render(&onboard_page(&s, &v, &OnboardForm::default()).await?)?.into_response());
+    };
+    let totals = leads::totals(&s.db, seller.id, 7).await?;
+    let conversion = if totals.views > 0 {
+        format!("{:.1} %", totals.leads as f64 * 100.0 / totals.views as f64)
+    } else {
+        "–".to_owned()
+    };
+    let products = catalogue::seller_products(&s.db, seller.id)
+        .await?
+        .into_iter()
+        .map(|p| {
+            let state = if p.moderation != "approved" {
+                format!("{} {}", p.moderation, p.moderation_reason)
+            } else {
+                p.status.clone()
+            };
+            (
+                p.id,
+                p.name,
+                price_text(p.price_minor, &p.currency),
+                p.stock,
+                state,
+            )
+        })
+        .collect();
+    Ok(render(&Dashboard {
+        page: PageCtx::new(&v),
+        store_name: seller.store_name,
+        status: seller.status,
+        status_reason: seller.status_reason,
+        views: totals.views,
+        leads: totals.leads,
+        conversion,
+        products,
+        inbox: leads::inbox(&s.db, seller.id, 50).await?,
+    })?
+    .into_response())
+}
+
+async fn onboard(
+    State(s): State<AppState>,
+    v: Visitor,
+    Form(f): Form<OnboardForm>,
+) -> Result<Response, Error> {
+    let user = v.require_user()?;
+    let mut errors = FieldErrors::default();
+    let store_name = errors.check(text::line("store_name", &f.store_name, 2, 120));
+    let phone = errors.check(Phone::parse("whatsapp", &f.whatsapp));
+    let city = errors.check(text::line("city", &f.city, 2, 80));
+    let description = errors.check(text::paragraph("description", &f.description, 2000));
+    let catalogue_url = errors.check(optional_url("catalogue_url", &f.catalogue_url));
+    let category = match f.category.as_str() {
+        "" => None,
+        slug => catalogue::category_by_slug(&s.db, slug)
+            .await?
+            .map(|c| c.id),
+    };
+    let (Some(store_name), Some(phone), Some(city), Some(description), Some(catalogue_url), true) = (
+        store_name,
+        phone,
+        city,
+        description,
+        catalogue_url,
+        errors.is_empty(),
+    ) else {
+        let page = onboard_page(&s, &v, &f).await?.with_errors(&errors);
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
+    };
+    let created = sellers::create(
+        &s.db,
+        &sellers::NewSeller {
+            user_id: user.id,
+            store_name: &store_name,
+            slug: &text::slug(&store_name, 60),
+            description: &description,
+            whatsapp_phone: phone.as_str(),
+            city: &city,
+            category_id: category,
+            catalogue_url: catalogue_url.as_deref(),
+        },
+    )
+    .await;
+    match created {
+        Ok(_) | Err(store::Error::Conflict("user")) => Ok(Redirect::to("/sell").into_response()),
+        Err(store::Error::Conflict(_)) => {
+            errors
+                .0
+                .push(FieldError::new("store_name", "is taken by another shop"));
+            let page = onboard_page(&s, &v, &f).await?.with_errors(&errors);
+            Ok((StatusCode::CONFLICT, render(&page)?).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn optional_url(field: &'static str, input: &str) -> Result<Option<String>, FieldError> {
+    let s = input.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    if !(s.starts_with("https://") || s.starts_with("http://"))
+        || s.len() > 2048
+        || s.contains(char::is_whitespace)
+    {
+        return Err(FieldError::new(
+            field,
+            "must be a web address starting with https://",
+        ));
+    }
+    Ok(Some(s.to_owned()))
+}
+
+#[derive(Deserialize, Default)]
+pub struct ProductForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    price: String,
+    #[serde(default)]
+    stock: String,
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    description: String,
+}
+
+async fn product_page(s: &AppState, v: &Visitor, f: &ProductForm) -> Result<FormPage, Error> {
+    Ok(FormPage {
+        page: PageCtx::new(v),
+        title: "Add a product",
+        action: "/sell/products/new",
+        submit: "Save product",
+        notice: None,
+        fields: vec![
+            Field::new("name", "Name", "text", &f.name),
+            Field::new("price", "Price (KSh)", "text", &f.price),
+            Field::new(
+                "stock",
+                "In stock",
+                "number",
+                if f.stock.is_empty() { "1" } else { &f.stock },
+            ),
+            Field::new("category", "Category", "select", &f.category)
+                .options(category_options(s).await?),
+            Field::new("description", "Description", "textarea", &f.description),
+        ],
+    })
+}
+
+async fn new_product_form(State(s): State<AppState>, v: Visitor) -> Result<Response, Error> {
+    v.require_user()?;
+    Ok(render(&product_page(&s, &v, &ProductForm::default()).await?)?.into_response())
+}
+
+async fn create_product(
+    State(s): State<AppState>,
+    v: Visitor,
+    Form(f): Form<ProductForm>,
+) -> Result<Response, Error> {
+    let user = v.require_user()?;
+    let seller = sellers::by_user(&s.db, user.id)
+        .await?
+        .ok_or(Error::Forbidden)?;
+    if seller.status == "suspended" || seller.status == "rejected" {
+        return Err(Error::Forbidden);
+    }
+    let mut errors = FieldErrors::default();
+    let name = errors.check(text::line("name", &f.name, 2, 200));
+    let price = errors.check(Money::parse(&f.price, Currency::KES));
+    let stock = errors.check(
+        f.stock
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| FieldError::new("stock", "must be a whole number, 0 or more")),
+    );
+    let description = errors.check(text::paragraph("description", &f.description, 5000));
+    let category = match f.category.as_str() {
+        "" => None,
+        slug => catalogue::category_by_slug(&s.db, slug)
+            .await?
+            .map(|c| c.id),
+    };
+    let (Some(name), Some(price), Some(stock), Some(description), true) =
+        (name, price, stock, description, errors.is_empty())
+    else {
+        let page = product_page(&s, &v, &f).await?.with_errors(&errors);
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
+    };
+    catalogue::create_product(
+        &s.db,
+        &catalogue::NewProduct {
+            seller_id: seller.id,
+            category_id: category,
+            name: &name,
+            description: &description,
+            price_minor: Some(price.minor),
+            currency: price.currency.code(),
+            stock,
+        },
+    )
+    .await?;
+    Ok(Redirect::to("/sell").into_response())
+}

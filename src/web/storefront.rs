@@ -1,0 +1,341 @@
+//! The storefront: feed, search, product page, the WhatsApp funnel, seller pages.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use serde::Deserialize;
+
+use super::pages::{PageCtx, render};
+use super::session::Visitor;
+use super::{AppState, Error};
+use crate::market::money::{Currency, Money};
+use crate::market::phone::Phone;
+use crate::market::whatsapp;
+use crate::store::catalogue::{self, Card, SearchFilter};
+use crate::store::{leads, sellers};
+
+pub const PAGE_SIZE: u32 = 40;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/search", get(search))
+        .route("/p/{id}", get(product))
+        .route("/p/{id}/whatsapp", get(whatsapp_start))
+        .route("/s/{slug}", get(seller_page))
+        .route("/static/app.css", get(css))
+        .route("/robots.txt", get(robots))
+}
+
+pub struct CardView {
+    pub id: u64,
+    pub name: String,
+    pub price: String,
+    pub seller: String,
+    pub city: String,
+    pub image: Option<String>,
+}
+
+pub fn price_text(minor: Option<i64>, currency: &str) -> String {
+    match minor {
+        Some(m) => Money::new(m, Currency::parse(currency).unwrap_or(Currency::KES)).to_string(),
+        None => "Contact for price".to_owned(),
+    }
+}
+
+fn views(cards: Vec<Card>) -> Vec<CardView> {
+    cards
+        .into_iter()
+        .map(|c| CardView {
+            price: price_text(c.price_minor, &c.currency),
+            id: c.id,
+            name: c.name,
+            seller: c.seller_name,
+            city: c.city,
+            image: c.image,
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct Home {
+    page: PageCtx,
+    heading: String,
+    categories: Vec<catalogue::Category>,
+    active_category: String,
+    cards: Vec<CardView>,
+    next: Option<String>,
+    empty_message: String,
+}
+
+#[derive(Deserialize)]
+struct FeedQuery {
+    category: Option<String>,
+    before: Option<u64>,
+}
+
+async fn home(
+    State(s): State<AppState>,
+    v: Visitor,
+    Query(q): Query<FeedQuery>,
+) -> Result<Html<String>, Error> {
+    let categories = catalogue::categories(&s.db).await?;
+    let active = q.category.unwrap_or_default();
+    let category = categories.iter().find(|c| c.slug == active);
+    let cards = catalogue::feed(&s.db, q.before, category.map(|c| c.id), None, PAGE_SIZE).await?;
+    let next = (cards.len() == PAGE_SIZE as usize).then(|| {
+        let last = cards.last().map(|c| c.id).unwrap_or_default();
+        match category {
+            Some(c) => format!("/?category={}&before={last}", c.slug),
+            None => format!("/?before={last}"),
+        }
+    });
+    render(&Home {
+        page: PageCtx::new(&v),
+        heading: category.map_or_else(|| "Fresh on Soko".to_owned(), |c| c.name.clone()),
+        active_category: active,
+        categories: categories.clone(),
+        cards: views(cards),
+        next,
+        empty_message: "Nothing here yet. Sellers: tap Sell to list your first product.".into(),
+    })
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    #[serde(default)]
+    q: String,
+    category: Option<String>,
+    min: Option<String>,
+    max: Option<String>,
+    city: Option<String>,
+}
+
+async fn search(
+    State(s): State<AppState>,
+    v: Visitor,
+    Query(q): Query<SearchQuery>,
+) -> Result<Html<String>, Error> {
+    // Bounded: a 10 KB query is cut, not fed to the full-text parser whole.
+    let text: String = q.q.trim().chars().take(200).collect();
+    let categories = catalogue::categories(&s.db).await?;
+    let category = q
+        .category
+        .as_deref()
+        .and_then(|slug| categories.iter().find(|c| c.slug == slug));
+    let money = |m: &Option<String>| {
+        m.as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .and_then(|s| Money::parse(s, Currency::KES).ok())
+            .map(|m| m.minor)
+    };
+    let filter = SearchFilter {
+        category: category.map(|c| c.id),
+        min_minor: money(&q.min),
+        max_minor: money(&q.max),
+        city: q.city.filter(|c| !c.trim().is_empty()),
+    };
+    let cards = if text.is_empty() {
+        Vec::new()
+    } else {
+        catalogue::search(&s.db, &text, &filter, PAGE_SIZE).await?
+    };
+    let mut page = PageCtx::new(&v);
+    page.query = text.clone();
+    render(&Home {
+        page,
+        heading: if text.is_empty() {
+            "Search".into()
+        } else {
+            format!("Results for “{text}”")
+        },
+        active_category: category.map(|c| c.slug.clone()).unwrap_or_default(),
+        categories,
+        cards: views(cards),
+        next: None,
+        empty_message: if text.is_empty() {
+            "Type what you are looking for: a product, a seller or a city.".into()
+        } else {
+            "No products match. Try fewer words, another spelling, or browse the categories.".into()
+        },
+    })
+}
+
+#[derive(Template)]
+#[template(path = "product.html")]
+struct ProductPage {
+    page: PageCtx,
+    id: u64,
+    name: String,
+    price: String,
+    summary: String,
+    description: String,
+    stock: u32,
+    image: Option<String>,
+    canonical: String,
+    base_url: String,
+    seller_name: String,
+    seller_slug: String,
+    seller_city: String,
+    seller_rating: Option<f32>,
+}
+
+fn device_of(headers: &HeaderMap) -> &'static str {
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if ua.contains("bot")
+        || ua.contains("spider")
+        || ua.contains("crawl")
+        || ua.contains("whatsapp")
+    {
+        "bot"
+    } else if ua.contains("ipad") || ua.contains("tablet") {
+        "tablet"
+    } else if ua.contains("mobile") || ua.contains("android") || ua.contains("iphone") {
+        "mobile"
+    } else if ua.is_empty() {
+        "other"
+    } else {
+        "desktop"
+    }
+}
+
+fn referrer_of(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+async fn product(
+    State(s): State<AppState>,
+    v: Visitor,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+) -> Result<Response, Error> {
+    let p = catalogue::public_product(&s.db, id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let seller = sellers::by_id(&s.db, p.seller_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let image = catalogue::first_image(&s.db, id).await?;
+    let device = device_of(&headers);
+    if device != "bot" {
+        leads::record(
+            &s.db,
+            &leads::Event {
+                kind: leads::Kind::View,
+                product_id: id,
+                seller_id: p.seller_id,
+                user_id: v.user.as_ref().map(|u| u.id),
+                visitor: &v.visitor,
+                referrer: referrer_of(&headers),
+                device,
+            },
+        )
+        .await?;
+    }
+    let summary: String = p.description.chars().take(160).collect();
+    let page = ProductPage {
+        page: PageCtx::new(&v),
+        id,
+        price: price_text(p.price_minor, &p.currency),
+        canonical: format!("{}/p/{id}", s.settings.base_url),
+        base_url: s.settings.base_url.clone(),
+        summary,
+        description: p.description,
+        stock: p.stock,
+        image,
+        name: p.name,
+        seller_rating: seller.rating(),
+        seller_name: seller.store_name,
+        seller_slug: seller.slug,
+        seller_city: seller.city,
+    };
+    Ok(render(&page)?.into_response())
+}
+
+/// Record the lead, then send the buyer to the seller's own WhatsApp number.
+async fn whatsapp_start(
+    State(s): State<AppState>,
+    v: Visitor,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+) -> Result<Response, Error> {
+    let p = catalogue::public_product(&s.db, id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let seller = sellers::by_id(&s.db, p.seller_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let phone = Phone::parse("whatsapp_phone", &seller.whatsapp_phone)
+        .map_err(|e| Error::Internal(format!("seller {} has a bad number: {e}", seller.id)))?;
+    leads::start_whatsapp(
+        &s.db,
+        &leads::Event {
+            kind: leads::Kind::WhatsappStart,
+            product_id: id,
+            seller_id: seller.id,
+            user_id: v.user.as_ref().map(|u| u.id),
+            visitor: &v.visitor,
+            referrer: referrer_of(&headers),
+            device: device_of(&headers),
+        },
+    )
+    .await?;
+    let price = p
+        .price_minor
+        .map(|m| Money::new(m, Currency::parse(&p.currency).unwrap_or(Currency::KES)));
+    let text = whatsapp::message(&p.name, price, &format!("{}/p/{id}", s.settings.base_url));
+    Ok(Redirect::to(&whatsapp::link(&phone, &text)).into_response())
+}
+
+async fn seller_page(
+    State(s): State<AppState>,
+    v: Visitor,
+    Path(slug): Path<String>,
+) -> Result<Html<String>, Error> {
+    let seller = sellers::by_slug(&s.db, &slug)
+        .await?
+        .filter(|s| s.is_approved())
+        .ok_or(Error::NotFound)?;
+    let cards = catalogue::feed(&s.db, None, None, Some(seller.id), 200).await?;
+    render(&Home {
+        page: PageCtx::new(&v),
+        heading: format!("{} · {}", seller.store_name, seller.city),
+        categories: Vec::new(),
+        active_category: String::new(),
+        cards: views(cards),
+        next: None,
+        empty_message: "This seller has no products on show yet.".into(),
+    })
+}
+
+async fn css() -> impl IntoResponse {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("static/app.css"),
+    )
+}
+
+async fn robots(State(s): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!(
+            "User-agent: *\nDisallow: /sell\nDisallow: /admin\nDisallow: /p/*/whatsapp\nSitemap: {}/sitemap.xml\n",
+            s.settings.base_url
+        ),
+    )
+}

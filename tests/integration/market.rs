@@ -1,0 +1,453 @@
+//! The marketplace through HTTP, against real MariaDB and Milvus: accounts, CSRF, onboarding,
+//! approval, listing, the storefront and the WhatsApp lead funnel.
+
+use reqwest::redirect::Policy;
+use reqwest::{Client, StatusCode};
+
+use crate::common::{TestApp, spawn_app};
+
+/// A browser: keeps cookies, does not follow redirects (so tests can see them).
+fn browser() -> Client {
+    Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// GET a page and read the CSRF token out of its form.
+async fn csrf(b: &Client, url: &str) -> String {
+    let html = b.get(url).send().await.unwrap().text().await.unwrap();
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a csrf field")
+        + 19;
+    html[at..at + 64].to_owned()
+}
+
+async fn post(b: &Client, app: &TestApp, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    let token = csrf(
+        b,
+        &format!(
+            "{}{}",
+            app.url,
+            if path.starts_with("/admin") {
+                "/admin"
+            } else {
+                "/login"
+            }
+        ),
+    )
+    .await;
+    let mut fields: Vec<(&str, &str)> = form.to_vec();
+    fields.push(("csrf", &token));
+    b.post(format!("{}{path}", app.url))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn register(app: &TestApp, login: &str) -> Client {
+    let b = browser();
+    let r = post(
+        &b,
+        app,
+        "/register",
+        &[
+            ("name", "Wanjiru"),
+            ("login", login),
+            ("password", "correct horse"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap()
+    );
+    b
+}
+
+async fn admin(app: &TestApp) -> Client {
+    let hash = soko::web::auth::hash_password("admin password 1".into())
+        .await
+        .unwrap();
+    soko::store::users::create(
+        &app.db,
+        &soko::store::users::NewUser {
+            email: Some("admin@soko.test"),
+            phone: None,
+            name: "Admin",
+            password_hash: &hash,
+            role: "admin",
+        },
+    )
+    .await
+    .unwrap();
+    let b = browser();
+    let r = post(
+        &b,
+        app,
+        "/login",
+        &[
+            ("login", "admin@soko.test"),
+            ("password", "admin password 1"),
+        ],
+    )
+    .await;
+    assert_eq!(r.headers()["location"], "/admin");
+    b
+}
+
+async fn onboard(app: &TestApp, b: &Client, store: &str, phone: &str) -> reqwest::Response {
+    post(
+        b,
+        app,
+        "/sell",
+        &[
+            ("store_name", store),
+            ("whatsapp", phone),
+            ("city", "Mombasa"),
+            ("category", ""),
+            ("description", "Handmade baskets"),
+            ("catalogue_url", ""),
+        ],
+    )
+    .await
+}
+
+async fn approve_all(app: &TestApp, admin: &Client) {
+    let pending: Vec<u64> = sqlx::query_scalar("SELECT id FROM sellers WHERE status = 'pending'")
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+    for id in pending {
+        let r = post(
+            admin,
+            app,
+            &format!("/admin/sellers/{id}/status"),
+            &[("status", "approved"), ("reason", "")],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    }
+}
+
+async fn add_product(app: &TestApp, b: &Client, name: &str, price: &str) -> u64 {
+    let r = post(
+        b,
+        app,
+        "/sell/products/new",
+        &[
+            ("name", name),
+            ("price", price),
+            ("stock", "3"),
+            ("category", ""),
+            ("description", "Woven by hand"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap()
+    );
+    sqlx::query_scalar("SELECT MAX(id) FROM products")
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn seller_lists_admin_approves_buyer_finds_and_contacts_on_whatsapp() {
+    let app = spawn_app().await;
+    let seller = register(&app, "0712 345 678").await;
+    assert_eq!(
+        onboard(&app, &seller, "Kiondo Crafts", "0722 000 111")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let id = add_product(&app, &seller, "Kiondo basket", "4,500").await;
+    // Pending seller: not public yet.
+    let buyer = browser();
+    assert_eq!(
+        buyer
+            .get(format!("{}/p/{id}", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    approve_all(&app, &admin(&app).await).await;
+
+    let home = buyer
+        .get(&app.url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        home.contains("Kiondo basket") && home.contains("KSh 4,500"),
+        "{home}"
+    );
+    let found = buyer
+        .get(format!("{}/search?q=kiondo", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(found.contains(&format!("/p/{id}")), "search finds it");
+    let page = buyer
+        .get(format!("{}/p/{id}", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("og:title") && page.contains("Kiondo basket · KSh 4,500"));
+    assert!(page.contains("Chat on WhatsApp"));
+
+    let r = buyer
+        .get(format!("{}/p/{id}/whatsapp", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = r.headers()["location"].to_str().unwrap();
+    assert!(
+        to.starts_with("https://wa.me/254722000111?text="),
+        "the seller's own number: {to}"
+    );
+    assert!(
+        to.contains("Kiondo%20basket") && to.contains("KSh%204%2C500"),
+        "{to}"
+    );
+
+    let (views, leads): (i64, i64) = sqlx::query_as(
+        "SELECT CAST(SUM(kind = 'view') AS SIGNED), CAST(SUM(kind = 'whatsapp_start') AS SIGNED) FROM events",
+    ).fetch_one(&app.db).await.unwrap();
+    assert_eq!((views, leads), (1, 1));
+    let dashboard = seller
+        .get(format!("{}/sell", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        dashboard.contains("<strong>1</strong> views"),
+        "{dashboard}"
+    );
+    assert!(dashboard.contains("<strong>1</strong> WhatsApp leads"));
+    assert!(dashboard.contains("100.0 %"));
+    // The product write queued its vector sync in the same transaction.
+    let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vector_outbox WHERE product_id = ?")
+        .bind(id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert!(queued >= 1);
+}
+
+#[tokio::test]
+async fn a_post_without_the_csrf_token_is_refused() {
+    let app = spawn_app().await;
+    let b = browser();
+    b.get(format!("{}/login", app.url)).send().await.unwrap();
+    let r = b
+        .post(format!("{}/register", app.url))
+        .form(&[
+            ("name", "X"),
+            ("login", "x@soko.test"),
+            ("password", "12345678"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = b
+        .post(format!("{}/register", app.url))
+        .form(&[
+            ("name", "X"),
+            ("login", "x@soko.test"),
+            ("password", "12345678"),
+            ("csrf", &"0".repeat(64)),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(users, 0, "nothing written");
+}
+
+#[tokio::test]
+async fn script_in_a_title_renders_as_text() {
+    let app = spawn_app().await;
+    let seller = register(&app, "s@soko.test").await;
+    onboard(&app, &seller, "Duka", "+254 711 222 333").await;
+    approve_all(&app, &admin(&app).await).await;
+    let id = add_product(&app, &seller, "<script>alert(1)</script>", "10").await;
+    let page = browser()
+        .get(format!("{}/p/{id}", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("<script>alert(1)</script>"));
+    assert!(
+        page.contains("&#60;script&#62;alert(1)&#60;/script&#62;")
+            || page.contains("&lt;script&gt;"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn hostile_search_input_is_harmless() {
+    let app = spawn_app().await;
+    let b = browser();
+    for q in [
+        "' OR 1=1 --",
+        "\"; DROP TABLE products; --",
+        "%_\\",
+        &"x".repeat(10 * 1024),
+    ] {
+        let r = b
+            .get(format!("{}/search", app.url))
+            .query(&[("q", q)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{q:.20}");
+    }
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+#[tokio::test]
+async fn an_invalid_whatsapp_number_names_the_field_and_saves_nothing() {
+    let app = spawn_app().await;
+    let seller = register(&app, "w@soko.test").await;
+    let r = onboard(&app, &seller, "Duka", "12345").await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("WhatsApp number must be a phone number"),
+        "{html}"
+    );
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sellers")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+#[tokio::test]
+async fn a_tampered_session_is_logged_out_and_admin_pages_need_the_role() {
+    let app = spawn_app().await;
+    let b = register(&app, "t@soko.test").await;
+    assert_eq!(
+        b.get(format!("{}/sell", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        b.get(format!("{}/admin", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let stranger = Client::builder().redirect(Policy::none()).build().unwrap();
+    let r = stranger
+        .get(format!("{}/sell", app.url))
+        .header("cookie", format!("soko_session={}", "ab".repeat(32)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/login");
+}
+
+#[tokio::test]
+async fn logout_everywhere_ends_every_session() {
+    let app = spawn_app().await;
+    let first = register(&app, "e@soko.test").await;
+    let second = browser();
+    let r = post(
+        &second,
+        &app,
+        "/login",
+        &[("login", "e@soko.test"), ("password", "correct horse")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        second
+            .get(format!("{}/sell", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let r = post(&first, &app, "/logout/everywhere", &[]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        second
+            .get(format!("{}/sell", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let wrong = post(
+        &browser(),
+        &app,
+        "/login",
+        &[("login", "e@soko.test"), ("password", "wrong horse")],
+    )
+    .await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn pages_carry_strict_security_headers() {
+    let app = spawn_app().await;
+    let r = browser().get(&app.url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let h = r.headers();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    assert!(!csp.contains("unsafe-inline"));
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(
+        h.get_all("set-cookie")
+            .iter()
+            .any(|c| c.to_str().unwrap().contains("HttpOnly; SameSite=Lax"))
+    );
+}
