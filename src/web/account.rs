@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use super::auth::{DUMMY_HASH, check_new_password, hash_password, verify_password};
+use super::auth::{check_new_password, dummy_hash, hash_password, verify_password};
 use super::pages::{Field, FormPage, PageCtx, render};
 use super::session::{Visitor, clear_session_cookie, hash_token, start_session};
 use super::{AppState, Error};
@@ -163,9 +163,10 @@ async fn login(
         users::by_login(&s.db, &login).await?
     };
     // The same work whether or not the account exists.
-    let stored = user
-        .as_ref()
-        .map_or(DUMMY_HASH.to_owned(), |u| u.password_hash.clone());
+    let stored = match &user {
+        Some(u) => u.password_hash.clone(),
+        None => dummy_hash().await?,
+    };
     let ok = verify_password(f.password.clone(), stored).await;
     match user {
         Some(u) if ok && u.is_active() => {

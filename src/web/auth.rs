@@ -39,10 +39,15 @@ pub async fn verify_password(password: String, stored: String) -> bool {
     .unwrap_or(false)
 }
 
-/// A hash of nothing, verified against when the login name is unknown, so that unknown and
-/// known accounts take the same time to refuse.
-pub const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29rb2R1bW15c2FsdA$Kq0XQ3nL0W2hW0E8a9n0cM1S5Gm2b3Q2y4Wq7l7X5nE";
+/// A real hash of a random password, verified against when the login name is unknown, so that
+/// unknown and known accounts take the same time to refuse.
+pub async fn dummy_hash() -> Result<String, Error> {
+    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    DUMMY
+        .get_or_try_init(|| hash_password(super::session::random_token()))
+        .await
+        .cloned()
+}
 
 pub fn check_new_password(password: &str) -> Result<(), crate::market::FieldError> {
     let n = password.chars().count();
