@@ -5,6 +5,7 @@ mod admin;
 mod doctor;
 mod init;
 mod migrate;
+mod seed;
 mod status;
 pub mod up;
 
@@ -45,6 +46,8 @@ pub enum Command {
     Doctor(doctor::Args),
     /// Account administration (e.g. `soko admin create-user --role admin`).
     Admin(admin::Args),
+    /// Fill a demo catalogue (`soko seed --demo`) so a new store is not empty.
+    Seed(seed::Args),
 }
 
 /// Exit codes: 0 fine, 1 unhealthy or failed checks, 2 bad configuration or usage, 3 not
@@ -73,6 +76,7 @@ pub fn main() -> ExitCode {
             Command::Migrate(args) => migrate::run(&path, args).await,
             Command::Doctor(args) => doctor::run(&path, args).await,
             Command::Admin(args) => admin::run(&path, args).await,
+            Command::Seed(args) => seed::run(&path, args).await,
         }
     });
     // Children are stopped by the commands themselves; do not wait for idle blocking threads.

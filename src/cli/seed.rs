@@ -1,0 +1,197 @@
+//! `soko seed --demo`: a small living catalogue (categories, approved sellers in Kenyan cities,
+//! products with prices, some views and leads) so a newcomer sees a working store right after
+//! the quick start. Idempotent: what exists already (by slug / email) is left alone.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::load_config;
+use super::migrate::{close_database, open_database};
+use crate::config::secrets::Secrets;
+use crate::market::phone::Phone;
+use crate::market::text::slug;
+use crate::store::{self, catalogue, leads, sellers, users};
+use crate::web::auth::hash_password;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Fill the demo catalogue (the only kind of seeding there is, for now).
+    #[arg(long, required = true)]
+    demo: bool,
+}
+
+const CATEGORIES: [(&str, &str, &str); 6] = [
+    ("fashion", "Fashion", "Mitindo"),
+    ("electronics", "Electronics", "Elektroniki"),
+    ("home", "Home & Living", "Nyumbani"),
+    ("beauty", "Beauty", "Urembo"),
+    ("food", "Food & Drinks", "Chakula"),
+    ("crafts", "Crafts", "Kazi za mikono"),
+];
+
+const SELLERS: [(&str, &str, &str, &str); 6] = [
+    ("Kiondo Crafts", "Mombasa", "0712 000 001", "crafts"),
+    ("Nairobi Threads", "Nairobi", "0712 000 002", "fashion"),
+    ("Kisumu Tech Hub", "Kisumu", "0712 000 003", "electronics"),
+    ("Mama Mboga Fresh", "Nakuru", "0712 000 004", "food"),
+    ("Urembo Beauty", "Eldoret", "0712 000 005", "beauty"),
+    ("Nyumba Decor", "Nairobi", "0712 000 006", "home"),
+];
+
+const PRODUCTS: [(&str, &str, i64); 24] = [
+    ("crafts", "Sisal kiondo basket", 4_500),
+    ("crafts", "Soapstone elephant carving", 2_800),
+    ("crafts", "Maasai beaded necklace", 1_200),
+    ("crafts", "Makonde wood bowl", 3_600),
+    ("fashion", "Ankara print maxi dress", 3_200),
+    ("fashion", "Kikoi beach wrap", 1_500),
+    ("fashion", "Leather sandals, handmade", 2_400),
+    ("fashion", "Kitenge shirt, slim fit", 2_900),
+    ("electronics", "Solar lantern with phone charger", 2_650),
+    ("electronics", "Bluetooth speaker, waterproof", 3_999),
+    ("electronics", "Smartphone, 64 GB, dual SIM", 14_500),
+    ("electronics", "Power bank 20000 mAh", 2_300),
+    ("food", "Sukuma wiki, 1 kg bunch", 60),
+    ("food", "Kenyan AA coffee beans, 500 g", 1_100),
+    ("food", "Pure honey from Baringo, 1 kg", 900),
+    ("food", "Mangoes from Makueni, dozen", 450),
+    ("beauty", "Shea butter, raw, 250 g", 650),
+    ("beauty", "Aloe vera gel, 200 ml", 480),
+    ("beauty", "Braiding hair, 3 packs", 750),
+    ("beauty", "Coconut oil, cold pressed", 520),
+    ("home", "Maasai shuka throw blanket", 1_800),
+    ("home", "Woven sisal rug, 120 cm", 5_200),
+    ("home", "Clay cooking pot (nyungu)", 1_350),
+    ("home", "Banana-fibre lamp shade", 2_100),
+];
+
+pub async fn run(path: &Path, _args: Args) -> anyhow::Result<ExitCode> {
+    let (cfg, _) = match load_config(path) {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
+    crate::telemetry::init_terminal("warn");
+    Secrets::ensure(&cfg.secrets_path())?;
+    let secrets = Secrets::load(&cfg.secrets_path())?;
+    let (pool, temporary) = open_database(&cfg, &secrets).await?;
+    let result = seed(&pool).await;
+    close_database(pool, temporary).await;
+    let (new_products, events) = result?;
+    println!("demo catalogue ready: {new_products} new products, {events} demo events");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn seed(db: &sqlx::MySqlPool) -> anyhow::Result<(usize, usize)> {
+    store::migrate::run(db).await?;
+    for (s, name, sw) in CATEGORIES {
+        match catalogue::create_category(db, s, name, sw).await {
+            Ok(_) | Err(store::Error::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let categories = catalogue::categories(db).await?;
+    let category = |s: &str| categories.iter().find(|c| c.slug == s).map(|c| c.id);
+    // Demo sellers cannot log in: their password is random and never shown.
+    let hash = hash_password(crate::web::session::random_token())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (mut created, mut events) = (0, 0);
+    for (i, (store_name, city, phone, main)) in SELLERS.into_iter().enumerate() {
+        let email = format!("{}@demo.soko.local", slug(store_name, 40));
+        let user_id = match users::by_login(db, &email).await? {
+            Some(u) => u.id,
+            None => {
+                users::create(
+                    db,
+                    &users::NewUser {
+                        email: Some(&email),
+                        phone: None,
+                        name: store_name,
+                        password_hash: &hash,
+                        role: "user",
+                    },
+                )
+                .await?
+            }
+        };
+        if sellers::by_user(db, user_id).await?.is_some() {
+            continue;
+        }
+        let phone = Phone::parse("whatsapp", phone)?;
+        let seller_id = sellers::create(
+            db,
+            &sellers::NewSeller {
+                user_id,
+                store_name,
+                slug: &slug(store_name, 60),
+                description: &format!(
+                    "{store_name}: quality goods from {city}, delivered across Kenya."
+                ),
+                whatsapp_phone: phone.as_str(),
+                city,
+                category_id: category(main),
+                catalogue_url: None,
+            },
+        )
+        .await?;
+        sellers::set_status(
+            db,
+            seller_id,
+            "approved",
+            "",
+            &store::audit::Entry {
+                actor_user_id: None,
+                action: "seller.status",
+                target: &format!("seller:{seller_id}"),
+                detail: "approved (demo seed)",
+                ip: "cli",
+            },
+        )
+        .await?;
+        for (j, (cat, name, shillings)) in PRODUCTS.iter().filter(|p| p.0 == main).enumerate() {
+            let id = catalogue::create_product(
+                db,
+                &catalogue::NewProduct {
+                    seller_id,
+                    category_id: category(cat),
+                    name,
+                    description: &format!(
+                        "{name}. Sold by {store_name} in {city}. Ask on WhatsApp about delivery."
+                    ),
+                    price_minor: Some(shillings * 100),
+                    currency: "KES",
+                    stock: (3 + (i + j) % 7) as u32,
+                },
+            )
+            .await?;
+            created += 1;
+            // A few views and one lead per product, so dashboards are not empty.
+            for k in 0..(2 + (i + j) % 4) {
+                let visitor = format!("{:032x}", (i * 100 + j * 10 + k) as u128);
+                let e = leads::Event {
+                    kind: leads::Kind::View,
+                    product_id: id,
+                    seller_id,
+                    user_id: None,
+                    visitor: &visitor,
+                    referrer: "",
+                    device: if k % 3 == 0 { "desktop" } else { "mobile" },
+                };
+                leads::record(db, &e).await?;
+                events += 1;
+                if k == 0 {
+                    leads::start_whatsapp(
+                        db,
+                        &leads::Event {
+                            kind: leads::Kind::WhatsappStart,
+                            ..e
+                        },
+                    )
+                    .await?;
+                    events += 1;
+                }
+            }
+        }
+    }
+    Ok((created, events))
+}
