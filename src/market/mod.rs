@@ -1,7 +1,9 @@
 //! The marketplace's domain: types, rules and maths. No I/O here: everything is a pure function
 //! of its inputs, so it is tested without servers and shared by the web, API and workers.
 
+pub mod analytics;
 pub mod money;
+pub mod orders;
 pub mod phone;
 pub mod text;
 pub mod whatsapp;

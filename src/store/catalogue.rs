@@ -243,3 +243,28 @@ pub(crate) async fn enqueue_vector(
         .await?;
     Ok(())
 }
+
+/// (`p`, product id) and (`s`, seller slug) of everything public, for the sitemap.
+pub async fn sitemap_entries(
+    db: &MySqlPool,
+    limit: u32,
+) -> Result<Vec<(&'static str, String)>, Error> {
+    let sellers: Vec<String> = sqlx::query_scalar(
+        "SELECT slug FROM sellers WHERE status = 'approved' ORDER BY id LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    let products: Vec<u64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT p.id FROM products p JOIN sellers s ON s.id = p.seller_id WHERE {PUBLIC} ORDER BY p.id DESC LIMIT ?"
+    )))
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(sellers
+        .into_iter()
+        .map(|s| ("s", s))
+        .chain(products.into_iter().map(|id| ("p", id.to_string())))
+        .take(limit as usize)
+        .collect())
+}

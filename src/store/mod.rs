@@ -2,10 +2,13 @@
 //! SQL lives. Works with MariaDB 10.11 (embedded) and MySQL 8 / TiDB (external).
 
 pub mod admin;
+pub mod analytics;
 pub mod audit;
 pub mod catalogue;
 pub mod leads;
 pub mod migrate;
+pub mod orders;
+pub mod reviews;
 pub mod sellers;
 pub mod sessions;
 pub mod users;

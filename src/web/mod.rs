@@ -4,8 +4,10 @@
 mod account;
 mod admin;
 pub mod auth;
+mod buyer;
 mod error;
 mod health;
+mod insights;
 mod pages;
 mod sell;
 pub mod session;
@@ -81,8 +83,10 @@ impl AppState {
 pub fn router(state: AppState, cfg: &Config) -> Router {
     let browser = Router::new()
         .merge(storefront::router())
+        .merge(buyer::router())
         .merge(account::router())
         .merge(sell::router())
+        .merge(insights::router())
         .merge(admin::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

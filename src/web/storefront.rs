@@ -15,7 +15,7 @@ use crate::market::money::{Currency, Money};
 use crate::market::phone::Phone;
 use crate::market::whatsapp;
 use crate::store::catalogue::{self, Card, SearchFilter};
-use crate::store::{leads, sellers};
+use crate::store::{leads, reviews, sellers};
 
 pub const PAGE_SIZE: u32 = 40;
 
@@ -46,7 +46,7 @@ pub fn price_text(minor: Option<i64>, currency: &str) -> String {
     }
 }
 
-fn views(cards: Vec<Card>) -> Vec<CardView> {
+pub(crate) fn views(cards: Vec<Card>) -> Vec<CardView> {
     cards
         .into_iter()
         .map(|c| CardView {
@@ -62,14 +62,14 @@ fn views(cards: Vec<Card>) -> Vec<CardView> {
 
 #[derive(Template)]
 #[template(path = "home.html")]
-struct Home {
-    page: PageCtx,
-    heading: String,
-    categories: Vec<catalogue::Category>,
-    active_category: String,
-    cards: Vec<CardView>,
-    next: Option<String>,
-    empty_message: String,
+pub(crate) struct Home {
+    pub page: PageCtx,
+    pub heading: String,
+    pub categories: Vec<catalogue::Category>,
+    pub active_category: String,
+    pub cards: Vec<CardView>,
+    pub next: Option<String>,
+    pub empty_message: String,
 }
 
 #[derive(Deserialize)]
@@ -182,6 +182,9 @@ struct ProductPage {
     seller_slug: String,
     seller_city: String,
     seller_rating: Option<f32>,
+    reviews: Vec<reviews::Review>,
+    favourite: bool,
+    logged_in: bool,
 }
 
 fn device_of(headers: &HeaderMap) -> &'static str {
@@ -244,6 +247,10 @@ async fn product(
         .await?;
     }
     let summary: String = p.description.chars().take(160).collect();
+    let favourite = match &v.user {
+        Some(u) => reviews::is_favourite(&s.db, u.id, id).await?,
+        None => false,
+    };
     let page = ProductPage {
         page: PageCtx::new(&v),
         id,
@@ -259,6 +266,9 @@ async fn product(
         seller_name: seller.store_name,
         seller_slug: seller.slug,
         seller_city: seller.city,
+        reviews: reviews::for_product(&s.db, id, 50).await?,
+        favourite,
+        logged_in: v.user.is_some(),
     };
     Ok(render(&page)?.into_response())
 }

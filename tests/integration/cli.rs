@@ -167,3 +167,19 @@ fn doctor_explains_a_taken_port_and_a_missing_server() {
     assert!(stdout.contains("ok    memory"), "{stdout}");
     assert!(stdout.contains("not running"), "{stdout}");
 }
+
+#[test]
+fn seed_demo_fills_a_store_once() {
+    let app = Appliance::prepare("seed", |_| {});
+    let first = app.command(&["seed", "--demo"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(stdout.contains("24 new products"), "{stdout}");
+    let again = app.command(&["seed", "--demo"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("0 new products"));
+}

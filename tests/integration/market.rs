@@ -451,3 +451,154 @@ async fn pages_carry_strict_security_headers() {
             .any(|c| c.to_str().unwrap().contains("HttpOnly; SameSite=Lax"))
     );
 }
+
+#[tokio::test]
+async fn favourites_reviews_leads_orders_analytics_and_sitemap() {
+    let app = spawn_app().await;
+    let seller = register(&app, "shop@soko.test").await;
+    onboard(&app, &seller, "Duka La Mama", "0733 444 555").await;
+    approve_all(&app, &admin(&app).await).await;
+    let id = add_product(&app, &seller, "Clay pot", "1,350").await;
+    let buyer = register(&app, "buyer@soko.test").await;
+
+    // Favourite, shown in the watchlist; a second tap removes it.
+    let r = post(&buyer, &app, &format!("/p/{id}/favourite"), &[]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let list = buyer
+        .get(format!("{}/favourites", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains("Clay pot"), "{list}");
+    // One review per user; the seller's rating follows.
+    let r = post(
+        &buyer,
+        &app,
+        &format!("/p/{id}/reviews"),
+        &[("rating", "4"), ("body", "Sturdy <b>pot</b>")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let again = post(
+        &buyer,
+        &app,
+        &format!("/p/{id}/reviews"),
+        &[("rating", "5"), ("body", "again")],
+    )
+    .await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    let bad = post(
+        &buyer,
+        &app,
+        &format!("/p/{id}/reviews"),
+        &[("rating", "9"), ("body", "")],
+    )
+    .await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = buyer
+        .get(format!("{}/p/{id}", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("★★★★"), "{page}");
+    assert!(
+        page.contains("Sturdy &#60;b&#62;pot") || page.contains("Sturdy &lt;b&gt;pot"),
+        "the review is escaped: {page}"
+    );
+    assert!(page.contains("★ 4"), "seller rating shown");
+
+    // A lead, converted into an order that moves along its states.
+    buyer
+        .get(format!("{}/p/{id}/whatsapp", app.url))
+        .send()
+        .await
+        .unwrap();
+    let lead: u64 = sqlx::query_scalar("SELECT id FROM leads")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let r = post(
+        &seller,
+        &app,
+        &format!("/sell/leads/{lead}/status"),
+        &[("status", "converted")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (order, total): (u64, i64) =
+        sqlx::query_as("SELECT id, total_minor FROM orders WHERE lead_id = ?")
+            .bind(lead)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(total, 135_000);
+    let skip = post(
+        &seller,
+        &app,
+        &format!("/sell/orders/{order}/status"),
+        &[("status", "delivered")],
+    )
+    .await;
+    assert_eq!(skip.status(), StatusCode::CONFLICT);
+    let ok = post(
+        &seller,
+        &app,
+        &format!("/sell/orders/{order}/status"),
+        &[("status", "confirmed")],
+    )
+    .await;
+    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+    // Another seller cannot touch this lead.
+    let other = register(&app, "other@soko.test").await;
+    onboard(&app, &other, "Other Shop", "0733 444 556").await;
+    let r = post(
+        &other,
+        &app,
+        &format!("/sell/leads/{lead}/status"),
+        &[("status", "lost")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // Analytics: chart and CSV from the persisted events.
+    let html = seller
+        .get(format!("{}/sell/analytics?days=7", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<svg") && html.contains("Clay pot"), "{html}");
+    let csv = seller
+        .get(format!("{}/sell/analytics.csv?days=7", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.starts_with("day,views,leads,conversion_percent\n"));
+    assert_eq!(csv.lines().count(), 8);
+    // One product-page view and one WhatsApp tap today.
+    assert!(csv.lines().last().unwrap().ends_with(",1,1,100.0"), "{csv}");
+
+    let sitemap = browser()
+        .get(format!("{}/sitemap.xml", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        sitemap.contains(&format!("/p/{id}</loc>")) && sitemap.contains("/s/duka-la-mama</loc>"),
+        "{sitemap}"
+    );
+}

@@ -1,0 +1,95 @@
+//! Lead statuses and the orders a converted lead records.
+
+use serde::Serialize;
+use sqlx::{FromRow, MySqlPool};
+
+use super::Error;
+use crate::market::orders::order_can_move;
+
+/// Move a lead of this seller; converting it records an order (once) in the same transaction.
+pub async fn set_lead_status(
+    db: &MySqlPool,
+    seller_id: u64,
+    lead_id: u64,
+    status: &str,
+) -> Result<(), Error> {
+    let mut tx = db.begin().await?;
+    let changed = sqlx::query("UPDATE leads SET status = ? WHERE id = ? AND seller_id = ?")
+        .bind(status)
+        .bind(lead_id)
+        .bind(seller_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    let exists: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM leads WHERE id = ? AND seller_id = ?")
+            .bind(lead_id)
+            .bind(seller_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if changed == 0 && exists == 0 {
+        return Err(Error::NotFound);
+    }
+    if status == "converted" {
+        sqlx::query(
+            "INSERT IGNORE INTO orders (lead_id, product_id, seller_id, total_minor, currency) \
+             SELECT l.id, l.product_id, l.seller_id, COALESCE(p.price_minor, 0), p.currency \
+             FROM leads l JOIN products p ON p.id = l.product_id WHERE l.id = ?",
+        )
+        .bind(lead_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct Order {
+    pub id: u64,
+    pub product_name: String,
+    pub total_minor: i64,
+    pub currency: String,
+    pub status: String,
+    pub created_at: String,
+}
+
+pub async fn for_seller(db: &MySqlPool, seller_id: u64, limit: u32) -> Result<Vec<Order>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT o.id, p.name AS product_name, o.total_minor, o.currency, o.status, \
+         DATE_FORMAT(o.created_at, '%Y-%m-%dT%H:%i:%sZ') AS created_at \
+         FROM orders o JOIN products p ON p.id = o.product_id WHERE o.seller_id = ? \
+         ORDER BY o.id DESC LIMIT ?",
+    )
+    .bind(seller_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Move an order along; an impossible move is refused as a conflict on `status`.
+pub async fn set_order_status(
+    db: &MySqlPool,
+    seller_id: u64,
+    order_id: u64,
+    to: &str,
+) -> Result<(), Error> {
+    let mut tx = db.begin().await?;
+    let from: Option<String> =
+        sqlx::query_scalar("SELECT status FROM orders WHERE id = ? AND seller_id = ? FOR UPDATE")
+            .bind(order_id)
+            .bind(seller_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let from = from.ok_or(Error::NotFound)?;
+    if !order_can_move(&from, to) {
+        return Err(Error::Conflict("status"));
+    }
+    sqlx::query("UPDATE orders SET status = ? WHERE id = ?")
+        .bind(to)
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}

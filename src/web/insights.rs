@@ -1,0 +1,187 @@
+//! Seller analytics (views, leads, conversion, a daily chart, top products, CSV) and the
+//! lead inbox and order workflow.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+
+use super::pages::{PageCtx, render};
+use super::session::Visitor;
+use super::storefront::price_text;
+use super::{AppState, Error};
+use crate::market::analytics::{conversion, csv, fill_days, svg_chart};
+use crate::market::orders::{LEAD_STATUSES, is_lead_status};
+use crate::store::{self, analytics, leads, orders, sellers};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/sell/analytics", get(page))
+        .route("/sell/analytics.csv", get(export))
+        .route("/sell/leads/{id}/status", post(lead_status))
+        .route("/sell/orders/{id}/status", post(order_status))
+}
+
+const ORDER_STATUSES: [&str; 5] = [
+    "initiated",
+    "confirmed",
+    "shipped",
+    "delivered",
+    "cancelled",
+];
+
+#[derive(Deserialize)]
+struct Window {
+    days: Option<u32>,
+}
+
+impl Window {
+    fn days(&self) -> u32 {
+        self.days.unwrap_or(30).clamp(1, 365)
+    }
+}
+
+async fn my_seller(s: &AppState, v: &Visitor) -> Result<sellers::Seller, Error> {
+    let user = v.require_user()?;
+    sellers::by_user(&s.db, user.id)
+        .await?
+        .ok_or(Error::Forbidden)
+}
+
+async fn series(s: &AppState, seller_id: u64, days: u32) -> Result<Vec<(String, i64, i64)>, Error> {
+    let known: Vec<(String, i64, i64)> = analytics::daily(&s.db, seller_id, days)
+        .await?
+        .into_iter()
+        .map(|d| (d.day, d.views, d.leads))
+        .collect();
+    let today = sqlx::query_scalar::<_, String>("SELECT DATE_FORMAT(UTC_DATE(), '%Y-%m-%d')")
+        .fetch_one(&s.db)
+        .await
+        .map_err(store::Error::from)?;
+    Ok(fill_days(&known, &today, days))
+}
+
+#[derive(Template)]
+#[template(path = "insights.html")]
+struct Insights {
+    page: PageCtx,
+    store_name: String,
+    days: u32,
+    views: i64,
+    leads: i64,
+    conversion: String,
+    chart: String,
+    top: Vec<analytics::TopProduct>,
+    inbox: Vec<leads::Lead>,
+    orders: Vec<(u64, String, String, String, String)>,
+    lead_statuses: [&'static str; 4],
+    order_statuses: [&'static str; 5],
+}
+
+async fn page(
+    State(s): State<AppState>,
+    v: Visitor,
+    Query(w): Query<Window>,
+) -> Result<Response, Error> {
+    let seller = my_seller(&s, &v).await?;
+    let days = w.days();
+    let data = series(&s, seller.id, days).await?;
+    let views: i64 = data.iter().map(|d| d.1).sum();
+    let leads_n: i64 = data.iter().map(|d| d.2).sum();
+    let orders = orders::for_seller(&s.db, seller.id, 100)
+        .await?
+        .into_iter()
+        .map(|o| {
+            (
+                o.id,
+                o.created_at,
+                o.product_name,
+                price_text(Some(o.total_minor), &o.currency),
+                o.status,
+            )
+        })
+        .collect();
+    Ok(render(&Insights {
+        page: PageCtx::new(&v),
+        store_name: seller.store_name,
+        days,
+        views,
+        leads: leads_n,
+        conversion: conversion(views, leads_n).map_or_else(|| "–".into(), |c| format!("{c:.1} %")),
+        chart: svg_chart(&data),
+        top: analytics::top_products(&s.db, seller.id, days, 10).await?,
+        inbox: leads::inbox(&s.db, seller.id, 100).await?,
+        orders,
+        lead_statuses: LEAD_STATUSES,
+        order_statuses: ORDER_STATUSES,
+    })?
+    .into_response())
+}
+
+async fn export(
+    State(s): State<AppState>,
+    v: Visitor,
+    Query(w): Query<Window>,
+) -> Result<Response, Error> {
+    let seller = my_seller(&s, &v).await?;
+    let data = series(&s, seller.id, w.days()).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"soko-{}-{}d.csv\"",
+                    seller.slug,
+                    w.days()
+                ),
+            ),
+        ],
+        csv(&data),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct StatusForm {
+    status: String,
+}
+
+async fn lead_status(
+    State(s): State<AppState>,
+    v: Visitor,
+    Path(id): Path<u64>,
+    Form(f): Form<StatusForm>,
+) -> Result<Response, Error> {
+    let seller = my_seller(&s, &v).await?;
+    if !is_lead_status(&f.status) {
+        return Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "status: must be new, contacted, converted or lost",
+        )
+            .into_response());
+    }
+    orders::set_lead_status(&s.db, seller.id, id, &f.status).await?;
+    Ok(Redirect::to("/sell/analytics").into_response())
+}
+
+async fn order_status(
+    State(s): State<AppState>,
+    v: Visitor,
+    Path(id): Path<u64>,
+    Form(f): Form<StatusForm>,
+) -> Result<Response, Error> {
+    let seller = my_seller(&s, &v).await?;
+    match orders::set_order_status(&s.db, seller.id, id, &f.status).await {
+        Ok(()) => Ok(Redirect::to("/sell/analytics").into_response()),
+        Err(store::Error::Conflict(_)) => Ok((
+            StatusCode::CONFLICT,
+            "status: that step is not possible from the order's current state",
+        )
+            .into_response()),
+        Err(e) => Err(e.into()),
+    }
+}
