@@ -268,3 +268,77 @@ pub async fn sitemap_entries(
         .take(limit as usize)
         .collect())
 }
+
+/// An admin's decision on a product, with its vector re-sync and audit entry, in one transaction.
+pub async fn moderate(
+    db: &MySqlPool,
+    id: u64,
+    moderation: &str,
+    reason: &str,
+    audit: &super::audit::Entry<'_>,
+) -> Result<(), Error> {
+    let mut tx = db.begin().await?;
+    let found: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM products WHERE id = ? AND deleted_at IS NULL")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if found == 0 {
+        return Err(Error::NotFound);
+    }
+    sqlx::query("UPDATE products SET moderation = ?, moderation_reason = ? WHERE id = ?")
+        .bind(moderation)
+        .bind(reason)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    enqueue_vector(&mut tx, id, "upsert").await?;
+    super::audit::append(&mut *tx, audit).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct ModerationRow {
+    pub id: u64,
+    pub name: String,
+    pub seller_name: String,
+    pub status: String,
+    pub moderation: String,
+    pub moderation_reason: String,
+}
+
+/// Latest products for the moderation queue, flagged ones first.
+pub async fn moderation_queue(db: &MySqlPool, limit: u32) -> Result<Vec<ModerationRow>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT p.id, p.name, s.store_name AS seller_name, p.status, p.moderation, p.moderation_reason \
+         FROM products p JOIN sellers s ON s.id = p.seller_id WHERE p.deleted_at IS NULL \
+         ORDER BY p.moderation = 'flagged' DESC, p.id DESC LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}
+
+#[derive(Debug, Clone, Default, FromRow, Serialize)]
+pub struct PlatformStats {
+    pub users: i64,
+    pub sellers_approved: i64,
+    pub sellers_pending: i64,
+    pub products_public: i64,
+    pub leads_7d: i64,
+    pub views_7d: i64,
+}
+
+pub async fn platform_stats(db: &MySqlPool) -> Result<PlatformStats, Error> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT (SELECT COUNT(*) FROM users) AS users, \
+         (SELECT COUNT(*) FROM sellers WHERE status = 'approved') AS sellers_approved, \
+         (SELECT COUNT(*) FROM sellers WHERE status = 'pending') AS sellers_pending, \
+         (SELECT COUNT(*) FROM products p JOIN sellers s ON s.id = p.seller_id WHERE {PUBLIC}) AS products_public, \
+         (SELECT COUNT(*) FROM events WHERE kind = 'whatsapp_start' AND created_at > UTC_TIMESTAMP(3) - INTERVAL 7 DAY) AS leads_7d, \
+         (SELECT COUNT(*) FROM events WHERE kind = 'view' AND created_at > UTC_TIMESTAMP(3) - INTERVAL 7 DAY) AS views_7d"
+    )))
+    .fetch_one(db)
+    .await?)
+}

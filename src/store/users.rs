@@ -102,3 +102,46 @@ pub async fn set_locale(db: &MySqlPool, id: u64, locale: &str) -> Result<(), Err
         .await?;
     Ok(())
 }
+
+/// Suspend or reactivate, ending the user's sessions, with the audit entry, in one transaction.
+pub async fn set_status(
+    db: &MySqlPool,
+    id: u64,
+    status: &str,
+    audit: &super::audit::Entry<'_>,
+) -> Result<(), Error> {
+    let mut tx = db.begin().await?;
+    let found: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE id = ?")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if found == 0 {
+        return Err(Error::NotFound);
+    }
+    sqlx::query("UPDATE users SET status = ?, token_version = token_version + 1 WHERE id = ?")
+        .bind(status)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    super::audit::append(&mut *tx, audit).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Users whose email, phone or name contains `q` (admin search).
+pub async fn search(db: &MySqlPool, q: &str, limit: u32) -> Result<Vec<User>, Error> {
+    let like = format!("%{}%", q.replace(['%', '_', '\\'], ""));
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM users WHERE email LIKE ? OR phone LIKE ? OR name LIKE ? ORDER BY id DESC LIMIT ?"
+    )))
+    .bind(&like)
+    .bind(&like)
+    .bind(&like)
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}

@@ -2,7 +2,8 @@
 //! every change is written to the audit log in the same transaction.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -12,30 +13,182 @@ use super::pages::{PageCtx, render};
 use super::session::Visitor;
 use super::{AppState, Error};
 use crate::market::text;
-use crate::store::{audit, sellers};
+use crate::store::{self, audit, catalogue, sellers, users};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin", get(dashboard))
         .route("/admin/sellers/{id}/status", post(set_seller_status))
+        .route("/admin/products/{id}/moderation", post(moderate_product))
+        .route("/admin/categories", post(add_category))
+        .route("/admin/users/{id}/status", post(set_user_status))
 }
 
 #[derive(Template)]
 #[template(path = "admin.html")]
 struct AdminPage {
     page: PageCtx,
+    stats: catalogue::PlatformStats,
     pending: Vec<sellers::Seller>,
+    products: Vec<catalogue::ModerationRow>,
+    categories: Vec<catalogue::Category>,
+    user_query: String,
+    users: Vec<users::User>,
     audit: Vec<audit::Row>,
 }
 
-async fn dashboard(State(s): State<AppState>, v: Visitor) -> Result<Response, Error> {
+#[derive(Deserialize)]
+struct AdminQuery {
+    #[serde(default)]
+    user: String,
+}
+
+async fn dashboard(
+    State(s): State<AppState>,
+    v: Visitor,
+    Query(q): Query<AdminQuery>,
+) -> Result<Response, Error> {
     v.require_admin()?;
+    let user_query: String = q.user.trim().chars().take(100).collect();
+    let users = if user_query.is_empty() {
+        Vec::new()
+    } else {
+        users::search(&s.db, &user_query, 50).await?
+    };
     Ok(render(&AdminPage {
         page: PageCtx::new(&v),
+        stats: catalogue::platform_stats(&s.db).await?,
         pending: sellers::with_status(&s.db, "pending", 100).await?,
+        products: catalogue::moderation_queue(&s.db, 50).await?,
+        categories: catalogue::categories(&s.db).await?,
+        user_query,
+        users,
         audit: audit::recent(&s.db, 100).await?,
     })?
     .into_response())
+}
+
+#[derive(Deserialize)]
+struct ModerationForm {
+    moderation: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn moderate_product(
+    State(s): State<AppState>,
+    v: Visitor,
+    Path(id): Path<u64>,
+    Form(f): Form<ModerationForm>,
+) -> Result<Response, Error> {
+    let admin = v.require_admin()?;
+    if !matches!(f.moderation.as_str(), "approved" | "flagged" | "rejected") {
+        return Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "moderation: must be approved, flagged or rejected",
+        )
+            .into_response());
+    }
+    let reason = text::line("reason", &f.reason, 0, 500).map_err(|_| Error::Forbidden)?;
+    if f.moderation == "rejected" && reason.is_empty() {
+        return Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reason: the seller needs to know why",
+        )
+            .into_response());
+    }
+    catalogue::moderate(
+        &s.db,
+        id,
+        &f.moderation,
+        &reason,
+        &audit::Entry {
+            actor_user_id: Some(admin.id),
+            action: "product.moderation",
+            target: &format!("product:{id}"),
+            detail: &format!("{} {reason}", f.moderation),
+            ip: &v.ip,
+        },
+    )
+    .await?;
+    Ok(Redirect::to("/admin").into_response())
+}
+
+#[derive(Deserialize)]
+struct CategoryForm {
+    name: String,
+    #[serde(default)]
+    name_sw: String,
+}
+
+async fn add_category(
+    State(s): State<AppState>,
+    v: Visitor,
+    Form(f): Form<CategoryForm>,
+) -> Result<Response, Error> {
+    let admin = v.require_admin()?;
+    let (Ok(name), Ok(name_sw)) = (
+        text::line("name", &f.name, 2, 80),
+        text::line("name_sw", &f.name_sw, 0, 80),
+    ) else {
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, "name: 2 to 80 characters").into_response());
+    };
+    let slug = text::slug(&name, 60);
+    match catalogue::create_category(&s.db, &slug, &name, &name_sw).await {
+        Ok(id) => {
+            audit::append(
+                &s.db,
+                &audit::Entry {
+                    actor_user_id: Some(admin.id),
+                    action: "category.create",
+                    target: &format!("category:{id}"),
+                    detail: &name,
+                    ip: &v.ip,
+                },
+            )
+            .await?;
+            Ok(Redirect::to("/admin").into_response())
+        }
+        Err(store::Error::Conflict(_)) => {
+            Ok((StatusCode::CONFLICT, "name: that category exists").into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct UserStatusForm {
+    status: String,
+}
+
+async fn set_user_status(
+    State(s): State<AppState>,
+    v: Visitor,
+    Path(id): Path<u64>,
+    Form(f): Form<UserStatusForm>,
+) -> Result<Response, Error> {
+    let admin = v.require_admin()?;
+    if !matches!(f.status.as_str(), "active" | "suspended") || id == admin.id {
+        return Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "status: active or suspended, and not your own account",
+        )
+            .into_response());
+    }
+    users::set_status(
+        &s.db,
+        id,
+        &f.status,
+        &audit::Entry {
+            actor_user_id: Some(admin.id),
+            action: "user.status",
+            target: &format!("user:{id}"),
+            detail: &f.status,
+            ip: &v.ip,
+        },
+    )
+    .await?;
+    Ok(Redirect::to("/admin").into_response())
 }
 
 #[derive(Deserialize)]

@@ -26,19 +26,8 @@ async fn csrf(b: &Client, url: &str) -> String {
 }
 
 async fn post(b: &Client, app: &TestApp, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-    let token = csrf(
-        b,
-        &format!(
-            "{}{}",
-            app.url,
-            if path.starts_with("/admin") {
-                "/admin"
-            } else {
-                "/login"
-            }
-        ),
-    )
-    .await;
+    // The login page always has a form; the token is per browser, not per page.
+    let token = csrf(b, &format!("{}/login", app.url)).await;
     let mut fields: Vec<(&str, &str)> = form.to_vec();
     fields.push(("csrf", &token));
     b.post(format!("{}{path}", app.url))
@@ -601,4 +590,144 @@ async fn favourites_reviews_leads_orders_analytics_and_sitemap() {
         sitemap.contains(&format!("/p/{id}</loc>")) && sitemap.contains("/s/duka-la-mama</loc>"),
         "{sitemap}"
     );
+}
+
+#[tokio::test]
+async fn admins_moderate_products_manage_categories_and_suspend_users_with_an_audit_trail() {
+    let app = spawn_app().await;
+    let seller = register(&app, "mod@soko.test").await;
+    onboard(&app, &seller, "Moderated", "0733 111 222").await;
+    let admin = admin(&app).await;
+    approve_all(&app, &admin).await;
+    let id = add_product(&app, &seller, "Fake watch", "999").await;
+    assert_eq!(
+        browser()
+            .get(format!("{}/p/{id}", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let no_reason = post(
+        &admin,
+        &app,
+        &format!("/admin/products/{id}/moderation"),
+        &[("moderation", "rejected"), ("reason", "")],
+    )
+    .await;
+    assert_eq!(no_reason.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = post(
+        &admin,
+        &app,
+        &format!("/admin/products/{id}/moderation"),
+        &[("moderation", "rejected"), ("reason", "counterfeit brand")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        browser()
+            .get(format!("{}/p/{id}", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let dash = seller
+        .get(format!("{}/sell", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        dash.contains("rejected counterfeit brand"),
+        "the seller sees why: {dash}"
+    );
+    // A seller cannot reach the admin routes, even with a valid CSRF token.
+    let r = post(
+        &seller,
+        &app,
+        &format!("/admin/products/{id}/moderation"),
+        &[("moderation", "approved"), ("reason", "")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    let r = post(
+        &admin,
+        &app,
+        "/admin/categories",
+        &[("name", "Kitchen & Home"), ("name_sw", "Jikoni")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let home = browser()
+        .get(&app.url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(home.contains("/?category=kitchen-home"), "{home}");
+
+    let user_id: u64 = sqlx::query_scalar("SELECT id FROM users WHERE email = 'mod@soko.test'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let r = post(
+        &admin,
+        &app,
+        &format!("/admin/users/{user_id}/status"),
+        &[("status", "suspended")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        seller
+            .get(format!("{}/sell", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::SEE_OTHER,
+        "session ended"
+    );
+    let login = post(
+        &browser(),
+        &app,
+        "/login",
+        &[("login", "mod@soko.test"), ("password", "correct horse")],
+    )
+    .await;
+    assert_eq!(login.status(), StatusCode::FORBIDDEN);
+
+    let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log ORDER BY id")
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+    for a in [
+        "seller.status",
+        "product.moderation",
+        "category.create",
+        "user.status",
+    ] {
+        assert!(
+            actions.iter().any(|x| x == a),
+            "{a} missing from {actions:?}"
+        );
+    }
+    let page = admin
+        .get(format!("{}/admin", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("product.moderation") && page.contains("counterfeit brand"));
 }
