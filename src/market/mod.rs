@@ -2,6 +2,7 @@
 //! of its inputs, so it is tested without servers and shared by the web, API and workers.
 
 pub mod analytics;
+pub mod i18n;
 pub mod money;
 pub mod orders;
 pub mod phone;

@@ -54,12 +54,12 @@ async fn watchlist(State(s): State<AppState>, v: Visitor) -> Result<Html<String>
     let cards = reviews::favourites(&s.db, user.id).await?;
     render(&Home {
         page: PageCtx::new(&v),
-        heading: "Your watchlist".into(),
+        heading: v.lang.t("your_watchlist").into(),
         categories: Vec::new(),
         active_category: String::new(),
         cards: views(cards),
         next: None,
-        empty_message: "Tap ♡ Save on a product to keep it here.".into(),
+        empty_message: v.lang.t("empty_watchlist").into(),
     })
 }
 

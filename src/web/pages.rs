@@ -6,12 +6,14 @@ use axum::response::Html;
 use super::Error;
 use super::session::Visitor;
 use crate::market::FieldErrors;
+use crate::market::i18n::Lang;
 
 /// What the layout needs on every page.
 pub struct PageCtx {
     pub user: Option<String>,
     pub csrf: String,
     pub query: String,
+    pub lang: Lang,
 }
 
 impl PageCtx {
@@ -20,7 +22,13 @@ impl PageCtx {
             user: v.user.as_ref().map(|u| u.name.clone()),
             csrf: v.csrf.clone(),
             query: String::new(),
+            lang: v.lang,
         }
+    }
+
+    /// The storefront string `key` in the visitor's language.
+    pub fn t(&self, key: &str) -> &'static str {
+        self.lang.t(key)
     }
 }
 

@@ -14,12 +14,14 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use super::{AppState, Error};
+use crate::market::i18n::Lang;
 use crate::store::users::User;
 use crate::store::{self, sessions};
 
 pub const SESSION: &str = "soko_session";
 pub const VISITOR: &str = "soko_visitor";
 pub const CSRF: &str = "soko_csrf";
+pub const LANG: &str = "soko_lang";
 pub const SESSION_TTL_SECS: u64 = 30 * 24 * 3600;
 
 /// 32 random bytes, hex.
@@ -67,6 +69,7 @@ pub struct Visitor {
     pub visitor: String,
     pub csrf: String,
     pub ip: String,
+    pub lang: Lang,
 }
 
 impl Visitor {
@@ -142,7 +145,11 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
             .then(|| random_token()[..32].to_owned()),
         csrf: csrf_cookie.is_none().then(random_token),
     };
+    let lang = lang_cookie(req.headers())
+        .or_else(|| user.as_ref().and_then(|u| Lang::parse(&u.locale)))
+        .unwrap_or_default();
     let v = Visitor {
+        lang,
         user,
         visitor: visitor_cookie
             .or_else(|| fresh.visitor.clone())
@@ -168,6 +175,18 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
         );
     }
     resp
+}
+
+/// `soko_lang=en|sw`
+pub fn lang_cookie(headers: &HeaderMap) -> Option<Lang> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == LANG)
+        .and_then(|(_, v)| Lang::parse(v))
 }
 
 /// A browser sends Origin on cross-site POSTs: it must name this host.

@@ -28,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .route("/s/{slug}", get(seller_page))
         .route("/static/app.css", get(css))
         .route("/robots.txt", get(robots))
+        .route("/lang/{code}", get(switch_language))
 }
 
 pub struct CardView {
@@ -96,12 +97,12 @@ async fn home(
     });
     render(&Home {
         page: PageCtx::new(&v),
-        heading: category.map_or_else(|| "Fresh on Soko".to_owned(), |c| c.name.clone()),
+        heading: category.map_or_else(|| v.lang.t("fresh").to_owned(), |c| c.name.clone()),
         active_category: active,
         categories: categories.clone(),
         cards: views(cards),
         next,
-        empty_message: "Nothing here yet. Sellers: tap Sell to list your first product.".into(),
+        empty_message: v.lang.t("empty_feed").into(),
     })
 }
 
@@ -158,9 +159,9 @@ async fn search(
         cards: views(cards),
         next: None,
         empty_message: if text.is_empty() {
-            "Type what you are looking for: a product, a seller or a city.".into()
+            v.lang.t("search_hint").into()
         } else {
-            "No products match. Try fewer words, another spelling, or browse the categories.".into()
+            v.lang.t("no_results").into()
         },
     })
 }
@@ -325,7 +326,7 @@ async fn seller_page(
         active_category: String::new(),
         cards: views(cards),
         next: None,
-        empty_message: "This seller has no products on show yet.".into(),
+        empty_message: v.lang.t("seller_empty").into(),
     })
 }
 
@@ -348,4 +349,43 @@ async fn robots(State(s): State<AppState>) -> impl IntoResponse {
             s.settings.base_url
         ),
     )
+}
+
+#[derive(Deserialize)]
+struct Back {
+    back: Option<String>,
+}
+
+/// Switch the storefront language: remembered in a cookie, and on the account when logged in.
+async fn switch_language(
+    State(s): State<AppState>,
+    v: Visitor,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+    Query(b): Query<Back>,
+) -> Result<Response, Error> {
+    let lang = crate::market::i18n::Lang::parse(&code).ok_or(Error::NotFound)?;
+    if let Some(u) = &v.user {
+        crate::store::users::set_locale(&s.db, u.id, lang.code()).await?;
+    }
+    // Back to where the visitor was, on this site only (no open redirect).
+    let referer_path = referrer_of(&headers)
+        .strip_prefix(&s.settings.base_url)
+        .map(str::to_owned);
+    let back = b
+        .back
+        .or(referer_path)
+        .filter(|p| p.starts_with('/') && !p.starts_with("//") && !p.contains('\\'))
+        .unwrap_or_else(|| "/".into());
+    let secure = if s.settings.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{}={}; Path=/; Max-Age=31536000; SameSite=Lax{secure}",
+        super::session::LANG,
+        lang.code()
+    );
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&back)).into_response())
 }

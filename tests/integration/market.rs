@@ -731,3 +731,42 @@ async fn admins_moderate_products_manage_categories_and_suspend_users_with_an_au
         .unwrap();
     assert!(page.contains("product.moderation") && page.contains("counterfeit brand"));
 }
+
+#[tokio::test]
+async fn the_storefront_speaks_swahili_when_asked_and_remembers_it() {
+    let app = spawn_app().await;
+    let b = browser();
+    let home = b.get(&app.url).send().await.unwrap().text().await.unwrap();
+    assert!(home.contains("Fresh on Soko") && home.contains("lang=\"en\""));
+    let r = b
+        .get(format!("{}/lang/sw?back=/search", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/search");
+    let home = b.get(&app.url).send().await.unwrap().text().await.unwrap();
+    assert!(
+        home.contains("Mpya sokoni")
+            && home.contains("lang=\"sw\"")
+            && home.contains("Tafuta bidhaa"),
+        "{home}"
+    );
+    // No open redirect.
+    let r = b
+        .get(format!("{}/lang/en?back=//evil.example/x", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/");
+    let home = b.get(&app.url).send().await.unwrap().text().await.unwrap();
+    assert!(home.contains("Fresh on Soko"));
+    assert_eq!(
+        b.get(format!("{}/lang/fr", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}

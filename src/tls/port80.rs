@@ -1,0 +1,150 @@
+//! Port 80: HTTP-01 challenge answers at `/.well-known/acme-challenge/{token}`, and for
+//! everything else a 301 to the same host and path over HTTPS.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+/// Token → key authorization of the HTTP-01 challenges being validated; shared between the
+/// ACME client (which fills it) and the port-80 router (which answers from it).
+#[derive(Debug, Clone, Default)]
+pub struct Http01Tokens(Arc<RwLock<HashMap<String, String>>>);
+
+impl Http01Tokens {
+    pub fn insert(&self, token: &str, key_authorization: &str) {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token.to_owned(), key_authorization.to_owned());
+    }
+
+    pub fn remove(&self, token: &str) {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(token);
+    }
+
+    pub fn get(&self, token: &str) -> Option<String> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(token)
+            .cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.read().map(|m| m.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Only the challenge route (for merging into another router).
+pub fn challenge_router(tokens: Http01Tokens) -> Router {
+    Router::new()
+        .route("/.well-known/acme-challenge/{token}", get(answer))
+        .with_state(tokens)
+}
+
+/// The whole port-80 service: challenges, else `301` to `https://host[:https_port]/path?query`
+/// (the port is left out when it is 443).
+pub fn router(tokens: Http01Tokens, https_port: u16) -> Router {
+    challenge_router(tokens).fallback(move |headers: HeaderMap, uri: Uri| async move {
+        redirect(&headers, &uri, https_port)
+    })
+}
+
+/// Serve `app` (normally [`router`]) on `listener` until `shutdown` resolves.
+pub async fn serve_http(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn answer(State(tokens): State<Http01Tokens>, Path(token): Path<String>) -> Response {
+    match tokens.get(&token) {
+        Some(key_auth) => (
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            key_auth,
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+fn redirect(headers: &HeaderMap, uri: &Uri, https_port: u16) -> Response {
+    let Some(host) = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(host_without_port)
+    else {
+        return (StatusCode::BAD_REQUEST, "a Host header is required\n").into_response();
+    };
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let location = if https_port == 443 {
+        format!("https://{host}{path}")
+    } else {
+        format!("https://{host}:{https_port}{path}")
+    };
+    match HeaderValue::try_from(location) {
+        Ok(v) => (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, v)]).into_response(),
+        Err(_) => StatusCode::BAD_REQUEST.into_response(),
+    }
+}
+
+/// The host part of a Host header, refusing anything that is not a plain name or address.
+fn host_without_port(h: &str) -> Option<&str> {
+    let host = if let Some(rest) = h.strip_prefix('[') {
+        // [v6]:port
+        let end = rest.find(']')?;
+        &h[..end + 2]
+    } else {
+        h.rsplit_once(':').map(|(host, _)| host).unwrap_or(h)
+    };
+    let ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_[]:".contains(&b));
+    ok.then_some(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_parsing() {
+        assert_eq!(host_without_port("shop.test"), Some("shop.test"));
+        assert_eq!(host_without_port("shop.test:80"), Some("shop.test"));
+        assert_eq!(host_without_port("[::1]:80"), Some("[::1]"));
+        assert_eq!(host_without_port("evil/x"), None);
+        assert_eq!(host_without_port(""), None);
+    }
+
+    #[test]
+    fn redirects_keep_path_and_query() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("shop.test:8080"));
+        let uri: Uri = "/p/1?q=a%20b".parse().unwrap();
+        let r = redirect(&h, &uri, 443);
+        assert_eq!(r.status(), StatusCode::MOVED_PERMANENTLY);
+        assert_eq!(r.headers()[header::LOCATION], "https://shop.test/p/1?q=a%20b");
+        let r = redirect(&h, &uri, 8443);
+        assert_eq!(r.headers()[header::LOCATION], "https://shop.test:8443/p/1?q=a%20b");
+        assert_eq!(redirect(&HeaderMap::new(), &uri, 443).status(), StatusCode::BAD_REQUEST);
+    }
+}

@@ -1,0 +1,284 @@
+//! The certificate store: plain files under one directory (normally `<data_dir>/tls`).
+//!
+//! ```text
+//! <dir>/<ca>/account.json                    ACME account credentials (instant-acme's JSON)
+//! <dir>/<ca>/certs/<names>/chain.pem         leaf first, then the intermediates
+//! <dir>/<ca>/certs/<names>/key.pem           the leaf's private key (PKCS#8)
+//! ```
+//!
+//! `<ca>` is the directory URL made file-name safe (a staging certificate is never served once
+//! the operator switches to production) and `<names>` the sorted name set. Directories are
+//! 0700, files 0600, each written atomically: a temporary file, fsync, rename, fsync of the
+//! directory. A chain and a key that do not belong together (a crash between the two renames)
+//! are refused at load, which only means a new order.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use instant_acme::AccountCredentials;
+
+use super::Error;
+
+/// Free space the store wants before talking to a CA.
+pub const MIN_FREE_BYTES: u64 = 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct CertStore {
+    dir: PathBuf,
+}
+
+/// A certificate chain and its key as stored (PEM).
+#[derive(Debug, Clone)]
+pub struct StoredCert {
+    pub chain_pem: String,
+    pub key_pem: String,
+}
+
+impl CertStore {
+    pub fn new(dir: impl Into<PathBuf>) -> CertStore {
+        CertStore { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// See [`preflight`].
+    pub fn preflight(&self) -> Result<(), Error> {
+        preflight(&self.dir)
+    }
+
+    pub fn account_path(&self, directory_url: &str) -> PathBuf {
+        self.dir
+            .join(safe_name(directory_url))
+            .join("account.json")
+    }
+
+    pub fn cert_dir(&self, directory_url: &str, names: &[String]) -> PathBuf {
+        self.dir
+            .join(safe_name(directory_url))
+            .join("certs")
+            .join(names_key(names))
+    }
+
+    pub fn load_account(&self, directory_url: &str) -> Result<Option<AccountCredentials>, Error> {
+        let path = self.account_path(directory_url);
+        let Some(text) = read_optional(&path)? else {
+            return Ok(None);
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| Error::Cert(format!("{}: {e}", path.display())))
+    }
+
+    pub fn save_account(
+        &self,
+        directory_url: &str,
+        credentials: &AccountCredentials,
+    ) -> Result<(), Error> {
+        let path = self.account_path(directory_url);
+        let json = serde_json::to_vec_pretty(credentials)
+            .map_err(|e| Error::Cert(format!("account credentials: {e}")))?;
+        write_atomic(&path, &json)
+    }
+
+    pub fn load_cert(
+        &self,
+        directory_url: &str,
+        names: &[String],
+    ) -> Result<Option<StoredCert>, Error> {
+        let dir = self.cert_dir(directory_url, names);
+        let chain = read_optional(&dir.join("chain.pem"))?;
+        let key = read_optional(&dir.join("key.pem"))?;
+        Ok(match (chain, key) {
+            (Some(chain_pem), Some(key_pem)) => Some(StoredCert { chain_pem, key_pem }),
+            _ => None,
+        })
+    }
+
+    pub fn save_cert(
+        &self,
+        directory_url: &str,
+        names: &[String],
+        cert: &StoredCert,
+    ) -> Result<(), Error> {
+        let dir = self.cert_dir(directory_url, names);
+        write_atomic(&dir.join("key.pem"), cert.key_pem.as_bytes())?;
+        write_atomic(&dir.join("chain.pem"), cert.chain_pem.as_bytes())
+    }
+}
+
+/// Before any ACME call: the directory exists (made 0700 if not), a file can be written,
+/// synced, read back and removed, and at least [`MIN_FREE_BYTES`] are free.
+pub fn preflight(dir: &Path) -> Result<(), Error> {
+    let fail = |message: String| Error::Preflight {
+        dir: dir.to_owned(),
+        message,
+    };
+    create_dir(dir).map_err(|e| fail(format!("cannot create it: {e}")))?;
+    let probe = dir.join(format!(".preflight-{}", std::process::id()));
+    let data = vec![0x5a; 4096];
+    write_atomic(&probe, &data).map_err(|e| fail(format!("not writable: {e}")))?;
+    let back = fs::read(&probe).map_err(|e| fail(format!("cannot read back: {e}")))?;
+    let _ = fs::remove_file(&probe);
+    if back != data {
+        return Err(fail("a file written there reads back differently".into()));
+    }
+    let st = nix::sys::statvfs::statvfs(dir).map_err(|e| fail(format!("statvfs: {e}")))?;
+    let free = st.blocks_available() as u64 * st.fragment_size() as u64;
+    if free < MIN_FREE_BYTES {
+        return Err(fail(format!(
+            "only {free} bytes free, {MIN_FREE_BYTES} needed"
+        )));
+    }
+    Ok(())
+}
+
+/// Write `bytes` to `path` (0600) so that readers see the old or the new content, never a
+/// torn file: temporary file in the same directory, fsync, rename, fsync of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| Error::Cert(format!("{} has no parent directory", path.display())))?;
+    create_dir(dir).map_err(Error::io(dir))?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        // An existing temporary file keeps its mode through `open`: set it again.
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(Error::io(path))
+}
+
+fn create_dir(dir: &Path) -> std::io::Result<()> {
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+fn read_optional(path: &Path) -> Result<Option<String>, Error> {
+    match fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path)(e)),
+    }
+}
+
+/// A URL or name as one safe path component: `[A-Za-z0-9.-]` kept, the rest `_`.
+fn safe_name(s: &str) -> String {
+    let s = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .unwrap_or(s);
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.is_empty() || out.starts_with('.') {
+        out.insert(0, '_');
+    }
+    out.truncate(120);
+    out
+}
+
+/// The name set's directory: the first name (sorted), plus a count and a hash for the rest.
+fn names_key(names: &[String]) -> String {
+    let mut sorted: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+    sorted.sort();
+    sorted.dedup();
+    let first = safe_name(sorted.first().map(String::as_str).unwrap_or("default"));
+    if sorted.len() <= 1 {
+        return first;
+    }
+    // FNV-1a: stable across versions and platforms, which `DefaultHasher` does not promise.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in sorted.join(",").bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{first}+{}-{:08x}", sorted.len() - 1, h as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn names_and_urls_become_safe_stable_paths() {
+        assert_eq!(
+            safe_name("https://acme-v02.api.letsencrypt.org/directory"),
+            "acme-v02.api.letsencrypt.org_directory"
+        );
+        assert_eq!(safe_name("https://127.0.0.1:14000/dir"), "127.0.0.1_14000_dir");
+        assert_eq!(safe_name("../x"), "_.._x");
+        let a = names_key(&["www.shop.test".into(), "shop.test".into()]);
+        let b = names_key(&["shop.test".into(), "WWW.shop.test".into()]);
+        assert_eq!(a, b);
+        assert!(a.starts_with("shop.test+1-"), "{a}");
+        assert_eq!(names_key(&["*.shop.test".into()]), "_.shop.test");
+    }
+
+    #[test]
+    fn files_are_0600_in_0700_directories_and_round_trip() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = CertStore::new(tmp.path().join("tls"));
+        store.preflight().unwrap();
+        assert_eq!(mode(store.dir()), 0o700);
+        let names = vec!["shop.test".to_string()];
+        let url = "https://ca.test/dir";
+        assert!(store.load_cert(url, &names).unwrap().is_none());
+        let cert = StoredCert {
+            chain_pem: "chain".into(),
+            key_pem: "key".into(),
+        };
+        store.save_cert(url, &names, &cert).unwrap();
+        let dir = store.cert_dir(url, &names);
+        assert_eq!(mode(&dir.join("chain.pem")), 0o600);
+        assert_eq!(mode(&dir.join("key.pem")), 0o600);
+        assert_eq!(mode(&dir), 0o700);
+        let back = store.load_cert(url, &names).unwrap().unwrap();
+        assert_eq!((back.chain_pem.as_str(), back.key_pem.as_str()), ("chain", "key"));
+        // Overwrite keeps the mode and leaves no temporary files behind.
+        write_atomic(&dir.join("key.pem"), b"key2").unwrap();
+        assert_eq!(fs::read(dir.join("key.pem")).unwrap(), b"key2");
+        assert_eq!(mode(&dir.join("key.pem")), 0o600);
+        let names: Vec<_> = fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn preflight_refuses_an_unwritable_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("plain-file");
+        fs::write(&file, b"x").unwrap();
+        let err = preflight(&file.join("tls")).unwrap_err();
+        assert!(matches!(err, Error::Preflight { .. }), "{err}");
+        assert!(err.to_string().contains("cannot create"), "{err}");
+    }
+}
