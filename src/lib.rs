@@ -11,5 +11,6 @@ pub mod ops;
 pub mod store;
 pub mod supervisor;
 pub mod telemetry;
+pub mod tls;
 pub mod vectors;
 pub mod web;

@@ -4,6 +4,7 @@
 //! configuration. Unknown keys are refused. Errors name the key, the line and what was expected.
 //! Secrets never live here: see [`secrets`].
 
+pub mod api;
 mod lines;
 pub mod secrets;
 
@@ -55,6 +56,8 @@ pub struct Config {
     pub vectors: Vectors,
     pub supervisor: Supervisor,
     pub logging: Logging,
+    /// The JSON API: token lifetime, CORS, trusted proxies, rate limits.
+    pub api: api::Api,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,6 +163,7 @@ impl Default for Config {
             vectors: Vectors::default(),
             supervisor: Supervisor::default(),
             logging: Logging::default(),
+            api: api::Api::default(),
         }
     }
 }

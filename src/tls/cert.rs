@@ -188,8 +188,14 @@ mod tests {
     fn days_left_counts_down_and_goes_negative() {
         let i = info_for(&["x"]);
         assert_eq!(i.days_left(UNIX_EPOCH), 10);
-        assert_eq!(i.days_left(UNIX_EPOCH + Duration::from_secs(9 * 86_400 + 1)), 0);
-        assert_eq!(i.days_left(UNIX_EPOCH + Duration::from_secs(10 * 86_400 + 5)), -1);
+        assert_eq!(
+            i.days_left(UNIX_EPOCH + Duration::from_secs(9 * 86_400 + 1)),
+            0
+        );
+        assert_eq!(
+            i.days_left(UNIX_EPOCH + Duration::from_secs(10 * 86_400 + 5)),
+            -1
+        );
     }
 
     #[test]

@@ -63,7 +63,10 @@ pub enum Error {
     #[error("ACME: {0}")]
     Acme(#[from] instant_acme::Error),
     #[error("{challenge} validation failed: {detail}")]
-    Validation { challenge: Challenge, detail: String },
+    Validation {
+        challenge: Challenge,
+        detail: String,
+    },
     #[error("the CA offers no {challenge} challenge for {name}")]
     NoChallenge { challenge: Challenge, name: String },
     #[error("authorization for {name} is {status}")]
@@ -92,11 +95,8 @@ impl Error {
     /// `Some(retry_after)` when the CA said "rate limited" (with the time it gave, if any).
     pub fn rate_limited(&self) -> Option<Option<SystemTime>> {
         let p = self.problem()?;
-        (p.r#type.as_deref() == Some(RATE_LIMITED)).then(|| {
-            p.detail
-                .as_deref()
-                .and_then(schedule::parse_retry_after)
-        })
+        (p.r#type.as_deref() == Some(RATE_LIMITED))
+            .then(|| p.detail.as_deref().and_then(schedule::parse_retry_after))
     }
 
     /// The stored account is unknown to the CA: make a new one.

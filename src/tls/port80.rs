@@ -142,9 +142,18 @@ mod tests {
         let uri: Uri = "/p/1?q=a%20b".parse().unwrap();
         let r = redirect(&h, &uri, 443);
         assert_eq!(r.status(), StatusCode::MOVED_PERMANENTLY);
-        assert_eq!(r.headers()[header::LOCATION], "https://shop.test/p/1?q=a%20b");
+        assert_eq!(
+            r.headers()[header::LOCATION],
+            "https://shop.test/p/1?q=a%20b"
+        );
         let r = redirect(&h, &uri, 8443);
-        assert_eq!(r.headers()[header::LOCATION], "https://shop.test:8443/p/1?q=a%20b");
-        assert_eq!(redirect(&HeaderMap::new(), &uri, 443).status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            r.headers()[header::LOCATION],
+            "https://shop.test:8443/p/1?q=a%20b"
+        );
+        assert_eq!(
+            redirect(&HeaderMap::new(), &uri, 443).status(),
+            StatusCode::BAD_REQUEST
+        );
     }
 }

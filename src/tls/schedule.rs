@@ -34,16 +34,15 @@ pub struct Window {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
     /// The CA's `rateLimited` problem, with the retry time it named (if it named one).
-    RateLimited { retry_after: Option<SystemTime> },
+    RateLimited {
+        retry_after: Option<SystemTime>,
+    },
     Other,
 }
 
 /// Renew when a third of the lifetime is left.
 pub fn lifetime_renewal(v: Validity) -> SystemTime {
-    let lifetime = v
-        .not_after
-        .duration_since(v.not_before)
-        .unwrap_or_default();
+    let lifetime = v.not_after.duration_since(v.not_before).unwrap_or_default();
     v.not_after - lifetime / 3
 }
 
@@ -200,7 +199,10 @@ mod tests {
         for n in 1..8 {
             let base = backoff(n, 0.5);
             let j = backoff(n, random_unit());
-            assert!(j >= base.mul_f64(0.9) && j <= base.mul_f64(1.1), "{n}: {j:?}");
+            assert!(
+                j >= base.mul_f64(0.9) && j <= base.mul_f64(1.1),
+                "{n}: {j:?}"
+            );
         }
     }
 
@@ -222,7 +224,10 @@ mod tests {
         // No time given: the ordinary backoff.
         let vague = Failure::RateLimited { retry_after: None };
         assert_eq!(retry_at(now, 2, vague, 0.5), now + Duration::from_secs(600));
-        assert_eq!(retry_at(now, 3, Failure::Other, 0.5), now + Duration::from_secs(6000));
+        assert_eq!(
+            retry_at(now, 3, Failure::Other, 0.5),
+            now + Duration::from_secs(6000)
+        );
     }
 
     #[test]
@@ -242,7 +247,10 @@ mod tests {
             parse_retry_after("Retry after 1970-01-02T00:00:01Z"),
             Some(t(86_401))
         );
-        assert_eq!(parse_retry_after("retry after 2000-03-01 00:00:00 UTC"), Some(t(951_868_800)));
+        assert_eq!(
+            parse_retry_after("retry after 2000-03-01 00:00:00 UTC"),
+            Some(t(951_868_800))
+        );
         assert_eq!(parse_retry_after("slow down"), None);
         assert_eq!(parse_retry_after("retry after soon"), None);
         assert_eq!(parse_retry_after("retry after 2024-13-01 00:00:00"), None);

@@ -51,9 +51,7 @@ impl CertStore {
     }
 
     pub fn account_path(&self, directory_url: &str) -> PathBuf {
-        self.dir
-            .join(safe_name(directory_url))
-            .join("account.json")
+        self.dir.join(safe_name(directory_url)).join("account.json")
     }
 
     pub fn cert_dir(&self, directory_url: &str, names: &[String]) -> PathBuf {
@@ -235,7 +233,10 @@ mod tests {
             safe_name("https://acme-v02.api.letsencrypt.org/directory"),
             "acme-v02.api.letsencrypt.org_directory"
         );
-        assert_eq!(safe_name("https://127.0.0.1:14000/dir"), "127.0.0.1_14000_dir");
+        assert_eq!(
+            safe_name("https://127.0.0.1:14000/dir"),
+            "127.0.0.1_14000_dir"
+        );
         assert_eq!(safe_name("../x"), "_.._x");
         let a = names_key(&["www.shop.test".into(), "shop.test".into()]);
         let b = names_key(&["shop.test".into(), "WWW.shop.test".into()]);
@@ -263,12 +264,19 @@ mod tests {
         assert_eq!(mode(&dir.join("key.pem")), 0o600);
         assert_eq!(mode(&dir), 0o700);
         let back = store.load_cert(url, &names).unwrap().unwrap();
-        assert_eq!((back.chain_pem.as_str(), back.key_pem.as_str()), ("chain", "key"));
+        assert_eq!(
+            (back.chain_pem.as_str(), back.key_pem.as_str()),
+            ("chain", "key")
+        );
         // Overwrite keeps the mode and leaves no temporary files behind.
         write_atomic(&dir.join("key.pem"), b"key2").unwrap();
         assert_eq!(fs::read(dir.join("key.pem")).unwrap(), b"key2");
         assert_eq!(mode(&dir.join("key.pem")), 0o600);
-        let names: Vec<_> = fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert_eq!(names.len(), 2, "{names:?}");
     }
 

@@ -97,6 +97,8 @@ pub fn router(state: AppState, cfg: &Config) -> Router {
         .merge(browser)
         .with_state(state)
         .layer(axum::middleware::from_fn(security_headers))
+        // Pages, CSS and JS compressed for slow mobile links (images are already compressed).
+        .layer(tower_http::compression::CompressionLayer::new())
         .layer(RequestBodyLimitLayer::new(cfg.http.body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

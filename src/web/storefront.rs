@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/p/{id}/whatsapp", get(whatsapp_start))
         .route("/s/{slug}", get(seller_page))
         .route("/static/app.css", get(css))
+        .route("/static/app.js", get(js))
         .route("/robots.txt", get(robots))
         .route("/lang/{code}", get(switch_language))
 }
@@ -338,6 +339,17 @@ async fn css() -> impl IntoResponse {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("static/app.css"),
+    )
+}
+
+async fn js() -> impl IntoResponse {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("static/app.js"),
     )
 }
 

@@ -106,3 +106,19 @@ async fn a_body_over_the_limit_is_refused() {
         resp.status()
     );
 }
+
+#[tokio::test]
+async fn pages_and_scripts_are_compressed_for_slow_links() {
+    let app = spawn_app().await;
+    for path in ["/", "/static/app.css", "/static/app.js"] {
+        let resp = app
+            .http
+            .get(format!("{}{path}", app.url))
+            .header("accept-encoding", "br, gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        assert_eq!(resp.headers()["content-encoding"], "br", "{path}");
+    }
+}

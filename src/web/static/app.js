@@ -1,0 +1,28 @@
+// Soko storefront: progressive enhancement only. Every page works without this file.
+"use strict";
+
+// Infinite scroll: when the "More products" link comes into view, fetch the next page and
+// append its cards, keeping the link (and the plain pagination) as the fallback.
+(function () {
+  var more = document.querySelector(".more a[rel=next]");
+  var grid = document.querySelector("ul.grid");
+  if (!more || !grid || !("IntersectionObserver" in window) || !window.fetch) return;
+  var busy = false;
+  var observer = new IntersectionObserver(function (entries) {
+    if (!entries[0].isIntersecting || busy) return;
+    busy = true;
+    fetch(more.href, { credentials: "same-origin" })
+      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
+      .then(function (html) {
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        doc.querySelectorAll("ul.grid > li").forEach(function (li) {
+          grid.appendChild(document.importNode(li, true));
+        });
+        var next = doc.querySelector(".more a[rel=next]");
+        if (next) { more.href = next.getAttribute("href"); busy = false; }
+        else { observer.disconnect(); more.parentNode.remove(); }
+      })
+      .catch(function () { observer.disconnect(); }); // the link still works
+  }, { rootMargin: "600px" });
+  observer.observe(more);
+})();
