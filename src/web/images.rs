@@ -1,0 +1,339 @@
+//! Product images: the seller's photo page and upload, and serving the files.
+//!
+//! An upload is checked before anything is stored: at most [`MAX_BYTES`] read, the format
+//! sniffed from the bytes, the dimensions read from the header and limited before the pixels are
+//! decoded, then a full decode (a truncated or damaged file is refused). A refusal answers 413
+//! (too large) or 422 (not a usable image) with the reason, and leaves no file and no row. An
+//! accepted original is written once, content-addressed (see `store::images`), then its row,
+//! the job that makes its WebP variants and the product's vector re-sync are committed together;
+//! if that transaction fails, the file is removed again.
+//!
+//! `GET /img/{sha}/{320.webp|800.webp|orig}` serves the files with year-long immutable caching
+//! (the name is the content) and the ETag `"{sha}"` (`"{sha}-320"` for a variant). Until the
+//! worker has made a variant, its URL serves the original instead, marked `no-cache` with the
+//! original's ETag: the product shows its photo at once rather than a broken image, and the
+//! browser asks again next time and then gets the variant (the ETags differ). The window is
+//! seconds; an original is at most 8 MB, and usually the seller's own upload on their own phone.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use super::pages::{PageCtx, render};
+use super::session::Visitor;
+use super::{AppState, Error};
+use crate::store::catalogue::{self, Product};
+use crate::store::images::{self, Added, Files, MAX_PER_PRODUCT, NewImage, valid_sha};
+use crate::store::sellers;
+use crate::workers::image_codec::{self, Kind, MAX_BYTES, Refusal};
+
+/// Decoding a photo takes a core and up to a few hundred MB: at most two at once.
+static DECODES: Semaphore = Semaphore::const_new(2);
+
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+const REVALIDATE: &str = "public, no-cache";
+
+/// The seller's photo page and upload (behind the browser middleware: session and CSRF).
+pub fn router() -> Router<AppState> {
+    Router::new().route(
+        "/sell/products/{id}/images",
+        get(page)
+            .post(upload)
+            // The global body limit (http.body_limit_bytes) bounds the request; the upload
+            // handler stops keeping bytes at MAX_BYTES itself, to say why.
+            .layer(DefaultBodyLimit::disable()),
+    )
+}
+
+/// The image files, for everyone (no session lookup, no cookies: cacheable anywhere).
+pub fn public_router() -> Router<AppState> {
+    Router::new().route("/img/{sha}/{variant}", get(serve))
+}
+
+#[derive(Template)]
+#[template(path = "product_images.html")]
+struct ImagesPage {
+    page: PageCtx,
+    id: u64,
+    name: String,
+    images: Vec<images::Image>,
+    error: Option<String>,
+    full: bool,
+    max: u64,
+    max_mb: usize,
+}
+
+/// The product, when the visitor is its seller (404 for anyone else's: no hint it exists).
+async fn own_product(s: &AppState, v: &Visitor, id: u64) -> Result<Product, Error> {
+    let user = v.require_user()?;
+    let seller = sellers::by_user(&s.db, user.id)
+        .await?
+        .ok_or(Error::Forbidden)?;
+    if seller.status == "suspended" || seller.status == "rejected" {
+        return Err(Error::Forbidden);
+    }
+    catalogue::own_product(&s.db, seller.id, id)
+        .await?
+        .ok_or(Error::NotFound)
+}
+
+async fn render_page(
+    s: &AppState,
+    v: &Visitor,
+    product: Product,
+    status: StatusCode,
+    error: Option<String>,
+) -> Result<Response, Error> {
+    let images = images::for_product(&s.db, product.id).await?;
+    let page = ImagesPage {
+        page: PageCtx::new(v),
+        id: product.id,
+        full: images.len() as u64 >= MAX_PER_PRODUCT,
+        images,
+        name: product.name,
+        error,
+        max: MAX_PER_PRODUCT,
+        max_mb: MAX_BYTES / (1024 * 1024),
+    };
+    Ok((status, render(&page)?).into_response())
+}
+
+async fn page(
+    State(s): State<AppState>,
+    v: Visitor,
+    Path(id): Path<u64>,
+) -> Result<Response, Error> {
+    let product = own_product(&s, &v, id).await?;
+    render_page(&s, &v, product, StatusCode::OK, None).await
+}
+
+async fn upload(
+    State(s): State<AppState>,
+    v: Visitor,
+    Path(id): Path<u64>,
+    mut form: Multipart,
+) -> Result<Response, Error> {
+    let product = own_product(&s, &v, id).await?;
+    let received = read_image_field(&mut form).await;
+    drain(&mut form).await;
+    let checked = match received {
+        Ok(bytes) => check(bytes).await?,
+        Err(refusal) => Err(refusal),
+    };
+    let (bytes, kind, width, height) = match checked {
+        Ok(c) => c,
+        Err(refusal) => {
+            let status = if refusal.too_large() {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            tracing::info!(product = id, %refusal, "image upload refused");
+            let reason = format!("That photo was not added: {refusal}.");
+            return render_page(&s, &v, product, status, Some(reason)).await;
+        }
+    };
+    let size = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+    let sha: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let files = Files::new(&s.settings.images_dir);
+    let path = files.original(&sha, kind.ext());
+    let created = {
+        let (f, p) = (files.clone(), path.clone());
+        tokio::task::spawn_blocking(move || f.write_once(&p, &bytes))
+            .await
+            .map_err(|e| Error::Internal(format!("writing an image: {e}")))?
+            .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))?
+    };
+    let added = images::add(
+        &s.db,
+        &NewImage {
+            product_id: id,
+            sha256: &sha,
+            mime: kind.mime(),
+            width,
+            height,
+            bytes: size,
+        },
+    )
+    .await;
+    match added {
+        Ok(Added::New(_) | Added::Existing(_)) => {
+            Ok(Redirect::to(&format!("/sell/products/{id}/images")).into_response())
+        }
+        Ok(Added::Full) => {
+            forget(&s, &files, &sha, &path, created).await;
+            let reason = format!("A product may have at most {MAX_PER_PRODUCT} photos.");
+            render_page(
+                &s,
+                &v,
+                product,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(reason),
+            )
+            .await
+        }
+        Err(e) => {
+            forget(&s, &files, &sha, &path, created).await;
+            Err(e.into())
+        }
+    }
+}
+
+/// The bytes of the `image` field, refused once they pass [`MAX_BYTES`].
+async fn read_image_field(form: &mut Multipart) -> Result<Vec<u8>, Refusal> {
+    loop {
+        let field = form.next_field().await.map_err(multipart_refusal)?;
+        let Some(mut field) = field else {
+            return Err(Refusal::Empty);
+        };
+        if field.name() != Some("image") {
+            continue;
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(multipart_refusal)? {
+            if bytes.len() + chunk.len() > MAX_BYTES {
+                return Err(Refusal::TooManyBytes);
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        return Ok(bytes);
+    }
+}
+
+fn multipart_refusal(e: axum::extract::multipart::MultipartError) -> Refusal {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Refusal::TooManyBytes
+    } else {
+        Refusal::Corrupt(format!(
+            "the upload was cut off or malformed: {}",
+            e.body_text()
+        ))
+    }
+}
+
+/// Read (and drop) what is left of the request before answering: a client still sending a
+/// large file would otherwise see the connection reset instead of the reason. Bounded by the
+/// global body limit.
+async fn drain(form: &mut Multipart) {
+    while let Ok(Some(mut field)) = form.next_field().await {
+        while let Ok(Some(_)) = field.chunk().await {}
+    }
+}
+
+type Checked = (Vec<u8>, Kind, u32, u32);
+
+/// Decode on a blocking thread, two at a time; the pixels are dropped at once (the worker
+/// decodes again to make the variants).
+async fn check(bytes: Vec<u8>) -> Result<Result<Checked, Refusal>, Error> {
+    let _permit = DECODES
+        .acquire()
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    tokio::task::spawn_blocking(move || {
+        let d = image_codec::decode(&bytes)?;
+        Ok((bytes, d.kind, d.width(), d.height()))
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("decoding an image: {e}")))
+}
+
+/// Remove an original this request created and no row names (its transaction failed).
+async fn forget(s: &AppState, files: &Files, sha: &str, path: &std::path::Path, created: bool) {
+    if !created || images::sha_in_use(&s.db, sha).await.unwrap_or(false) {
+        return;
+    }
+    let (files, path) = (files.clone(), path.to_owned());
+    let removed = tokio::task::spawn_blocking(move || files.remove(&path)).await;
+    if !matches!(removed, Ok(Ok(()))) {
+        tracing::error!(%sha, "could not remove an image whose row was not written: {removed:?}");
+    }
+}
+
+async fn serve(
+    State(s): State<AppState>,
+    Path((sha, variant)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if !valid_sha(&sha) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let files = Files::new(&s.settings.images_dir);
+    let width = match variant.as_str() {
+        "320.webp" => Some(320),
+        "800.webp" => Some(800),
+        "orig" => None,
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    if let Some(w) = width {
+        let path = files.variant(&sha, w);
+        if is_file(&path).await {
+            return send(
+                &path,
+                "image/webp",
+                &format!("\"{sha}-{w}\""),
+                IMMUTABLE,
+                &headers,
+            )
+            .await;
+        }
+    }
+    for kind in Kind::ALL {
+        let path = files.original(&sha, kind.ext());
+        if is_file(&path).await {
+            let cache = if width.is_some() {
+                REVALIDATE
+            } else {
+                IMMUTABLE
+            };
+            return send(&path, kind.mime(), &format!("\"{sha}\""), cache, &headers).await;
+        }
+    }
+    StatusCode::NOT_FOUND.into_response()
+}
+
+async fn is_file(path: &std::path::Path) -> bool {
+    tokio::fs::metadata(path).await.is_ok_and(|m| m.is_file())
+}
+
+/// The file with its caching headers; 304 when the client has this very version.
+async fn send(
+    path: &std::path::Path,
+    mime: &'static str,
+    etag: &str,
+    cache: &'static str,
+    headers: &HeaderMap,
+) -> Response {
+    let mut h = HeaderMap::new();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
+    let matches = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == etag || t == "*");
+    if matches {
+        return (StatusCode::NOT_MODIFIED, h).into_response();
+    }
+    match tokio::fs::read(path).await {
+        Ok(bytes) => {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+            (StatusCode::OK, h, bytes).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(path = %path.display(), "reading an image: {e}");
+            StatusCode::NOT_FOUND.into_response()
+        }
+    }
+}

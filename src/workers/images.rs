@@ -1,0 +1,147 @@
+//! The image worker: drains `image_variants` jobs (queued with each upload, in the upload's
+//! transaction) and writes the 320 and 800 px WebP variants next to the original. A job is
+//! idempotent: variants already on disk are skipped, and each file appears whole or not at all,
+//! so a job interrupted by a crash is simply done again once its lease runs out.
+
+use std::time::{Duration, Instant};
+
+use sqlx::MySqlPool;
+use tokio_util::sync::CancellationToken;
+
+use super::image_codec::{self, Kind, VARIANTS};
+use crate::store::images::{Files, VARIANTS_JOB, valid_sha};
+use crate::store::{self, jobs};
+
+/// The name in `worker_heartbeats`.
+pub const WORKER: &str = "images";
+/// Jobs claimed at a time; each takes well under a second for a phone photo.
+const BATCH: u32 = 4;
+/// How long a claimed job stays out of other workers' reach.
+const LEASE: Duration = Duration::from_secs(300);
+/// After this many failed attempts a job is `failed` and left for the operator.
+const MAX_ATTEMPTS: u32 = 8;
+/// How often an idle worker looks for new jobs.
+const IDLE: Duration = Duration::from_secs(1);
+const HEARTBEAT: Duration = Duration::from_secs(30);
+
+/// Why a job did not finish.
+#[derive(Debug)]
+pub enum JobError {
+    /// Worth another try later (a full disk, a read error).
+    Retry(String),
+    /// Will never work (the original is missing or no longer decodes).
+    GiveUp(String),
+}
+
+/// Wait before attempt `attempt + 1`: 30 s, doubling, at most an hour.
+pub fn backoff(attempt: u32) -> Duration {
+    let secs = 30u64.saturating_mul(1 << attempt.saturating_sub(1).min(10));
+    Duration::from_secs(secs.min(3600))
+}
+
+/// Claim one batch of due jobs and do them; how many were claimed. Tests drive the worker with
+/// this rather than waiting for the loop.
+pub async fn run_batch(db: &MySqlPool, files: &Files) -> Result<usize, store::Error> {
+    let claimed = jobs::claim(db, VARIANTS_JOB, BATCH, LEASE).await?;
+    for job in &claimed {
+        let (f, sha) = (files.clone(), job.payload.clone());
+        let started = Instant::now();
+        let outcome = tokio::task::spawn_blocking(move || make_variants(&f, &sha))
+            .await
+            .unwrap_or_else(|e| Err(JobError::Retry(format!("the job panicked: {e}"))));
+        match outcome {
+            Ok(made) => {
+                jobs::complete(db, job).await?;
+                tracing::info!(sha = %job.payload, made, ms = started.elapsed().as_millis() as u64, "image variants ready");
+            }
+            Err(JobError::Retry(e)) if job.attempts < MAX_ATTEMPTS => {
+                let wait = backoff(job.attempts);
+                tracing::warn!(sha = %job.payload, attempt = job.attempts, "image variants failed: {e}; retrying in {wait:?}");
+                jobs::fail(db, job, &e, Some(wait)).await?;
+            }
+            Err(JobError::Retry(e) | JobError::GiveUp(e)) => {
+                tracing::error!(sha = %job.payload, attempt = job.attempts, "image variants failed for good: {e}");
+                jobs::fail(db, job, &e, None).await?;
+            }
+        }
+    }
+    Ok(claimed.len())
+}
+
+/// Write whichever variants of the original `sha` are missing; how many were written.
+pub fn make_variants(files: &Files, sha: &str) -> Result<usize, JobError> {
+    if !valid_sha(sha) {
+        return Err(JobError::GiveUp(format!("{sha:?} is not a SHA-256")));
+    }
+    let missing = |w: u32| !files.variant(sha, w).is_file();
+    if !VARIANTS.iter().any(|(w, _)| missing(*w)) {
+        return Ok(0);
+    }
+    let exts = Kind::ALL.map(Kind::ext);
+    let (path, _) = files
+        .find_original(sha, &exts)
+        .ok_or_else(|| JobError::GiveUp("the original is missing".into()))?;
+    let bytes = std::fs::read(&path)
+        .map_err(|e| JobError::Retry(format!("reading {}: {e}", path.display())))?;
+    let mut image = image_codec::decode(&bytes)
+        .map_err(|e| JobError::GiveUp(format!("the original does not decode: {e}")))?
+        .image;
+    let mut made = 0;
+    for (width, quality) in VARIANTS {
+        if let Some(smaller) = image_codec::shrink(&image, width) {
+            image = smaller;
+        }
+        if !missing(width) {
+            continue;
+        }
+        let webp = image_codec::webp(&image, quality).map_err(JobError::Retry)?;
+        let out = files.variant(sha, width);
+        if files
+            .write_once(&out, &webp)
+            .map_err(|e| JobError::Retry(format!("writing {}: {e}", out.display())))?
+        {
+            made += 1;
+        }
+    }
+    Ok(made)
+}
+
+/// Run until `stop`: a batch whenever jobs are due, otherwise a look every second; a heartbeat
+/// every 30 s. Database errors (MySQL down, migrations not run yet) back off up to 30 s.
+pub async fn run(db: MySqlPool, files: Files, stop: CancellationToken) {
+    let mut delay = IDLE;
+    let mut failing = false;
+    let mut last_beat: Option<Instant> = None;
+    let mut done = 0usize;
+    while !stop.is_cancelled() {
+        match run_batch(&db, &files).await {
+            Ok(n) => {
+                if failing {
+                    tracing::info!("image worker: database reachable again");
+                }
+                (failing, delay) = (false, IDLE);
+                done += n;
+                if last_beat.is_none_or(|t| t.elapsed() >= HEARTBEAT) {
+                    let detail = format!("{done} image jobs since start");
+                    if jobs::heartbeat(&db, WORKER, &detail).await.is_ok() {
+                        last_beat = Some(Instant::now());
+                    }
+                }
+                if n > 0 {
+                    continue;
+                }
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!("image worker: {e}; retrying with back-off");
+                }
+                failing = true;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Background work. A worker never talks to the web layer: it reads durable state from `store`
+//! (an outbox or the `jobs` table), does the work, writes the result back, and can crash and
+//! resume at any point because every job is idempotent.
+
+pub mod image_codec;
+pub mod images;

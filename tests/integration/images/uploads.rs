@@ -1,0 +1,289 @@
+//! Uploads that work: JPEG, PNG and WebP in, the variants job run, WebP variants served with
+//! their caching headers; and the thumbnail sizes (the benchmark number).
+
+use image::{Rgba, RgbaImage};
+use soko::store::images::VARIANTS_JOB;
+use soko::store::jobs;
+use soko::workers::images::run_batch;
+
+use super::*;
+
+#[tokio::test]
+async fn a_jpeg_upload_is_stored_and_gets_webp_variants() {
+    let (app, files, _dir) = spawn().await;
+    let (seller, id) = seller_with_product(&app, 1).await;
+    let page = seller
+        .get(format!("{}/sell/products/{id}/images", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("enctype=\"multipart/form-data\"")
+            && html.contains("accept=\"image/jpeg,image/png,image/webp\""),
+        "{html}"
+    );
+    let dashboard = seller
+        .get(format!("{}/sell", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        dashboard.contains(&format!("/sell/products/{id}/images")),
+        "dashboard links the photos page"
+    );
+
+    let photo = jpeg(1600, 1200);
+    let r = upload(
+        &seller,
+        &app,
+        id,
+        photo.clone(),
+        "IMG_0001.jpg",
+        "image/jpeg",
+        true,
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap()
+    );
+    let sha = sha_of(&photo);
+    let row: (String, String, u32, u32, u32) = sqlx::query_as(
+        "SELECT sha256, mime, width, height, bytes FROM product_images WHERE product_id = ?",
+    )
+    .bind(id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        row,
+        (
+            sha.clone(),
+            "image/jpeg".into(),
+            1600,
+            1200,
+            photo.len() as u32
+        )
+    );
+    let original = files
+        .root()
+        .join(&sha[..2])
+        .join(format!("{}.jpg", &sha[2..]));
+    assert_eq!(
+        std::fs::read(&original).unwrap(),
+        photo,
+        "the original, byte for byte"
+    );
+    let outbox: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vector_outbox WHERE product_id = ?")
+        .bind(id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        outbox, 2,
+        "one vector re-sync for the product, one for its new image"
+    );
+    let job = jobs::find(&app.db, VARIANTS_JOB, &sha)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.state, "queued");
+
+    // Before the worker runs, the variant URL falls back to the original, not cached for long.
+    let r = get(&app, &format!("/img/{sha}/320.webp")).await;
+    assert_eq!(
+        (
+            r.status().as_u16(),
+            r.headers()["content-type"].to_str().unwrap()
+        ),
+        (200, "image/jpeg")
+    );
+    assert_eq!(r.headers()["cache-control"], "public, no-cache");
+
+    assert_eq!(run_batch(&app.db, &files).await.unwrap(), 1);
+    assert_eq!(
+        jobs::find(&app.db, VARIANTS_JOB, &sha)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        "done"
+    );
+    for (v, w, h) in [("320.webp", 320, 240), ("800.webp", 800, 600)] {
+        let (ct, img, headers) = variant(&app, &sha, v).await;
+        assert_eq!(
+            (ct.as_str(), img.width(), img.height()),
+            ("image/webp", w, h),
+            "{v}"
+        );
+        assert_eq!(
+            headers["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        let etag = headers["etag"].to_str().unwrap().to_owned();
+        assert_eq!(etag, format!("\"{sha}-{w}\""));
+        let again = app
+            .http
+            .get(format!("{}/img/{sha}/{v}", app.url))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    }
+    let thumb = std::fs::metadata(files.variant(&sha, 320)).unwrap().len();
+    let big = std::fs::metadata(files.variant(&sha, 800)).unwrap().len();
+    println!(
+        "1600x1200 JPEG of {} bytes: 320 px WebP {thumb} bytes, 800 px WebP {big} bytes",
+        photo.len()
+    );
+    assert!(thumb < 30_000, "a thumbnail for a slow link: {thumb} bytes");
+
+    let r = get(&app, &format!("/img/{sha}/orig")).await;
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    assert_eq!(r.headers()["etag"].to_str().unwrap(), format!("\"{sha}\""));
+    assert_eq!(r.bytes().await.unwrap().as_ref(), photo.as_slice());
+    for bad in [
+        format!("/img/{}/320.webp", "0".repeat(64)),
+        format!("/img/{sha}/640.webp"),
+        "/img/nothex/orig".into(),
+    ] {
+        assert_eq!(get(&app, &bad).await.status(), 404, "{bad}");
+    }
+    // Idempotent: nothing left to do; the same bytes again add no second row.
+    assert_eq!(run_batch(&app.db, &files).await.unwrap(), 0);
+    let r = upload(
+        &seller,
+        &app,
+        id,
+        photo.clone(),
+        "again.jpg",
+        "image/jpeg",
+        true,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(count(&app, "product_images").await, 1);
+
+    // Once the seller is approved, the storefront shows the thumbnail.
+    sqlx::query("UPDATE sellers SET status = 'approved'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let home = get(&app, "/").await.text().await.unwrap();
+    assert!(home.contains(&format!("/img/{sha}/320.webp")), "{home}");
+}
+
+#[tokio::test]
+async fn png_and_webp_uploads_work_and_small_images_are_not_enlarged() {
+    let (app, files, _dir) = spawn().await;
+    let (seller, id) = seller_with_product(&app, 2).await;
+    let transparent = RgbaImage::from_fn(400, 300, |x, y| {
+        Rgba([x as u8, y as u8, 90, (x % 256) as u8])
+    });
+    let png = encode(&DynamicImage::ImageRgba8(transparent), ImageFormat::Png);
+    let small = photo(200, 150);
+    let webp = webp::Encoder::from_rgb(small.as_raw(), 200, 150)
+        .encode(80.0)
+        .to_vec();
+    // The client's content type is not trusted: the bytes say what the file is.
+    for (bytes, name, mime) in [
+        (&png, "shop.png", "image/png"),
+        (&webp, "x.bin", "application/octet-stream"),
+    ] {
+        let r = upload(&seller, &app, id, bytes.clone(), name, mime, true).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::SEE_OTHER,
+            "{name}: {}",
+            r.text().await.unwrap()
+        );
+    }
+    let rows: Vec<(String, String, u16)> = sqlx::query_as(
+        "SELECT sha256, mime, position FROM product_images WHERE product_id = ? ORDER BY position",
+    )
+    .bind(id)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (sha_of(&png), "image/png".into(), 0),
+            (sha_of(&webp), "image/webp".into(), 1)
+        ]
+    );
+    assert!(files.original(&sha_of(&webp), "webp").is_file());
+    assert_eq!(run_batch(&app.db, &files).await.unwrap(), 2);
+    let (_, thumb, _) = variant(&app, &sha_of(&png), "320.webp").await;
+    assert_eq!((thumb.width(), thumb.height()), (320, 240));
+    assert!(thumb.color().has_alpha(), "transparency survives");
+    let (ct, big, _) = variant(&app, &sha_of(&png), "800.webp").await;
+    assert_eq!(
+        (ct.as_str(), big.width(), big.height()),
+        ("image/webp", 400, 300),
+        "not enlarged"
+    );
+    for v in ["320.webp", "800.webp"] {
+        let (ct, img, _) = variant(&app, &sha_of(&webp), v).await;
+        assert_eq!(
+            (ct.as_str(), img.width(), img.height()),
+            ("image/webp", 200, 150)
+        );
+    }
+}
+
+/// The benchmark number: bytes of the 320 px thumbnail of a typical photo (a generated
+/// 1600×1200 one, and the real 4000×2250 photo that the `webp` crate ships, when cargo has it).
+#[test]
+fn thumbnail_sizes() {
+    use soko::workers::image_codec::{VARIANTS, decode, shrink, webp};
+    let mut photos = vec![("generated 1600x1200".to_owned(), jpeg(1600, 1200))];
+    let registry = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .map(|h| h.join("registry/src"));
+    let lake = registry
+        .and_then(|r| std::fs::read_dir(r).ok())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|index| {
+            std::fs::read_dir(index.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .map(|krate| krate.path().join("assets/lake.jpg"))
+        .find(|p| p.is_file() && p.to_string_lossy().contains("/webp-"));
+    if let Some(p) = lake {
+        photos.push((
+            "real photo lake.jpg 4000x2250".into(),
+            std::fs::read(p).unwrap(),
+        ));
+    }
+    for (name, bytes) in photos {
+        let started = Instant::now();
+        let mut img = decode(&bytes).unwrap().image;
+        let mut sizes = Vec::new();
+        for (w, q) in VARIANTS {
+            if let Some(s) = shrink(&img, w) {
+                img = s;
+            }
+            sizes.push(format!("{w} px: {} bytes", webp(&img, q).unwrap().len()));
+        }
+        println!(
+            "thumbnails of {name} ({} bytes): {} ({:?})",
+            bytes.len(),
+            sizes.join(", "),
+            started.elapsed()
+        );
+    }
+}
