@@ -218,7 +218,9 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("not an origin"), "{err}");
-        assert!(err.contains("line 4"), "{err}");
+        assert!(err.contains("api.cors_origins"), "{err}");
+        assert!(err.contains("\"not an origin\" is not an origin"), "{err}");
+        // serde_norway points at the list, not the item.
+        assert!(err.contains("line 3"), "{err}");
     }
 }

@@ -1,0 +1,130 @@
+//! Admin endpoints (the admin role): sellers by status, and the decision on a seller, written
+//! with its audit-log entry in the same transaction.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::ApiState;
+use super::auth::AdminCaller;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ClientIp, Json, Path, Query, parse_opt};
+use crate::market::text;
+use crate::store::{audit, sellers};
+
+const STATUSES: [&str; 4] = ["pending", "approved", "rejected", "suspended"];
+
+#[derive(Serialize, ToSchema)]
+pub struct AdminSeller {
+    pub id: u64,
+    pub user_id: u64,
+    pub store_name: String,
+    pub slug: String,
+    pub city: String,
+    pub whatsapp_phone: String,
+    pub description: String,
+    pub catalogue_url: Option<String>,
+    pub status: String,
+    pub status_reason: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SellersQuery {
+    /// `pending` (default), `approved`, `rejected` or `suspended`.
+    pub status: Option<String>,
+    /// 1 to 100 (default 100).
+    #[param(value_type = Option<u32>)]
+    pub limit: Option<String>,
+}
+
+/// Sellers with a status, oldest first: by default the approval queue.
+#[utoipa::path(get, path = "/admin/sellers", tag = "admin", security(("bearer" = [])),
+    params(SellersQuery),
+    responses((status = 200, description = "OK", body = Vec<AdminSeller>), (status = 401, description = "missing_token, invalid_token, token_expired or token_revoked", body = ErrorBody),
+        (status = 403, description = "not an admin", body = ErrorBody)))]
+pub async fn list_sellers(
+    State(s): State<ApiState>,
+    _admin: AdminCaller,
+    Query(q): Query<SellersQuery>,
+) -> Result<axum::Json<Vec<AdminSeller>>, ApiError> {
+    let status = q.status.as_deref().unwrap_or("pending");
+    if !STATUSES.contains(&status) {
+        return Err(ApiError::invalid(
+            "status",
+            "must be pending, approved, rejected or suspended",
+        ));
+    }
+    let limit = parse_opt::<u32>("limit", &q.limit, "a whole number from 1 to 100")?.unwrap_or(100);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            "must be a whole number from 1 to 100",
+        ));
+    }
+    let rows = sellers::with_status(&s.app.db, status, limit).await?;
+    Ok(axum::Json(
+        rows.into_iter()
+            .map(|x| AdminSeller {
+                id: x.id,
+                user_id: x.user_id,
+                store_name: x.store_name,
+                slug: x.slug,
+                city: x.city,
+                whatsapp_phone: x.whatsapp_phone,
+                description: x.description,
+                catalogue_url: x.catalogue_url,
+                status: x.status,
+                status_reason: x.status_reason,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SellerStatusRequest {
+    /// `pending`, `approved`, `rejected` or `suspended`.
+    pub status: String,
+    /// Shown to the seller (up to 500 characters).
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Approve, reject, suspend or reopen a seller; audited (who, what, when, from where).
+#[utoipa::path(post, path = "/admin/sellers/{id}/status", tag = "admin",
+    security(("bearer" = [])), params(("id" = u64, Path, description = "Seller id")),
+    request_body = SellerStatusRequest,
+    responses((status = 204, description = "changed"), (status = 403, description = "forbidden, not_a_seller, seller_not_allowed or account_suspended", body = ErrorBody),
+        (status = 404, description = "not_found", body = ErrorBody), (status = 422, description = "validation_failed: `field` names the input to fix", body = ErrorBody)))]
+pub async fn set_seller_status(
+    State(s): State<ApiState>,
+    AdminCaller(admin): AdminCaller,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<u64>,
+    Json(req): Json<SellerStatusRequest>,
+) -> Result<StatusCode, ApiError> {
+    if !STATUSES.contains(&req.status.as_str()) {
+        return Err(ApiError::invalid(
+            "status",
+            "must be pending, approved, rejected or suspended",
+        ));
+    }
+    let reason = text::line("reason", &req.reason, 0, 500)?;
+    sellers::set_status(
+        &s.app.db,
+        id,
+        &req.status,
+        &reason,
+        &audit::Entry {
+            actor_user_id: Some(admin.id),
+            action: "seller.status",
+            target: &format!("seller:{id}"),
+            detail: &format!("{} {reason} (api)", req.status),
+            ip: &ip.to_string(),
+        },
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,357 @@
+//! Who is calling: bearer-token extractors ([`Caller`], [`SellerCaller`], [`AdminCaller`]) and
+//! the endpoints that issue and revoke tokens. No cookies and no CSRF here: a bearer token is
+//! never sent by a browser on its own, so a cross-site page cannot use one it does not hold.
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ClientIp, Json};
+use super::limit::client_key;
+use super::{ApiState, seller::SellerOut};
+use crate::market::phone::Phone;
+use crate::market::{FieldError, FieldErrors, text};
+use crate::store::sellers::{self, Seller};
+use crate::store::users::{self, User};
+use crate::web::auth::{check_new_password, dummy_hash, hash_password, verify_password};
+
+/// A caller with a valid, unrevoked token of an active account.
+pub struct Caller(pub User);
+
+/// No `Authorization` header: anonymous; a header with a bad token is still refused.
+pub struct MaybeCaller(pub Option<User>);
+
+/// A caller who has a seller profile (any status; writes check it).
+pub struct SellerCaller {
+    pub seller: Seller,
+}
+
+/// A caller whose account has the admin role.
+pub struct AdminCaller(pub User);
+
+fn bearer(parts: &Parts) -> Option<Result<&str, ApiError>> {
+    let value = parts.headers.get(header::AUTHORIZATION)?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .filter(|t| !t.is_empty());
+    Some(token.ok_or_else(|| {
+        ApiError::unauthorized(
+            "invalid_token",
+            "send the token as `Authorization: Bearer <token>`",
+        )
+    }))
+}
+
+async fn resolve(s: &ApiState, token: &str) -> Result<User, ApiError> {
+    let claims = s.keys.verify(token)?;
+    let invalid = || ApiError::unauthorized("invalid_token", "the token is not valid");
+    let id = claims.user_id().ok_or_else(invalid)?;
+    let user = users::by_id(&s.app.db, id).await?.ok_or_else(invalid)?;
+    if user.token_version != claims.ver {
+        return Err(ApiError::unauthorized(
+            "token_revoked",
+            "the token was revoked (password change or log out everywhere); log in again",
+        ));
+    }
+    if !user.is_active() {
+        return Err(ApiError::forbidden(
+            "account_suspended",
+            "this account is suspended",
+        ));
+    }
+    Ok(user)
+}
+
+impl FromRequestParts<ApiState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &ApiState) -> Result<Self, ApiError> {
+        let token = bearer(parts).unwrap_or_else(|| {
+            Err(ApiError::unauthorized(
+                "missing_token",
+                "log in at POST /api/v1/auth/token and send `Authorization: Bearer <token>`",
+            ))
+        })?;
+        resolve(s, token).await.map(Caller)
+    }
+}
+
+impl FromRequestParts<ApiState> for MaybeCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &ApiState) -> Result<Self, ApiError> {
+        match bearer(parts) {
+            None => Ok(MaybeCaller(None)),
+            Some(token) => resolve(s, token?).await.map(|u| MaybeCaller(Some(u))),
+        }
+    }
+}
+
+impl FromRequestParts<ApiState> for SellerCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &ApiState) -> Result<Self, ApiError> {
+        let Caller(user) = Caller::from_request_parts(parts, s).await?;
+        let seller = sellers::by_user(&s.app.db, user.id).await?.ok_or_else(|| {
+            ApiError::forbidden(
+                "not_a_seller",
+                "this account has no seller profile; apply at /sell",
+            )
+        })?;
+        Ok(SellerCaller { seller })
+    }
+}
+
+impl FromRequestParts<ApiState> for AdminCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &ApiState) -> Result<Self, ApiError> {
+        let Caller(user) = Caller::from_request_parts(parts, s).await?;
+        if !user.is_admin() {
+            return Err(ApiError::forbidden(
+                "forbidden",
+                "this needs the admin role",
+            ));
+        }
+        Ok(AdminCaller(user))
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// Email address or phone number (`0712 345 678`, `+254712345678`).
+    pub login: String,
+    pub password: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    pub name: String,
+    /// Email address or phone number.
+    pub login: String,
+    /// 8 to 200 characters.
+    pub password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the token expires.
+    pub expires_in: u64,
+    pub user: UserOut,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserOut {
+    pub id: u64,
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// `user` or `admin`.
+    pub role: String,
+}
+
+impl From<&User> for UserOut {
+    fn from(u: &User) -> Self {
+        UserOut {
+            id: u.id,
+            name: u.name.clone(),
+            email: u.email.clone(),
+            phone: u.phone.clone(),
+            role: u.role.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    pub user: UserOut,
+    /// The caller's seller profile, if any.
+    pub seller: Option<SellerOut>,
+}
+
+/// Email if it has an @, else a phone number, as stored.
+fn normalize_login(input: &str) -> Result<(Option<String>, Option<String>), FieldError> {
+    if input.trim().is_empty() {
+        return Err(FieldError::new("login", "is required"));
+    }
+    if input.contains('@') {
+        Ok((Some(text::email("login", input)?), None))
+    } else {
+        Ok((None, Some(Phone::parse("login", input)?.to_string())))
+    }
+}
+
+fn throttled(wait: std::time::Duration) -> ApiError {
+    ApiError {
+        message: "too many login attempts; retry after the time in Retry-After".into(),
+        ..ApiError::rate_limited("login_throttled", wait)
+    }
+}
+
+fn token_response(s: &ApiState, user: &User) -> Result<TokenResponse, ApiError> {
+    Ok(TokenResponse {
+        access_token: s.keys.issue(user)?,
+        token_type: "Bearer",
+        expires_in: s.keys.ttl_secs(),
+        user: user.into(),
+    })
+}
+
+/// Log in: a short-lived bearer token. Throttled per client address and, on failures, per
+/// account; an unknown account costs the same time as a wrong password.
+#[utoipa::path(post, path = "/auth/token", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, description = "OK", body = TokenResponse),
+        (status = 401, description = "invalid_credentials", body = ErrorBody),
+        (status = 403, description = "account_suspended", body = ErrorBody),
+        (status = 429, description = "login_throttled / rate_limited", body = ErrorBody)))]
+pub async fn token(
+    State(s): State<ApiState>,
+    ClientIp(ip): ClientIp,
+    Json(req): Json<LoginRequest>,
+) -> Result<axum::Json<TokenResponse>, ApiError> {
+    s.limits
+        .login_ip
+        .check(&client_key(ip))
+        .map_err(throttled)?;
+    if req.password.is_empty() {
+        return Err(ApiError::invalid("password", "is required"));
+    }
+    // Registration allows 200 characters; far longer is no password of ours (and costly to hash).
+    if req.password.len() > 1024 {
+        return Err(ApiError::unauthorized(
+            "invalid_credentials",
+            "wrong email, phone or password",
+        ));
+    }
+    let login = match normalize_login(&req.login) {
+        Ok((e, p)) => e.or(p).unwrap_or_default(),
+        Err(e) if req.login.trim().is_empty() => return Err(e.into()),
+        // Not an email or phone: no such account, refused below like a wrong password.
+        Err(_) => req.login.trim().to_lowercase().chars().take(254).collect(),
+    };
+    let account_key = format!("login:{login}");
+    s.limits
+        .login_account
+        .peek(&account_key)
+        .map_err(throttled)?;
+    let user = users::by_login(&s.app.db, &login).await?;
+    let stored = match &user {
+        Some(u) => u.password_hash.clone(),
+        None => dummy_hash().await.map_err(ApiError::internal)?,
+    };
+    let ok = verify_password(req.password, stored).await;
+    match user {
+        Some(u) if ok && u.is_active() => {
+            s.limits.login_account.forget(&account_key);
+            Ok(axum::Json(token_response(&s, &u)?))
+        }
+        Some(_) if ok => Err(ApiError::forbidden(
+            "account_suspended",
+            "this account is suspended",
+        )),
+        _ => {
+            let _ = s.limits.login_account.check(&account_key);
+            Err(ApiError::unauthorized(
+                "invalid_credentials",
+                "wrong email, phone or password",
+            ))
+        }
+    }
+}
+
+/// Create an account and log it in.
+#[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses((status = 201, description = "Created", body = TokenResponse),
+        (status = 409, description = "conflict: the login has an account", body = ErrorBody),
+        (status = 422, description = "validation_failed", body = ErrorBody),
+        (status = 429, description = "login_throttled / rate_limited", body = ErrorBody)))]
+pub async fn register(
+    State(s): State<ApiState>,
+    ClientIp(ip): ClientIp,
+    Json(req): Json<RegisterRequest>,
+) -> Result<Response, ApiError> {
+    s.limits
+        .login_ip
+        .check(&client_key(ip))
+        .map_err(throttled)?;
+    let mut errors = FieldErrors::default();
+    let name = errors.check(text::line("name", &req.name, 1, 120));
+    let login = errors.check(normalize_login(&req.login));
+    errors.check(check_new_password(&req.password));
+    let (Some(name), Some((email, phone)), true) = (name, login, errors.is_empty()) else {
+        return Err(errors.into());
+    };
+    let hash = hash_password(req.password)
+        .await
+        .map_err(ApiError::internal)?;
+    let id = users::create(
+        &s.app.db,
+        &users::NewUser {
+            email: email.as_deref(),
+            phone: phone.as_deref(),
+            name: &name,
+            password_hash: &hash,
+            role: "user",
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        crate::store::Error::Conflict(_) => ApiError {
+            fields: vec![FieldError::new(
+                "login",
+                "already has an account: log in instead",
+            )],
+            ..ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "login already has an account",
+            )
+        },
+        e => e.into(),
+    })?;
+    let user = users::by_id(&s.app.db, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok((StatusCode::CREATED, axum::Json(token_response(&s, &user)?)).into_response())
+}
+
+/// Revoke every token (and browser session) of the caller.
+#[utoipa::path(post, path = "/auth/logout-everywhere", tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 204, description = "every token of this account is revoked"),
+        (status = 401, description = "missing_token, invalid_token, token_expired or token_revoked", body = ErrorBody)))]
+pub async fn logout_everywhere(
+    State(s): State<ApiState>,
+    Caller(user): Caller,
+) -> Result<StatusCode, ApiError> {
+    users::bump_token_version(&s.app.db, user.id).await?;
+    crate::store::sessions::delete_for_user(&s.app.db, user.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's account and seller profile.
+#[utoipa::path(get, path = "/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, description = "OK", body = Me), (status = 401, description = "missing_token, invalid_token, token_expired or token_revoked", body = ErrorBody)))]
+pub async fn me(
+    State(s): State<ApiState>,
+    Caller(user): Caller,
+) -> Result<axum::Json<Me>, ApiError> {
+    let seller = sellers::by_user(&s.app.db, user.id).await?;
+    Ok(axum::Json(Me {
+        user: (&user).into(),
+        seller: seller.map(SellerOut::from),
+    }))
+}
