@@ -3,8 +3,6 @@
 //! in the resolver), the other type tried when the preferred one fails; finalize with a fresh
 //! key, store the chain and key, swap them into the resolver.
 
-use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -13,61 +11,17 @@ use bytes::Bytes;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 use instant_acme::{
-    Account, AuthorizationStatus, BodyWrapper, CertificateIdentifier, ChallengeType, HttpClient,
-    Identifier, NewAccount, NewOrder, Order, OrderStatus, RetryPolicy,
+    Account, AuthorizationStatus, BodyWrapper, CertificateIdentifier, HttpClient, Identifier,
+    NewAccount, NewOrder, Order, OrderStatus, RetryPolicy,
 };
 use rcgen::{CertificateParams, DistinguishedName, KeyPair};
 use rustls::pki_types::CertificateDer;
 use rustls::sign::CertifiedKey;
-use serde::{Deserialize, Serialize};
 
 use super::store::{CertStore, StoredCert};
-use super::{CertInfo, CertResolver, Error, Http01Tokens, LETS_ENCRYPT, cert, resolver, schedule};
-
-/// The ACME challenge types Soko answers itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Challenge {
-    #[serde(rename = "http-01")]
-    Http01,
-    #[serde(rename = "tls-alpn-01")]
-    TlsAlpn01,
-}
-
-impl Challenge {
-    pub fn other(self) -> Challenge {
-        match self {
-            Challenge::Http01 => Challenge::TlsAlpn01,
-            Challenge::TlsAlpn01 => Challenge::Http01,
-        }
-    }
-
-    fn acme_type(self) -> ChallengeType {
-        match self {
-            Challenge::Http01 => ChallengeType::Http01,
-            Challenge::TlsAlpn01 => ChallengeType::TlsAlpn01,
-        }
-    }
-}
-
-impl fmt::Display for Challenge {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Challenge::Http01 => "http-01",
-            Challenge::TlsAlpn01 => "tls-alpn-01",
-        })
-    }
-}
-
-impl FromStr for Challenge {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "http-01" => Ok(Challenge::Http01),
-            "tls-alpn-01" => Ok(Challenge::TlsAlpn01),
-            other => Err(format!("`{other}`: expected http-01 or tls-alpn-01")),
-        }
-    }
-}
+use super::{
+    CertInfo, CertResolver, Challenge, Error, Http01Tokens, LETS_ENCRYPT, cert, resolver, schedule,
+};
 
 #[derive(Debug, Clone)]
 pub struct AcmeSettings {
@@ -149,6 +103,8 @@ impl AcmeClient {
         if let Some(a) = cached.as_ref() {
             return Ok(a.clone());
         }
+        // Before the first ACME call: the store must be able to keep what the CA gives.
+        self.store.preflight()?;
         let url = &self.settings.directory_url;
         let account = match self.store.load_account(url)? {
             Some(credentials) => {
@@ -231,8 +187,13 @@ impl AcmeClient {
                 Ok((c, k)) => (c, k, first),
                 Err(e) if e.challenge_specific() => {
                     tracing::warn!("{first} failed ({e}); trying {}", first.other());
-                    let (c, k) = self.issue_with(names, first.other(), replaces).await?;
-                    (c, k, first.other())
+                    match self.issue_with(names, first.other(), replaces).await {
+                        Ok((c, k)) => (c, k, first.other()),
+                        Err(e2) if e2.challenge_specific() => {
+                            return Err(Error::BothChallenges(Box::new(e), Box::new(e2)));
+                        }
+                        Err(e2) => return Err(e2),
+                    }
                 }
                 Err(e) => return Err(e),
             };
@@ -338,12 +299,20 @@ impl AcmeClient {
             .initial_delay(Duration::from_millis(250))
             .backoff(1.5)
             .timeout(self.settings.timeout);
-        let status = order.poll_ready(&retry).await?;
-        if status != OrderStatus::Ready {
-            return Err(Error::Validation {
-                challenge,
-                detail: failure_detail(&mut order).await,
-            });
+        // An invalid order comes back as `Ok(Invalid)` or, when the CA put the problem on the
+        // order itself (pebble, Boulder), as that problem: both are validation failures.
+        let problem = match order.poll_ready(&retry).await {
+            Ok(OrderStatus::Ready) => None,
+            Ok(_) => Some(None),
+            Err(instant_acme::Error::Api(p)) => Some(Some(p)),
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(problem) = problem {
+            let detail = match failure_detail(&mut order).await {
+                Some(d) => d,
+                None => problem.map_or("the order became invalid".into(), |p| p.to_string()),
+            };
+            return Err(Error::Validation { challenge, detail });
         }
         drop(registered);
         let key = KeyPair::generate()?;
@@ -364,8 +333,12 @@ impl AcmeClient {
         let Some(id) = cert::ari_id(leaf) else {
             return Ok(None);
         };
-        let account = self.account().await?;
-        match account.renewal_info(&id).await {
+        let limit = self.settings.timeout;
+        let asked = tokio::time::timeout(limit, async {
+            let account = self.account().await?;
+            Ok::<_, Error>(account.renewal_info(&id).await)
+        });
+        match asked.await.map_err(|_| Error::Timeout(limit))?? {
             Ok((info, again)) => Ok(Some((
                 schedule::Window {
                     start: info.suggested_window.start.into(),
@@ -398,8 +371,8 @@ impl Drop for Registered<'_> {
     }
 }
 
-/// Why an order became invalid, from the challenges' errors.
-async fn failure_detail(order: &mut Order) -> String {
+/// Why an order became invalid, from its challenges' errors (`None`: none given).
+async fn failure_detail(order: &mut Order) -> Option<String> {
     let mut details = Vec::new();
     let mut authorizations = order.authorizations();
     while let Some(Ok(mut authz)) = authorizations.next().await {
@@ -418,10 +391,7 @@ async fn failure_detail(order: &mut Order) -> String {
         }
     }
     if details.is_empty() {
-        return match &order.state().error {
-            Some(p) => p.to_string(),
-            None => "the order became invalid".into(),
-        };
+        return order.state().error.as_ref().map(|p| p.to_string());
     }
-    details.join("; ")
+    Some(details.join("; "))
 }

@@ -52,6 +52,9 @@ pub struct Status {
     pub next_attempt: Option<SystemTime>,
     /// The CA's renewal window (ARI), when it offers one.
     pub ari: bool,
+    /// No order before this time (the backoff after a failure, or a rate limit).
+    #[serde(with = "unix_secs::option")]
+    pub backoff_until: Option<SystemTime>,
     pub failures: u32,
     pub last_error: Option<String>,
     #[serde(with = "unix_secs::option")]
@@ -218,6 +221,7 @@ impl Manager {
             days_left,
             next_attempt: Some(next),
             ari: st.ari.is_some(),
+            backoff_until: st.retry_not_before,
             failures: st.failures,
             last_error: st.last_error.clone(),
             last_failure: st.last_failure,

@@ -22,11 +22,16 @@ pub mod schedule;
 pub mod server;
 pub mod store;
 
+use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-pub use acme::{AcmeClient, AcmeSettings, Challenge};
+use instant_acme::ChallengeType;
+use serde::{Deserialize, Serialize};
+
+pub use acme::{AcmeClient, AcmeSettings};
 pub use cert::CertInfo;
 pub use manager::{Manager, ManagerSettings, Status};
 pub use port80::Http01Tokens;
@@ -51,6 +56,51 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// The ACME challenge types Soko answers itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Challenge {
+    #[serde(rename = "http-01")]
+    Http01,
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+}
+
+impl Challenge {
+    pub fn other(self) -> Challenge {
+        match self {
+            Challenge::Http01 => Challenge::TlsAlpn01,
+            Challenge::TlsAlpn01 => Challenge::Http01,
+        }
+    }
+
+    pub(crate) fn acme_type(self) -> ChallengeType {
+        match self {
+            Challenge::Http01 => ChallengeType::Http01,
+            Challenge::TlsAlpn01 => ChallengeType::TlsAlpn01,
+        }
+    }
+}
+
+impl fmt::Display for Challenge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Challenge::Http01 => "http-01",
+            Challenge::TlsAlpn01 => "tls-alpn-01",
+        })
+    }
+}
+
+impl FromStr for Challenge {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "http-01" => Ok(Challenge::Http01),
+            "tls-alpn-01" => Ok(Challenge::TlsAlpn01),
+            other => Err(format!("`{other}`: expected http-01 or tls-alpn-01")),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{}: {source}", path.display())]
@@ -67,6 +117,8 @@ pub enum Error {
         challenge: Challenge,
         detail: String,
     },
+    #[error("{0}; then {1}")]
+    BothChallenges(Box<Error>, Box<Error>),
     #[error("the CA offers no {challenge} challenge for {name}")]
     NoChallenge { challenge: Challenge, name: String },
     #[error("authorization for {name} is {status}")]
@@ -109,7 +161,10 @@ impl Error {
     pub(crate) fn challenge_specific(&self) -> bool {
         matches!(
             self,
-            Error::Validation { .. } | Error::NoChallenge { .. } | Error::Authorization { .. }
+            Error::Validation { .. }
+                | Error::NoChallenge { .. }
+                | Error::Authorization { .. }
+                | Error::BothChallenges(..)
         )
     }
 

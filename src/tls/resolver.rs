@@ -135,6 +135,14 @@ pub fn self_signed_pem(names: &[String]) -> Result<(String, String), Error> {
 /// only SAN, the SHA-256 of the key authorization in the critical acmeIdentifier extension.
 /// Built with `CertifiedKey::new`, since rustls' certificate parser refuses that extension.
 pub fn tls_alpn_challenge(name: &str, key_auth_digest: &[u8]) -> Result<CertifiedKey, Error> {
+    let (der, key) = tls_alpn_challenge_der(name, key_auth_digest)?;
+    cert::certified_key_unchecked(vec![der], key)
+}
+
+fn tls_alpn_challenge_der(
+    name: &str,
+    key_auth_digest: &[u8],
+) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), Error> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(vec![name.to_string()])?;
     params.distinguished_name = DistinguishedName::new();
@@ -142,7 +150,7 @@ pub fn tls_alpn_challenge(name: &str, key_auth_digest: &[u8]) -> Result<Certifie
     let cert = params.self_signed(&key)?;
     let der: CertificateDer<'static> = cert.der().clone();
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    cert::certified_key_unchecked(vec![der], key)
+    Ok((der, key))
 }
 
 #[cfg(test)]
@@ -180,5 +188,8 @@ mod tests {
         assert!(r.challenge("shop.test").is_some());
         r.remove_challenge("shop.TEST");
         assert!(r.challenge("shop.test").is_none());
+        // Why `CertifiedKey::new`: the checked constructor refuses the critical extension.
+        let (der, key) = tls_alpn_challenge_der("shop.test", &digest).unwrap();
+        assert!(CertifiedKey::from_der(vec![der], key, &crate::tls::provider()).is_err());
     }
 }
