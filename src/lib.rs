@@ -14,3 +14,10 @@ pub mod telemetry;
 pub mod tls;
 pub mod vectors;
 pub mod web;
+pub mod workers;
+
+/// Select ring as the process's TLS crypto provider (for sqlx, the ACME client and the HTTPS
+/// server alike), before anything builds a TLS configuration. Idempotent.
+pub fn init_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -2,7 +2,9 @@
 //! below, print). `anyhow` lives here and in `main` only.
 
 mod admin;
+mod cert;
 mod doctor;
+mod https;
 mod init;
 mod migrate;
 mod seed;
@@ -48,6 +50,8 @@ pub enum Command {
     Admin(admin::Args),
     /// Fill a demo catalogue (`soko seed --demo`) so a new store is not empty.
     Seed(seed::Args),
+    /// The HTTPS certificate of the running appliance: `soko cert status`, `soko cert renew`.
+    Cert(cert::Args),
 }
 
 /// Exit codes: 0 fine, 1 unhealthy or failed checks, 2 bad configuration or usage, 3 not
@@ -57,6 +61,7 @@ pub const EXIT_NOT_RUNNING: u8 = 3;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::init_crypto();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -77,6 +82,7 @@ pub fn main() -> ExitCode {
             Command::Doctor(args) => doctor::run(&path, args).await,
             Command::Admin(args) => admin::run(&path, args).await,
             Command::Seed(args) => seed::run(&path, args).await,
+            Command::Cert(args) => cert::run(&path, args).await,
         }
     });
     // Children are stopped by the commands themselves; do not wait for idle blocking threads.

@@ -18,6 +18,9 @@ pub struct Args {
     /// Fill the demo catalogue (the only kind of seeding there is, for now).
     #[arg(long, required = true)]
     demo: bool,
+    /// Also add this many generated products across the demo sellers (for benchmarks).
+    #[arg(long, default_value_t = 0)]
+    products: u32,
 }
 
 const CATEGORIES: [(&str, &str, &str); 6] = [
@@ -65,7 +68,7 @@ const PRODUCTS: [(&str, &str, i64); 24] = [
     ("home", "Banana-fibre lamp shade", 2_100),
 ];
 
-pub async fn run(path: &Path, _args: Args) -> anyhow::Result<ExitCode> {
+pub async fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let (cfg, _) = match load_config(path) {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
@@ -74,7 +77,12 @@ pub async fn run(path: &Path, _args: Args) -> anyhow::Result<ExitCode> {
     Secrets::ensure(&cfg.secrets_path())?;
     let secrets = Secrets::load(&cfg.secrets_path())?;
     let (pool, temporary) = open_database(&cfg, &secrets).await?;
-    let result = seed(&pool).await;
+    let result = async {
+        let (new, events) = seed(&pool).await?;
+        let bulk = generate(&pool, args.products).await?;
+        anyhow::Ok((new + bulk, events))
+    }
+    .await;
     close_database(pool, temporary).await;
     let (new_products, events) = result?;
     println!("demo catalogue ready: {new_products} new products, {events} demo events");
@@ -194,4 +202,49 @@ async fn seed(db: &sqlx::MySqlPool) -> anyhow::Result<(usize, usize)> {
         }
     }
     Ok((created, events))
+}
+
+/// `count` more products spread over the demo sellers, in batches of 2,000.
+async fn generate(db: &sqlx::MySqlPool, count: u32) -> anyhow::Result<usize> {
+    if count == 0 {
+        return Ok(0);
+    }
+    let sellers: Vec<(u64, Option<u64>)> = sqlx::query_as(
+        "SELECT id, category_id FROM sellers WHERE slug IN (?, ?, ?, ?, ?, ?) ORDER BY id",
+    )
+    .bind(slug(SELLERS[0].0, 60))
+    .bind(slug(SELLERS[1].0, 60))
+    .bind(slug(SELLERS[2].0, 60))
+    .bind(slug(SELLERS[3].0, 60))
+    .bind(slug(SELLERS[4].0, 60))
+    .bind(slug(SELLERS[5].0, 60))
+    .fetch_all(db)
+    .await?;
+    anyhow::ensure!(!sellers.is_empty(), "the demo sellers are missing");
+    let adjectives = [
+        "Handmade", "Classic", "Premium", "Everyday", "Festive", "Compact", "Large", "Organic",
+    ];
+    let mut done = 0usize;
+    while done < count as usize {
+        let batch: Vec<store::bulk::BulkProduct> = (done..(done + 2000).min(count as usize))
+            .map(|i| {
+                let (seller_id, category_id) = sellers[i % sellers.len()];
+                let (_, base, shillings) = PRODUCTS[i % PRODUCTS.len()];
+                let adjective = adjectives[(i / PRODUCTS.len()) % adjectives.len()];
+                store::bulk::BulkProduct {
+                    seller_id,
+                    category_id,
+                    name: format!("{adjective} {} #{i}", base.to_lowercase()),
+                    description: format!(
+                        "{adjective} {base}. Generated listing {i} for load tests."
+                    ),
+                    price_minor: (shillings + (i as i64 % 97) * 10) * 100,
+                    stock: (i % 20) as u32,
+                }
+            })
+            .collect();
+        store::bulk::insert_products(db, &batch).await?;
+        done += batch.len();
+    }
+    Ok(done)
 }

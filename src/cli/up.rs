@@ -1,7 +1,8 @@
 //! `soko up`: the one command an operator runs. Order: config (refused before anything starts
-//! if bad) → secrets → logs → the appliance lock → left-over children → ports → admin socket →
-//! MySQL → Milvus → migrations and collection (in the background, retried) → web. SIGTERM or
-//! Ctrl-C stops the web server (draining requests), then Milvus, then MySQL.
+//! if bad) → secrets → logs → the appliance lock → left-over children → ports (80 and 443 too
+//! when HTTPS is on, see `https`) → admin socket → MySQL → Milvus → migrations and collection
+//! (in the background, retried) → web (and HTTPS, its certificate ordered in the background).
+//! SIGTERM or Ctrl-C stops the web servers (draining requests), then Milvus, then MySQL.
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ use sqlx::MySqlPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{EXIT_CONFIG, load_config};
+use super::{EXIT_CONFIG, https, load_config};
 use crate::config::{Config, Mode, secrets::Secrets};
 use crate::ops::{admin, preflight, readiness, status};
 use crate::supervisor::{self, ProcessRuntime, Services, pidfile::PidFile, ports};
@@ -97,6 +98,8 @@ pub struct Appliance {
     db: MySqlPool,
     vectors: Arc<VectorStore>,
     web: TcpListener,
+    /// HTTPS and port 80 when TLS is on (see `https`).
+    https: Option<https::Https>,
     admin: tokio::net::UnixListener,
     shutdown: CancellationToken,
 }
@@ -157,6 +160,14 @@ impl Appliance {
                 return Ok(None);
             }
         };
+        let https = match https::prepare(&cfg).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!("{e}");
+                eprintln!("soko: {e}");
+                return Ok(None);
+            }
+        };
         let admin = admin::bind(&cfg.admin_socket())
             .with_context(|| format!("cannot bind {}", cfg.admin_socket().display()))?;
         let runtime: Arc<dyn supervisor::Runtime> = Arc::new(ProcessRuntime);
@@ -176,6 +187,11 @@ impl Appliance {
         let services = Arc::new(services);
         let vectors = Arc::new(VectorStore::new(&cfg, &secrets));
         tokio::spawn(keep_collection(vectors.clone(), shutdown.clone()));
+        tokio::spawn(crate::workers::images::run(
+            db.clone(),
+            store::images::Files::new(cfg.data_dir.join("images")),
+            shutdown.clone(),
+        ));
         Ok(Some(Appliance {
             cfg,
             config_path,
@@ -185,6 +201,7 @@ impl Appliance {
             db,
             vectors,
             web,
+            https,
             admin,
             shutdown,
         }))
@@ -201,7 +218,7 @@ impl Appliance {
         let url = format!("http://{}", self.web.local_addr()?);
         tracing::info!(
             %url,
-            mode = if local { "local mode: plain HTTP on loopback" } else { "plain HTTP (TLS arrives with the certificate manager)" },
+            mode = %https::mode_line(&self.cfg),
             startup_ms = self.started.elapsed().as_millis() as u64,
             "serving"
         );
@@ -210,7 +227,10 @@ impl Appliance {
             vectors: self.vectors.clone(),
             started: self.started,
             supervised: self.services.receivers(),
-            settings: Arc::new(web::Settings::from_config(&self.cfg)),
+            settings: Arc::new(
+                web::Settings::from_config(&self.cfg)
+                    .with_jwt_secret(Secrets::load(&self.cfg.secrets_path())?.jwt_secret.as_ref()),
+            ),
         };
         let control: Arc<dyn admin::Control> = Arc::new(Control {
             services: self.services.clone(),
@@ -222,6 +242,7 @@ impl Appliance {
             data_dir: self.cfg.data_dir.display().to_string(),
             web_url: url,
             local_mode: local,
+            tls: self.https.as_ref().map(|h| h.certs()),
         });
         let admin_task = tokio::spawn(admin::serve(
             self.admin,
@@ -229,8 +250,14 @@ impl Appliance {
             self.shutdown.clone().cancelled_owned(),
         ));
         let app = web::router(state, &self.cfg);
+        let https_task = self
+            .https
+            .map(|h| h.spawn(app.clone(), self.shutdown.clone()));
         let served = web::serve(self.web, app, self.shutdown.clone().cancelled_owned()).await;
         self.shutdown.cancel();
+        if let Some(t) = https_task {
+            let _ = t.await;
+        }
         let _ = admin_task.await;
         self.db.close().await;
         self.services.stop().await;
@@ -320,6 +347,7 @@ struct Control {
     data_dir: String,
     web_url: String,
     local_mode: bool,
+    tls: Option<Arc<https::Certs>>,
 }
 
 impl admin::Control for Control {
@@ -328,7 +356,8 @@ impl admin::Control for Control {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = status::Snapshot> + Send + '_>> {
         Box::pin(async move {
             let readiness =
-                readiness::check(&self.db, &self.vectors, &self.services.statuses()).await;
+                readiness::check(&self.db, &self.vectors, || self.services.statuses()).await;
+            let tls = self.tls.as_ref().map(|t| t.view());
             let services = self
                 .services
                 .statuses()
@@ -350,8 +379,9 @@ impl admin::Control for Control {
                 web_url: self.web_url.clone(),
                 local_mode: self.local_mode,
                 services,
-                checks: status::readiness_checks(&readiness),
+                checks: https::checks(status::readiness_checks(&readiness), tls.as_ref()),
                 readiness,
+                tls,
             }
         })
     }
@@ -364,5 +394,21 @@ impl admin::Control for Control {
             }
             None => false,
         }
+    }
+
+    fn tls(&self) -> Option<status::TlsView> {
+        self.tls.as_ref().map(|t| t.view())
+    }
+
+    fn renew_tls(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<admin::RenewOutcome>> + Send + '_>>
+    {
+        Box::pin(async move {
+            match &self.tls {
+                Some(t) => Some(t.renew().await),
+                None => None,
+            }
+        })
     }
 }

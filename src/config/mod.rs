@@ -7,6 +7,7 @@
 pub mod api;
 mod lines;
 pub mod secrets;
+pub mod tls;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -58,6 +59,8 @@ pub struct Config {
     pub logging: Logging,
     /// The JSON API: token lifetime, CORS, trusted proxies, rate limits.
     pub api: api::Api,
+    /// HTTPS: ACME certificates (or a self-signed one) on ports 80 and 443.
+    pub tls: tls::Tls,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -164,6 +167,7 @@ impl Default for Config {
             supervisor: Supervisor::default(),
             logging: Logging::default(),
             api: api::Api::default(),
+            tls: tls::Tls::default(),
         }
     }
 }
@@ -434,6 +438,7 @@ impl Config {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.logging.level) {
             return Err(bad("logging.level", format!("is not a valid filter: {e}")));
         }
+        tls::validate(self, &bad)?;
         Ok(())
     }
 

@@ -15,7 +15,7 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use tokio::net::{UnixListener, UnixStream};
 
-use super::status::Snapshot;
+use super::status::{Snapshot, TlsView};
 
 /// What the admin server can ask of the running appliance.
 pub trait Control: Send + Sync + 'static {
@@ -24,7 +24,29 @@ pub trait Control: Send + Sync + 'static {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Snapshot> + Send + '_>>;
     /// Restart a supervised service by name; false if there is no such service.
     fn restart(&self, service: &str) -> bool;
+    /// The certificate served over HTTPS; `None` when HTTPS is off.
+    fn tls(&self) -> Option<TlsView> {
+        None
+    }
+    /// Get a new certificate now (`soko cert renew`); `None` when HTTPS is off.
+    fn renew_tls(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<RenewOutcome>> + Send + '_>>
+    {
+        Box::pin(async { None })
+    }
 }
+
+/// The answer to `POST /v1/tls/renew`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RenewOutcome {
+    pub ok: bool,
+    pub error: Option<String>,
+    /// The certificate after the attempt.
+    pub tls: TlsView,
+}
+
+const TLS_OFF: &str = "HTTPS is off (local mode or tls.mode off): there is no certificate\n";
 
 type Shared = Arc<dyn Control>;
 
@@ -32,6 +54,8 @@ pub fn router(control: Shared) -> Router {
     Router::new()
         .route("/v1/status", get(status))
         .route("/v1/services/{name}/restart", post(restart))
+        .route("/v1/tls", get(tls_status))
+        .route("/v1/tls/renew", post(tls_renew))
         .with_state(control)
 }
 
@@ -48,6 +72,23 @@ async fn restart(State(c): State<Shared>, UrlPath(name): UrlPath<String>) -> (St
             StatusCode::NOT_FOUND,
             format!("no supervised service named {name:?}\n"),
         )
+    }
+}
+
+async fn tls_status(State(c): State<Shared>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match c.tls() {
+        Some(t) => Json(t).into_response(),
+        None => (StatusCode::NOT_FOUND, TLS_OFF).into_response(),
+    }
+}
+
+async fn tls_renew(State(c): State<Shared>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    tracing::info!("certificate renewal requested over the admin socket");
+    match c.renew_tls().await {
+        Some(outcome) => Json(outcome).into_response(),
+        None => (StatusCode::NOT_FOUND, TLS_OFF).into_response(),
     }
 }
 
@@ -145,4 +186,41 @@ pub async fn fetch_status(path: &Path, timeout: Duration) -> Result<Snapshot, Cl
         path: path.to_owned(),
         message: format!("unreadable status: {e}"),
     })
+}
+
+fn unreadable(path: &Path, what: &str, e: serde_json::Error) -> ClientError {
+    ClientError::Io {
+        path: path.to_owned(),
+        message: format!("unreadable {what}: {e}"),
+    }
+}
+
+/// The appliance said HTTPS is off (not just "no such route", from an older soko).
+fn off(status: StatusCode, body: &str) -> bool {
+    status == StatusCode::NOT_FOUND && body.starts_with(TLS_OFF.trim_end())
+}
+
+/// `GET /v1/tls`: `None` when HTTPS is off.
+pub async fn fetch_tls(path: &Path, timeout: Duration) -> Result<Option<TlsView>, ClientError> {
+    match request(path, "GET", "/v1/tls", timeout).await {
+        Ok(body) => serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| unreadable(path, "certificate status", e)),
+        Err(ClientError::Status { status, body }) if off(status, &body) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `POST /v1/tls/renew`: `None` when HTTPS is off. An order can take minutes: give it time.
+pub async fn renew_tls(
+    path: &Path,
+    timeout: Duration,
+) -> Result<Option<RenewOutcome>, ClientError> {
+    match request(path, "POST", "/v1/tls/renew", timeout).await {
+        Ok(body) => serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| unreadable(path, "renewal answer", e)),
+        Err(ClientError::Status { status, body }) if off(status, &body) => Ok(None),
+        Err(e) => Err(e),
+    }
 }

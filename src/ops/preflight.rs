@@ -144,10 +144,24 @@ fn ports(cfg: &Config) -> Vec<CheckView> {
             ([127, 0, 0, 1], cfg.vectors.embedded.port).into(),
         ));
     }
+    if cfg.tls_active() != crate::config::tls::Active::Off {
+        wanted.push(("https (tls.https_listen)", cfg.tls.https_listen));
+        wanted.push(("port-80 redirect (tls.http_listen)", cfg.tls.http_listen));
+    }
+    let root = nix::unistd::geteuid().is_root();
     wanted
         .into_iter()
         .map(|(who, addr)| match ports::ensure_free_at(addr, who) {
             Ok(()) => check("port", Level::Green, format!("{addr} free for {who}")),
+            // Not bindable by this user is not "taken": systemd grants the capability.
+            Err(_) if addr.port() < 1024 && !root => check(
+                "port",
+                Level::Amber,
+                format!(
+                    "{addr} for {who} needs CAP_NET_BIND_SERVICE (systemd/soko.service grants \
+                     it); not checked as this user"
+                ),
+            ),
             Err(e) => check("port", Level::Red, e.to_string()),
         })
         .collect()

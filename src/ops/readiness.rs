@@ -47,11 +47,31 @@ fn supervised_down(services: &[Status], name: &str) -> Option<Check> {
     })
 }
 
+/// Down now, or restarted since `before`.
+fn changed(before: &[Status], after: &[Status], name: &str) -> Option<Check> {
+    if let Some(down) = supervised_down(after, name) {
+        return Some(down);
+    }
+    let restarts = |list: &[Status]| list.iter().find(|s| s.name == name).map(|s| s.restarts);
+    (restarts(before) != restarts(after)).then(|| Check {
+        ok: false,
+        detail: format!("{name} restarted during the check"),
+    })
+}
+
 /// Runs the three checks concurrently, each bounded in time. `services`: the supervisor's view
 /// of the embedded servers (empty for external ones).
-pub async fn check(db: &MySqlPool, vectors: &VectorStore, services: &[Status]) -> Readiness {
-    let mysql_down = supervised_down(services, "mysql");
-    let milvus_down = supervised_down(services, "milvus");
+///
+/// `live` reads the supervisor's current view; it is read before and after the checks, so a
+/// server that died and came back while a check waited on it still counts as a failure.
+pub async fn check(
+    db: &MySqlPool,
+    vectors: &VectorStore,
+    live: impl Fn() -> Vec<Status>,
+) -> Readiness {
+    let before = live();
+    let mysql_down = supervised_down(&before, "mysql");
+    let milvus_down = supervised_down(&before, "milvus");
     let database = async {
         if let Some(down) = mysql_down {
             return (
@@ -130,7 +150,15 @@ pub async fn check(db: &MySqlPool, vectors: &VectorStore, services: &[Status]) -
             },
         }
     };
-    let ((mysql, migrations), milvus) = tokio::join!(database, vectors_check);
+    let ((mut mysql, mut migrations), mut milvus) = tokio::join!(database, vectors_check);
+    let after = live();
+    if let Some(down) = changed(&before, &after, "mysql") {
+        mysql = down;
+        migrations.ok = false;
+    }
+    if let Some(down) = changed(&before, &after, "milvus") {
+        milvus = down;
+    }
     Readiness {
         ready: mysql.ok && migrations.ok && milvus.ok,
         mysql,

@@ -43,6 +43,93 @@ pub struct Snapshot {
     pub services: Vec<ServiceView>,
     pub readiness: Readiness,
     pub checks: Vec<CheckView>,
+    /// The certificate, when `soko up` serves HTTPS (absent in older snapshots).
+    #[serde(default)]
+    pub tls: Option<TlsView>,
+}
+
+/// The HTTPS side of the snapshot: what `soko cert status` prints and the console shows.
+/// Times are Unix seconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TlsView {
+    /// `acme` or `self-signed`.
+    pub mode: String,
+    /// Where the storefront is served over HTTPS.
+    pub https_url: String,
+    /// The ACME CA's directory URL (acme mode).
+    pub ca: Option<String>,
+    pub names: Vec<String>,
+    /// A CA-issued certificate is served (false: a self-signed one).
+    pub issued: bool,
+    pub issuer: Option<String>,
+    pub serial: Option<String>,
+    pub not_after: Option<i64>,
+    pub days_left: Option<i64>,
+    /// When the next order is due (the renewal time, or the retry after a failure).
+    pub next_renewal: Option<i64>,
+    pub failures: u32,
+    pub last_error: Option<String>,
+    pub alert: Option<String>,
+    /// Orders placed since `soko up` started (a restart on a stored certificate places none).
+    pub orders_placed: u64,
+}
+
+/// Days left below which the certificate check turns amber (red below [`TLS_RED_DAYS`]).
+pub const TLS_AMBER_DAYS: i64 = 14;
+pub const TLS_RED_DAYS: i64 = 3;
+
+/// The certificate as a check: red when (nearly) expired, amber on an alert, while waiting for
+/// the first certificate or with less than [`TLS_AMBER_DAYS`] left.
+pub fn tls_check(t: &TlsView) -> CheckView {
+    let acme = t.mode == "acme";
+    let real = t.issued || !acme;
+    let (level, detail) = match t.days_left {
+        Some(d) if real && d < 0 => (Level::Red, "the certificate has expired".to_string()),
+        Some(d) if real && d < TLS_RED_DAYS => {
+            (Level::Red, format!("the certificate expires in {d} days"))
+        }
+        _ if t.alert.is_some() => (Level::Amber, t.alert.clone().unwrap_or_default()),
+        _ if !real => (
+            Level::Amber,
+            format!(
+                "temporary self-signed certificate until the first one from {} arrives",
+                t.ca.as_deref().unwrap_or("the CA")
+            ),
+        ),
+        Some(d) if d < TLS_AMBER_DAYS => {
+            (Level::Amber, format!("the certificate expires in {d} days"))
+        }
+        days => (
+            Level::Green,
+            format!(
+                "{} certificate for {}{}",
+                if acme { "CA-issued" } else { "self-signed" },
+                t.names.join(", "),
+                days.map(|d| format!(", {d} days left")).unwrap_or_default()
+            ),
+        ),
+    };
+    CheckView {
+        name: "certificate".into(),
+        level,
+        detail,
+    }
+}
+
+/// Unix seconds as `2026-11-28 04:00 UTC`.
+pub fn utc(secs: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(t) => format!(
+            "{}-{:02}-{:02} {:02}:{:02} UTC",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute()
+        ),
+        Err(_) => secs.to_string(),
+    }
 }
 
 impl Snapshot {
@@ -138,6 +225,24 @@ pub fn render_text(s: &Snapshot, now_unix: u64) -> String {
         s.data_dir,
         s.config_path
     );
+    if let Some(t) = &s.tls {
+        let _ = writeln!(
+            out,
+            "https {} ({}) | {} | expires {} | next renewal {}",
+            t.https_url,
+            t.mode,
+            if t.issued {
+                t.issuer.as_deref().unwrap_or("?")
+            } else {
+                "self-signed certificate"
+            },
+            t.not_after.map(utc).unwrap_or_else(|| "-".into()),
+            t.next_renewal
+                .filter(|_| t.mode == "acme")
+                .map(utc)
+                .unwrap_or_else(|| "-".into()),
+        );
+    }
     let _ = writeln!(
         out,
         "\n      SERVICE  STATE      READY     PID      FOR RESTARTS       RSS  ENDPOINT"
@@ -214,6 +319,7 @@ mod tests {
             }],
             checks: readiness_checks(&readiness),
             readiness,
+            tls: None,
         }
     }
 
@@ -232,5 +338,52 @@ mod tests {
         assert!(text.contains("crash-loop"), "{text}");
         assert!(text.contains("last error: exited with code 1"), "{text}");
         assert!(text.contains("up 1m 5s"), "{text}");
+    }
+
+    fn tls(issued: bool, days: i64, alert: Option<&str>) -> TlsView {
+        TlsView {
+            mode: "acme".into(),
+            https_url: "https://shop.test".into(),
+            ca: Some("https://ca.test/dir".into()),
+            names: vec!["shop.test".into()],
+            issued,
+            issuer: Some("CN=Test CA".into()),
+            days_left: Some(days),
+            not_after: Some(1_800_000_000),
+            next_renewal: Some(1_790_000_000),
+            alert: alert.map(str::to_owned),
+            ..TlsView::default()
+        }
+    }
+
+    #[test]
+    fn certificate_check_follows_expiry_and_alerts() {
+        let level = |t: &TlsView| tls_check(t).level;
+        assert_eq!(level(&tls(true, 60, None)), Level::Green);
+        assert_eq!(level(&tls(true, 13, None)), Level::Amber);
+        assert_eq!(level(&tls(true, 2, None)), Level::Red);
+        assert_eq!(level(&tls(true, -1, None)), Level::Red);
+        assert_eq!(level(&tls(true, 60, Some("renewal failing"))), Level::Amber);
+        assert_eq!(level(&tls(false, 29, None)), Level::Amber, "waiting");
+        let own = TlsView {
+            mode: "self-signed".into(),
+            ..tls(false, 29, None)
+        };
+        assert_eq!(level(&own), Level::Green);
+        let mut s = snapshot(State::Running, true, true);
+        s.checks.push(tls_check(&tls(true, 2, None)));
+        s.tls = Some(tls(true, 2, None));
+        assert_eq!(s.level(), Level::Red);
+        let text = render_text(&s, 100);
+        assert!(
+            text.contains("https https://shop.test (acme) | CN=Test CA"),
+            "{text}"
+        );
+        assert!(text.contains("expires 2027-01-15 08:00 UTC"), "{text}");
+        // Older snapshots (no `tls`) still parse.
+        let mut json = serde_json::to_value(&s).unwrap();
+        json.as_object_mut().unwrap().remove("tls");
+        let back: Snapshot = serde_json::from_value(json).unwrap();
+        assert!(back.tls.is_none());
     }
 }

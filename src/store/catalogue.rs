@@ -101,8 +101,9 @@ pub struct SearchFilter {
     pub city: Option<String>,
 }
 
-/// Full-text relevance over name and description, with seller name and city as a fallback
-/// match; filters on category, price range and city. `q` is bound, never spliced.
+/// Full-text relevance over name and description, plus products of sellers whose name or city
+/// matches; filters on category, price range and city. Two index-driven branches, each bounded,
+/// merged by score: an `OR` across them would scan every product. `q` is bound, never spliced.
 pub async fn search(
     db: &MySqlPool,
     q: &str,
@@ -110,31 +111,48 @@ pub async fn search(
     limit: u32,
 ) -> Result<Vec<Card>, Error> {
     let like = format!("%{}%", q.replace(['%', '_', '\\'], ""));
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{CARD} WHERE {PUBLIC} \
-         AND (MATCH (p.name, p.description) AGAINST (? IN NATURAL LANGUAGE MODE) \
-              OR s.store_name LIKE ? OR s.city LIKE ?) \
-         AND (? IS NULL OR p.category_id = ?) \
+    const FILTERS: &str = "AND (? IS NULL OR p.category_id = ?) \
          AND (? IS NULL OR p.price_minor >= ?) AND (? IS NULL OR p.price_minor <= ?) \
-         AND (? IS NULL OR s.city = ?) \
-         ORDER BY MATCH (p.name, p.description) AGAINST (? IN NATURAL LANGUAGE MODE) DESC, p.id DESC \
-         LIMIT ?"
-    )))
-    .bind(q)
-    .bind(&like)
-    .bind(&like)
-    .bind(f.category)
-    .bind(f.category)
-    .bind(f.min_minor)
-    .bind(f.min_minor)
-    .bind(f.max_minor)
-    .bind(f.max_minor)
-    .bind(&f.city)
-    .bind(&f.city)
-    .bind(q)
-    .bind(limit)
-    .fetch_all(db)
-    .await?)
+         AND (? IS NULL OR s.city = ?)";
+    let sql = format!(
+        "SELECT r.id, r.name, r.price_minor, r.currency, r.seller_name, r.seller_slug, r.city, \
+                (SELECT i.sha256 FROM product_images i WHERE i.product_id = r.id ORDER BY i.position LIMIT 1) AS image \
+         FROM ( \
+           (SELECT p.id, p.name, p.price_minor, p.currency, s.store_name AS seller_name, s.slug AS seller_slug, \
+                   s.city, MATCH (p.name, p.description) AGAINST (? IN NATURAL LANGUAGE MODE) AS score \
+            FROM products p JOIN sellers s ON s.id = p.seller_id \
+            WHERE {PUBLIC} AND MATCH (p.name, p.description) AGAINST (? IN NATURAL LANGUAGE MODE) {FILTERS} \
+            ORDER BY score DESC LIMIT ?) \
+           UNION ALL \
+           (SELECT p.id, p.name, p.price_minor, p.currency, s.store_name, s.slug, s.city, 0.001 \
+            FROM sellers s JOIN products p ON p.seller_id = s.id \
+            WHERE {PUBLIC} AND (s.store_name LIKE ? OR s.city LIKE ?) {FILTERS} \
+            ORDER BY p.id DESC LIMIT ?) \
+         ) r GROUP BY r.id, r.name, r.price_minor, r.currency, r.seller_name, r.seller_slug, r.city \
+         ORDER BY MAX(r.score) DESC, r.id DESC LIMIT ?"
+    );
+    let query = sqlx::query_as::<_, Card>(sqlx::AssertSqlSafe(sql))
+        .bind(q)
+        .bind(q);
+    let query = bind_filters(query, f)
+        .bind(limit)
+        .bind(like.clone())
+        .bind(like);
+    let query = bind_filters(query, f).bind(limit).bind(limit);
+    Ok(query.fetch_all(db).await?)
+}
+
+type CardQuery<'q> = sqlx::query::QueryAs<'q, sqlx::MySql, Card, sqlx::mysql::MySqlArguments>;
+
+fn bind_filters<'q>(q: CardQuery<'q>, f: &SearchFilter) -> CardQuery<'q> {
+    q.bind(f.category)
+        .bind(f.category)
+        .bind(f.min_minor)
+        .bind(f.min_minor)
+        .bind(f.max_minor)
+        .bind(f.max_minor)
+        .bind(f.city.clone())
+        .bind(f.city.clone())
 }
 
 #[derive(Debug, Clone, FromRow, Serialize)]
@@ -341,4 +359,97 @@ pub async fn platform_stats(db: &MySqlPool) -> Result<PlatformStats, Error> {
     )))
     .fetch_one(db)
     .await?)
+}
+
+/// A seller's edit of a product: `None` leaves that column as it is.
+#[derive(Debug, Default)]
+pub struct ProductChanges<'a> {
+    /// `Some(None)` clears the category.
+    pub category_id: Option<Option<u64>>,
+    pub name: Option<&'a str>,
+    pub description: Option<&'a str>,
+    /// `Some(None)` is "contact for price".
+    pub price_minor: Option<Option<i64>>,
+    pub currency: Option<&'a str>,
+    pub stock: Option<u32>,
+}
+
+/// Lock a seller's own, not deleted product for the rest of the transaction; `NotFound` when
+/// it is someone else's, so nobody learns which ids exist.
+async fn lock_own(
+    tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
+    seller_id: u64,
+    id: u64,
+) -> Result<(), Error> {
+    let found: Option<u64> = sqlx::query_scalar(
+        "SELECT id FROM products WHERE id = ? AND seller_id = ? AND deleted_at IS NULL FOR UPDATE",
+    )
+    .bind(id)
+    .bind(seller_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    found.map(|_| ()).ok_or(Error::NotFound)
+}
+
+/// Edit a seller's own product and queue its vector re-sync, in one transaction.
+pub async fn update_product(
+    db: &MySqlPool,
+    seller_id: u64,
+    id: u64,
+    c: &ProductChanges<'_>,
+) -> Result<(), Error> {
+    let mut tx = db.begin().await?;
+    lock_own(&mut tx, seller_id, id).await?;
+    sqlx::query(
+        "UPDATE products SET category_id = IF(?, ?, category_id), name = COALESCE(?, name), \
+         description = COALESCE(?, description), price_minor = IF(?, ?, price_minor), \
+         currency = COALESCE(?, currency), stock = COALESCE(?, stock) WHERE id = ?",
+    )
+    .bind(c.category_id.is_some())
+    .bind(c.category_id.flatten())
+    .bind(c.name)
+    .bind(c.description)
+    .bind(c.price_minor.is_some())
+    .bind(c.price_minor.flatten())
+    .bind(c.currency)
+    .bind(c.stock)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    enqueue_vector(&mut tx, id, "upsert").await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The seller's switch: `active` (shown) or `hidden` (kept, not shown), with the vector re-sync.
+pub async fn set_product_status(
+    db: &MySqlPool,
+    seller_id: u64,
+    id: u64,
+    status: &str,
+) -> Result<(), Error> {
+    let mut tx = db.begin().await?;
+    lock_own(&mut tx, seller_id, id).await?;
+    sqlx::query("UPDATE products SET status = ? WHERE id = ?")
+        .bind(status)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    enqueue_vector(&mut tx, id, "upsert").await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Soft-delete a seller's own product (the row stays for leads and orders) and queue the
+/// removal of its vector, in one transaction.
+pub async fn delete_product(db: &MySqlPool, seller_id: u64, id: u64) -> Result<(), Error> {
+    let mut tx = db.begin().await?;
+    lock_own(&mut tx, seller_id, id).await?;
+    sqlx::query("UPDATE products SET deleted_at = UTC_TIMESTAMP(3) WHERE id = ?")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    enqueue_vector(&mut tx, id, "delete").await?;
+    tx.commit().await?;
+    Ok(())
 }

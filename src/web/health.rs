@@ -34,7 +34,7 @@ async fn healthz(State(state): State<AppState>) -> Json<Health> {
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let r = readiness::check(&state.db, &state.vectors, &state.supervised_statuses()).await;
+    let r = readiness::check(&state.db, &state.vectors, || state.supervised_statuses()).await;
     let code = if r.ready {
         StatusCode::OK
     } else {

@@ -3,10 +3,12 @@
 
 mod account;
 mod admin;
+mod api;
 pub mod auth;
 mod buyer;
 mod error;
 mod health;
+mod images;
 mod insights;
 mod pages;
 mod sell;
@@ -15,6 +17,7 @@ mod storefront;
 
 pub use error::Error;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +33,7 @@ use tower_http::trace::TraceLayer;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::config::secrets::Secret;
 use crate::supervisor;
 use crate::vectors::VectorStore;
 
@@ -53,22 +57,43 @@ pub struct Settings {
     pub base_url: String,
     /// Cookies carry `Secure` once the site is on HTTPS.
     pub secure_cookies: bool,
+    /// Uploaded product images and their variants: `<data_dir>/images`.
+    pub images_dir: PathBuf,
+    /// Signs the API's bearer tokens: the secrets file's `jwt_secret` (see `with_jwt_secret`);
+    /// without one, a random key that lives as long as the process.
+    pub jwt_secret: Secret,
 }
 
 impl Settings {
     pub fn from_config(cfg: &Config) -> Self {
-        if cfg.is_local_mode() {
+        if cfg.is_local_mode() && cfg.tls_active() == crate::config::tls::Active::Off {
             Settings {
                 base_url: format!("http://{}", cfg.http.listen),
                 secure_cookies: false,
+                images_dir: cfg.data_dir.join("images"),
+                jwt_secret: ephemeral_secret(),
             }
         } else {
             Settings {
-                base_url: format!("https://{}", cfg.domain),
+                base_url: cfg.https_base_url(),
                 secure_cookies: true,
+                images_dir: cfg.data_dir.join("images"),
+                jwt_secret: ephemeral_secret(),
             }
         }
     }
+
+    /// Sign API tokens with the generated `jwt_secret` (tokens then survive restarts).
+    pub fn with_jwt_secret(mut self, secret: Option<&Secret>) -> Self {
+        if let Some(s) = secret.filter(|s| !s.is_empty()) {
+            self.jwt_secret = s.clone();
+        }
+        self
+    }
+}
+
+fn ephemeral_secret() -> Secret {
+    crate::config::secrets::random_secret().unwrap_or_else(|_| Secret::new(session::random_token()))
 }
 
 impl AppState {
@@ -86,6 +111,7 @@ pub fn router(state: AppState, cfg: &Config) -> Router {
         .merge(buyer::router())
         .merge(account::router())
         .merge(sell::router())
+        .merge(images::router())
         .merge(insights::router())
         .merge(admin::router())
         .layer(axum::middleware::from_fn_with_state(
@@ -94,7 +120,11 @@ pub fn router(state: AppState, cfg: &Config) -> Router {
         ));
     Router::new()
         .merge(health::router())
+        // Images: outside the browser middleware (no session lookup, no cookies, cacheable).
+        .merge(images::public_router())
         .merge(browser)
+        // The JSON API: outside the browser middleware (no cookies, no CSRF; bearer tokens).
+        .nest("/api/v1", api::router(state.clone(), cfg))
         .with_state(state)
         .layer(axum::middleware::from_fn(security_headers))
         // Pages, CSS and JS compressed for slow mobile links (images are already compressed).

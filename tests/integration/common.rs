@@ -90,6 +90,7 @@ static SHARED: OnceLock<Shared> = OnceLock::new();
 /// The run's MariaDB and milvus-lite, started once on a thread of their own (so they outlive
 /// each test's runtime) and stopped by the kernel's parent-death signal when the run ends.
 pub fn shared() -> &'static Shared {
+    soko::init_crypto();
     SHARED.get_or_init(|| {
         let dir = scratch("shared");
         let cfg = isolated_config(&dir);
@@ -161,7 +162,10 @@ pub async fn spawn_app() -> TestApp {
         vectors: vectors.clone(),
         started: Instant::now(),
         supervised: Vec::new(),
-        settings: Arc::new(soko::web::Settings::from_config(&cfg)),
+        settings: Arc::new(
+            soko::web::Settings::from_config(&cfg)
+                .with_jwt_secret(shared().secrets.jwt_secret.as_ref()),
+        ),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

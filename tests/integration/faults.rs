@@ -47,10 +47,16 @@ async fn killed_children_are_restarted_and_no_committed_row_is_lost() {
         .await
         .unwrap();
     let acked = Arc::new(AtomicI64::new(0));
+    // The writer stops at its first error, or when told to: the pool may reconnect to the
+    // restarted server before the writer notices the kill, and then it would never stop.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
-        let (pool, acked) = (pool.clone(), acked.clone());
+        let (pool, acked, stop) = (pool.clone(), acked.clone(), stop.clone());
         tokio::spawn(async move {
             for id in 1.. {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
                 if sqlx::query("INSERT INTO ledger (id) VALUES (?)")
                     .bind(id)
                     .execute(&pool)
@@ -75,6 +81,7 @@ async fn killed_children_are_restarted_and_no_committed_row_is_lost() {
         "/readyz never went not-ready then ready ({took:?}):\n{}",
         app.log_text()
     );
+    stop.store(true, Ordering::SeqCst);
     writer.await.unwrap();
     let last = acked.load(Ordering::SeqCst);
     let present: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger WHERE id <= ?")

@@ -2,10 +2,16 @@
 //! own supervisor (see `common`), and whole `soko up` processes for the fault tests.
 
 mod common;
+mod pebble;
 
+mod api;
 mod boot;
+mod browser;
 mod cli;
 mod faults;
+mod https_up;
+mod images;
 mod market;
 mod storage;
+mod tls;
 mod web;

@@ -1,0 +1,273 @@
+//! The storefront in a real browser: Debian's Chromium, headless, on a phone-sized viewport,
+//! driven through chromedriver (WebDriver). Seller registers and lists, an admin approves, a
+//! buyer finds the product by search, opens it and taps WhatsApp; the seller sees the lead.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+
+use crate::common::{free_port, scratch, spawn_app};
+
+struct Driver {
+    process: Child,
+    url: String,
+    /// Chromium profiles, removed when the test passes.
+    profiles: std::sync::Mutex<Vec<std::path::PathBuf>>,
+    screens: std::path::PathBuf,
+}
+
+impl Driver {
+    async fn start() -> Driver {
+        let port = free_port();
+        let process = Command::new(
+            std::env::var("SOKO_TEST_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into()),
+        )
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver (Debian package chromium-driver; scripts/setup installs it)");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Driver {
+            process,
+            url: format!("http://127.0.0.1:{port}"),
+            profiles: Default::default(),
+            screens: scratch("screens"),
+        }
+    }
+
+    /// A fresh headless Chromium with its own profile, 412×915 like a mid-range Android phone.
+    async fn session(&self) -> Client {
+        let profile = scratch("chromium-profile");
+        self.profiles.lock().unwrap().push(profile.clone());
+        let caps = serde_json::json!({
+            "goog:chromeOptions": {
+                "binary": std::env::var("SOKO_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--window-size=412,915",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+                "mobileEmulation": { "deviceMetrics": { "width": 412, "height": 915, "pixelRatio": 2.6 } }
+            }
+        });
+        let serde_json::Value::Object(caps) = caps else {
+            unreachable!()
+        };
+        ClientBuilder::rustls()
+            .unwrap()
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .expect("a Chromium session")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        if !std::thread::panicking() {
+            for p in self.profiles.lock().unwrap().drain(..) {
+                let _ = std::fs::remove_dir_all(p);
+            }
+        }
+    }
+}
+
+async fn fill(c: &Client, name: &str, value: &str) {
+    let field = c
+        .find(Locator::Css(&format!("[name=\"{name}\"]")))
+        .await
+        .unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(value).await.unwrap();
+}
+
+async fn submit(c: &Client) {
+    c.find(Locator::Css("form.form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Wait for the browser to arrive at a path starting with `prefix` (after a click or submit).
+async fn arrive(c: &Client, prefix: &str) {
+    let start = Instant::now();
+    loop {
+        let url = c.current_url().await.unwrap();
+        if url.path().starts_with(prefix) {
+            return;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            panic!(
+                "still at {url}, expected {prefix}:\n{}",
+                c.source().await.unwrap()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Wait for an element to appear (the page after a click or submit has loaded).
+async fn wait_for(c: &Client, xpath: &str) -> fantoccini::elements::Element {
+    match c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath(xpath))
+        .await
+    {
+        Ok(e) => e,
+        Err(e) => panic!(
+            "{xpath} never appeared ({e}):\n{}",
+            c.source().await.unwrap()
+        ),
+    }
+}
+
+async fn register(c: &Client, base: &str, name: &str, login: &str) {
+    c.goto(&format!("{base}/register")).await.unwrap();
+    fill(c, "name", name).await;
+    fill(c, "login", login).await;
+    fill(c, "password", "a good long password").await;
+    submit(c).await;
+}
+
+#[tokio::test]
+async fn a_seller_lists_a_buyer_finds_it_on_a_phone_and_contacts_them() {
+    let app = spawn_app().await;
+    let base = app.url.clone();
+    let driver = Driver::start().await;
+
+    // The seller registers, onboards and adds a product.
+    let seller = driver.session().await;
+    register(&seller, &base, "Achieng", "0711 222 333").await;
+    arrive(&seller, "/sell").await;
+    fill(&seller, "store_name", "Lake Basket Co").await;
+    fill(&seller, "whatsapp", "0799 888 777").await;
+    fill(&seller, "city", "Kisumu").await;
+    fill(&seller, "description", "Woven papyrus baskets").await;
+    submit(&seller).await;
+    let status = seller
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("p.status"))
+        .await
+        .unwrap();
+    assert_eq!(status.text().await.unwrap(), "Status: pending");
+    seller
+        .goto(&format!("{base}/sell/products/new"))
+        .await
+        .unwrap();
+    fill(&seller, "name", "Papyrus market basket").await;
+    fill(&seller, "price", "1,850").await;
+    fill(&seller, "stock", "4").await;
+    fill(&seller, "description", "Strong handles, 40 cm").await;
+    submit(&seller).await;
+    wait_for(&seller, "//td/a[text()='Papyrus market basket']").await;
+
+    // An admin approves the seller.
+    let hash = soko::web::auth::hash_password("admin password 1".into())
+        .await
+        .unwrap();
+    soko::store::users::create(
+        &app.db,
+        &soko::store::users::NewUser {
+            email: Some("boss@soko.test"),
+            phone: None,
+            name: "Boss",
+            password_hash: &hash,
+            role: "admin",
+        },
+    )
+    .await
+    .unwrap();
+    let admin = driver.session().await;
+    admin.goto(&format!("{base}/login")).await.unwrap();
+    fill(&admin, "login", "boss@soko.test").await;
+    fill(&admin, "password", "admin password 1").await;
+    submit(&admin).await;
+    arrive(&admin, "/admin").await;
+    admin
+        .find(Locator::XPath("//button[text()='Approve']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&admin, "//td[text()='seller.status']").await;
+
+    // A buyer on a phone searches, opens the product, taps WhatsApp.
+    let buyer = driver.session().await;
+    buyer.goto(&base).await.unwrap();
+    let search = buyer.find(Locator::Css("input[name=q]")).await.unwrap();
+    search.send_keys("papyrus\n").await.unwrap();
+    let card = wait_for(&buyer, "//ul[@class='grid']/li/a").await;
+    assert!(card.text().await.unwrap().contains("KSh 1,850"));
+    card.click().await.unwrap();
+    arrive(&buyer, "/p/").await;
+    let width: f64 = buyer
+        .execute("return document.documentElement.clientWidth", vec![])
+        .await
+        .unwrap()
+        .as_f64()
+        .unwrap();
+    assert!(width <= 420.0, "phone-sized viewport, got {width}");
+    // Kept for a look: the product page as a phone shows it.
+    let png = buyer.screenshot().await.unwrap();
+    std::fs::write(driver.screens.join("product-phone.png"), png).unwrap();
+    let wa = buyer.find(Locator::Css("a.whatsapp")).await.unwrap();
+    assert!(
+        wa.attr("href")
+            .await
+            .unwrap()
+            .unwrap()
+            .ends_with("/whatsapp")
+    );
+    wa.click().await.unwrap();
+    // The network is closed here, so the page itself fails to load; the address is what counts.
+    let start = Instant::now();
+    let landed = loop {
+        let url = buyer.current_url().await.unwrap();
+        if url.host_str() == Some("wa.me") || start.elapsed() > Duration::from_secs(10) {
+            break url;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(landed.host_str(), Some("wa.me"), "{landed}");
+    assert_eq!(landed.path(), "/254799888777");
+    let text: String = landed
+        .query_pairs()
+        .find(|(k, _)| k == "text")
+        .unwrap()
+        .1
+        .into_owned();
+    assert!(
+        text.contains("Papyrus market basket") && text.contains("KSh 1,850"),
+        "{text}"
+    );
+
+    // The seller sees the view and the lead.
+    seller.goto(&format!("{base}/sell")).await.unwrap();
+    let dash = seller.source().await.unwrap();
+    assert!(
+        dash.contains("<strong>1</strong> views")
+            && dash.contains("<strong>1</strong> WhatsApp leads"),
+        "{dash}"
+    );
+    assert!(dash.contains("Papyrus market basket"));
+    for c in [seller, admin, buyer] {
+        c.close().await.unwrap();
+    }
+}
