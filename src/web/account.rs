@@ -1,10 +1,12 @@
 //! Registration, login (email or phone + password), logout, and "log out everywhere".
 
-use axum::extract::State;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::{Extension, Form, Router};
 use serde::Deserialize;
 
 use super::auth::{check_new_password, dummy_hash, hash_password, verify_password};
@@ -37,7 +39,7 @@ fn register_page(v: &Visitor, f: &RegisterForm) -> FormPage {
     FormPage {
         page: PageCtx::new(v),
         title: "Create your account",
-        action: "/register",
+        action: "/register".into(),
         submit: "Create account",
         notice: None,
         fields: vec![
@@ -61,12 +63,29 @@ fn parse_login(input: &str) -> Result<(Option<String>, Option<String>), FieldErr
     }
 }
 
+/// The client as the rate limiters count it (behind a trusted proxy: the forwarded address).
+fn client(
+    s: &AppState,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: &HeaderMap,
+) -> String {
+    let peer = peer.map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.0.ip());
+    super::api::limit::client_key(s.settings.limits.0.client_ip(peer, headers))
+}
+
 async fn register(
     State(s): State<AppState>,
     v: Visitor,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Form(f): Form<RegisterForm>,
 ) -> Result<Response, Error> {
+    // Each registration costs an argon2 hash: metered like logins, per client.
+    let limits = &s.settings.limits.0;
+    limits
+        .login_ip
+        .check(&client(&s, peer, &headers))
+        .map_err(Error::Throttled)?;
     let mut errors = FieldErrors::default();
     let name = errors.check(text::line("name", &f.name, 1, 120));
     let login = errors.check(parse_login(&f.login));
@@ -129,7 +148,7 @@ fn login_page(v: &Visitor, f: &LoginForm, notice: Option<String>) -> FormPage {
     FormPage {
         page: PageCtx::new(v),
         title: "Log in",
-        action: "/login",
+        action: "/login".into(),
         submit: "Log in",
         notice,
         fields: vec![
@@ -148,15 +167,28 @@ async fn login_form(v: Visitor) -> Result<Response, Error> {
     .into_response())
 }
 
+/// Login attempts are metered per client (`api.rate_limit.login_requests`) and failures per
+/// account (`login_failures`), with the same limiters as the API's `/auth/token`.
 async fn login(
     State(s): State<AppState>,
     v: Visitor,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Result<Response, Error> {
+    let limits = &s.settings.limits.0;
+    limits
+        .login_ip
+        .check(&client(&s, peer, &headers))
+        .map_err(Error::Throttled)?;
     let login = parse_login(&f.login)
         .map(|(e, p)| e.or(p).unwrap_or_default())
         .unwrap_or_default();
+    let account_key = format!("login:{login}");
+    limits
+        .login_account
+        .peek(&account_key)
+        .map_err(Error::Throttled)?;
     let user = if login.is_empty() {
         None
     } else {
@@ -170,6 +202,7 @@ async fn login(
     let ok = verify_password(f.password.clone(), stored).await;
     match user {
         Some(u) if ok && u.is_active() => {
+            limits.login_account.forget(&account_key);
             let cookie = start_session(&s, &u, &v, user_agent(&headers)).await?;
             let to = if u.is_admin() { "/admin" } else { "/sell" };
             Ok(([(header::SET_COOKIE, cookie)], Redirect::to(to)).into_response())
@@ -183,15 +216,18 @@ async fn login(
             ))?,
         )
             .into_response()),
-        _ => Ok((
-            axum::http::StatusCode::UNAUTHORIZED,
-            render(&login_page(
-                &v,
-                &f,
-                Some("Wrong email, phone or password.".into()),
-            ))?,
-        )
-            .into_response()),
+        _ => {
+            let _ = limits.login_account.check(&account_key);
+            Ok((
+                axum::http::StatusCode::UNAUTHORIZED,
+                render(&login_page(
+                    &v,
+                    &f,
+                    Some("Wrong email, phone or password.".into()),
+                ))?,
+            )
+                .into_response())
+        }
     }
 }
 

@@ -18,6 +18,8 @@ pub enum Error {
     Csrf,
     #[error("the service is busy or restarting; try again in a moment")]
     Unavailable,
+    #[error("too many attempts from here; wait {} and try again", crate::ops::status::human_duration(.0.as_secs().max(1)))]
+    Throttled(std::time::Duration),
     #[error("internal error")]
     Internal(String),
 }
@@ -50,6 +52,7 @@ impl IntoResponse for Error {
             Error::Forbidden | Error::Csrf => StatusCode::FORBIDDEN,
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Internal(cause) => {
                 tracing::error!("internal error: {cause}");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -66,6 +69,10 @@ impl IntoResponse for Error {
             )),
         )
             .into_response();
+        if let Error::Throttled(wait) = &self {
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));

@@ -3,7 +3,7 @@
 
 mod account;
 mod admin;
-mod api;
+pub(crate) mod api;
 pub mod auth;
 mod buyer;
 mod error;
@@ -12,6 +12,7 @@ mod images;
 mod insights;
 mod pages;
 mod sell;
+mod sell_products;
 pub mod session;
 mod storefront;
 
@@ -62,6 +63,19 @@ pub struct Settings {
     /// Signs the API's bearer tokens: the secrets file's `jwt_secret` (see `with_jwt_secret`);
     /// without one, a random key that lives as long as the process.
     pub jwt_secret: Secret,
+    /// Request and login limits, shared by the JSON API and the browser's login and register
+    /// forms: a client cannot double its attempts by switching between the two.
+    pub(crate) limits: SharedLimits,
+}
+
+/// The rate limiters (see `api::limit`), shared across every clone of the settings.
+#[derive(Clone)]
+pub(crate) struct SharedLimits(pub Arc<api::limit::Limits>);
+
+impl std::fmt::Debug for SharedLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedLimits")
+    }
 }
 
 impl Settings {
@@ -72,6 +86,7 @@ impl Settings {
                 secure_cookies: false,
                 images_dir: cfg.data_dir.join("images"),
                 jwt_secret: ephemeral_secret(),
+                limits: SharedLimits(Arc::new(api::limit::Limits::new(&cfg.api))),
             }
         } else {
             Settings {
@@ -79,6 +94,7 @@ impl Settings {
                 secure_cookies: true,
                 images_dir: cfg.data_dir.join("images"),
                 jwt_secret: ephemeral_secret(),
+                limits: SharedLimits(Arc::new(api::limit::Limits::new(&cfg.api))),
             }
         }
     }
@@ -111,6 +127,7 @@ pub fn router(state: AppState, cfg: &Config) -> Router {
         .merge(buyer::router())
         .merge(account::router())
         .merge(sell::router())
+        .merge(sell_products::router())
         .merge(images::router())
         .merge(insights::router())
         .merge(admin::router())

@@ -75,7 +75,7 @@ impl Field {
 pub struct FormPage {
     pub page: PageCtx,
     pub title: &'static str,
-    pub action: &'static str,
+    pub action: String,
     pub submit: &'static str,
     pub notice: Option<String>,
     pub fields: Vec<Field>,

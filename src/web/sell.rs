@@ -56,7 +56,7 @@ async fn onboard_page(s: &AppState, v: &Visitor, f: &OnboardForm) -> Result<Form
     Ok(FormPage {
         page: PageCtx::new(v),
         title: "Sell on Soko",
-        action: "/sell",
+        action: "/sell".into(),
         submit: "Send for approval",
         notice: Some("Buyers reach you on WhatsApp: use the number your shop answers.".into()),
         fields: vec![
@@ -96,7 +96,7 @@ struct Dashboard {
     views: i64,
     leads: i64,
     conversion: String,
-    products: Vec<(u64, String, String, u32, String)>,
+    products: Vec<(u64, String, String, u32, String, String)>,
     inbox: Vec<leads::Lead>,
 }
 
@@ -126,6 +126,7 @@ async fn sell(State(s): State<AppState>, v: Visitor) -> Result<Response, Error> 
                 price_text(p.price_minor, &p.currency),
                 p.stock,
                 state,
+                p.status,
             )
         })
         .collect();
@@ -217,24 +218,35 @@ fn optional_url(field: &'static str, input: &str) -> Result<Option<String>, Fiel
 }
 
 #[derive(Deserialize, Default)]
-pub struct ProductForm {
+pub(super) struct ProductForm {
     #[serde(default)]
-    name: String,
+    pub(super) name: String,
     #[serde(default)]
-    price: String,
+    pub(super) price: String,
     #[serde(default)]
-    stock: String,
+    pub(super) stock: String,
     #[serde(default)]
-    category: String,
+    pub(super) category: String,
     #[serde(default)]
-    description: String,
+    pub(super) description: String,
 }
 
-async fn product_page(s: &AppState, v: &Visitor, f: &ProductForm) -> Result<FormPage, Error> {
+/// Where a product form posts, and what it says.
+pub(super) struct FormKind {
+    pub(super) title: &'static str,
+    pub(super) action: String,
+}
+
+pub(super) async fn product_page(
+    s: &AppState,
+    v: &Visitor,
+    f: &ProductForm,
+    kind: FormKind,
+) -> Result<FormPage, Error> {
     Ok(FormPage {
         page: PageCtx::new(v),
-        title: "Add a product",
-        action: "/sell/products/new",
+        title: kind.title,
+        action: kind.action,
         submit: "Save product",
         notice: None,
         fields: vec![
@@ -253,23 +265,24 @@ async fn product_page(s: &AppState, v: &Visitor, f: &ProductForm) -> Result<Form
     })
 }
 
-async fn new_product_form(State(s): State<AppState>, v: Visitor) -> Result<Response, Error> {
-    v.require_user()?;
-    Ok(render(&product_page(&s, &v, &ProductForm::default()).await?)?.into_response())
+fn new_kind() -> FormKind {
+    FormKind {
+        title: "Add a product",
+        action: "/sell/products/new".into(),
+    }
 }
 
-async fn create_product(
-    State(s): State<AppState>,
-    v: Visitor,
-    Form(f): Form<ProductForm>,
-) -> Result<Response, Error> {
-    let user = v.require_user()?;
-    let seller = sellers::by_user(&s.db, user.id)
-        .await?
-        .ok_or(Error::Forbidden)?;
-    if seller.status == "suspended" || seller.status == "rejected" {
-        return Err(Error::Forbidden);
-    }
+/// A product form that passed validation.
+pub(super) struct ValidProduct {
+    pub(super) name: String,
+    pub(super) price: Money,
+    pub(super) stock: u32,
+    pub(super) description: String,
+    pub(super) category_id: Option<u64>,
+}
+
+/// Validate a product form; every field's problem at once.
+pub(super) async fn validate(s: &AppState, f: &ProductForm) -> Result<ValidProduct, FieldErrors> {
     let mut errors = FieldErrors::default();
     let name = errors.check(text::line("name", &f.name, 2, 200));
     let price = errors.check(Money::parse(&f.price, Currency::KES));
@@ -280,28 +293,80 @@ async fn create_product(
             .map_err(|_| FieldError::new("stock", "must be a whole number, 0 or more")),
     );
     let description = errors.check(text::paragraph("description", &f.description, 5000));
-    let category = match f.category.as_str() {
+    let category_id = match f.category.as_str() {
         "" => None,
-        slug => catalogue::category_by_slug(&s.db, slug)
-            .await?
-            .map(|c| c.id),
+        slug => match catalogue::category_by_slug(&s.db, slug).await {
+            Ok(Some(c)) => Some(c.id),
+            Ok(None) => {
+                errors
+                    .0
+                    .push(FieldError::new("category", "is not one of the categories"));
+                None
+            }
+            Err(e) => {
+                tracing::warn!("category lookup: {e}");
+                errors.0.push(FieldError::new(
+                    "category",
+                    "could not be checked; try again",
+                ));
+                None
+            }
+        },
     };
-    let (Some(name), Some(price), Some(stock), Some(description), true) =
-        (name, price, stock, description, errors.is_empty())
-    else {
-        let page = product_page(&s, &v, &f).await?.with_errors(&errors);
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
+    match (name, price, stock, description, errors.is_empty()) {
+        (Some(name), Some(price), Some(stock), Some(description), true) => Ok(ValidProduct {
+            name,
+            price,
+            stock,
+            description,
+            category_id,
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// The seller behind this visitor, if they may manage products.
+pub(super) async fn active_seller(s: &AppState, v: &Visitor) -> Result<sellers::Seller, Error> {
+    let user = v.require_user()?;
+    let seller = sellers::by_user(&s.db, user.id)
+        .await?
+        .ok_or(Error::Forbidden)?;
+    if seller.status == "suspended" || seller.status == "rejected" {
+        return Err(Error::Forbidden);
+    }
+    Ok(seller)
+}
+
+async fn new_product_form(State(s): State<AppState>, v: Visitor) -> Result<Response, Error> {
+    v.require_user()?;
+    Ok(render(&product_page(&s, &v, &ProductForm::default(), new_kind()).await?)?.into_response())
+}
+
+async fn create_product(
+    State(s): State<AppState>,
+    v: Visitor,
+    Form(f): Form<ProductForm>,
+) -> Result<Response, Error> {
+    let seller = active_seller(&s, &v).await?;
+    let p = match validate(&s, &f).await {
+        Ok(p) => p,
+        Err(errors) => {
+            let page = product_page(&s, &v, &f, new_kind())
+                .await?
+                .with_errors(&errors);
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
+        }
     };
     catalogue::create_product(
         &s.db,
         &catalogue::NewProduct {
             seller_id: seller.id,
-            category_id: category,
-            name: &name,
-            description: &description,
-            price_minor: Some(price.minor),
-            currency: price.currency.code(),
-            stock,
+            category_id: p.category_id,
+            name: &p.name,
+            description: &p.description,
+            price_minor: Some(p.price.minor),
+            currency: p.price.currency.code(),
+            stock: p.stock,
         },
     )
     .await?;

@@ -104,6 +104,8 @@ pub fn sniff(bytes: &[u8]) -> Option<Kind> {
 pub struct Decoded {
     pub kind: Kind,
     pub image: DynamicImage,
+    /// The EXIF orientation the file declared (1 = upright), already applied to `image`.
+    pub orientation: u8,
 }
 
 impl Decoded {
@@ -148,7 +150,11 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, Refusal> {
     let orientation = decoder.orientation().map_err(refusal)?;
     let mut image = DynamicImage::from_decoder(decoder).map_err(refusal)?;
     image.apply_orientation(orientation);
-    Ok(Decoded { kind, image })
+    Ok(Decoded {
+        kind,
+        image,
+        orientation: orientation.to_exif(),
+    })
 }
 
 fn refusal(e: ImageError) -> Refusal {

@@ -3,4 +3,5 @@
 //! resume at any point because every job is idempotent.
 
 pub mod image_codec;
+pub mod image_meta;
 pub mod images;

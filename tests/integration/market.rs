@@ -7,7 +7,7 @@ use reqwest::{Client, StatusCode};
 use crate::common::{TestApp, spawn_app};
 
 /// A browser: keeps cookies, does not follow redirects (so tests can see them).
-fn browser() -> Client {
+pub(crate) fn browser() -> Client {
     Client::builder()
         .cookie_store(true)
         .redirect(Policy::none())
@@ -16,7 +16,7 @@ fn browser() -> Client {
 }
 
 /// GET a page and read the CSRF token out of its form.
-async fn csrf(b: &Client, url: &str) -> String {
+pub(crate) async fn csrf(b: &Client, url: &str) -> String {
     let html = b.get(url).send().await.unwrap().text().await.unwrap();
     let at = html
         .find("name=\"csrf\" value=\"")
@@ -25,7 +25,12 @@ async fn csrf(b: &Client, url: &str) -> String {
     html[at..at + 64].to_owned()
 }
 
-async fn post(b: &Client, app: &TestApp, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+pub(crate) async fn post(
+    b: &Client,
+    app: &TestApp,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
     // The login page always has a form; the token is per browser, not per page.
     let token = csrf(b, &format!("{}/login", app.url)).await;
     let mut fields: Vec<(&str, &str)> = form.to_vec();
@@ -37,7 +42,7 @@ async fn post(b: &Client, app: &TestApp, path: &str, form: &[(&str, &str)]) -> r
         .unwrap()
 }
 
-async fn register(app: &TestApp, login: &str) -> Client {
+pub(crate) async fn register(app: &TestApp, login: &str) -> Client {
     let b = browser();
     let r = post(
         &b,
@@ -59,7 +64,7 @@ async fn register(app: &TestApp, login: &str) -> Client {
     b
 }
 
-async fn admin(app: &TestApp) -> Client {
+pub(crate) async fn admin(app: &TestApp) -> Client {
     let hash = soko::web::auth::hash_password("admin password 1".into())
         .await
         .unwrap();
@@ -90,7 +95,12 @@ async fn admin(app: &TestApp) -> Client {
     b
 }
 
-async fn onboard(app: &TestApp, b: &Client, store: &str, phone: &str) -> reqwest::Response {
+pub(crate) async fn onboard(
+    app: &TestApp,
+    b: &Client,
+    store: &str,
+    phone: &str,
+) -> reqwest::Response {
     post(
         b,
         app,
@@ -107,7 +117,7 @@ async fn onboard(app: &TestApp, b: &Client, store: &str, phone: &str) -> reqwest
     .await
 }
 
-async fn approve_all(app: &TestApp, admin: &Client) {
+pub(crate) async fn approve_all(app: &TestApp, admin: &Client) {
     let pending: Vec<u64> = sqlx::query_scalar("SELECT id FROM sellers WHERE status = 'pending'")
         .fetch_all(&app.db)
         .await
@@ -124,7 +134,7 @@ async fn approve_all(app: &TestApp, admin: &Client) {
     }
 }
 
-async fn add_product(app: &TestApp, b: &Client, name: &str, price: &str) -> u64 {
+pub(crate) async fn add_product(app: &TestApp, b: &Client, name: &str, price: &str) -> u64 {
     let r = post(
         b,
         app,

@@ -15,7 +15,7 @@ mod events;
 mod extract;
 mod insights;
 mod jwt;
-mod limit;
+pub(crate) mod limit;
 mod openapi;
 mod seller;
 
@@ -78,7 +78,7 @@ pub fn router(app: AppState, cfg: &Config) -> Router<AppState> {
             app.settings.jwt_secret.expose().as_bytes(),
             cfg.api.token_ttl_secs.get(),
         )),
-        limits: Arc::new(limit::Limits::new(&cfg.api)),
+        limits: app.settings.limits.0.clone(),
         currency: cfg.currency.clone(),
         openapi: Bytes::from(doc.to_json().unwrap_or_default()),
         app,

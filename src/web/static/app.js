@@ -26,3 +26,9 @@
   }, { rootMargin: "600px" });
   observer.observe(more);
 })();
+
+// Forms marked data-confirm (e.g. deleting a product) ask first; without JS they just submit.
+document.addEventListener("submit", function (e) {
+  var f = e.target;
+  if (f.dataset && f.dataset.confirm && !window.confirm(f.dataset.confirm)) e.preventDefault();
+});

@@ -287,3 +287,63 @@ fn thumbnail_sizes() {
         );
     }
 }
+
+/// A phone photo's EXIF (GPS position, a comment, a second picture after the end) never reaches
+/// the disk or a buyer; its orientation does, and the stored photo is upright in the database.
+#[tokio::test]
+async fn gps_and_other_metadata_are_removed_from_the_stored_original() {
+    let (app, _files, _dir) = spawn().await;
+    let (seller, id) = seller_with_product(&app, 1).await;
+    let plain = jpeg(64, 32);
+    // APP1 EXIF: orientation 6 (rotate 90°) and a GPS-looking string, then a trailer.
+    let mut tiff = b"MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0".to_vec();
+    tiff.extend_from_slice(b"GPS -1.2921 36.8219 SECRET-HOME");
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend(tiff);
+    let mut phone = plain[..2].to_vec();
+    phone.extend_from_slice(&[0xFF, 0xE1]);
+    phone.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+    phone.extend(app1);
+    phone.extend_from_slice(&plain[2..]);
+    phone.extend_from_slice(b"\xFF\xD8 trailer SECRET-HOME");
+    let r = upload(
+        &seller,
+        &app,
+        id,
+        phone.clone(),
+        "IMG_0002.jpg",
+        "image/jpeg",
+        true,
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap()
+    );
+    let (sha, w, h): (String, u32, u32) =
+        sqlx::query_as("SELECT sha256, width, height FROM product_images WHERE product_id = ?")
+            .bind(id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_ne!(sha, sha_of(&phone), "stored bytes differ from the upload");
+    assert_eq!((w, h), (32, 64), "dimensions are the upright ones");
+    let served = get(&app, &format!("/img/{sha}/orig"))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(sha_of(&served), sha, "content address of what is served");
+    assert!(
+        !served.windows(11).any(|w| w == b"SECRET-HOME"),
+        "metadata leaked"
+    );
+    let decoded = image::load_from_memory(&served).unwrap();
+    assert_eq!(
+        (decoded.width(), decoded.height()),
+        (64, 32),
+        "pixels unchanged"
+    );
+}

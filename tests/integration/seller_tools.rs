@@ -1,0 +1,217 @@
+//! What a seller does after listing (edit, hide, show, delete) and the login throttle that
+//! protects every account, through the browser forms against real MariaDB.
+
+use reqwest::StatusCode;
+
+use crate::common::spawn_app;
+use crate::market::{add_product, admin, approve_all, browser, onboard, post, register};
+
+#[tokio::test]
+async fn a_seller_edits_hides_shows_and_deletes_a_product_and_each_change_queues_a_resync() {
+    let app = spawn_app().await;
+    let seller = register(&app, "0712 345 678").await;
+    onboard(&app, &seller, "Kiondo Crafts", "0722 000 111").await;
+    let admin = admin(&app).await;
+    approve_all(&app, &admin).await;
+    let id = add_product(&app, &seller, "Sisal basket", "1,500").await;
+    let outbox = |id: u64| {
+        let db = app.db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM vector_outbox WHERE product_id = ?")
+                .bind(id)
+                .fetch_one(&db)
+                .await
+                .unwrap()
+        }
+    };
+    let queued = outbox(id).await;
+
+    // The edit form shows the stored values, the price as plain digits.
+    let form = seller
+        .get(format!("{}/sell/products/{id}/edit", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(form.contains("value=\"Sisal basket\""), "{form}");
+    assert!(form.contains("value=\"1500\""), "{form}");
+
+    // A bad edit names the field and changes nothing.
+    let r = post(
+        &seller,
+        &app,
+        &format!("/sell/products/{id}/edit"),
+        &[
+            ("name", "Sisal basket"),
+            ("price", "cheap"),
+            ("stock", "2"),
+            ("category", ""),
+            ("description", ""),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("price"));
+    let r = post(
+        &seller,
+        &app,
+        &format!("/sell/products/{id}/edit"),
+        &[
+            ("name", "Large sisal basket"),
+            ("price", "2,250.50"),
+            ("stock", "7"),
+            ("category", ""),
+            ("description", "Bigger"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap()
+    );
+    let (name, price, stock): (String, i64, u32) =
+        sqlx::query_as("SELECT name, price_minor, stock FROM products WHERE id = ?")
+            .bind(id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        (name.as_str(), price, stock),
+        ("Large sisal basket", 225_050, 7)
+    );
+    assert_eq!(
+        outbox(id).await,
+        queued + 1,
+        "the edit queued a vector re-sync"
+    );
+
+    // Hidden: gone from the storefront, still on the dashboard with a "Show" button.
+    let buyer = browser();
+    let page = |b: reqwest::Client| {
+        let url = format!("{}/p/{id}", app.url);
+        async move { b.get(url).send().await.unwrap().status() }
+    };
+    assert_eq!(page(buyer.clone()).await, StatusCode::OK);
+    let r = post(&seller, &app, &format!("/sell/products/{id}/hide"), &[]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(page(buyer.clone()).await, StatusCode::NOT_FOUND);
+    let dash = seller
+        .get(format!("{}/sell", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        dash.contains(&format!("/sell/products/{id}/show")),
+        "{dash}"
+    );
+    let r = post(&seller, &app, &format!("/sell/products/{id}/show"), &[]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(page(buyer.clone()).await, StatusCode::OK);
+
+    // Another seller cannot touch it, and learns nothing (404, not 403).
+    let other = register(&app, "0733 111 222").await;
+    onboard(&app, &other, "Other Shop", "0733 111 223").await;
+    approve_all(&app, &admin).await;
+    let r = post(&other, &app, &format!("/sell/products/{id}/delete"), &[]).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = other
+        .get(format!("{}/sell/products/{id}/edit", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // Deleted: off the storefront and the dashboard, the row kept for leads, a delete queued.
+    let r = post(&seller, &app, &format!("/sell/products/{id}/delete"), &[]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(page(buyer).await, StatusCode::NOT_FOUND);
+    let last: String = sqlx::query_scalar(
+        "SELECT op FROM vector_outbox WHERE product_id = ? ORDER BY id DESC LIMIT 1",
+    )
+    .bind(id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(last, "delete");
+    let dash = seller
+        .get(format!("{}/sell", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!dash.contains("Large sisal basket"));
+}
+
+#[tokio::test]
+async fn repeated_wrong_passwords_lock_the_account_for_a_while_and_say_when_to_retry() {
+    let app = spawn_app().await;
+    register(&app, "wanjiku@soko.test").await;
+    let b = browser();
+    let attempt = |password: &'static str| {
+        let (b, app) = (b.clone(), &app);
+        async move {
+            post(
+                &b,
+                app,
+                "/login",
+                &[("login", "wanjiku@soko.test"), ("password", password)],
+            )
+            .await
+        }
+    };
+    // Five failures per account per window (api.rate_limit.login_failures)...
+    for _ in 0..5 {
+        assert_eq!(
+            attempt("wrong password").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // ...then even the right password waits, told for how long.
+    let r = attempt("correct horse").await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait > 0 && wait <= 900, "{wait}");
+    assert!(r.text().await.unwrap().contains("too many attempts"));
+    // The JSON API shares the same limiter: no way around it there.
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/token", app.url))
+        .json(&serde_json::json!({"login": "wanjiku@soko.test", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn a_client_trying_many_accounts_is_throttled_by_address() {
+    let app = spawn_app().await;
+    let b = browser();
+    let mut statuses = Vec::new();
+    // api.rate_limit.login_requests = 10 per window per client address.
+    for i in 0..11 {
+        let login = format!("nobody{i}@soko.test");
+        let r = post(
+            &b,
+            &app,
+            "/login",
+            &[("login", &login), ("password", "guess guess")],
+        )
+        .await;
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses[..10], [401; 10]);
+    assert_eq!(statuses[10], 429);
+}
