@@ -146,18 +146,18 @@ fn png(b: &[u8], mut orientation: Option<u8>) -> Result<Vec<u8>, Damaged> {
         if end > b.len() {
             return Err(BAD);
         }
-        if kind == b"IDAT" || kind == b"IEND" {
-            if let Some(o) = orientation.take() {
-                // eXIf must precede the image data.
-                let data = tiff_orientation(o);
-                let mut crc = crc32fast::Hasher::new();
-                crc.update(b"eXIf");
-                crc.update(&data);
-                out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-                out.extend_from_slice(b"eXIf");
-                out.extend(data);
-                out.extend_from_slice(&crc.finalize().to_be_bytes());
-            }
+        // eXIf must precede the image data.
+        if (kind == b"IDAT" || kind == b"IEND")
+            && let Some(o) = orientation.take()
+        {
+            let data = tiff_orientation(o);
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(b"eXIf");
+            crc.update(&data);
+            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            out.extend_from_slice(b"eXIf");
+            out.extend(data);
+            out.extend_from_slice(&crc.finalize().to_be_bytes());
         }
         if !matches!(kind, b"eXIf" | b"tEXt" | b"zTXt" | b"iTXt" | b"tIME") {
             out.extend_from_slice(&b[pos..end]);
