@@ -101,9 +101,9 @@ pub struct SearchFilter {
     pub city: Option<String>,
 }
 
-/// Full-text relevance over name and description, plus products of sellers whose name or city
-/// matches; filters on category, price range and city. Two index-driven branches, each bounded,
-/// merged by score: an `OR` across them would scan every product. `q` is bound, never spliced.
+/// Full-text relevance over name and description, plus products in a category whose English or
+/// Swahili name matches, and products of sellers whose name or city matches; filters on category, price range and city. Two index-driven branches, each bounded,
+/// (three) merged by score: an `OR` across them would scan every product. `q` is bound, never spliced.
 pub async fn search(
     db: &MySqlPool,
     q: &str,
@@ -124,6 +124,11 @@ pub async fn search(
             WHERE {PUBLIC} AND MATCH (p.name, p.description) AGAINST (? IN NATURAL LANGUAGE MODE) {FILTERS} \
             ORDER BY score DESC LIMIT ?) \
            UNION ALL \
+           (SELECT p.id, p.name, p.price_minor, p.currency, s.store_name, s.slug, s.city, 0.002 \
+            FROM categories c JOIN products p ON p.category_id = c.id JOIN sellers s ON s.id = p.seller_id \
+            WHERE {PUBLIC} AND (c.name LIKE ? OR c.name_sw LIKE ?) {FILTERS} \
+            ORDER BY p.id DESC LIMIT ?) \
+           UNION ALL \
            (SELECT p.id, p.name, p.price_minor, p.currency, s.store_name, s.slug, s.city, 0.001 \
             FROM sellers s JOIN products p ON p.seller_id = s.id \
             WHERE {PUBLIC} AND (s.store_name LIKE ? OR s.city LIKE ?) {FILTERS} \
@@ -134,6 +139,10 @@ pub async fn search(
     let query = sqlx::query_as::<_, Card>(sqlx::AssertSqlSafe(sql))
         .bind(q)
         .bind(q);
+    let query = bind_filters(query, f)
+        .bind(limit)
+        .bind(like.clone())
+        .bind(like.clone());
     let query = bind_filters(query, f)
         .bind(limit)
         .bind(like.clone())

@@ -13,6 +13,7 @@ mod insights;
 mod pages;
 mod sell;
 mod sell_products;
+mod seller_page;
 pub mod session;
 mod storefront;
 
@@ -128,6 +129,7 @@ pub fn router(state: AppState, cfg: &Config) -> Router {
         .merge(account::router())
         .merge(sell::router())
         .merge(sell_products::router())
+        .merge(seller_page::router())
         .merge(images::router())
         .merge(insights::router())
         .merge(admin::router())

@@ -25,7 +25,6 @@ pub fn router() -> Router<AppState> {
         .route("/search", get(search))
         .route("/p/{id}", get(product))
         .route("/p/{id}/whatsapp", get(whatsapp_start))
-        .route("/s/{slug}", get(seller_page))
         .route("/static/app.css", get(css))
         .route("/static/app.js", get(js))
         .route("/robots.txt", get(robots))
@@ -308,27 +307,6 @@ async fn whatsapp_start(
         .map(|m| Money::new(m, Currency::parse(&p.currency).unwrap_or(Currency::KES)));
     let text = whatsapp::message(&p.name, price, &format!("{}/p/{id}", s.settings.base_url));
     Ok(Redirect::to(&whatsapp::link(&phone, &text)).into_response())
-}
-
-async fn seller_page(
-    State(s): State<AppState>,
-    v: Visitor,
-    Path(slug): Path<String>,
-) -> Result<Html<String>, Error> {
-    let seller = sellers::by_slug(&s.db, &slug)
-        .await?
-        .filter(|s| s.is_approved())
-        .ok_or(Error::NotFound)?;
-    let cards = catalogue::feed(&s.db, None, None, Some(seller.id), 200).await?;
-    render(&Home {
-        page: PageCtx::new(&v),
-        heading: format!("{} · {}", seller.store_name, seller.city),
-        categories: Vec::new(),
-        active_category: String::new(),
-        cards: views(cards),
-        next: None,
-        empty_message: v.lang.t("seller_empty").into(),
-    })
 }
 
 async fn css() -> impl IntoResponse {

@@ -215,3 +215,69 @@ async fn a_client_trying_many_accounts_is_throttled_by_address() {
     assert_eq!(statuses[..10], [401; 10]);
     assert_eq!(statuses[10], 429);
 }
+
+#[tokio::test]
+async fn search_finds_products_by_category_name_and_a_seller_link_previews() {
+    let app = spawn_app().await;
+    sqlx::query("INSERT INTO categories (slug, name, name_sw) VALUES ('crafts', 'Handicrafts', 'Kazi za mikono')")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let seller = register(&app, "0712 345 678").await;
+    onboard(&app, &seller, "Kiondo Crafts", "0722 000 111").await;
+    let admin = admin(&app).await;
+    approve_all(&app, &admin).await;
+    let r = post(
+        &seller,
+        &app,
+        "/sell/products/new",
+        &[
+            ("name", "Sisal basket"),
+            ("price", "1500"),
+            ("stock", "1"),
+            ("category", "crafts"),
+            ("description", "Woven"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    add_product(&app, &seller, "Wooden spoon", "300").await;
+    let buyer = browser();
+    for q in ["handicraft", "mikono"] {
+        let html = buyer
+            .get(format!("{}/search?q={q}", app.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(html.contains("Sisal basket"), "{q}: {html}");
+        assert!(
+            !html.contains("Wooden spoon"),
+            "{q}: only the category's products"
+        );
+    }
+    let slug: String = sqlx::query_scalar("SELECT slug FROM sellers")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let html = buyer
+        .get(format!("{}/s/{slug}", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<meta property=\"og:title\" content=\"Kiondo Crafts · Mombasa\">"),
+        "{html}"
+    );
+    // The canonical URL is the configured base URL (not the test's own port) plus the slug.
+    assert!(
+        html.contains(&format!("/s/{slug}\">")) && html.contains("rel=\"canonical\""),
+        "{html}"
+    );
+    assert!(html.contains("Sisal basket") && html.contains("Wooden spoon"));
+}

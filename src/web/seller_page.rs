@@ -1,0 +1,71 @@
+//! A seller's public page: their store card and products, with OpenGraph and Twitter tags so a
+//! link shared on WhatsApp previews with the store's name, city and a product photo.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::Html;
+use axum::routing::get;
+
+use super::pages::{PageCtx, render};
+use super::session::Visitor;
+use super::storefront::{CardView, views};
+use super::{AppState, Error};
+use crate::store::{catalogue, sellers};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/s/{slug}", get(seller_page))
+}
+
+#[derive(Template)]
+#[template(path = "seller.html")]
+struct SellerPage {
+    page: PageCtx,
+    store_name: String,
+    city: String,
+    description: String,
+    /// "4.5 ★ (12)", or empty before the first review.
+    rating: String,
+    summary: String,
+    canonical: String,
+    base_url: String,
+    /// A product photo for the link preview.
+    image: Option<String>,
+    cards: Vec<CardView>,
+    empty_message: String,
+}
+
+async fn seller_page(
+    State(s): State<AppState>,
+    v: Visitor,
+    Path(slug): Path<String>,
+) -> Result<Html<String>, Error> {
+    let seller = sellers::by_slug(&s.db, &slug)
+        .await?
+        .filter(|s| s.is_approved())
+        .ok_or(Error::NotFound)?;
+    let cards = views(catalogue::feed(&s.db, None, None, Some(seller.id), 200).await?);
+    let image = cards.iter().find_map(|c| c.image.clone());
+    let rating = match seller.rating_count {
+        0 => String::new(),
+        n => format!("{:.1} ★ ({n})", f64::from(seller.rating_sum) / f64::from(n)),
+    };
+    let summary = if seller.description.is_empty() {
+        format!("{} in {} on Soko", seller.store_name, seller.city)
+    } else {
+        seller.description.chars().take(160).collect()
+    };
+    render(&SellerPage {
+        page: PageCtx::new(&v),
+        canonical: format!("{}/s/{}", s.settings.base_url, seller.slug),
+        base_url: s.settings.base_url.clone(),
+        store_name: seller.store_name,
+        city: seller.city,
+        description: seller.description,
+        rating,
+        summary,
+        image,
+        cards,
+        empty_message: v.lang.t("seller_empty").into(),
+    })
+}
