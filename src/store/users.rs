@@ -73,15 +73,22 @@ pub async fn by_login(db: &MySqlPool, login: &str) -> Result<Option<User>, Error
     .await?)
 }
 
-/// New password: every session and token issued before dies with the old version.
+/// New password: every browser session and API token issued before dies with the old one, in
+/// the same transaction (a half-done change could leave a thief's session alive).
 pub async fn set_password(db: &MySqlPool, id: u64, password_hash: &str) -> Result<(), Error> {
+    let mut tx = db.begin().await?;
     sqlx::query(
         "UPDATE users SET password_hash = ?, token_version = token_version + 1 WHERE id = ?",
     )
     .bind(password_hash)
     .bind(id)
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
+    sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! with the shared middleware (request id, tracing span, timeout, body limit) and serves them.
 
 mod account;
+mod account_settings;
 mod admin;
 pub(crate) mod api;
 pub mod auth;
@@ -127,6 +128,7 @@ pub fn router(state: AppState, cfg: &Config) -> Router {
         .merge(storefront::router())
         .merge(buyer::router())
         .merge(account::router())
+        .merge(account_settings::router())
         .merge(sell::router())
         .merge(sell_products::router())
         .merge(seller_page::router())

@@ -281,3 +281,124 @@ async fn search_finds_products_by_category_name_and_a_seller_link_previews() {
     );
     assert!(html.contains("Sisal basket") && html.contains("Wooden spoon"));
 }
+
+#[tokio::test]
+async fn changing_the_password_ends_other_sessions_and_revokes_api_tokens() {
+    let app = spawn_app().await;
+    let first = register(&app, "p@soko.test").await;
+    let second = browser();
+    let r = post(
+        &second,
+        &app,
+        "/login",
+        &[("login", "p@soko.test"), ("password", "correct horse")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let api = reqwest::Client::new();
+    let token: serde_json::Value = api
+        .post(format!("{}/api/v1/auth/token", app.url))
+        .json(&serde_json::json!({"login": "p@soko.test", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bearer = format!("Bearer {}", token["access_token"].as_str().unwrap());
+    let me = |bearer: String| {
+        let (api, url) = (api.clone(), format!("{}/api/v1/me", app.url));
+        async move {
+            api.get(url)
+                .header("authorization", bearer)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(me(bearer.clone()).await, StatusCode::OK);
+    let status = |b: reqwest::Client| {
+        let url = format!("{}/account", app.url);
+        async move { b.get(url).send().await.unwrap().status() }
+    };
+    assert_eq!(status(second.clone()).await, StatusCode::OK);
+
+    // Wrong current password, or a confirmation that differs: refused, named, nothing changed.
+    let r = post(
+        &first,
+        &app,
+        "/account",
+        &[
+            ("current", "not it at all"),
+            ("password", "a new secret"),
+            ("confirm", "a new secret"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("Current password is not right")
+    );
+    let r = post(
+        &first,
+        &app,
+        "/account",
+        &[
+            ("current", "correct horse"),
+            ("password", "a new secret"),
+            ("confirm", "a new secrex"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        me(bearer.clone()).await,
+        StatusCode::OK,
+        "nothing changed yet"
+    );
+
+    let r = post(
+        &first,
+        &app,
+        "/account",
+        &[
+            ("current", "correct horse"),
+            ("password", "a new secret"),
+            ("confirm", "a new secret"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap()
+    );
+    assert_eq!(
+        status(first.clone()).await,
+        StatusCode::OK,
+        "this browser stays in"
+    );
+    assert_eq!(
+        status(second).await,
+        StatusCode::SEE_OTHER,
+        "the other session ended"
+    );
+    assert_eq!(
+        me(bearer).await,
+        StatusCode::UNAUTHORIZED,
+        "the old token is revoked"
+    );
+    let r = post(
+        &browser(),
+        &app,
+        "/login",
+        &[("login", "p@soko.test"), ("password", "a new secret")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}

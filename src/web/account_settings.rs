@@ -1,0 +1,107 @@
+//! The account page: change the password (which ends every other session and revokes every API
+//! token, in the same transaction) and "log out everywhere".
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Form, Router};
+use serde::Deserialize;
+
+use super::auth::{check_new_password, hash_password, verify_password};
+use super::pages::{Field, PageCtx, render};
+use super::session::{Visitor, start_session};
+use super::{AppState, Error};
+use crate::market::{FieldError, FieldErrors};
+use crate::store::users;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/account", get(account).post(change_password))
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    page: PageCtx,
+    title: &'static str,
+    action: String,
+    submit: &'static str,
+    notice: Option<String>,
+    fields: Vec<Field>,
+}
+
+fn page(v: &Visitor, notice: Option<String>, errors: &FieldErrors) -> AccountPage {
+    let mut fields = vec![
+        Field::new("current", "Current password", "password", ""),
+        Field::new("password", "New password", "password", ""),
+        Field::new("confirm", "New password again", "password", ""),
+    ];
+    for f in &mut fields {
+        f.error = errors.get(f.name).map(str::to_owned);
+    }
+    AccountPage {
+        page: PageCtx::new(v),
+        title: "Your account",
+        action: "/account".into(),
+        submit: "Change password",
+        notice,
+        fields,
+    }
+}
+
+async fn account(v: Visitor) -> Result<Response, Error> {
+    v.require_user()?;
+    Ok(render(&page(&v, None, &FieldErrors::default()))?.into_response())
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+async fn change_password(
+    State(s): State<AppState>,
+    v: Visitor,
+    headers: HeaderMap,
+    Form(f): Form<PasswordForm>,
+) -> Result<Response, Error> {
+    let user = v.require_user()?.clone();
+    let mut errors = FieldErrors::default();
+    // The stored hash, fresh: the session's copy may predate another change.
+    let stored = users::by_id(&s.db, user.id)
+        .await?
+        .ok_or(Error::LoginRequired)?
+        .password_hash;
+    if !verify_password(f.current.clone(), stored).await {
+        errors.0.push(FieldError::new("current", "is not right"));
+    }
+    errors.check(check_new_password(&f.password));
+    if f.password != f.confirm {
+        errors.0.push(FieldError::new(
+            "confirm",
+            "does not match the new password",
+        ));
+    }
+    if !errors.is_empty() {
+        let body = render(&page(&v, None, &errors))?;
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response());
+    }
+    let hash = hash_password(f.password).await?;
+    users::set_password(&s.db, user.id, &hash).await?;
+    // Every session ended with the old password; this browser gets a new one.
+    let fresh = users::by_id(&s.db, user.id)
+        .await?
+        .ok_or(Error::LoginRequired)?;
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let cookie = start_session(&s, &fresh, &v, agent).await?;
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/account")).into_response())
+}
