@@ -122,22 +122,47 @@ async fn upload(
     let product = own_product(&s, &v, id).await?;
     let received = read_image_field(&mut form).await;
     drain(&mut form).await;
+    let refusal = match accept(&s, id, received).await? {
+        Accepted::Stored { .. } => {
+            return Ok(Redirect::to(&format!("/sell/products/{id}/images")).into_response());
+        }
+        Accepted::Refused(refusal) => {
+            tracing::info!(product = id, %refusal, "image upload refused");
+            refusal
+        }
+    };
+    let status = if refusal.too_large() {
+        StatusCode::PAYLOAD_TOO_LARGE
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let reason = format!("That photo was not added: {refusal}.");
+    render_page(&s, &v, product, status, Some(reason)).await
+}
+
+/// What became of an upload.
+pub(crate) enum Accepted {
+    /// Stored (or already there): its content address, and whether it is new to the product.
+    Stored { sha: String, new: bool },
+    /// Refused, with the reason to show; nothing was kept.
+    Refused(Refusal),
+}
+
+/// The upload path the browser and the API share: check and decode, strip metadata, write the
+/// original once (content-addressed), then its row and its variant job in one transaction. A
+/// refusal or a failure leaves no file and no row. The caller has checked the product is theirs.
+pub(crate) async fn accept(
+    s: &AppState,
+    product_id: u64,
+    received: Result<Vec<u8>, Refusal>,
+) -> Result<Accepted, Error> {
     let checked = match received {
         Ok(bytes) => check(bytes).await?,
         Err(refusal) => Err(refusal),
     };
     let (bytes, kind, width, height) = match checked {
         Ok(c) => c,
-        Err(refusal) => {
-            let status = if refusal.too_large() {
-                StatusCode::PAYLOAD_TOO_LARGE
-            } else {
-                StatusCode::UNPROCESSABLE_ENTITY
-            };
-            tracing::info!(product = id, %refusal, "image upload refused");
-            let reason = format!("That photo was not added: {refusal}.");
-            return render_page(&s, &v, product, status, Some(reason)).await;
-        }
+        Err(refusal) => return Ok(Accepted::Refused(refusal)),
     };
     let size = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
     let sha: String = Sha256::digest(&bytes)
@@ -156,7 +181,7 @@ async fn upload(
     let added = images::add(
         &s.db,
         &NewImage {
-            product_id: id,
+            product_id,
             sha256: &sha,
             mime: kind.mime(),
             width,
@@ -166,30 +191,21 @@ async fn upload(
     )
     .await;
     match added {
-        Ok(Added::New(_) | Added::Existing(_)) => {
-            Ok(Redirect::to(&format!("/sell/products/{id}/images")).into_response())
-        }
+        Ok(Added::New(_)) => Ok(Accepted::Stored { sha, new: true }),
+        Ok(Added::Existing(_)) => Ok(Accepted::Stored { sha, new: false }),
         Ok(Added::Full) => {
-            forget(&s, &files, &sha, &path, created).await;
-            let reason = format!("A product may have at most {MAX_PER_PRODUCT} photos.");
-            render_page(
-                &s,
-                &v,
-                product,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(reason),
-            )
-            .await
+            forget(s, &files, &sha, &path, created).await;
+            Ok(Accepted::Refused(Refusal::TooManyPhotos(MAX_PER_PRODUCT)))
         }
         Err(e) => {
-            forget(&s, &files, &sha, &path, created).await;
+            forget(s, &files, &sha, &path, created).await;
             Err(e.into())
         }
     }
 }
 
 /// The bytes of the `image` field, refused once they pass [`MAX_BYTES`].
-async fn read_image_field(form: &mut Multipart) -> Result<Vec<u8>, Refusal> {
+pub(crate) async fn read_image_field(form: &mut Multipart) -> Result<Vec<u8>, Refusal> {
     loop {
         let field = form.next_field().await.map_err(multipart_refusal)?;
         let Some(mut field) = field else {
@@ -223,7 +239,7 @@ fn multipart_refusal(e: axum::extract::multipart::MultipartError) -> Refusal {
 /// Read (and drop) what is left of the request before answering: a client still sending a
 /// large file would otherwise see the connection reset instead of the reason. Bounded by the
 /// global body limit.
-async fn drain(form: &mut Multipart) {
+pub(crate) async fn drain(form: &mut Multipart) {
     while let Ok(Some(mut field)) = form.next_field().await {
         while let Ok(Some(_)) = field.chunk().await {}
     }

@@ -9,7 +9,7 @@ pub mod auth;
 mod buyer;
 mod error;
 mod health;
-mod images;
+pub(crate) mod images;
 mod insights;
 mod pages;
 mod sell;

@@ -75,6 +75,8 @@ pub enum Refusal {
     NotAnImage,
     #[error("the image is damaged or incomplete ({0})")]
     Corrupt(String),
+    #[error("a product may have at most {0} photos")]
+    TooManyPhotos(u64),
 }
 
 impl Refusal {

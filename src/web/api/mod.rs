@@ -13,6 +13,7 @@ mod cors;
 mod error;
 mod events;
 mod extract;
+mod images;
 mod insights;
 mod jwt;
 pub(crate) mod limit;
@@ -64,6 +65,16 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(seller::read, seller::update, seller::delete))
         .routes(routes!(seller::hide))
         .routes(routes!(seller::show))
+        .routes({
+            // Photos are larger than JSON bodies: their own limit, a little over the photo's.
+            let (schemas, paths, method) = routes!(images::upload, images::list);
+            let limit = crate::workers::image_codec::MAX_BYTES + 64 * 1024;
+            (
+                schemas,
+                paths,
+                method.layer(axum::extract::DefaultBodyLimit::max(limit)),
+            )
+        })
         .routes(routes!(insights::leads_inbox))
         .routes(routes!(insights::analytics_totals))
         .routes(routes!(admin::list_sellers))
