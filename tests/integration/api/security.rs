@@ -360,6 +360,8 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_answers()
         "DELETE /seller/products/{id}",
         "POST /seller/products/{id}/hide",
         "POST /seller/products/{id}/show",
+        "GET /seller/products/{id}/images",
+        "POST /seller/products/{id}/images",
         "GET /seller/leads",
         "GET /seller/analytics",
         "GET /admin/sellers",
