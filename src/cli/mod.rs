@@ -8,6 +8,7 @@ mod https;
 mod init;
 mod migrate;
 mod seed;
+mod seed_photos;
 mod status;
 pub mod up;
 

@@ -1,6 +1,6 @@
 //! `soko seed --demo`: a small living catalogue (categories, approved sellers in Kenyan cities,
-//! products with prices, some views and leads) so a newcomer sees a working store right after
-//! the quick start. Idempotent: what exists already (by slug / email) is left alone.
+//! products with prices and generated photos, some views and leads) so a newcomer sees a
+//! working store right after the quick start. Idempotent: what exists already (by slug / email) is left alone.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -78,7 +78,8 @@ pub async fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let secrets = Secrets::load(&cfg.secrets_path())?;
     let (pool, temporary) = open_database(&cfg, &secrets).await?;
     let result = async {
-        let (new, events) = seed(&pool).await?;
+        let files = crate::store::images::Files::new(cfg.data_dir.join("images"));
+        let (new, events) = seed(&pool, &files).await?;
         let bulk = generate(&pool, args.products).await?;
         anyhow::Ok((new + bulk, events))
     }
@@ -89,7 +90,10 @@ pub async fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn seed(db: &sqlx::MySqlPool) -> anyhow::Result<(usize, usize)> {
+async fn seed(
+    db: &sqlx::MySqlPool,
+    files: &crate::store::images::Files,
+) -> anyhow::Result<(usize, usize)> {
     store::migrate::run(db).await?;
     for (s, name, sw) in CATEGORIES {
         match catalogue::create_category(db, s, name, sw).await {
@@ -172,6 +176,7 @@ async fn seed(db: &sqlx::MySqlPool) -> anyhow::Result<(usize, usize)> {
                 },
             )
             .await?;
+            super::seed_photos::attach(db, files, id, cat).await?;
             created += 1;
             // A few views and one lead per product, so dashboards are not empty.
             for k in 0..(2 + (i + j) % 4) {

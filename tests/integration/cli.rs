@@ -180,6 +180,25 @@ fn seed_demo_fills_a_store_once() {
         String::from_utf8_lossy(&first.stderr)
     );
     assert!(stdout.contains("24 new products"), "{stdout}");
+    // Each product has its own generated photo, stored like an upload (content-addressed).
+    let photos = walk(&app.cfg.data_dir.join("images"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .count();
+    assert_eq!(photos, 24);
     let again = app.command(&["seed", "--demo"]).output().unwrap();
     assert!(String::from_utf8_lossy(&again.stdout).contains("0 new products"));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }
