@@ -176,6 +176,36 @@ async fn a_seller_lists_a_buyer_finds_it_on_a_phone_and_contacts_them() {
     fill(&seller, "description", "Strong handles, 40 cm").await;
     submit(&seller).await;
     wait_for(&seller, "//td/a[text()='Papyrus market basket']").await;
+    // ...and a photo of it, through the file input.
+    seller
+        .find(Locator::LinkText("Photos"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    arrive(&seller, "/sell/products/").await;
+    let photo = driver.screens.join("basket.jpg");
+    image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(640, 480, |x, y| {
+        image::Rgb([(120 + x / 8) as u8, (80 + y / 8) as u8, 40])
+    }))
+    .save(&photo)
+    .unwrap();
+    seller
+        .find(Locator::Css("input[type=file][name=image]"))
+        .await
+        .unwrap()
+        .send_keys(photo.to_str().unwrap())
+        .await
+        .unwrap();
+    seller
+        .find(Locator::Css("form.form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&seller, "//span[contains(text(), '640×480')]").await;
 
     // An admin approves the seller.
     let hash = soko::web::auth::hash_password("admin password 1".into())
@@ -215,6 +245,19 @@ async fn a_seller_lists_a_buyer_finds_it_on_a_phone_and_contacts_them() {
     search.send_keys("papyrus\n").await.unwrap();
     let card = wait_for(&buyer, "//ul[@class='grid']/li/a").await;
     assert!(card.text().await.unwrap().contains("KSh 1,850"));
+    // The card shows the photo, and the browser could load it.
+    let loaded = buyer
+        .execute(
+            "const i = document.querySelector('ul.grid li img'); \
+             return i && i.complete ? i.naturalWidth : 0",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        loaded.as_u64().unwrap_or(0) > 0,
+        "card photo not loaded: {loaded}"
+    );
     card.click().await.unwrap();
     arrive(&buyer, "/p/").await;
     let width: f64 = buyer
