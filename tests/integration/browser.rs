@@ -245,19 +245,25 @@ async fn a_seller_lists_a_buyer_finds_it_on_a_phone_and_contacts_them() {
     search.send_keys("papyrus\n").await.unwrap();
     let card = wait_for(&buyer, "//ul[@class='grid']/li/a").await;
     assert!(card.text().await.unwrap().contains("KSh 1,850"));
-    // The card shows the photo, and the browser could load it.
-    let loaded = buyer
-        .execute(
-            "const i = document.querySelector('ul.grid li img'); \
-             return i && i.complete ? i.naturalWidth : 0",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert!(
-        loaded.as_u64().unwrap_or(0) > 0,
-        "card photo not loaded: {loaded}"
-    );
+    // The card shows the photo, and the browser loads it (lazily: give it a moment).
+    let start = Instant::now();
+    let loaded = loop {
+        let w = buyer
+            .execute(
+                "const i = document.querySelector('ul.grid li img'); \
+                 return i && i.complete ? i.naturalWidth : 0",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .as_u64()
+            .unwrap_or(0);
+        if w > 0 || start.elapsed() > Duration::from_secs(10) {
+            break w;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(loaded > 0, "the card's photo did not load");
     card.click().await.unwrap();
     arrive(&buyer, "/p/").await;
     let width: f64 = buyer
