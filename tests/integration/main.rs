@@ -3,7 +3,9 @@
 
 mod common;
 mod pebble;
+mod receivers;
 
+mod alerts;
 mod api;
 mod boot;
 mod browser;

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::deliver::{Channels, Message};
 use super::plan::{self, parse_level};
-use super::{AlertInputs, AlertView, Thresholds, disk_used_percent, evaluate};
+use super::{AlertInputs, AlertView, Thresholds, disk_used_percent, evaluate, unsettled};
 use crate::config::Config;
 use crate::config::alerts::Alerts;
 use crate::config::secrets::Secrets;
@@ -98,7 +98,13 @@ impl Engine {
         }
         let holding = evaluate(&inputs, &Thresholds::from(&self.cfg), now);
         let stored = store::alerts::all(&self.db).await?;
-        let changes = plan::plan(&stored, &holding, now, self.cfg.remind_after_secs);
+        let changes = plan::plan(
+            &stored,
+            &holding,
+            &unsettled(&inputs),
+            now,
+            self.cfg.remind_after_secs,
+        );
         let channels = self.channels.names();
         let mut notices = Vec::new();
         for c in &changes {

@@ -57,7 +57,7 @@ pub struct BackupInputs {
 /// Everything the rules look at. `None`: not known (the rule stays quiet).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AlertInputs {
-    /// Supervised services: name and state.
+    /// Supervised services: name and state (`Running` only once ready; before, `Starting`).
     pub services: Vec<(String, State)>,
     pub cert_days_left: Option<i64>,
     pub backup: Option<BackupInputs>,
@@ -106,7 +106,14 @@ impl AlertInputs {
             services: s
                 .services
                 .iter()
-                .map(|v| (v.status.name.clone(), v.status.state))
+                .map(|v| {
+                    // Started but not answering yet: still on its way up (it may fail again).
+                    let state = match v.status.state {
+                        State::Running if !v.status.ready => State::Starting,
+                        s => s,
+                    };
+                    (v.status.name.clone(), state)
+                })
                 .collect(),
             cert_days_left,
             ..AlertInputs::default()
@@ -214,6 +221,16 @@ pub fn crash_loop_rules(i: &AlertInputs) -> Vec<Condition> {
                  last error in `soko status` and the log"
             ),
         })
+        .collect()
+}
+
+/// Keys whose condition cannot be told now: services on their way up or down may be about
+/// to crash-loop again (right after a restart of soko, say) or to recover.
+pub fn unsettled(i: &AlertInputs) -> Vec<String> {
+    i.services
+        .iter()
+        .filter(|(_, s)| matches!(s, State::Starting | State::Backoff | State::Stopping))
+        .map(|(name, _)| format!("crash-loop:{name}"))
         .collect()
 }
 

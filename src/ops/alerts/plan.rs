@@ -42,10 +42,13 @@ pub fn parse_level(s: &str) -> Level {
     if s == "red" { Level::Red } else { Level::Amber }
 }
 
-/// The changes to write; alerts whose state does not change are absent.
+/// The changes to write; alerts whose state does not change are absent. `unsettled`: keys
+/// whose condition cannot be told now (a service between two states): a firing one stays
+/// firing rather than resolve and fire again.
 pub fn plan(
     stored: &[AlertRow],
     now_holding: &[Condition],
+    unsettled: &[String],
     now: i64,
     remind_after: u64,
 ) -> Vec<Change> {
@@ -101,7 +104,10 @@ pub fn plan(
         }
     }
     for s in stored {
-        if s.state == "firing" && !now_holding.iter().any(|c| c.key == s.alert_key) {
+        if s.state == "firing"
+            && !now_holding.iter().any(|c| c.key == s.alert_key)
+            && !unsettled.contains(&s.alert_key)
+        {
             out.push(Change {
                 row: AlertRow {
                     state: "resolved".into(),

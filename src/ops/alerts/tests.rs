@@ -161,57 +161,66 @@ fn an_alert_fires_once_holds_quietly_reminds_and_recovers_once() {
     let mut stored = Vec::new();
     let disk = [cond("disk-full", Level::Amber)];
     let remind = 3600;
-    let p = plan(&stored, &disk, 1000, remind);
+    let p = plan(&stored, &disk, &[], 1000, remind);
     assert_eq!(p.len(), 1);
     assert_eq!(p[0].notify, Some(Kind::Firing));
     assert_eq!(p[0].row.count, 1);
     apply(&mut stored, &p);
     // Held: nothing to write, nothing to say.
-    assert!(plan(&stored, &disk, 1030, remind).is_empty());
-    assert!(plan(&stored, &disk, 1000 + 3599, remind).is_empty());
+    assert!(plan(&stored, &disk, &[], 1030, remind).is_empty());
+    assert!(plan(&stored, &disk, &[], 1000 + 3599, remind).is_empty());
     // The reminder is due exactly at remind_after.
-    let p = plan(&stored, &disk, 1000 + 3600, remind);
+    let p = plan(&stored, &disk, &[], 1000 + 3600, remind);
     assert_eq!(p[0].notify, Some(Kind::Reminder));
     apply(&mut stored, &p);
-    assert!(plan(&stored, &disk, 1000 + 3601, remind).is_empty());
+    assert!(plan(&stored, &disk, &[], 1000 + 3601, remind).is_empty());
     // Cleared: one recovery notice, then silence.
-    let p = plan(&stored, &[], 9000, remind);
+    let p = plan(&stored, &[], &[], 9000, remind);
     assert_eq!(p.len(), 1);
     assert_eq!(p[0].notify, Some(Kind::Resolved));
     assert_eq!(p[0].row.state, "resolved");
     assert_eq!(p[0].row.since, 9000);
     apply(&mut stored, &p);
-    assert!(plan(&stored, &[], 9030, remind).is_empty());
+    assert!(plan(&stored, &[], &[], 9030, remind).is_empty());
     // Fires again: counted.
-    let p = plan(&stored, &disk, 9060, remind);
+    let p = plan(&stored, &disk, &[], 9060, remind);
     assert_eq!((p[0].notify, p[0].row.count), (Some(Kind::Firing), 2));
 }
 
 #[test]
 fn no_reminders_when_switched_off_and_a_rise_to_red_is_notified() {
     let mut stored = Vec::new();
-    let p = plan(&stored, &[cond("disk-full", Level::Amber)], 0, 0);
+    let p = plan(&stored, &[cond("disk-full", Level::Amber)], &[], 0, 0);
     apply(&mut stored, &p);
-    assert!(plan(&stored, &[cond("disk-full", Level::Amber)], 1_000_000, 0).is_empty());
-    let p = plan(&stored, &[cond("disk-full", Level::Red)], 10, 0);
+    assert!(
+        plan(
+            &stored,
+            &[cond("disk-full", Level::Amber)],
+            &[],
+            1_000_000,
+            0
+        )
+        .is_empty()
+    );
+    let p = plan(&stored, &[cond("disk-full", Level::Red)], &[], 10, 0);
     assert_eq!(
         (p[0].notify, p[0].row.level.as_str()),
         (Some(Kind::Firing), "red")
     );
     apply(&mut stored, &p);
     // Back down to amber: recorded, not notified.
-    let p = plan(&stored, &[cond("disk-full", Level::Amber)], 20, 0);
+    let p = plan(&stored, &[cond("disk-full", Level::Amber)], &[], 20, 0);
     assert_eq!((p[0].notify, p[0].row.level.as_str()), (None, "amber"));
 }
 
 #[test]
 fn a_changed_summary_is_written_without_a_notice() {
     let mut stored = Vec::new();
-    let p = plan(&stored, &[cond("a", Level::Amber)], 0, 3600);
+    let p = plan(&stored, &[cond("a", Level::Amber)], &[], 0, 3600);
     apply(&mut stored, &p);
     let mut c = cond("a", Level::Amber);
     c.summary = "now 90 %".into();
-    let p = plan(&stored, &[c], 10, 3600);
+    let p = plan(&stored, &[c], &[], 10, 3600);
     assert_eq!(p.len(), 1);
     assert_eq!(p[0].notify, None);
     assert_eq!(p[0].row.last_notified, Some(0));
@@ -256,4 +265,48 @@ fn inputs_from_a_snapshot_skip_the_temporary_certificate() {
 fn disk_usage_is_measured() {
     let p = disk_used_percent(std::path::Path::new("/")).unwrap();
     assert!((0.0..=100.0).contains(&p), "{p}");
+}
+
+#[test]
+fn a_service_between_states_neither_resolves_nor_fires_again() {
+    let looping = AlertInputs {
+        services: vec![("milvus".into(), State::CrashLoop)],
+        ..Default::default()
+    };
+    let t = limits();
+    let mut stored = Vec::new();
+    let p = plan(
+        &stored,
+        &evaluate(&looping, &t, 0),
+        &unsettled(&looping),
+        0,
+        3600,
+    );
+    assert_eq!(p[0].notify, Some(Kind::Firing));
+    apply(&mut stored, &p);
+    // soko restarted: the service starts again and fails again before it is a loop again.
+    for state in [State::Starting, State::Backoff, State::Starting] {
+        let i = AlertInputs {
+            services: vec![("milvus".into(), state)],
+            ..Default::default()
+        };
+        assert!(plan(&stored, &evaluate(&i, &t, 10), &unsettled(&i), 10, 3600).is_empty());
+    }
+    assert!(
+        plan(
+            &stored,
+            &evaluate(&looping, &t, 20),
+            &unsettled(&looping),
+            20,
+            3600
+        )
+        .is_empty()
+    );
+    // Running again: resolved.
+    let up = AlertInputs {
+        services: vec![("milvus".into(), State::Running)],
+        ..Default::default()
+    };
+    let p = plan(&stored, &evaluate(&up, &t, 30), &unsettled(&up), 30, 3600);
+    assert_eq!(p[0].notify, Some(Kind::Resolved));
 }
