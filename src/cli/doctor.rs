@@ -51,6 +51,13 @@ pub async fn run(path: &Path, _args: Args) -> anyhow::Result<ExitCode> {
             });
         }
     }
+    // The checklist's secrets check also covers the owner and missing values: it replaces
+    // the preflight one.
+    if checks.iter().filter(|c| c.name == "secrets").count() > 1
+        && let Some(first) = checks.iter().position(|c| c.name == "secrets")
+    {
+        checks.remove(first);
+    }
     Ok(print_checks(&checks))
 }
 

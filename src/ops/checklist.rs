@@ -41,8 +41,11 @@ pub fn secrets_check(f: &SecretsFacts) -> CheckView {
     let Some(mode) = f.mode else {
         return check(
             "secrets",
-            Level::Red,
-            format!("{} does not exist: run `soko init`", f.path),
+            Level::Amber,
+            format!(
+                "{} does not exist yet: `soko init` (or the first `soko up`) creates it",
+                f.path
+            ),
         );
     };
     if mode & 0o077 != 0 {
@@ -193,12 +196,20 @@ pub fn error_tracking_check(dsn_set: bool, cfg: &Config) -> CheckView {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogFacts {
     pub dir: String,
+    pub exists: bool,
     pub writable: bool,
     pub newest_age_secs: Option<u64>,
     pub total_bytes: u64,
 }
 
 pub fn logging_check(f: &LogFacts) -> CheckView {
+    if !f.exists {
+        return check(
+            "logging",
+            Level::Amber,
+            format!("{} does not exist yet: `soko up` creates it", f.dir),
+        );
+    }
     if !f.writable {
         return check(
             "logging",
@@ -400,6 +411,7 @@ pub fn log_facts(dir: &Path) -> LogFacts {
     }
     LogFacts {
         dir: dir.display().to_string(),
+        exists: dir.is_dir(),
         writable,
         newest_age_secs: newest.map(|t| t.elapsed().unwrap_or_default().as_secs()),
         total_bytes: total,
@@ -482,6 +494,7 @@ pub fn fix(name: &str) -> Option<&'static str> {
         "memory" => "use a larger VPS or add swap",
         "port" => "stop whatever holds the port (`ss -ltnp`) or choose another in appliance.yaml",
         "installed" => "run scripts/setup",
+        "data_dir" => "create data_dir owned by soko's user, or point data_dir elsewhere",
         "running" => "start soko with `soko up` (or `systemctl start soko`)",
         _ => return None,
     })

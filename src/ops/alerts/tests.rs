@@ -310,3 +310,31 @@ fn a_service_between_states_neither_resolves_nor_fires_again() {
     let p = plan(&stored, &evaluate(&up, &t, 30), &unsettled(&up), 30, 3600);
     assert_eq!(p[0].notify, Some(Kind::Resolved));
 }
+
+#[test]
+fn status_text_lists_alerts_by_level_and_firing_ones_set_the_level() {
+    use crate::ops::status::render_text;
+    let check = serde_json::json!({"ok": true, "detail": ""});
+    let alert = |key: &str, level: &str, state: &str| serde_json::json!({"key": key, "level": level, "state": state, "summary": format!("{key} summary"), "since": 0, "count": 1});
+    let mut snap: Snapshot = serde_json::from_value(serde_json::json!({
+        "version": "0.1.0", "pid": 1, "started_at": 0, "uptime_secs": 5, "rss_bytes": null,
+        "config_path": "a.yaml", "data_dir": "/d", "web_url": "http://x", "local_mode": true,
+        "services": [], "checks": [],
+        "readiness": {"ready": true, "mysql": check, "migrations": check, "milvus": check},
+        "alerts": [alert("disk-full", "amber", "firing"), alert("crash-loop:mysql", "red", "resolved")],
+    }))
+    .unwrap();
+    assert_eq!(
+        snap.level(),
+        Level::Amber,
+        "a resolved red alert does not count"
+    );
+    let text = render_text(&snap, 10);
+    assert!(text.contains("ALERTS"), "{text}");
+    assert!(text.contains("AMBER disk-full"), "{text}");
+    assert!(text.contains("ok    crash-loop:mysql"), "{text}");
+    assert!(text.contains("resolved"), "{text}");
+    snap.alerts[0].level = Level::Red;
+    assert_eq!(snap.level(), Level::Red);
+    assert!(render_text(&snap, 10).contains("RED   disk-full"));
+}

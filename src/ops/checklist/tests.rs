@@ -43,7 +43,8 @@ fn secrets_must_exist_be_private_owned_and_complete() {
             ..facts()
         })
         .level,
-        Level::Red
+        Level::Amber,
+        "not created yet"
     );
     let lacking = secrets_check(&SecretsFacts {
         missing: vec!["jwt_secret"],
@@ -88,6 +89,7 @@ fn error_tracking_and_alert_channels() {
 fn logging_wants_a_writable_directory_with_fresh_files() {
     let f = LogFacts {
         dir: "/l".into(),
+        exists: true,
         writable: true,
         newest_age_secs: Some(5),
         total_bytes: 4096,
@@ -177,6 +179,10 @@ fn real_facts_are_gathered() {
     assert_eq!(secrets_check(&f).level, Level::Green);
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     assert_eq!(secrets_check(&secrets_facts(&path)).level, Level::Red);
+    assert_eq!(
+        logging_check(&log_facts(&dir.path().join("none"))).level,
+        Level::Amber
+    );
     let logs = log_facts(dir.path());
     assert!(logs.writable);
     assert_eq!(logs.newest_age_secs, None);
