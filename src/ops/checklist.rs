@@ -444,16 +444,14 @@ pub async fn gather(
     now: i64,
 ) -> Vec<CheckView> {
     let mut out = local(cfg);
-    let t = Duration::from_secs(2);
-    let beats = tokio::time::timeout(t, store::alerts::heartbeats(db))
-        .await
-        .ok()
-        .and_then(Result::ok);
-    let undelivered = tokio::time::timeout(t, store::alerts::notice_stats(db))
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .map(|s| s.failed);
+    // Both at once, each bounded: a snapshot must answer while MySQL is down.
+    let t = Duration::from_secs(1);
+    let (beats, stats) = tokio::join!(
+        tokio::time::timeout(t, store::alerts::heartbeats(db)),
+        tokio::time::timeout(t, store::alerts::notice_stats(db)),
+    );
+    let beats = beats.ok().and_then(Result::ok);
+    let undelivered = stats.ok().and_then(Result::ok).map(|s| s.failed);
     out.push(heartbeat_check(beats.as_deref()));
     out.push(backups_check(backup, now));
     if let Some(last) = out.iter_mut().find(|c| c.name == "alerts") {
