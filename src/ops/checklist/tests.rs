@@ -1,3 +1,6 @@
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
 use super::*;
 
 fn cfg(yaml: &str) -> Config {
