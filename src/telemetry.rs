@@ -81,6 +81,9 @@ where
 }
 
 /// [`init_with_files`] plus Sentry: error events and panics reported when `sentry` is given.
+/// Retention is [`retention::prune`]'s: by count here at start, by count and total size in the
+/// caller's periodic task. tracing-appender's own count limit is not used: it orders files by
+/// creation time, which copied or restored log directories do not keep.
 pub fn init_appliance(
     level: &str,
     log_dir: &Path,
@@ -88,12 +91,12 @@ pub fn init_appliance(
     sentry: Option<sentry::ClientInitGuard>,
 ) -> std::io::Result<Guards> {
     std::fs::create_dir_all(log_dir)?;
+    retention::prune(log_dir, &LOG_PREFIXES, keep_files, 0);
     let appender = |name: &str| {
         RollingFileAppender::builder()
             .rotation(Rotation::DAILY)
             .filename_prefix(name)
             .filename_suffix("log")
-            .max_log_files(keep_files)
             .build(log_dir)
             .map_err(std::io::Error::other)
     };
@@ -121,7 +124,13 @@ pub fn init_appliance(
                 .with_writer(errors)
                 .with_filter(LevelFilter::WARN),
         )
-        .with(sentry.is_some().then(sentry_layer))
+        // Filtered like the logs: unfiltered, every trace-level callsite of every crate would
+        // be enabled just to be ignored by the Sentry layer.
+        .with(
+            sentry
+                .is_some()
+                .then(|| sentry_layer().with_filter(filter())),
+        )
         .try_init()
         .map_err(std::io::Error::other)?;
     Ok(Guards(vec![g1, g2], sentry))

@@ -14,6 +14,7 @@ mod deploy;
 mod faults;
 mod https_up;
 mod images;
+mod logs;
 mod market;
 mod sentry;
 mod storage;
