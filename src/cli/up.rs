@@ -403,6 +403,7 @@ impl admin::Control for Control {
                             &self.db,
                             None,
                             supervisor::service::now_unix() as i64,
+                            self.started.elapsed().as_secs(),
                         )
                         .await,
                     )

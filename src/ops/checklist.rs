@@ -248,7 +248,8 @@ pub fn logging_check(f: &LogFacts) -> CheckView {
 pub const HEARTBEAT_STALE_SECS: i64 = 180;
 
 /// The vector-sync worker's heartbeat (`worker_heartbeats`); `beats`: (worker, age in s).
-pub fn heartbeat_check(beats: Option<&[(String, i64)]>) -> CheckView {
+/// No heartbeat yet is normal for the first [`HEARTBEAT_STALE_SECS`] of `soko up`.
+pub fn heartbeat_check(beats: Option<&[(String, i64)]>, uptime_secs: u64) -> CheckView {
     let Some(beats) = beats else {
         return check(
             "heartbeat",
@@ -257,10 +258,15 @@ pub fn heartbeat_check(beats: Option<&[(String, i64)]>) -> CheckView {
         );
     };
     match beats.iter().find(|(w, _)| w == "vector-sync") {
+        None if uptime_secs <= HEARTBEAT_STALE_SECS as u64 => check(
+            "heartbeat",
+            Level::Green,
+            "starting: waiting for the vector-sync worker's first heartbeat",
+        ),
         None => check(
             "heartbeat",
             Level::Amber,
-            "the vector-sync worker has not reported yet (no row in worker_heartbeats)",
+            "the vector-sync worker has not reported (no row in worker_heartbeats)",
         ),
         Some((_, age)) if *age > HEARTBEAT_STALE_SECS => check(
             "heartbeat",
@@ -274,6 +280,25 @@ pub fn heartbeat_check(beats: Option<&[(String, i64)]>) -> CheckView {
             Level::Green,
             format!("vector-sync beat {age} s ago"),
         ),
+    }
+}
+
+/// In local mode (no public domain: a developer's machine, a demo) the production-only
+/// recommendations (HTTPS, error tracking, alert delivery, backups) do not apply: an amber
+/// one becomes green, saying so. Security items (secrets, rate limits, CORS) stay as they are.
+pub fn relaxed_in_local_mode(cfg: &Config, c: CheckView) -> CheckView {
+    let advisory = matches!(
+        c.name.as_str(),
+        "https" | "error-tracking" | "alerts" | "backups"
+    );
+    if cfg.is_local_mode() && advisory && c.level == Level::Amber {
+        CheckView {
+            level: Level::Green,
+            detail: format!("local mode, not needed yet: {}", c.detail),
+            ..c
+        }
+    } else {
+        c
     }
 }
 

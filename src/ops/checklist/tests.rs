@@ -127,17 +127,22 @@ fn logging_wants_a_writable_directory_with_fresh_files() {
 #[test]
 fn heartbeat_fresh_stale_or_missing() {
     let beat = |age| vec![("vector-sync".to_string(), age)];
-    assert_eq!(heartbeat_check(Some(&beat(10))).level, Level::Green);
+    assert_eq!(heartbeat_check(Some(&beat(10)), 600).level, Level::Green);
     assert_eq!(
-        heartbeat_check(Some(&beat(HEARTBEAT_STALE_SECS))).level,
+        heartbeat_check(Some(&beat(HEARTBEAT_STALE_SECS)), 600).level,
         Level::Green
     );
     assert_eq!(
-        heartbeat_check(Some(&beat(HEARTBEAT_STALE_SECS + 1))).level,
+        heartbeat_check(Some(&beat(HEARTBEAT_STALE_SECS + 1)), 600).level,
         Level::Red
     );
-    assert_eq!(heartbeat_check(Some(&[])).level, Level::Amber);
-    assert_eq!(heartbeat_check(None).level, Level::Amber);
+    assert_eq!(heartbeat_check(Some(&[]), 600).level, Level::Amber);
+    assert_eq!(
+        heartbeat_check(Some(&[]), 30).level,
+        Level::Green,
+        "just started: no beat yet"
+    );
+    assert_eq!(heartbeat_check(None, 600).level, Level::Amber);
 }
 
 #[test]
@@ -208,4 +213,36 @@ fn every_checklist_item_has_a_fix() {
     ] {
         assert!(fix(name).is_some(), "{name}");
     }
+}
+
+#[test]
+fn production_only_recommendations_are_green_in_local_mode() {
+    let local = cfg("");
+    let public = cfg("domain: shop.example.co.ke\n");
+    for c in [
+        https_check(&local),
+        error_tracking_check(false, &local),
+        alerts_check(&local, None),
+        backups_check(None, 0),
+    ] {
+        let name = c.name.clone();
+        let relaxed = relaxed_in_local_mode(&local, c.clone());
+        assert_eq!(relaxed.level, Level::Green, "{name}");
+        assert!(
+            relaxed.detail.starts_with("local mode"),
+            "{}",
+            relaxed.detail
+        );
+        assert_eq!(
+            relaxed_in_local_mode(&public, c).level,
+            Level::Amber,
+            "{name}"
+        );
+    }
+    let open = rate_limit_check(&cfg("api:\n  rate_limit:\n    requests: 0\n"));
+    assert_eq!(
+        relaxed_in_local_mode(&local, open).level,
+        Level::Amber,
+        "security stays"
+    );
 }
