@@ -293,6 +293,14 @@ async fn soko_up_notifies_once_across_restarts_and_recovers() {
             "check {name} missing: {status}"
         );
     }
+    // `soko doctor` lists the firing alerts with what to do.
+    let out = app.command(&["doctor"]).output().unwrap();
+    let doctor = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        doctor.contains("FAIL  alert crash-loop:milvus")
+            && doctor.contains("fix: fix the condition"),
+        "{doctor}"
+    );
     // More rounds, then a restart (SIGTERM, start again): Milvus crash-loops again after the
     // restart, and nothing is notified a second time.
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -145,6 +145,10 @@ pub fn fix(name: &str) -> Option<&'static str> {
         "installed" => "run scripts/setup",
         "data_dir" => "create data_dir owned by soko's user, or point data_dir elsewhere",
         "running" => "start soko with `soko up` (or `systemctl start soko`)",
+        n if n.starts_with("alert ") => {
+            "fix the condition the alert names (its summary says what to do); it resolves by \
+             itself at the next evaluation and a recovery notice is sent"
+        }
         _ => return None,
     })
 }
