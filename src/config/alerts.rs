@@ -3,6 +3,8 @@
 //! Secrets are not here: the webhook's HMAC key is `alerts_webhook_secret`, the SMTP password
 //! `smtp_password` and the Sentry DSN `sentry_dsn` in the secrets file (or `SOKO_*`).
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 use super::{Config, Error};
@@ -59,6 +61,9 @@ pub struct Email {
     pub from: String,
     pub to: Vec<String>,
     pub timeout_secs: u64,
+    /// PEM file of extra roots trusted for the SMTP server's certificate (a private relay);
+    /// empty: the public web roots.
+    pub extra_root: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,6 +110,7 @@ impl Default for Email {
             from: String::new(),
             to: Vec::new(),
             timeout_secs: 20,
+            extra_root: PathBuf::new(),
         }
     }
 }

@@ -353,3 +353,51 @@ async fn soko_up_notifies_once_across_restarts_and_recovers() {
     assert_eq!(got2.len(), 3);
     assert_eq!(of(&got2, "crash-loop:milvus", "resolved"), 0);
 }
+
+/// Email over STARTTLS to a relay whose certificate is trusted through
+/// `alerts.email.extra_root`; without that root, the same relay is refused.
+#[tokio::test]
+async fn email_goes_over_starttls_to_a_trusted_relay() {
+    let (db, mut cfg) = test_db().await;
+    store::migrate::run(&db).await.unwrap();
+    let smtp = SmtpSink::start_tls().await;
+    let dir = crate::common::scratch("smtp-tls");
+    let root = dir.join("relay.pem");
+    std::fs::write(&root, smtp.cert_pem.as_ref().unwrap()).unwrap();
+    cfg.alerts.email.host = "localhost".into();
+    cfg.alerts.email.port = smtp.port;
+    cfg.alerts.email.security = SmtpSecurity::Starttls;
+    cfg.alerts.email.from = "soko@localhost".into();
+    cfg.alerts.email.to = vec!["ops@example.co.ke".into()];
+    cfg.alerts.disk_percent = 0.0;
+
+    // Not trusted: the TLS handshake fails, the notice stays queued.
+    let r = Engine::new(db.clone(), &cfg, &Secrets::default())
+        .round(AlertInputs::default(), 1_900_000_000)
+        .await
+        .unwrap();
+    assert_eq!((r.sent, r.failed), (0, 1), "{r:?}");
+    assert!(smtp.all().is_empty());
+    let error: String = sqlx::query_scalar("SELECT last_error FROM alert_notifications")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert!(error.to_lowercase().contains("certificate"), "{error}");
+
+    cfg.alerts.email.extra_root = root;
+    sqlx::query("UPDATE alert_notifications SET next_attempt_at = UTC_TIMESTAMP(3)")
+        .execute(&db)
+        .await
+        .unwrap();
+    let engine = Engine::new(db.clone(), &cfg, &Secrets::default());
+    assert_eq!(engine.flush().await.unwrap(), (1, 0));
+    let mails = smtp.all();
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].tls, "sent after STARTTLS");
+    assert!(
+        mails[0].data.contains("FIRING: disk-full"),
+        "{}",
+        mails[0].data
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -107,28 +107,66 @@ pub struct Mail {
     pub from: String,
     pub to: Vec<String>,
     pub data: String,
+    /// Received over TLS (after STARTTLS).
+    pub tls: bool,
 }
 
-/// A minimal SMTP server (RFC 5321 without extensions): EHLO/HELO, MAIL, RCPT, DATA, RSET,
-/// NOOP, QUIT.
+/// A minimal SMTP server (RFC 5321 without extensions but STARTTLS): EHLO/HELO, STARTTLS,
+/// MAIL, RCPT, DATA, RSET, NOOP, QUIT.
 #[derive(Clone)]
 pub struct SmtpSink {
     pub port: u16,
     pub mails: Arc<Mutex<Vec<Mail>>>,
+    /// With TLS: the PEM of the self-signed certificate (for `localhost`) clients must trust.
+    pub cert_pem: Option<String>,
 }
 
 impl SmtpSink {
     pub async fn start() -> SmtpSink {
+        Self::start_with(None).await
+    }
+
+    /// A server that offers STARTTLS (and requires nothing else) with a fresh self-signed
+    /// certificate for `localhost`.
+    pub async fn start_tls() -> SmtpSink {
+        soko::init_crypto();
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let pem = cert.cert.pem();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key)
+            .unwrap();
+        let mut sink =
+            Self::start_with(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await;
+        sink.cert_pem = Some(pem);
+        sink
+    }
+
+    async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> SmtpSink {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let mails = Arc::new(Mutex::new(Vec::new()));
         let store = mails.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(converse(stream, store.clone()));
+                let (store, tls) = (store.clone(), tls.clone());
+                tokio::spawn(async move {
+                    let mut stream = stream;
+                    let upgrade = talk(&mut stream, &store, tls.is_some(), false, true).await;
+                    if let (true, Some(acceptor)) = (upgrade, tls)
+                        && let Ok(mut secure) = acceptor.accept(stream).await
+                    {
+                        talk(&mut secure, &store, false, true, false).await;
+                    }
+                });
             }
         });
-        SmtpSink { port, mails }
+        SmtpSink {
+            port,
+            mails,
+            cert_pem: None,
+        }
     }
 
     pub fn all(&self) -> Vec<Mail> {
@@ -156,51 +194,76 @@ impl SmtpSink {
     }
 }
 
-async fn say(w: &mut tokio::net::tcp::OwnedWriteHalf, s: &str) {
-    let _ = w.write_all(format!("{s}\r\n").as_bytes()).await;
-}
-
-async fn converse(stream: tokio::net::TcpStream, mails: Arc<Mutex<Vec<Mail>>>) {
-    let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read).lines();
-    say(&mut write, "220 sink.test ESMTP test sink").await;
+/// One SMTP conversation on `io`; true when the client asked for STARTTLS (the caller then
+/// upgrades the connection and talks again, without greeting).
+async fn talk<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut S,
+    mails: &Mutex<Vec<Mail>>,
+    offer_tls: bool,
+    secure: bool,
+    greet: bool,
+) -> bool {
+    let mut io = BufReader::new(io);
+    let say = async |io: &mut BufReader<&mut S>, s: &str| {
+        let _ = io.write_all(format!("{s}\r\n").as_bytes()).await;
+        let _ = io.flush().await;
+    };
+    if greet {
+        say(&mut io, "220 sink.test ESMTP test sink").await;
+    }
     let (mut from, mut to) = (String::new(), Vec::new());
-    while let Ok(Some(line)) = lines.next_line().await {
+    loop {
+        let mut line = String::new();
+        match io.read_line(&mut line).await {
+            Ok(0) | Err(_) => return false,
+            Ok(_) => {}
+        }
+        let line = line.trim_end_matches(['\r', '\n']).to_owned();
         let upper = line.to_ascii_uppercase();
         if upper.starts_with("EHLO") {
-            say(&mut write, "250-sink.test\r\n250 8BITMIME").await;
+            let ext = if offer_tls { "STARTTLS" } else { "8BITMIME" };
+            say(&mut io, &format!("250-sink.test\r\n250 {ext}")).await;
         } else if upper.starts_with("HELO") {
-            say(&mut write, "250 sink.test").await;
+            say(&mut io, "250 sink.test").await;
+        } else if upper == "STARTTLS" && offer_tls {
+            say(&mut io, "220 go ahead").await;
+            return true;
         } else if upper.starts_with("MAIL FROM:") {
             from = line[10..].trim().to_owned();
             to.clear();
-            say(&mut write, "250 OK").await;
+            say(&mut io, "250 OK").await;
         } else if upper.starts_with("RCPT TO:") {
             to.push(line[8..].trim().to_owned());
-            say(&mut write, "250 OK").await;
+            say(&mut io, "250 OK").await;
         } else if upper == "DATA" {
-            say(&mut write, "354 end with <CRLF>.<CRLF>").await;
+            say(&mut io, "354 end with <CRLF>.<CRLF>").await;
             let mut data = String::new();
-            while let Ok(Some(l)) = lines.next_line().await {
+            loop {
+                let mut l = String::new();
+                if io.read_line(&mut l).await.unwrap_or(0) == 0 {
+                    return false;
+                }
+                let l = l.trim_end_matches(['\r', '\n']);
                 if l == "." {
                     break;
                 }
-                data.push_str(l.strip_prefix('.').unwrap_or(&l));
+                data.push_str(l.strip_prefix('.').unwrap_or(l));
                 data.push('\n');
             }
             mails.lock().unwrap().push(Mail {
                 from: from.clone(),
                 to: to.clone(),
                 data,
+                tls: secure,
             });
-            say(&mut write, "250 OK queued").await;
+            say(&mut io, "250 OK queued").await;
         } else if upper == "RSET" || upper == "NOOP" {
-            say(&mut write, "250 OK").await;
+            say(&mut io, "250 OK").await;
         } else if upper == "QUIT" {
-            say(&mut write, "221 bye").await;
-            return;
+            say(&mut io, "221 bye").await;
+            return false;
         } else {
-            say(&mut write, "502 not implemented").await;
+            say(&mut io, "502 not implemented").await;
         }
     }
 }

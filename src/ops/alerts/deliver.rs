@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message as Mail, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 
@@ -166,14 +167,26 @@ impl Channels {
             mail = mail.to(to.parse().map_err(|x| bad("alerts.email.to", &x))?);
         }
         let mail = mail.body(msg.text()).map_err(|x| bad("message", &x))?;
-        let builder = match e.security {
-            SmtpSecurity::None => {
-                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(e.host.as_str())
+        let tls = || -> Result<TlsParameters, Error> {
+            let mut params = TlsParameters::builder(e.host.clone());
+            if !e.extra_root.as_os_str().is_empty() {
+                let pem = std::fs::read(&e.extra_root).map_err(|x| {
+                    bad(
+                        &format!("alerts.email.extra_root {}", e.extra_root.display()),
+                        &x,
+                    )
+                })?;
+                let root =
+                    Certificate::from_pem(&pem).map_err(|x| bad("alerts.email.extra_root", &x))?;
+                params = params.add_root_certificate(root);
             }
-            SmtpSecurity::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&e.host)
-                .map_err(|x| bad("alerts.email.host", &x))?,
-            SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&e.host)
-                .map_err(|x| bad("alerts.email.host", &x))?,
+            params.build_rustls().map_err(|x| bad("TLS settings", &x))
+        };
+        let plain = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(e.host.as_str());
+        let builder = match e.security {
+            SmtpSecurity::None => plain,
+            SmtpSecurity::Starttls => plain.tls(Tls::Required(tls()?)),
+            SmtpSecurity::Tls => plain.tls(Tls::Wrapper(tls()?)),
         };
         let mut builder = builder
             .port(e.port)
