@@ -1,7 +1,11 @@
 //! Logging: human-readable lines on the terminal, JSON lines in `<log_dir>/combined.log` (every
 //! event) and `error.log` (warnings and errors), rotated daily through non-blocking writers
 //! (tracing-appender), as the seed's Winston set-up promised. Child services' output arrives
-//! here as events tagged with `service`.
+//! here as events tagged with `service`. Retention is by count and total size ([`retention`]).
+//! Error tracking: with a Sentry DSN, error events and panics go to Sentry (or GlitchTip) with
+//! the release and environment ([`sentry_guard`], [`sentry_layer`]).
+
+pub mod retention;
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -14,7 +18,10 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, fmt};
 
 /// Keeps the background writers alive; drop it last so buffered lines reach the files.
-pub struct Guards(#[allow(dead_code)] Vec<WorkerGuard>);
+pub struct Guards(
+    #[allow(dead_code)] Vec<WorkerGuard>,
+    #[allow(dead_code)] Option<sentry::ClientInitGuard>,
+);
 
 /// Terminal-only logging for short commands (`soko status`, `soko doctor`, ...).
 pub fn init_terminal(level: &str) {
@@ -31,13 +38,65 @@ pub fn init_terminal(level: &str) {
 
 /// Terminal plus rotating JSON files, for `soko up`.
 pub fn init_with_files(level: &str, log_dir: &Path, keep_files: usize) -> std::io::Result<Guards> {
+    init_appliance(level, log_dir, keep_files, None)
+}
+
+/// The log files' prefixes in the log directory.
+pub const LOG_PREFIXES: [&str; 2] = ["combined", "error"];
+
+/// Error tracking: a Sentry client reporting to `dsn` with soko's release and the configured
+/// environment (panics included: the panic integration is on). Keep the guard alive; dropping
+/// it flushes what is queued. `Err`: the DSN is not valid.
+pub fn sentry_guard(
+    dsn: &str,
+    cfg: &crate::config::alerts::Sentry,
+) -> Result<sentry::ClientInitGuard, String> {
+    let dsn: sentry::types::Dsn = dsn
+        .trim()
+        .parse()
+        .map_err(|e| format!("sentry_dsn is not a valid DSN: {e}"))?;
+    let mut opts = sentry::ClientOptions::new()
+        .release(concat!("soko@", env!("CARGO_PKG_VERSION")))
+        .environment(cfg.environment.clone())
+        .sample_rate(cfg.sample_rate)
+        .attach_stacktrace(true)
+        .send_default_pii(false);
+    opts.dsn = Some(dsn);
+    Ok(sentry::init(opts))
+}
+
+/// The tracing layer that turns error events into Sentry events (warnings and infos become
+/// breadcrumbs); it does nothing while no Sentry client is bound.
+pub fn sentry_layer<S>() -> sentry::integrations::tracing::SentryLayer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    sentry::integrations::tracing::layer().event_filter(|md| match *md.level() {
+        tracing::Level::ERROR => sentry::integrations::tracing::EventFilter::Event,
+        tracing::Level::WARN | tracing::Level::INFO => {
+            sentry::integrations::tracing::EventFilter::Breadcrumb
+        }
+        _ => sentry::integrations::tracing::EventFilter::Ignore,
+    })
+}
+
+/// [`init_with_files`] plus Sentry: error events and panics reported when `sentry` is given.
+/// Retention is [`retention::prune`]'s: by count here at start, by count and total size in the
+/// caller's periodic task. tracing-appender's own count limit is not used: it orders files by
+/// creation time, which copied or restored log directories do not keep.
+pub fn init_appliance(
+    level: &str,
+    log_dir: &Path,
+    keep_files: usize,
+    sentry: Option<sentry::ClientInitGuard>,
+) -> std::io::Result<Guards> {
     std::fs::create_dir_all(log_dir)?;
+    retention::prune(log_dir, &LOG_PREFIXES, keep_files, 0);
     let appender = |name: &str| {
         RollingFileAppender::builder()
             .rotation(Rotation::DAILY)
             .filename_prefix(name)
             .filename_suffix("log")
-            .max_log_files(keep_files)
             .build(log_dir)
             .map_err(std::io::Error::other)
     };
@@ -65,7 +124,14 @@ pub fn init_with_files(level: &str, log_dir: &Path, keep_files: usize) -> std::i
                 .with_writer(errors)
                 .with_filter(LevelFilter::WARN),
         )
+        // Filtered like the logs: unfiltered, every trace-level callsite of every crate would
+        // be enabled just to be ignored by the Sentry layer.
+        .with(
+            sentry
+                .is_some()
+                .then(|| sentry_layer().with_filter(filter())),
+        )
         .try_init()
         .map_err(std::io::Error::other)?;
-    Ok(Guards(vec![g1, g2]))
+    Ok(Guards(vec![g1, g2], sentry))
 }

@@ -7,6 +7,7 @@ mod doctor;
 mod https;
 mod init;
 mod migrate;
+mod observe;
 mod seed;
 mod seed_photos;
 mod status;

@@ -21,7 +21,7 @@ use crate::config::{Config, Mode, secrets::Secrets};
 use crate::ops::{admin, preflight, readiness, status};
 use crate::supervisor::{self, ProcessRuntime, Services, pidfile::PidFile, ports};
 use crate::vectors::VectorStore;
-use crate::{store, telemetry, web};
+use crate::{store, web};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
@@ -42,8 +42,10 @@ pub async fn run(path: &Path, _args: Args) -> anyhow::Result<ExitCode> {
             )
         })?;
     let generated = Secrets::ensure(&cfg.secrets_path())?;
-    let _guards = telemetry::init_with_files(&cfg.logging.level, &cfg.log_dir(), 14)
-        .with_context(|| format!("cannot open the log directory {}", cfg.log_dir().display()))?;
+    let _guards = match super::observe::init_logging(&cfg)? {
+        Ok(g) => g,
+        Err(code) => return Ok(code),
+    };
     if found {
         tracing::info!(config = %path.display(), "configuration loaded");
     } else {
@@ -232,6 +234,7 @@ impl Appliance {
                     .with_jwt_secret(Secrets::load(&self.cfg.secrets_path())?.jwt_secret.as_ref()),
             ),
         };
+        let alerts = Arc::new(std::sync::RwLock::new(Vec::new()));
         let control: Arc<dyn admin::Control> = Arc::new(Control {
             services: self.services.clone(),
             db: self.db.clone(),
@@ -243,7 +246,16 @@ impl Appliance {
             web_url: url,
             local_mode: local,
             tls: self.https.as_ref().map(|h| h.certs()),
+            cfg: self.cfg.clone(),
+            alerts: alerts.clone(),
         });
+        super::observe::spawn_alerts(
+            &self.cfg,
+            self.db.clone(),
+            control.clone(),
+            alerts,
+            self.shutdown.clone(),
+        )?;
         let admin_task = tokio::spawn(admin::serve(
             self.admin,
             control,
@@ -348,6 +360,10 @@ struct Control {
     web_url: String,
     local_mode: bool,
     tls: Option<Arc<https::Certs>>,
+    /// For the checklist.
+    cfg: Config,
+    /// Filled by the alert evaluator (`observe::spawn_alerts`).
+    alerts: Arc<std::sync::RwLock<Vec<crate::ops::alerts::AlertView>>>,
 }
 
 impl admin::Control for Control {
@@ -379,9 +395,22 @@ impl admin::Control for Control {
                 web_url: self.web_url.clone(),
                 local_mode: self.local_mode,
                 services,
-                checks: https::checks(status::readiness_checks(&readiness), tls.as_ref()),
+                checks: https::checks(status::readiness_checks(&readiness), tls.as_ref())
+                    .into_iter()
+                    .chain(
+                        crate::ops::checklist::gather(
+                            &self.cfg,
+                            &self.db,
+                            None,
+                            supervisor::service::now_unix() as i64,
+                            self.started.elapsed().as_secs(),
+                        )
+                        .await,
+                    )
+                    .collect(),
                 readiness,
                 tls,
+                alerts: self.alerts.read().map(|a| a.clone()).unwrap_or_default(),
             }
         })
     }

@@ -4,6 +4,7 @@
 //! configuration. Unknown keys are refused. Errors name the key, the line and what was expected.
 //! Secrets never live here: see [`secrets`].
 
+pub mod alerts;
 pub mod api;
 mod lines;
 pub mod secrets;
@@ -61,6 +62,10 @@ pub struct Config {
     pub api: api::Api,
     /// HTTPS: ACME certificates (or a self-signed one) on ports 80 and 443.
     pub tls: tls::Tls,
+    /// Alert rules and where their notices go (webhook, email).
+    pub alerts: alerts::Alerts,
+    /// Error tracking (Sentry, GlitchTip); on when the secret `sentry_dsn` is set.
+    pub sentry: alerts::Sentry,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,6 +156,10 @@ pub struct Logging {
     pub level: String,
     /// Empty: `<data_dir>/logs`.
     pub dir: PathBuf,
+    /// Rotated files kept per log (combined, error); older ones are deleted.
+    pub keep_files: usize,
+    /// Upper bound of all log files together, in MiB; the oldest go first (0: no bound).
+    pub max_total_mb: u64,
 }
 
 impl Default for Config {
@@ -168,6 +177,8 @@ impl Default for Config {
             logging: Logging::default(),
             api: api::Api::default(),
             tls: tls::Tls::default(),
+            alerts: alerts::Alerts::default(),
+            sentry: alerts::Sentry::default(),
         }
     }
 }
@@ -246,6 +257,8 @@ impl Default for Logging {
         Logging {
             level: "info".into(),
             dir: PathBuf::new(),
+            keep_files: 14,
+            max_total_mb: 1024,
         }
     }
 }
@@ -439,6 +452,10 @@ impl Config {
             return Err(bad("logging.level", format!("is not a valid filter: {e}")));
         }
         tls::validate(self, &bad)?;
+        if self.logging.keep_files == 0 {
+            return Err(bad("logging.keep_files", "must be at least 1".into()));
+        }
+        alerts::validate(self, &bad)?;
         Ok(())
     }
 

@@ -72,15 +72,27 @@ pub struct Secrets {
     pub session_key: Option<Secret>,
     /// Signs API bearer tokens.
     pub jwt_secret: Option<Secret>,
+    /// Error tracking: the Sentry / GlitchTip DSN (`sentry:` in appliance.yaml).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentry_dsn: Option<Secret>,
+    /// Key of the HMAC-SHA256 signature on alert webhooks (`alerts.webhook`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerts_webhook_secret: Option<Secret>,
+    /// Password of the SMTP login for alert email (`alerts.email`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_password: Option<Secret>,
 }
 
 /// The names, in file order, with whether `soko init` generates them.
-const FIELDS: [(&str, bool); 5] = [
+const FIELDS: [(&str, bool); 8] = [
     ("database_password", true),
     ("mysql_root_password", true),
     ("vectors_token", false),
     ("session_key", true),
     ("jwt_secret", true),
+    ("sentry_dsn", false),
+    ("alerts_webhook_secret", false),
+    ("smtp_password", false),
 ];
 
 impl Secrets {
@@ -91,6 +103,9 @@ impl Secrets {
             "vectors_token" => &mut self.vectors_token,
             "session_key" => &mut self.session_key,
             "jwt_secret" => &mut self.jwt_secret,
+            "sentry_dsn" => &mut self.sentry_dsn,
+            "alerts_webhook_secret" => &mut self.alerts_webhook_secret,
+            "smtp_password" => &mut self.smtp_password,
             _ => unreachable!("unknown secret {name}"),
         }
     }

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::alerts::AlertView;
 use super::readiness::Readiness;
 use crate::supervisor::{State, Status};
 
@@ -46,6 +47,9 @@ pub struct Snapshot {
     /// The certificate, when `soko up` serves HTTPS (absent in older snapshots).
     #[serde(default)]
     pub tls: Option<TlsView>,
+    /// Alerts firing now, then those resolved recently (see `ops::alerts`).
+    #[serde(default)]
+    pub alerts: Vec<AlertView>,
 }
 
 /// The HTTPS side of the snapshot: what `soko cert status` prints and the console shows.
@@ -139,6 +143,7 @@ impl Snapshot {
             .iter()
             .map(|s| s.level)
             .chain(self.checks.iter().map(|c| c.level))
+            .chain(self.alerts.iter().filter(|a| a.firing()).map(|a| a.level))
             .max()
             .unwrap_or(Level::Green)
     }
@@ -279,7 +284,33 @@ pub fn render_text(s: &Snapshot, now_unix: u64) -> String {
     for c in &s.checks {
         let _ = writeln!(out, "{}  {:<12} {}", mark(c.level), c.name, c.detail);
     }
+    render_alerts(&mut out, &s.alerts);
     out
+}
+
+/// The ALERTS section: firing ones by level (RED / AMBER), then the recently resolved.
+fn render_alerts(out: &mut String, alerts: &[AlertView]) {
+    use std::fmt::Write;
+    if alerts.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\nALERTS");
+    for a in alerts {
+        let level = match (a.firing(), a.level) {
+            (false, _) => "ok   ",
+            (true, Level::Red) => "RED  ",
+            (true, _) => "AMBER",
+        };
+        let _ = writeln!(
+            out,
+            "{level} {:<20} {} since {} (fired {}x): {}",
+            a.key,
+            if a.firing() { "firing" } else { "resolved" },
+            utc(a.since),
+            a.count,
+            a.summary
+        );
+    }
 }
 
 #[cfg(test)]
@@ -320,6 +351,7 @@ mod tests {
             checks: readiness_checks(&readiness),
             readiness,
             tls: None,
+            alerts: Vec::new(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! SQL lives. Works with MariaDB 10.11 (embedded) and MySQL 8 / TiDB (external).
 
 pub mod admin;
+pub mod alerts;
 pub mod analytics;
 pub mod audit;
 pub mod bulk;

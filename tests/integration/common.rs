@@ -77,6 +77,9 @@ pub fn isolated_config(data_dir: &Path) -> Config {
     cfg.vectors.nlist = 16;
     cfg.supervisor.start_timeout_secs = 60;
     cfg.supervisor.stop_timeout_secs = 10;
+    // Build and CI machines' disks are often past the 85 % alert: a test that wants the disk
+    // alert sets its own threshold.
+    cfg.alerts.disk_percent = 99.0;
     cfg
 }
 

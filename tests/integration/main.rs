@@ -3,16 +3,21 @@
 
 mod common;
 mod pebble;
+mod receivers;
 
+mod alerts;
 mod api;
 mod boot;
 mod browser;
 mod cli;
+mod deploy;
 mod faults;
 mod https_up;
 mod images;
+mod logs;
 mod market;
 mod seller_tools;
+mod sentry;
 mod storage;
 mod tls;
 mod web;
