@@ -102,6 +102,7 @@ pub struct Appliance {
     https: Option<https::Https>,
     admin: tokio::net::UnixListener,
     shutdown: CancellationToken,
+    backup: Arc<crate::workers::backup::Engine>,
 }
 
 impl Appliance {
@@ -192,6 +193,15 @@ impl Appliance {
             store::images::Files::new(cfg.data_dir.join("images")),
             shutdown.clone(),
         ));
+        let backup = Arc::new(crate::workers::backup::Engine::new(
+            db.clone(),
+            &cfg,
+            &secrets,
+        )?);
+        tokio::spawn(crate::workers::backup::schedule(
+            backup.clone(),
+            shutdown.clone(),
+        ));
         Ok(Some(Appliance {
             cfg,
             config_path,
@@ -204,6 +214,7 @@ impl Appliance {
             https,
             admin,
             shutdown,
+            backup,
         }))
     }
 
@@ -243,6 +254,7 @@ impl Appliance {
             web_url: url,
             local_mode: local,
             tls: self.https.as_ref().map(|h| h.certs()),
+            backup: self.backup.clone(),
         });
         let admin_task = tokio::spawn(admin::serve(
             self.admin,
@@ -348,6 +360,7 @@ struct Control {
     web_url: String,
     local_mode: bool,
     tls: Option<Arc<https::Certs>>,
+    backup: Arc<crate::workers::backup::Engine>,
 }
 
 impl admin::Control for Control {
@@ -358,6 +371,12 @@ impl admin::Control for Control {
             let readiness =
                 readiness::check(&self.db, &self.vectors, || self.services.statuses()).await;
             let tls = self.tls.as_ref().map(|t| t.view());
+            let backups = crate::ops::backup_view::build(
+                &self.db,
+                &self.backup.cfg,
+                &self.backup.dir.display().to_string(),
+            )
+            .await;
             let services = self
                 .services
                 .statuses()
@@ -379,9 +398,15 @@ impl admin::Control for Control {
                 web_url: self.web_url.clone(),
                 local_mode: self.local_mode,
                 services,
-                checks: https::checks(status::readiness_checks(&readiness), tls.as_ref()),
+                checks: {
+                    let mut checks =
+                        https::checks(status::readiness_checks(&readiness), tls.as_ref());
+                    checks.push(crate::ops::backup_view::check(&backups));
+                    checks
+                },
                 readiness,
                 tls,
+                backups: Some(backups),
             }
         })
     }
@@ -394,6 +419,28 @@ impl admin::Control for Control {
             }
             None => false,
         }
+    }
+
+    fn backup_now(
+        &self,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Option<Result<crate::ops::backup_view::BackupOutcome, String>>,
+                > + Send
+                + '_,
+        >,
+    > {
+        use crate::config::backup::Kind;
+        Box::pin(async move {
+            let kinds = [Kind::Database, Kind::Vectors, Kind::Images];
+            Some(
+                self.backup
+                    .run(&kinds, "manual")
+                    .await
+                    .map_err(|e| e.to_string()),
+            )
+        })
     }
 
     fn tls(&self) -> Option<status::TlsView> {

@@ -72,15 +72,22 @@ pub struct Secrets {
     pub session_key: Option<Secret>,
     /// Signs API bearer tokens.
     pub jwt_secret: Option<Secret>,
+    /// Backups copied to S3-compatible storage: the access key id and its secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_access_key_id: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_secret_access_key: Option<Secret>,
 }
 
 /// The names, in file order, with whether `soko init` generates them.
-const FIELDS: [(&str, bool); 5] = [
+const FIELDS: [(&str, bool); 7] = [
     ("database_password", true),
     ("mysql_root_password", true),
     ("vectors_token", false),
     ("session_key", true),
     ("jwt_secret", true),
+    ("s3_access_key_id", false),
+    ("s3_secret_access_key", false),
 ];
 
 impl Secrets {
@@ -91,6 +98,8 @@ impl Secrets {
             "vectors_token" => &mut self.vectors_token,
             "session_key" => &mut self.session_key,
             "jwt_secret" => &mut self.jwt_secret,
+            "s3_access_key_id" => &mut self.s3_access_key_id,
+            "s3_secret_access_key" => &mut self.s3_secret_access_key,
             _ => unreachable!("unknown secret {name}"),
         }
     }

@@ -1,6 +1,7 @@
 //! Operations: readiness, the status snapshot, the admin socket, preflight checks.
 
 pub mod admin;
+pub mod backup_view;
 pub mod preflight;
 pub mod readiness;
 pub mod status;

@@ -46,6 +46,9 @@ pub struct Snapshot {
     /// The certificate, when `soko up` serves HTTPS (absent in older snapshots).
     #[serde(default)]
     pub tls: Option<TlsView>,
+    /// Backups: last good archive and last failure per kind, next run, S3 copy.
+    #[serde(default)]
+    pub backups: Option<super::backup_view::BackupView>,
 }
 
 /// The HTTPS side of the snapshot: what `soko cert status` prints and the console shows.
@@ -243,6 +246,9 @@ pub fn render_text(s: &Snapshot, now_unix: u64) -> String {
                 .unwrap_or_else(|| "-".into()),
         );
     }
+    if let Some(b) = &s.backups {
+        out.push_str(&super::backup_view::render_text(b));
+    }
     let _ = writeln!(
         out,
         "\n      SERVICE  STATE      READY     PID      FOR RESTARTS       RSS  ENDPOINT"
@@ -320,6 +326,7 @@ mod tests {
             checks: readiness_checks(&readiness),
             readiness,
             tls: None,
+            backups: None,
         }
     }
 
