@@ -5,6 +5,7 @@ mod common;
 mod pebble;
 
 mod api;
+mod backup;
 mod boot;
 mod browser;
 mod cli;

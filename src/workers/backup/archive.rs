@@ -231,7 +231,8 @@ pub async fn verify(path: &Path, sha256: &str, expect: Expect) -> Result<Content
             let mut reader = BufReader::with_capacity(1 << 20, zstd.stdout.take().expect("piped"));
             let mut hash = Sha256::new();
             let mut line = Vec::new();
-            let mut first = true;
+            let mut header = false;
+            let mut header_lines = 0;
             let mut last = Vec::new();
             loop {
                 line.clear();
@@ -245,10 +246,12 @@ pub async fn verify(path: &Path, sha256: &str, expect: Expect) -> Result<Content
                 c.bytes += n as u64;
                 hash.update(&line);
                 if sql {
-                    if first {
-                        c.dump_complete = line.starts_with(b"-- MariaDB dump")
+                    // The header, within the first lines (MariaDB 10.11.8+ puts a sandbox
+                    // mode comment first).
+                    if header_lines < 5 {
+                        header_lines += 1;
+                        header |= line.starts_with(b"-- MariaDB dump")
                             || line.starts_with(b"-- MySQL dump");
-                        first = false;
                     }
                     if line.starts_with(b"CREATE TABLE") {
                         c.create_tables += 1;
@@ -262,7 +265,7 @@ pub async fn verify(path: &Path, sha256: &str, expect: Expect) -> Result<Content
                 }
             }
             if sql {
-                c.dump_complete &= last.starts_with(b"-- Dump completed");
+                c.dump_complete = header && last.starts_with(b"-- Dump completed");
             }
             c.sha256 = hex(&hash.finalize());
         }
