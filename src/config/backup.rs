@@ -323,3 +323,38 @@ mod tests {
         assert_eq!(parse_hhmm("2:30"), None);
     }
 }
+
+#[cfg(test)]
+mod validation {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    #[test]
+    fn bad_values_name_the_key_and_line() {
+        let text = "backup:\n  schedule:\n    database_at: \"25:00\"\n";
+        let err = Config::parse(text, Path::new("a.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("backup.schedule.database_at") && err.contains("HH:MM"),
+            "{err}"
+        );
+        let text = "backup:\n  s3:\n    endpoint: ftp://x\n    bucket: b\n";
+        let err = Config::parse(text, Path::new("a.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("backup.s3.endpoint"), "{err}");
+        let text = "backup:\n  compression_level: 30\n";
+        let err = Config::parse(text, Path::new("a.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("backup.compression_level") && err.contains(":2"),
+            "{err}"
+        );
+        let ok = "backup:\n  s3:\n    endpoint: http://127.0.0.1:9000\n    bucket: shop-backups\n";
+        let cfg = Config::parse(ok, Path::new("a.yaml")).unwrap();
+        assert_eq!(cfg.backup.s3.unwrap().region, "us-east-1");
+    }
+}
