@@ -421,16 +421,7 @@ impl admin::Control for Control {
         }
     }
 
-    fn backup_now(
-        &self,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<
-                    Output = Option<Result<crate::ops::backup_view::BackupOutcome, String>>,
-                > + Send
-                + '_,
-        >,
-    > {
+    fn backup_now(&self) -> crate::ops::backup_view::BackupFuture<'_> {
         use crate::config::backup::Kind;
         Box::pin(async move {
             let kinds = [Kind::Database, Kind::Vectors, Kind::Images];

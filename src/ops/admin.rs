@@ -37,16 +37,7 @@ pub trait Control: Send + Sync + 'static {
     }
     /// Run a backup of everything now (`soko backup`, the console's action); `None` when this
     /// appliance cannot (no backup engine).
-    fn backup_now(
-        &self,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<
-                    Output = Option<Result<super::backup_view::BackupOutcome, String>>,
-                > + Send
-                + '_,
-        >,
-    > {
+    fn backup_now(&self) -> super::backup_view::BackupFuture<'_> {
         Box::pin(async { None })
     }
 }

@@ -66,6 +66,12 @@ pub struct ArchiveReport {
     pub error: Option<String>,
 }
 
+/// What `Control::backup_now` returns: `None` when there is no backup engine, `Err` when a
+/// run could not start (another one is running, the database is down).
+pub type BackupFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Option<Result<BackupOutcome, String>>> + Send + 'a>,
+>;
+
 const GRACE: i64 = 2 * 3600;
 
 /// The view from the newest rows of each kind and status (see `store::backups::latest`).
