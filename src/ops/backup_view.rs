@@ -262,3 +262,66 @@ pub fn render_text(v: &BackupView) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: u64, set: &str, kind: &str, status: &str, at: i64) -> Row {
+        Row {
+            id,
+            set_id: set.into(),
+            kind: kind.into(),
+            status: status.into(),
+            reason: "manual".into(),
+            path: Some(format!("/b/{set}/{kind}")),
+            bytes: Some(1024),
+            sha256: None,
+            schema_version: Some(7),
+            started_at: at,
+            finished_at: Some(at),
+            error: (status == "failed").then(|| "copy to S3 failed: 403".into()),
+            copied_to: None,
+        }
+    }
+
+    #[test]
+    fn levels_follow_failures_age_and_secrets() {
+        let cfg = Backup::default();
+        let now = 1_795_860_000;
+        let good = |set: &str, at: i64| {
+            vec![
+                row(1, set, "database", "ok", at),
+                row(2, set, "vectors", "ok", at),
+                row(3, set, "images", "ok", at),
+                row(4, set, "secrets", "ok", at),
+            ]
+        };
+        let v = from_rows(&good("s1", now - 3600), &cfg, "/b", now);
+        assert_eq!(check(&v).level, Level::Green, "{:?}", check(&v));
+        assert!(v.secrets_included);
+        assert!(v.kinds[0].next_run.is_some());
+        // Two days old: overdue.
+        let v = from_rows(&good("s1", now - 2 * 86400), &cfg, "/b", now);
+        assert_eq!(check(&v).level, Level::Red);
+        // The newest database run failed (its copy).
+        let mut rows = good("s1", now - 3600);
+        rows.push(row(5, "s2", "database", "failed", now - 60));
+        let v = from_rows(&rows, &cfg, "/b", now);
+        let c = check(&v);
+        assert_eq!(c.level, Level::Red);
+        assert!(c.detail.contains("database"), "{c:?}");
+        assert!(v.s3_error.is_some());
+        // A newer set without the secrets: amber, loudly.
+        let mut rows = good("s1", now - 7200);
+        rows.push(row(6, "s2", "database", "ok", now - 60));
+        let v = from_rows(&rows, &cfg, "/b", now);
+        assert!(!v.secrets_included);
+        let c = check(&v);
+        assert_eq!(c.level, Level::Amber);
+        assert!(c.detail.contains("NO copy of the secrets"), "{c:?}");
+        // Nothing yet: amber, says how to run one.
+        let v = from_rows(&[], &cfg, "/b", now);
+        assert_eq!(check(&v).level, Level::Amber);
+    }
+}

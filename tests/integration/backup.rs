@@ -63,6 +63,38 @@ async fn a_corrupted_archive_is_refused_by_its_checksum() {
 }
 
 #[tokio::test]
+async fn a_run_interrupted_by_a_crash_is_marked_failed_at_the_next_start() {
+    let (engine, db, dir) = engine("backup-crash").await;
+    let id = store::backups::begin(&db, "20260101T000000Z", "database", "schedule")
+        .await
+        .unwrap();
+    // Another process holding the lock (a run in progress): left alone.
+    let held = store::backups::Lock::try_acquire(&db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store::backups::Lock::try_acquire(&db)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(engine.recover().await.unwrap(), 0);
+    assert!(matches!(
+        engine.run(&ALL, "manual").await,
+        Err(soko::workers::backup::Error::Busy)
+    ));
+    held.release().await;
+    // Nobody holds it: the run that was left 'running' is failed.
+    assert_eq!(engine.recover().await.unwrap(), 1);
+    let rows = store::backups::recent(&db, 5).await.unwrap();
+    let row = rows.iter().find(|r| r.id == id).unwrap();
+    assert_eq!(row.status, "failed");
+    assert!(row.error.as_deref().unwrap().contains("interrupted"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
 async fn not_enough_disk_refuses_the_run_and_records_the_failure() {
     let (mut engine, db, dir) = engine("backup-disk").await;
     engine.cfg.min_free_mb = u64::MAX >> 21; // more than any disk has
@@ -380,6 +412,14 @@ async fn backup_wipe_restore_round_trip_with_writes_during_the_backup() {
             .await
             .unwrap();
     db.close().await;
+
+    // Restore refuses to run beside a running soko.
+    let refused = app
+        .command(&["restore", set_dir.to_str().unwrap(), "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("soko is running"));
 
     // Stop, wipe everything the appliance owns, restore.
     app.signal(nix::sys::signal::Signal::SIGTERM);

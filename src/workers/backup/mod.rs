@@ -129,6 +129,17 @@ impl Engine {
         Ok(outcome)
     }
 
+    /// At start: runs left 'running' by a soko that died mid-run are marked failed (unless a
+    /// run is in progress right now, elsewhere). The number marked.
+    pub async fn recover(&self) -> Result<u64, Error> {
+        let Some(lock) = backups::Lock::try_acquire(&self.db).await? else {
+            return Ok(0);
+        };
+        let marked = backups::mark_interrupted(&self.db).await;
+        lock.release().await;
+        Ok(marked?)
+    }
+
     async fn run_locked(&self, kinds: &[Kind], reason: &str) -> Result<BackupOutcome, Error> {
         let interrupted = backups::mark_interrupted(&self.db).await?;
         if interrupted > 0 {
@@ -539,13 +550,32 @@ pub fn due(cfg: &Backup, rows: &[backups::Row], now: i64, started: i64) -> Vec<K
 /// The scheduler of `soko up`: looks once a minute at the `backups` table.
 pub async fn schedule(engine: Arc<Engine>, stop: CancellationToken) {
     let started = crate::supervisor::service::now_unix() as i64;
-    let mut tick = Duration::from_secs(20);
+    let mut tick = Duration::from_secs(5);
+    let mut recovered = false;
     loop {
         tokio::select! {
             () = tokio::time::sleep(tick) => {}
             () = stop.cancelled() => return,
         }
-        tick = Duration::from_secs(60);
+        tick = Duration::from_secs(if recovered { 60 } else { 5 });
+        if !recovered {
+            // Once the database answers and is migrated (soko up migrates in the background).
+            match engine.recover().await {
+                Ok(n) => {
+                    recovered = true;
+                    if n > 0 {
+                        tracing::warn!(
+                            runs = n,
+                            "backup runs interrupted by the last stop were marked failed"
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!("backup scheduler waiting for the database: {e}");
+                    continue;
+                }
+            }
+        }
         if !engine.cfg.scheduled {
             continue;
         }
