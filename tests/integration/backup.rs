@@ -1,6 +1,6 @@
 //! Backups and restore against real MariaDB (`mariadb-dump`, `mariadb`), real zstd and tar,
-//! and a real S3-compatible server (s3rver, installed by scripts/setup, which checks the key
-//! id). The round trip drives the `soko` binary: up, backup while a writer runs, stop,
+//! and a real S3-compatible server (moto_server, installed by scripts/setup, which verifies
+//! SigV4 signatures). The round trip drives the `soko` binary: up, backup while a writer runs, stop,
 //! wipe the data directory, restore, up again, compare every table.
 
 use std::collections::BTreeMap;
@@ -151,35 +151,38 @@ async fn retention_prunes_by_count_and_by_age() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// s3rver on a free port with one bucket; killed on drop.
-struct S3rver {
+/// moto's S3 + IAM server on a free port with IAM auth on (it then verifies SigV4 signatures
+/// against the keys it issued); killed on drop.
+struct Moto {
     child: Child,
     port: u16,
-    dir: PathBuf,
 }
 
-impl S3rver {
-    fn start(bucket: &str) -> S3rver {
-        let bin = std::env::var_os("SOKO_TEST_S3RVER")
+impl Moto {
+    fn start() -> Moto {
+        let bin = std::env::var_os("SOKO_TEST_MOTO_SERVER")
             .map(PathBuf::from)
-            .unwrap_or_else(|| "/opt/soko/s3rver/node_modules/.bin/s3rver".into());
+            .unwrap_or_else(|| "/opt/soko/moto/bin/moto_server".into());
         assert!(bin.exists(), "{} missing: run scripts/setup", bin.display());
-        let dir = scratch("s3rver");
         let port = free_port();
         let child = Command::new(&bin)
-            .arg("-d")
-            .arg(&dir)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "--silent"])
-            .args(["--configure-bucket", bucket])
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            // The first three requests (the IAM set-up below) go unchecked; every later one
+            // must be signed with a key moto issued.
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", "3")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        S3rver { child, port, dir }
+        Moto { child, port }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
 
     async fn wait(&self) {
-        for _ in 0..100 {
+        for _ in 0..200 {
             if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
                 .await
                 .is_ok()
@@ -188,41 +191,106 @@ impl S3rver {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("s3rver did not listen on {}", self.port);
+        panic!("moto_server did not listen on {}", self.port);
+    }
+
+    /// One IAM call (form-encoded, signed with a throw-away key: unchecked during set-up).
+    async fn iam(&self, params: &[(&str, &str)]) -> String {
+        use soko::workers::backup::sigv4;
+        let mut all = params.to_vec();
+        all.push(("Version", "2010-05-08"));
+        let body = sigv4::canonical_query(&all);
+        let host = format!("127.0.0.1:{}", self.port);
+        let date = sigv4::amz_date(soko::supervisor::service::now_unix() as i64);
+        let hash = sigv4::sha256_hex(body.as_bytes());
+        let auth = sigv4::authorization(
+            &sigv4::Request {
+                method: "POST",
+                path: "/",
+                query: &[],
+                headers: &[("host", &host), ("x-amz-date", &date)],
+                payload_sha256: &hash,
+                amz_date: &date,
+                region: "us-east-1",
+                service: "iam",
+            },
+            "AKIASETUPSETUPSETUP0",
+            "setup",
+        );
+        let r = reqwest::Client::new()
+            .post(self.endpoint())
+            .header(
+                "content-type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            )
+            .header("x-amz-date", &date)
+            .header("authorization", auth)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        assert!(status.is_success(), "IAM {params:?}: {status} {text}");
+        text
+    }
+
+    /// A user allowed everything on S3, and its access key (id, secret).
+    async fn issue_key(&self) -> (String, String) {
+        self.iam(&[("Action", "CreateUser"), ("UserName", "soko")])
+            .await;
+        let xml = self
+            .iam(&[("Action", "CreateAccessKey"), ("UserName", "soko")])
+            .await;
+        let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
+        self.iam(&[
+            ("Action", "PutUserPolicy"),
+            ("UserName", "soko"),
+            ("PolicyName", "backups"),
+            ("PolicyDocument", policy),
+        ])
+        .await;
+        let tag = |t: &str| {
+            let open = format!("<{t}>");
+            let start = xml.find(&open).unwrap() + open.len();
+            xml[start..start + xml[start..].find('<').unwrap()].to_owned()
+        };
+        (tag("AccessKeyId"), tag("SecretAccessKey"))
     }
 }
 
-impl Drop for S3rver {
+impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 #[tokio::test]
 async fn s3_copy_lands_in_the_bucket_and_a_wrong_key_fails_the_run() {
-    let server = S3rver::start("soko-backups");
+    let server = Moto::start();
     server.wait().await;
+    let (key_id, secret) = server.issue_key().await;
     let (db, cfg) = test_db().await;
     store::migrate::run(&db).await.unwrap();
     let dir = scratch("backup-s3");
     let mut cfg = cfg;
     cfg.backup.dir = dir.join("backups");
     cfg.backup.s3 = Some(S3 {
-        endpoint: format!("http://127.0.0.1:{}", server.port),
+        endpoint: server.endpoint(),
         bucket: "soko-backups".into(),
         prefix: "shop/".into(),
         ..S3::default()
     });
     let mut secrets = shared().secrets.clone();
-    secrets.s3_access_key_id = Some(Secret::new("S3RVER"));
-    secrets.s3_secret_access_key = Some(Secret::new("S3RVER"));
+    secrets.s3_access_key_id = Some(Secret::new(&key_id));
+    secrets.s3_secret_access_key = Some(Secret::new(&secret));
+    let client = s3::Client::new(cfg.backup.s3.as_ref().unwrap(), &secrets).unwrap();
+    client.create_bucket().await.unwrap();
     let mut engine = Engine::new(db.clone(), &cfg, &secrets).unwrap();
     engine.target.images_dir = dir.join("images");
     let out = engine.run(&ALL, "manual").await.unwrap();
     assert!(out.ok, "{out:#?}");
-    let client = s3::Client::new(cfg.backup.s3.as_ref().unwrap(), &secrets).unwrap();
     let listed = client.list("shop/").await.unwrap();
     for a in &out.archives {
         let key = format!(
@@ -242,10 +310,9 @@ async fn s3_copy_lands_in_the_bucket_and_a_wrong_key_fails_the_run() {
     }
     assert!(listed.iter().any(|(k, _)| k.ends_with("/manifest.json")));
 
-    // A wrong key: the server refuses it, the run fails, nothing is green. (s3rver checks the
-    // access key id but does not recompute V4 signatures; the signing itself is checked
-    // against the AWS documented example in `sigv4`'s unit tests.)
-    secrets.s3_access_key_id = Some(Secret::new("NOT-OUR-KEY"));
+    // The wrong secret: the server recomputes the signature and refuses it; the run fails and
+    // nothing is green.
+    secrets.s3_secret_access_key = Some(Secret::new("not-the-secret"));
     let mut engine = Engine::new(db.clone(), &cfg, &secrets).unwrap();
     engine.target.images_dir = dir.join("images");
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -253,7 +320,7 @@ async fn s3_copy_lands_in_the_bucket_and_a_wrong_key_fails_the_run() {
     assert!(!out.ok);
     let err = out.archives[0].error.clone().unwrap();
     assert!(
-        err.contains("copy to S3 failed") && err.contains("403"),
+        err.contains("copy to S3 failed") && err.contains("SignatureDoesNotMatch"),
         "{err}"
     );
     let view = soko::ops::backup_view::build(&db, &cfg.backup, "x").await;

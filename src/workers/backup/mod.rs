@@ -10,18 +10,16 @@
 
 pub mod archive;
 mod client;
+mod files;
 pub mod restore;
 pub mod s3;
+mod schedule;
 pub mod sigv4;
 
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlPool;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::backup::{Backup, Kind};
 use crate::config::{Config, secrets::Secrets};
@@ -29,6 +27,9 @@ use crate::ops::backup_view::{ArchiveReport, BackupOutcome};
 use crate::store::{self, backups};
 use archive::{Expect, Source};
 pub use client::Target;
+use files::{count_files, dir_bytes, remove_set_if_empty, write_manifest};
+pub use files::{make_private_dir, read_manifest};
+pub use schedule::{due, schedule};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -460,195 +461,5 @@ impl Engine {
             }
         }
         Ok(pruned)
-    }
-}
-
-/// Remove a set directory once no archive is left in it (only its manifest).
-fn remove_set_if_empty(dir: &Path) {
-    let archives = Kind::ALL.iter().any(|k| dir.join(file_name(*k)).exists());
-    if !archives && dir.join(MANIFEST).exists() {
-        let _ = std::fs::remove_file(dir.join(MANIFEST));
-        let _ = std::fs::remove_dir(dir);
-    }
-}
-
-pub fn make_private_dir(dir: &Path) -> Result<(), Error> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display())))
-}
-
-fn write_manifest(set_dir: &Path, m: &Manifest) -> Result<(), Error> {
-    let tmp = set_dir.join(".manifest.json.tmp");
-    let body = serde_json::to_vec_pretty(m).map_err(|e| Error::Io(e.to_string()))?;
-    std::fs::write(&tmp, body)
-        .and_then(|_| std::fs::rename(&tmp, set_dir.join(MANIFEST)))
-        .map_err(|e| Error::Io(format!("{}: {e}", set_dir.display())))
-}
-
-pub fn read_manifest(set_dir: &Path) -> Result<Manifest, Error> {
-    let path = set_dir.join(MANIFEST);
-    let text = std::fs::read(&path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
-    serde_json::from_slice(&text)
-        .map_err(|e| Error::Corrupt(format!("{}: unreadable manifest: {e}", path.display())))
-}
-
-fn walk(dir: &Path, f: &mut impl FnMut(&std::fs::Metadata)) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let Ok(m) = e.metadata() else { continue };
-        if m.is_dir() {
-            walk(&e.path(), f);
-        } else {
-            f(&m);
-        }
-    }
-}
-
-fn dir_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    walk(dir, &mut |m| total += m.len());
-    total
-}
-
-fn count_files(dir: &Path) -> u64 {
-    let mut n = 0;
-    walk(dir, &mut |_| n += 1);
-    n
-}
-
-/// Retry a failed scheduled kind after this long (not before its next scheduled time
-/// otherwise).
-const RETRY_SECS: i64 = 3600;
-
-/// The scheduled kinds due at `now`, from the newest rows of each kind and status.
-pub fn due(cfg: &Backup, rows: &[backups::Row], now: i64, started: i64) -> Vec<Kind> {
-    [Kind::Database, Kind::Vectors, Kind::Images]
-        .into_iter()
-        .filter(|kind| {
-            let of_kind = || rows.iter().filter(|r| r.kind == kind.as_str());
-            let last_due = cfg.last_due(*kind, now);
-            let last_ok = of_kind()
-                .filter(|r| r.status == "ok" || r.status == "pruned")
-                .map(|r| r.started_at)
-                .max();
-            let last_try = of_kind().map(|r| r.started_at).max();
-            match (last_ok, last_try) {
-                // Never tried: the first scheduled time after this soko started.
-                (_, None) => last_due >= started,
-                (Some(ok), _) if ok >= last_due => false,
-                (_, Some(t)) => t < last_due || now - t >= RETRY_SECS,
-            }
-        })
-        .collect()
-}
-
-/// The scheduler of `soko up`: looks once a minute at the `backups` table.
-pub async fn schedule(engine: Arc<Engine>, stop: CancellationToken) {
-    let started = crate::supervisor::service::now_unix() as i64;
-    let mut tick = Duration::from_secs(5);
-    let mut recovered = false;
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(tick) => {}
-            () = stop.cancelled() => return,
-        }
-        tick = Duration::from_secs(if recovered { 60 } else { 5 });
-        if !recovered {
-            // Once the database answers and is migrated (soko up migrates in the background).
-            match engine.recover().await {
-                Ok(n) => {
-                    recovered = true;
-                    if n > 0 {
-                        tracing::warn!(
-                            runs = n,
-                            "backup runs interrupted by the last stop were marked failed"
-                        );
-                    }
-                }
-                Err(e) => {
-                    tracing::debug!("backup scheduler waiting for the database: {e}");
-                    continue;
-                }
-            }
-        }
-        if !engine.cfg.scheduled {
-            continue;
-        }
-        let now = crate::supervisor::service::now_unix() as i64;
-        let rows = match backups::latest(&engine.db).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                tracing::debug!("backup scheduler: {e}");
-                continue;
-            }
-        };
-        let kinds = due(&engine.cfg, &rows, now, started);
-        if kinds.is_empty() {
-            continue;
-        }
-        tracing::info!(?kinds, "scheduled backup starting");
-        tokio::select! {
-            r = engine.run(&kinds, "schedule") => match r {
-                Ok(_) => {}
-                Err(Error::Busy) => tracing::info!("scheduled backup skipped: another run is in progress"),
-                Err(e) => tracing::error!("scheduled backup could not start: {e}"),
-            },
-            () = stop.cancelled() => return,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(id: u64, kind: &str, status: &str, at: i64) -> backups::Row {
-        backups::Row {
-            id,
-            set_id: String::new(),
-            kind: kind.into(),
-            status: status.into(),
-            reason: "schedule".into(),
-            path: None,
-            bytes: None,
-            sha256: None,
-            schema_version: None,
-            started_at: at,
-            finished_at: None,
-            error: None,
-            copied_to: None,
-        }
-    }
-
-    #[test]
-    fn due_from_history() {
-        let cfg = Backup::default();
-        let now = 1_795_860_000; // Saturday 10:00 UTC
-        let db_due = cfg.last_due(Kind::Database, now); // today 02:30
-        // A fresh install does not back up at once, only from the first scheduled time.
-        assert!(due(&cfg, &[], now, now - 60).is_empty());
-        let all = due(&cfg, &[], now, db_due - 60);
-        assert!(all.contains(&Kind::Database) && all.contains(&Kind::Images));
-        // Done today: not due; done yesterday: due.
-        let today = [row(1, "database", "ok", db_due + 10)];
-        assert!(!due(&cfg, &today, now, 0).contains(&Kind::Database));
-        let yesterday = [row(1, "database", "ok", db_due - 3600)];
-        assert!(due(&cfg, &yesterday, now, 0).contains(&Kind::Database));
-        // Failed today: retried an hour later, not at once.
-        let failed = [
-            row(1, "database", "ok", db_due - 3600),
-            row(2, "database", "failed", now - 600),
-        ];
-        assert!(!due(&cfg, &failed, now, 0).contains(&Kind::Database));
-        let failed = [
-            row(1, "database", "ok", db_due - 3600),
-            row(2, "database", "failed", now - 4000),
-        ];
-        assert!(due(&cfg, &failed, now, 0).contains(&Kind::Database));
     }
 }

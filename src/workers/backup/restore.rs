@@ -6,6 +6,7 @@
 //! the manifests on disk), and the images (unpacked beside the store, then swapped in).
 //! The secrets are restored by the caller first, and only where there are none (see `cli`).
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -193,8 +194,6 @@ pub async fn secrets(plan: &Plan, dest: &Path) -> Result<bool, Error> {
     Ok(true)
 }
 
-use std::os::unix::fs::OpenOptionsExt;
-
 #[derive(Debug, Default)]
 pub struct Report {
     pub restored: Vec<String>,
@@ -346,7 +345,7 @@ async fn images(images_dir: &Path, archive: &Path) -> Result<u64, Error> {
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    let files = super::count_files(&tmp);
+    let files = super::files::count_files(&tmp);
     let _ = std::fs::remove_dir_all(&old);
     if images_dir.exists() {
         std::fs::rename(images_dir, &old)

@@ -225,6 +225,21 @@ impl Client {
             .and_then(|v| v.parse().ok()))
     }
 
+    /// Create the bucket (in the client's region); an existing one of ours is fine.
+    pub async fn create_bucket(&self) -> Result<(), Error> {
+        let (status, _, body) = self
+            .send("PUT", "", &[], Self::empty(), sigv4::EMPTY_SHA256, Some(0))
+            .await?;
+        if status.is_success() || s3_error(&body).starts_with("BucketAlreadyOwnedByYou") {
+            return Ok(());
+        }
+        Err(Error::S3(format!(
+            "creating bucket {} answered {status}: {}",
+            self.cfg.bucket,
+            s3_error(&body)
+        )))
+    }
+
     /// Keys and sizes under `prefix` (first 1000).
     pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, Error> {
         let (status, _, body) = self
