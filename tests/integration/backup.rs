@@ -63,6 +63,27 @@ async fn a_corrupted_archive_is_refused_by_its_checksum() {
 }
 
 #[tokio::test]
+async fn a_daily_set_takes_the_weekly_vectors_from_an_older_set() {
+    let (engine, _db, dir) = engine("backup-plan").await;
+    let full = engine.run(&ALL, "schedule").await.unwrap();
+    assert!(full.ok, "{full:?}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let daily = engine.run(&[Kind::Database], "schedule").await.unwrap();
+    assert!(daily.ok, "{daily:?}");
+    let plan = restore::plan(Path::new(&daily.dir)).unwrap();
+    let from = |k: Kind| plan.part(k).map(|p| p.set_id.clone());
+    assert_eq!(from(Kind::Database), Some(daily.set_id.clone()));
+    assert_eq!(from(Kind::Secrets), Some(daily.set_id.clone()));
+    assert_eq!(from(Kind::Vectors), Some(full.set_id.clone()));
+    assert_eq!(from(Kind::Images), Some(full.set_id.clone()));
+    // One archive alone restores only that part.
+    let one = restore::plan(&Path::new(&full.dir).join("images.tar.zst")).unwrap();
+    assert_eq!(one.parts.len(), 1);
+    assert!(restore::plan(&dir).is_err(), "not a set");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
 async fn a_run_interrupted_by_a_crash_is_marked_failed_at_the_next_start() {
     let (engine, db, dir) = engine("backup-crash").await;
     let id = store::backups::begin(&db, "20260101T000000Z", "database", "schedule")

@@ -25,6 +25,8 @@ pub struct Part {
     pub sha256: String,
     /// The set it comes from (an older one when the chosen set lacks this kind).
     pub set_id: String,
+    /// The schema version recorded with that set.
+    pub schema_version: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +71,7 @@ pub fn plan(path: &Path) -> Result<Plan, Error> {
                 path: set_dir.join(&e.file),
                 sha256: e.sha256.clone(),
                 set_id: manifest.set_id.clone(),
+                schema_version: manifest.schema_version,
             });
         }
     }
@@ -81,11 +84,12 @@ pub fn plan(path: &Path) -> Result<Plan, Error> {
             manifest.set_id
         )));
     }
-    // A daily set lacks the weekly vectors: take them from the newest older set that has them.
+    // A daily set lacks the weekly vectors (and the database and images run at their own
+    // times): take what is missing from the newest older set that has it.
     if only.is_none()
         && let Some(parent) = set_dir.parent()
     {
-        for kind in [Kind::Vectors, Kind::Images] {
+        for kind in [Kind::Database, Kind::Vectors, Kind::Images] {
             if parts.iter().any(|p| p.kind == kind) {
                 continue;
             }
@@ -131,20 +135,20 @@ fn older_part(dir: &Path, set_id: &str, kind: Kind) -> Option<Part> {
                 path,
                 sha256: e.sha256.clone(),
                 set_id: m.set_id.clone(),
+                schema_version: m.schema_version,
             })
         })
 }
 
 /// Check every archive of the plan and the schema version; nothing is changed.
 pub async fn verify(plan: &Plan, known_schema: i64) -> Result<(), Error> {
-    if plan.part(Kind::Database).is_some() && plan.manifest.schema_version > known_schema {
+    if let Some(db) = plan.part(Kind::Database)
+        && db.schema_version > known_schema
+    {
         return Err(Error::Refused(format!(
             "the dump of set {} is at schema version {}, newer than this soko knows ({}): \
-             restore it with the soko version that made it ({} or later)",
-            plan.manifest.set_id,
-            plan.manifest.schema_version,
-            known_schema,
-            plan.manifest.soko_version
+             restore it with a newer soko (this set was made by soko {})",
+            db.set_id, db.schema_version, known_schema, plan.manifest.soko_version
         )));
     }
     for p in &plan.parts {
