@@ -155,7 +155,7 @@ pub async fn build(db: &MySqlPool, cfg: &Backup, dir: &str) -> BackupView {
 }
 
 /// Red when the newest run of a kind failed or a kind is older than its schedule; amber when
-/// there is no backup yet, or the newest set lacks the secrets.
+/// the newest set lacks the secrets, or there is no backup and none scheduled.
 pub fn check(v: &BackupView) -> CheckView {
     let make = |level, detail: String| CheckView {
         name: "backups".into(),
@@ -192,19 +192,21 @@ pub fn check(v: &BackupView) -> CheckView {
         );
     }
     if v.kinds.iter().all(|k| k.last_success_at.is_none()) {
-        return make(
-            if v.scheduled {
-                Level::Amber
-            } else {
-                Level::Red
-            },
-            if v.scheduled {
-                "no backup yet (the first runs at its scheduled time; `soko backup` runs one now)"
-                    .into()
-            } else {
-                "no backup yet and backup.scheduled is off".into()
-            },
-        );
+        // A new install: scheduled is as good as it gets until the first scheduled time.
+        let first = v.kinds.iter().filter_map(|k| k.next_run).min();
+        return match first {
+            Some(t) if v.scheduled => make(
+                Level::Green,
+                format!(
+                    "no backup yet: the first at {} (`soko backup` runs one now)",
+                    utc(t)
+                ),
+            ),
+            _ => make(
+                Level::Amber,
+                "no backup yet and backup.scheduled is off: run `soko backup`".into(),
+            ),
+        };
     }
     if !v.secrets_included {
         return make(
@@ -320,8 +322,13 @@ mod tests {
         let c = check(&v);
         assert_eq!(c.level, Level::Amber);
         assert!(c.detail.contains("NO copy of the secrets"), "{c:?}");
-        // Nothing yet: amber, says how to run one.
+        // Nothing yet: fine while scheduled, amber when not.
         let v = from_rows(&[], &cfg, "/b", now);
-        assert_eq!(check(&v).level, Level::Amber);
+        assert_eq!(check(&v).level, Level::Green);
+        let off = Backup {
+            scheduled: false,
+            ..Backup::default()
+        };
+        assert_eq!(check(&from_rows(&[], &off, "/b", now)).level, Level::Amber);
     }
 }
