@@ -2,12 +2,14 @@
 //! below, print). `anyhow` lives here and in `main` only.
 
 mod admin;
+mod backup;
 mod cert;
 mod doctor;
 mod https;
 mod init;
 mod migrate;
 mod observe;
+mod restore;
 mod seed;
 mod seed_photos;
 mod status;
@@ -54,6 +56,10 @@ pub enum Command {
     Seed(seed::Args),
     /// The HTTPS certificate of the running appliance: `soko cert status`, `soko cert renew`.
     Cert(cert::Args),
+    /// Run a backup now (`soko backup`), or list them (`soko backup list`).
+    Backup(backup::Args),
+    /// Restore a backup set (soko must be stopped): database, vectors, images, secrets.
+    Restore(restore::Args),
 }
 
 /// Exit codes: 0 fine, 1 unhealthy or failed checks, 2 bad configuration or usage, 3 not
@@ -85,6 +91,8 @@ pub fn main() -> ExitCode {
             Command::Admin(args) => admin::run(&path, args).await,
             Command::Seed(args) => seed::run(&path, args).await,
             Command::Cert(args) => cert::run(&path, args).await,
+            Command::Backup(args) => backup::run(&path, args).await,
+            Command::Restore(args) => restore::run(&path, args).await,
         }
     });
     // Children are stopped by the commands themselves; do not wait for idle blocking threads.

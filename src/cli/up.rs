@@ -104,6 +104,7 @@ pub struct Appliance {
     https: Option<https::Https>,
     admin: tokio::net::UnixListener,
     shutdown: CancellationToken,
+    backup: Arc<crate::workers::backup::Engine>,
 }
 
 impl Appliance {
@@ -194,6 +195,15 @@ impl Appliance {
             store::images::Files::new(cfg.data_dir.join("images")),
             shutdown.clone(),
         ));
+        let backup = Arc::new(crate::workers::backup::Engine::new(
+            db.clone(),
+            &cfg,
+            &secrets,
+        )?);
+        tokio::spawn(crate::workers::backup::schedule(
+            backup.clone(),
+            shutdown.clone(),
+        ));
         Ok(Some(Appliance {
             cfg,
             config_path,
@@ -206,6 +216,7 @@ impl Appliance {
             https,
             admin,
             shutdown,
+            backup,
         }))
     }
 
@@ -248,6 +259,7 @@ impl Appliance {
             tls: self.https.as_ref().map(|h| h.certs()),
             cfg: self.cfg.clone(),
             alerts: alerts.clone(),
+            backup: self.backup.clone(),
         });
         super::observe::spawn_alerts(
             &self.cfg,
@@ -364,6 +376,7 @@ struct Control {
     cfg: Config,
     /// Filled by the alert evaluator (`observe::spawn_alerts`).
     alerts: Arc<std::sync::RwLock<Vec<crate::ops::alerts::AlertView>>>,
+    backup: Arc<crate::workers::backup::Engine>,
 }
 
 impl admin::Control for Control {
@@ -374,6 +387,12 @@ impl admin::Control for Control {
             let readiness =
                 readiness::check(&self.db, &self.vectors, || self.services.statuses()).await;
             let tls = self.tls.as_ref().map(|t| t.view());
+            let backups = crate::ops::backup_view::build(
+                &self.db,
+                &self.backup.cfg,
+                &self.backup.dir.display().to_string(),
+            )
+            .await;
             let services = self
                 .services
                 .statuses()
@@ -395,22 +414,31 @@ impl admin::Control for Control {
                 web_url: self.web_url.clone(),
                 local_mode: self.local_mode,
                 services,
-                checks: https::checks(status::readiness_checks(&readiness), tls.as_ref())
-                    .into_iter()
-                    .chain(
+                checks: {
+                    let mut checks =
+                        https::checks(status::readiness_checks(&readiness), tls.as_ref());
+                    // The backups check comes from the backup history (it knows each kind's
+                    // schedule and the secrets archive), not from the checklist's summary.
+                    checks.push(crate::ops::backup_view::check(&backups));
+                    let inputs = crate::ops::backup_view::alert_inputs(&backups);
+                    checks.extend(
                         crate::ops::checklist::gather(
                             &self.cfg,
                             &self.db,
-                            None,
+                            inputs.as_ref(),
                             supervisor::service::now_unix() as i64,
                             self.started.elapsed().as_secs(),
                         )
-                        .await,
-                    )
-                    .collect(),
+                        .await
+                        .into_iter()
+                        .filter(|c| c.name != "backups"),
+                    );
+                    checks
+                },
                 readiness,
                 tls,
                 alerts: self.alerts.read().map(|a| a.clone()).unwrap_or_default(),
+                backups: Some(backups),
             }
         })
     }
@@ -423,6 +451,19 @@ impl admin::Control for Control {
             }
             None => false,
         }
+    }
+
+    fn backup_now(&self) -> crate::ops::backup_view::BackupFuture<'_> {
+        use crate::config::backup::Kind;
+        Box::pin(async move {
+            let kinds = [Kind::Database, Kind::Vectors, Kind::Images];
+            Some(
+                self.backup
+                    .run(&kinds, "manual")
+                    .await
+                    .map_err(|e| e.to_string()),
+            )
+        })
     }
 
     fn tls(&self) -> Option<status::TlsView> {

@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod api;
+pub mod backup;
 mod lines;
 pub mod secrets;
 pub mod tls;
@@ -66,6 +67,8 @@ pub struct Config {
     pub alerts: alerts::Alerts,
     /// Error tracking (Sentry, GlitchTip); on when the secret `sentry_dsn` is set.
     pub sentry: alerts::Sentry,
+    /// Backups: schedule, retention, optional copy to S3-compatible storage.
+    pub backup: backup::Backup,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,6 +182,7 @@ impl Default for Config {
             tls: tls::Tls::default(),
             alerts: alerts::Alerts::default(),
             sentry: alerts::Sentry::default(),
+            backup: backup::Backup::default(),
         }
     }
 }
@@ -456,6 +460,7 @@ impl Config {
             return Err(bad("logging.keep_files", "must be at least 1".into()));
         }
         alerts::validate(self, &bad)?;
+        backup::validate(self, &bad)?;
         Ok(())
     }
 

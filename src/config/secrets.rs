@@ -81,10 +81,15 @@ pub struct Secrets {
     /// Password of the SMTP login for alert email (`alerts.email`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smtp_password: Option<Secret>,
+    /// Backups copied to S3-compatible storage: the access key id and its secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_access_key_id: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_secret_access_key: Option<Secret>,
 }
 
 /// The names, in file order, with whether `soko init` generates them.
-const FIELDS: [(&str, bool); 8] = [
+const FIELDS: [(&str, bool); 10] = [
     ("database_password", true),
     ("mysql_root_password", true),
     ("vectors_token", false),
@@ -93,6 +98,8 @@ const FIELDS: [(&str, bool); 8] = [
     ("sentry_dsn", false),
     ("alerts_webhook_secret", false),
     ("smtp_password", false),
+    ("s3_access_key_id", false),
+    ("s3_secret_access_key", false),
 ];
 
 impl Secrets {
@@ -106,6 +113,8 @@ impl Secrets {
             "sentry_dsn" => &mut self.sentry_dsn,
             "alerts_webhook_secret" => &mut self.alerts_webhook_secret,
             "smtp_password" => &mut self.smtp_password,
+            "s3_access_key_id" => &mut self.s3_access_key_id,
+            "s3_secret_access_key" => &mut self.s3_secret_access_key,
             _ => unreachable!("unknown secret {name}"),
         }
     }

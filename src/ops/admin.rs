@@ -35,6 +35,11 @@ pub trait Control: Send + Sync + 'static {
     {
         Box::pin(async { None })
     }
+    /// Run a backup of everything now (`soko backup`, the console's action); `None` when this
+    /// appliance cannot (no backup engine).
+    fn backup_now(&self) -> super::backup_view::BackupFuture<'_> {
+        Box::pin(async { None })
+    }
 }
 
 /// The answer to `POST /v1/tls/renew`.
@@ -56,6 +61,8 @@ pub fn router(control: Shared) -> Router {
         .route("/v1/services/{name}/restart", post(restart))
         .route("/v1/tls", get(tls_status))
         .route("/v1/tls/renew", post(tls_renew))
+        .route("/v1/backup", post(backup_now))
+        .route("/backup", post(backup_now))
         .with_state(control)
 }
 
@@ -89,6 +96,22 @@ async fn tls_renew(State(c): State<Shared>) -> axum::response::Response {
     match c.renew_tls().await {
         Some(outcome) => Json(outcome).into_response(),
         None => (StatusCode::NOT_FOUND, TLS_OFF).into_response(),
+    }
+}
+
+/// `POST /v1/backup`: runs a backup and answers with its outcome (200 even when an archive
+/// failed: look at `ok`); 409 when another run is in progress.
+async fn backup_now(State(c): State<Shared>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    tracing::info!("backup requested over the admin socket");
+    match c.backup_now().await {
+        Some(Ok(outcome)) => Json(outcome).into_response(),
+        Some(Err(e)) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "this appliance has no backup engine\n",
+        )
+            .into_response(),
     }
 }
 
@@ -223,4 +246,13 @@ pub async fn renew_tls(
         Err(ClientError::Status { status, body }) if off(status, &body) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// `POST /v1/backup`: a whole backup run, which can take minutes; give it time.
+pub async fn run_backup(
+    path: &Path,
+    timeout: Duration,
+) -> Result<super::backup_view::BackupOutcome, ClientError> {
+    let body = request(path, "POST", "/v1/backup", timeout).await?;
+    serde_json::from_slice(&body).map_err(|e| unreadable(path, "backup outcome", e))
 }

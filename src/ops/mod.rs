@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod alerts;
+pub mod backup_view;
 pub mod checklist;
 pub mod preflight;
 pub mod readiness;

@@ -50,6 +50,9 @@ pub struct Snapshot {
     /// Alerts firing now, then those resolved recently (see `ops::alerts`).
     #[serde(default)]
     pub alerts: Vec<AlertView>,
+    /// Backups: last good archive and last failure per kind, next run, S3 copy.
+    #[serde(default)]
+    pub backups: Option<super::backup_view::BackupView>,
 }
 
 /// The HTTPS side of the snapshot: what `soko cert status` prints and the console shows.
@@ -248,6 +251,9 @@ pub fn render_text(s: &Snapshot, now_unix: u64) -> String {
                 .unwrap_or_else(|| "-".into()),
         );
     }
+    if let Some(b) = &s.backups {
+        out.push_str(&super::backup_view::render_text(b));
+    }
     let _ = writeln!(
         out,
         "\n      SERVICE  STATE      READY     PID      FOR RESTARTS       RSS  ENDPOINT"
@@ -352,6 +358,7 @@ mod tests {
             readiness,
             tls: None,
             alerts: Vec::new(),
+            backups: None,
         }
     }
 

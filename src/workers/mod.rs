@@ -2,6 +2,7 @@
 //! (an outbox or the `jobs` table), does the work, writes the result back, and can crash and
 //! resume at any point because every job is idempotent.
 
+pub mod backup;
 pub mod image_codec;
 pub mod image_meta;
 pub mod images;

@@ -7,6 +7,7 @@ mod receivers;
 
 mod alerts;
 mod api;
+mod backup;
 mod boot;
 mod browser;
 mod cli;

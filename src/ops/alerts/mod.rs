@@ -116,6 +116,10 @@ impl AlertInputs {
                 })
                 .collect(),
             cert_days_left,
+            backup: s
+                .backups
+                .as_ref()
+                .and_then(crate::ops::backup_view::alert_inputs),
             ..AlertInputs::default()
         }
     }

@@ -1,0 +1,152 @@
+//! `soko backup`: run a backup now (through the running appliance's admin socket, or directly
+//! when soko is stopped); `soko backup list`: the recorded archives.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use super::load_config;
+use super::migrate::{close_database, open_database};
+use crate::config::backup::Kind;
+use crate::config::secrets::Secrets;
+use crate::ops::admin::{self, ClientError};
+use crate::ops::backup_view::BackupOutcome;
+use crate::ops::status::utc;
+use crate::store;
+use crate::workers::backup::Engine;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    /// Print the outcome as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Sub {
+    /// The recorded archives, newest first.
+    List {
+        /// How many rows.
+        #[arg(long, default_value_t = 40)]
+        limit: u32,
+    },
+}
+
+/// A run over the socket may take long on a big catalogue.
+const RUN_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+
+pub async fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
+    let (cfg, _) = match load_config(path) {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
+    crate::telemetry::init_terminal("warn");
+    match args.command {
+        Some(Sub::List { limit }) => list(&cfg, limit, args.json).await,
+        None => {
+            let outcome = match admin::run_backup(&cfg.admin_socket(), RUN_TIMEOUT).await {
+                Ok(o) => o,
+                Err(ClientError::NotRunning(_)) => direct(&cfg).await?,
+                Err(e) => anyhow::bail!("{e}"),
+            };
+            print_outcome(&outcome, args.json);
+            Ok(if outcome.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+/// soko is stopped: start the embedded database just for this run.
+async fn direct(cfg: &crate::config::Config) -> anyhow::Result<BackupOutcome> {
+    Secrets::ensure(&cfg.secrets_path())?;
+    let secrets = Secrets::load(&cfg.secrets_path())?;
+    let (pool, temporary) = open_database(cfg, &secrets).await?;
+    let result = async {
+        store::migrate::run(&pool).await?;
+        let engine = Engine::new(pool.clone(), cfg, &secrets)?;
+        let kinds = [Kind::Database, Kind::Vectors, Kind::Images];
+        anyhow::Ok(engine.run(&kinds, "manual").await?)
+    }
+    .await;
+    close_database(pool, temporary).await;
+    result
+}
+
+fn print_outcome(o: &BackupOutcome, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(o).unwrap_or_default());
+        return;
+    }
+    println!(
+        "backup set {} in {}: {}",
+        o.set_id,
+        o.dir,
+        if o.ok { "ok" } else { "FAILED" }
+    );
+    for a in &o.archives {
+        println!(
+            "  {:<9} {:<6} {}{}{}",
+            a.kind,
+            if a.ok { "ok" } else { "FAILED" },
+            a.bytes
+                .map(|b| format!(
+                    "{} KiB, sha256 {}",
+                    b >> 10,
+                    a.sha256.as_deref().unwrap_or("")
+                ))
+                .unwrap_or_default(),
+            a.copied_to
+                .as_deref()
+                .map(|c| format!(", copied to {c}"))
+                .unwrap_or_default(),
+            a.error
+                .as_deref()
+                .map(|e| format!(" - {e}"))
+                .unwrap_or_default()
+        );
+    }
+    for w in &o.warnings {
+        eprintln!("WARNING: {w}");
+    }
+}
+
+async fn list(cfg: &crate::config::Config, limit: u32, json: bool) -> anyhow::Result<ExitCode> {
+    Secrets::ensure(&cfg.secrets_path())?;
+    let secrets = Secrets::load(&cfg.secrets_path())?;
+    let (pool, temporary) = open_database(cfg, &secrets).await?;
+    let rows = store::backups::recent(&pool, limit).await;
+    close_database(pool, temporary).await;
+    let rows = rows?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if rows.is_empty() {
+        println!("no backups recorded yet; run one with `soko backup`");
+    }
+    println!(
+        "{:<20} {:<9} {:<8} {:>10}  {:<20}  PATH / ERROR",
+        "SET", "KIND", "STATUS", "KIB", "STARTED"
+    );
+    for r in rows {
+        println!(
+            "{:<20} {:<9} {:<8} {:>10}  {:<20}  {}{}",
+            r.set_id,
+            r.kind,
+            r.status,
+            r.bytes.map(|b| (b >> 10).to_string()).unwrap_or_default(),
+            utc(r.started_at),
+            r.error.as_deref().or(r.path.as_deref()).unwrap_or(""),
+            r.copied_to
+                .as_deref()
+                .map(|c| format!(" -> {c}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

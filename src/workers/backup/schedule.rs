@@ -1,0 +1,143 @@
+//! The scheduler of `soko up`: what is due is decided from the `backups` table (the newest row
+//! of each kind and status), so a restart neither repeats nor forgets a run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Engine, Error};
+use crate::config::backup::{Backup, Kind};
+use crate::store::backups;
+
+/// Retry a failed scheduled kind after this long (not before its next scheduled time
+/// otherwise).
+const RETRY_SECS: i64 = 3600;
+
+/// The scheduled kinds due at `now`, from the newest rows of each kind and status.
+pub fn due(cfg: &Backup, rows: &[backups::Row], now: i64, started: i64) -> Vec<Kind> {
+    [Kind::Database, Kind::Vectors, Kind::Images]
+        .into_iter()
+        .filter(|kind| {
+            let of_kind = || rows.iter().filter(|r| r.kind == kind.as_str());
+            let last_due = cfg.last_due(*kind, now);
+            let last_ok = of_kind()
+                .filter(|r| r.status == "ok" || r.status == "pruned")
+                .map(|r| r.started_at)
+                .max();
+            let last_try = of_kind().map(|r| r.started_at).max();
+            match (last_ok, last_try) {
+                // Never tried: the first scheduled time after this soko started.
+                (_, None) => last_due >= started,
+                (Some(ok), _) if ok >= last_due => false,
+                (_, Some(t)) => t < last_due || now - t >= RETRY_SECS,
+            }
+        })
+        .collect()
+}
+
+/// The scheduler of `soko up`: looks once a minute at the `backups` table.
+pub async fn schedule(engine: Arc<Engine>, stop: CancellationToken) {
+    let started = crate::supervisor::service::now_unix() as i64;
+    let mut tick = Duration::from_secs(5);
+    let mut recovered = false;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(tick) => {}
+            () = stop.cancelled() => return,
+        }
+        tick = Duration::from_secs(if recovered { 60 } else { 5 });
+        if !recovered {
+            // Once the database answers and is migrated (soko up migrates in the background).
+            match engine.recover().await {
+                Ok(n) => {
+                    recovered = true;
+                    if n > 0 {
+                        tracing::warn!(
+                            runs = n,
+                            "backup runs interrupted by the last stop were marked failed"
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!("backup scheduler waiting for the database: {e}");
+                    continue;
+                }
+            }
+        }
+        if !engine.cfg.scheduled {
+            continue;
+        }
+        let now = crate::supervisor::service::now_unix() as i64;
+        let rows = match backups::latest(&engine.db).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::debug!("backup scheduler: {e}");
+                continue;
+            }
+        };
+        let kinds = due(&engine.cfg, &rows, now, started);
+        if kinds.is_empty() {
+            continue;
+        }
+        tracing::info!(?kinds, "scheduled backup starting");
+        tokio::select! {
+            r = engine.run(&kinds, "schedule") => match r {
+                Ok(_) => {}
+                Err(Error::Busy) => tracing::info!("scheduled backup skipped: another run is in progress"),
+                Err(e) => tracing::error!("scheduled backup could not start: {e}"),
+            },
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: u64, kind: &str, status: &str, at: i64) -> backups::Row {
+        backups::Row {
+            id,
+            set_id: String::new(),
+            kind: kind.into(),
+            status: status.into(),
+            reason: "schedule".into(),
+            path: None,
+            bytes: None,
+            sha256: None,
+            schema_version: None,
+            started_at: at,
+            finished_at: None,
+            error: None,
+            copied_to: None,
+        }
+    }
+
+    #[test]
+    fn due_from_history() {
+        let cfg = Backup::default();
+        let now = 1_795_860_000; // Saturday 10:00 UTC
+        let db_due = cfg.last_due(Kind::Database, now); // today 02:30
+        // A fresh install does not back up at once, only from the first scheduled time.
+        assert!(due(&cfg, &[], now, now - 60).is_empty());
+        let all = due(&cfg, &[], now, db_due - 60);
+        assert!(all.contains(&Kind::Database) && all.contains(&Kind::Images));
+        // Done today: not due; done yesterday: due.
+        let today = [row(1, "database", "ok", db_due + 10)];
+        assert!(!due(&cfg, &today, now, 0).contains(&Kind::Database));
+        let yesterday = [row(1, "database", "ok", db_due - 3600)];
+        assert!(due(&cfg, &yesterday, now, 0).contains(&Kind::Database));
+        // Failed today: retried an hour later, not at once.
+        let failed = [
+            row(1, "database", "ok", db_due - 3600),
+            row(2, "database", "failed", now - 600),
+        ];
+        assert!(!due(&cfg, &failed, now, 0).contains(&Kind::Database));
+        let failed = [
+            row(1, "database", "ok", db_due - 3600),
+            row(2, "database", "failed", now - 4000),
+        ];
+        assert!(due(&cfg, &failed, now, 0).contains(&Kind::Database));
+    }
+}
