@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod market;
+pub mod metrics;
 pub mod ops;
 pub mod store;
 pub mod supervisor;

@@ -243,7 +243,26 @@ impl Appliance {
             web_url: url,
             local_mode: local,
             tls: self.https.as_ref().map(|h| h.certs()),
+            log_dir: self.cfg.log_dir(),
+            data_path: self.cfg.data_dir.clone(),
         });
+        let metrics_task = match self.cfg.metrics.listen {
+            Some(addr) => match TcpListener::bind(addr).await {
+                Ok(l) => {
+                    tracing::info!(%addr, "metrics served at /metrics (metrics.listen)");
+                    Some(tokio::spawn(crate::ops::console_api::serve_metrics_tcp(
+                        l,
+                        control.clone(),
+                        self.shutdown.clone().cancelled_owned(),
+                    )))
+                }
+                Err(e) => {
+                    tracing::error!(%addr, "cannot listen for metrics (metrics.listen): {e}");
+                    None
+                }
+            },
+            None => None,
+        };
         let admin_task = tokio::spawn(admin::serve(
             self.admin,
             control,
@@ -259,6 +278,9 @@ impl Appliance {
             let _ = t.await;
         }
         let _ = admin_task.await;
+        if let Some(t) = metrics_task {
+            let _ = t.await;
+        }
         self.db.close().await;
         self.services.stop().await;
         let _ = std::fs::remove_file(self.cfg.admin_socket());
@@ -348,6 +370,20 @@ struct Control {
     web_url: String,
     local_mode: bool,
     tls: Option<Arc<https::Certs>>,
+    log_dir: PathBuf,
+    data_path: PathBuf,
+}
+
+impl Control {
+    /// soko's own figures and each supervised child's.
+    fn processes(&self) -> Vec<crate::ops::resources::ProcessFigures> {
+        use crate::ops::resources::process;
+        let mut all = vec![process("soko", Some(std::process::id()), 0)];
+        for s in self.services.statuses() {
+            all.push(process(&s.name, s.pid, s.restarts));
+        }
+        all
+    }
 }
 
 impl admin::Control for Control {
@@ -382,6 +418,15 @@ impl admin::Control for Control {
                 checks: https::checks(status::readiness_checks(&readiness), tls.as_ref()),
                 readiness,
                 tls,
+                traffic: Some(crate::ops::metrics::traffic(
+                    crate::metrics::global(),
+                    crate::metrics::now_unix(),
+                )),
+                resources: Some(crate::ops::resources::collect(
+                    &self.data_path,
+                    self.processes(),
+                )),
+                workers: crate::workers::control::switches().views(),
             }
         })
     }
@@ -394,6 +439,14 @@ impl admin::Control for Control {
             }
             None => false,
         }
+    }
+
+    fn metrics_text(&self) -> String {
+        crate::ops::metrics::prometheus(crate::metrics::global(), &self.processes())
+    }
+
+    fn log_dir(&self) -> Option<PathBuf> {
+        Some(self.log_dir.clone())
     }
 
     fn tls(&self) -> Option<status::TlsView> {

@@ -6,6 +6,7 @@
 
 pub mod api;
 mod lines;
+pub mod metrics;
 pub mod secrets;
 pub mod tls;
 
@@ -61,6 +62,8 @@ pub struct Config {
     pub api: api::Api,
     /// HTTPS: ACME certificates (or a self-signed one) on ports 80 and 443.
     pub tls: tls::Tls,
+    /// Prometheus metrics: optionally on a loopback TCP port (always on the admin socket).
+    pub metrics: metrics::Metrics,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -168,6 +171,7 @@ impl Default for Config {
             logging: Logging::default(),
             api: api::Api::default(),
             tls: tls::Tls::default(),
+            metrics: metrics::Metrics::default(),
         }
     }
 }
@@ -439,6 +443,7 @@ impl Config {
             return Err(bad("logging.level", format!("is not a valid filter: {e}")));
         }
         tls::validate(self, &bad)?;
+        metrics::validate(self, &bad)?;
         Ok(())
     }
 

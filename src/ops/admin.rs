@@ -35,6 +35,18 @@ pub trait Control: Send + Sync + 'static {
     {
         Box::pin(async { None })
     }
+    /// Prometheus text for `GET /metrics`: the registry plus process and child figures.
+    fn metrics_text(&self) -> String {
+        super::metrics::prometheus(crate::metrics::global(), &[])
+    }
+    /// Where `combined.log` is written (for `GET /v1/logs`); `None`: no log files.
+    fn log_dir(&self) -> Option<PathBuf> {
+        None
+    }
+    /// Pause or resume a background worker; false if there is no worker by that name.
+    fn set_worker_paused(&self, name: &str, paused: bool) -> bool {
+        crate::workers::control::switches().set_paused(name, paused)
+    }
 }
 
 /// The answer to `POST /v1/tls/renew`.
@@ -56,6 +68,12 @@ pub fn router(control: Shared) -> Router {
         .route("/v1/services/{name}/restart", post(restart))
         .route("/v1/tls", get(tls_status))
         .route("/v1/tls/renew", post(tls_renew))
+        .route("/metrics", get(super::console_api::metrics))
+        .route("/v1/logs", get(super::console_api::logs))
+        .route(
+            "/v1/workers/{name}/{action}",
+            post(super::console_api::worker),
+        )
         .with_state(control)
 }
 

@@ -1,6 +1,11 @@
 //! Operations: readiness, the status snapshot, the admin socket, preflight checks.
 
 pub mod admin;
+pub mod console_api;
+pub mod logs;
+pub mod metrics;
 pub mod preflight;
 pub mod readiness;
+pub mod resources;
 pub mod status;
+mod status_text;

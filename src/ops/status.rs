@@ -46,7 +46,18 @@ pub struct Snapshot {
     /// The certificate, when `soko up` serves HTTPS (absent in older snapshots).
     #[serde(default)]
     pub tls: Option<TlsView>,
+    /// Request rates and latencies (absent in older snapshots).
+    #[serde(default)]
+    pub traffic: Option<super::metrics::TrafficView>,
+    /// Disk and memory of the data dir, soko and each child.
+    #[serde(default)]
+    pub resources: Option<super::resources::ResourcesView>,
+    /// Background workers and whether they are paused.
+    #[serde(default)]
+    pub workers: Vec<WorkerView>,
 }
+
+pub use crate::workers::control::WorkerView;
 
 /// The HTTPS side of the snapshot: what `soko cert status` prints and the console shows.
 /// Times are Unix seconds.
@@ -275,10 +286,12 @@ pub fn render_text(s: &Snapshot, now_unix: u64) -> String {
             }
         }
     }
+    super::status_text::workers(&mut out, s, now_unix);
     let _ = writeln!(out, "\nCHECKS");
     for c in &s.checks {
         let _ = writeln!(out, "{}  {:<12} {}", mark(c.level), c.name, c.detail);
     }
+    super::status_text::traffic_and_resources(&mut out, s);
     out
 }
 
@@ -320,6 +333,9 @@ mod tests {
             checks: readiness_checks(&readiness),
             readiness,
             tls: None,
+            traffic: None,
+            resources: None,
+            workers: Vec::new(),
         }
     }
 

@@ -2,5 +2,6 @@
 //! (an outbox or the `jobs` table), does the work, writes the result back, and can crash and
 //! resume at any point because every job is idempotent.
 
+pub mod control;
 pub mod image_codec;
 pub mod images;
