@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod market;
 pub mod metrics;
 pub mod ops;

@@ -3,6 +3,7 @@
 
 mod admin;
 mod cert;
+mod console;
 mod doctor;
 mod https;
 mod init;
@@ -52,6 +53,9 @@ pub enum Command {
     Seed(seed::Args),
     /// The HTTPS certificate of the running appliance: `soko cert status`, `soko cert renew`.
     Cert(cert::Args),
+    /// A live terminal dashboard of the running appliance (services, traffic, certificates,
+    /// resources, checks, logs) with actions: restart, backup, renew, pause/resume workers.
+    Console(console::Args),
 }
 
 /// Exit codes: 0 fine, 1 unhealthy or failed checks, 2 bad configuration or usage, 3 not
@@ -83,6 +87,7 @@ pub fn main() -> ExitCode {
             Command::Admin(args) => admin::run(&path, args).await,
             Command::Seed(args) => seed::run(&path, args).await,
             Command::Cert(args) => cert::run(&path, args).await,
+            Command::Console(args) => console::run(&path, args).await,
         }
     });
     // Children are stopped by the commands themselves; do not wait for idle blocking threads.

@@ -8,4 +8,4 @@ pub mod preflight;
 pub mod readiness;
 pub mod resources;
 pub mod status;
-mod status_text;
+pub mod status_text;
