@@ -24,8 +24,10 @@ use crate::ops::logs::{LogQuery, LogsView};
 use crate::ops::status::{Level, Snapshot};
 use app::{Action, App, Command, Tab};
 
-/// How long one status call may take before the console calls the appliance disconnected.
-pub const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one status call may take before the console calls the appliance disconnected
+/// (a status answer waits up to 3 s for a stopped MySQL's readiness check). A refused
+/// connection (soko gone) shows at once.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 pub const REFRESH: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]

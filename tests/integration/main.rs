@@ -8,6 +8,7 @@ mod api;
 mod boot;
 mod browser;
 mod cli;
+mod console;
 mod faults;
 mod https_up;
 mod images;

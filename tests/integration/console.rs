@@ -1,0 +1,418 @@
+//! The operator's tools against a whole `soko up`: `/metrics` (admin socket and loopback TCP)
+//! parsed as Prometheus text and counting a request made here; the images worker paused from
+//! the real `soko console` running in tmux (an uploaded photo gets no variants until resumed);
+//! MySQL restarted from the console; and the console surviving the appliance's death.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use soko::config::secrets::Secrets;
+use soko::ops::console_api;
+use soko::store::images::Files;
+use soko::vectors::VectorStore;
+
+use crate::common::{Appliance, TestApp, free_port, random_suffix, soko_bin};
+use crate::images::{jpeg, seller_with_product, sha_of, upload};
+
+/// One sample: metric name, labels, value.
+type Sample = (String, HashMap<String, String>, f64);
+
+/// A strict reader of the Prometheus text format (0.0.4): every line a `# HELP`/`# TYPE`
+/// comment or `name{label="value",...} number`, each family typed before its samples,
+/// histogram buckets cumulative with `+Inf` equal to `_count`.
+fn parse_prometheus(text: &str) -> Vec<Sample> {
+    let mut types: HashMap<String, String> = HashMap::new();
+    let mut samples = Vec::new();
+    let name_ok = |n: &str| {
+        !n.is_empty()
+            && n.chars().enumerate().all(|(i, c)| {
+                c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())
+            })
+    };
+    for (no, line) in text.lines().enumerate() {
+        let bad = |why: &str| -> ! { panic!("line {}: {why}: {line:?}", no + 1) };
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut parts = rest.splitn(3, ' ');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some("HELP"), Some(n), Some(_)) if name_ok(n) => {}
+                (Some("TYPE"), Some(n), Some(t))
+                    if name_ok(n)
+                        && ["counter", "gauge", "histogram", "summary", "untyped"].contains(&t) =>
+                {
+                    if types.insert(n.to_owned(), t.to_owned()).is_some() {
+                        bad("family typed twice");
+                    }
+                }
+                _ => bad("malformed comment"),
+            }
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| bad("no value"));
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().unwrap_or_else(|_| bad("value is not a number")),
+        };
+        let (name, labels) = match series.split_once('{') {
+            None => (series, HashMap::new()),
+            Some((n, rest)) => {
+                let body = rest
+                    .strip_suffix('}')
+                    .unwrap_or_else(|| bad("unclosed labels"));
+                (
+                    n,
+                    parse_labels(body).unwrap_or_else(|| bad("malformed labels")),
+                )
+            }
+        };
+        if !name_ok(name) {
+            bad("bad metric name");
+        }
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| {
+                name.strip_suffix(s)
+                    .filter(|f| types.get(*f).is_some_and(|t| t == "histogram"))
+            })
+            .unwrap_or(name);
+        if !types.contains_key(family) {
+            bad("sample before its # TYPE");
+        }
+        samples.push((name.to_owned(), labels, value));
+    }
+    // Histogram buckets are cumulative and end in +Inf == _count.
+    for (name, labels, count) in samples.iter().filter(|(n, _, _)| n.ends_with("_count")) {
+        let family = name.trim_end_matches("_count");
+        let bucket = format!("{family}_bucket");
+        let mut buckets: Vec<(f64, f64)> = samples
+            .iter()
+            .filter(|(n, l, _)| {
+                *n == bucket
+                    && l.iter().all(|(k, v)| k == "le" || labels.get(k) == Some(v))
+                    && l.len() == labels.len() + 1
+            })
+            .map(|(_, l, v)| (l["le"].parse::<f64>().unwrap_or(f64::INFINITY), *v))
+            .collect();
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert!(
+            buckets.windows(2).all(|w| w[0].1 <= w[1].1),
+            "{bucket} not cumulative"
+        );
+        assert_eq!(
+            buckets.last().map(|b| (b.0, b.1)),
+            Some((f64::INFINITY, *count)),
+            "{bucket}"
+        );
+    }
+    samples
+}
+
+fn parse_labels(body: &str) -> Option<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    let mut chars = body.chars().peekable();
+    loop {
+        let key: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=')).collect();
+        if key.is_empty() {
+            return if out.is_empty() && body.is_empty() {
+                Some(out)
+            } else {
+                None
+            };
+        }
+        chars.next()?; // '='
+        if chars.next()? != '"' {
+            return None;
+        }
+        let mut value = String::new();
+        loop {
+            match chars.next()? {
+                '\\' => match chars.next()? {
+                    'n' => value.push('\n'),
+                    c => value.push(c),
+                },
+                '"' => break,
+                c => value.push(c),
+            }
+        }
+        out.insert(key, value);
+        match chars.next() {
+            None => return Some(out),
+            Some(',') => {}
+            Some(_) => return None,
+        }
+    }
+}
+
+fn find(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .find(|(n, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|(_, _, v)| *v)
+}
+
+/// A detached tmux session on a private tmux server (killed on drop).
+struct Tmux {
+    server: String,
+}
+
+impl Tmux {
+    fn start(config: &Path, width: u16, height: u16) -> Tmux {
+        let t = Tmux {
+            server: format!("soko-console-{}", random_suffix()),
+        };
+        let cmd = format!("{} --config {} console", soko_bin(), config.display());
+        let ok = t
+            .tmux(&[
+                "new-session",
+                "-d",
+                "-s",
+                "c",
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+                &cmd,
+            ])
+            .status
+            .success();
+        assert!(ok, "tmux new-session failed");
+        t
+    }
+
+    fn tmux(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .args(["-L", &self.server])
+            .args(args)
+            .env("TERM", "xterm-256color")
+            .output()
+            .expect("tmux (installed by scripts/setup)")
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "c"]).stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            self.tmux(&["send-keys", "-t", "c", k]);
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    /// Poll the screen until `pred` holds; panics with the last screen after `timeout`.
+    async fn until(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return s;
+            }
+            if start.elapsed() > timeout {
+                panic!("waited {timeout:?} for {what}; screen:\n{s}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+    }
+}
+
+/// The RESTARTS column of `service`'s row in the Services pane (columns counted in characters).
+fn restarts_on_screen(screen: &str, service: &str) -> Option<String> {
+    let chars = |l: &str| l.chars().collect::<Vec<char>>();
+    let header = screen
+        .lines()
+        .find(|l| l.contains("SERVICE") && l.contains("RESTARTS"))?;
+    let col = header.find("RESTARTS")?; // ASCII up to here
+    let row = screen.lines().find(|l| {
+        let head: String = l.chars().take(12).collect();
+        head.contains(service)
+    })?;
+    let rest: String = chars(row).into_iter().skip(col).collect();
+    Some(rest.split_whitespace().next()?.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_pauses_a_worker_restarts_mysql_and_outlives_the_appliance() {
+    let metrics_port = free_port();
+    let mut app = Appliance::prepare("console", |c| {
+        c.metrics.listen = Some(([127, 0, 0, 1], metrics_port).into());
+    });
+    app.start();
+    let http = reqwest::Client::new();
+    app.wait_ready(&http, Duration::from_secs(120)).await;
+    let socket = app.cfg.admin_socket();
+
+    // /metrics parses and counts a request made here, on the socket and on loopback TCP.
+    for _ in 0..3 {
+        assert!(
+            http.get(app.url("/healthz"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .is_success()
+        );
+    }
+    let text = console_api::fetch_metrics(&socket, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let samples = parse_prometheus(&text);
+    let healthz = [("route", "/healthz"), ("method", "GET"), ("class", "2xx")];
+    let n = find(&samples, "soko_http_requests_total", &healthz).unwrap_or(0.0);
+    assert!(n >= 3.0, "3 requests counted, got {n}:\n{text}");
+    assert!(
+        find(&samples, "soko_sql_duration_seconds_count", &[]).unwrap_or(0.0) > 0.0,
+        "sql timed"
+    );
+    assert!(
+        find(
+            &samples,
+            "soko_process_resident_memory_bytes",
+            &[("process", "soko")]
+        )
+        .unwrap()
+            > 0.0
+    );
+    assert!(
+        find(
+            &samples,
+            "soko_process_resident_memory_bytes",
+            &[("process", "mysql")]
+        )
+        .unwrap()
+            > 0.0
+    );
+    assert!(find(&samples, "soko_process_open_fds", &[("process", "soko")]).unwrap() > 0.0);
+    let tcp = http
+        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let tcp = parse_prometheus(&tcp);
+    assert!(find(&tcp, "soko_http_requests_total", &healthz).unwrap() >= 3.0);
+
+    // The console in an 80x24 tmux pane shows the services.
+    let tmux = Tmux::start(&app.config, 80, 24);
+    tmux.until("the services pane", Duration::from_secs(20), |s| {
+        s.contains("● live") && s.contains("mysql") && s.contains("images")
+    })
+    .await;
+
+    // Pause the images worker from the console (rows: mysql, milvus, images).
+    tmux.keys(&["j", "j", "p"]);
+    tmux.until("the pause question", Duration::from_secs(5), |s| {
+        s.contains("Pause the images worker?")
+    })
+    .await;
+    tmux.keys(&["y"]);
+    tmux.until("images paused", Duration::from_secs(10), |s| {
+        s.lines()
+            .any(|l| l.contains("images") && l.contains("paused"))
+    })
+    .await;
+    let (_, status) = app.status();
+    let images = status["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "images")
+        .cloned();
+    assert_eq!(images.unwrap()["state"], "paused", "{status}");
+
+    // An uploaded photo waits for its variants while the worker is paused.
+    let secrets = Secrets::load(&app.cfg.secrets_path()).unwrap();
+    let web = TestApp {
+        url: format!("http://{}", app.cfg.http.listen),
+        db: app.app_pool(),
+        vectors: Arc::new(VectorStore::new(&app.cfg, &secrets)),
+        http: http.clone(),
+    };
+    let (browser, product) = seller_with_product(&web, 1).await;
+    let photo = jpeg(800, 600);
+    let r = upload(
+        &browser,
+        &web,
+        product,
+        photo.clone(),
+        "pot.jpg",
+        "image/jpeg",
+        true,
+    )
+    .await;
+    assert!(
+        r.status().is_success() || r.status().is_redirection(),
+        "upload: {}",
+        r.status()
+    );
+    let files = Files::new(app.cfg.data_dir.join("images"));
+    let variant = files.variant(&sha_of(&photo), 320);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(!variant.exists(), "no variants while the worker is paused");
+    console_api::set_worker_paused(&socket, "images", false, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let start = Instant::now();
+    while !variant.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "variants after resume"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Restart MySQL from the console: select it, r, confirm; the count goes to 1.
+    tmux.keys(&["k", "k", "k", "r"]);
+    tmux.until("the restart question", Duration::from_secs(5), |s| {
+        s.contains("Restart mysql?")
+    })
+    .await;
+    tmux.keys(&["y"]);
+    tmux.until("mysql restarted once", Duration::from_secs(60), |s| {
+        restarts_on_screen(s, "mysql").as_deref() == Some("1")
+    })
+    .await;
+    assert_eq!(app.service("mysql")["restarts"], 1);
+
+    // Kill the appliance: the console says so within seconds and still answers keys.
+    let killed = Instant::now();
+    app.child.as_mut().unwrap().kill().unwrap();
+    app.child.as_mut().unwrap().wait().unwrap();
+    tmux.until("disconnected", Duration::from_secs(6), |s| {
+        s.contains("disconnected")
+    })
+    .await;
+    assert!(killed.elapsed() < Duration::from_secs(6));
+    tmux.keys(&["2"]);
+    tmux.until("the traffic pane", Duration::from_secs(3), |s| {
+        s.contains("vector_search") && s.contains("p95") && s.contains("disconnected")
+    })
+    .await;
+    tmux.keys(&["q"]);
+    let start = Instant::now();
+    while tmux.tmux(&["has-session", "-t", "c"]).status.success() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "q quits the console"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
