@@ -49,7 +49,10 @@ fn summary(name: &str, mut times: Vec<Duration>) -> serde_json::Value {
 
 fn main() {
     soko::init_crypto();
-    let frames = arg("--frames", 2000);
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this too, without it: then
+    // only a smoke run of a few frames.
+    let bench = std::env::args().any(|a| a == "--bench");
+    let frames = if bench { arg("--frames", 2000) } else { 10 };
     let calls = arg("--calls", 1000);
     let mut results = Vec::new();
     let snapshot = sample::snapshot();
@@ -60,7 +63,13 @@ fn main() {
         app.update(Ok((snapshot.clone(), raw.clone())));
         let mut term = Terminal::new(TestBackend::new(w, h)).expect("test backend");
         let mut all = Vec::new();
-        for tab in [Tab::Services, Tab::Traffic, Tab::Resources, Tab::Checklist, Tab::Alerts] {
+        for tab in [
+            Tab::Services,
+            Tab::Traffic,
+            Tab::Resources,
+            Tab::Checklist,
+            Tab::Alerts,
+        ] {
             app.tab = tab;
             for i in 0..frames / 5 {
                 // Alternate the clock so each frame differs a little, as a live one does.
@@ -82,12 +91,16 @@ fn main() {
             let timeout = Duration::from_secs(10);
             // Warm up (first readiness checks, the data-dir measurement).
             for _ in 0..5 {
-                soko::ops::admin::fetch_status(&socket, timeout).await.expect("status");
+                soko::ops::admin::fetch_status(&socket, timeout)
+                    .await
+                    .expect("status");
             }
             let mut times = Vec::with_capacity(calls);
             for _ in 0..calls {
                 let t = Instant::now();
-                soko::ops::admin::fetch_status(&socket, timeout).await.expect("status");
+                soko::ops::admin::fetch_status(&socket, timeout)
+                    .await
+                    .expect("status");
                 times.push(t.elapsed());
             }
             times
@@ -95,6 +108,9 @@ fn main() {
         results.push(summary("status call (unix socket)", times));
     }
     if let Some(out) = std::env::var_os("SOKO_BENCH_OUT") {
-        let _ = std::fs::write(out, serde_json::to_string_pretty(&results).unwrap_or_default());
+        let _ = std::fs::write(
+            out,
+            serde_json::to_string_pretty(&results).unwrap_or_default(),
+        );
     }
 }
