@@ -324,9 +324,11 @@ async fn the_console_pauses_a_worker_restarts_mysql_and_outlives_the_appliance()
     })
     .await;
     tmux.keys(&["y"]);
+    // "pausing" until its current poll ends, then "paused": in the pane's worker row and in
+    // the status.
     tmux.until("images paused", Duration::from_secs(10), |s| {
         s.lines()
-            .any(|l| l.contains("images") && l.contains("paused"))
+            .any(|l| l.contains("images") && l.contains("paused") && l.contains("image jobs"))
     })
     .await;
     let (_, status) = app.status();
@@ -336,7 +338,7 @@ async fn the_console_pauses_a_worker_restarts_mysql_and_outlives_the_appliance()
         .iter()
         .find(|w| w["name"] == "images")
         .cloned();
-    assert_eq!(images.unwrap()["state"], "paused", "{status}");
+    assert_eq!(images.unwrap()["state"], "paused", "{}", status["workers"]);
 
     // An uploaded photo waits for its variants while the worker is paused.
     let secrets = Secrets::load(&app.cfg.secrets_path()).unwrap();
@@ -391,6 +393,42 @@ async fn the_console_pauses_a_worker_restarts_mysql_and_outlives_the_appliance()
     })
     .await;
     assert_eq!(app.service("mysql")["restarts"], 1);
+
+    // The log tail: over the socket with a level filter, and searched in the Logs pane.
+    let q = |level: &str, text: &str| soko::ops::logs::LogQuery {
+        lines: Some(500),
+        level: Some(level.into()),
+        q: Some(text.into()),
+    };
+    let t = Duration::from_secs(5);
+    let serving = console_api::fetch_logs(&socket, &q("info", "serving"), t)
+        .await
+        .unwrap();
+    assert!(
+        serving.lines.iter().any(|l| l.message.contains("serving")),
+        "{serving:?}"
+    );
+    let warn = console_api::fetch_logs(&socket, &q("warn", ""), t)
+        .await
+        .unwrap();
+    assert!(
+        warn.lines
+            .iter()
+            .all(|l| l.level == "WARN" || l.level == "ERROR"),
+        "{warn:?}"
+    );
+    let bad = console_api::fetch_logs(&socket, &q("loud", ""), t)
+        .await
+        .unwrap_err();
+    assert!(bad.to_string().contains("unknown level"), "{bad}");
+    tmux.keys(&["9", "/", "s", "e", "r", "v", "i", "n", "g", "Enter"]);
+    tmux.until("the searched log line", Duration::from_secs(10), |s| {
+        s.contains("search: \"serving\"")
+            && s.lines()
+                .any(|l| l.contains("INFO") && l.contains("serving"))
+    })
+    .await;
+    tmux.keys(&["1"]);
 
     // Kill the appliance: the console says so within seconds and still answers keys.
     let killed = Instant::now();
