@@ -5,6 +5,7 @@
 //! - status call latency: with `SOKO_BENCH_SOCKET` set to a running appliance's admin socket,
 //!   `--calls` sequential `GET /v1/status` calls (connect, request, JSON decode), as the
 //!   console makes them once a second.
+//!
 //! Prints a table, and JSON to `$SOKO_BENCH_OUT` when set.
 
 use std::time::{Duration, Instant};

@@ -39,7 +39,7 @@ pub enum Error {
 enum Msg {
     Key(event::KeyEvent),
     Redraw,
-    Status(Result<(Snapshot, serde_json::Value), String>),
+    Status(Box<Result<(Snapshot, serde_json::Value), String>>),
     Logs(Result<LogsView, String>),
     Done(String, Level),
 }
@@ -148,7 +148,7 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, socket: PathBuf) ->
                     None => None,
                 }
             });
-            if status.send(Msg::Status(s)).is_err() {
+            if status.send(Msg::Status(Box::new(s))).is_err() {
                 return;
             }
             if let Some(l) = logs {
@@ -177,7 +177,7 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, socket: PathBuf) ->
         match msg {
             None => return Ok(()),
             Some(Msg::Redraw) => {}
-            Some(Msg::Status(r)) => app.update(r),
+            Some(Msg::Status(r)) => app.update(*r),
             Some(Msg::Logs(Ok(v))) => {
                 app.logs.view = v;
                 app.logs.error = None;

@@ -174,7 +174,13 @@ pub fn prometheus(m: &Metrics, procs: &[ProcessFigures]) -> String {
     );
     let _ = writeln!(out, "# TYPE soko_uptime_seconds gauge");
     let _ = writeln!(out, "soko_uptime_seconds {}", m.uptime().as_secs_f64());
-    let gauges: [(&str, &str, &str, fn(&ProcessFigures) -> Option<f64>); 4] = [
+    type Gauge = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&ProcessFigures) -> Option<f64>,
+    );
+    let gauges: [Gauge; 4] = [
         (
             "soko_process_resident_memory_bytes",
             "gauge",

@@ -191,8 +191,8 @@ fn usage(dir: &Path) -> Option<(u64, Vec<PartView>)> {
 pub fn collect(data_dir: &Path, processes: Vec<ProcessFigures>) -> ResourcesView {
     let (total, free) = match nix::sys::statvfs::statvfs(data_dir) {
         Ok(s) => {
-            let frag = s.fragment_size() as u64;
-            (s.blocks() as u64 * frag, s.blocks_available() as u64 * frag)
+            let frag = s.fragment_size();
+            (s.blocks() * frag, s.blocks_available() * frag)
         }
         Err(_) => (0, 0),
     };
