@@ -157,3 +157,34 @@ fn keys_select_confirm_and_run_actions() {
     assert!(!a.help);
     assert_eq!(a.key(key(KeyCode::Char('q'))), Some(Command::Quit));
 }
+
+#[test]
+fn status_text_shows_workers_traffic_and_resources() {
+    let s = sample::snapshot();
+    let text = crate::ops::status::render_text(&s, sample::NOW);
+    assert!(
+        text.contains("warn  vector_sync  paused        5m 0s ago  outbox backlog 12"),
+        "{text}"
+    );
+    assert!(text.contains("TRAFFIC (last 60s)"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("http") && l.contains("42.50") && l.contains("1.2%")),
+        "{text}"
+    );
+    assert!(
+        text.contains("RESOURCES disk 75.0% used, 20.0 GiB free of 80.0 GiB | data dir 13.0 GiB"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mysql    pid    4300  rss   410 MiB  cpu   7.2%"),
+        "{text}"
+    );
+    // A status from an older soko (no traffic, resources or workers) still reads.
+    let mut v = serde_json::to_value(&s).unwrap();
+    for k in ["traffic", "resources", "workers"] {
+        v.as_object_mut().unwrap().remove(k);
+    }
+    let old: crate::ops::status::Snapshot = serde_json::from_value(v).unwrap();
+    assert!(old.traffic.is_none() && old.workers.is_empty());
+}

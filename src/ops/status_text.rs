@@ -27,11 +27,11 @@ pub fn workers(out: &mut String, s: &Snapshot, now_unix: u64) {
     if s.workers.is_empty() {
         return;
     }
-    let _ = writeln!(out, "\n      WORKER   STATE     LAST ACTIVITY  DETAIL");
+    let _ = writeln!(out, "\n      WORKER       STATE     LAST ACTIVITY  DETAIL");
     for w in &s.workers {
         let _ = writeln!(
             out,
-            "{}  {:<8} {:<9} {:>13}  {}",
+            "{}  {:<12} {:<9} {:>13}  {}",
             if w.paused { "warn" } else { "ok  " },
             w.name,
             w.state,

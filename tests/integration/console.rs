@@ -340,6 +340,14 @@ async fn the_console_pauses_a_worker_restarts_mysql_and_outlives_the_appliance()
         .cloned();
     assert_eq!(images.unwrap()["state"], "paused", "{}", status["workers"]);
 
+    let nobody = console_api::set_worker_paused(&socket, "nobody", true, Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(
+        nobody.to_string().contains("no worker named \"nobody\""),
+        "{nobody}"
+    );
+
     // An uploaded photo waits for its variants while the worker is paused.
     let secrets = Secrets::load(&app.cfg.secrets_path()).unwrap();
     let web = TestApp {
