@@ -188,3 +188,28 @@ fn status_text_shows_workers_traffic_and_resources() {
     let old: crate::ops::status::Snapshot = serde_json::from_value(v).unwrap();
     assert!(old.traffic.is_none() && old.workers.is_empty());
 }
+
+#[test]
+fn tiny_terminals_and_an_empty_console_draw_without_panicking() {
+    for (w, h) in [(1, 1), (20, 5), (40, 10), (79, 23)] {
+        for tab in Tab::ALL {
+            let mut a = app();
+            a.tab = tab;
+            a.confirm = Some(Action::Backup);
+            render(&a, w, h);
+            let mut empty = App::new("/nowhere".into());
+            empty.tab = tab;
+            empty.help = true;
+            render(&empty, w, h);
+        }
+    }
+    let mut empty = App::new("/nowhere/admin.sock".into());
+    let (text, _) = render(&empty, 80, 24);
+    assert!(text.contains("connecting…"), "{text}");
+    empty.update(Err(
+        "soko is not running (no admin socket at /nowhere/admin.sock)".into(),
+    ));
+    let (text, _) = render(&empty, 80, 24);
+    assert!(text.contains("disconnected — retrying"), "{text}");
+    assert!(text.contains("soko is not running"), "{text}");
+}
