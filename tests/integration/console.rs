@@ -438,6 +438,25 @@ async fn the_console_pauses_a_worker_restarts_mysql_and_outlives_the_appliance()
     .await;
     tmux.keys(&["1"]);
 
+    // A hung appliance (SIGSTOP: the socket accepts, nothing answers): the console times the
+    // call out, says so, keeps answering keys, and recovers when it answers again.
+    app.signal(nix::sys::signal::Signal::SIGSTOP);
+    tmux.until("disconnected (hung)", Duration::from_secs(10), |s| {
+        s.contains("disconnected")
+    })
+    .await;
+    tmux.keys(&["3"]);
+    tmux.until("the certificates pane", Duration::from_secs(3), |s| {
+        s.contains("HTTPS is off") && s.contains("disconnected")
+    })
+    .await;
+    app.signal(nix::sys::signal::Signal::SIGCONT);
+    tmux.until("live again", Duration::from_secs(10), |s| {
+        s.contains("● live")
+    })
+    .await;
+    tmux.keys(&["1"]);
+
     // Kill the appliance: the console says so within seconds and still answers keys.
     let killed = Instant::now();
     app.child.as_mut().unwrap().kill().unwrap();
