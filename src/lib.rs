@@ -6,7 +6,9 @@
 
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod market;
+pub mod metrics;
 pub mod ops;
 pub mod store;
 pub mod supervisor;

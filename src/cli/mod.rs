@@ -4,6 +4,7 @@
 mod admin;
 mod backup;
 mod cert;
+mod console;
 mod doctor;
 mod https;
 mod init;
@@ -60,6 +61,9 @@ pub enum Command {
     Backup(backup::Args),
     /// Restore a backup set (soko must be stopped): database, vectors, images, secrets.
     Restore(restore::Args),
+    /// A live terminal dashboard of the running appliance (services, traffic, certificates,
+    /// resources, checks, logs) with actions: restart, backup, renew, pause/resume workers.
+    Console(console::Args),
 }
 
 /// Exit codes: 0 fine, 1 unhealthy or failed checks, 2 bad configuration or usage, 3 not
@@ -93,6 +97,7 @@ pub fn main() -> ExitCode {
             Command::Cert(args) => cert::run(&path, args).await,
             Command::Backup(args) => backup::run(&path, args).await,
             Command::Restore(args) => restore::run(&path, args).await,
+            Command::Console(args) => console::run(&path, args).await,
         }
     });
     // Children are stopped by the commands themselves; do not wait for idle blocking threads.

@@ -260,6 +260,8 @@ impl Appliance {
             cfg: self.cfg.clone(),
             alerts: alerts.clone(),
             backup: self.backup.clone(),
+            log_dir: self.cfg.log_dir(),
+            data_path: self.cfg.data_dir.clone(),
         });
         super::observe::spawn_alerts(
             &self.cfg,
@@ -268,6 +270,23 @@ impl Appliance {
             alerts,
             self.shutdown.clone(),
         )?;
+        let metrics_task = match self.cfg.metrics.listen {
+            Some(addr) => match TcpListener::bind(addr).await {
+                Ok(l) => {
+                    tracing::info!(%addr, "metrics served at /metrics (metrics.listen)");
+                    Some(tokio::spawn(crate::ops::console_api::serve_metrics_tcp(
+                        l,
+                        control.clone(),
+                        self.shutdown.clone().cancelled_owned(),
+                    )))
+                }
+                Err(e) => {
+                    tracing::error!(%addr, "cannot listen for metrics (metrics.listen): {e}");
+                    None
+                }
+            },
+            None => None,
+        };
         let admin_task = tokio::spawn(admin::serve(
             self.admin,
             control,
@@ -283,6 +302,9 @@ impl Appliance {
             let _ = t.await;
         }
         let _ = admin_task.await;
+        if let Some(t) = metrics_task {
+            let _ = t.await;
+        }
         self.db.close().await;
         self.services.stop().await;
         let _ = std::fs::remove_file(self.cfg.admin_socket());
@@ -377,6 +399,20 @@ struct Control {
     /// Filled by the alert evaluator (`observe::spawn_alerts`).
     alerts: Arc<std::sync::RwLock<Vec<crate::ops::alerts::AlertView>>>,
     backup: Arc<crate::workers::backup::Engine>,
+    log_dir: PathBuf,
+    data_path: PathBuf,
+}
+
+impl Control {
+    /// soko's own figures and each supervised child's.
+    fn processes(&self) -> Vec<crate::ops::resources::ProcessFigures> {
+        use crate::ops::resources::process;
+        let mut all = vec![process("soko", Some(std::process::id()), 0)];
+        for s in self.services.statuses() {
+            all.push(process(&s.name, s.pid, s.restarts));
+        }
+        all
+    }
 }
 
 impl admin::Control for Control {
@@ -439,6 +475,15 @@ impl admin::Control for Control {
                 tls,
                 alerts: self.alerts.read().map(|a| a.clone()).unwrap_or_default(),
                 backups: Some(backups),
+                traffic: Some(crate::ops::metrics::traffic(
+                    crate::metrics::global(),
+                    crate::metrics::now_unix(),
+                )),
+                resources: Some(crate::ops::resources::collect(
+                    &self.data_path,
+                    self.processes(),
+                )),
+                workers: crate::workers::control::switches().views(),
             }
         })
     }
@@ -464,6 +509,14 @@ impl admin::Control for Control {
                     .map_err(|e| e.to_string()),
             )
         })
+    }
+
+    fn metrics_text(&self) -> String {
+        crate::ops::metrics::prometheus(crate::metrics::global(), &self.processes())
+    }
+
+    fn log_dir(&self) -> Option<PathBuf> {
+        Some(self.log_dir.clone())
     }
 
     fn tls(&self) -> Option<status::TlsView> {

@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod api;
 pub mod backup;
 mod lines;
+pub mod metrics;
 pub mod secrets;
 pub mod tls;
 
@@ -69,6 +70,8 @@ pub struct Config {
     pub sentry: alerts::Sentry,
     /// Backups: schedule, retention, optional copy to S3-compatible storage.
     pub backup: backup::Backup,
+    /// Prometheus metrics: optionally on a loopback TCP port (always on the admin socket).
+    pub metrics: metrics::Metrics,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -183,6 +186,7 @@ impl Default for Config {
             alerts: alerts::Alerts::default(),
             sentry: alerts::Sentry::default(),
             backup: backup::Backup::default(),
+            metrics: metrics::Metrics::default(),
         }
     }
 }
@@ -461,6 +465,7 @@ impl Config {
         }
         alerts::validate(self, &bad)?;
         backup::validate(self, &bad)?;
+        metrics::validate(self, &bad)?;
         Ok(())
     }
 

@@ -40,6 +40,18 @@ pub trait Control: Send + Sync + 'static {
     fn backup_now(&self) -> super::backup_view::BackupFuture<'_> {
         Box::pin(async { None })
     }
+    /// Prometheus text for `GET /metrics`: the registry plus process and child figures.
+    fn metrics_text(&self) -> String {
+        super::metrics::prometheus(crate::metrics::global(), &[])
+    }
+    /// Where `combined.log` is written (for `GET /v1/logs`); `None`: no log files.
+    fn log_dir(&self) -> Option<PathBuf> {
+        None
+    }
+    /// Pause or resume a background worker; false if there is no worker by that name.
+    fn set_worker_paused(&self, name: &str, paused: bool) -> bool {
+        crate::workers::control::switches().set_paused(name, paused)
+    }
 }
 
 /// The answer to `POST /v1/tls/renew`.
@@ -63,6 +75,12 @@ pub fn router(control: Shared) -> Router {
         .route("/v1/tls/renew", post(tls_renew))
         .route("/v1/backup", post(backup_now))
         .route("/backup", post(backup_now))
+        .route("/metrics", get(super::console_api::metrics))
+        .route("/v1/logs", get(super::console_api::logs))
+        .route(
+            "/v1/workers/{name}/{action}",
+            post(super::console_api::worker),
+        )
         .with_state(control)
 }
 

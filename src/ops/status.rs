@@ -53,7 +53,18 @@ pub struct Snapshot {
     /// Backups: last good archive and last failure per kind, next run, S3 copy.
     #[serde(default)]
     pub backups: Option<super::backup_view::BackupView>,
+    /// Request rates and latencies (absent in older snapshots).
+    #[serde(default)]
+    pub traffic: Option<super::metrics::TrafficView>,
+    /// Disk and memory of the data dir, soko and each child.
+    #[serde(default)]
+    pub resources: Option<super::resources::ResourcesView>,
+    /// Background workers and whether they are paused.
+    #[serde(default)]
+    pub workers: Vec<WorkerView>,
 }
+
+pub use crate::workers::control::WorkerView;
 
 /// The HTTPS side of the snapshot: what `soko cert status` prints and the console shows.
 /// Times are Unix seconds.
@@ -286,11 +297,13 @@ pub fn render_text(s: &Snapshot, now_unix: u64) -> String {
             }
         }
     }
+    super::status_text::workers(&mut out, s, now_unix);
     let _ = writeln!(out, "\nCHECKS");
     for c in &s.checks {
         let _ = writeln!(out, "{}  {:<12} {}", mark(c.level), c.name, c.detail);
     }
     render_alerts(&mut out, &s.alerts);
+    super::status_text::traffic_and_resources(&mut out, s);
     out
 }
 
@@ -359,6 +372,9 @@ mod tests {
             tls: None,
             alerts: Vec::new(),
             backups: None,
+            traffic: None,
+            resources: None,
+            workers: Vec::new(),
         }
     }
 

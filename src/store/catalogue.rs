@@ -15,6 +15,7 @@ pub struct Category {
 }
 
 pub async fn categories(db: &MySqlPool) -> Result<Vec<Category>, Error> {
+    let _sql = crate::metrics::span("sql");
     Ok(
         sqlx::query_as("SELECT id, slug, name, name_sw FROM categories ORDER BY sort_order, name")
             .fetch_all(db)
@@ -41,6 +42,7 @@ pub async fn create_category(
 }
 
 pub async fn category_by_slug(db: &MySqlPool, slug: &str) -> Result<Option<Category>, Error> {
+    let _sql = crate::metrics::span("sql");
     Ok(
         sqlx::query_as("SELECT id, slug, name, name_sw FROM categories WHERE slug = ?")
             .bind(slug)
@@ -79,6 +81,7 @@ pub async fn feed(
     seller: Option<u64>,
     limit: u32,
 ) -> Result<Vec<Card>, Error> {
+    let _sql = crate::metrics::span("sql");
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{CARD} WHERE {PUBLIC} AND p.id < ? AND (? IS NULL OR p.category_id = ?) \
          AND (? IS NULL OR p.seller_id = ?) ORDER BY p.id DESC LIMIT ?"
@@ -110,6 +113,7 @@ pub async fn search(
     f: &SearchFilter,
     limit: u32,
 ) -> Result<Vec<Card>, Error> {
+    let _sql = crate::metrics::span("sql");
     let like = format!("%{}%", q.replace(['%', '_', '\\'], ""));
     const FILTERS: &str = "AND (? IS NULL OR p.category_id = ?) \
          AND (? IS NULL OR p.price_minor >= ?) AND (? IS NULL OR p.price_minor <= ?) \
@@ -185,6 +189,7 @@ const PRODUCT: &str = "SELECT p.id, p.seller_id, p.category_id, p.name, p.descri
 
 /// A product anyone may see.
 pub async fn public_product(db: &MySqlPool, id: u64) -> Result<Option<Product>, Error> {
+    let _sql = crate::metrics::span("sql");
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{PRODUCT} WHERE {PUBLIC} AND p.id = ?"
     )))
@@ -194,6 +199,7 @@ pub async fn public_product(db: &MySqlPool, id: u64) -> Result<Option<Product>, 
 }
 
 pub async fn first_image(db: &MySqlPool, product_id: u64) -> Result<Option<String>, Error> {
+    let _sql = crate::metrics::span("sql");
     Ok(sqlx::query_scalar(
         "SELECT sha256 FROM product_images WHERE product_id = ? ORDER BY position LIMIT 1",
     )
@@ -218,6 +224,7 @@ pub async fn own_product(
 }
 
 pub async fn seller_products(db: &MySqlPool, seller_id: u64) -> Result<Vec<Product>, Error> {
+    let _sql = crate::metrics::span("sql");
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{PRODUCT} WHERE p.seller_id = ? AND p.deleted_at IS NULL ORDER BY p.id DESC"
     )))
@@ -238,6 +245,7 @@ pub struct NewProduct<'a> {
 
 /// Insert the product and its vector-sync job in one transaction.
 pub async fn create_product(db: &MySqlPool, p: &NewProduct<'_>) -> Result<u64, Error> {
+    let _sql = crate::metrics::span("sql");
     let mut tx = db.begin().await?;
     let id = sqlx::query(
         "INSERT INTO products (seller_id, category_id, name, description, price_minor, currency, stock) \
@@ -407,6 +415,7 @@ pub async fn update_product(
     id: u64,
     c: &ProductChanges<'_>,
 ) -> Result<(), Error> {
+    let _sql = crate::metrics::span("sql");
     let mut tx = db.begin().await?;
     lock_own(&mut tx, seller_id, id).await?;
     sqlx::query(

@@ -37,6 +37,7 @@ pub async fn enqueue(
     kind: &str,
     payload: &str,
 ) -> Result<(), Error> {
+    let _sql = crate::metrics::span("sql");
     // MySQL evaluates the assignments left to right, each seeing the ones before: `state` last.
     sqlx::query(
         "INSERT INTO jobs (kind, payload, next_attempt_at) VALUES (?, ?, UTC_TIMESTAMP(3)) \
@@ -62,6 +63,7 @@ pub async fn claim(
     limit: u32,
     lease: Duration,
 ) -> Result<Vec<Job>, Error> {
+    let _sql = crate::metrics::span("sql");
     let mut tx = db.begin().await?;
     let due: Vec<Job> = sqlx::query_as(
         "SELECT id, kind, payload, attempts FROM jobs \
@@ -94,6 +96,7 @@ pub async fn claim(
 /// The job is done. False when the job was claimed again meanwhile (this worker's lease had
 /// run out): the newer claim finishes it.
 pub async fn complete(db: &MySqlPool, job: &Job) -> Result<bool, Error> {
+    let _sql = crate::metrics::span("sql");
     let done = sqlx::query(
         "UPDATE jobs SET state = 'done', locked_until = NULL, last_error = NULL \
          WHERE id = ? AND attempts = ? AND state = 'running'",

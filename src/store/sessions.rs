@@ -33,6 +33,7 @@ pub async fn create(db: &MySqlPool, s: &NewSession<'_>) -> Result<(), Error> {
 /// The session's user, if the session is unexpired, the user active and not logged out
 /// everywhere since.
 pub async fn user(db: &MySqlPool, token_hash: &str) -> Result<Option<User>, Error> {
+    let _sql = crate::metrics::span("sql");
     Ok(sqlx::query_as(
         "SELECT u.id, u.email, u.phone, u.name, u.password_hash, u.role, u.status, \
                 u.token_version, u.locale \

@@ -54,6 +54,7 @@ pub async fn create(db: &MySqlPool, u: &NewUser<'_>) -> Result<u64, Error> {
 }
 
 pub async fn by_id(db: &MySqlPool, id: u64) -> Result<Option<User>, Error> {
+    let _sql = crate::metrics::span("sql");
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM users WHERE id = ?"
     )))
@@ -64,6 +65,7 @@ pub async fn by_id(db: &MySqlPool, id: u64) -> Result<Option<User>, Error> {
 
 /// By email (lower-cased) or E.164 phone.
 pub async fn by_login(db: &MySqlPool, login: &str) -> Result<Option<User>, Error> {
+    let _sql = crate::metrics::span("sql");
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM users WHERE email = ? OR phone = ? LIMIT 1"
     )))

@@ -17,6 +17,7 @@ mod sell_products;
 mod seller_page;
 pub mod session;
 mod storefront;
+mod timing;
 
 pub use error::Error;
 
@@ -167,6 +168,8 @@ pub fn router(state: AppState, cfg: &Config) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        // Outermost: times every answer, timeouts and refusals included.
+        .layer(axum::middleware::from_fn(timing::record))
 }
 
 /// Strict headers on every response: no inline script or style, no framing, no sniffing.

@@ -113,7 +113,11 @@ pub async fn run(db: MySqlPool, files: Files, stop: CancellationToken) {
     let mut failing = false;
     let mut last_beat: Option<Instant> = None;
     let mut done = 0usize;
+    let switch = super::control::switches().register(WORKER);
     while !stop.is_cancelled() {
+        if !switch.wait_if_paused(&stop).await {
+            return;
+        }
         match run_batch(&db, &files).await {
             Ok(n) => {
                 if failing {
@@ -121,6 +125,7 @@ pub async fn run(db: MySqlPool, files: Files, stop: CancellationToken) {
                 }
                 (failing, delay) = (false, IDLE);
                 done += n;
+                switch.active(format!("{done} image jobs since start"));
                 if last_beat.is_none_or(|t| t.elapsed() >= HEARTBEAT) {
                     let detail = format!("{done} image jobs since start");
                     if jobs::heartbeat(&db, WORKER, &detail).await.is_ok() {

@@ -3,6 +3,7 @@
 //! resume at any point because every job is idempotent.
 
 pub mod backup;
+pub mod control;
 pub mod image_codec;
 pub mod image_meta;
 pub mod images;

@@ -94,7 +94,7 @@ async fn post_form(b: &Client, app: &TestApp, path: &str, form: &[(&str, &str)])
 }
 
 /// A registered, onboarded seller with one product: (browser, product id).
-async fn seller_with_product(app: &TestApp, n: u32) -> (Client, u64) {
+pub(crate) async fn seller_with_product(app: &TestApp, n: u32) -> (Client, u64) {
     let b = browser();
     let login = format!("seller{n}@soko.test");
     let store = format!("Duka la Picha {n}");
@@ -160,7 +160,7 @@ async fn post_image(
 
 /// Upload through the photo page's form: its action carries the CSRF token (`csrf: false`
 /// leaves the token out).
-async fn upload(
+pub(crate) async fn upload(
     b: &Client,
     app: &TestApp,
     id: u64,
@@ -210,7 +210,7 @@ fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
     out.into_inner()
 }
 
-fn jpeg(w: u32, h: u32) -> Vec<u8> {
+pub(crate) fn jpeg(w: u32, h: u32) -> Vec<u8> {
     let mut out = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
         .encode_image(&photo(w, h))
@@ -239,7 +239,7 @@ async fn count(app: &TestApp, table: &str) -> i64 {
         .unwrap()
 }
 
-fn sha_of(bytes: &[u8]) -> String {
+pub(crate) fn sha_of(bytes: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(bytes)
         .iter()

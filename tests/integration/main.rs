@@ -11,6 +11,7 @@ mod backup;
 mod boot;
 mod browser;
 mod cli;
+mod console;
 mod deploy;
 mod faults;
 mod https_up;

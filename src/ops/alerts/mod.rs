@@ -6,11 +6,11 @@
 //! Where the inputs come from (the mapping, for the parts other modules own):
 //! - `services`: `Snapshot.services` (name and state; `crash-loop` fires).
 //! - `cert_days_left`: `Snapshot.tls.days_left`, once a real certificate is served.
-//! - `backup`: the backup helper's `Snapshot.backups` (last success, last failure and its
-//!   error, the schedule's interval); `None` while backups are not built or not configured.
+//! - `backup`: `Snapshot.backups` through `backup_view::alert_inputs` (the kind worst off: last
+//!   success, last failure and its error, its period); `None` when backups are not scheduled.
 //! - `disk_used_percent`: statvfs of the data directory (here, [`disk_used_percent`]).
-//! - `http_error_rate`: 5xx share of recent responses from `ops::metrics` (the console
-//!   helper's `Snapshot.traffic`); `None` until it is wired or when there was no traffic.
+//! - `http_error_rate`: 5xx share of the last minute's responses (`Snapshot.traffic`, from
+//!   `ops::metrics`); `None` with fewer than [`MIN_REQUESTS`] requests in that minute.
 
 pub mod deliver;
 pub mod engine;
@@ -53,6 +53,9 @@ pub struct BackupInputs {
     /// The schedule: a backup is due every this many seconds.
     pub interval_secs: u64,
 }
+
+/// Requests in the traffic window below which the HTTP error rate is not judged.
+const MIN_REQUESTS: f64 = 20.0;
 
 /// Everything the rules look at. `None`: not known (the rule stays quiet).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -120,6 +123,12 @@ impl AlertInputs {
                 .backups
                 .as_ref()
                 .and_then(crate::ops::backup_view::alert_inputs),
+            http_error_rate: s.traffic.as_ref().and_then(|t| {
+                // Over the last window, and only with enough requests to mean something: one
+                // failed request of two is no "error rate".
+                let http = t.series.iter().find(|x| x.name == "http")?;
+                (http.rate * t.window_secs as f64 >= MIN_REQUESTS).then_some(http.error_rate)
+            }),
             ..AlertInputs::default()
         }
     }

@@ -1,0 +1,215 @@
+//! The console drawn into ratatui's `TestBackend` from the known sample status, compared with
+//! checked-in screens in `src/console/testdata/` (rewrite them with `SOKO_UPDATE_SCREENS=1`
+//! after an intended change, and read the diff).
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::style::Color;
+
+use super::app::{Action, App, Command, Tab};
+use super::{sample, view};
+use crate::ops::logs::{LogLine, LogsView};
+
+fn app() -> App {
+    let mut app = App::new("/var/lib/soko/run/admin.sock".into());
+    app.now = sample::NOW;
+    let s = sample::snapshot();
+    let raw = sample::raw(&s);
+    app.update(Ok((s, raw)));
+    app
+}
+
+fn render(app: &App, w: u16, h: u16) -> (String, ratatui::buffer::Buffer) {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| view::draw(f, app)).unwrap();
+    let buf = t.backend().buffer().clone();
+    let mut text = String::new();
+    for y in 0..h {
+        let line: String = (0..w).map(|x| buf[(x, y)].symbol()).collect();
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    (text, buf)
+}
+
+fn compare(name: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/console/testdata")
+        .join(format!("{name}.txt"));
+    if std::env::var_os("SOKO_UPDATE_SCREENS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with SOKO_UPDATE_SCREENS=1)", path.display()));
+    assert_eq!(
+        actual,
+        expected,
+        "screen {name} differs from {}:\n{actual}",
+        path.display()
+    );
+}
+
+fn key(c: KeyCode) -> KeyEvent {
+    KeyEvent::new(c, KeyModifiers::NONE)
+}
+
+#[test]
+fn every_pane_matches_its_screen_at_80x24_and_120x40() {
+    for (w, h) in [(80, 24), (120, 40)] {
+        for tab in Tab::ALL {
+            let mut a = app();
+            a.tab = tab;
+            if tab == Tab::Logs {
+                a.logs.view = LogsView {
+                    file: "combined.log".into(),
+                    lines: (0..30)
+                        .map(|i| LogLine {
+                            ts: format!("2027-01-15T08:00:{i:02}.000Z"),
+                            level: if i % 10 == 0 { "WARN" } else { "INFO" }.into(),
+                            target: "soko".into(),
+                            message: format!("request {i} served status=200"),
+                        })
+                        .collect(),
+                };
+            }
+            let (text, _) = render(&a, w, h);
+            compare(&format!("{}-{w}x{h}", tab.title().to_lowercase()), &text);
+        }
+    }
+}
+
+#[test]
+fn crash_loop_is_highlighted_and_disconnection_greys_the_last_snapshot() {
+    let a = app();
+    let (text, buf) = render(&a, 80, 24);
+    let y = text.lines().position(|l| l.contains("milvus")).unwrap() as u16;
+    let x = text
+        .lines()
+        .nth(y as usize)
+        .unwrap()
+        .find("milvus")
+        .unwrap() as u16;
+    assert_eq!(buf[(x, y)].bg, Color::Red, "crash-loop row in red");
+    assert!(text.contains("● live"));
+    let mut a = app();
+    a.update(Err("soko is not running (no admin socket at /x)".into()));
+    a.now = sample::NOW + 7;
+    let (text, buf) = render(&a, 80, 24);
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .contains("disconnected — retrying (last data 7s ago)"),
+        "{text}"
+    );
+    assert!(text.contains("mysql"), "the last snapshot stays: {text}");
+    assert_eq!(buf[(x, y)].fg, Color::DarkGray, "greyed");
+    compare("disconnected-80x24", &text);
+}
+
+#[test]
+fn keys_select_confirm_and_run_actions() {
+    let mut a = app();
+    assert_eq!(a.key(key(KeyCode::Char('r'))), None);
+    assert_eq!(a.confirm, Some(Action::Restart("mysql".into())));
+    let (text, _) = render(&a, 80, 24);
+    assert!(text.contains("Restart mysql?"), "{text}");
+    compare("confirm-80x24", &text);
+    assert_eq!(
+        a.key(key(KeyCode::Char('y'))),
+        Some(Command::Run(Action::Restart("mysql".into())))
+    );
+    // Down twice: milvus, then the images worker; p pauses it; n cancels.
+    a.key(key(KeyCode::Down));
+    a.key(key(KeyCode::Down));
+    a.key(key(KeyCode::Char('p')));
+    assert_eq!(a.confirm, Some(Action::Pause("images".into())));
+    assert_eq!(a.key(key(KeyCode::Char('n'))), None);
+    assert_eq!(a.confirm, None);
+    a.key(key(KeyCode::Down));
+    a.key(key(KeyCode::Char('p')));
+    assert_eq!(a.confirm, Some(Action::Resume("vector_sync".into())));
+    a.key(key(KeyCode::Esc));
+    a.key(key(KeyCode::Char('b')));
+    assert_eq!(
+        a.key(key(KeyCode::Enter)),
+        Some(Command::Run(Action::Backup))
+    );
+    // Tabs, the logs search and level filter.
+    a.key(key(KeyCode::Char('9')));
+    assert_eq!(a.tab, Tab::Logs);
+    a.key(key(KeyCode::Char('/')));
+    for c in "mysql".chars() {
+        a.key(key(KeyCode::Char(c)));
+    }
+    assert_eq!(a.key(key(KeyCode::Enter)), Some(Command::RefreshLogs));
+    assert_eq!(a.logs.query, "mysql");
+    assert_eq!(a.key(key(KeyCode::Char('l'))), Some(Command::RefreshLogs));
+    assert_eq!(a.logs_level(), "info");
+    a.key(key(KeyCode::Char('?')));
+    assert!(a.help);
+    let (text, _) = render(&a, 80, 24);
+    assert!(text.contains("restart the selected service"), "{text}");
+    a.key(key(KeyCode::Char('x')));
+    assert!(!a.help);
+    assert_eq!(a.key(key(KeyCode::Char('q'))), Some(Command::Quit));
+}
+
+#[test]
+fn status_text_shows_workers_traffic_and_resources() {
+    let s = sample::snapshot();
+    let text = crate::ops::status::render_text(&s, sample::NOW);
+    assert!(
+        text.contains("warn  vector_sync  paused        5m 0s ago  outbox backlog 12"),
+        "{text}"
+    );
+    assert!(text.contains("TRAFFIC (last 60s)"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("http") && l.contains("42.50") && l.contains("1.2%")),
+        "{text}"
+    );
+    assert!(
+        text.contains("RESOURCES disk 75.0% used, 20.0 GiB free of 80.0 GiB | data dir 13.0 GiB"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mysql    pid    4300  rss   410 MiB  cpu   7.2%"),
+        "{text}"
+    );
+    // A status from an older soko (no traffic, resources or workers) still reads.
+    let mut v = serde_json::to_value(&s).unwrap();
+    for k in ["traffic", "resources", "workers"] {
+        v.as_object_mut().unwrap().remove(k);
+    }
+    let old: crate::ops::status::Snapshot = serde_json::from_value(v).unwrap();
+    assert!(old.traffic.is_none() && old.workers.is_empty());
+}
+
+#[test]
+fn tiny_terminals_and_an_empty_console_draw_without_panicking() {
+    for (w, h) in [(1, 1), (20, 5), (40, 10), (79, 23)] {
+        for tab in Tab::ALL {
+            let mut a = app();
+            a.tab = tab;
+            a.confirm = Some(Action::Backup);
+            render(&a, w, h);
+            let mut empty = App::new("/nowhere".into());
+            empty.tab = tab;
+            empty.help = true;
+            render(&empty, w, h);
+        }
+    }
+    let mut empty = App::new("/nowhere/admin.sock".into());
+    let (text, _) = render(&empty, 80, 24);
+    assert!(text.contains("connecting…"), "{text}");
+    empty.update(Err(
+        "soko is not running (no admin socket at /nowhere/admin.sock)".into(),
+    ));
+    let (text, _) = render(&empty, 80, 24);
+    assert!(text.contains("disconnected — retrying"), "{text}");
+    assert!(text.contains("soko is not running"), "{text}");
+}
