@@ -8,9 +8,11 @@
 //! All calls are blocking CPU work (candle on the CPU, pure Rust): async callers use
 //! `spawn_blocking`. An [`Embedder`] is loaded once at start and shared (`Send + Sync`).
 
+pub mod generated;
 pub mod minilm;
 pub mod mobilenet;
 pub mod preprocess;
+pub mod siglip;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -127,9 +129,10 @@ impl Embedder {
                 Box::new(minilm::MiniLm::load(&cfg.model_dir.join(MINILM_DIR))?),
                 threads,
             ),
-            ProfileName::SiglipBase => Err(Error::SiglipMissing {
-                path: cfg.siglip_dir.clone(),
-            }),
+            ProfileName::SiglipBase => {
+                let (image, text) = siglip::Siglip::load(&cfg.siglip_dir)?.split();
+                Embedder::from_parts(SIGLIP_BASE, Box::new(image), Box::new(text), threads)
+            }
         }
     }
 

@@ -9,6 +9,7 @@ mod boot;
 mod browser;
 mod cli;
 mod embed;
+mod embed_siglip;
 mod faults;
 mod https_up;
 mod images;
