@@ -104,3 +104,44 @@ pub(super) fn validate(cfg: &Config, bad: &impl Fn(&str, String) -> Error) -> Re
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, Error> {
+        Config::parse(text, Path::new("appliance.yaml"))
+    }
+
+    #[test]
+    fn defaults_are_the_default_profile_under_opt() {
+        let e = parse("embed: {}\n").unwrap().embed;
+        assert_eq!(e.profile, ProfileName::MobilenetMinilm);
+        assert_eq!(e.model_dir, Path::new("/opt/soko/models"));
+        assert!(e.effective_threads() >= 1);
+        let e = parse("embed:\n  threads: 3\n").unwrap().embed;
+        assert_eq!(e.effective_threads(), 3);
+    }
+
+    #[test]
+    fn siglip_needs_its_directory_and_errors_name_key_and_line() {
+        let err = parse("domain: \"\"\nembed:\n  profile: siglip-base\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("embed.siglip_dir"), "{err}");
+        assert!(err.contains("huggingface-cli download"), "{err}");
+        let ok = parse("embed:\n  profile: siglip-base\n  siglip_dir: /srv/siglip\n").unwrap();
+        assert_eq!(ok.embed.profile, ProfileName::SiglipBase);
+
+        let err = parse("embed:\n  model_dir: models\n").unwrap_err().to_string();
+        assert!(err.contains("appliance.yaml:2: `embed.model_dir`"), "{err}");
+        let err = parse("embed:\n\n  threads: 1000\n").unwrap_err().to_string();
+        assert!(err.contains(":3: `embed.threads`"), "{err}");
+        let err = parse("embed:\n  profile: clip\n").unwrap_err().to_string();
+        assert!(err.contains("mobilenet-minilm") && err.contains("line 2"), "{err}");
+        let err = parse("embed:\n  modle_dir: /x\n").unwrap_err().to_string();
+        assert!(err.contains("modle_dir"), "{err}");
+    }
+}
