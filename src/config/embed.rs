@@ -135,12 +135,19 @@ mod tests {
         let ok = parse("embed:\n  profile: siglip-base\n  siglip_dir: /srv/siglip\n").unwrap();
         assert_eq!(ok.embed.profile, ProfileName::SiglipBase);
 
-        let err = parse("embed:\n  model_dir: models\n").unwrap_err().to_string();
+        let err = parse("embed:\n  model_dir: models\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("appliance.yaml:2: `embed.model_dir`"), "{err}");
-        let err = parse("embed:\n\n  threads: 1000\n").unwrap_err().to_string();
+        let err = parse("embed:\n\n  threads: 1000\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(":3: `embed.threads`"), "{err}");
         let err = parse("embed:\n  profile: clip\n").unwrap_err().to_string();
-        assert!(err.contains("mobilenet-minilm") && err.contains("line 2"), "{err}");
+        assert!(
+            err.contains("mobilenet-minilm") && err.contains("line 2"),
+            "{err}"
+        );
         let err = parse("embed:\n  modle_dir: /x\n").unwrap_err().to_string();
         assert!(err.contains("modle_dir"), "{err}");
     }

@@ -66,6 +66,7 @@ fn mobilenet_classifies_imagenet_photos_sensibly() {
         "coffee.png top-5 {coffee:?}: espresso/cup/coffee mug should lead"
     );
     let moto = top5(&photo("motorcycle_left.png"));
+    eprintln!("top-5 ImageNet classes: chelsea {cat:?}, coffee {coffee:?}, motorcycle {moto:?}");
     assert!(
         moto.iter().any(|c| [670, 665].contains(c)),
         "motorcycle_left.png top-5 {moto:?}: motor scooter or moped expected"
@@ -84,6 +85,10 @@ fn motorcycle_photos_are_nearest_each_other() {
         score("coffee.png"),
         score("astronaut.png"),
     );
+    eprintln!(
+        "photo query motorcycle_left: motorcycle_right {moto:.3}, chelsea {cat:.3}, \
+         coffee {coffee:.3}, astronaut {astronaut:.3}"
+    );
     assert!(
         moto > cat && moto > coffee && moto > astronaut,
         "motorcycle {moto} should beat cat {cat}, coffee {coffee}, astronaut {astronaut}"
@@ -100,6 +105,11 @@ fn text_query_finds_the_matching_title() {
     let beans = e
         .query_text("fresh coffee beans from Kiambu, 1 kg")
         .unwrap();
+    eprintln!(
+        "text query \"red motorcycle\": motorbike title {:.3}, coffee title {:.3}",
+        dot(&q, &bike),
+        dot(&q, &beans)
+    );
     assert!(
         dot(&q, &bike) > dot(&q, &beans) + 0.1,
         "motorbike {} vs coffee {}",
