@@ -219,6 +219,12 @@ impl Embedder {
     }
 }
 
+// Shared by the web handlers and the sync worker across threads.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Embedder>();
+};
+
 /// Scale `v` to unit length (a zero vector stays zero).
 pub fn normalize(v: &mut [f32]) {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
