@@ -7,6 +7,7 @@
 pub mod alerts;
 pub mod api;
 pub mod backup;
+pub mod embed;
 mod lines;
 pub mod metrics;
 pub mod secrets;
@@ -72,6 +73,8 @@ pub struct Config {
     pub backup: backup::Backup,
     /// Prometheus metrics: optionally on a loopback TCP port (always on the admin socket).
     pub metrics: metrics::Metrics,
+    /// Embedding models for photos and titles (visual search, similar items).
+    pub embed: embed::Embed,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -187,6 +190,7 @@ impl Default for Config {
             sentry: alerts::Sentry::default(),
             backup: backup::Backup::default(),
             metrics: metrics::Metrics::default(),
+            embed: embed::Embed::default(),
         }
     }
 }
@@ -466,6 +470,7 @@ impl Config {
         alerts::validate(self, &bad)?;
         backup::validate(self, &bad)?;
         metrics::validate(self, &bad)?;
+        embed::validate(self, &bad)?;
         Ok(())
     }
 

@@ -13,6 +13,8 @@ mod browser;
 mod cli;
 mod console;
 mod deploy;
+mod embed;
+mod embed_siglip;
 mod faults;
 mod https_up;
 mod images;
