@@ -4,3 +4,4 @@
 
 pub mod image_codec;
 pub mod images;
+pub mod recommend;
