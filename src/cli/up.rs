@@ -192,6 +192,11 @@ impl Appliance {
             store::images::Files::new(cfg.data_dir.join("images")),
             shutdown.clone(),
         ));
+        tokio::spawn(crate::workers::recommend::run(
+            db.clone(),
+            crate::workers::recommend::Settings::from_config(&cfg.recommendations),
+            shutdown.clone(),
+        ));
         Ok(Some(Appliance {
             cfg,
             config_path,

@@ -6,6 +6,7 @@
 
 pub mod api;
 mod lines;
+pub mod recommend;
 pub mod secrets;
 pub mod tls;
 
@@ -61,6 +62,8 @@ pub struct Config {
     pub api: api::Api,
     /// HTTPS: ACME certificates (or a self-signed one) on ports 80 and 443.
     pub tls: tls::Tls,
+    /// Recommendations: trending half-life, neighbours, worker periods.
+    pub recommendations: recommend::Recommendations,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -168,6 +171,7 @@ impl Default for Config {
             logging: Logging::default(),
             api: api::Api::default(),
             tls: tls::Tls::default(),
+            recommendations: recommend::Recommendations::default(),
         }
     }
 }

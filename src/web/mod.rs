@@ -11,6 +11,7 @@ mod health;
 mod images;
 mod insights;
 mod pages;
+pub mod recommend;
 mod sell;
 pub mod session;
 mod storefront;

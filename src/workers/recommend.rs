@@ -64,6 +64,24 @@ impl Default for Settings {
     }
 }
 
+impl Settings {
+    pub fn from_config(c: &crate::config::recommend::Recommendations) -> Self {
+        let d = Settings::default();
+        Settings {
+            params: Params {
+                trending_half_life_secs: f64::from(c.trending_half_life_hours.get()) * 3600.0,
+                neighbours: c.neighbours.get() as usize,
+                min_support: c.min_support.get(),
+                ..d.params
+            },
+            interval: Duration::from_secs(c.interval_secs.get()),
+            trending_every: Duration::from_secs(c.trending_refresh_secs.get()),
+            full_every: Duration::from_secs(c.full_refresh_hours.get().saturating_mul(3600)),
+            ..d
+        }
+    }
+}
+
 /// One incremental batch; how many events it folded in (0: nothing new).
 pub async fn step(pool: &MySqlPool, s: &Settings) -> Result<usize, Error> {
     step_inner(pool, s, false).await
@@ -92,7 +110,9 @@ async fn step_inner(pool: &MySqlPool, s: &Settings, abort: bool) -> Result<usize
         ) else {
             continue;
         };
-        let d = deltas.entry((actor, e.product_id)).or_insert((0.0, false, 0));
+        let d = deltas
+            .entry((actor, e.product_id))
+            .or_insert((0.0, false, 0));
         d.0 += kind.weight();
         d.1 |= kind == EventKind::WhatsappStart;
         d.2 = d.2.max(e.at_ms);
