@@ -295,8 +295,8 @@ pub async fn put_embedding(
     Ok(())
 }
 
-/// Cold-start pool for visual neighbours: the `limit` most trending products plus the newest
-/// `limit` of `items`' categories.
+/// Cold-start pool for visual neighbours: the `limit` most trending products, the newest
+/// `limit` products, and the newest `limit` of `items`' categories.
 pub async fn visual_pool(
     conn: &mut MySqlConnection,
     items: &[u64],
@@ -307,6 +307,12 @@ pub async fn visual_pool(
             .bind(limit)
             .fetch_all(&mut *conn)
             .await?;
+    out.extend(
+        sqlx::query_scalar::<_, u64>("SELECT id FROM products ORDER BY id DESC LIMIT ?")
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await?,
+    );
     for chunk in items.chunks(CHUNK) {
         let mut q = QueryBuilder::new(
             "SELECT p.id FROM products p WHERE p.category_id IN \

@@ -12,6 +12,7 @@ mod faults;
 mod https_up;
 mod images;
 mod market;
+mod recommend;
 mod storage;
 mod tls;
 mod web;
