@@ -7,6 +7,7 @@ mod doctor;
 mod https;
 mod init;
 mod migrate;
+mod recommend;
 mod seed;
 mod status;
 pub mod up;
@@ -52,6 +53,8 @@ pub enum Command {
     Seed(seed::Args),
     /// The HTTPS certificate of the running appliance: `soko cert status`, `soko cert renew`.
     Cert(cert::Args),
+    /// Recommendations now: fold in new events, trending, `--full` every neighbour list.
+    Recommend(recommend::Args),
 }
 
 /// Exit codes: 0 fine, 1 unhealthy or failed checks, 2 bad configuration or usage, 3 not
@@ -83,6 +86,7 @@ pub fn main() -> ExitCode {
             Command::Admin(args) => admin::run(&path, args).await,
             Command::Seed(args) => seed::run(&path, args).await,
             Command::Cert(args) => cert::run(&path, args).await,
+            Command::Recommend(args) => recommend::run(&path, args).await,
         }
     });
     // Children are stopped by the commands themselves; do not wait for idle blocking threads.
