@@ -22,6 +22,9 @@ pub struct Args {
     /// neighbouring products over the last 30 days).
     #[arg(long, default_value_t = 0)]
     generate_events: u64,
+    /// Events per transaction while catching up (the running worker uses smaller batches).
+    #[arg(long, default_value_t = 250_000)]
+    batch: u32,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -35,7 +38,10 @@ pub async fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
     crate::telemetry::init_terminal("warn");
     let secrets = Secrets::load(&cfg.secrets_path())?;
     let (pool, temporary) = open_database(&cfg, &secrets).await?;
-    let s = Settings::from_config(&cfg.recommendations);
+    let s = Settings {
+        batch: args.batch.max(1),
+        ..Settings::from_config(&cfg.recommendations)
+    };
     let result = async {
         let mut out = serde_json::Map::new();
         if args.generate_events > 0 {

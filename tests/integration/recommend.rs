@@ -439,3 +439,21 @@ async fn trending_decays_with_time_and_cold_products_get_visual_neighbours() {
         "{v}"
     );
 }
+
+#[tokio::test]
+async fn the_benchmark_generator_makes_events_with_co_engagement() {
+    let (db, _) = test_db().await;
+    soko::store::migrate::run(&db).await.unwrap();
+    catalogue(&db, 200).await;
+    let n = soko::store::recommend::generate_events(&db, 4000)
+        .await
+        .unwrap();
+    assert_eq!(n, 4000);
+    let s = Settings::default();
+    drain(&db, &s).await;
+    let lists: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT product_id) FROM rec_neighbours")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert!(lists > 150, "{lists} products have neighbours");
+}
