@@ -11,6 +11,7 @@ mod init;
 mod migrate;
 mod observe;
 mod restore;
+mod recommend;
 mod seed;
 mod seed_photos;
 mod status;
@@ -64,6 +65,8 @@ pub enum Command {
     /// A live terminal dashboard of the running appliance (services, traffic, certificates,
     /// resources, checks, logs) with actions: restart, backup, renew, pause/resume workers.
     Console(console::Args),
+    /// Recommendations now: fold in new events, trending, `--full` every neighbour list.
+    Recommend(recommend::Args),
 }
 
 /// Exit codes: 0 fine, 1 unhealthy or failed checks, 2 bad configuration or usage, 3 not
@@ -98,6 +101,7 @@ pub fn main() -> ExitCode {
             Command::Backup(args) => backup::run(&path, args).await,
             Command::Restore(args) => restore::run(&path, args).await,
             Command::Console(args) => console::run(&path, args).await,
+            Command::Recommend(args) => recommend::run(&path, args).await,
         }
     });
     // Children are stopped by the commands themselves; do not wait for idle blocking threads.

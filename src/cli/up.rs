@@ -204,6 +204,11 @@ impl Appliance {
             backup.clone(),
             shutdown.clone(),
         ));
+        tokio::spawn(crate::workers::recommend::run(
+            db.clone(),
+            crate::workers::recommend::Settings::from_config(&cfg.recommendations),
+            shutdown.clone(),
+        ));
         Ok(Some(Appliance {
             cfg,
             config_path,

@@ -10,6 +10,7 @@ pub mod backup;
 pub mod embed;
 mod lines;
 pub mod metrics;
+pub mod recommend;
 pub mod secrets;
 pub mod tls;
 
@@ -75,6 +76,8 @@ pub struct Config {
     pub metrics: metrics::Metrics,
     /// Embedding models for photos and titles (visual search, similar items).
     pub embed: embed::Embed,
+    /// Recommendations: trending half-life, neighbours, worker periods.
+    pub recommendations: recommend::Recommendations,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -191,6 +194,7 @@ impl Default for Config {
             backup: backup::Backup::default(),
             metrics: metrics::Metrics::default(),
             embed: embed::Embed::default(),
+            recommendations: recommend::Recommendations::default(),
         }
     }
 }

@@ -118,6 +118,13 @@ const STRINGS: &[(&str, &str, &str)] = &[
         "This seller has no products on show yet.",
         "Muuzaji huyu bado hana bidhaa.",
     ),
+    ("for_you", "Recommended for you", "Tumekuchagulia"),
+    ("trending", "Trending", "Zinazovuma"),
+    (
+        "also_viewed",
+        "Buyers also viewed",
+        "Wanunuzi pia walitazama",
+    ),
 ];
 
 #[cfg(test)]

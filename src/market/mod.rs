@@ -6,6 +6,7 @@ pub mod i18n;
 pub mod money;
 pub mod orders;
 pub mod phone;
+pub mod recommend;
 pub mod text;
 pub mod whatsapp;
 

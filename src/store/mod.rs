@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod leads;
 pub mod migrate;
 pub mod orders;
+pub mod recommend;
 pub mod reviews;
 pub mod sellers;
 pub mod sessions;

@@ -59,6 +59,8 @@ async fn watchlist(State(s): State<AppState>, v: Visitor) -> Result<Html<String>
         active_category: String::new(),
         cards: views(cards),
         next: None,
+        for_you: Vec::new(),
+        trending: Vec::new(),
         empty_message: v.lang.t("empty_watchlist").into(),
     })
 }

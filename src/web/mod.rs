@@ -12,6 +12,7 @@ mod health;
 pub(crate) mod images;
 mod insights;
 mod pages;
+pub mod recommend;
 mod sell;
 mod sell_products;
 mod seller_page;

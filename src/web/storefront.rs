@@ -61,6 +61,10 @@ pub(crate) fn views(cards: Vec<Card>) -> Vec<CardView> {
         .collect()
 }
 
+fn pick_views(picks: Vec<super::recommend::Pick>) -> Vec<CardView> {
+    views(picks.into_iter().map(|p| p.card).collect())
+}
+
 #[derive(Template)]
 #[template(path = "home.html")]
 pub(crate) struct Home {
@@ -71,6 +75,9 @@ pub(crate) struct Home {
     pub cards: Vec<CardView>,
     pub next: Option<String>,
     pub empty_message: String,
+    /// "Recommended for you" and "Trending" strips (the feed's first page only).
+    pub for_you: Vec<CardView>,
+    pub trending: Vec<CardView>,
 }
 
 #[derive(Deserialize)]
@@ -95,7 +102,19 @@ async fn home(
             None => format!("/?before={last}"),
         }
     });
+    let (for_you, trending) = if category.is_none() && q.before.is_none() {
+        let user = v.user.as_ref().map(|u| u.id);
+        let mine =
+            super::recommend::for_actors(&s.db, user, Some(&v.visitor), super::recommend::STRIP);
+        let hot = super::recommend::trending(&s.db, None, super::recommend::STRIP);
+        let (mine, hot) = tokio::join!(mine, hot);
+        (pick_views(mine?), pick_views(hot?))
+    } else {
+        (Vec::new(), Vec::new())
+    };
     render(&Home {
+        for_you,
+        trending,
         page: PageCtx::new(&v),
         heading: category.map_or_else(|| v.lang.t("fresh").to_owned(), |c| c.name.clone()),
         active_category: active,
@@ -158,6 +177,8 @@ async fn search(
         categories,
         cards: views(cards),
         next: None,
+        for_you: Vec::new(),
+        trending: Vec::new(),
         empty_message: if text.is_empty() {
             v.lang.t("search_hint").into()
         } else {
@@ -186,6 +207,8 @@ struct ProductPage {
     reviews: Vec<reviews::Review>,
     favourite: bool,
     logged_in: bool,
+    /// "Buyers also viewed": precomputed neighbours, cold start from popularity.
+    also: Vec<CardView>,
 }
 
 fn device_of(headers: &HeaderMap) -> &'static str {
@@ -270,6 +293,10 @@ async fn product(
         reviews: reviews::for_product(&s.db, id, 50).await?,
         favourite,
         logged_in: v.user.is_some(),
+        also: pick_views(
+            super::recommend::for_product(&s.db, id, p.category_id, super::recommend::STRIP)
+                .await?,
+        ),
     };
     Ok(render(&page)?.into_response())
 }

@@ -7,3 +7,4 @@ pub mod control;
 pub mod image_codec;
 pub mod image_meta;
 pub mod images;
+pub mod recommend;

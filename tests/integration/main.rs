@@ -22,6 +22,7 @@ mod logs;
 mod market;
 mod seller_tools;
 mod sentry;
+mod recommend;
 mod storage;
 mod tls;
 mod web;

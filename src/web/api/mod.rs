@@ -18,6 +18,7 @@ mod insights;
 mod jwt;
 pub(crate) mod limit;
 mod openapi;
+mod recommend;
 mod seller;
 
 use std::sync::Arc;
@@ -79,6 +80,9 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(insights::analytics_totals))
         .routes(routes!(admin::list_sellers))
         .routes(routes!(admin::set_seller_status))
+        .routes(routes!(recommend::for_you))
+        .routes(routes!(recommend::for_product))
+        .routes(routes!(recommend::trending))
 }
 
 /// The API router, to be nested at `/api/v1` outside the browser middleware.

@@ -27,6 +27,7 @@ use super::ApiState;
         (name = "auth", description = "Tokens and accounts"),
         (name = "seller", description = "A seller's products, leads and analytics"),
         (name = "admin", description = "Needs the admin role"),
+        (name = "recommendations", description = "Public: for you, also viewed, trending"),
         (name = "meta", description = "This document")
     )
 )]

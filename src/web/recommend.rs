@@ -1,0 +1,161 @@
+//! Serving recommendations, for the pages and the JSON API: reads of the precomputed tables
+//! (`store::recommend`) and the cheap part of the maths (the "for you" vote over at most 50
+//! history items x 20 neighbours). Nothing here touches `events`.
+
+use std::time::Instant;
+
+use sqlx::MySqlPool;
+
+use crate::market::recommend::{self as maths, Params, Scored, Seen, Source};
+use crate::store::catalogue::Card;
+use crate::store::{self, recommend as db};
+
+/// Items shown in a strip.
+pub const STRIP: u32 = 8;
+/// History items a "for you" list is built from.
+const HISTORY: u32 = 50;
+
+/// A recommended product with why.
+pub struct Pick {
+    pub card: Card,
+    pub score: f64,
+    pub source: Source,
+}
+
+fn picks(cards: Vec<Card>, scored: &[Scored]) -> Vec<Pick> {
+    cards
+        .into_iter()
+        .filter_map(|card| {
+            let s = scored.iter().find(|s| s.id == card.id)?;
+            Some(Pick {
+                score: s.score,
+                source: s.source,
+                card,
+            })
+        })
+        .collect()
+}
+
+fn log_serve(what: &'static str, started: Instant, n: usize) {
+    // metrics: histogram recommend.serve_ms{what} (ops::metrics, when merged)
+    tracing::debug!(
+        recommend.serve_ms = started.elapsed().as_secs_f64() * 1000.0,
+        what,
+        items = n,
+        "recommendations served"
+    );
+}
+
+/// Trending public products (in a category, when given).
+pub async fn trending(
+    db: &MySqlPool,
+    category: Option<u64>,
+    limit: u32,
+) -> Result<Vec<Pick>, store::Error> {
+    let started = Instant::now();
+    let scored: Vec<Scored> = db::trending(db, category, limit)
+        .await?
+        .into_iter()
+        .map(|(id, score)| Scored {
+            id,
+            score,
+            source: Source::Popular,
+        })
+        .collect();
+    let ids: Vec<u64> = scored.iter().map(|s| s.id).collect();
+    let out = picks(db::public_cards(db, &ids).await?, &scored);
+    log_serve("trending", started, out.len());
+    Ok(out)
+}
+
+/// "Buyers also viewed" for a product: its precomputed neighbours (co-engagement blended with
+/// visual similarity); cold start tops up with its category's trending products, then
+/// everything trending.
+pub async fn for_product(
+    db: &MySqlPool,
+    product_id: u64,
+    category: Option<u64>,
+    limit: u32,
+) -> Result<Vec<Pick>, store::Error> {
+    let started = Instant::now();
+    let primary: Vec<Scored> = db::neighbours(db, product_id, limit)
+        .await?
+        .into_iter()
+        .map(|(id, score, source)| Scored {
+            id,
+            score,
+            source: Source::parse(&source).unwrap_or(Source::Collab),
+        })
+        .collect();
+    let mut scored = primary;
+    if scored.len() < limit as usize {
+        let mut fallback: Vec<u64> = Vec::new();
+        if category.is_some() {
+            fallback.extend(db::trending(db, category, limit).await?.iter().map(|t| t.0));
+        }
+        fallback.extend(db::trending(db, None, limit).await?.iter().map(|t| t.0));
+        scored = maths::fill(scored, &fallback, &[product_id], limit as usize);
+    }
+    let ids: Vec<u64> = scored.iter().map(|s| s.id).collect();
+    let out = picks(db::public_cards(db, &ids).await?, &scored);
+    log_serve("product", started, out.len());
+    Ok(out)
+}
+
+/// "Recommended for you" from the history of `actors` (the account and the browser's visitor
+/// cookie: after login both count); a visitor with no usable history gets trending.
+pub async fn for_actors(
+    db: &MySqlPool,
+    user_id: Option<u64>,
+    visitor: Option<&str>,
+    limit: u32,
+) -> Result<Vec<Pick>, store::Error> {
+    let started = Instant::now();
+    let mut actors = Vec::new();
+    if let Some(u) = user_id {
+        actors.extend(db::actor_key(Some(u), ""));
+    }
+    if let Some(v) = visitor.filter(|v| !v.is_empty()) {
+        actors.extend(db::actor_key(None, v));
+    }
+    let history: Vec<Seen> = db::history(db, &actors, HISTORY)
+        .await?
+        .into_iter()
+        .map(|h| Seen {
+            item: h.product_id,
+            weight: h.weight,
+            age_secs: h.age_secs,
+            contacted: h.contacted,
+        })
+        .collect();
+    let contacted: Vec<u64> = history
+        .iter()
+        .filter(|h| h.contacted)
+        .map(|h| h.item)
+        .collect();
+    let items: Vec<u64> = history.iter().map(|h| h.item).collect();
+    let lists = db::neighbour_lists(db, &items).await?;
+    // Ask for extra: some may have turned private since the lists were computed.
+    let voted = maths::for_you(&history, &lists, limit as usize * 2, &Params::default());
+    let scored: Vec<Scored> = voted
+        .into_iter()
+        .map(|(id, score)| Scored {
+            id,
+            score,
+            source: Source::Collab,
+        })
+        .collect();
+    let ids: Vec<u64> = scored.iter().map(|s| s.id).collect();
+    let mut out = picks(db::public_cards(db, &ids).await?, &scored);
+    out.truncate(limit as usize);
+    if out.is_empty() {
+        out = trending(db, None, limit * 2)
+            .await?
+            .into_iter()
+            .filter(|p| !contacted.contains(&p.card.id))
+            .take(limit as usize)
+            .collect();
+    }
+    log_serve("for_you", started, out.len());
+    Ok(out)
+}
