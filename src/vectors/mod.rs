@@ -13,8 +13,18 @@ use tokio::sync::Mutex;
 
 use crate::config::{Config, Mode, secrets::Secrets};
 
+mod data;
+pub use data::{Filter, Hit, Point};
+
 pub const PRIMARY: &str = "id";
 pub const VECTOR: &str = "embedding";
+/// Inner product. The hybrid vectors are [sqrt(0.6) unit(image), sqrt(0.4) unit(text)], so the
+/// inner product of two products is exactly 0.6 cos(image) + 0.4 cos(text), the weighting the
+/// design asks for; a photo query [unit(image), 0] scores cos(image) scaled by sqrt(0.6). L2
+/// on these (not quite unit: a product without a photo has norm sqrt(0.4)) would rank
+/// photo-less products by their norm, not by similarity; COSINE would renormalise and lose the
+/// weighting.
+pub const METRIC: MetricType = MetricType::Ip;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -95,7 +105,20 @@ pub struct VectorStore {
     pub collection: String,
     pub dimension: u32,
     nlist: u32,
+    /// IVF lists probed per search (recall against speed; see `scripts/bench-vectors`).
+    pub nprobe: u32,
     client: Mutex<Option<ClientV2>>,
+}
+
+/// The collection of an embedding profile: `<vectors.collection>_<profile>`, e.g.
+/// `soko_products_mobilenet_minilm`. A new profile (another model, another dimension) gets a
+/// collection of its own, filled while the old one keeps serving.
+pub fn collection_for(base: &str, profile: &str) -> String {
+    let profile: String = profile
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .collect();
+    format!("{base}_{profile}")
 }
 
 impl VectorStore {
@@ -113,8 +136,17 @@ impl VectorStore {
             collection: cfg.vectors.collection.clone(),
             dimension: cfg.vectors.dimension,
             nlist: cfg.vectors.nlist,
+            nprobe: cfg.vectors.nprobe.min(cfg.vectors.nlist),
             client: Mutex::new(None),
         }
+    }
+
+    /// The store of one embedding profile: its own collection and dimension.
+    pub fn for_profile(cfg: &Config, secrets: &Secrets, profile: &str, dimension: u32) -> Self {
+        let mut store = VectorStore::new(cfg, secrets);
+        store.collection = collection_for(&cfg.vectors.collection, profile);
+        store.dimension = dimension;
+        store
     }
 
     pub fn uri(&self) -> &str {
@@ -144,7 +176,7 @@ impl VectorStore {
         result
     }
 
-    /// Create the collection, its IVF_FLAT/L2 index and load it, as far as missing. Idempotent.
+    /// Create the collection, its IVF_FLAT/IP index and load it, as far as missing. Idempotent.
     pub async fn ensure_collection(&self) -> Result<Health, Error> {
         let name = self.collection.clone();
         let (dimension, nlist) = (self.dimension, self.nlist);
@@ -293,7 +325,7 @@ async fn ensure_index(client: &ClientV2, name: &str, nlist: u32) -> Result<(), E
                         .field_name(VECTOR)
                         .index_name("embedding_ivf_flat")
                         .index_type(IndexType::IvfFlat)
-                        .metric_type(MetricType::L2)
+                        .metric_type(METRIC)
                         .extra_params(params),
                 ])
                 .sync(false)
