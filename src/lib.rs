@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod embed;
 pub mod market;
 pub mod ops;
 pub mod store;

@@ -5,6 +5,7 @@
 //! Secrets never live here: see [`secrets`].
 
 pub mod api;
+pub mod embed;
 mod lines;
 pub mod secrets;
 pub mod tls;
@@ -61,6 +62,8 @@ pub struct Config {
     pub api: api::Api,
     /// HTTPS: ACME certificates (or a self-signed one) on ports 80 and 443.
     pub tls: tls::Tls,
+    /// Embedding models for photos and titles (visual search, similar items).
+    pub embed: embed::Embed,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -170,6 +173,7 @@ impl Default for Config {
             logging: Logging::default(),
             api: api::Api::default(),
             tls: tls::Tls::default(),
+            embed: embed::Embed::default(),
         }
     }
 }
@@ -448,6 +452,7 @@ impl Config {
             return Err(bad("logging.level", format!("is not a valid filter: {e}")));
         }
         tls::validate(self, &bad)?;
+        embed::validate(self, &bad)?;
         Ok(())
     }
 

@@ -1,0 +1,195 @@
+//! Embeddings: product photos and titles turned into vectors for visual search.
+//!
+//! A [`Profile`] fixes the models and so the vector dimension (the Milvus collection follows
+//! it). Every product gets one *hybrid* vector: the unit image vector scaled by √0.6 followed
+//! by the unit text vector scaled by √0.4, so the inner product of two products is exactly
+//! `0.6·cos(image) + 0.4·cos(text)` whatever the models (see [`hybrid`]).
+//!
+//! All calls are blocking CPU work (candle on the CPU, pure Rust): async callers use
+//! `spawn_blocking`. An [`Embedder`] is loaded once at start and shared (`Send + Sync`).
+
+use std::path::PathBuf;
+
+use crate::config::embed::{Embed, ProfileName};
+
+/// Weight of the photo in the similarity of two products.
+pub const IMAGE_WEIGHT: f32 = 0.6;
+/// Weight of the title/description in the similarity of two products.
+pub const TEXT_WEIGHT: f32 = 0.4;
+
+/// What can go wrong loading a model or embedding an input.
+#[derive(thiserror::Error, Debug)]
+pub enum Error {
+    #[error(
+        "model file {path} is missing ({what}): run scripts/setup to install the default \
+         models, or point embed.model_dir at the directory it installed them in"
+    )]
+    ModelMissing { path: PathBuf, what: &'static str },
+    #[error(
+        "SigLIP file {path} is missing: embed.siglip_dir must hold a copy of \
+         google/siglip-base-patch16-224 (huggingface-cli download \
+         google/siglip-base-patch16-224 --local-dir DIR)"
+    )]
+    SiglipMissing { path: PathBuf },
+    #[error("cannot load model {path}: {message}")]
+    ModelInvalid { path: PathBuf, message: String },
+    #[error("bad image: {0}")]
+    BadImage(String),
+    #[error("bad text: {0}")]
+    BadText(String),
+    #[error("model computation failed: {0}")]
+    Compute(String),
+}
+
+/// A model pairing: its name and the lengths of its image and text vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Profile {
+    pub name: &'static str,
+    pub image_dim: usize,
+    pub text_dim: usize,
+}
+
+impl Profile {
+    /// Length of the hybrid vector: image part then text part.
+    pub fn dim(&self) -> usize {
+        self.image_dim + self.text_dim
+    }
+}
+
+/// MobileNetV2 (1280-d pooled feature) + all-MiniLM-L6-v2 (384-d).
+pub const MOBILENET_MINILM: Profile = Profile {
+    name: "mobilenet-minilm",
+    image_dim: 1280,
+    text_dim: 384,
+};
+
+/// SigLIP base patch16-224: 768-d image and text towers (concatenated, see [`hybrid`]).
+pub const SIGLIP_BASE: Profile = Profile {
+    name: "siglip-base",
+    image_dim: 768,
+    text_dim: 768,
+};
+
+impl ProfileName {
+    /// The dimensions this configured profile produces.
+    pub fn profile(self) -> Profile {
+        match self {
+            ProfileName::MobilenetMinilm => MOBILENET_MINILM,
+            ProfileName::SiglipBase => SIGLIP_BASE,
+        }
+    }
+}
+
+/// Turns a photo into a vector (not necessarily unit length).
+pub trait ImageEmbedder: Send + Sync {
+    fn dim(&self) -> usize;
+    fn embed(&self, img: &image::RgbImage) -> Result<Vec<f32>, Error>;
+}
+
+/// Turns a text into a vector (not necessarily unit length).
+pub trait TextEmbedder: Send + Sync {
+    fn dim(&self) -> usize;
+    fn embed(&self, text: &str) -> Result<Vec<f32>, Error>;
+}
+
+/// The configured profile's models, ready to embed.
+pub struct Embedder {
+    profile: Profile,
+    image: Box<dyn ImageEmbedder>,
+    text: Box<dyn TextEmbedder>,
+}
+
+impl Embedder {
+    /// Load the configured profile's models (blocking; seconds; once at start).
+    pub fn load(cfg: &Embed) -> Result<Embedder, Error> {
+        let _ = cfg;
+        Err(Error::Compute("embedding models are not wired in yet".into()))
+    }
+
+    /// Assemble an embedder from parts (tests, benchmarks, other profiles).
+    pub fn from_parts(
+        profile: Profile,
+        image: Box<dyn ImageEmbedder>,
+        text: Box<dyn TextEmbedder>,
+    ) -> Result<Embedder, Error> {
+        if image.dim() != profile.image_dim || text.dim() != profile.text_dim {
+            return Err(Error::Compute(format!(
+                "profile {} wants {}-d image and {}-d text vectors, the models give {} and {}",
+                profile.name,
+                profile.image_dim,
+                profile.text_dim,
+                image.dim(),
+                text.dim()
+            )));
+        }
+        Ok(Embedder {
+            profile,
+            image,
+            text,
+        })
+    }
+
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// The product's hybrid vector: [√0.6·unit(img), √0.4·unit(text)] (image part zeros when
+    /// the product has no photo), so inner product = 0.6·cos(image) + 0.4·cos(text).
+    pub fn product(&self, image: Option<&image::RgbImage>, text: &str) -> Result<Vec<f32>, Error> {
+        let img = image.map(|i| self.image.embed(i)).transpose()?;
+        let txt = self.text.embed(text)?;
+        Ok(hybrid(img.as_deref(), &txt, self.profile.image_dim))
+    }
+
+    /// A photo search query in the same space: [unit(img), 0...]; the inner product with a
+    /// product vector is √0.6·cos(image).
+    pub fn query_image(&self, image: &image::RgbImage) -> Result<Vec<f32>, Error> {
+        let mut v = self.image.embed(image)?;
+        normalize(&mut v);
+        v.resize(self.profile.dim(), 0.0);
+        Ok(v)
+    }
+
+    /// A text query in the same space: [0..., unit(text)]; the inner product with a product
+    /// vector is √0.4·cos(text).
+    pub fn query_text(&self, text: &str) -> Result<Vec<f32>, Error> {
+        let mut t = self.text.embed(text)?;
+        normalize(&mut t);
+        let mut v = vec![0.0; self.profile.image_dim];
+        v.extend_from_slice(&t);
+        Ok(v)
+    }
+}
+
+/// Scale `v` to unit length (a zero vector stays zero).
+pub fn normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
+/// The hybrid vector `[√0.6·unit(image), √0.4·unit(text)]` of length `image_dim + text.len()`;
+/// without an image the image part is zeros (the vector then has norm √0.4).
+pub fn hybrid(image: Option<&[f32]>, text: &[f32], image_dim: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(image_dim + text.len());
+    match image {
+        Some(img) => {
+            debug_assert_eq!(img.len(), image_dim);
+            let mut u = img.to_vec();
+            u.resize(image_dim, 0.0);
+            normalize(&mut u);
+            let s = IMAGE_WEIGHT.sqrt();
+            out.extend(u.iter().map(|x| x * s));
+        }
+        None => out.resize(image_dim, 0.0),
+    }
+    let mut t = text.to_vec();
+    normalize(&mut t);
+    let s = TEXT_WEIGHT.sqrt();
+    out.extend(t.iter().map(|x| x * s));
+    out
+}
+
+#[cfg(test)]
+mod tests;
