@@ -227,6 +227,17 @@ pub async fn public_ids(db: &MySqlPool, from: u64, to: u64) -> Result<Vec<u64>, 
     .await?)
 }
 
+/// Product ids with an outbox row (due or not) in `[from, to)`.
+pub async fn queued_ids(db: &MySqlPool, from: u64, to: u64) -> Result<Vec<u64>, Error> {
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT product_id FROM vector_outbox WHERE product_id >= ? AND product_id < ?",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(db)
+    .await?)
+}
+
 pub async fn max_product_id(db: &MySqlPool) -> Result<u64, Error> {
     let max: Option<u64> = sqlx::query_scalar("SELECT MAX(id) FROM products")
         .fetch_one(db)

@@ -4,3 +4,5 @@
 
 pub mod image_codec;
 pub mod images;
+pub mod reconcile;
+pub mod vector_sync;
