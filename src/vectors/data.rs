@@ -24,7 +24,7 @@ pub struct Point {
 }
 
 /// Filters of a visual search; all applied by Milvus (`expr`) before the top-k is cut.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
     pub category: Option<u64>,
     pub min_minor: Option<i64>,

@@ -108,6 +108,9 @@ pub struct VectorStore {
     /// IVF lists probed per search (recall against speed; see `scripts/bench-vectors`).
     pub nprobe: u32,
     client: Mutex<Option<ClientV2>>,
+    /// The models that make this collection's vectors, once loaded (in the background at
+    /// start): query vectors must come from the same profile as the stored ones.
+    embedder: std::sync::OnceLock<std::sync::Arc<crate::embed::Embedder>>,
 }
 
 /// The collection of an embedding profile: `<vectors.collection>_<profile>`, e.g.
@@ -138,7 +141,18 @@ impl VectorStore {
             nlist: cfg.vectors.nlist,
             nprobe: cfg.vectors.nprobe.min(cfg.vectors.nlist),
             client: Mutex::new(None),
+            embedder: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Attach the profile's models (once; later calls are ignored).
+    pub fn set_embedder(&self, embedder: std::sync::Arc<crate::embed::Embedder>) {
+        let _ = self.embedder.set(embedder);
+    }
+
+    /// The profile's models, when loaded.
+    pub fn embedder(&self) -> Option<std::sync::Arc<crate::embed::Embedder>> {
+        self.embedder.get().cloned()
     }
 
     /// The store of one embedding profile: its own collection and dimension.

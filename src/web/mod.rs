@@ -11,9 +11,11 @@ mod health;
 mod images;
 mod insights;
 mod pages;
+mod photo_search;
 mod sell;
 pub mod session;
 mod storefront;
+pub mod visual;
 
 pub use error::Error;
 
@@ -114,6 +116,7 @@ pub fn router(state: AppState, cfg: &Config) -> Router {
         .merge(images::router())
         .merge(insights::router())
         .merge(admin::router())
+        .merge(photo_search::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             session::identify,

@@ -187,6 +187,7 @@ struct ProductPage {
     reviews: Vec<reviews::Review>,
     favourite: bool,
     logged_in: bool,
+    similar: super::photo_search::SimilarBlock,
 }
 
 fn device_of(headers: &HeaderMap) -> &'static str {
@@ -271,6 +272,7 @@ async fn product(
         reviews: reviews::for_product(&s.db, id, 50).await?,
         favourite,
         logged_in: v.user.is_some(),
+        similar: super::photo_search::similar_block(&s, id).await,
     };
     Ok(render(&page)?.into_response())
 }

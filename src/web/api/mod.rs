@@ -18,6 +18,7 @@ mod jwt;
 mod limit;
 mod openapi;
 mod seller;
+mod visual;
 
 use std::sync::Arc;
 
@@ -68,6 +69,8 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(insights::analytics_totals))
         .routes(routes!(admin::list_sellers))
         .routes(routes!(admin::set_seller_status))
+        .routes(routes!(visual::search_image))
+        .routes(routes!(visual::similar))
 }
 
 /// The API router, to be nested at `/api/v1` outside the browser middleware.
