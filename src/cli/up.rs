@@ -185,10 +185,23 @@ impl Appliance {
         ));
         services.start_milvus(&cfg, runtime).await?;
         let services = Arc::new(services);
-        let vectors = Arc::new(VectorStore::new(&cfg, &secrets));
+        let profile = cfg.embed.profile.profile();
+        let vectors = Arc::new(VectorStore::for_profile(
+            &cfg,
+            &secrets,
+            profile.name,
+            profile.dim() as u32,
+        ));
         tokio::spawn(keep_collection(vectors.clone(), shutdown.clone()));
         tokio::spawn(crate::workers::images::run(
             db.clone(),
+            store::images::Files::new(cfg.data_dir.join("images")),
+            shutdown.clone(),
+        ));
+        tokio::spawn(crate::workers::vector_sync::start(
+            cfg.embed.clone(),
+            db.clone(),
+            vectors.clone(),
             store::images::Files::new(cfg.data_dir.join("images")),
             shutdown.clone(),
         ));
@@ -243,6 +256,7 @@ impl Appliance {
             web_url: url,
             local_mode: local,
             tls: self.https.as_ref().map(|h| h.certs()),
+            cfg_profile: self.cfg.embed.profile.profile().name,
         });
         let admin_task = tokio::spawn(admin::serve(
             self.admin,
@@ -348,6 +362,7 @@ struct Control {
     web_url: String,
     local_mode: bool,
     tls: Option<Arc<https::Certs>>,
+    cfg_profile: &'static str,
 }
 
 impl admin::Control for Control {
@@ -358,6 +373,12 @@ impl admin::Control for Control {
             let readiness =
                 readiness::check(&self.db, &self.vectors, || self.services.statuses()).await;
             let tls = self.tls.as_ref().map(|t| t.view());
+            let vector_sync = crate::ops::sync_view::collect(
+                &self.db,
+                &self.vectors.collection,
+                self.cfg_profile,
+            )
+            .await;
             let services = self
                 .services
                 .statuses()
@@ -379,9 +400,13 @@ impl admin::Control for Control {
                 web_url: self.web_url.clone(),
                 local_mode: self.local_mode,
                 services,
-                checks: https::checks(status::readiness_checks(&readiness), tls.as_ref()),
+                checks: https::checks(status::readiness_checks(&readiness), tls.as_ref())
+                    .into_iter()
+                    .chain(vector_sync.as_ref().map(crate::ops::sync_view::check))
+                    .collect(),
                 readiness,
                 tls,
+                vector_sync,
             }
         })
     }

@@ -4,3 +4,4 @@ pub mod admin;
 pub mod preflight;
 pub mod readiness;
 pub mod status;
+pub mod sync_view;

@@ -46,6 +46,10 @@ pub struct Snapshot {
     /// The certificate, when `soko up` serves HTTPS (absent in older snapshots).
     #[serde(default)]
     pub tls: Option<TlsView>,
+    /// Outbox backlog, heartbeat and reconciliation of the vector index (absent in older
+    /// snapshots, or while MySQL does not answer).
+    #[serde(default)]
+    pub vector_sync: Option<super::sync_view::SyncView>,
 }
 
 /// The HTTPS side of the snapshot: what `soko cert status` prints and the console shows.
@@ -320,6 +324,7 @@ mod tests {
             checks: readiness_checks(&readiness),
             readiness,
             tls: None,
+            vector_sync: None,
         }
     }
 

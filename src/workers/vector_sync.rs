@@ -318,6 +318,48 @@ pub async fn run(syncer: Syncer, stop: CancellationToken) {
     }
 }
 
+/// Load the profile's models in the background (seconds), hand them to the vector store (for
+/// query vectors), then run the worker until `stop`. Missing models are a set-up problem: said
+/// once in the log, visual search stays 503, everything else runs.
+pub async fn start(
+    cfg: crate::config::embed::Embed,
+    db: MySqlPool,
+    vectors: Arc<VectorStore>,
+    files: Files,
+    stop: CancellationToken,
+) {
+    let started = Instant::now();
+    let loaded = tokio::task::spawn_blocking(move || Embedder::load(&cfg)).await;
+    let embedder = match loaded {
+        Ok(Ok(e)) => Arc::new(e),
+        Ok(Err(e)) => {
+            tracing::error!("embedding models not loaded, visual search is off: {e}");
+            return;
+        }
+        Err(e) => {
+            tracing::error!("loading the embedding models panicked: {e}");
+            return;
+        }
+    };
+    tracing::info!(
+        profile = embedder.profile().name,
+        collection = %vectors.collection,
+        ms = started.elapsed().as_millis() as u64,
+        "embedding models loaded"
+    );
+    vectors.set_embedder(embedder.clone());
+    run(
+        Syncer {
+            db,
+            vectors,
+            embedder,
+            files,
+        },
+        stop,
+    )
+    .await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
