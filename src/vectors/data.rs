@@ -116,17 +116,24 @@ impl VectorStore {
 
     /// Remove `ids` (absent ones are no error).
     pub async fn delete(&self, ids: &[u64]) -> Result<(), Error> {
-        if ids.is_empty() {
-            return Ok(());
+        for chunk in ids.chunks(1000) {
+            self.delete_some(chunk).await?;
         }
+        Ok(())
+    }
+
+    async fn delete_some(&self, ids: &[u64]) -> Result<(), Error> {
         let name = self.collection.clone();
-        let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+        // An `id in [...]` expression, not `ids(...)`: the SDK sends ids as a filter template,
+        // which milvus-lite does not parse.
+        let list: Vec<String> = ids.iter().map(u64::to_string).collect();
+        let expr = format!("{PRIMARY} in [{}]", list.join(","));
         self.with_client(|client| async move {
             client
                 .delete(
                     DeleteRequest::builder()
                         .collection_name(&name)
-                        .ids(Ids::Int64(ids))
+                        .filter(expr)
                         .build()?,
                 )
                 .await?;

@@ -14,4 +14,5 @@ mod images;
 mod market;
 mod storage;
 mod tls;
+mod vecsync;
 mod web;
