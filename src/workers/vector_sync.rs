@@ -268,6 +268,12 @@ pub async fn run(syncer: Syncer, stop: CancellationToken) {
     while !stop.is_cancelled() {
         if vectors_down {
             vectors_down = syncer.vectors.ensure_collection().await.is_err();
+            if !vectors_down {
+                // Back after an outage: what it lost (unflushed writes of a killed server)
+                // is found by reconciling now rather than in ten minutes.
+                tracing::info!("vector store reachable again: reconciling");
+                last_reconcile = None;
+            }
         }
         if !vectors_down && last_reconcile.is_none_or(|t| t.elapsed() >= RECONCILE_EVERY) {
             match super::reconcile::run_once(&syncer.db, &syncer.vectors).await {
