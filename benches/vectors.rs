@@ -44,7 +44,11 @@ fn args() -> Args {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut it = argv.iter();
     while let Some(flag) = it.next() {
-        let mut value = || it.next().and_then(|v| v.parse::<u64>().ok()).expect("a number");
+        let mut value = || {
+            it.next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .expect("a number")
+        };
         match flag.as_str() {
             "--products" => a.products = value(),
             "--embed-products" => a.embed_products = value(),
@@ -221,10 +225,16 @@ async fn main() {
                 vector: v,
             })
             .collect();
-        outbox::put_embeddings(&db, profile.name, &new).await.unwrap();
+        outbox::put_embeddings(&db, profile.name, &new)
+            .await
+            .unwrap();
         all.extend(made.into_iter().map(|(id, _, v)| (id, v)));
     }
-    eprintln!("{} stored vectors generated in {:.0}s", all.len(), t.elapsed().as_secs_f64());
+    eprintln!(
+        "{} stored vectors generated in {:.0}s",
+        all.len(),
+        t.elapsed().as_secs_f64()
+    );
 
     let files = Files::new(cfg.data_dir.join("images"));
     let syncer = Syncer {
@@ -235,7 +245,10 @@ async fn main() {
     };
     let (synced, embedded, took) = drain(&syncer).await;
     let sync_excluded = synced as f64 / took.as_secs_f64();
-    eprintln!("sync, embedding excluded: {synced} products ({embedded} embedded) in {:.1}s", took.as_secs_f64());
+    eprintln!(
+        "sync, embedding excluded: {synced} products ({embedded} embedded) in {:.1}s",
+        took.as_secs_f64()
+    );
 
     // Searches need the index: give milvus-lite a moment to seal and index what came in.
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -243,7 +256,10 @@ async fn main() {
     let pick = |r: &mut Rng| &all[((r.next() + 1.0) / 2.0 * (all.len() - 1) as f32) as usize];
     // Warm up (loads segments).
     for _ in 0..5 {
-        vectors.search(&pick(&mut r).1, &Filter::default(), 10).await.unwrap();
+        vectors
+            .search(&pick(&mut r).1, &Filter::default(), 10)
+            .await
+            .unwrap();
     }
     let mut lat = Vec::new();
     for _ in 0..a.queries {
@@ -315,7 +331,10 @@ async fn main() {
     for nprobe in [1, 8, vectors.nprobe, 128.min(a.nlist), a.nlist.min(512)] {
         let mut found = 0usize;
         for (q, truth) in recall_queries.iter().zip(&truths) {
-            let hits = vectors.search_with(q, &Filter::default(), 10, nprobe).await.unwrap();
+            let hits = vectors
+                .search_with(q, &Filter::default(), 10, nprobe)
+                .await
+                .unwrap();
             found += hits.iter().filter(|h| truth.contains(&h.id)).count();
         }
         recalls.push((nprobe, found as f64 / (10 * truths.len()) as f64));
@@ -339,15 +358,28 @@ async fn main() {
         let bytes = std::fs::read(path).unwrap();
         let img = image::load_from_memory(&bytes).unwrap();
         use sha2::Digest;
-        let sha: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
-        let ext = if path.extension().is_some_and(|e| e == "png") { "png" } else { "jpg" };
-        files.write_once(&files.original(&sha, ext), &bytes).unwrap();
+        let sha: String = sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let ext = if path.extension().is_some_and(|e| e == "png") {
+            "png"
+        } else {
+            "jpg"
+        };
+        files
+            .write_once(&files.original(&sha, ext), &bytes)
+            .unwrap();
         store::images::add(
             &db,
             &NewImage {
                 product_id: first + i,
                 sha256: &sha,
-                mime: if ext == "png" { "image/png" } else { "image/jpeg" },
+                mime: if ext == "png" {
+                    "image/png"
+                } else {
+                    "image/jpeg"
+                },
                 width: img.width(),
                 height: img.height(),
                 bytes: bytes.len() as u32,
@@ -356,7 +388,11 @@ async fn main() {
         .await
         .unwrap();
     }
-    eprintln!("{} photographed products made in {:.1}s", a.embed_products, t.elapsed().as_secs_f64());
+    eprintln!(
+        "{} photographed products made in {:.1}s",
+        a.embed_products,
+        t.elapsed().as_secs_f64()
+    );
     let (synced_e, embedded_e, took_e) = drain(&syncer).await;
     let sync_included = synced_e as f64 / took_e.as_secs_f64();
 
@@ -368,7 +404,10 @@ async fn main() {
         a.nlist,
         vectors.nprobe
     );
-    println!("catalogue: {} public products with stored vectors (synthetic, clustered)", all.len());
+    println!(
+        "catalogue: {} public products with stored vectors (synthetic, clustered)",
+        all.len()
+    );
     println!(
         "sync, embedding excluded: {synced} products in {:.1}s = {sync_excluded:.0} products/s",
         took.as_secs_f64()
@@ -394,10 +433,15 @@ async fn main() {
         percentile(&lat_embed_only, 0.5)
     );
     for (nprobe, recall) in &recalls {
-        let mark = if *nprobe == vectors.nprobe { "  <- configured" } else { "" };
+        let mark = if *nprobe == vectors.nprobe {
+            "  <- configured"
+        } else {
+            ""
+        };
         println!("recall@10 IVF_FLAT vs exact, nprobe {nprobe:>4}: {recall:.3}{mark}");
     }
-    let out = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| PathBuf::from("target"), PathBuf::from);
+    let out =
+        std::env::var("CARGO_TARGET_DIR").map_or_else(|_| PathBuf::from("target"), PathBuf::from);
     let _ = std::fs::create_dir_all(out.join("bench"));
     let json = serde_json::json!({
         "products": all.len(), "profile": profile.name, "dim": profile.dim(),
@@ -409,6 +453,9 @@ async fn main() {
         "search_with_embedding_ms": {"p50": percentile(&lat_e, 0.5), "p95": percentile(&lat_e, 0.95)},
         "recall_at_10": recalls.iter().map(|(n, r)| serde_json::json!({"nprobe": n, "recall": r})).collect::<Vec<_>>(),
     });
-    let _ = std::fs::write(out.join("bench/vectors.json"), serde_json::to_string_pretty(&json).unwrap());
+    let _ = std::fs::write(
+        out.join("bench/vectors.json"),
+        serde_json::to_string_pretty(&json).unwrap(),
+    );
     services.stop().await;
 }

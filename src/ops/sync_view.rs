@@ -62,7 +62,10 @@ pub async fn collect(db: &MySqlPool, collection: &str, profile: &str) -> Option<
 /// index degrades visual search only.
 pub fn check(view: &SyncView) -> CheckView {
     let (level, detail) = match view.heartbeat_age_secs {
-        None => (Level::Amber, "the vector-sync worker has not started".to_owned()),
+        None => (
+            Level::Amber,
+            "the vector-sync worker has not started".to_owned(),
+        ),
         Some(age) if age > STALE_SECS => (
             Level::Amber,
             format!("the vector-sync worker's last heartbeat was {age}s ago"),
@@ -81,7 +84,10 @@ pub fn check(view: &SyncView) -> CheckView {
             ),
             _ => (
                 Level::Green,
-                format!("{} waiting, {} synced since start", view.backlog, view.synced_since_start),
+                format!(
+                    "{} waiting, {} synced since start",
+                    view.backlog, view.synced_since_start
+                ),
             ),
         },
     };

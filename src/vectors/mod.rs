@@ -119,7 +119,13 @@ pub struct VectorStore {
 pub fn collection_for(base: &str, profile: &str) -> String {
     let profile: String = profile
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("{base}_{profile}")
 }

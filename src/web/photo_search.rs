@@ -114,7 +114,13 @@ async fn read_form(mut form: Multipart) -> Result<Submitted, String> {
             }
             bytes.extend_from_slice(&chunk);
         }
-        let text = || String::from_utf8_lossy(&bytes).trim().chars().take(100).collect();
+        let text = || {
+            String::from_utf8_lossy(&bytes)
+                .trim()
+                .chars()
+                .take(100)
+                .collect()
+        };
         match name.as_str() {
             "photo" | "image" => out.photo = bytes,
             "category" => out.category = text(),
@@ -127,11 +133,7 @@ async fn read_form(mut form: Multipart) -> Result<Submitted, String> {
     Ok(out)
 }
 
-async fn submit(
-    State(s): State<AppState>,
-    v: Visitor,
-    form: Multipart,
-) -> Result<Response, Error> {
+async fn submit(State(s): State<AppState>, v: Visitor, form: Multipart) -> Result<Response, Error> {
     let categories = catalogue::categories(&s.db).await?;
     let submitted = read_form(form).await;
     let f = match &submitted {
@@ -166,7 +168,11 @@ async fn submit(
             return refuse(page, StatusCode::PAYLOAD_TOO_LARGE, notice);
         }
         Ok(f) if f.photo.is_empty() => {
-            return refuse(page, StatusCode::UNPROCESSABLE_ENTITY, "Choose a photo first.".into());
+            return refuse(
+                page,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Choose a photo first.".into(),
+            );
         }
         Ok(f) => f,
     };

@@ -82,9 +82,13 @@ async fn search(
         Ok(Ok(hits)) => Ok(hits),
         Ok(Err(e)) => {
             tracing::warn!("visual search: {e}");
-            Err(VisualError::Unavailable("the vector index is not answering".into()))
+            Err(VisualError::Unavailable(
+                "the vector index is not answering".into(),
+            ))
         }
-        Err(_) => Err(VisualError::Unavailable("the vector index is slow to answer".into())),
+        Err(_) => Err(VisualError::Unavailable(
+            "the vector index is slow to answer".into(),
+        )),
     }
 }
 
@@ -107,7 +111,8 @@ pub async fn by_photo(
         .await
         .map_err(|e| VisualError::Unavailable(e.to_string()))?;
     let vector = tokio::task::spawn_blocking(move || {
-        let decoded = image_codec::decode(&bytes).map_err(|e| VisualError::BadImage(e.to_string()))?;
+        let decoded =
+            image_codec::decode(&bytes).map_err(|e| VisualError::BadImage(e.to_string()))?;
         embedder
             .query_image(&decoded.image.to_rgb8())
             .map_err(|e| VisualError::BadImage(e.to_string()))
@@ -122,8 +127,19 @@ pub async fn by_photo(
     let image_weight = crate::embed::IMAGE_WEIGHT.sqrt();
     let results = cards(s, &hits, |score| score / image_weight).await?;
     // metrics: visual search latency histograms (embed, search) go here once ops::metrics exists.
-    tracing::info!(embed_ms, search_ms, results = results.len(), "visual.search_by_photo");
-    Ok((results, Timing { embed_ms, search_ms }))
+    tracing::info!(
+        embed_ms,
+        search_ms,
+        results = results.len(),
+        "visual.search_by_photo"
+    );
+    Ok((
+        results,
+        Timing {
+            embed_ms,
+            search_ms,
+        },
+    ))
 }
 
 /// The nearest public neighbours of a public product by its stored hybrid vector (itself
@@ -133,7 +149,10 @@ pub async fn similar(
     id: u64,
     limit: u32,
 ) -> Result<(Vec<Scored>, Timing), VisualError> {
-    if crate::store::catalogue::public_product(&s.db, id).await?.is_none() {
+    if crate::store::catalogue::public_product(&s.db, id)
+        .await?
+        .is_none()
+    {
         return Err(VisualError::NotFound);
     }
     let profile = s
@@ -154,5 +173,11 @@ pub async fn similar(
     let search_ms = started.elapsed().as_millis() as u64;
     let results = cards(s, &hits, |score| score).await?;
     tracing::info!(search_ms, results = results.len(), "visual.similar_items");
-    Ok((results, Timing { embed_ms: 0, search_ms }))
+    Ok((
+        results,
+        Timing {
+            embed_ms: 0,
+            search_ms,
+        },
+    ))
 }

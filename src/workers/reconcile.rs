@@ -41,14 +41,24 @@ pub async fn run_once(db: &MySqlPool, vectors: &VectorStore) -> Result<Report, E
     // One range past the highest product id catches orphans of a newer (restored-over) catalogue.
     while from <= max + 1 {
         let to = from + RANGE;
-        let public: BTreeSet<u64> = outbox::public_ids(db, from, to).await?.into_iter().collect();
+        let public: BTreeSet<u64> = outbox::public_ids(db, from, to)
+            .await?
+            .into_iter()
+            .collect();
         let indexed: BTreeSet<u64> = vectors.ids_in(from, to).await?.into_iter().collect();
         report.public_products += public.len() as u64;
         report.in_index += indexed.len() as u64;
         let missing: Vec<u64> = public.difference(&indexed).copied().collect();
         if !missing.is_empty() {
-            let queued: BTreeSet<u64> = outbox::queued_ids(db, from, to).await?.into_iter().collect();
-            let requeue: Vec<u64> = missing.iter().filter(|id| !queued.contains(id)).copied().collect();
+            let queued: BTreeSet<u64> = outbox::queued_ids(db, from, to)
+                .await?
+                .into_iter()
+                .collect();
+            let requeue: Vec<u64> = missing
+                .iter()
+                .filter(|id| !queued.contains(id))
+                .copied()
+                .collect();
             report.pending += (missing.len() - requeue.len()) as u64;
             report.requeued += requeue.len() as u64;
             outbox::enqueue(db, &requeue, "upsert").await?;

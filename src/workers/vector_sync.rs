@@ -127,7 +127,11 @@ impl Syncer {
         for (product, product_rows) in &by_product {
             if let Some(message) = failed.get(product) {
                 for r in product_rows {
-                    tracing::warn!(product, attempt = r.attempts + 1, "vector sync failed: {message}");
+                    tracing::warn!(
+                        product,
+                        attempt = r.attempts + 1,
+                        "vector sync failed: {message}"
+                    );
                     outbox::fail(&self.db, r.id, backoff(r.attempts), message).await?;
                 }
                 stats.failed += 1;
@@ -195,7 +199,11 @@ impl Syncer {
                 .collect();
             outbox::put_embeddings(&self.db, profile, &embeddings).await?;
             stats.embedded = new_rows.len();
-            tracing::debug!(products = new_rows.len(), ms = started.elapsed().as_millis() as u64, "embedded");
+            tracing::debug!(
+                products = new_rows.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "embedded"
+            );
             vectors.extend(new_rows.into_iter().map(|(id, _, v)| (id, v)));
         }
         let points = public
@@ -229,7 +237,11 @@ fn embed_product(embedder: &Embedder, files: &Files, row: &SyncRow) -> Result<Ve
         {
             Ok(d) => Some(d.image.to_rgb8()),
             Err(e) => {
-                tracing::warn!(product = row.id, "photo {} unusable ({e}); text only", path.display());
+                tracing::warn!(
+                    product = row.id,
+                    "photo {} unusable ({e}); text only",
+                    path.display()
+                );
                 None
             }
         }
@@ -316,7 +328,11 @@ pub async fn run(syncer: Syncer, stop: CancellationToken) {
         if busy {
             continue;
         }
-        let wait = if vectors_down { Duration::from_secs(2) } else { delay };
+        let wait = if vectors_down {
+            Duration::from_secs(2)
+        } else {
+            delay
+        };
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = stop.cancelled() => return,

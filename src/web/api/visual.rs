@@ -55,7 +55,11 @@ fn results(s: &ApiState, found: Vec<Scored>, t: Timing) -> axum::Json<VisualResu
             .into_iter()
             .map(|r| VisualItem {
                 price: price(r.card.price_minor, &r.card.currency),
-                thumbnail_url: r.card.image.as_deref().map(|sha| format!("{base}/img/{sha}/320.webp")),
+                thumbnail_url: r
+                    .card
+                    .image
+                    .as_deref()
+                    .map(|sha| format!("{base}/img/{sha}/320.webp")),
                 id: r.card.id,
                 name: r.card.name,
                 seller_name: r.card.seller_name,
@@ -107,10 +111,17 @@ pub struct ImageSearchQuery {
 }
 
 fn limit_of(value: &Option<String>, errors: &mut FieldErrors) -> u32 {
-    match errors.check(parse_opt::<u32>("limit", value, "a whole number from 1 to 100")) {
+    match errors.check(parse_opt::<u32>(
+        "limit",
+        value,
+        "a whole number from 1 to 100",
+    )) {
         Some(Some(n)) if (1..=MAX_LIMIT).contains(&n) => n,
         Some(Some(_)) => {
-            errors.0.push(FieldError::new("limit", "must be a whole number from 1 to 100"));
+            errors.0.push(FieldError::new(
+                "limit",
+                "must be a whole number from 1 to 100",
+            ));
             DEFAULT_LIMIT
         }
         _ => DEFAULT_LIMIT,
@@ -156,7 +167,10 @@ async fn photo_of(mut req: Request) -> Result<Vec<u8>, ApiError> {
                 return Ok(bytes.to_vec());
             }
         }
-        Err(ApiError::invalid("image", "the multipart body has no `image` field"))
+        Err(ApiError::invalid(
+            "image",
+            "the multipart body has no `image` field",
+        ))
     } else if content_type.starts_with("image/") || content_type == "application/octet-stream" {
         let body = axum::body::to_bytes(req.into_body(), MAX_BYTES + 1)
             .await
@@ -191,8 +205,12 @@ pub async fn search_image(
     req: Request,
 ) -> Result<axum::Json<VisualResults>, ApiError> {
     let mut errors = FieldErrors::default();
-    let min_minor = errors.check(parse_opt::<i64>("min", &q.min, "an amount in minor units")).flatten();
-    let max_minor = errors.check(parse_opt::<i64>("max", &q.max, "an amount in minor units")).flatten();
+    let min_minor = errors
+        .check(parse_opt::<i64>("min", &q.min, "an amount in minor units"))
+        .flatten();
+    let max_minor = errors
+        .check(parse_opt::<i64>("max", &q.max, "an amount in minor units"))
+        .flatten();
     let limit = limit_of(&q.limit, &mut errors);
     if !errors.is_empty() {
         return Err(errors.into());
@@ -210,7 +228,10 @@ pub async fn search_image(
         category,
         min_minor,
         max_minor,
-        city: q.city.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()),
+        city: q
+            .city
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty()),
         exclude: None,
     };
     let photo = photo_of(req).await?;

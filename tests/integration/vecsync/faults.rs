@@ -91,12 +91,22 @@ async fn add_products(db: &sqlx::MySqlPool, seller: u64, n: usize, tag: &str) ->
 /// Photos for `ids` written as an upload would (file, then row + outbox in one transaction).
 async fn add_photos(app: &Appliance, db: &sqlx::MySqlPool, ids: &[u64]) {
     let files = Files::new(app.cfg.data_dir.join("images"));
-    let names = ["motorcycle_left.png", "chelsea.png", "coffee.png", "astronaut.png"];
+    let names = [
+        "motorcycle_left.png",
+        "chelsea.png",
+        "coffee.png",
+        "astronaut.png",
+    ];
     for (i, id) in ids.iter().enumerate() {
         let bytes = photo(names[i % names.len()]);
         use sha2::Digest;
-        let sha: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
-        files.write_once(&files.original(&sha, "png"), &bytes).unwrap();
+        let sha: String = sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        files
+            .write_once(&files.original(&sha, "png"), &bytes)
+            .unwrap();
         let img = image::load_from_memory(&bytes).unwrap();
         let new = NewImage {
             product_id: *id,
@@ -111,18 +121,31 @@ async fn add_photos(app: &Appliance, db: &sqlx::MySqlPool, ids: &[u64]) {
 }
 
 async fn outbox_rows(db: &sqlx::MySqlPool) -> i64 {
-    soko::store::vector_sync::backlog(db).await.map(|b| b.rows).unwrap_or(-1)
+    soko::store::vector_sync::backlog(db)
+        .await
+        .map(|b| b.rows)
+        .unwrap_or(-1)
 }
 
 /// Wait until the outbox is empty and Milvus holds exactly MySQL's public products.
-async fn converged(app: &Appliance, db: &sqlx::MySqlPool, vectors: &VectorStore, within: Duration) -> Vec<u64> {
+async fn converged(
+    app: &Appliance,
+    db: &sqlx::MySqlPool,
+    vectors: &VectorStore,
+    within: Duration,
+) -> Vec<u64> {
     let start = Instant::now();
     loop {
-        let public = soko::store::vector_sync::public_ids(db, 0, 1 << 40).await.ok();
+        let public = soko::store::vector_sync::public_ids(db, 0, 1 << 40)
+            .await
+            .ok();
         let indexed = vectors.ids_in(0, 16_000).await.ok();
         let rows = outbox_rows(db).await;
-        if rows == 0 && public.is_some() && public == indexed {
-            return public.unwrap();
+        if let Some(p) = &public
+            && rows == 0
+            && public == indexed
+        {
+            return p.clone();
         }
         assert!(
             start.elapsed() < within,
@@ -150,7 +173,14 @@ async fn milvus_killed_visual_503_rest_works_outbox_drains_after() {
     assert_eq!(before, first);
     let (_, status) = app.status();
     assert_eq!(status["vector_sync"]["backlog"], 0, "{status}");
-    assert!(status["checks"].as_array().unwrap().iter().any(|c| c["name"] == "vector-sync"), "{status}");
+    assert!(
+        status["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "vector-sync"),
+        "{status}"
+    );
 
     let milvus = app.service("milvus");
     kill9(milvus["pid"].as_i64().unwrap());
@@ -158,10 +188,20 @@ async fn milvus_killed_visual_503_rest_works_outbox_drains_after() {
     // During the outage: writes go on (into the outbox), visual endpoints say 503 + Retry-After,
     // the feed and text search answer as usual.
     let during = add_products(&db, seller, 5, "During").await;
-    catalogue::set_product_status(&db, seller, first[0], "hidden").await.unwrap();
-    let r = http.get(app.url(&format!("/api/v1/products/{}/similar", first[1]))).send().await.unwrap();
+    catalogue::set_product_status(&db, seller, first[0], "hidden")
+        .await
+        .unwrap();
+    let r = http
+        .get(app.url(&format!("/api/v1/products/{}/similar", first[1])))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 503, "{}", r.text().await.unwrap());
-    let r = http.get(app.url(&format!("/api/v1/products/{}/similar", first[1]))).send().await.unwrap();
+    let r = http
+        .get(app.url(&format!("/api/v1/products/{}/similar", first[1])))
+        .send()
+        .await
+        .unwrap();
     assert!(r.headers().contains_key("retry-after"));
     let r = http
         .post(app.url("/api/v1/search/image"))
@@ -172,10 +212,24 @@ async fn milvus_killed_visual_503_rest_works_outbox_drains_after() {
         .unwrap();
     assert_eq!(r.status(), 503);
     assert!(r.headers().contains_key("retry-after"));
-    let page = http.get(app.url(&format!("/p/{}", first[1]))).send().await.unwrap();
+    let page = http
+        .get(app.url(&format!("/p/{}", first[1])))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), 200, "the product page survives");
-    assert!(page.text().await.unwrap().contains("Similar items are unavailable right now"));
-    for path in ["/", "/search?q=item", "/api/v1/products/search?q=item", "/api/v1/products"] {
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("Similar items are unavailable right now")
+    );
+    for path in [
+        "/",
+        "/search?q=item",
+        "/api/v1/products/search?q=item",
+        "/api/v1/products",
+    ] {
         let r = http.get(app.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
     }
@@ -186,7 +240,11 @@ async fn milvus_killed_visual_503_rest_works_outbox_drains_after() {
     let mut expected: Vec<u64> = first[1..].iter().chain(&during).copied().collect();
     expected.sort_unstable();
     assert_eq!(after, expected);
-    let r = http.get(app.url(&format!("/api/v1/products/{}/similar", first[1]))).send().await.unwrap();
+    let r = http
+        .get(app.url(&format!("/api/v1/products/{}/similar", first[1])))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -205,15 +263,25 @@ async fn soko_killed_mid_batch_resumes_with_nothing_missing() {
     // Kill `soko up` once some, but not all, are indexed: in the middle of a batch.
     let start = Instant::now();
     loop {
-        let indexed = vectors.ids_in(0, 16_000).await.map(|v| v.len()).unwrap_or(0);
+        let indexed = vectors
+            .ids_in(0, 16_000)
+            .await
+            .map(|v| v.len())
+            .unwrap_or(0);
         if indexed > 0 && outbox_rows(&db).await > 0 {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(120), "no progress:\n{}", app.log_text());
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no progress:\n{}",
+            app.log_text()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     app.signal(nix::sys::signal::Signal::SIGKILL);
-    app.wait_exit(Duration::from_secs(10)).await.expect("soko up exits on SIGKILL");
+    app.wait_exit(Duration::from_secs(10))
+        .await
+        .expect("soko up exits on SIGKILL");
     drop(db);
     tokio::time::sleep(Duration::from_secs(1)).await;
     app.start();

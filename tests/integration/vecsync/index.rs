@@ -28,7 +28,10 @@ async fn upsert_search_filter_list_delete() {
         .collect();
     vectors.upsert(&points).await.unwrap();
     // The exact vector finds itself first, with score ~1 (inner product of unit vectors).
-    let hits = vectors.search(&unit(16, 7), &Filter::default(), 5).await.unwrap();
+    let hits = vectors
+        .search(&unit(16, 7), &Filter::default(), 5)
+        .await
+        .unwrap();
     assert_eq!(hits[0].id, 7, "{hits:?}");
     assert!((hits[0].score - 1.0).abs() < 1e-3, "{hits:?}");
     assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
@@ -56,11 +59,25 @@ async fn upsert_search_filter_list_delete() {
     };
     let hits = vectors.search(&unit(16, 7), &only_kisumu, 3).await.unwrap();
     assert!(hits.iter().all(|h| h.id != 7), "{hits:?}");
-    assert_eq!(vectors.ids_in(0, 100).await.unwrap(), (1..=60).collect::<Vec<_>>());
-    assert_eq!(vectors.ids_in(10, 20).await.unwrap(), (10..20).collect::<Vec<_>>());
+    assert_eq!(
+        vectors.ids_in(0, 100).await.unwrap(),
+        (1..=60).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        vectors.ids_in(10, 20).await.unwrap(),
+        (10..20).collect::<Vec<_>>()
+    );
     vectors.delete(&[1, 2, 3, 999]).await.unwrap();
-    assert_eq!(vectors.ids_in(0, 100).await.unwrap(), (4..=60).collect::<Vec<_>>());
+    assert_eq!(
+        vectors.ids_in(0, 100).await.unwrap(),
+        (4..=60).collect::<Vec<_>>()
+    );
     // A query of the wrong length is refused before Milvus sees it.
-    assert!(vectors.search(&unit(8, 1), &Filter::default(), 5).await.is_err());
+    assert!(
+        vectors
+            .search(&unit(8, 1), &Filter::default(), 5)
+            .await
+            .is_err()
+    );
     vectors.drop_collection().await.unwrap();
 }

@@ -187,8 +187,15 @@ pub async fn post_form(b: &Client, url: &str, path: &str, form: &[(&str, &str)])
 pub async fn seller(app: &TestApp, n: u32, city: &str) -> Client {
     let b = browser();
     let login = format!("seller{n}@soko.test");
-    let form = [("name", "Wanjiru"), ("login", login.as_str()), ("password", "correct horse")];
-    assert_eq!(post_form(&b, &app.url, "/register", &form).await, StatusCode::SEE_OTHER);
+    let form = [
+        ("name", "Wanjiru"),
+        ("login", login.as_str()),
+        ("password", "correct horse"),
+    ];
+    assert_eq!(
+        post_form(&b, &app.url, "/register", &form).await,
+        StatusCode::SEE_OTHER
+    );
     let store = format!("Duka {n}");
     let phone = format!("0722 100 {n:03}");
     let form = [
@@ -199,7 +206,10 @@ pub async fn seller(app: &TestApp, n: u32, city: &str) -> Client {
         ("description", "Good things"),
         ("catalogue_url", ""),
     ];
-    assert_eq!(post_form(&b, &app.url, "/sell", &form).await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        post_form(&b, &app.url, "/sell", &form).await,
+        StatusCode::SEE_OTHER
+    );
     let id: u64 = sqlx::query_scalar("SELECT id FROM sellers WHERE store_name = ?")
         .bind(&store)
         .fetch_one(&app.db)
@@ -247,20 +257,29 @@ pub async fn product(
     let page = format!("{}/sell/products/{id}/images", app.url);
     let action = format!("action=\"/sell/products/{id}/images?csrf=");
     let url = format!("{page}?csrf={}", token_after(b, &page, &action).await);
-    let part = Part::bytes(photo).file_name("photo").mime_str(mime).unwrap();
+    let part = Part::bytes(photo)
+        .file_name("photo")
+        .mime_str(mime)
+        .unwrap();
     let r = b
         .post(url)
         .multipart(Form::new().part("image", part))
         .send()
         .await
         .unwrap();
-    assert!(r.status().is_redirection() || r.status().is_success(), "{}", r.status());
+    assert!(
+        r.status().is_redirection() || r.status().is_success(),
+        "{}",
+        r.status()
+    );
     id
 }
 
 /// Public product ids in MySQL and ids in the collection: they must be equal.
 pub async fn mysql_and_milvus(app: &TestApp) -> (Vec<u64>, Vec<u64>) {
-    let public = soko::store::vector_sync::public_ids(&app.db, 0, 1 << 40).await.unwrap();
+    let public = soko::store::vector_sync::public_ids(&app.db, 0, 1 << 40)
+        .await
+        .unwrap();
     let indexed = app.vectors.ids_in(0, 16_000).await.unwrap();
     (public, indexed)
 }

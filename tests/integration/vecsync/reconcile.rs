@@ -32,8 +32,15 @@ async fn reconciliation_restores_missing_and_removes_orphans() {
     }
     sync_all(&v.syncer).await;
     let report = reconcile::run_once(&app.db, &app.vectors).await.unwrap();
-    assert_eq!((report.public_products, report.in_index), (4, 4), "{report:?}");
-    assert_eq!((report.requeued, report.orphans_deleted, report.pending), (0, 0, 0));
+    assert_eq!(
+        (report.public_products, report.in_index),
+        (4, 4),
+        "{report:?}"
+    );
+    assert_eq!(
+        (report.requeued, report.orphans_deleted, report.pending),
+        (0, 0, 0)
+    );
 
     // Behind its back: one vector deleted, one orphan added.
     app.vectors.delete(&[ids[1]]).await.unwrap();
@@ -49,12 +56,24 @@ async fn reconciliation_restores_missing_and_removes_orphans() {
     };
     app.vectors.upsert(&[orphan]).await.unwrap();
     let report = reconcile::run_once(&app.db, &app.vectors).await.unwrap();
-    assert_eq!((report.requeued, report.orphans_deleted), (1, 1), "{report:?}");
+    assert_eq!(
+        (report.requeued, report.orphans_deleted),
+        (1, 1),
+        "{report:?}"
+    );
     // Run again before the worker: the missing one is already queued, so pending, not requeued.
     let again = reconcile::run_once(&app.db, &app.vectors).await.unwrap();
-    assert_eq!((again.requeued, again.pending, again.orphans_deleted), (0, 1, 0), "{again:?}");
+    assert_eq!(
+        (again.requeued, again.pending, again.orphans_deleted),
+        (0, 1, 0),
+        "{again:?}"
+    );
     let stats = sync_all(&v.syncer).await;
-    assert_eq!((stats.upserted, stats.embedded), (1, 0), "restored from the stored vector: {stats:?}");
+    assert_eq!(
+        (stats.upserted, stats.embedded),
+        (1, 0),
+        "restored from the stored vector: {stats:?}"
+    );
     let (public, indexed) = mysql_and_milvus(app).await;
     assert_eq!(public, indexed);
     assert_eq!(indexed, ids);
