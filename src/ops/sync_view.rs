@@ -20,6 +20,8 @@ pub const BACKLOG_AMBER_SECS: i64 = 600;
 pub struct SyncView {
     pub profile: String,
     pub collection: String,
+    /// The collection answering searches (another one during a profile change).
+    pub serving: String,
     /// Outbox rows (due or backing off).
     pub backlog: i64,
     /// Rows due now.
@@ -47,6 +49,7 @@ pub async fn collect(db: &MySqlPool, collection: &str, profile: &str) -> Option<
     Some(SyncView {
         profile: profile.to_owned(),
         collection: collection.to_owned(),
+        serving: detail["serving"].as_str().unwrap_or(collection).to_owned(),
         backlog: backlog.rows,
         due: backlog.due,
         failing: backlog.failing,

@@ -215,6 +215,15 @@ pub fn from_le_bytes(b: &[u8]) -> Vec<f32> {
         .collect()
 }
 
+/// Profiles with stored vectors, most rows first.
+pub async fn profiles(db: &MySqlPool) -> Result<Vec<(String, i64)>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT profile, COUNT(*) FROM product_embeddings GROUP BY profile ORDER BY 2 DESC",
+    )
+    .fetch_all(db)
+    .await?)
+}
+
 /// Public product ids in `[from, to)`, ascending (reconciliation walks the id space in ranges).
 pub async fn public_ids(db: &MySqlPool, from: u64, to: u64) -> Result<Vec<u64>, Error> {
     Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(

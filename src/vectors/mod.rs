@@ -103,6 +103,8 @@ pub struct VectorStore {
     uri: String,
     token: Option<String>,
     pub collection: String,
+    /// `vectors.collection`: the prefix of every profile's collection.
+    base: String,
     pub dimension: u32,
     nlist: u32,
     /// IVF lists probed per search (recall against speed; see `scripts/bench-vectors`).
@@ -111,6 +113,9 @@ pub struct VectorStore {
     /// The models that make this collection's vectors, once loaded (in the background at
     /// start): query vectors must come from the same profile as the stored ones.
     embedder: std::sync::OnceLock<std::sync::Arc<crate::embed::Embedder>>,
+    /// While this collection is being filled after a profile change: the previous profile's
+    /// store, complete, which answers searches until the switch (see `workers::profile_switch`).
+    previous: std::sync::RwLock<Option<std::sync::Arc<VectorStore>>>,
 }
 
 /// The collection of an embedding profile: `<vectors.collection>_<profile>`, e.g.
@@ -143,12 +148,54 @@ impl VectorStore {
                 .as_ref()
                 .map(|t| t.expose().to_owned()),
             collection: cfg.vectors.collection.clone(),
+            base: cfg.vectors.collection.clone(),
             dimension: cfg.vectors.dimension,
             nlist: cfg.vectors.nlist,
             nprobe: cfg.vectors.nprobe.min(cfg.vectors.nlist),
             client: Mutex::new(None),
             embedder: std::sync::OnceLock::new(),
+            previous: std::sync::RwLock::new(None),
         }
+    }
+
+    /// The store of another profile on the same server (a profile change).
+    pub fn sibling(&self, profile: &str, dimension: u32) -> VectorStore {
+        VectorStore {
+            uri: self.uri.clone(),
+            token: self.token.clone(),
+            collection: collection_for(&self.base, profile),
+            base: self.base.clone(),
+            dimension,
+            nlist: self.nlist,
+            nprobe: self.nprobe,
+            client: Mutex::new(None),
+            embedder: std::sync::OnceLock::new(),
+            previous: std::sync::RwLock::new(None),
+        }
+    }
+
+    /// Serve searches from `previous` until [`switch_over`](Self::switch_over).
+    pub fn serve_previous(&self, previous: std::sync::Arc<VectorStore>) {
+        *self.previous.write().unwrap_or_else(|e| e.into_inner()) = Some(previous);
+    }
+
+    /// This collection is complete: serve from it from now on.
+    pub fn switch_over(&self) {
+        *self.previous.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// The previous profile's store, while this one is being filled.
+    pub fn previous(&self) -> Option<std::sync::Arc<VectorStore>> {
+        self.previous
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The store that answers searches now: the previous profile's while this one is being
+    /// filled, else this one.
+    pub fn serving(self: &std::sync::Arc<Self>) -> std::sync::Arc<VectorStore> {
+        self.previous().unwrap_or_else(|| self.clone())
     }
 
     /// Attach the profile's models (once; later calls are ignored).

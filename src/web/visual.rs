@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::store::catalogue::Card;
 use crate::store::{self, vector_sync};
-use crate::vectors::{Filter, Hit};
+use crate::vectors::{Filter, Hit, VectorStore};
 use crate::workers::image_codec;
 
 use super::AppState;
@@ -73,12 +73,12 @@ async fn cards(
 }
 
 async fn search(
-    s: &AppState,
+    store: &VectorStore,
     vector: &[f32],
     filter: &Filter,
     limit: u32,
 ) -> Result<Vec<Hit>, VisualError> {
-    match tokio::time::timeout(SEARCH_TIMEOUT, s.vectors.search(vector, filter, limit)).await {
+    match tokio::time::timeout(SEARCH_TIMEOUT, store.search(vector, filter, limit)).await {
         Ok(Ok(hits)) => Ok(hits),
         Ok(Err(e)) => {
             tracing::warn!("visual search: {e}");
@@ -101,8 +101,9 @@ pub async fn by_photo(
     filter: &Filter,
     limit: u32,
 ) -> Result<(Vec<Scored>, Timing), VisualError> {
-    let embedder = s
-        .vectors
+    // During a profile change the previous, complete collection answers, with its own model.
+    let store = s.vectors.serving();
+    let embedder = store
         .embedder()
         .ok_or_else(|| VisualError::Unavailable("the image model is still loading".into()))?;
     let started = Instant::now();
@@ -122,7 +123,7 @@ pub async fn by_photo(
     drop(_permit);
     let embed_ms = started.elapsed().as_millis() as u64;
     let started = Instant::now();
-    let hits = search(s, &vector, filter, limit).await?;
+    let hits = search(&store, &vector, filter, limit).await?;
     let search_ms = started.elapsed().as_millis() as u64;
     let image_weight = crate::embed::IMAGE_WEIGHT.sqrt();
     let results = cards(s, &hits, |score| score / image_weight).await?;
@@ -155,8 +156,8 @@ pub async fn similar(
     {
         return Err(VisualError::NotFound);
     }
-    let profile = s
-        .vectors
+    let store = s.vectors.serving();
+    let profile = store
         .embedder()
         .map(|e| e.profile().name)
         .ok_or_else(|| VisualError::Unavailable("the image model is still loading".into()))?;
@@ -169,7 +170,7 @@ pub async fn similar(
         exclude: Some(id),
         ..Filter::default()
     };
-    let hits = search(s, &vector, &filter, limit).await?;
+    let hits = search(&store, &vector, &filter, limit).await?;
     let search_ms = started.elapsed().as_millis() as u64;
     let results = cards(s, &hits, |score| score).await?;
     tracing::info!(search_ms, results = results.len(), "visual.similar_items");

@@ -4,5 +4,6 @@
 
 pub mod image_codec;
 pub mod images;
+pub mod profile_switch;
 pub mod reconcile;
 pub mod vector_sync;

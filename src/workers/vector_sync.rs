@@ -33,6 +33,8 @@ const IDLE: Duration = Duration::from_millis(500);
 const HEARTBEAT: Duration = Duration::from_secs(10);
 /// Reconciliation: at start, then this often.
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(600);
+/// During a profile change: how often an idle worker checks whether the new collection is full.
+const SWITCH_CHECK: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -257,6 +259,8 @@ fn embed_product(embedder: &Embedder, files: &Files, row: &SyncRow) -> Result<Ve
 pub struct Detail {
     pub profile: String,
     pub collection: String,
+    /// The collection answering searches: another one while a profile change fills this one.
+    pub serving: String,
     pub synced_since_start: u64,
     pub embedded_since_start: u64,
     pub last_batch: BatchStats,
@@ -277,6 +281,7 @@ pub async fn run(syncer: Syncer, stop: CancellationToken) {
     let mut last_beat: Option<Instant> = None;
     let mut last_reconcile: Option<Instant> = None;
     let mut vectors_down = false;
+    let mut last_switch_check: Option<Instant> = None;
     while !stop.is_cancelled() {
         if vectors_down {
             vectors_down = syncer.vectors.ensure_collection().await.is_err();
@@ -320,6 +325,7 @@ pub async fn run(syncer: Syncer, stop: CancellationToken) {
             }
         }
         if last_beat.is_none_or(|t| t.elapsed() >= HEARTBEAT) {
+            detail.serving = syncer.vectors.serving().collection.clone();
             let json = serde_json::to_string(&detail).unwrap_or_default();
             if jobs::heartbeat(&syncer.db, WORKER, &json).await.is_ok() {
                 last_beat = Some(Instant::now());
@@ -327,6 +333,14 @@ pub async fn run(syncer: Syncer, stop: CancellationToken) {
         }
         if busy {
             continue;
+        }
+        if syncer.vectors.previous().is_some()
+            && last_switch_check.is_none_or(|t| t.elapsed() >= SWITCH_CHECK)
+        {
+            last_switch_check = Some(Instant::now());
+            if let Err(e) = super::profile_switch::try_switch(&syncer.db, &syncer.vectors).await {
+                tracing::warn!("profile change: {e}");
+            }
         }
         let wait = if vectors_down {
             Duration::from_secs(2)
@@ -351,7 +365,11 @@ pub async fn start(
     stop: CancellationToken,
 ) {
     let started = Instant::now();
-    let loaded = tokio::task::spawn_blocking(move || Embedder::load(&cfg)).await;
+    let loaded = tokio::task::spawn_blocking({
+        let cfg = cfg.clone();
+        move || Embedder::load(&cfg)
+    })
+    .await;
     let embedder = match loaded {
         Ok(Ok(e)) => Arc::new(e),
         Ok(Err(e)) => {
@@ -370,6 +388,9 @@ pub async fn start(
         "embedding models loaded"
     );
     vectors.set_embedder(embedder.clone());
+    if let Err(e) = super::profile_switch::prepare(&cfg, &db, &vectors).await {
+        tracing::warn!("profile change check failed: {e}");
+    }
     run(
         Syncer {
             db,
