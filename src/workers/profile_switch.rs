@@ -48,7 +48,10 @@ pub async fn prepare(cfg: &Embed, db: &MySqlPool, current: &VectorStore) -> Resu
     };
     let loaded = tokio::task::spawn_blocking(move || Embedder::load(&old_cfg)).await;
     let Ok(Ok(embedder)) = loaded else {
-        tracing::warn!(previous = profile.name, "the previous profile's models do not load: visual search covers only what is re-embedded until the new collection is full");
+        tracing::warn!(
+            previous = profile.name,
+            "the previous profile's models do not load: visual search covers only what is re-embedded until the new collection is full"
+        );
         return Ok(false);
     };
     previous.set_embedder(Arc::new(embedder));

@@ -21,6 +21,7 @@ mod e2e;
 mod faults;
 mod index;
 mod reconcile;
+mod switch;
 
 pub const PHOTOS: &str = "/opt/soko/models/sample-photos";
 
@@ -73,6 +74,7 @@ pub struct Visual {
     pub app: TestApp,
     pub syncer: Syncer,
     pub data_dir: PathBuf,
+    pub cfg: soko::config::Config,
 }
 
 impl Drop for Visual {
@@ -132,7 +134,8 @@ pub async fn spawn_visual() -> Visual {
             embedder,
             files,
         },
-        data_dir: cfg.data_dir,
+        data_dir: cfg.data_dir.clone(),
+        cfg,
     }
 }
 
