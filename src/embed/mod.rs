@@ -103,9 +103,7 @@ impl Embedder {
     /// Load the configured profile's models (blocking; seconds; once at start).
     pub fn load(cfg: &Embed) -> Result<Embedder, Error> {
         let _ = cfg;
-        Err(Error::Compute(
-            "embedding models are not wired in yet".into(),
-        ))
+        Err(Error::Compute("embedding models are not wired in yet".into()))
     }
 
     /// Assemble an embedder from parts (tests, benchmarks, other profiles).
