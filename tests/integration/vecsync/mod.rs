@@ -20,6 +20,7 @@ use crate::common::{TestApp, random_suffix, scratch, shared, test_db};
 mod e2e;
 mod faults;
 mod index;
+mod outbox;
 mod reconcile;
 mod switch;
 
