@@ -24,6 +24,8 @@ use crate::workers::image_codec::MAX_BYTES;
 const RESULTS: u32 = 24;
 /// Similar items on a product page.
 pub const SIMILAR: u32 = 8;
+/// How long a product page waits for its similar items.
+const PAGE_WAIT: std::time::Duration = std::time::Duration::from_millis(800);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -226,7 +228,11 @@ pub struct SimilarBlock {
 }
 
 pub async fn similar_block(s: &AppState, id: u64) -> SimilarBlock {
-    match visual::similar(s, id, SIMILAR).await {
+    // The page must not wait on a struggling index: a short bound, then the notice.
+    let found = tokio::time::timeout(PAGE_WAIT, visual::similar(s, id, SIMILAR))
+        .await
+        .unwrap_or_else(|_| Err(VisualError::Unavailable("slow".into())));
+    match found {
         Ok((results, _)) => SimilarBlock {
             items: scored_views(results),
             notice: None,
