@@ -116,6 +116,14 @@ pub struct VectorStore {
     /// While this collection is being filled after a profile change: the previous profile's
     /// store, complete, which answers searches until the switch (see `workers::profile_switch`).
     previous: std::sync::RwLock<Option<std::sync::Arc<VectorStore>>>,
+    /// Unix ms until which searches are refused at once after a failure (see `web::visual`).
+    down_until_ms: std::sync::atomic::AtomicU64,
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The collection of an embedding profile: `<vectors.collection>_<profile>`, e.g.
@@ -155,6 +163,7 @@ impl VectorStore {
             client: Mutex::new(None),
             embedder: std::sync::OnceLock::new(),
             previous: std::sync::RwLock::new(None),
+            down_until_ms: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -171,7 +180,24 @@ impl VectorStore {
             client: Mutex::new(None),
             embedder: std::sync::OnceLock::new(),
             previous: std::sync::RwLock::new(None),
+            down_until_ms: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Take the server as down for `d`: callers skip it meanwhile instead of each waiting for a
+    /// connection timeout.
+    pub fn mark_down(&self, d: Duration) {
+        let until = unix_ms().saturating_add(d.as_millis() as u64);
+        self.down_until_ms
+            .store(until, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Inside a [`mark_down`](Self::mark_down) window.
+    pub fn marked_down(&self) -> bool {
+        unix_ms()
+            < self
+                .down_until_ms
+                .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Serve searches from `previous` until [`switch_over`](Self::switch_over).

@@ -4,7 +4,6 @@
 //! models are unavailable they answer `Unavailable` (503 + Retry-After); nothing else on the
 //! storefront depends on them.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::store::catalogue::Card;
@@ -73,16 +72,8 @@ async fn cards(
         .collect())
 }
 
-/// Unix milliseconds until which the index is taken as down after a failure: requests in that
-/// window answer 503 at once instead of each waiting for a connection timeout.
-static DOWN_UNTIL_MS: AtomicU64 = AtomicU64::new(0);
+/// After a failure the index is skipped this long (503 at once, no connection timeout each).
 const DOWN_FOR: Duration = Duration::from_secs(3);
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 async fn search(
     store: &VectorStore,
@@ -90,11 +81,11 @@ async fn search(
     filter: &Filter,
     limit: u32,
 ) -> Result<Vec<Hit>, VisualError> {
-    if now_ms() < DOWN_UNTIL_MS.load(Ordering::Relaxed) {
+    if store.marked_down() {
         return Err(VisualError::Unavailable("the vector index is down".into()));
     }
     let failed = |message: &str| {
-        DOWN_UNTIL_MS.store(now_ms() + DOWN_FOR.as_millis() as u64, Ordering::Relaxed);
+        store.mark_down(DOWN_FOR);
         Err(VisualError::Unavailable(message.into()))
     };
     match tokio::time::timeout(SEARCH_TIMEOUT, store.search(vector, filter, limit)).await {
