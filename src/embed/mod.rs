@@ -8,9 +8,21 @@
 //! All calls are blocking CPU work (candle on the CPU, pure Rust): async callers use
 //! `spawn_blocking`. An [`Embedder`] is loaded once at start and shared (`Send + Sync`).
 
-use std::path::PathBuf;
+pub mod minilm;
+pub mod mobilenet;
+pub mod preprocess;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::config::embed::{Embed, ProfileName};
+
+/// Below `model_dir`: MobileNetV2 converted to safetensors by scripts/setup.
+pub const MOBILENET_FILE: &str = "mobilenet_v2/mobilenet_v2.safetensors";
+/// Below `model_dir`: all-MiniLM-L6-v2 (config.json, model.safetensors, tokenizer.json).
+pub const MINILM_DIR: &str = "all-minilm-l6-v2";
+/// Below `model_dir`: the sample photographs tests and demos use.
+pub const SAMPLE_PHOTOS_DIR: &str = "sample-photos";
 
 /// Weight of the photo in the similarity of two products.
 pub const IMAGE_WEIGHT: f32 = 0.6;
@@ -97,20 +109,47 @@ pub struct Embedder {
     profile: Profile,
     image: Box<dyn ImageEmbedder>,
     text: Box<dyn TextEmbedder>,
+    /// The `embed.threads` workers every computation runs on.
+    pool: Arc<rayon::ThreadPool>,
 }
 
 impl Embedder {
     /// Load the configured profile's models (blocking; seconds; once at start).
     pub fn load(cfg: &Embed) -> Result<Embedder, Error> {
-        let _ = cfg;
-        Err(Error::Compute("embedding models are not wired in yet".into()))
+        let threads = cfg.effective_threads();
+        match cfg.profile {
+            ProfileName::MobilenetMinilm => Embedder::from_parts(
+                MOBILENET_MINILM,
+                Box::new(mobilenet::MobileNetV2::load(
+                    &cfg.model_dir.join(MOBILENET_FILE),
+                    threads,
+                )?),
+                Box::new(minilm::MiniLm::load(&cfg.model_dir.join(MINILM_DIR))?),
+                threads,
+            ),
+            ProfileName::SiglipBase => Err(Error::SiglipMissing {
+                path: cfg.siglip_dir.clone(),
+            }),
+        }
     }
 
-    /// Assemble an embedder from parts (tests, benchmarks, other profiles).
+    /// The default profile's models below `model_dir` (tests, benchmarks).
+    pub fn load_default(model_dir: &Path, threads: usize) -> Result<Embedder, Error> {
+        Embedder::load(&Embed {
+            profile: ProfileName::MobilenetMinilm,
+            model_dir: model_dir.to_owned(),
+            threads,
+            ..Embed::default()
+        })
+    }
+
+    /// Assemble an embedder from parts (tests, benchmarks, other profiles); `threads` sizes
+    /// the CPU pool the models run on.
     pub fn from_parts(
         profile: Profile,
         image: Box<dyn ImageEmbedder>,
         text: Box<dyn TextEmbedder>,
+        threads: usize,
     ) -> Result<Embedder, Error> {
         if image.dim() != profile.image_dim || text.dim() != profile.text_dim {
             return Err(Error::Compute(format!(
@@ -122,11 +161,27 @@ impl Embedder {
                 text.dim()
             )));
         }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name(|i| format!("embed-{i}"))
+            .build()
+            .map_err(|e| Error::Compute(format!("cannot start embedding threads: {e}")))?;
         Ok(Embedder {
             profile,
             image,
             text,
+            pool: Arc::new(pool),
         })
+    }
+
+    /// The image vector (raw, as the model gives it), computed on the embedding pool.
+    pub fn image_vector(&self, image: &image::RgbImage) -> Result<Vec<f32>, Error> {
+        self.pool.install(|| self.image.embed(image))
+    }
+
+    /// The text vector (raw, as the model gives it), computed on the embedding pool.
+    pub fn text_vector(&self, text: &str) -> Result<Vec<f32>, Error> {
+        self.pool.install(|| self.text.embed(text))
     }
 
     pub fn profile(&self) -> &Profile {
@@ -136,15 +191,15 @@ impl Embedder {
     /// The product's hybrid vector: [√0.6·unit(img), √0.4·unit(text)] (image part zeros when
     /// the product has no photo), so inner product = 0.6·cos(image) + 0.4·cos(text).
     pub fn product(&self, image: Option<&image::RgbImage>, text: &str) -> Result<Vec<f32>, Error> {
-        let img = image.map(|i| self.image.embed(i)).transpose()?;
-        let txt = self.text.embed(text)?;
+        let img = image.map(|i| self.image_vector(i)).transpose()?;
+        let txt = self.text_vector(text)?;
         Ok(hybrid(img.as_deref(), &txt, self.profile.image_dim))
     }
 
     /// A photo search query in the same space: [unit(img), 0...]; the inner product with a
     /// product vector is √0.6·cos(image).
     pub fn query_image(&self, image: &image::RgbImage) -> Result<Vec<f32>, Error> {
-        let mut v = self.image.embed(image)?;
+        let mut v = self.image_vector(image)?;
         normalize(&mut v);
         v.resize(self.profile.dim(), 0.0);
         Ok(v)
@@ -153,7 +208,7 @@ impl Embedder {
     /// A text query in the same space: [0..., unit(text)]; the inner product with a product
     /// vector is √0.4·cos(text).
     pub fn query_text(&self, text: &str) -> Result<Vec<f32>, Error> {
-        let mut t = self.text.embed(text)?;
+        let mut t = self.text_vector(text)?;
         normalize(&mut t);
         let mut v = vec![0.0; self.profile.image_dim];
         v.extend_from_slice(&t);

@@ -16,8 +16,15 @@ fn hybrid_inner_product_is_weighted_cosines() {
     let b = hybrid(Some(&ib), &tb, 4);
     assert_eq!(a.len(), 7);
     let want = 0.6 * cos(&ia, &ib) + 0.4 * cos(&ta, &tb);
-    assert!((dot(&a, &b) - want).abs() < 1e-6, "{} vs {want}", dot(&a, &b));
-    assert!((dot(&a, &a) - 1.0).abs() < 1e-6, "a product with a photo is a unit vector");
+    assert!(
+        (dot(&a, &b) - want).abs() < 1e-6,
+        "{} vs {want}",
+        dot(&a, &b)
+    );
+    assert!(
+        (dot(&a, &a) - 1.0).abs() < 1e-6,
+        "a product with a photo is a unit vector"
+    );
     // Identical products score exactly 1.
     assert!((dot(&a, &hybrid(Some(&ia), &ta, 4)) - 1.0).abs() < 1e-6);
 }

@@ -8,6 +8,7 @@ mod api;
 mod boot;
 mod browser;
 mod cli;
+mod embed;
 mod faults;
 mod https_up;
 mod images;
