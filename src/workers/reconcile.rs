@@ -71,6 +71,14 @@ pub async fn run_once(db: &MySqlPool, vectors: &VectorStore) -> Result<Report, E
         }
         from = to;
     }
+    // Anything above the highest product id is an orphan (a catalogue restored over a newer
+    // index): up to 16,384 of them per run.
+    let beyond = vectors.ids_in(from, i64::MAX as u64).await?;
+    if !beyond.is_empty() {
+        report.in_index += beyond.len() as u64;
+        vectors.delete(&beyond).await?;
+        report.orphans_deleted += beyond.len() as u64;
+    }
     report.at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
