@@ -188,7 +188,13 @@ impl Appliance {
         ));
         services.start_milvus(&cfg, runtime).await?;
         let services = Arc::new(services);
-        let vectors = Arc::new(VectorStore::new(&cfg, &secrets));
+        let profile = cfg.embed.profile.profile();
+        let vectors = Arc::new(VectorStore::for_profile(
+            &cfg,
+            &secrets,
+            profile.name,
+            profile.dim() as u32,
+        ));
         tokio::spawn(keep_collection(vectors.clone(), shutdown.clone()));
         tokio::spawn(crate::workers::images::run(
             db.clone(),
@@ -207,6 +213,13 @@ impl Appliance {
         tokio::spawn(crate::workers::recommend::run(
             db.clone(),
             crate::workers::recommend::Settings::from_config(&cfg.recommendations),
+            shutdown.clone(),
+        ));
+        tokio::spawn(crate::workers::vector_sync::start(
+            cfg.embed.clone(),
+            db.clone(),
+            vectors.clone(),
+            store::images::Files::new(cfg.data_dir.join("images")),
             shutdown.clone(),
         ));
         Ok(Some(Appliance {
@@ -267,6 +280,7 @@ impl Appliance {
             backup: self.backup.clone(),
             log_dir: self.cfg.log_dir(),
             data_path: self.cfg.data_dir.clone(),
+            cfg_profile: self.cfg.embed.profile.profile().name,
         });
         super::observe::spawn_alerts(
             &self.cfg,
@@ -406,6 +420,7 @@ struct Control {
     backup: Arc<crate::workers::backup::Engine>,
     log_dir: PathBuf,
     data_path: PathBuf,
+    cfg_profile: &'static str,
 }
 
 impl Control {
@@ -432,6 +447,12 @@ impl admin::Control for Control {
                 &self.db,
                 &self.backup.cfg,
                 &self.backup.dir.display().to_string(),
+            )
+            .await;
+            let vector_sync = crate::ops::sync_view::collect(
+                &self.db,
+                &self.vectors.collection,
+                self.cfg_profile,
             )
             .await;
             let services = self
@@ -461,6 +482,7 @@ impl admin::Control for Control {
                     // The backups check comes from the backup history (it knows each kind's
                     // schedule and the secrets archive), not from the checklist's summary.
                     checks.push(crate::ops::backup_view::check(&backups));
+                    checks.extend(vector_sync.as_ref().map(crate::ops::sync_view::check));
                     let inputs = crate::ops::backup_view::alert_inputs(&backups);
                     checks.extend(
                         crate::ops::checklist::gather(
@@ -489,6 +511,7 @@ impl admin::Control for Control {
                     self.processes(),
                 )),
                 workers: crate::workers::control::switches().views(),
+                vector_sync,
             }
         })
     }

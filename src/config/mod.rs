@@ -138,6 +138,8 @@ pub struct Vectors {
     pub collection: String,
     pub dimension: u32,
     pub nlist: u32,
+    /// IVF_FLAT lists probed per search: recall against latency (see `scripts/bench-vectors`).
+    pub nprobe: u32,
     pub embedded: EmbeddedVectors,
 }
 
@@ -238,9 +240,10 @@ impl Default for Vectors {
         Vectors {
             mode: Mode::Embedded,
             url: String::new(),
-            collection: "product_embeddings".into(),
+            collection: "soko_products".into(),
             dimension: 768,
             nlist: 1024,
+            nprobe: 32,
             embedded: EmbeddedVectors::default(),
         }
     }
@@ -440,6 +443,12 @@ impl Config {
             return Err(bad(
                 "vectors.nlist",
                 format!("must be from 1 to 65536, got {}", self.vectors.nlist),
+            ));
+        }
+        if self.vectors.nprobe == 0 || self.vectors.nprobe > 65536 {
+            return Err(bad(
+                "vectors.nprobe",
+                format!("must be from 1 to 65536, got {}", self.vectors.nprobe),
             ));
         }
         if self.vectors.collection.is_empty()

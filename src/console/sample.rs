@@ -118,6 +118,7 @@ pub fn snapshot() -> Snapshot {
         tls: Some(tls),
         alerts: Vec::new(),
         backups: None,
+        vector_sync: None,
         traffic: Some(TrafficView {
             slot_secs: 10,
             window_secs: 60,

@@ -12,3 +12,4 @@ pub mod readiness;
 pub mod resources;
 pub mod status;
 pub mod status_text;
+pub mod sync_view;

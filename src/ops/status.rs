@@ -62,6 +62,10 @@ pub struct Snapshot {
     /// Background workers and whether they are paused.
     #[serde(default)]
     pub workers: Vec<WorkerView>,
+    /// Outbox backlog, heartbeat and reconciliation of the vector index (absent in older
+    /// snapshots, or while MySQL does not answer).
+    #[serde(default)]
+    pub vector_sync: Option<super::sync_view::SyncView>,
 }
 
 pub use crate::workers::control::WorkerView;
@@ -375,6 +379,7 @@ mod tests {
             traffic: None,
             resources: None,
             workers: Vec::new(),
+            vector_sync: None,
         }
     }
 

@@ -65,10 +65,10 @@ pub struct Card {
 }
 
 /// Public: active, approved, not deleted, from an approved seller.
-const PUBLIC: &str = "p.status = 'active' AND p.moderation = 'approved' \
+pub(crate) const PUBLIC: &str = "p.status = 'active' AND p.moderation = 'approved' \
      AND p.deleted_at IS NULL AND s.status = 'approved'";
 
-const CARD: &str = "SELECT p.id, p.name, p.price_minor, p.currency, s.store_name AS seller_name, \
+pub(crate) const CARD: &str = "SELECT p.id, p.name, p.price_minor, p.currency, s.store_name AS seller_name, \
      s.slug AS seller_slug, s.city, \
      (SELECT i.sha256 FROM product_images i WHERE i.product_id = p.id ORDER BY i.position LIMIT 1) AS image \
      FROM products p JOIN sellers s ON s.id = p.seller_id";

@@ -18,6 +18,7 @@ pub mod reviews;
 pub mod sellers;
 pub mod sessions;
 pub mod users;
+pub mod vector_sync;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -13,8 +13,18 @@ use tokio::sync::Mutex;
 
 use crate::config::{Config, Mode, secrets::Secrets};
 
+mod data;
+pub use data::{Filter, Hit, Point};
+
 pub const PRIMARY: &str = "id";
 pub const VECTOR: &str = "embedding";
+/// Inner product. The hybrid vectors are [sqrt(0.6) unit(image), sqrt(0.4) unit(text)], so the
+/// inner product of two products is exactly 0.6 cos(image) + 0.4 cos(text), the weighting the
+/// design asks for; a photo query [unit(image), 0] scores cos(image) scaled by sqrt(0.6). L2
+/// on these (not quite unit: a product without a photo has norm sqrt(0.4)) would rank
+/// photo-less products by their norm, not by similarity; COSINE would renormalise and lose the
+/// weighting.
+pub const METRIC: MetricType = MetricType::Ip;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -93,9 +103,44 @@ pub struct VectorStore {
     uri: String,
     token: Option<String>,
     pub collection: String,
+    /// `vectors.collection`: the prefix of every profile's collection.
+    base: String,
     pub dimension: u32,
     nlist: u32,
+    /// IVF lists probed per search (recall against speed; see `scripts/bench-vectors`).
+    pub nprobe: u32,
     client: Mutex<Option<ClientV2>>,
+    /// The models that make this collection's vectors, once loaded (in the background at
+    /// start): query vectors must come from the same profile as the stored ones.
+    embedder: std::sync::OnceLock<std::sync::Arc<crate::embed::Embedder>>,
+    /// While this collection is being filled after a profile change: the previous profile's
+    /// store, complete, which answers searches until the switch (see `workers::profile_switch`).
+    previous: std::sync::RwLock<Option<std::sync::Arc<VectorStore>>>,
+    /// Unix ms until which searches are refused at once after a failure (see `web::visual`).
+    down_until_ms: std::sync::atomic::AtomicU64,
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The collection of an embedding profile: `<vectors.collection>_<profile>`, e.g.
+/// `soko_products_mobilenet_minilm`. A new profile (another model, another dimension) gets a
+/// collection of its own, filled while the old one keeps serving.
+pub fn collection_for(base: &str, profile: &str) -> String {
+    let profile: String = profile
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{base}_{profile}")
 }
 
 impl VectorStore {
@@ -111,10 +156,90 @@ impl VectorStore {
                 .as_ref()
                 .map(|t| t.expose().to_owned()),
             collection: cfg.vectors.collection.clone(),
+            base: cfg.vectors.collection.clone(),
             dimension: cfg.vectors.dimension,
             nlist: cfg.vectors.nlist,
+            nprobe: cfg.vectors.nprobe.min(cfg.vectors.nlist),
             client: Mutex::new(None),
+            embedder: std::sync::OnceLock::new(),
+            previous: std::sync::RwLock::new(None),
+            down_until_ms: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// The store of another profile on the same server (a profile change).
+    pub fn sibling(&self, profile: &str, dimension: u32) -> VectorStore {
+        VectorStore {
+            uri: self.uri.clone(),
+            token: self.token.clone(),
+            collection: collection_for(&self.base, profile),
+            base: self.base.clone(),
+            dimension,
+            nlist: self.nlist,
+            nprobe: self.nprobe,
+            client: Mutex::new(None),
+            embedder: std::sync::OnceLock::new(),
+            previous: std::sync::RwLock::new(None),
+            down_until_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Take the server as down for `d`: callers skip it meanwhile instead of each waiting for a
+    /// connection timeout.
+    pub fn mark_down(&self, d: Duration) {
+        let until = unix_ms().saturating_add(d.as_millis() as u64);
+        self.down_until_ms
+            .store(until, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Inside a [`mark_down`](Self::mark_down) window.
+    pub fn marked_down(&self) -> bool {
+        unix_ms()
+            < self
+                .down_until_ms
+                .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Serve searches from `previous` until [`switch_over`](Self::switch_over).
+    pub fn serve_previous(&self, previous: std::sync::Arc<VectorStore>) {
+        *self.previous.write().unwrap_or_else(|e| e.into_inner()) = Some(previous);
+    }
+
+    /// This collection is complete: serve from it from now on.
+    pub fn switch_over(&self) {
+        *self.previous.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// The previous profile's store, while this one is being filled.
+    pub fn previous(&self) -> Option<std::sync::Arc<VectorStore>> {
+        self.previous
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The store that answers searches now: the previous profile's while this one is being
+    /// filled, else this one.
+    pub fn serving(self: &std::sync::Arc<Self>) -> std::sync::Arc<VectorStore> {
+        self.previous().unwrap_or_else(|| self.clone())
+    }
+
+    /// Attach the profile's models (once; later calls are ignored).
+    pub fn set_embedder(&self, embedder: std::sync::Arc<crate::embed::Embedder>) {
+        let _ = self.embedder.set(embedder);
+    }
+
+    /// The profile's models, when loaded.
+    pub fn embedder(&self) -> Option<std::sync::Arc<crate::embed::Embedder>> {
+        self.embedder.get().cloned()
+    }
+
+    /// The store of one embedding profile: its own collection and dimension.
+    pub fn for_profile(cfg: &Config, secrets: &Secrets, profile: &str, dimension: u32) -> Self {
+        let mut store = VectorStore::new(cfg, secrets);
+        store.collection = collection_for(&cfg.vectors.collection, profile);
+        store.dimension = dimension;
+        store
     }
 
     pub fn uri(&self) -> &str {
@@ -144,7 +269,7 @@ impl VectorStore {
         result
     }
 
-    /// Create the collection, its IVF_FLAT/L2 index and load it, as far as missing. Idempotent.
+    /// Create the collection, its IVF_FLAT/IP index and load it, as far as missing. Idempotent.
     pub async fn ensure_collection(&self) -> Result<Health, Error> {
         let name = self.collection.clone();
         let (dimension, nlist) = (self.dimension, self.nlist);
@@ -293,7 +418,7 @@ async fn ensure_index(client: &ClientV2, name: &str, nlist: u32) -> Result<(), E
                         .field_name(VECTOR)
                         .index_name("embedding_ivf_flat")
                         .index_type(IndexType::IvfFlat)
-                        .metric_type(MetricType::L2)
+                        .metric_type(METRIC)
                         .extra_params(params),
                 ])
                 .sync(false)

@@ -12,6 +12,7 @@ mod health;
 pub(crate) mod images;
 mod insights;
 mod pages;
+mod photo_search;
 pub mod recommend;
 mod sell;
 mod sell_products;
@@ -19,6 +20,7 @@ mod seller_page;
 pub mod session;
 mod storefront;
 mod timing;
+pub mod visual;
 
 pub use error::Error;
 
@@ -137,6 +139,7 @@ pub fn router(state: AppState, cfg: &Config) -> Router {
         .merge(images::router())
         .merge(insights::router())
         .merge(admin::router())
+        .merge(photo_search::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             session::identify,

@@ -37,7 +37,8 @@ fn picks(cards: Vec<Card>, scored: &[Scored]) -> Vec<Pick> {
 }
 
 fn log_serve(what: &'static str, started: Instant, n: usize) {
-    // metrics: histogram recommend.serve_ms{what} (ops::metrics, when merged)
+    let labels = format!(r#"what="serve_{what}""#);
+    crate::metrics::observe_with("recommend", &labels, started.elapsed(), false);
     tracing::debug!(
         recommend.serve_ms = started.elapsed().as_secs_f64() * 1000.0,
         what,

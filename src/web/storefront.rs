@@ -209,6 +209,7 @@ struct ProductPage {
     logged_in: bool,
     /// "Buyers also viewed": precomputed neighbours, cold start from popularity.
     also: Vec<CardView>,
+    similar: super::photo_search::SimilarBlock,
 }
 
 fn device_of(headers: &HeaderMap) -> &'static str {
@@ -297,6 +298,7 @@ async fn product(
             super::recommend::for_product(&s.db, id, p.category_id, super::recommend::STRIP)
                 .await?,
         ),
+        similar: super::photo_search::similar_block(&s, id).await,
     };
     Ok(render(&page)?.into_response())
 }

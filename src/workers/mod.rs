@@ -7,4 +7,7 @@ pub mod control;
 pub mod image_codec;
 pub mod image_meta;
 pub mod images;
+pub mod profile_switch;
 pub mod recommend;
+pub mod reconcile;
+pub mod vector_sync;

@@ -152,7 +152,7 @@ async fn step_inner(pool: &MySqlPool, s: &Settings, abort: bool) -> Result<usize
         return Err(Error::Aborted);
     }
     tx.commit().await?;
-    // metrics: histogram recommend.compute_ms (ops::metrics, when merged)
+    crate::metrics::observe_with("recommend", r#"what="compute""#, started.elapsed(), false);
     tracing::info!(
         recommend.compute_ms = started.elapsed().as_millis() as u64,
         events = events.len(),
@@ -344,9 +344,14 @@ pub async fn run(pool: MySqlPool, s: Settings, stop: CancellationToken) {
     let mut delay = s.interval;
     let mut failing = false;
     let mut last_beat: Option<Instant> = None;
+    let switch = super::control::switches().register(WORKER);
     while !stop.is_cancelled() {
+        if !switch.wait_if_paused(&stop).await {
+            return;
+        }
         match tick(&pool, &s).await {
             Ok(detail) => {
+                switch.active(detail.clone());
                 if failing {
                     tracing::info!("recommendations worker: database reachable again");
                 }

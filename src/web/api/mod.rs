@@ -20,6 +20,7 @@ pub(crate) mod limit;
 mod openapi;
 mod recommend;
 mod seller;
+mod visual;
 
 use std::sync::Arc;
 
@@ -83,6 +84,8 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(recommend::for_you))
         .routes(routes!(recommend::for_product))
         .routes(routes!(recommend::trending))
+        .routes(routes!(visual::search_image))
+        .routes(routes!(visual::similar))
 }
 
 /// The API router, to be nested at `/api/v1` outside the browser middleware.

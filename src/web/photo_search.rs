@@ -1,0 +1,250 @@
+//! The storefront's "Search by photo" page and the "Similar items" block of product pages.
+//! The form works without JavaScript (a plain multipart POST, CSRF token in the action URL as
+//! for photo uploads); `app.js` downscales the photo to ~512 px in a canvas first when it can,
+//! so a 4 MB phone photo travels as ~60 KB.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::pages::{PageCtx, render};
+use super::session::Visitor;
+use super::storefront::{CardView, views};
+use super::visual::{self, RETRY_AFTER_SECS, Scored, VisualError};
+use super::{AppState, Error};
+use crate::market::money::{Currency, Money};
+use crate::store::catalogue;
+use crate::vectors::Filter;
+use crate::workers::image_codec::MAX_BYTES;
+
+/// Results per photo search.
+const RESULTS: u32 = 24;
+/// Similar items on a product page.
+pub const SIMILAR: u32 = 8;
+/// How long a product page waits for its similar items.
+const PAGE_WAIT: std::time::Duration = std::time::Duration::from_millis(800);
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/search/photo", get(form).post(submit))
+        .route("/static/photo.js", get(js))
+        .layer(DefaultBodyLimit::max(MAX_BYTES + 64 * 1024))
+}
+
+pub struct ScoredView {
+    pub card: CardView,
+    pub similarity: u8,
+}
+
+pub fn scored_views(results: Vec<Scored>) -> Vec<ScoredView> {
+    let similarity: Vec<u8> = results.iter().map(|r| r.similarity).collect();
+    views(results.into_iter().map(|r| r.card).collect())
+        .into_iter()
+        .zip(similarity)
+        .map(|(card, similarity)| ScoredView { card, similarity })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "photo_search.html")]
+struct PhotoSearch {
+    page: PageCtx,
+    categories: Vec<catalogue::Category>,
+    category: String,
+    min: String,
+    max: String,
+    city: String,
+    notice: Option<String>,
+    searched: bool,
+    filtered: bool,
+    results: Vec<ScoredView>,
+}
+
+async fn form(State(s): State<AppState>, v: Visitor) -> Result<Response, Error> {
+    let page = PhotoSearch {
+        page: PageCtx::new(&v),
+        categories: catalogue::categories(&s.db).await?,
+        category: String::new(),
+        min: String::new(),
+        max: String::new(),
+        city: String::new(),
+        notice: None,
+        searched: false,
+        filtered: false,
+        results: Vec::new(),
+    };
+    Ok(render(&page)?.into_response())
+}
+
+async fn js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("static/photo.js"),
+    )
+}
+
+/// The form's fields: the photo and the filters.
+#[derive(Default)]
+struct Submitted {
+    photo: Vec<u8>,
+    category: String,
+    min: String,
+    max: String,
+    city: String,
+    too_large: bool,
+}
+
+async fn read_form(mut form: Multipart) -> Result<Submitted, String> {
+    let mut out = Submitted::default();
+    while let Some(mut field) = form
+        .next_field()
+        .await
+        .map_err(|e| format!("the upload was cut off or malformed: {}", e.body_text()))?
+    {
+        let name = field.name().unwrap_or_default().to_owned();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(|e| e.body_text())? {
+            if bytes.len() + chunk.len() > MAX_BYTES {
+                out.too_large = true;
+                return Ok(out);
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let text = || {
+            String::from_utf8_lossy(&bytes)
+                .trim()
+                .chars()
+                .take(100)
+                .collect()
+        };
+        match name.as_str() {
+            "photo" | "image" => out.photo = bytes,
+            "category" => out.category = text(),
+            "min" => out.min = text(),
+            "max" => out.max = text(),
+            "city" => out.city = text(),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+async fn submit(State(s): State<AppState>, v: Visitor, form: Multipart) -> Result<Response, Error> {
+    let categories = catalogue::categories(&s.db).await?;
+    let submitted = read_form(form).await;
+    let f = match &submitted {
+        Ok(f) => f,
+        Err(_) => &Submitted::default(),
+    };
+    let mut page = PhotoSearch {
+        page: PageCtx::new(&v),
+        category: f.category.clone(),
+        min: f.min.clone(),
+        max: f.max.clone(),
+        city: f.city.clone(),
+        notice: None,
+        searched: false,
+        filtered: false,
+        results: Vec::new(),
+        categories,
+    };
+    let money = |m: &str| {
+        (!m.is_empty())
+            .then(|| Money::parse(m, Currency::KES).map(|m| m.minor))
+            .transpose()
+    };
+    let refuse = |mut page: PhotoSearch, status: StatusCode, notice: String| {
+        page.notice = Some(notice);
+        Ok::<_, Error>((status, render(&page)?).into_response())
+    };
+    let f = match submitted {
+        Err(e) => return refuse(page, StatusCode::UNPROCESSABLE_ENTITY, e),
+        Ok(f) if f.too_large => {
+            let notice = format!("The photo is larger than {} MB.", MAX_BYTES / (1024 * 1024));
+            return refuse(page, StatusCode::PAYLOAD_TOO_LARGE, notice);
+        }
+        Ok(f) if f.photo.is_empty() => {
+            return refuse(
+                page,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Choose a photo first.".into(),
+            );
+        }
+        Ok(f) => f,
+    };
+    let (Ok(min_minor), Ok(max_minor)) = (money(&f.min), money(&f.max)) else {
+        let notice = "Prices are amounts in shillings, like 4500.".to_owned();
+        return refuse(page, StatusCode::UNPROCESSABLE_ENTITY, notice);
+    };
+    let category = page
+        .categories
+        .iter()
+        .find(|c| c.slug == f.category)
+        .map(|c| c.id);
+    let filter = Filter {
+        category,
+        min_minor,
+        max_minor,
+        city: (!f.city.is_empty()).then(|| f.city.clone()),
+        exclude: None,
+    };
+    page.filtered = filter != Filter::default();
+    match visual::by_photo(&s, f.photo, &filter, RESULTS).await {
+        Ok((results, _)) => {
+            page.searched = true;
+            page.results = scored_views(results);
+            Ok(render(&page)?.into_response())
+        }
+        Err(VisualError::BadImage(e)) => refuse(
+            page,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("That file is not a photo we can read ({e}). Try a JPEG, PNG or WebP."),
+        ),
+        Err(VisualError::Unavailable(_)) => {
+            let notice = "Search by photo is unavailable for a moment. Text search and the shop \
+                          work as usual; please try again shortly."
+                .to_owned();
+            let mut resp = refuse(page, StatusCode::SERVICE_UNAVAILABLE, notice)?;
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, RETRY_AFTER_SECS.into());
+            Ok(resp)
+        }
+        Err(VisualError::NotFound) => Err(Error::NotFound),
+        Err(VisualError::Store(e)) => Err(e.into()),
+    }
+}
+
+/// The "Similar items" block of a product page: the neighbours, or a friendly line when the
+/// vector index is away (the page itself never fails because of it).
+pub struct SimilarBlock {
+    pub items: Vec<ScoredView>,
+    pub notice: Option<&'static str>,
+}
+
+pub async fn similar_block(s: &AppState, id: u64) -> SimilarBlock {
+    // The page must not wait on a struggling index: a short bound, then the notice.
+    let found = tokio::time::timeout(PAGE_WAIT, visual::similar(s, id, SIMILAR))
+        .await
+        .unwrap_or_else(|_| Err(VisualError::Unavailable("slow".into())));
+    match found {
+        Ok((results, _)) => SimilarBlock {
+            items: scored_views(results),
+            notice: None,
+        },
+        Err(e) => {
+            if !matches!(e, VisualError::Unavailable(_)) {
+                tracing::warn!(product = id, "similar items: {e}");
+            }
+            SimilarBlock {
+                items: Vec::new(),
+                notice: Some("Similar items are unavailable right now."),
+            }
+        }
+    }
+}

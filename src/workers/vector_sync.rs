@@ -1,0 +1,443 @@
+//! The vector-sync worker (the seed's "heartbeat sync worker"): drains `vector_outbox`, which
+//! every product write fills in its own transaction. For each claimed product it reads the
+//! current state from MySQL (not the row's `op`: the latest state wins), embeds it when its
+//! inputs changed (stored in `product_embeddings`, the durable source of the index), and
+//! upserts it into Milvus, or deletes it there when the product is no longer public. Rows are
+//! deleted only after Milvus accepted the batch, so a crash anywhere repeats work, never loses
+//! it; every step is idempotent. Failures count an attempt and back off (2 s doubling to 60 s:
+//! a Milvus outage drains within a minute of its end). A heartbeat row says it is alive.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::MySqlPool;
+use tokio_util::sync::CancellationToken;
+
+use super::image_codec::{self, Kind};
+use crate::embed::Embedder;
+use crate::store::images::Files;
+use crate::store::vector_sync::{self as outbox, NewEmbedding, SyncRow};
+use crate::store::{self, jobs};
+use crate::vectors::{self, Point, VectorStore};
+
+/// The name in `worker_heartbeats`.
+pub const WORKER: &str = "vector-sync";
+/// Outbox rows claimed at a time: one Milvus upsert per batch.
+pub const BATCH: u32 = 64;
+/// How long claimed rows stay out of reach (a batch that embeds 64 photos takes a few seconds).
+const LEASE: Duration = Duration::from_secs(60);
+const IDLE: Duration = Duration::from_millis(500);
+const HEARTBEAT: Duration = Duration::from_secs(10);
+/// Reconciliation: at start, then this often.
+pub const RECONCILE_EVERY: Duration = Duration::from_secs(600);
+/// During a profile change: how often an idle worker checks whether the new collection is full.
+const SWITCH_CHECK: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error(transparent)]
+    Vectors(#[from] vectors::Error),
+}
+
+/// Wait before attempt `attempts + 1`: 2 s, doubling, at most 60 s.
+pub fn backoff(attempts: u32) -> Duration {
+    Duration::from_secs((2u64 << attempts.min(5)).min(60))
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchStats {
+    /// Outbox rows claimed.
+    pub claimed: usize,
+    pub upserted: usize,
+    pub deleted: usize,
+    /// Products whose vectors were computed (the others reused their stored vector).
+    pub embedded: usize,
+    pub failed: usize,
+}
+
+/// The worker's parts: MySQL, the profile's collection, the models, the photo files.
+#[derive(Clone)]
+pub struct Syncer {
+    pub db: MySqlPool,
+    pub vectors: Arc<VectorStore>,
+    pub embedder: Arc<Embedder>,
+    pub files: Files,
+}
+
+/// SHA-256 of everything the vector depends on: the profile, the photo's content address,
+/// the title and the description. Unchanged inputs are not embedded again.
+pub fn inputs_sha256(profile: &str, image: Option<&str>, name: &str, description: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [profile, image.unwrap_or(""), name, description] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The text side of a product's vector.
+pub fn product_text(name: &str, description: &str) -> String {
+    let description: String = description.chars().take(1000).collect();
+    format!("{name}. {description}")
+}
+
+impl Syncer {
+    /// Claim one batch and sync it. Tests and benchmarks drive the worker with this.
+    pub async fn run_batch(&self) -> Result<BatchStats, Error> {
+        let rows = outbox::claim(&self.db, BATCH, LEASE).await?;
+        let mut stats = BatchStats {
+            claimed: rows.len(),
+            ..BatchStats::default()
+        };
+        if rows.is_empty() {
+            return Ok(stats);
+        }
+        // Outbox rows by product: one product's several rows are settled together.
+        let mut by_product: BTreeMap<u64, Vec<&outbox::OutboxRow>> = BTreeMap::new();
+        for r in &rows {
+            by_product.entry(r.product_id).or_default().push(r);
+        }
+        let ids: Vec<u64> = by_product.keys().copied().collect();
+        let found: HashMap<u64, SyncRow> = outbox::sync_rows(&self.db, &ids)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r))
+            .collect();
+        let (public, gone): (Vec<u64>, Vec<u64>) = ids
+            .iter()
+            .partition(|id| found.get(id).is_some_and(|r| r.public));
+        let (points, failed) = self.vectors_for(&public, &found, &mut stats).await?;
+        let result = async {
+            self.vectors.upsert(&points).await?;
+            self.vectors.delete(&gone).await
+        }
+        .await;
+        if let Err(e) = result {
+            let message = e.to_string();
+            for r in &rows {
+                outbox::fail(&self.db, r.id, backoff(r.attempts), &message).await?;
+            }
+            return Err(e.into());
+        }
+        let mut done = Vec::new();
+        for (product, product_rows) in &by_product {
+            if let Some(message) = failed.get(product) {
+                for r in product_rows {
+                    tracing::warn!(
+                        product,
+                        attempt = r.attempts + 1,
+                        "vector sync failed: {message}"
+                    );
+                    outbox::fail(&self.db, r.id, backoff(r.attempts), message).await?;
+                }
+                stats.failed += 1;
+            } else {
+                done.extend(product_rows.iter().map(|r| r.id));
+            }
+        }
+        outbox::complete(&self.db, &done).await?;
+        stats.upserted = points.len();
+        stats.deleted = gone.len();
+        Ok(stats)
+    }
+
+    /// The Milvus points of the public products: stored vectors where the inputs are unchanged,
+    /// freshly embedded (and stored) ones otherwise. Products that could not be embedded are
+    /// returned with the reason.
+    async fn vectors_for(
+        &self,
+        public: &[u64],
+        found: &HashMap<u64, SyncRow>,
+        stats: &mut BatchStats,
+    ) -> Result<(Vec<Point>, HashMap<u64, String>), Error> {
+        let profile = self.embedder.profile().name;
+        let stored = outbox::embeddings(&self.db, profile, public).await?;
+        let mut vectors: HashMap<u64, Vec<f32>> = HashMap::new();
+        let mut todo = Vec::new();
+        for id in public {
+            let row = &found[id];
+            let sha = inputs_sha256(profile, row.image.as_deref(), &row.name, &row.description);
+            match stored.get(id) {
+                Some((s, v)) if *s == sha && v.len() == self.vectors.dimension as usize => {
+                    vectors.insert(*id, v.clone());
+                }
+                _ => todo.push((row.clone(), sha)),
+            }
+        }
+        let mut failed = HashMap::new();
+        if !todo.is_empty() {
+            let (embedder, files) = (self.embedder.clone(), self.files.clone());
+            let jobs = todo.clone();
+            let started = Instant::now();
+            let results = tokio::task::spawn_blocking(move || {
+                jobs.iter()
+                    .map(|(row, _)| embed_product(&embedder, &files, row))
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_else(|e| vec![Err(format!("embedding panicked: {e}")); todo.len()]);
+            let mut new_rows = Vec::new();
+            for ((row, sha), result) in todo.iter().zip(results) {
+                match result {
+                    Ok(v) => new_rows.push((row.id, sha.clone(), v)),
+                    Err(e) => {
+                        failed.insert(row.id, e);
+                    }
+                }
+            }
+            let embeddings: Vec<NewEmbedding> = new_rows
+                .iter()
+                .map(|(id, sha, v)| NewEmbedding {
+                    product_id: *id,
+                    inputs_sha256: sha,
+                    vector: v,
+                })
+                .collect();
+            outbox::put_embeddings(&self.db, profile, &embeddings).await?;
+            stats.embedded = new_rows.len();
+            tracing::debug!(
+                products = new_rows.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "embedded"
+            );
+            vectors.extend(new_rows.into_iter().map(|(id, _, v)| (id, v)));
+        }
+        let points = public
+            .iter()
+            .filter_map(|id| {
+                let row = &found[id];
+                vectors.remove(id).map(|vector| Point {
+                    id: *id,
+                    vector,
+                    seller_id: row.seller_id,
+                    category_id: row.category_id.unwrap_or(0),
+                    price_minor: row.price_minor.unwrap_or(-1),
+                    name: row.name.clone(),
+                    city: row.city.clone(),
+                })
+            })
+            .collect();
+        Ok((points, failed))
+    }
+}
+
+/// Embed one product (blocking). A photo that is missing or no longer decodes does not stop
+/// the product from being found by its text: it is embedded without the image part.
+fn embed_product(embedder: &Embedder, files: &Files, row: &SyncRow) -> Result<Vec<f32>, String> {
+    let image = row.image.as_deref().and_then(|sha| {
+        let exts = Kind::ALL.map(Kind::ext);
+        let (path, _) = files.find_original(sha, &exts)?;
+        match std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| image_codec::decode(&b).map_err(|e| e.to_string()))
+        {
+            Ok(d) => Some(d.image.to_rgb8()),
+            Err(e) => {
+                tracing::warn!(
+                    product = row.id,
+                    "photo {} unusable ({e}); text only",
+                    path.display()
+                );
+                None
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let vector = embedder
+        .product(image.as_ref(), &product_text(&row.name, &row.description))
+        .map_err(|e| e.to_string());
+    crate::metrics::observe_with(
+        "embed",
+        r#"what="product""#,
+        started.elapsed(),
+        vector.is_err(),
+    );
+    vector
+}
+
+/// The heartbeat's detail (JSON, read back by `soko status`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Detail {
+    pub profile: String,
+    pub collection: String,
+    /// The collection answering searches: another one while a profile change fills this one.
+    pub serving: String,
+    pub synced_since_start: u64,
+    pub embedded_since_start: u64,
+    pub last_batch: BatchStats,
+    pub last_error: Option<String>,
+    pub reconcile: Option<super::reconcile::Report>,
+}
+
+/// Run until `stop`: batches while rows are due, a look every half second otherwise, a heartbeat
+/// every 10 s, a reconciliation at start and every 10 minutes. While Milvus is unreachable no
+/// rows are claimed (the outbox waits, no attempts are burnt); MySQL errors back off to 30 s.
+pub async fn run(syncer: Syncer, stop: CancellationToken) {
+    let mut detail = Detail {
+        profile: syncer.embedder.profile().name.to_owned(),
+        collection: syncer.vectors.collection.clone(),
+        ..Detail::default()
+    };
+    let mut delay = IDLE;
+    let mut last_beat: Option<Instant> = None;
+    let mut last_reconcile: Option<Instant> = None;
+    let mut vectors_down = false;
+    let mut last_switch_check: Option<Instant> = None;
+    let switch = super::control::switches().register("vector-sync");
+    while !stop.is_cancelled() {
+        if !switch.wait_if_paused(&stop).await {
+            return;
+        }
+        if vectors_down {
+            vectors_down = syncer.vectors.ensure_collection().await.is_err();
+            if !vectors_down {
+                // Back after an outage: what it lost (unflushed writes of a killed server)
+                // is found by reconciling now rather than in ten minutes.
+                tracing::info!("vector store reachable again: reconciling");
+                last_reconcile = None;
+            }
+        }
+        if !vectors_down && last_reconcile.is_none_or(|t| t.elapsed() >= RECONCILE_EVERY) {
+            match super::reconcile::run_once(&syncer.db, &syncer.vectors).await {
+                Ok(report) => {
+                    detail.reconcile = Some(report);
+                    last_reconcile = Some(Instant::now());
+                }
+                Err(e) => tracing::warn!("reconciliation failed: {e}"),
+            }
+        }
+        let mut busy = false;
+        if !vectors_down {
+            match syncer.run_batch().await {
+                Ok(stats) => {
+                    delay = IDLE;
+                    busy = stats.claimed > 0;
+                    if busy {
+                        detail.last_batch = stats;
+                        detail.synced_since_start += (stats.upserted + stats.deleted) as u64;
+                        detail.embedded_since_start += stats.embedded as u64;
+                        detail.last_error = None;
+                        switch.active(format!(
+                            "{} vectors synced since start",
+                            detail.synced_since_start
+                        ));
+                    }
+                }
+                Err(e) => {
+                    if detail.last_error.is_none() {
+                        tracing::warn!("vector sync: {e}; retrying with back-off");
+                    }
+                    vectors_down = matches!(e, Error::Vectors(_));
+                    detail.last_error = Some(e.to_string());
+                    delay = (delay * 2).clamp(Duration::from_secs(1), Duration::from_secs(30));
+                }
+            }
+        }
+        if last_beat.is_none_or(|t| t.elapsed() >= HEARTBEAT) {
+            detail.serving = syncer.vectors.serving().collection.clone();
+            let json = serde_json::to_string(&detail).unwrap_or_default();
+            if jobs::heartbeat(&syncer.db, WORKER, &json).await.is_ok() {
+                last_beat = Some(Instant::now());
+            }
+        }
+        if busy {
+            continue;
+        }
+        if syncer.vectors.previous().is_some()
+            && last_switch_check.is_none_or(|t| t.elapsed() >= SWITCH_CHECK)
+        {
+            last_switch_check = Some(Instant::now());
+            if let Err(e) = super::profile_switch::try_switch(&syncer.db, &syncer.vectors).await {
+                tracing::warn!("profile change: {e}");
+            }
+        }
+        let wait = if vectors_down {
+            Duration::from_secs(2)
+        } else {
+            delay
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Load the profile's models in the background (seconds), hand them to the vector store (for
+/// query vectors), then run the worker until `stop`. Missing models are a set-up problem: said
+/// once in the log, visual search stays 503, everything else runs.
+pub async fn start(
+    cfg: crate::config::embed::Embed,
+    db: MySqlPool,
+    vectors: Arc<VectorStore>,
+    files: Files,
+    stop: CancellationToken,
+) {
+    let started = Instant::now();
+    let loaded = tokio::task::spawn_blocking({
+        let cfg = cfg.clone();
+        move || Embedder::load(&cfg)
+    })
+    .await;
+    let embedder = match loaded {
+        Ok(Ok(e)) => Arc::new(e),
+        Ok(Err(e)) => {
+            tracing::error!("embedding models not loaded, visual search is off: {e}");
+            return;
+        }
+        Err(e) => {
+            tracing::error!("loading the embedding models panicked: {e}");
+            return;
+        }
+    };
+    tracing::info!(
+        profile = embedder.profile().name,
+        collection = %vectors.collection,
+        ms = started.elapsed().as_millis() as u64,
+        "embedding models loaded"
+    );
+    vectors.set_embedder(embedder.clone());
+    if let Err(e) = super::profile_switch::prepare(&cfg, &db, &vectors).await {
+        tracing::warn!("profile change check failed: {e}");
+    }
+    run(
+        Syncer {
+            db,
+            vectors,
+            embedder,
+            files,
+        },
+        stop,
+    )
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_a_minute() {
+        assert_eq!(backoff(0), Duration::from_secs(2));
+        assert_eq!(backoff(1), Duration::from_secs(4));
+        assert_eq!(backoff(4), Duration::from_secs(32));
+        assert_eq!(backoff(5), Duration::from_secs(60));
+        assert_eq!(backoff(40), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn inputs_hash_separates_fields() {
+        let a = inputs_sha256("p", Some("ab"), "c", "d");
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, inputs_sha256("p", Some("a"), "bc", "d"));
+        assert_ne!(a, inputs_sha256("q", Some("ab"), "c", "d"));
+        assert_eq!(a, inputs_sha256("p", Some("ab"), "c", "d"));
+    }
+}
