@@ -136,7 +136,6 @@ pub struct Vectors {
     /// External mode only: `http(s)://host:19530` (the token goes in the secrets).
     pub url: String,
     pub collection: String,
-    pub dimension: u32,
     pub nlist: u32,
     /// IVF_FLAT lists probed per search: recall against latency (see `scripts/bench-vectors`).
     pub nprobe: u32,
@@ -241,7 +240,6 @@ impl Default for Vectors {
             mode: Mode::Embedded,
             url: String::new(),
             collection: "soko_products".into(),
-            dimension: 768,
             nlist: 1024,
             nprobe: 32,
             embedded: EmbeddedVectors::default(),
@@ -432,12 +430,6 @@ impl Config {
                 ));
             }
             Mode::Embedded => {}
-        }
-        if self.vectors.dimension == 0 || self.vectors.dimension > 32768 {
-            return Err(bad(
-                "vectors.dimension",
-                format!("must be from 1 to 32768, got {}", self.vectors.dimension),
-            ));
         }
         if self.vectors.nlist == 0 || self.vectors.nlist > 65536 {
             return Err(bad(

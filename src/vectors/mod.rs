@@ -157,7 +157,8 @@ impl VectorStore {
                 .map(|t| t.expose().to_owned()),
             collection: cfg.vectors.collection.clone(),
             base: cfg.vectors.collection.clone(),
-            dimension: cfg.vectors.dimension,
+            // The configured embedding profile fixes the length (see `for_profile`).
+            dimension: cfg.embed.profile.profile().dim() as u32,
             nlist: cfg.vectors.nlist,
             nprobe: cfg.vectors.nprobe.min(cfg.vectors.nlist),
             client: Mutex::new(None),

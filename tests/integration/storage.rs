@@ -104,7 +104,8 @@ async fn the_collection_is_created_once_with_the_configured_index() {
         .unwrap();
     let desc = &index.indexes()[0];
     assert_eq!(desc.get_index_type(), IndexType::IvfFlat);
-    assert_eq!(desc.get_metric_type(), MetricType::L2);
+    // Inner product: for the hybrid vectors it is exactly 0.6 cos(image) + 0.4 cos(text).
+    assert_eq!(desc.get_metric_type(), MetricType::Ip);
     assert_eq!(
         desc.get_extra_params().get("nlist").map(String::as_str),
         Some("16"),
@@ -121,7 +122,8 @@ async fn the_collection_is_created_once_with_the_configured_index() {
         .await
         .unwrap();
     let text = format!("{described:?}");
-    assert!(text.contains("768"), "dimension 768 expected in {text}");
+    let dim = store.dimension.to_string();
+    assert!(text.contains(&dim), "dimension {dim} expected in {text}");
     store.drop_collection().await.unwrap();
 }
 
