@@ -482,7 +482,12 @@ impl admin::Control for Control {
                     // The backups check comes from the backup history (it knows each kind's
                     // schedule and the secrets archive), not from the checklist's summary.
                     checks.push(crate::ops::backup_view::check(&backups));
-                    checks.extend(vector_sync.as_ref().map(crate::ops::sync_view::check));
+                    let uptime = self.started.elapsed().as_secs();
+                    checks.extend(
+                        vector_sync
+                            .as_ref()
+                            .map(|v| crate::ops::sync_view::check(v, uptime)),
+                    );
                     let inputs = crate::ops::backup_view::alert_inputs(&backups);
                     checks.extend(
                         crate::ops::checklist::gather(

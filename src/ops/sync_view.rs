@@ -61,10 +61,18 @@ pub async fn collect(db: &MySqlPool, collection: &str, profile: &str) -> Option<
     })
 }
 
+/// How long after start a missing heartbeat is "starting" (the models load first) rather than
+/// a problem.
+pub const START_GRACE_SECS: u64 = 180;
+
 /// Amber when the heartbeat is stale or missing, or the backlog is old; never red: a lagging
-/// index degrades visual search only.
-pub fn check(view: &SyncView) -> CheckView {
+/// index degrades visual search only. `uptime_secs`: of this `soko up`.
+pub fn check(view: &SyncView, uptime_secs: u64) -> CheckView {
     let (level, detail) = match view.heartbeat_age_secs {
+        None if uptime_secs < START_GRACE_SECS => (
+            Level::Green,
+            "the vector-sync worker is starting (loading the embedding models)".to_owned(),
+        ),
         None => (
             Level::Amber,
             "the vector-sync worker has not started".to_owned(),

@@ -168,7 +168,12 @@ impl Lock {
         }
     }
 
-    pub async fn release(self) {
+    /// Released explicitly before the connection closes: a closing connection gives its locks
+    /// back only when the server has finished with it, and the next run may ask sooner.
+    pub async fn release(mut self) {
+        let _ = sqlx::query("DO RELEASE_LOCK(CONCAT('soko_backup:', DATABASE()))")
+            .execute(&mut self.0)
+            .await;
         let _ = self.0.close().await;
     }
 }

@@ -25,7 +25,8 @@ async fn up_serves_reports_status_and_stops_in_reverse_order() {
     }
     // Text status, the admin socket's mode, the secrets' mode.
     let text = app.command(&["status"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&text.stdout).contains("healthy"));
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("healthy"), "{text}");
     let sock = app.cfg.admin_socket();
     assert_eq!(
         std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,

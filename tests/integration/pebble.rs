@@ -67,8 +67,8 @@ fn wait_port(port: u16, what: &str) {
     let start = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "{what} did not listen on {port} in 20 s"
+            start.elapsed() < Duration::from_secs(45),
+            "{what} did not listen on {port} in 45 s"
         );
         std::thread::sleep(Duration::from_millis(25));
     }
