@@ -120,13 +120,18 @@ mod tests {
             oldest_secs: Some(2),
             ..SyncView::default()
         };
-        assert_eq!(check(&v).level, Level::Green);
+        assert_eq!(check(&v, 600).level, Level::Green);
         v.oldest_secs = Some(BACKLOG_AMBER_SECS + 1);
-        assert_eq!(check(&v).level, Level::Amber);
+        assert_eq!(check(&v, 600).level, Level::Amber);
         v.oldest_secs = None;
         v.heartbeat_age_secs = Some(STALE_SECS + 1);
-        assert_eq!(check(&v).level, Level::Amber);
+        assert_eq!(check(&v, 600).level, Level::Amber);
         v.heartbeat_age_secs = None;
-        assert_eq!(check(&v).level, Level::Amber);
+        assert_eq!(check(&v, START_GRACE_SECS).level, Level::Amber);
+        assert_eq!(
+            check(&v, START_GRACE_SECS - 1).level,
+            Level::Green,
+            "starting"
+        );
     }
 }
