@@ -142,6 +142,12 @@ async fn drain(syncer: &Syncer) -> (u64, u64, Duration) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    // `cargo test --all-targets` runs benches as tests (without `--bench`): this one needs a
+    // release build, its own servers and minutes, so it only runs from `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("vectors benchmark: skipped under cargo test; run scripts/bench-vectors");
+        return;
+    }
     let a = args();
     soko::init_crypto();
     let dir = tempfile::Builder::new()
