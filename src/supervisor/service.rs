@@ -225,7 +225,21 @@ async fn supervise(
                         };
                         match early {
                             Some(exit) => exit,
-                            None => running.wait().await,
+                            None => {
+                                // A run that has stayed up for `stable` ends the failure streak
+                                // now, not at its next death: the status must not show old
+                                // failures against a healthy service.
+                                let wait = running.wait();
+                                tokio::pin!(wait);
+                                let left = stable.saturating_sub(started.elapsed());
+                                tokio::select! {
+                                    exit = &mut wait => exit,
+                                    () = tokio::time::sleep(left) => {
+                                        set(&tx, |s| s.consecutive_failures = 0);
+                                        wait.await
+                                    }
+                                }
+                            }
                         }
                     };
                     tokio::select! {
@@ -404,5 +418,58 @@ mod tests {
             ..p
         };
         assert_eq!(backoff(&tight, 30), Duration::from_secs(2));
+    }
+
+    /// A real child that fails twice, then stays up: once it has been up `stable_after_secs`,
+    /// the failure streak is over in the status, while the restart count keeps its history.
+    #[tokio::test]
+    async fn a_stable_run_ends_the_failure_streak_while_it_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = "n=$(cat tries 2>/dev/null || echo 0); echo $((n+1)) > tries; \
+                      [ \"$n\" -ge 2 ] && exec sleep 60; exit 3";
+        let spec = ServiceSpec {
+            name: "flaky",
+            launch: Launch {
+                program: "/bin/sh".into(),
+                args: vec!["-c".into(), script.into()],
+                env: vec![],
+                dir: dir.path().to_owned(),
+            },
+            port: 0,
+            probe: Arc::new(|| Box::pin(async { Ok(()) })),
+            prepare: None,
+        };
+        let policy = config::Supervisor {
+            backoff_initial_ms: 50,
+            backoff_max_secs: 1,
+            crash_loop_after: 10,
+            stable_after_secs: 1,
+            ..Default::default()
+        };
+        let handle = spawn(
+            spec,
+            Arc::new(super::super::runtime::ProcessRuntime),
+            policy,
+            PidFile::new(dir.path(), "flaky"),
+        );
+        let mut rx = handle.status.clone();
+        let up = tokio::time::timeout(
+            Duration::from_secs(10),
+            rx.wait_for(|s| s.restarts == 2 && s.ready),
+        )
+        .await
+        .is_ok();
+        assert!(up, "{:?}", *handle.status.borrow());
+        assert_eq!(handle.status.borrow().consecutive_failures, 2);
+        let healed = tokio::time::timeout(
+            Duration::from_secs(5),
+            rx.wait_for(|s| s.consecutive_failures == 0),
+        )
+        .await
+        .is_ok();
+        let now = handle.status.borrow().clone();
+        assert!(healed, "{now:?}");
+        assert_eq!((now.restarts, now.state), (2, State::Running));
+        handle.stop().await;
     }
 }

@@ -18,12 +18,23 @@ use soko::supervisor::{ProcessRuntime, Runtime, Services, mysql};
 use soko::vectors::VectorStore;
 use sqlx::MySqlPool;
 
+/// A free loopback port for a server a test starts later. Taken below Linux's ephemeral range
+/// (32768–60999), so that no client connection of a parallel test can grab it in the
+/// meantime (a port from `bind(0)` can be), and never handed out twice in this run.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let mut b = [0u8; 2];
+        getrandom::fill(&mut b).unwrap();
+        let port = 20_000 + u16::from_le_bytes(b) % 12_000;
+        if given.contains(&port) || TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        given.push(port);
+        return port;
+    }
 }
 
 pub fn random_suffix() -> String {

@@ -91,7 +91,14 @@ async fn killed_children_are_restarted_and_no_committed_row_is_lost() {
         .unwrap();
     assert_eq!(present, last, "acknowledged commits lost after kill -9");
     let after = app.service("mysql");
-    assert_eq!(after["restarts"], 1, "{after}");
+    // Relative to before the kill: on a loaded machine a start-up retry may already have
+    // happened (a port taken by a parallel test, say), and that is not this test's subject.
+    assert_eq!(
+        after["restarts"].as_i64(),
+        before["restarts"].as_i64().map(|r| r + 1),
+        "{before} -> {after}\n{}",
+        app.log_text()
+    );
     assert_ne!(after["pid"], before["pid"]);
     assert!(
         after["last_exit"].as_str().unwrap().contains("SIGKILL"),
@@ -108,7 +115,12 @@ async fn killed_children_are_restarted_and_no_committed_row_is_lost() {
         app.log_text()
     );
     let after = app.service("milvus");
-    assert_eq!(after["restarts"], 1, "{after}");
+    assert_eq!(
+        after["restarts"].as_i64(),
+        before["restarts"].as_i64().map(|r| r + 1),
+        "{before} -> {after}\n{}",
+        app.log_text()
+    );
     let body: serde_json::Value = http
         .get(app.url("/readyz"))
         .send()
