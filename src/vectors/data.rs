@@ -111,7 +111,10 @@ impl VectorStore {
                 .await?;
             Ok(())
         })
-        .await
+        .await?;
+        // Their own neighbour lists changed with their vectors.
+        self.neighbours.forget(points.iter().map(|p| p.id));
+        Ok(())
     }
 
     /// Remove `ids` (absent ones are no error).
@@ -119,6 +122,7 @@ impl VectorStore {
         for chunk in ids.chunks(1000) {
             self.delete_some(chunk).await?;
         }
+        self.neighbours.forget(ids.iter().copied());
         Ok(())
     }
 

@@ -2,8 +2,7 @@
 //! client. Works against milvus-lite (embedded), Milvus 2.x and Zilliz Cloud; the workarounds
 //! for their differences live here and are named where they are used.
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use milvus::v2::prelude::*;
 use milvus::v2::{self as sdk, ClientV2, ConnectConfig};
@@ -14,7 +13,12 @@ use tokio::sync::Mutex;
 use crate::config::{Config, Mode, secrets::Secrets};
 
 mod data;
+pub mod neighbours;
+mod schema;
 pub use data::{Filter, Hit, Point};
+use neighbours::NeighbourCache;
+pub use schema::schema;
+use schema::{ensure_index, ensure_loaded};
 
 pub const PRIMARY: &str = "id";
 pub const VECTOR: &str = "embedding";
@@ -118,6 +122,8 @@ pub struct VectorStore {
     previous: std::sync::RwLock<Option<std::sync::Arc<VectorStore>>>,
     /// Unix ms until which searches are refused at once after a failure (see `web::visual`).
     down_until_ms: std::sync::atomic::AtomicU64,
+    /// Recent "similar items" answers of this collection (see [`neighbours`]).
+    pub neighbours: NeighbourCache,
 }
 
 fn unix_ms() -> u64 {
@@ -165,6 +171,7 @@ impl VectorStore {
             embedder: std::sync::OnceLock::new(),
             previous: std::sync::RwLock::new(None),
             down_until_ms: std::sync::atomic::AtomicU64::new(0),
+            neighbours: NeighbourCache::default(),
         }
     }
 
@@ -182,6 +189,7 @@ impl VectorStore {
             embedder: std::sync::OnceLock::new(),
             previous: std::sync::RwLock::new(None),
             down_until_ms: std::sync::atomic::AtomicU64::new(0),
+            neighbours: NeighbourCache::default(),
         }
     }
 
@@ -353,159 +361,4 @@ impl VectorStore {
         })
         .await
     }
-}
-
-/// Product id, the hybrid vector, and the scalar fields search filters on.
-pub fn schema(dimension: u32) -> sdk::CollectionSchema {
-    sdk::CollectionSchema::new()
-        .add_field(
-            sdk::FieldSchema::new()
-                .name(PRIMARY)
-                .description("product id")
-                .data_type(sdk::DataType::Int64)
-                .primary_key(true),
-        )
-        .add_field(
-            sdk::FieldSchema::new()
-                .name(VECTOR)
-                .description("0.6 image + 0.4 text, unit length")
-                .data_type(sdk::DataType::FloatVector)
-                .dimension(dimension),
-        )
-        .add_field(int64("seller_id"))
-        .add_field(int64("category_id"))
-        .add_field(int64("price_minor"))
-        .add_field(varchar("name", 200))
-        .add_field(varchar("city", 80))
-}
-
-fn int64(name: &str) -> sdk::FieldSchema {
-    sdk::FieldSchema::new()
-        .name(name)
-        .data_type(sdk::DataType::Int64)
-}
-
-fn varchar(name: &str, len: u32) -> sdk::FieldSchema {
-    sdk::FieldSchema::new()
-        .name(name)
-        .data_type(sdk::DataType::VarChar)
-        .max_length(len)
-}
-
-async fn ensure_index(client: &ClientV2, name: &str, nlist: u32) -> Result<(), Error> {
-    let existing = client
-        .describe_index(
-            DescribeIndexRequest::builder()
-                .collection_name(name)
-                .field_name(VECTOR)
-                .build()?,
-        )
-        .await;
-    if existing.is_ok_and(|d| !d.indexes().is_empty()) {
-        return wait_index(client, name).await;
-    }
-    // milvus-lite ignores a bare `nlist` key and `sync(true)` fails on it: pass the build
-    // parameters inside the `params` JSON (Milvus 2.x reads that too) and poll instead.
-    let params = HashMap::from([(
-        "params".to_owned(),
-        serde_json::json!({ "nlist": nlist }).to_string(),
-    )]);
-    client
-        .create_index(
-            CreateIndexRequest::builder()
-                .collection_name(name)
-                .index_params(vec![
-                    IndexParam::new()
-                        .field_name(VECTOR)
-                        .index_name("embedding_ivf_flat")
-                        .index_type(IndexType::IvfFlat)
-                        .metric_type(METRIC)
-                        .extra_params(params),
-                ])
-                .sync(false)
-                .build()?,
-        )
-        .await?;
-    wait_index(client, name).await
-}
-
-async fn wait_index(client: &ClientV2, name: &str) -> Result<(), Error> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let described = client
-            .describe_index(
-                DescribeIndexRequest::builder()
-                    .collection_name(name)
-                    .field_name(VECTOR)
-                    .build()?,
-            )
-            .await?;
-        let states: Vec<IndexStateCode> =
-            described.indexes().iter().map(|d| d.get_state()).collect();
-        if let Some(failed) = described
-            .indexes()
-            .iter()
-            .find(|d| d.get_state() == IndexStateCode::Failed)
-        {
-            return Err(Error::Milvus(format!(
-                "index build failed: {}",
-                failed.get_failure_reason()
-            )));
-        }
-        // milvus-lite reports `None` for an index it builds lazily; treat it as usable.
-        if !states.is_empty()
-            && states
-                .iter()
-                .all(|s| matches!(s, IndexStateCode::Finished | IndexStateCode::None))
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(Error::Timeout {
-                what: "index build",
-                secs: 120,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn ensure_loaded(client: &ClientV2, name: &str) -> Result<(), Error> {
-    let state = client
-        .get_load_state(
-            GetLoadStateRequest::builder()
-                .collection_name(name)
-                .build()?,
-        )
-        .await?
-        .state();
-    if state != LoadState::Loaded {
-        client
-            .load_collection(
-                LoadCollectionRequest::builder()
-                    .collection_name(name)
-                    .build()?,
-            )
-            .await?;
-    }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while client
-        .get_load_state(
-            GetLoadStateRequest::builder()
-                .collection_name(name)
-                .build()?,
-        )
-        .await?
-        .state()
-        != LoadState::Loaded
-    {
-        if Instant::now() > deadline {
-            return Err(Error::Timeout {
-                what: "collection load",
-                secs: 120,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Ok(())
 }

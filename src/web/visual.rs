@@ -170,6 +170,18 @@ pub async fn similar(
         return Err(VisualError::NotFound);
     }
     let store = s.vectors.serving();
+    // Neighbour lists change slowly: a recent answer serves (see `vectors::neighbours`).
+    let looked_up = Instant::now();
+    if let Some(hits) = store.neighbours.get(id, limit) {
+        crate::metrics::observe_with(
+            "vector_search",
+            r#"what="similar_cached""#,
+            looked_up.elapsed(),
+            false,
+        );
+        let results = cards(s, &hits, |score| score).await?;
+        return Ok((results, Timing::default()));
+    }
     let profile = store
         .embedder()
         .map(|e| e.profile().name)
@@ -191,6 +203,7 @@ pub async fn similar(
         hits.is_err(),
     );
     let hits = hits?;
+    store.neighbours.put(id, limit, &hits);
     let search_ms = started.elapsed().as_millis() as u64;
     let results = cards(s, &hits, |score| score).await?;
     tracing::info!(search_ms, results = results.len(), "visual.similar_items");

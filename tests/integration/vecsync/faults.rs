@@ -182,6 +182,15 @@ async fn milvus_killed_visual_503_rest_works_outbox_drains_after() {
         "{status}"
     );
 
+    // A product page seen before the outage keeps its similar items (a recent answer).
+    let seen = http
+        .get(app.url(&format!("/api/v1/products/{}/similar", first[2])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(seen.status(), 200);
+    let seen: serde_json::Value = seen.json().await.unwrap();
+
     let milvus = app.service("milvus");
     kill9(milvus["pid"].as_i64().unwrap());
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -203,6 +212,33 @@ async fn milvus_killed_visual_503_rest_works_outbox_drains_after() {
         .await
         .unwrap();
     assert!(r.headers().contains_key("retry-after"));
+    let r = http
+        .get(app.url(&format!("/api/v1/products/{}/similar", first[2])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "served from the neighbour cache");
+    let cached: serde_json::Value = r.json().await.unwrap();
+    let hidden = first[0];
+    let ids_of = |v: &serde_json::Value| -> Vec<u64> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_u64().unwrap())
+            .collect()
+    };
+    assert!(
+        !ids_of(&cached).contains(&hidden),
+        "hidden meanwhile: {cached}"
+    );
+    assert_eq!(
+        ids_of(&seen)
+            .into_iter()
+            .filter(|id| *id != hidden)
+            .collect::<Vec<_>>(),
+        ids_of(&cached)
+    );
     let r = http
         .post(app.url("/api/v1/search/image"))
         .header("content-type", "image/png")
