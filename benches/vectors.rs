@@ -250,6 +250,10 @@ async fn main() {
         files: files.clone(),
     };
     let (synced, embedded, took) = drain(&syncer).await;
+    // As the worker does once the outbox is drained (embedded milvus-lite).
+    let t = Instant::now();
+    vectors.flush_if_dirty().await.expect("flush");
+    eprintln!("flushed in {:.1}s", t.elapsed().as_secs_f64());
     let sync_excluded = synced as f64 / took.as_secs_f64();
     eprintln!(
         "sync, embedding excluded: {synced} products ({embedded} embedded) in {:.1}s",

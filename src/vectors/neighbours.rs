@@ -2,12 +2,12 @@
 //!
 //! Every product page shows its nearest neighbours. With the embedded milvus-lite a search costs
 //! time linear in the catalogue (about 3 ms per 1,000 products: it checks every row's version in
-//! Python on each query, see the README's vector benchmark), and its searches run one at a time,
-//! so without this a busy product page would queue behind the vector store. Neighbour lists
-//! change slowly: a product's own list is dropped the moment its vector is upserted or deleted
-//! (the sync worker writes through the same [`super::VectorStore`]), other lists pick up new
-//! products within [`TTL`]. Hidden products never show from a stale list: the web layer
-//! re-checks every hit against MySQL.
+//! Python on each query, see the README's vector benchmark), and its searches run, in effect,
+//! one at a time under Python's interpreter lock, so without this a busy product page would
+//! queue behind the vector store. Neighbour lists change slowly: a product's own list is dropped
+//! the moment its vector is upserted or deleted (the sync worker writes through the same
+//! [`super::VectorStore`]), other lists pick up new products within [`TTL`]. Hidden products
+//! never show from a stale list: the web layer re-checks every hit against MySQL.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -290,6 +290,7 @@ pub async fn run(syncer: Syncer, stop: CancellationToken) {
     let mut last_reconcile: Option<Instant> = None;
     let mut vectors_down = false;
     let mut last_switch_check: Option<Instant> = None;
+    let mut last_flush = Instant::now();
     let switch = super::control::switches().register("vector-sync");
     while !stop.is_cancelled() {
         if !switch.wait_if_paused(&stop).await {
@@ -345,6 +346,14 @@ pub async fn run(syncer: Syncer, stop: CancellationToken) {
             let json = serde_json::to_string(&detail).unwrap_or_default();
             if jobs::heartbeat(&syncer.db, WORKER, &json).await.is_ok() {
                 last_beat = Some(Instant::now());
+            }
+        }
+        // Drained, or a long burst: seal the writes so searches stop paying for them.
+        if !vectors_down && (!busy || last_flush.elapsed() >= vectors::FLUSH_EVERY) {
+            match syncer.vectors.flush_if_dirty().await {
+                Ok(true) => last_flush = Instant::now(),
+                Ok(false) => {}
+                Err(e) => tracing::warn!("vector store flush: {e}"),
             }
         }
         if busy {

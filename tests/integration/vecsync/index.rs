@@ -35,6 +35,9 @@ async fn upsert_search_filter_list_delete() {
     assert_eq!(hits[0].id, 7, "{hits:?}");
     assert!((hits[0].score - 1.0).abs() < 1e-3, "{hits:?}");
     assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+    // The writes are sealed into a segment (embedded milvus-lite), once.
+    assert!(vectors.flush_if_dirty().await.unwrap());
+    assert!(!vectors.flush_if_dirty().await.unwrap());
     // Filters are applied in Milvus: every hit matches them.
     let f = Filter {
         category: Some(1),
@@ -72,6 +75,14 @@ async fn upsert_search_filter_list_delete() {
         vectors.ids_in(0, 100).await.unwrap(),
         (4..=60).collect::<Vec<_>>()
     );
+    // Flushed, the newer row of 7 (Nairobi) and the deletions still win over the sealed rows.
+    assert!(vectors.flush_if_dirty().await.unwrap());
+    assert_eq!(
+        vectors.ids_in(0, 100).await.unwrap(),
+        (4..=60).collect::<Vec<_>>()
+    );
+    let hits = vectors.search(&unit(16, 7), &only_kisumu, 3).await.unwrap();
+    assert!(hits.iter().all(|h| h.id != 7), "{hits:?}");
     // A query of the wrong length is refused before Milvus sees it.
     assert!(
         vectors
