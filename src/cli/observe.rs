@@ -1,5 +1,5 @@
 //! `soko up`'s observability: logs (with retention) and error tracking at start, the alert
-//! evaluator once the appliance runs. Kept out of `up.rs` so that file stays a table of
+//! evaluator once the appliance runs. Kept out of `up/mod.rs` so that file stays a table of
 //! contents.
 
 use std::process::ExitCode;

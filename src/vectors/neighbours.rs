@@ -1,7 +1,7 @@
 //! A short-lived cache of "similar items" answers, per collection.
 //!
 //! Every product page shows its nearest neighbours. With the embedded milvus-lite a search costs
-//! time linear in the catalogue (about 3 ms per 1,000 products: it checks every row's version in
+//! time linear in the catalogue (about 1.2 ms per 1,000 products: it checks every row's version in
 //! Python on each query, see the README's vector benchmark), and its searches run, in effect,
 //! one at a time under Python's interpreter lock, so without this a busy product page would
 //! queue behind the vector store. Neighbour lists change slowly: a product's own list is dropped
