@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 
-use super::{mysql_and_milvus, photo, product, seller, spawn_visual, sync_all, token_after};
+use super::{ids, mysql_and_milvus, photo, product, seller, spawn_visual, sync_all, token_after};
 
 /// motorcycle_right.png mirrored and cropped, as a JPEG: another photo of the same bike.
 fn other_motorcycle() -> Vec<u8> {
@@ -18,15 +18,6 @@ fn other_motorcycle() -> Vec<u8> {
     let mut out = std::io::Cursor::new(Vec::new());
     img.to_rgb8().write_to(&mut out, ImageFormat::Jpeg).unwrap();
     out.into_inner()
-}
-
-fn ids(v: &Value) -> Vec<u64> {
-    v["items"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{v}"))
-        .iter()
-        .map(|i| i["id"].as_u64().unwrap())
-        .collect()
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use soko::store::catalogue::{self, NewProduct};
 use soko::store::images::{Files, NewImage};
 use soko::vectors::VectorStore;
 
-use super::photo;
+use super::{ids, photo};
 use crate::common::Appliance;
 
 fn kill9(pid: i64) {
@@ -190,6 +190,7 @@ async fn milvus_killed_visual_503_rest_works_outbox_drains_after() {
         .unwrap();
     assert_eq!(seen.status(), 200);
     let seen: serde_json::Value = seen.json().await.unwrap();
+    assert!(!ids(&seen).is_empty(), "{seen}");
 
     let milvus = app.service("milvus");
     kill9(milvus["pid"].as_i64().unwrap());
@@ -220,24 +221,16 @@ async fn milvus_killed_visual_503_rest_works_outbox_drains_after() {
     assert_eq!(r.status(), 200, "served from the neighbour cache");
     let cached: serde_json::Value = r.json().await.unwrap();
     let hidden = first[0];
-    let ids_of = |v: &serde_json::Value| -> Vec<u64> {
-        v["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| i["id"].as_u64().unwrap())
-            .collect()
-    };
     assert!(
-        !ids_of(&cached).contains(&hidden),
+        !ids(&cached).contains(&hidden),
         "hidden meanwhile: {cached}"
     );
     assert_eq!(
-        ids_of(&seen)
+        ids(&seen)
             .into_iter()
             .filter(|id| *id != hidden)
             .collect::<Vec<_>>(),
-        ids_of(&cached)
+        ids(&cached)
     );
     let r = http
         .post(app.url("/api/v1/search/image"))

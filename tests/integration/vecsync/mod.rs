@@ -26,6 +26,16 @@ mod switch;
 
 pub const PHOTOS: &str = "/opt/soko/models/sample-photos";
 
+/// The product ids of an API list (`{"items": [{"id": ..}, ..]}`), in order.
+pub fn ids(v: &serde_json::Value) -> Vec<u64> {
+    v["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .map(|i| i["id"].as_u64().unwrap())
+        .collect()
+}
+
 pub fn photo(name: &str) -> Vec<u8> {
     let path = PathBuf::from(PHOTOS).join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run scripts/setup)", path.display()))
