@@ -13,7 +13,7 @@ use crate::ops::{admin, checklist, preflight};
 pub struct Args {}
 
 pub async fn run(path: &Path, _args: Args) -> anyhow::Result<ExitCode> {
-    let (cfg, found) = match load_config(path) {
+    let (mut cfg, found) = match load_config(path) {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
     };
@@ -29,7 +29,9 @@ pub async fn run(path: &Path, _args: Args) -> anyhow::Result<ExitCode> {
     let running = admin::fetch_status(&cfg.admin_socket(), Duration::from_secs(10))
         .await
         .ok();
+    let runtime = runtime_check(&mut cfg, running.as_ref()).await;
     let mut checks = preflight::run(&cfg, running.is_some());
+    checks.push(runtime);
     match &running {
         Some(snapshot) => checks.extend(snapshot.checks.iter().cloned()),
         None => {
@@ -59,6 +61,55 @@ pub async fn run(path: &Path, _args: Args) -> anyhow::Result<ExitCode> {
         checks.remove(first);
     }
     Ok(print_checks(&checks))
+}
+
+/// Which runtime runs (or would run) MariaDB and Milvus, and why. Not running: resolved as
+/// `soko up` would, and the config then says which (so the binaries check fits the runtime).
+async fn runtime_check(
+    cfg: &mut crate::config::Config,
+    running: Option<&crate::ops::status::Snapshot>,
+) -> CheckView {
+    use crate::config::RuntimeChoice;
+    use crate::supervisor::container::engine::{Choice, choose};
+    let check = |level, detail| CheckView {
+        name: "runtime".into(),
+        level,
+        detail,
+    };
+    if let Some(s) = running {
+        let parts: Vec<String> = s
+            .services
+            .iter()
+            .filter(|v| v.status.state != crate::supervisor::State::External)
+            .map(|v| match &v.status.container_id {
+                Some(id) => format!("{} in container {id}", v.status.name),
+                None => format!("{} as a {}", v.status.name, v.status.runtime),
+            })
+            .collect();
+        let why = s
+            .services
+            .iter()
+            .find_map(|v| v.status.runtime_reason.clone())
+            .unwrap_or_default();
+        return check(Level::Green, format!("{} ({why})", parts.join(", ")));
+    }
+    let setting = cfg.supervisor.runtime;
+    match choose(cfg).await {
+        Ok(Choice::Container { reason, .. }) => {
+            cfg.supervisor.runtime = RuntimeChoice::Container;
+            check(Level::Green, format!("containers: {reason}"))
+        }
+        Ok(Choice::Process { reason }) => {
+            cfg.supervisor.runtime = RuntimeChoice::Process;
+            let level = if setting == RuntimeChoice::Auto {
+                Level::Amber
+            } else {
+                Level::Green
+            };
+            check(level, format!("processes: {reason}"))
+        }
+        Err(why) => check(Level::Red, why),
+    }
 }
 
 /// One line a check; exit 1 when any is red.

@@ -3,14 +3,13 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::load_config;
 use crate::config::{Mode, secrets::Secrets};
 use crate::ops::admin;
 use crate::store;
-use crate::supervisor::{self, ProcessRuntime, mysql, pidfile::PidFile, service};
+use crate::supervisor::{self, mysql, pidfile::PidFile, service};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -67,13 +66,20 @@ pub(crate) async fn open_database(
     let running = admin::fetch_status(&cfg.admin_socket(), Duration::from_secs(5))
         .await
         .is_ok();
+    // Resolved as `soko up` would; a running appliance is reached over TCP (granted from
+    // loopback and from a container network's gateway alike).
+    let mut cfg = cfg.clone();
     let temporary = if cfg.database.mode == Mode::Embedded && !running {
+        let cfg = &mut cfg;
         std::fs::create_dir_all(cfg.run_dir())?;
-        let spec = mysql::spec(cfg);
+        let selected = supervisor::select_runtime(cfg).await?;
+        cfg.supervisor.runtime = selected.choice();
+        selected.remove_leftovers(cfg).await?;
+        let spec = mysql::spec(cfg, selected.container.is_some());
         supervisor::make_private_dir(&spec.launch.dir)?;
         let handle = service::spawn(
             spec,
-            Arc::new(ProcessRuntime),
+            selected.runtime,
             cfg.supervisor.clone(),
             PidFile::new(&cfg.run_dir(), "mysql"),
         );
@@ -84,7 +90,7 @@ pub(crate) async fn open_database(
             handle.stop().await;
             anyhow::bail!("the embedded database did not start: {e}");
         }
-        if let Err(e) = mysql::provision(cfg, secrets).await {
+        if let Err(e) = mysql::provision(cfg, secrets, supervisor::peer_of(&handle)).await {
             handle.stop().await;
             return Err(e.into());
         }
@@ -92,7 +98,10 @@ pub(crate) async fn open_database(
     } else {
         None
     };
-    Ok((store::pool(store::app_options(cfg, secrets)?, 2), temporary))
+    Ok((
+        store::pool(store::app_options(&cfg, secrets)?, 2),
+        temporary,
+    ))
 }
 
 pub(crate) async fn close_database(pool: sqlx::MySqlPool, temporary: Option<service::Handle>) {

@@ -7,6 +7,7 @@ mod cert;
 mod console;
 mod doctor;
 mod https;
+mod images;
 mod init;
 mod migrate;
 mod observe;
@@ -67,6 +68,9 @@ pub enum Command {
     Console(console::Args),
     /// Recommendations now: fold in new events, trending, `--full` every neighbour list.
     Recommend(recommend::Args),
+    /// The container images of MariaDB and Milvus standalone: `soko images build` makes them
+    /// here, without a registry; `soko images status` checks them.
+    Images(images::Args),
 }
 
 /// Exit codes: 0 fine, 1 unhealthy or failed checks, 2 bad configuration or usage, 3 not
@@ -102,6 +106,7 @@ pub fn main() -> ExitCode {
             Command::Restore(args) => restore::run(&path, args).await,
             Command::Console(args) => console::run(&path, args).await,
             Command::Recommend(args) => recommend::run(&path, args).await,
+            Command::Images(args) => images::run(&path, args).await,
         }
     });
     // Children are stopped by the commands themselves; do not wait for idle blocking threads.

@@ -22,6 +22,10 @@ use serde::{Deserialize, Serialize};
 
 pub use lines::line_of;
 
+/// The images `soko images build` makes (tagged with the version they carry).
+pub const DEFAULT_MARIADB_IMAGE: &str = "localhost/soko-mariadb:10.11";
+pub const DEFAULT_MILVUS_IMAGE: &str = "localhost/soko-milvus:2.3.5";
+
 /// The documented example shipped at the top of the repository and written by `soko init`.
 pub const EXAMPLE_YAML: &str = include_str!("../../appliance.yaml");
 
@@ -127,6 +131,10 @@ pub struct EmbeddedDatabase {
     pub install_db_bin: PathBuf,
     /// InnoDB buffer pool in MiB; 0 sizes it from the machine's RAM.
     pub buffer_pool_mb: u64,
+    /// Container runtime: the image (built by `soko images build`, or an operator's own).
+    pub image: String,
+    /// Container runtime: memory limit in MiB; 0 sizes it from the buffer pool.
+    pub memory_mb: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -146,13 +154,45 @@ pub struct Vectors {
 #[serde(deny_unknown_fields, default)]
 pub struct EmbeddedVectors {
     pub port: u16,
-    /// The Milvus-protocol server: milvus-lite from the venv `scripts/setup` makes.
+    /// Process runtime: the Milvus-protocol server, milvus-lite from the venv `scripts/setup`
+    /// makes.
     pub command: PathBuf,
+    /// Container runtime: the Milvus standalone image (built by `soko images build`).
+    pub image: String,
+    /// Container runtime: memory limit in MiB; 0 sizes it from the machine's RAM.
+    pub memory_mb: u64,
+}
+
+/// How the embedded services run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeChoice {
+    /// Containers when an engine answers on the socket and the images are there, else processes.
+    Auto,
+    /// Containers through the Docker Engine API (Docker, or podman's compatible service).
+    Container,
+    /// Native child processes (MariaDB and milvus-lite installed on the host).
+    Process,
+}
+
+impl fmt::Display for RuntimeChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RuntimeChoice::Auto => "auto",
+            RuntimeChoice::Container => "container",
+            RuntimeChoice::Process => "process",
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Supervisor {
+    /// auto | container | process.
+    pub runtime: RuntimeChoice,
+    /// The container engine's API socket; empty: /var/run/docker.sock, then
+    /// /run/podman/podman.sock.
+    pub engine_socket: PathBuf,
     pub start_timeout_secs: u64,
     pub stop_timeout_secs: u64,
     pub backoff_initial_ms: u64,
@@ -230,6 +270,8 @@ impl Default for EmbeddedDatabase {
             server_bin: "/usr/sbin/mariadbd".into(),
             install_db_bin: "/usr/bin/mariadb-install-db".into(),
             buffer_pool_mb: 0,
+            image: DEFAULT_MARIADB_IMAGE.into(),
+            memory_mb: 0,
         }
     }
 }
@@ -252,6 +294,8 @@ impl Default for EmbeddedVectors {
         EmbeddedVectors {
             port: 19530,
             command: "/opt/soko/milvus-lite/bin/milvus-lite".into(),
+            image: DEFAULT_MILVUS_IMAGE.into(),
+            memory_mb: 0,
         }
     }
 }
@@ -259,6 +303,8 @@ impl Default for EmbeddedVectors {
 impl Default for Supervisor {
     fn default() -> Self {
         Supervisor {
+            runtime: RuntimeChoice::Auto,
+            engine_socket: PathBuf::new(),
             start_timeout_secs: 90,
             stop_timeout_secs: 20,
             backoff_initial_ms: 500,
@@ -459,6 +505,47 @@ impl Config {
                 ),
             ));
         }
+        for (key, image) in [
+            ("database.embedded.image", &self.database.embedded.image),
+            ("vectors.embedded.image", &self.vectors.embedded.image),
+        ] {
+            if image.is_empty() || image.bytes().any(|b| b.is_ascii_whitespace() || b < 0x20) {
+                return Err(bad(
+                    key,
+                    format!(
+                        "must be an image reference such as localhost/soko-mariadb:10.11, got {image:?}"
+                    ),
+                ));
+            }
+        }
+        for (key, mb) in [
+            (
+                "database.embedded.memory_mb",
+                self.database.embedded.memory_mb,
+            ),
+            (
+                "vectors.embedded.memory_mb",
+                self.vectors.embedded.memory_mb,
+            ),
+        ] {
+            if mb != 0 && mb < 128 {
+                return Err(bad(
+                    key,
+                    format!("must be 0 (sized by soko) or at least 128 MiB, got {mb}"),
+                ));
+            }
+        }
+        if !self.supervisor.engine_socket.as_os_str().is_empty()
+            && !self.supervisor.engine_socket.is_absolute()
+        {
+            return Err(bad(
+                "supervisor.engine_socket",
+                format!(
+                    "must be an absolute path such as /run/podman/podman.sock, got {:?}",
+                    self.supervisor.engine_socket.display().to_string()
+                ),
+            ));
+        }
         if self.supervisor.crash_loop_after == 0 {
             return Err(bad(
                 "supervisor.crash_loop_after",
@@ -491,6 +578,11 @@ impl Config {
     /// Runtime files: the lock, the admin socket, child pid files.
     pub fn run_dir(&self) -> PathBuf {
         self.data_dir.join("run")
+    }
+
+    /// The embedded MySQL's unix socket (a link to the container's, in the container runtime).
+    pub fn mysql_socket(&self) -> PathBuf {
+        self.run_dir().join("mysql.sock")
     }
 
     pub fn admin_socket(&self) -> PathBuf {

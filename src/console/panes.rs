@@ -180,9 +180,18 @@ pub fn services(f: &mut Frame, area: Rect, app: &App) {
     {
         let st = &v.status;
         detail.push(Line::from(format!(
-            "{}: {} runtime, {} consecutive failures",
-            st.name, st.runtime, st.consecutive_failures
+            "{}: {} runtime{}, {} consecutive failures",
+            st.name,
+            st.runtime,
+            st.container_id
+                .as_ref()
+                .map(|id| format!(" (container {id})"))
+                .unwrap_or_default(),
+            st.consecutive_failures
         )));
+        if let Some(why) = &st.runtime_reason {
+            detail.push(Line::from(format!("why: {why}")));
+        }
         if let Some(e) = &st.last_exit {
             detail.push(Line::from(format!("last exit: {e}")));
         }

@@ -174,6 +174,10 @@ fn executable(path: &Path) -> bool {
 /// The embedded servers' programs, present and executable.
 pub fn binaries(cfg: &Config) -> Vec<CheckView> {
     let mut wanted: Vec<(&str, &Path)> = Vec::new();
+    // In containers the images carry the servers (checked when the runtime is chosen).
+    if cfg.supervisor.runtime == crate::config::RuntimeChoice::Container {
+        return Vec::new();
+    }
     if cfg.database.mode == Mode::Embedded {
         wanted.push((
             "database.embedded.server_bin",

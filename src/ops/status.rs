@@ -301,6 +301,34 @@ pub fn render_text(s: &Snapshot, now_unix: u64) -> String {
             }
         }
     }
+    // Which runtime runs the services, and why (one reason for all: they share it).
+    for v in &s.services {
+        let st = &v.status;
+        if st.state == State::External {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "      {} runs as a {}{}",
+            st.name,
+            if st.runtime == "container" {
+                "container"
+            } else {
+                "process"
+            },
+            st.container_id
+                .as_ref()
+                .map(|id| format!(" ({id})"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(why) = s
+        .services
+        .iter()
+        .find_map(|v| v.status.runtime_reason.as_ref())
+    {
+        let _ = writeln!(out, "      runtime: {why}");
+    }
     super::status_text::workers(&mut out, s, now_unix);
     let _ = writeln!(out, "\nCHECKS");
     for c in &s.checks {

@@ -62,6 +62,25 @@ fn check_password(what: &str, value: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Where the application user may connect from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AppHost {
+    /// Over the unix socket.
+    Localhost,
+    /// Over TCP from this address (loopback, or a container network's gateway).
+    Ip(std::net::IpAddr),
+}
+
+impl std::fmt::Display for AppHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppHost::Localhost => f.write_str("localhost"),
+            // An IpAddr: nothing to escape in a statement.
+            AppHost::Ip(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
 /// Idempotent hardening and provisioning, run after every start of the embedded server:
 /// drops anonymous users and root over TCP, sets root's password (socket only), creates the
 /// application database and user with only the rights the application needs.
@@ -72,13 +91,15 @@ pub async fn bootstrap(
     database: &str,
     user: &str,
     password: &str,
+    app_hosts: &[AppHost],
 ) -> Result<(), Error> {
     check_ident("database.name", database)?;
     check_ident("database.user", user)?;
     check_password("mysql_root_password", root_password)?;
     check_password("database_password", password)?;
     let host = hostname.replace(['\'', '\\'], "");
-    let statements = [
+    let app_hosts: Vec<String> = app_hosts.iter().map(AppHost::to_string).collect();
+    let mut statements = vec![
         format!("DROP USER IF EXISTS 'root'@'127.0.0.1', 'root'@'::1', 'root'@'{host}'"),
         format!("DROP USER IF EXISTS ''@'localhost', ''@'{host}'"),
         format!(
@@ -89,18 +110,22 @@ pub async fn bootstrap(
             "CREATE DATABASE IF NOT EXISTS `{database}` \
              CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
         ),
-        // mysql_native_password: the one MariaDB plugin sqlx speaks.
-        format!(
-            "CREATE USER IF NOT EXISTS '{user}'@'127.0.0.1' IDENTIFIED VIA mysql_native_password \
-             USING PASSWORD('{password}')"
-        ),
-        format!(
-            "ALTER USER '{user}'@'127.0.0.1' IDENTIFIED VIA mysql_native_password \
-             USING PASSWORD('{password}')"
-        ),
-        format!("GRANT {APP_PRIVILEGES} ON `{database}`.* TO '{user}'@'127.0.0.1'"),
-        "FLUSH PRIVILEGES".to_owned(),
     ];
+    for app_host in &app_hosts {
+        // mysql_native_password: the one MariaDB plugin sqlx speaks.
+        statements.extend([
+            format!(
+                "CREATE USER IF NOT EXISTS '{user}'@'{app_host}' IDENTIFIED VIA \
+                 mysql_native_password USING PASSWORD('{password}')"
+            ),
+            format!(
+                "ALTER USER '{user}'@'{app_host}' IDENTIFIED VIA mysql_native_password \
+                 USING PASSWORD('{password}')"
+            ),
+            format!("GRANT {APP_PRIVILEGES} ON `{database}`.* TO '{user}'@'{app_host}'"),
+        ]);
+    }
+    statements.push("FLUSH PRIVILEGES".to_owned());
     for sql in statements {
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
             .execute(&mut *conn)

@@ -65,6 +65,15 @@ pub fn app_options(cfg: &config::Config, secrets: &Secrets) -> Result<MySqlConne
         .as_ref()
         .map(|s| s.expose().to_owned());
     let opts = match cfg.database.mode {
+        // In a container, over the unix socket of its bind mount: a TCP connection through the
+        // engine's port forwarding hangs (no reset) when the container dies, until the kernel
+        // gives up minutes later; a socket's peer closing is seen at once.
+        Mode::Embedded if cfg.supervisor.runtime == config::RuntimeChoice::Container => {
+            MySqlConnectOptions::new()
+                .socket(cfg.mysql_socket())
+                .username(&cfg.database.user)
+                .database(&cfg.database.name)
+        }
         Mode::Embedded => MySqlConnectOptions::new()
             .host("127.0.0.1")
             .port(cfg.database.embedded.port)

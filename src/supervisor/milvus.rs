@@ -1,17 +1,80 @@
-//! The embedded vector store: a Milvus-protocol server as a child process (milvus-lite from the
-//! virtualenv `scripts/setup` makes). Its data lives in `<data_dir>/milvus/`. It is ready when
-//! it answers a gRPC call through the same client the application uses.
+//! The embedded vector store, ready when it answers a gRPC call through the same client the
+//! application uses:
+//! - process runtime: milvus-lite from the virtualenv `scripts/setup` makes, data in
+//!   `<data_dir>/milvus/`;
+//! - container runtime: Milvus standalone 2.3.5 (the real engine: knowhere indexes, embedded
+//!   etcd, local storage), data in `<data_dir>/milvus-standalone/`. The two keep different
+//!   on-disk formats, hence different directories; the vector sync rebuilds either from MySQL.
 
 use std::sync::Arc;
 
+use super::container::{Bind, ContainerSpec};
 use super::runtime::Launch;
 use super::service::{Probe, ServiceSpec};
 use crate::config::Config;
 use crate::vectors;
 
-pub fn spec(cfg: &Config) -> ServiceSpec {
+/// Where Milvus standalone keeps its data inside the container (the official image's place).
+pub const CONTAINER_DATA: &str = "/var/lib/milvus";
+pub const CONTAINER_PORT: u16 = 19530;
+
+/// Host directory of Milvus standalone's data.
+pub fn standalone_dir(cfg: &Config) -> std::path::PathBuf {
+    cfg.data_dir.join("milvus-standalone")
+}
+
+/// Memory limit: configured, or half the machine's RAM between 768 MiB and 2 GiB.
+pub fn memory_mb(configured: u64, total_ram_bytes: u64) -> u64 {
+    if configured > 0 {
+        return configured;
+    }
+    (total_ram_bytes / 2 / (1024 * 1024)).clamp(768, 2048)
+}
+
+/// `milvus run standalone` with every data path under the bind mount, set through Milvus's
+/// environment overrides of its config keys (so the official image's config works as well).
+fn container_spec(cfg: &Config) -> ContainerSpec {
     let e = &cfg.vectors.embedded;
-    let dir = cfg.data_dir.join("milvus");
+    let d = CONTAINER_DATA;
+    ContainerSpec {
+        image: e.image.clone(),
+        command: vec![
+            "/milvus/bin/milvus".into(),
+            "run".into(),
+            "standalone".into(),
+        ],
+        env: vec![
+            "DEPLOY_MODE=STANDALONE".into(),
+            "LD_LIBRARY_PATH=/milvus/bin:/milvus/lib:/usr/lib".into(),
+            "MILVUSCONF=/milvus/configs/".into(),
+            "METRICS_PORT=9091".into(),
+            "ETCD_USE_EMBED=true".into(),
+            format!("ETCD_DATA_DIR={d}/etcd"),
+            "COMMON_STORAGETYPE=local".into(),
+            format!("LOCALSTORAGE_PATH={d}/data"),
+            format!("ROCKSMQ_PATH={d}/rocksmq"),
+            "TZ=UTC".into(),
+        ],
+        binds: vec![Bind {
+            host: standalone_dir(cfg),
+            container: d.into(),
+        }],
+        ports: vec![(e.port, CONTAINER_PORT)],
+        memory_bytes: memory_mb(e.memory_mb, super::mysql::total_ram_bytes()) << 20,
+        working_dir: Some("/milvus".into()),
+        // Milvus 2.3 does not stop on SIGTERM: it is killed after this. Its writes are safe in
+        // the embedded etcd and the message queue's log (checked by the fault tests).
+        stop_secs: Some(5),
+    }
+}
+
+pub fn spec(cfg: &Config, container: bool) -> ServiceSpec {
+    let e = &cfg.vectors.embedded;
+    let dir = if container {
+        standalone_dir(cfg)
+    } else {
+        cfg.data_dir.join("milvus")
+    };
     let port = e.port;
     let probe: Probe = Arc::new(move || {
         Box::pin(async move {
@@ -36,6 +99,7 @@ pub fn spec(cfg: &Config) -> ServiceSpec {
             ],
             env: vec![("PYTHONUNBUFFERED".into(), "1".into())],
             dir,
+            container: container.then(|| container_spec(cfg)),
         },
         port,
         probe,

@@ -2,6 +2,8 @@
 //! private data directory, loopback listener, readiness, captured output, restart with
 //! back-off, crash-loop detection, ordered graceful stop.
 
+pub mod container;
+pub mod images;
 pub mod milvus;
 pub mod mysql;
 pub mod pidfile;
@@ -15,8 +17,10 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::config::{Config, Mode};
-pub use runtime::{ProcessRuntime, Runtime};
+use crate::config::{Config, Mode, RuntimeChoice};
+use container::ContainerRuntime;
+use container::engine::{self, Choice};
+pub use runtime::{ProcessRuntime, Reasoned, Runtime};
 pub use service::{Handle, State, Status};
 
 #[derive(Debug, thiserror::Error)]
@@ -31,11 +35,71 @@ pub enum Error {
     },
     #[error("{0}")]
     Port(#[from] ports::PortInUse),
+    #[error("{0}")]
+    Container(String),
     #[error("cannot create {path}: {source}")]
     Dir {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+/// The runtime `supervisor.runtime` resolved to.
+pub struct Selected {
+    pub runtime: Arc<dyn Runtime>,
+    /// The same runtime, when it is the container one (for leftovers and images).
+    pub container: Option<Arc<ContainerRuntime>>,
+    pub reason: String,
+}
+
+impl Selected {
+    /// `process` or `container`, as `supervisor.runtime` would say it.
+    pub fn choice(&self) -> RuntimeChoice {
+        match self.container {
+            Some(_) => RuntimeChoice::Container,
+            None => RuntimeChoice::Process,
+        }
+    }
+
+    /// Container runtime: stop and remove this data directory's containers left by a `soko up`
+    /// that was killed (before the ports are checked: they hold them).
+    pub async fn remove_leftovers(&self, cfg: &Config) -> Result<(), Error> {
+        if let Some(c) = &self.container {
+            for (service, mode) in [("mysql", cfg.database.mode), ("milvus", cfg.vectors.mode)] {
+                if mode == Mode::Embedded {
+                    c.remove_leftovers(service).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Resolve `supervisor.runtime` (see [`engine::choose`]). `Err` when `container` is asked for
+/// and cannot be had; the message names the socket or image and the fix.
+pub async fn select_runtime(cfg: &Config) -> Result<Selected, Error> {
+    let grace = Duration::from_secs(cfg.supervisor.stop_timeout_secs);
+    Ok(match engine::choose(cfg).await.map_err(Error::Container)? {
+        Choice::Process { reason } => Selected {
+            runtime: Arc::new(Reasoned {
+                inner: Arc::new(ProcessRuntime),
+                reason: reason.clone(),
+            }),
+            container: None,
+            reason,
+        },
+        Choice::Container { engine, reason } => {
+            let c = Arc::new(ContainerRuntime::new(engine, &cfg.data_dir, grace));
+            Selected {
+                runtime: Arc::new(Reasoned {
+                    inner: c.clone(),
+                    reason: reason.clone(),
+                }),
+                container: Some(c),
+                reason,
+            }
+        }
+    })
 }
 
 /// The supervised (or external) dependencies of one appliance, in start order.
@@ -57,7 +121,8 @@ impl Services {
         };
         match cfg.database.mode {
             Mode::Embedded => {
-                services.mysql = Some(start_one(cfg, mysql::spec(cfg), runtime).await?);
+                let spec = mysql::spec(cfg, runtime.kind() == "container");
+                services.mysql = Some(start_one(cfg, spec, runtime).await?);
             }
             Mode::External => services
                 .external
@@ -74,7 +139,8 @@ impl Services {
     ) -> Result<(), Error> {
         match cfg.vectors.mode {
             Mode::Embedded => {
-                self.milvus = Some(start_one(cfg, milvus::spec(cfg), runtime).await?);
+                let spec = milvus::spec(cfg, runtime.kind() == "container");
+                self.milvus = Some(start_one(cfg, spec, runtime).await?);
             }
             Mode::External => self
                 .external
@@ -100,6 +166,11 @@ impl Services {
             .flatten()
             .map(|h| h.status.clone())
             .collect()
+    }
+
+    /// Where the embedded MySQL sees this host's connections from, when not loopback.
+    pub fn mysql_peer(&self) -> Option<std::net::IpAddr> {
+        peer_of(self.mysql.as_ref()?)
     }
 
     pub fn handle(&self, name: &str) -> Option<&Handle> {
@@ -138,6 +209,11 @@ async fn start_one(
         tracing::error!(service = name, "not ready yet: {e}");
     }
     Ok(handle)
+}
+
+/// The service's peer host (container gateway) as an address; `None` for loopback.
+pub fn peer_of(handle: &Handle) -> Option<std::net::IpAddr> {
+    handle.status.borrow().peer_host.as_deref()?.parse().ok()
 }
 
 fn external_status(name: &str, url: &str) -> watch::Receiver<Status> {

@@ -1,8 +1,12 @@
-//! The embedded MySQL-compatible server: MariaDB 10.11 from Debian, as a child process.
+//! The embedded MySQL-compatible server: MariaDB 10.11, as a child process (Debian's package)
+//! or in a container (the image `soko images build` makes).
 //!
-//! Layout under `<data_dir>/mysql/`: `data/` (the server's datadir). The socket and pid file
-//! live in `<data_dir>/run/`. The datadir is initialised on the first start into `data.init/`
-//! and renamed into place only when complete, so an interrupted first start is simply redone.
+//! Layout under `<data_dir>/mysql/`: `data/` (the server's datadir), the same for both
+//! runtimes. A child process puts its socket and pid file in `<data_dir>/run/`; a container
+//! puts them in `<data_dir>/mysql/run/` (its bind mount), and `<data_dir>/run/mysql.sock` is a
+//! symlink to that socket, so every command finds the server at the same path. The datadir is
+//! initialised on the first start into `data.init/` and renamed into place only when complete,
+//! so an interrupted first start is simply redone.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -12,6 +16,7 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
+use super::container::{Bind, ContainerSpec};
 use super::runtime::Launch;
 use super::service::{Prepare, Probe, ServiceSpec};
 use crate::config::Config;
@@ -30,7 +35,7 @@ impl Paths {
         let dir = cfg.data_dir.join("mysql");
         Paths {
             datadir: dir.join("data"),
-            socket: cfg.run_dir().join("mysql.sock"),
+            socket: cfg.mysql_socket(),
             pid_file: cfg.run_dir().join("mariadbd.pid"),
             dir,
         }
@@ -62,19 +67,11 @@ fn running_as_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-pub fn spec(cfg: &Config) -> ServiceSpec {
-    let paths = Paths::new(cfg);
-    let e = &cfg.database.embedded;
-    let pool = buffer_pool_mb(e.buffer_pool_mb, total_ram_bytes());
-    let mut args: Vec<OsString> = vec![
-        "--no-defaults".into(),
-        arg("--datadir=", &paths.datadir),
-        arg("--socket=", &paths.socket),
-        arg("--pid-file=", &paths.pid_file),
-        format!("--port={}", e.port).into(),
-        "--bind-address=127.0.0.1".into(),
+/// Server settings shared by both runtimes (everything but paths, port, address and user).
+fn tuning(pool_mb: u64) -> Vec<String> {
+    vec![
         "--skip-name-resolve".into(),
-        format!("--innodb-buffer-pool-size={pool}M").into(),
+        format!("--innodb-buffer-pool-size={pool_mb}M"),
         "--innodb-log-file-size=48M".into(),
         // Soko's tables are InnoDB: the MyISAM key cache and Aria page cache (128 MiB by
         // default) only serve system and temporary tables. Measured idle RSS on a 24 GiB
@@ -90,13 +87,47 @@ pub fn spec(cfg: &Config) -> ServiceSpec {
         // No host cache, no DNS, no symlinked tables.
         "--skip-symbolic-links".into(),
         "--local-infile=0".into(),
+    ]
+}
+
+/// The datadir's mount point inside the container.
+pub const CONTAINER_DIR: &str = "/var/lib/soko-mysql";
+/// MariaDB's port inside the container (published on 127.0.0.1:`database.embedded.port`).
+pub const CONTAINER_PORT: u16 = 3306;
+
+/// `container`: run in the container runtime (the first start's datadir initialisation then
+/// happens inside the container, as the image's `mysql` user).
+pub fn spec(cfg: &Config, container: bool) -> ServiceSpec {
+    let paths = Paths::new(cfg);
+    let e = &cfg.database.embedded;
+    let pool = buffer_pool_mb(e.buffer_pool_mb, total_ram_bytes());
+    let mut args: Vec<OsString> = vec![
+        "--no-defaults".into(),
+        arg("--datadir=", &paths.datadir),
+        arg("--socket=", &paths.socket),
+        arg("--pid-file=", &paths.pid_file),
+        format!("--port={}", e.port).into(),
+        "--bind-address=127.0.0.1".into(),
     ];
+    args.extend(tuning(pool).into_iter().map(OsString::from));
     if running_as_root() {
         args.push("--user=root".into());
     }
     let port = e.port;
-    let probe: Probe = Arc::new(move || Box::pin(handshake(port)));
-    let prepare: Prepare = {
+    let target = if container {
+        Target::Unix(paths.dir.join("run/mysqld.sock"))
+    } else {
+        Target::Tcp(port)
+    };
+    let probe: Probe = Arc::new(move || Box::pin(handshake(target.clone())));
+    let container_spec = container.then(|| container_spec(cfg, pool));
+    let prepare: Prepare = if container {
+        let (link, target) = (paths.socket.clone(), paths.dir.join("run/mysqld.sock"));
+        Arc::new(move || {
+            let (link, target) = (link.clone(), target.clone());
+            Box::pin(async move { link_socket(&link, &target) })
+        })
+    } else {
         let install_db = e.install_db_bin.clone();
         let paths = Paths::new(cfg);
         Arc::new(move || {
@@ -112,11 +143,85 @@ pub fn spec(cfg: &Config) -> ServiceSpec {
             args,
             env: Vec::new(),
             dir: paths.dir,
+            container: container_spec,
         },
         port,
         probe,
         prepare: Some(prepare),
     }
+}
+
+/// The container: a shell prologue (as root in the container) gives the data directory to the
+/// image's `mysql` user — a datadir a child process made as root changes hands once — and
+/// initialises it on the first start; then `mariadbd` replaces the shell as PID 1 and drops to
+/// `mysql` itself. Memory limit: the buffer pool plus 256 MiB unless configured.
+fn container_spec(cfg: &Config, pool_mb: u64) -> ContainerSpec {
+    let e = &cfg.database.embedded;
+    let d = CONTAINER_DIR;
+    let mut server = vec![
+        "exec mariadbd --no-defaults".to_owned(),
+        format!("--datadir={d}/data"),
+        format!("--socket={d}/run/mysqld.sock"),
+        format!("--pid-file={d}/run/mariadbd.pid"),
+        format!("--port={CONTAINER_PORT}"),
+        // Inside the container's own network namespace; the engine publishes the port on the
+        // host's loopback only.
+        "--bind-address=0.0.0.0".into(),
+        "--user=mysql".into(),
+    ];
+    server.extend(tuning(pool_mb));
+    let script = format!(
+        "set -e
+         mkdir -p {d}/run
+         chown mysql:mysql {d} {d}/run
+         chmod 0711 {d}; chmod 0755 {d}/run
+         if [ -d {d}/data ] && [ \"$(stat -c %U {d}/data)\" != mysql ]; then chown -R mysql:mysql {d}/data; fi
+         if [ ! -d {d}/data/mysql ]; then
+           rm -rf {d}/data.init; mkdir {d}/data.init; chown mysql:mysql {d}/data.init
+           mariadb-install-db --no-defaults --datadir={d}/data.init --user=mysql              --auth-root-authentication-method=normal --skip-test-db --skip-name-resolve >/dev/null
+           rmdir {d}/data 2>/dev/null || true; mv -T {d}/data.init {d}/data
+         fi
+         {}
+",
+        server.join(" ")
+    );
+    let memory_mb = if e.memory_mb > 0 {
+        e.memory_mb
+    } else {
+        pool_mb + 256
+    };
+    ContainerSpec {
+        image: e.image.clone(),
+        command: vec!["/bin/sh".into(), "-c".into(), script],
+        env: vec!["TZ=UTC".into()],
+        binds: vec![Bind {
+            host: cfg.data_dir.join("mysql"),
+            container: d.into(),
+        }],
+        ports: vec![(e.port, CONTAINER_PORT)],
+        memory_bytes: memory_mb << 20,
+        working_dir: None,
+        stop_secs: None,
+    }
+}
+
+/// Container runtime: `<data_dir>/run/mysql.sock` points at the container's socket.
+fn link_socket(link: &Path, target: &Path) -> Result<(), String> {
+    if std::fs::read_link(link).is_ok_and(|t| t == target) {
+        return Ok(());
+    }
+    match std::fs::remove_file(link) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot replace {}: {e}", link.display())),
+    }
+    std::os::unix::fs::symlink(target, link).map_err(|e| {
+        format!(
+            "cannot link {} to {}: {e}",
+            link.display(),
+            target.display()
+        )
+    })
 }
 
 fn arg(flag: &str, path: &Path) -> OsString {
@@ -125,18 +230,27 @@ fn arg(flag: &str, path: &Path) -> OsString {
     s
 }
 
-/// Ready means: accepts TCP on loopback and sends a MySQL protocol-10 greeting (not an error
-/// packet such as "too many connections" or "host blocked").
-async fn handshake(port: u16) -> Result<(), String> {
+/// Ready means: accepts a connection and sends a MySQL protocol-10 greeting (not an error
+/// packet such as "too many connections" or "host blocked"). A child process is asked on its
+/// loopback port; a container on its unix socket (what the application uses there: before the
+/// first provisioning no account admits TCP from the container network's gateway, and the
+/// server answers that with an error packet).
+async fn handshake(target: Target) -> Result<(), String> {
     let attempt = async {
-        let mut stream = TcpStream::connect(("127.0.0.1", port))
-            .await
-            .map_err(|e| format!("connect 127.0.0.1:{port}: {e}"))?;
-        let mut head = [0u8; 5];
-        stream
-            .read_exact(&mut head)
-            .await
-            .map_err(|e| format!("no greeting: {e}"))?;
+        let head = match &target {
+            Target::Tcp(port) => {
+                let stream = TcpStream::connect(("127.0.0.1", *port))
+                    .await
+                    .map_err(|e| format!("connect 127.0.0.1:{port}: {e}"))?;
+                greeting(stream).await
+            }
+            Target::Unix(path) => {
+                let stream = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(|e| format!("connect {}: {e}", path.display()))?;
+                greeting(stream).await
+            }
+        }?;
         match head[4] {
             10 => Ok(()),
             0xff => Err("server answered with an error packet".to_owned()),
@@ -146,6 +260,21 @@ async fn handshake(port: u16) -> Result<(), String> {
     tokio::time::timeout(Duration::from_secs(2), attempt)
         .await
         .unwrap_or_else(|_| Err("greeting timed out".into()))
+}
+
+#[derive(Clone)]
+enum Target {
+    Tcp(u16),
+    Unix(PathBuf),
+}
+
+async fn greeting(mut stream: impl tokio::io::AsyncRead + Unpin) -> Result<[u8; 5], String> {
+    let mut head = [0u8; 5];
+    stream
+        .read_exact(&mut head)
+        .await
+        .map_err(|e| format!("no greeting: {e}"))?;
+    Ok(head)
 }
 
 /// First start only: `mariadb-install-db` into a scratch directory, then rename into place.
@@ -193,7 +322,27 @@ async fn init_datadir(install_db: &Path, dir: &Path, datadir: &Path) -> Result<(
 
 /// Harden the embedded server and create the application database and user (idempotent; run
 /// after every start of `soko up` and by `soko migrate`).
-pub async fn provision(cfg: &Config, secrets: &Secrets) -> Result<(), store::Error> {
+/// The application connects over TCP from loopback to a child process, and over the unix socket
+/// to a container (see `store::app_options`); TCP through the container's published port comes
+/// from the container network's gateway, `peer` (operators' tools use it).
+fn app_hosts(cfg: &Config, peer: Option<std::net::IpAddr>) -> Vec<store::admin::AppHost> {
+    use store::admin::AppHost;
+    let loopback = AppHost::Ip(std::net::Ipv4Addr::LOCALHOST.into());
+    if cfg.supervisor.runtime != crate::config::RuntimeChoice::Container {
+        return vec![loopback];
+    }
+    let mut hosts = vec![AppHost::Localhost];
+    hosts.extend(peer.map(AppHost::Ip));
+    hosts
+}
+
+/// `peer`: where the server sees this host's connections from, when not loopback (the
+/// container network's gateway, from [`super::Status::peer_host`]).
+pub async fn provision(
+    cfg: &Config,
+    secrets: &Secrets,
+    peer: Option<std::net::IpAddr>,
+) -> Result<(), store::Error> {
     let missing = |name: &str| {
         store::Error::Settings(format!(
             "{name} is missing from {}: run `soko init`",
@@ -220,6 +369,7 @@ pub async fn provision(cfg: &Config, secrets: &Secrets) -> Result<(), store::Err
         &cfg.database.name,
         &cfg.database.user,
         app.expose(),
+        &app_hosts(cfg, peer),
     )
     .await
 }

@@ -1,6 +1,6 @@
-//! How a service runs: as a native child process (built) or a container (planned: the same trait,
-//! driving `podman`/`docker` with the images in `compose/`). The supervisor only sees [`Runtime`]
-//! and [`Running`], so restart, back-off and ordered stop are shared by both.
+//! How a service runs: as a native child process ([`ProcessRuntime`]) or a container
+//! ([`super::container::ContainerRuntime`]). The supervisor only sees [`Runtime`] and
+//! [`Running`], so restart, back-off and ordered stop are shared by both.
 
 use std::ffi::OsString;
 use std::future::Future;
@@ -27,6 +27,8 @@ pub struct Launch {
     pub env: Vec<(OsString, OsString)>,
     /// The service's private directory; also its working directory.
     pub dir: PathBuf,
+    /// How the same service runs in a container (`None`: process runtime only).
+    pub container: Option<super::container::ContainerSpec>,
 }
 
 /// Why a service stopped running.
@@ -51,6 +53,10 @@ impl std::fmt::Display for Exit {
 pub trait Runtime: Send + Sync {
     /// `process` or `container`, for status output.
     fn kind(&self) -> &'static str;
+    /// Why this runtime runs the services (the resolved `supervisor.runtime`), for status.
+    fn reason(&self) -> Option<String> {
+        None
+    }
     /// Start the service; its output lines go to the log tagged with `service`.
     fn start<'a>(
         &'a self,
@@ -61,10 +67,43 @@ pub trait Runtime: Send + Sync {
 
 pub trait Running: Send {
     fn pid(&self) -> Option<u32>;
+    /// The container's id (short form), in the container runtime.
+    fn container_id(&self) -> Option<String> {
+        None
+    }
+    /// The address the service sees connections from this host arrive from: the container
+    /// network's gateway in the container runtime (grants are made for it), else loopback.
+    fn peer_host(&self) -> Option<String> {
+        None
+    }
     /// Resolves when the service exits by itself (or is killed from outside).
     fn wait(&mut self) -> BoxFuture<'_, Exit>;
     /// SIGTERM, then SIGKILL after `grace`. Returns how it ended.
     fn stop(&mut self, grace: Duration) -> BoxFuture<'_, Exit>;
+}
+
+/// A runtime with the reason it was chosen (shown by `soko status` and the console).
+pub struct Reasoned {
+    pub inner: std::sync::Arc<dyn Runtime>,
+    pub reason: String,
+}
+
+impl Runtime for Reasoned {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+
+    fn reason(&self) -> Option<String> {
+        Some(self.reason.clone())
+    }
+
+    fn start<'a>(
+        &'a self,
+        service: &'static str,
+        launch: &'a Launch,
+    ) -> BoxFuture<'a, Result<Box<dyn Running>, Error>> {
+        self.inner.start(service, launch)
+    }
 }
 
 /// Native child processes: each in its own process group (a terminal's Ctrl-C reaches only
@@ -178,15 +217,20 @@ impl Running for ChildProcess {
 async fn forward_lines(service: &'static str, stream: impl AsyncRead + Unpin) {
     let mut lines = BufReader::new(stream).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        if line.trim().is_empty() {
-            continue;
-        }
-        if line.contains("[ERROR]") || line.contains("Traceback") {
-            tracing::error!(target: "soko::child", service, "{line}");
-        } else if line.contains("[Warning]") || line.contains("WARNING") {
-            tracing::warn!(target: "soko::child", service, "{line}");
-        } else {
-            tracing::info!(target: "soko::child", service, "{line}");
-        }
+        log_line(service, &line);
+    }
+}
+
+/// One line of a service's output (process or container) into the log, at its level.
+pub fn log_line(service: &'static str, line: &str) {
+    if line.trim().is_empty() {
+        return;
+    }
+    if line.contains("[ERROR]") || line.contains("Traceback") || line.contains("[error]") {
+        tracing::error!(target: "soko::child", service, "{line}");
+    } else if line.contains("[Warning]") || line.contains("WARNING") || line.contains("[WARN]") {
+        tracing::warn!(target: "soko::child", service, "{line}");
+    } else {
+        tracing::info!(target: "soko::child", service, "{line}");
     }
 }

@@ -40,6 +40,15 @@ pub struct Status {
     pub last_exit: Option<String>,
     pub last_error: Option<String>,
     pub endpoint: String,
+    /// Why this runtime runs the service (`supervisor.runtime` and what was found).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_reason: Option<String>,
+    /// The current container (short id), in the container runtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    /// Where connections from this host reach the service from (container gateway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_host: Option<String>,
 }
 
 impl Status {
@@ -56,6 +65,9 @@ impl Status {
             last_exit: None,
             last_error: None,
             endpoint,
+            runtime_reason: None,
+            container_id: None,
+            peer_host: None,
         }
     }
 }
@@ -141,12 +153,9 @@ pub fn spawn(
     pidfile: PidFile,
 ) -> Handle {
     let endpoint = format!("127.0.0.1:{}", spec.port);
-    let (tx, rx) = watch::channel(Status::new(
-        spec.name,
-        runtime.kind(),
-        State::Starting,
-        endpoint,
-    ));
+    let mut initial = Status::new(spec.name, runtime.kind(), State::Starting, endpoint);
+    initial.runtime_reason = runtime.reason();
+    let (tx, rx) = watch::channel(initial);
     let stop = CancellationToken::new();
     let restart = Arc::new(tokio::sync::Notify::new());
     let task = tokio::spawn(supervise(
@@ -204,9 +213,12 @@ async fn supervise(
             Ok(mut running) => {
                 let pid = running.pid();
                 let started = Instant::now();
+                let (container_id, peer_host) = (running.container_id(), running.peer_host());
                 set(&tx, |s| {
                     s.state = State::Running;
                     s.pid = pid;
+                    s.container_id = container_id;
+                    s.peer_host = peer_host;
                     if !first {
                         s.restarts += 1;
                     }
@@ -350,7 +362,8 @@ async fn start_once(
         .start(spec.name, &spec.launch)
         .await
         .map_err(|e| e.to_string())?;
-    if let Some(pid) = running.pid() {
+    // Pid files serve the process runtime's orphan clean-up; containers are found by label.
+    if let (Some(pid), "process") = (running.pid(), runtime.kind()) {
         pidfile.write(pid);
     }
     Ok(running)
@@ -434,6 +447,7 @@ mod tests {
                 args: vec!["-c".into(), script.into()],
                 env: vec![],
                 dir: dir.path().to_owned(),
+                container: None,
             },
             port: 0,
             probe: Arc::new(|| Box::pin(async { Ok(()) })),

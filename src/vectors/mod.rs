@@ -179,7 +179,9 @@ impl VectorStore {
             previous: std::sync::RwLock::new(None),
             down_until_ms: std::sync::atomic::AtomicU64::new(0),
             neighbours: NeighbourCache::default(),
-            flush_writes: matches!(cfg.vectors.mode, Mode::Embedded),
+            // milvus-lite only: the container runtime's Milvus standalone seals segments itself.
+            flush_writes: cfg.vectors.mode == Mode::Embedded
+                && cfg.supervisor.runtime != crate::config::RuntimeChoice::Container,
             dirty: std::sync::atomic::AtomicBool::new(false),
         }
     }

@@ -86,6 +86,8 @@ pub fn isolated_config(data_dir: &Path) -> Config {
     cfg.vectors.embedded.port = free_port();
     cfg.vectors.embedded.command = milvus_lite();
     cfg.vectors.nlist = 16;
+    // Native processes unless a test asks for containers (tests/integration/containers).
+    cfg.supervisor.runtime = soko::config::RuntimeChoice::Process;
     cfg.supervisor.start_timeout_secs = 60;
     cfg.supervisor.stop_timeout_secs = 10;
     // Build and CI machines' disks are often past the 85 % alert: a test that wants the disk
@@ -122,7 +124,9 @@ pub fn shared() -> &'static Shared {
                 let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime);
                 let mut services = Services::start_mysql(&c, runtime.clone()).await.unwrap();
                 services.start_milvus(&c, runtime).await.unwrap();
-                let result = mysql::provision(&c, &s).await.map_err(|e| e.to_string());
+                let result = mysql::provision(&c, &s, None)
+                    .await
+                    .map_err(|e| e.to_string());
                 tx.send(result).unwrap();
                 std::future::pending::<()>().await;
             });

@@ -12,6 +12,7 @@ mod boot;
 mod browser;
 mod cli;
 mod console;
+mod containers;
 mod deploy;
 mod embed;
 mod embed_siglip;

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::{EXIT_CONFIG, https, load_config};
 use crate::config::{Config, Mode, secrets::Secrets};
 use crate::ops::{admin, preflight, status};
-use crate::supervisor::{self, ProcessRuntime, Services, pidfile::PidFile, ports};
+use crate::supervisor::{self, Services, pidfile::PidFile, ports};
 use crate::vectors::VectorStore;
 use crate::{store, web};
 
@@ -112,10 +112,27 @@ pub struct Appliance {
 
 impl Appliance {
     /// Start everything but the web server's accept loop. `None`: refused (message printed).
-    pub async fn start(cfg: Config, config_path: PathBuf) -> anyhow::Result<Option<Appliance>> {
+    pub async fn start(mut cfg: Config, config_path: PathBuf) -> anyhow::Result<Option<Appliance>> {
         let started = Instant::now();
         let secrets = Secrets::load(&cfg.secrets_path())?;
         let grace = Duration::from_secs(cfg.supervisor.stop_timeout_secs);
+        // Containers or processes (`supervisor.runtime`); from here on the config says which.
+        let selected = match supervisor::select_runtime(&cfg).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("{e}");
+                eprintln!("soko: {e}");
+                return Ok(None);
+            }
+        };
+        tracing::info!(runtime = selected.runtime.kind(), reason = %selected.reason, "service runtime");
+        cfg.supervisor.runtime = selected.choice();
+        // Containers of a `soko up` that was killed hold their ports: replace them first.
+        if let Err(e) = selected.remove_leftovers(&cfg).await {
+            tracing::error!("{e}");
+            eprintln!("soko: {e}");
+            return Ok(None);
+        }
         // Children of a `soko up` that was killed with SIGKILL: stop them before checking ports.
         if cfg.database.mode == Mode::Embedded {
             PidFile::new(&cfg.run_dir(), "mysql")
@@ -176,8 +193,9 @@ impl Appliance {
         };
         let admin = admin::bind(&cfg.admin_socket())
             .with_context(|| format!("cannot bind {}", cfg.admin_socket().display()))?;
-        let runtime: Arc<dyn supervisor::Runtime> = Arc::new(ProcessRuntime);
+        let runtime = selected.runtime;
         let mut services = Services::start_mysql(&cfg, runtime.clone()).await?;
+        let mysql_status = services.mysql.as_ref().map(|h| h.status.clone());
         let db = store::pool(
             store::app_options(&cfg, &secrets)?,
             cfg.database.max_connections,
@@ -187,6 +205,7 @@ impl Appliance {
             cfg.clone(),
             secrets.clone(),
             db.clone(),
+            mysql_status,
             shutdown.clone(),
         ));
         services.start_milvus(&cfg, runtime).await?;
@@ -352,12 +371,22 @@ async fn wait_for_signal() {
 }
 
 /// Provision (embedded) and migrate once MySQL answers; retried with back-off until it works.
-async fn keep_database(cfg: Config, secrets: Secrets, db: MySqlPool, stop: CancellationToken) {
+async fn keep_database(
+    cfg: Config,
+    secrets: Secrets,
+    db: MySqlPool,
+    mysql: Option<tokio::sync::watch::Receiver<supervisor::Status>>,
+    stop: CancellationToken,
+) {
     let mut delay = Duration::from_millis(500);
     loop {
         let attempt = async {
             if cfg.database.mode == Mode::Embedded {
-                supervisor::mysql::provision(&cfg, &secrets).await?;
+                // A container sees this host's connections from its network's gateway.
+                let peer = mysql
+                    .as_ref()
+                    .and_then(|rx| rx.borrow().peer_host.as_deref()?.parse().ok());
+                supervisor::mysql::provision(&cfg, &secrets, peer).await?;
             }
             store::migrate::run(&db).await
         };

@@ -143,6 +143,9 @@ pub fn fix(name: &str) -> Option<&'static str> {
         "memory" => "use a larger VPS or add swap",
         "port" => "stop whatever holds the port (`ss -ltnp`) or choose another in appliance.yaml",
         "installed" => "run scripts/setup",
+        "runtime" => {
+            "for containers: a Docker or podman engine on supervisor.engine_socket              (scripts/container-engine install && scripts/container-engine start) and the images              (`soko images build`); or set supervisor.runtime: process"
+        }
         "data_dir" => "create data_dir owned by soko's user, or point data_dir elsewhere",
         "running" => "start soko with `soko up` (or `systemctl start soko`)",
         n if n.starts_with("alert ") => {

@@ -22,7 +22,11 @@ fn other_motorcycle() -> Vec<u8> {
 
 #[tokio::test]
 async fn photo_search_and_similar_items_with_real_photos() {
-    let v = spawn_visual().await;
+    photo_search_and_similar_items(spawn_visual().await).await;
+}
+
+/// The whole flow on `v` (milvus-lite here; Milvus standalone in the containers tests).
+pub(crate) async fn photo_search_and_similar_items(v: super::Visual) {
     let app = &v.app;
     let kisumu = seller(app, 1, "Kisumu").await;
     let nairobi = seller(app, 2, "Nairobi").await;

@@ -14,7 +14,7 @@ use soko::vectors::VectorStore;
 use super::{ids, photo};
 use crate::common::Appliance;
 
-fn kill9(pid: i64) {
+pub(crate) fn kill9(pid: i64) {
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGKILL,
@@ -22,14 +22,14 @@ fn kill9(pid: i64) {
     .unwrap();
 }
 
-fn vectors_of(app: &Appliance) -> VectorStore {
+pub(crate) fn vectors_of(app: &Appliance) -> VectorStore {
     let secrets = Secrets::load(&app.cfg.secrets_path()).unwrap();
     let p = app.cfg.embed.profile.profile();
     VectorStore::for_profile(&app.cfg, &secrets, p.name, p.dim() as u32)
 }
 
 /// An approved seller in the appliance's database (store functions, as the admin pages do).
-async fn approved_seller(db: &sqlx::MySqlPool) -> u64 {
+pub(crate) async fn approved_seller(db: &sqlx::MySqlPool) -> u64 {
     let user = soko::store::users::create(
         db,
         &soko::store::users::NewUser {
@@ -70,7 +70,12 @@ async fn approved_seller(db: &sqlx::MySqlPool) -> u64 {
     seller
 }
 
-async fn add_products(db: &sqlx::MySqlPool, seller: u64, n: usize, tag: &str) -> Vec<u64> {
+pub(crate) async fn add_products(
+    db: &sqlx::MySqlPool,
+    seller: u64,
+    n: usize,
+    tag: &str,
+) -> Vec<u64> {
     let mut ids = Vec::new();
     for i in 0..n {
         let name = format!("{tag} item {i}");
@@ -89,7 +94,7 @@ async fn add_products(db: &sqlx::MySqlPool, seller: u64, n: usize, tag: &str) ->
 }
 
 /// Photos for `ids` written as an upload would (file, then row + outbox in one transaction).
-async fn add_photos(app: &Appliance, db: &sqlx::MySqlPool, ids: &[u64]) {
+pub(crate) async fn add_photos(app: &Appliance, db: &sqlx::MySqlPool, ids: &[u64]) {
     let files = Files::new(app.cfg.data_dir.join("images"));
     let names = [
         "motorcycle_left.png",
@@ -120,7 +125,7 @@ async fn add_photos(app: &Appliance, db: &sqlx::MySqlPool, ids: &[u64]) {
     }
 }
 
-async fn outbox_rows(db: &sqlx::MySqlPool) -> i64 {
+pub(crate) async fn outbox_rows(db: &sqlx::MySqlPool) -> i64 {
     soko::store::vector_sync::backlog(db)
         .await
         .map(|b| b.rows)
@@ -128,7 +133,7 @@ async fn outbox_rows(db: &sqlx::MySqlPool) -> i64 {
 }
 
 /// Wait until the outbox is empty and Milvus holds exactly MySQL's public products.
-async fn converged(
+pub(crate) async fn converged(
     app: &Appliance,
     db: &sqlx::MySqlPool,
     vectors: &VectorStore,

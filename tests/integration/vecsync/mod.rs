@@ -17,11 +17,11 @@ use soko::workers::vector_sync::{BatchStats, Syncer};
 
 use crate::common::{TestApp, random_suffix, scratch, shared, test_db};
 
-mod e2e;
-mod faults;
-mod index;
+pub(crate) mod e2e;
+pub(crate) mod faults;
+pub(crate) mod index;
 mod outbox;
-mod reconcile;
+pub(crate) mod reconcile;
 mod switch;
 
 pub const PHOTOS: &str = "/opt/soko/models/sample-photos";
@@ -57,7 +57,13 @@ pub async fn embedder() -> Arc<Embedder> {
 
 /// A collection of its own on the shared Milvus (profile `t<random>`), created and loaded.
 pub async fn store_for(dim: u32) -> VectorStore {
-    let (_, cfg) = test_db().await;
+    store_on(None, dim).await
+}
+
+/// The same on the Milvus at `url` (e.g. a Milvus standalone container), when given.
+pub async fn store_on(url: Option<&str>, dim: u32) -> VectorStore {
+    let (_, mut cfg) = test_db().await;
+    on_milvus(&mut cfg, url);
     let profile = format!("t{}", random_suffix());
     let vectors = VectorStore::for_profile(&cfg, &shared().secrets, &profile, dim);
     vectors.ensure_collection().await.unwrap();
@@ -97,7 +103,21 @@ impl Drop for Visual {
 }
 
 pub async fn spawn_visual() -> Visual {
+    spawn_visual_on(None).await
+}
+
+/// Point a test config at the Milvus at `url` (external mode: no milvus-lite flushes).
+fn on_milvus(cfg: &mut soko::config::Config, url: Option<&str>) {
+    if let Some(url) = url {
+        cfg.vectors.mode = soko::config::Mode::External;
+        cfg.vectors.url = url.to_owned();
+    }
+}
+
+/// [`spawn_visual`] with its vectors on the Milvus at `url`, when given.
+pub async fn spawn_visual_on(url: Option<&str>) -> Visual {
     let (db, mut cfg) = test_db().await;
+    on_milvus(&mut cfg, url);
     soko::store::migrate::run(&db).await.unwrap();
     cfg.data_dir = scratch("vecsync");
     cfg.vectors.collection = format!("c_{}", random_suffix());

@@ -10,7 +10,10 @@ use super::{mysql_and_milvus, seller, spawn_visual, sync_all, unit};
 
 #[tokio::test]
 async fn reconciliation_restores_missing_and_removes_orphans() {
-    let v = spawn_visual().await;
+    reconciliation_restores_missing_and_removes_orphans_on(spawn_visual().await).await;
+}
+
+pub(crate) async fn reconciliation_restores_missing_and_removes_orphans_on(v: super::Visual) {
     let app = &v.app;
     seller(app, 1, "Mombasa").await;
     let seller_id: u64 = sqlx::query_scalar("SELECT MAX(id) FROM sellers")

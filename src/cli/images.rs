@@ -1,0 +1,127 @@
+//! `soko images build`: the MariaDB and Milvus standalone images of the container runtime,
+//! built on this machine (no registry needed); `soko images status`: are they there?
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use super::{EXIT_CONFIG, load_config};
+use crate::supervisor::container::Engine;
+use crate::supervisor::container::engine::candidate_sockets;
+use crate::supervisor::images::{self, build};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// Build the images the config names (skipped when present at the right version).
+    Build {
+        /// Rebuild even when present.
+        #[arg(long)]
+        force: bool,
+        /// Only this one: mariadb or milvus.
+        #[arg(long, value_name = "NAME")]
+        only: Option<String>,
+        /// Scratch space for the root filesystems (about 1 GB while building).
+        #[arg(long, default_value = "/var/tmp/soko-images")]
+        work_dir: PathBuf,
+        /// A Python with pip, to fetch the Milvus wheel (default: the milvus-lite virtualenv's
+        /// when present, else python3).
+        #[arg(long, env = "SOKO_PYTHON")]
+        python: Option<PathBuf>,
+    },
+    /// Say whether each image is on the engine and of the right version (exit 1 if not).
+    Status,
+}
+
+pub async fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
+    let (cfg, _) = match load_config(path) {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
+    let mut tried = Vec::new();
+    let mut engine = None;
+    for socket in candidate_sockets(&cfg) {
+        match Engine::connect(&socket).await {
+            Ok(e) => {
+                engine = Some(e);
+                break;
+            }
+            Err(why) => tried.push(why),
+        }
+    }
+    let Some(engine) = engine else {
+        eprintln!(
+            "soko: no container engine answers ({}). Install and start one \
+             (scripts/container-engine install && scripts/container-engine start), or set \
+             supervisor.engine_socket",
+            tried.join("; ")
+        );
+        return Ok(ExitCode::FAILURE);
+    };
+    println!("container engine: {engine:?}");
+    let all = build::all(&cfg);
+    match args.action {
+        Action::Status => {
+            let mut ok = true;
+            for (image, kind) in &all {
+                match engine.check_image(image, kind).await {
+                    Ok(()) => println!("{image}: ok ({} {})", kind.name, kind.version),
+                    Err(why) => {
+                        ok = false;
+                        println!("{image}: {why}");
+                    }
+                }
+            }
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Action::Build {
+            force,
+            only,
+            work_dir,
+            python,
+        } => {
+            let wanted: Vec<_> = match &only {
+                None => all,
+                Some(name) => {
+                    let picked: Vec<_> = all.into_iter().filter(|(_, k)| k.name == name).collect();
+                    if picked.is_empty() {
+                        eprintln!(
+                            "soko: --only takes {} or {}, got {name:?}",
+                            images::MARIADB.name,
+                            images::MILVUS.name
+                        );
+                        return Ok(ExitCode::from(EXIT_CONFIG));
+                    }
+                    picked
+                }
+            };
+            let python = python.unwrap_or_else(|| default_python(&cfg));
+            let opts = build::Options {
+                work_dir,
+                python,
+                force,
+            };
+            build::build(&engine, &wanted, &opts).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The milvus-lite virtualenv's Python (it has pip), next to `vectors.embedded.command`.
+fn default_python(cfg: &crate::config::Config) -> PathBuf {
+    cfg.vectors
+        .embedded
+        .command
+        .parent()
+        .map(|bin| bin.join("python3"))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| "python3".into())
+}
