@@ -16,6 +16,7 @@ mod deploy;
 mod embed;
 mod embed_siglip;
 mod faults;
+mod hardening;
 mod https_up;
 mod images;
 mod logs;
