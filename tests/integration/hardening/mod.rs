@@ -1,7 +1,9 @@
-//! Attacks on a running `soko up` over real sockets: parallel password hashing (`passwords`).
-//! The appliance runs on the run's shared MariaDB and milvus-lite (external mode), so that the
-//! process measured (RSS, file descriptors, stop time) is soko alone.
+//! Attacks on a running `soko up` over real sockets: parallel password hashing (`passwords`),
+//! and slow, half-sent and stuck connections on every listener (`connections`). The appliance
+//! runs on the run's shared MariaDB and milvus-lite (external mode), so that the process
+//! measured (RSS, file descriptors, stop time) is soko alone.
 
+mod connections;
 mod passwords;
 
 use std::time::Duration;
@@ -65,6 +67,11 @@ pub fn rss_mib(pid: i32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb / 1024)
+}
+
+/// Open file descriptors of `pid` (entries of /proc/<pid>/fd).
+pub fn fds(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
 /// The largest value `probe` returned, sampled every 20 ms until the returned sender is

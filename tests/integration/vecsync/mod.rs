@@ -125,6 +125,7 @@ pub async fn spawn_visual() -> Visual {
     tokio::spawn(soko::web::serve(
         listener,
         soko::web::router(state, &cfg),
+        &cfg.http,
         std::future::pending(),
     ));
     for (slug, name) in [("vehicles", "Vehicles"), ("pets", "Pets"), ("home", "Home")] {
