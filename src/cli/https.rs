@@ -31,8 +31,6 @@ use crate::tls::{
 
 /// A self-signed certificate (valid 30 days) is replaced when fewer days than this are left.
 const SELF_SIGNED_RENEW_DAYS: i64 = 10;
-/// The longest a stop waits for HTTPS connections to finish.
-const DRAIN: Duration = Duration::from_secs(15);
 
 /// The start-up log's words for the mode (also in `soko status`' log line).
 pub fn mode_line(cfg: &Config) -> String {
@@ -160,9 +158,15 @@ impl Https {
         self.certs.clone()
     }
 
-    /// Serve `app` over HTTPS and the port-80 router until `stop`; for ACME, run the manager
-    /// in the background. The handle ends once both servers have drained (bounded).
-    pub fn spawn(self, app: Router, stop: CancellationToken) -> JoinHandle<()> {
+    /// Serve `app` over HTTPS and the port-80 router until `stop`, with the connection limits
+    /// of `http`; for ACME, run the manager in the background. The handle ends once both
+    /// servers have drained (each within `http.drain_timeout_secs`, see `web::serve`).
+    pub fn spawn(
+        self,
+        app: Router,
+        http: &crate::config::Http,
+        stop: CancellationToken,
+    ) -> JoinHandle<()> {
         let https_addr = self.https.local_addr().ok();
         let http_addr = self.http.local_addr().ok();
         let https_port = https_addr.map_or(443, |a| a.port());
@@ -197,26 +201,22 @@ impl Https {
             self.https,
             resolver,
             app,
+            http,
             stop.clone().cancelled_owned(),
         ));
         let port80 = tokio::spawn(port80::serve_http(
             self.http,
             port80::router(tokens, https_port),
+            http,
             stop.clone().cancelled_owned(),
         ));
         tokio::spawn(async move {
-            stop.cancelled().await;
-            let drained = tokio::time::timeout(DRAIN, async {
-                for (what, task) in [("https", https), ("port 80", port80)] {
-                    match task.await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => tracing::warn!("{what} server: {e}"),
-                        Err(e) => tracing::warn!("{what} server task: {e}"),
-                    }
+            for (what, task) in [("https", https), ("port 80", port80)] {
+                match task.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!("{what} server: {e}"),
+                    Err(e) => tracing::warn!("{what} server task: {e}"),
                 }
-            });
-            if drained.await.is_err() {
-                tracing::warn!("https connections still open after {DRAIN:?}: closing them");
             }
         })
     }

@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod api;
 pub mod backup;
 pub mod embed;
+pub mod http;
 mod lines;
 pub mod metrics;
 pub mod recommend;
@@ -15,11 +16,11 @@ pub mod secrets;
 pub mod tls;
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use http::Http;
 pub use lines::line_of;
 
 /// The images `soko images build` makes (tagged with the version they carry).
@@ -61,6 +62,7 @@ pub struct Config {
     pub timezone: String,
     /// Default currency (ISO 4217) for new listings.
     pub currency: String,
+    /// The plain-HTTP listener, request limits, and every listener's connection limits.
     pub http: Http,
     pub database: Database,
     pub vectors: Vectors,
@@ -82,14 +84,6 @@ pub struct Config {
     pub embed: embed::Embed,
     /// Recommendations: trending half-life, neighbours, worker periods.
     pub recommendations: recommend::Recommendations,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Http {
-    pub listen: SocketAddr,
-    pub request_timeout_secs: u64,
-    pub body_limit_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,16 +230,6 @@ impl Default for Config {
             metrics: metrics::Metrics::default(),
             embed: embed::Embed::default(),
             recommendations: recommend::Recommendations::default(),
-        }
-    }
-}
-
-impl Default for Http {
-    fn default() -> Self {
-        Http {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            request_timeout_secs: 30,
-            body_limit_bytes: 10 * 1024 * 1024,
         }
     }
 }
@@ -422,9 +406,7 @@ impl Config {
                 ),
             ));
         }
-        if self.http.body_limit_bytes < 1024 {
-            return Err(bad("http.body_limit_bytes", "must be at least 1024".into()));
-        }
+        http::validate(self, &bad)?;
         if self.database.max_connections == 0 {
             return Err(bad("database.max_connections", "must be at least 1".into()));
         }

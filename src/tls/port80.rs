@@ -64,15 +64,23 @@ pub fn router(tokens: Http01Tokens, https_port: u16) -> Router {
     })
 }
 
-/// Serve `app` (normally [`router`]) on `listener` until `shutdown` resolves.
-pub async fn serve_http(
+/// Serve `app` (normally [`router`]) on `listener` until `shutdown` resolves, with the
+/// connection limits of the `http:` section (the accept loop is `web::serve`'s).
+pub fn serve_http(
     listener: TcpListener,
     app: Router,
+    http: &crate::config::Http,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+) -> impl Future<Output = std::io::Result<()>> + Send + 'static {
+    use crate::web::serve;
+    serve::serve_with(
+        "port 80",
+        listener,
+        app,
+        serve::Limits::from_config(http),
+        serve::Plain,
+        shutdown,
+    )
 }
 
 async fn answer(State(tokens): State<Http01Tokens>, Path(token): Path<String>) -> Response {

@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use serde::Deserialize;
 
-use super::auth::{check_new_password, dummy_hash, hash_password, verify_password};
+use super::auth::{check_new_password, dummy_hash, hash_password, verify_metered};
 use super::pages::{Field, FormPage, PageCtx, render};
 use super::session::{Visitor, clear_session_cookie, hash_token, start_session};
 use super::{AppState, Error};
@@ -199,10 +199,15 @@ async fn login(
         Some(u) => u.password_hash.clone(),
         None => dummy_hash().await?,
     };
-    let ok = verify_password(f.password.clone(), stored).await;
+    let ok = verify_metered(
+        &limits.login_account,
+        &account_key,
+        f.password.clone(),
+        stored,
+    )
+    .await?;
     match user {
         Some(u) if ok && u.is_active() => {
-            limits.login_account.forget(&account_key);
             let cookie = start_session(&s, &u, &v, user_agent(&headers)).await?;
             let to = if u.is_admin() { "/admin" } else { "/sell" };
             Ok(([(header::SET_COOKIE, cookie)], Redirect::to(to)).into_response())
@@ -216,18 +221,15 @@ async fn login(
             ))?,
         )
             .into_response()),
-        _ => {
-            let _ = limits.login_account.check(&account_key);
-            Ok((
-                axum::http::StatusCode::UNAUTHORIZED,
-                render(&login_page(
-                    &v,
-                    &f,
-                    Some("Wrong email, phone or password.".into()),
-                ))?,
-            )
-                .into_response())
-        }
+        _ => Ok((
+            axum::http::StatusCode::UNAUTHORIZED,
+            render(&login_page(
+                &v,
+                &f,
+                Some("Wrong email, phone or password.".into()),
+            ))?,
+        )
+            .into_response()),
     }
 }
 

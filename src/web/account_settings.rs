@@ -1,5 +1,6 @@
 //! The account page: change the password (which ends every other session and revokes every API
-//! token, in the same transaction) and "log out everywhere".
+//! token, in the same transaction) and "log out everywhere". Wrong current passwords are
+//! metered per account, like failed logins.
 
 use askama::Template;
 use axum::extract::State;
@@ -9,7 +10,7 @@ use axum::routing::get;
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use super::auth::{check_new_password, hash_password, verify_password};
+use super::auth::{check_new_password, hash_password, verify_metered};
 use super::pages::{Field, PageCtx, render};
 use super::session::{Visitor, start_session};
 use super::{AppState, Error};
@@ -72,13 +73,28 @@ async fn change_password(
     Form(f): Form<PasswordForm>,
 ) -> Result<Response, Error> {
     let user = v.require_user()?.clone();
+    // A stolen session must not become a way to guess the password without limit: attempts
+    // count like failed logins of the account (`login_failures` a window; a right one clears).
+    let limits = &s.settings.limits.0;
+    let account_key = format!("account:{}", user.id);
+    limits
+        .login_account
+        .peek(&account_key)
+        .map_err(Error::Throttled)?;
     let mut errors = FieldErrors::default();
     // The stored hash, fresh: the session's copy may predate another change.
     let stored = users::by_id(&s.db, user.id)
         .await?
         .ok_or(Error::LoginRequired)?
         .password_hash;
-    if !verify_password(f.current.clone(), stored).await {
+    if !verify_metered(
+        &limits.login_account,
+        &account_key,
+        f.current.clone(),
+        stored,
+    )
+    .await?
+    {
         errors.0.push(FieldError::new("current", "is not right"));
     }
     errors.check(check_new_password(&f.password));

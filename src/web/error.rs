@@ -18,6 +18,9 @@ pub enum Error {
     Csrf,
     #[error("the service is busy or restarting; try again in a moment")]
     Unavailable,
+    /// Every password-hashing slot is taken (see `auth`): answered at once, never queued.
+    #[error("too many password checks at once; try again in a moment")]
+    Busy,
     #[error("too many attempts from here; wait {} and try again", crate::ops::status::human_duration(.0.as_secs().max(1)))]
     Throttled(std::time::Duration),
     #[error("internal error")]
@@ -51,7 +54,7 @@ impl IntoResponse for Error {
             }
             Error::Forbidden | Error::Csrf => StatusCode::FORBIDDEN,
             Error::NotFound => StatusCode::NOT_FOUND,
-            Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unavailable | Error::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Error::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Internal(cause) => {
                 tracing::error!("internal error: {cause}");
@@ -74,8 +77,14 @@ impl IntoResponse for Error {
             resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
+            // A hashing slot frees in milliseconds; a restarting database takes longer.
+            let secs = if matches!(self, Error::Busy) {
+                "1"
+            } else {
+                "5"
+            };
             resp.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static(secs));
         }
         resp
     }

@@ -1,5 +1,6 @@
 //! The web layer: axum on hyper. Each feature module owns its routes; this file assembles them
-//! with the shared middleware (request id, tracing span, timeout, body limit) and serves them.
+//! with the shared middleware (request id, tracing span, timeout, body limit); `serve` serves
+//! them, on every listener, with the connection limits.
 
 mod account;
 mod account_settings;
@@ -17,6 +18,7 @@ pub mod recommend;
 mod sell;
 mod sell_products;
 mod seller_page;
+pub mod serve;
 pub mod session;
 mod storefront;
 mod timing;
@@ -203,16 +205,20 @@ async fn security_headers(
     resp
 }
 
-/// Serve until `shutdown` resolves, then finish in-flight requests.
-pub async fn serve(
+/// Serve `app` on `http.listen` until `shutdown` resolves, with the connection limits of the
+/// `http:` section (see [`serve`](mod@serve)); then drain, within `http.drain_timeout_secs`.
+pub fn serve(
     listener: TcpListener,
     app: Router,
+    http: &crate::config::Http,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
+) -> impl std::future::Future<Output = std::io::Result<()>> + Send + 'static {
+    serve::serve_with(
+        "web",
         listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        app,
+        serve::Limits::from_config(http),
+        serve::Plain,
+        shutdown,
     )
-    .with_graceful_shutdown(shutdown)
-    .await
 }

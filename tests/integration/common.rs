@@ -188,7 +188,12 @@ pub async fn spawn_app() -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = soko::web::router(state, &cfg);
-    tokio::spawn(soko::web::serve(listener, app, std::future::pending()));
+    tokio::spawn(soko::web::serve(
+        listener,
+        app,
+        &cfg.http,
+        std::future::pending(),
+    ));
     TestApp {
         url,
         db,

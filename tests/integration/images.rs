@@ -48,7 +48,12 @@ async fn spawn() -> (TestApp, Files, Scratch) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = soko::web::router(state, &cfg);
-    tokio::spawn(soko::web::serve(listener, app, std::future::pending()));
+    tokio::spawn(soko::web::serve(
+        listener,
+        app,
+        &cfg.http,
+        std::future::pending(),
+    ));
     let http = Client::new();
     (
         TestApp {

@@ -267,7 +267,12 @@ impl Site {
                 .await
                 .unwrap();
             let app = port80::router(manager.http01(), pebble.tls_port);
-            tokio::spawn(port80::serve_http(l, app, stop.clone().cancelled_owned()));
+            tokio::spawn(port80::serve_http(
+                l,
+                app,
+                &Default::default(),
+                stop.clone().cancelled_owned(),
+            ));
         }
         if https {
             let l = TcpListener::bind(("127.0.0.1", pebble.tls_port))
@@ -277,6 +282,7 @@ impl Site {
                 l,
                 manager.resolver(),
                 app(),
+                &Default::default(),
                 stop.clone().cancelled_owned(),
             ));
         }

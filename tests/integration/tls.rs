@@ -279,6 +279,7 @@ async fn port_80_answers_challenges_and_redirects_the_rest_with_301() {
     tokio::spawn(port80::serve_http(
         l,
         port80::router(tokens, 8443),
+        &Default::default(),
         stop.clone().cancelled_owned(),
     ));
     let http = reqwest::Client::builder()

@@ -183,6 +183,12 @@ impl Appliance {
                 return Ok(None);
             }
         };
+        let listeners = if cfg.tls_active() == crate::config::tls::Active::Off {
+            1
+        } else {
+            3
+        };
+        crate::web::serve::raise_fd_limit(&cfg.http, listeners);
         let https = match https::prepare(&cfg).await {
             Ok(h) => h,
             Err(e) => {
@@ -336,8 +342,14 @@ impl Appliance {
         let app = web::router(state, &self.cfg);
         let https_task = self
             .https
-            .map(|h| h.spawn(app.clone(), self.shutdown.clone()));
-        let served = web::serve(self.web, app, self.shutdown.clone().cancelled_owned()).await;
+            .map(|h| h.spawn(app.clone(), &self.cfg.http, self.shutdown.clone()));
+        let served = web::serve(
+            self.web,
+            app,
+            &self.cfg.http,
+            self.shutdown.clone().cancelled_owned(),
+        )
+        .await;
         self.shutdown.cancel();
         if let Some(t) = https_task {
             let _ = t.await;

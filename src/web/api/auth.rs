@@ -17,7 +17,7 @@ use crate::market::phone::Phone;
 use crate::market::{FieldError, FieldErrors, text};
 use crate::store::sellers::{self, Seller};
 use crate::store::users::{self, User};
-use crate::web::auth::{check_new_password, dummy_hash, hash_password, verify_password};
+use crate::web::auth::{check_new_password, dummy_hash, hash_password, verify_metered};
 
 /// A caller with a valid, unrevoked token of an active account.
 pub struct Caller(pub User);
@@ -216,7 +216,8 @@ fn token_response(s: &ApiState, user: &User) -> Result<TokenResponse, ApiError> 
     responses((status = 200, description = "OK", body = TokenResponse),
         (status = 401, description = "invalid_credentials", body = ErrorBody),
         (status = 403, description = "account_suspended", body = ErrorBody),
-        (status = 429, description = "login_throttled / rate_limited", body = ErrorBody)))]
+        (status = 429, description = "login_throttled / rate_limited", body = ErrorBody),
+        (status = 503, description = "busy: every password check slot is taken", body = ErrorBody)))]
 pub async fn token(
     State(s): State<ApiState>,
     ClientIp(ip): ClientIp,
@@ -250,25 +251,24 @@ pub async fn token(
     let user = users::by_login(&s.app.db, &login).await?;
     let stored = match &user {
         Some(u) => u.password_hash.clone(),
-        None => dummy_hash().await.map_err(ApiError::internal)?,
+        None => dummy_hash().await?,
     };
-    let ok = verify_password(req.password, stored).await;
+    let ok = verify_metered(&s.limits.login_account, &account_key, req.password, stored)
+        .await
+        .map_err(|e| match e {
+            crate::web::Error::Throttled(wait) => throttled(wait),
+            e => e.into(),
+        })?;
     match user {
-        Some(u) if ok && u.is_active() => {
-            s.limits.login_account.forget(&account_key);
-            Ok(axum::Json(token_response(&s, &u)?))
-        }
+        Some(u) if ok && u.is_active() => Ok(axum::Json(token_response(&s, &u)?)),
         Some(_) if ok => Err(ApiError::forbidden(
             "account_suspended",
             "this account is suspended",
         )),
-        _ => {
-            let _ = s.limits.login_account.check(&account_key);
-            Err(ApiError::unauthorized(
-                "invalid_credentials",
-                "wrong email, phone or password",
-            ))
-        }
+        _ => Err(ApiError::unauthorized(
+            "invalid_credentials",
+            "wrong email, phone or password",
+        )),
     }
 }
 
@@ -277,7 +277,8 @@ pub async fn token(
     responses((status = 201, description = "Created", body = TokenResponse),
         (status = 409, description = "conflict: the login has an account", body = ErrorBody),
         (status = 422, description = "validation_failed", body = ErrorBody),
-        (status = 429, description = "login_throttled / rate_limited", body = ErrorBody)))]
+        (status = 429, description = "login_throttled / rate_limited", body = ErrorBody),
+        (status = 503, description = "busy: every password check slot is taken", body = ErrorBody)))]
 pub async fn register(
     State(s): State<ApiState>,
     ClientIp(ip): ClientIp,
@@ -294,9 +295,7 @@ pub async fn register(
     let (Some(name), Some((email, phone)), true) = (name, login, errors.is_empty()) else {
         return Err(errors.into());
     };
-    let hash = hash_password(req.password)
-        .await
-        .map_err(ApiError::internal)?;
+    let hash = hash_password(req.password).await?;
     let id = users::create(
         &s.app.db,
         &users::NewUser {

@@ -177,6 +177,24 @@ impl From<store::Error> for ApiError {
     }
 }
 
+/// The browser layer's errors that shared code (password hashing) returns to the API too.
+impl From<crate::web::Error> for ApiError {
+    fn from(e: crate::web::Error) -> Self {
+        use crate::web::Error as Web;
+        let unavailable = |code, retry_after| ApiError {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, e.to_string())
+        };
+        match &e {
+            Web::Busy => unavailable("busy", 1),
+            Web::Unavailable => unavailable("unavailable", 5),
+            Web::Throttled(wait) => Self::rate_limited("rate_limited", *wait),
+            Web::NotFound => Self::not_found(),
+            _ => Self::internal(e),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = (self.status, axum::Json(self.body(""))).into_response();

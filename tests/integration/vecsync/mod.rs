@@ -145,6 +145,7 @@ pub async fn spawn_visual_on(url: Option<&str>) -> Visual {
     tokio::spawn(soko::web::serve(
         listener,
         soko::web::router(state, &cfg),
+        &cfg.http,
         std::future::pending(),
     ));
     for (slug, name) in [("vehicles", "Vehicles"), ("pets", "Pets"), ("home", "Home")] {
