@@ -35,6 +35,12 @@ enum Action {
     },
     /// Say whether each image is on the engine and of the right version (exit 1 if not).
     Status,
+    /// Print the containers soko creates for this configuration as a Compose file.
+    Compose {
+        /// For the embedded defaults on a 2 GiB machine (what compose/compose.yaml holds).
+        #[arg(long)]
+        reference: bool,
+    },
 }
 
 pub async fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
@@ -42,6 +48,16 @@ pub async fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
     };
+    if let Action::Compose { reference } = args.action {
+        use crate::supervisor::container::compose;
+        let cfg = if reference {
+            compose::reference_config()
+        } else {
+            cfg
+        };
+        print!("{}", compose::render(&cfg));
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut tried = Vec::new();
     let mut engine = None;
     for socket in candidate_sockets(&cfg) {
@@ -82,6 +98,7 @@ pub async fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Action::Compose { .. } => unreachable!("answered above, without an engine"),
         Action::Build {
             force,
             only,

@@ -170,21 +170,28 @@ fn container_spec(cfg: &Config, pool_mb: u64) -> ContainerSpec {
         "--user=mysql".into(),
     ];
     server.extend(tuning(pool_mb));
-    let script = format!(
-        "set -e
-         mkdir -p {d}/run
-         chown mysql:mysql {d} {d}/run
-         chmod 0711 {d}; chmod 0755 {d}/run
-         if [ -d {d}/data ] && [ \"$(stat -c %U {d}/data)\" != mysql ]; then chown -R mysql:mysql {d}/data; fi
-         if [ ! -d {d}/data/mysql ]; then
-           rm -rf {d}/data.init; mkdir {d}/data.init; chown mysql:mysql {d}/data.init
-           mariadb-install-db --no-defaults --datadir={d}/data.init --user=mysql              --auth-root-authentication-method=normal --skip-test-db --skip-name-resolve >/dev/null
-           rmdir {d}/data 2>/dev/null || true; mv -T {d}/data.init {d}/data
-         fi
-         {}
-",
-        server.join(" ")
-    );
+    let script = [
+        "set -e".to_owned(),
+        format!("mkdir -p {d}/run"),
+        format!("chown mysql:mysql {d} {d}/run"),
+        format!("chmod 0711 {d}; chmod 0755 {d}/run"),
+        // No `$` in the script: Compose would read it as a variable (compose/compose.yaml).
+        format!(
+            "if find {d}/data -maxdepth 0 ! -user mysql 2>/dev/null | grep -q .; then \
+             chown -R mysql:mysql {d}/data; fi"
+        ),
+        format!("if [ ! -d {d}/data/mysql ]; then"),
+        format!("  rm -rf {d}/data.init; mkdir {d}/data.init; chown mysql:mysql {d}/data.init"),
+        format!(
+            "  mariadb-install-db --no-defaults --datadir={d}/data.init --user=mysql \
+             --auth-root-authentication-method=normal --skip-test-db --skip-name-resolve \
+             >/dev/null"
+        ),
+        format!("  rmdir {d}/data 2>/dev/null || true; mv -T {d}/data.init {d}/data"),
+        "fi".to_owned(),
+        server.join(" "),
+    ]
+    .join("\n");
     let memory_mb = if e.memory_mb > 0 {
         e.memory_mb
     } else {

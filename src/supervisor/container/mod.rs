@@ -9,6 +9,7 @@
 //! another data directory's label is never touched. Ports are published on 127.0.0.1 only; data
 //! lives in bind mounts under `data_dir`.
 
+pub mod compose;
 pub mod engine;
 mod logs;
 
