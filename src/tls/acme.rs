@@ -266,7 +266,7 @@ impl AcmeClient {
         };
         let mut authorizations = order.authorizations();
         while let Some(authz) = authorizations.next().await {
-            let mut authz = authz?;
+            let mut authz = authz.map_err(|e| answering(e, challenge))?;
             let name = authz.identifier().to_string();
             match authz.status {
                 AuthorizationStatus::Pending => {}
@@ -293,7 +293,10 @@ impl AcmeClient {
                     registered.names.push(name);
                 }
             }
-            handle.set_ready().await?;
+            handle
+                .set_ready()
+                .await
+                .map_err(|e| answering(e, challenge))?;
         }
         let retry = RetryPolicy::new()
             .initial_delay(Duration::from_millis(250))
@@ -352,6 +355,35 @@ impl AcmeClient {
     }
 }
 
+/// An error while the challenges are being answered. A CA that validates fast (pebble under
+/// load) may fail the first name's challenge before the second name's is answered, and then
+/// answers that request with the validation problem: that is this challenge's failure (the
+/// other type is tried), not an API failure.
+fn answering(e: instant_acme::Error, challenge: Challenge) -> Error {
+    const VALIDATION: [&str; 6] = [
+        "unauthorized",
+        "connection",
+        "dns",
+        "incorrectResponse",
+        "tls",
+        "caa",
+    ];
+    match e {
+        instant_acme::Error::Api(p)
+            if p.r#type.as_deref().is_some_and(|t| {
+                t.strip_prefix("urn:ietf:params:acme:error:")
+                    .is_some_and(|kind| VALIDATION.contains(&kind))
+            }) =>
+        {
+            Error::Validation {
+                challenge,
+                detail: p.to_string(),
+            }
+        }
+        other => other.into(),
+    }
+}
+
 /// The challenges answered for an order, withdrawn when it is done (or dropped).
 struct Registered<'a> {
     http01: &'a Http01Tokens,
@@ -394,4 +426,31 @@ async fn failure_detail(order: &mut Order) -> Option<String> {
         return order.state().error.as_ref().map(|p| p.to_string());
     }
     Some(details.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(kind: &str) -> instant_acme::Error {
+        instant_acme::Error::Api(
+            serde_json::from_value(serde_json::json!({
+                "type": format!("urn:ietf:params:acme:error:{kind}"),
+                "detail": "Failed to connect to 127.0.0.1:1 for the tls-alpn-01 challenge",
+                "status": 403
+            }))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn validation_problems_while_answering_are_the_challenges_failure() {
+        let e = answering(problem("unauthorized"), Challenge::TlsAlpn01);
+        assert!(
+            matches!(e, Error::Validation { .. }) && e.challenge_specific(),
+            "{e}"
+        );
+        let e = answering(problem("rateLimited"), Challenge::TlsAlpn01);
+        assert!(!e.challenge_specific(), "{e}");
+    }
 }

@@ -263,3 +263,50 @@ async fn a_killed_soko_leaves_containers_the_next_up_replaces_and_others_are_unt
         .await
         .unwrap();
 }
+
+/// Restart the engine's API service (podman's `system service`, started by
+/// `scripts/container-engine`); its containers keep running meanwhile.
+fn restart_engine() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/container-engine");
+    let pidfile = "/run/podman/soko-podman-service.pid";
+    let before = std::fs::read_to_string(pidfile).unwrap_or_else(|_| {
+        panic!("{pidfile} missing: this test restarts the podman service scripts/container-engine started")
+    });
+    for action in ["stop", "start"] {
+        let ok = std::process::Command::new("bash")
+            .args([script, action])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "scripts/container-engine {action}");
+    }
+    let after = std::fs::read_to_string(pidfile).unwrap();
+    assert_ne!(before, after, "the engine's service was not restarted");
+}
+
+#[tokio::test]
+async fn the_engine_restarted_under_a_running_soko_is_reconnected() {
+    // Alone: the other tests' calls would fail while the engine is down.
+    let _alone = ENGINE_USE.write().await;
+    let http = reqwest::Client::new();
+    let mut app = prepare("containers-engine-restart", lite_vectors);
+    app.start();
+    app.wait_ready(&http, Duration::from_secs(180)).await;
+    let before = app.service("mysql");
+    restart_engine();
+    // The containers outlived the engine's service: nothing restarted, still serving.
+    assert_eq!(app.readyz(&http).await, 200, "{}", app.log_text());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let same = app.service("mysql");
+    assert_eq!(same["container_id"], before["container_id"], "{same}");
+    assert_eq!(same["restarts"], before["restarts"], "{same}");
+    // soko talks to the new service: a death is seen and repaired through it.
+    kill9(before["pid"].as_i64().unwrap());
+    assert!(bounces(&app, &http).await, "{}", app.log_text());
+    let after = app.service("mysql");
+    assert_eq!(
+        after["restarts"].as_i64(),
+        before["restarts"].as_i64().map(|r| r + 1),
+        "{after}"
+    );
+    assert_ne!(after["container_id"], before["container_id"]);
+}
