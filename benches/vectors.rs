@@ -15,17 +15,19 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use soko::config::Config;
 use soko::config::secrets::Secrets;
+use soko::config::{Config, RuntimeChoice};
 use soko::embed::{self, Embedder};
 use soko::store::images::{Files, NewImage};
 use soko::store::vector_sync::{self as outbox, NewEmbedding};
 use soko::store::{self, bulk};
-use soko::supervisor::{ProcessRuntime, Runtime, Services};
+use soko::supervisor::Services;
 use soko::vectors::{Filter, VectorStore};
 use soko::workers::vector_sync::{Syncer, inputs_sha256};
 
 struct Args {
+    /// `process` (milvus-lite) or `container` (Milvus standalone), as supervisor.runtime.
+    runtime: RuntimeChoice,
     products: u64,
     embed_products: u64,
     queries: usize,
@@ -35,6 +37,7 @@ struct Args {
 
 fn args() -> Args {
     let mut a = Args {
+        runtime: RuntimeChoice::Process,
         products: 100_000,
         embed_products: 128,
         queries: 200,
@@ -56,6 +59,13 @@ fn args() -> Args {
             "--nlist" => a.nlist = value() as u32,
             "--nprobe" => a.nprobe = value() as u32,
             "--bench" => {}
+            "--runtime" => {
+                a.runtime = match it.next().map(String::as_str) {
+                    Some("process") => RuntimeChoice::Process,
+                    Some("container") => RuntimeChoice::Container,
+                    other => panic!("--runtime is process or container, got {other:?}"),
+                }
+            }
             other => panic!("unknown option {other}"),
         }
     }
@@ -163,6 +173,7 @@ async fn main() {
     cfg.vectors.embedded.port = free_port();
     cfg.vectors.nlist = a.nlist;
     cfg.vectors.nprobe = a.nprobe;
+    cfg.supervisor.runtime = a.runtime;
     let yaml = dir.path().join("appliance.yaml");
     std::fs::write(&yaml, serde_norway::to_string(&cfg).unwrap()).unwrap();
     std::fs::create_dir_all(cfg.run_dir()).unwrap();
@@ -180,7 +191,9 @@ async fn main() {
     assert!(status.success(), "soko seed failed");
     eprintln!("seeded in {:.0}s", t.elapsed().as_secs_f64());
 
-    let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime);
+    let selected = soko::supervisor::select_runtime(&cfg).await.unwrap();
+    eprintln!("runtime: {}", selected.reason);
+    let runtime = selected.runtime;
     let mut services = Services::start_mysql(&cfg, runtime.clone()).await.unwrap();
     services.start_milvus(&cfg, runtime).await.unwrap();
     let db = store::pool(store::app_options(&cfg, &secrets).unwrap(), 8);
@@ -252,7 +265,8 @@ async fn main() {
     let (synced, embedded, took) = drain(&syncer).await;
     // As the worker does once the outbox is drained (embedded milvus-lite).
     let t = Instant::now();
-    vectors.flush_if_dirty().await.expect("flush");
+    // Sealed and indexed: the steady state a real Milvus reaches by itself within minutes.
+    vectors.seal().await.expect("flush and index");
     eprintln!("flushed in {:.1}s", t.elapsed().as_secs_f64());
     let sync_excluded = synced as f64 / took.as_secs_f64();
     eprintln!(
@@ -409,7 +423,8 @@ async fn main() {
     let sync_included = embedded_e as f64 / took_e.as_secs_f64();
 
     println!(
-        "\nsoko vector benchmark, {} cores, profile {} ({}-d), nlist {}, nprobe {}",
+        "\nsoko vector benchmark, {} runtime, {} cores, profile {} ({}-d), nlist {}, nprobe {}",
+        a.runtime,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         profile.name,
         profile.dim(),
@@ -456,6 +471,7 @@ async fn main() {
         std::env::var("CARGO_TARGET_DIR").map_or_else(|_| PathBuf::from("target"), PathBuf::from);
     let _ = std::fs::create_dir_all(out.join("bench"));
     let json = serde_json::json!({
+        "runtime": a.runtime.to_string(),
         "products": all.len(), "profile": profile.name, "dim": profile.dim(),
         "nlist": a.nlist, "nprobe": vectors.nprobe,
         "sync_products_per_sec_embedding_excluded": sync_excluded,

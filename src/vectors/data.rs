@@ -152,6 +152,27 @@ impl VectorStore {
         flushed.map(|()| true)
     }
 
+    /// Seal everything written into segments and wait until the index covers them, on any
+    /// engine (a real Milvus would do it by itself, later): for benchmarks and bulk loads
+    /// that want the steady state now.
+    pub async fn seal(&self) -> Result<(), Error> {
+        let name = self.collection.clone();
+        self.with_client(|client| async move {
+            client
+                .flush(
+                    FlushRequest::builder()
+                        .collection_names([name.clone()])
+                        .wait_flushed_ms(600_000)
+                        .build()?,
+                )
+                .await?;
+            super::schema::wait_index(&client, &name).await
+        })
+        .await?;
+        self.dirty.store(false, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Remove `ids` (absent ones are no error).
     pub async fn delete(&self, ids: &[u64]) -> Result<(), Error> {
         for chunk in ids.chunks(1000) {

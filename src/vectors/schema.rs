@@ -83,7 +83,7 @@ pub(super) async fn ensure_index(client: &ClientV2, name: &str, nlist: u32) -> R
     wait_index(client, name).await
 }
 
-async fn wait_index(client: &ClientV2, name: &str) -> Result<(), Error> {
+pub(super) async fn wait_index(client: &ClientV2, name: &str) -> Result<(), Error> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let described = client
