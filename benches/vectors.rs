@@ -28,6 +28,8 @@ use soko::workers::vector_sync::{Syncer, inputs_sha256};
 struct Args {
     /// `process` (milvus-lite) or `container` (Milvus standalone), as supervisor.runtime.
     runtime: RuntimeChoice,
+    /// Milvus standalone's memory limit (0: soko's default for this machine).
+    milvus_memory_mb: u64,
     products: u64,
     embed_products: u64,
     queries: usize,
@@ -38,6 +40,7 @@ struct Args {
 fn args() -> Args {
     let mut a = Args {
         runtime: RuntimeChoice::Process,
+        milvus_memory_mb: 0,
         products: 100_000,
         embed_products: 128,
         queries: 200,
@@ -58,6 +61,7 @@ fn args() -> Args {
             "--queries" => a.queries = value() as usize,
             "--nlist" => a.nlist = value() as u32,
             "--nprobe" => a.nprobe = value() as u32,
+            "--milvus-memory-mb" => a.milvus_memory_mb = value(),
             "--bench" => {}
             "--runtime" => {
                 a.runtime = match it.next().map(String::as_str) {
@@ -174,6 +178,7 @@ async fn main() {
     cfg.vectors.nlist = a.nlist;
     cfg.vectors.nprobe = a.nprobe;
     cfg.supervisor.runtime = a.runtime;
+    cfg.vectors.embedded.memory_mb = a.milvus_memory_mb;
     let yaml = dir.path().join("appliance.yaml");
     std::fs::write(&yaml, serde_norway::to_string(&cfg).unwrap()).unwrap();
     std::fs::create_dir_all(cfg.run_dir()).unwrap();

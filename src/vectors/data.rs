@@ -166,7 +166,8 @@ impl VectorStore {
                         .build()?,
                 )
                 .await?;
-            super::schema::wait_index(&client, &name).await
+            super::schema::wait_index(&client, &name).await?;
+            super::schema::wait_indexed_and_reload(&client, &name).await
         })
         .await?;
         self.dirty.store(false, Ordering::Relaxed);

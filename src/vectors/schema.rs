@@ -163,3 +163,47 @@ pub(super) async fn ensure_loaded(client: &ClientV2, name: &str) -> Result<(), E
     }
     Ok(())
 }
+
+/// A real Milvus builds the index of sealed segments in the background and the query node
+/// searches them without it until it has loaded the indexed ones: wait until every row is
+/// indexed, then reload the collection so searches use the index now (the steady state a
+/// benchmark wants). milvus-lite reports no row counts: nothing to wait for there.
+pub(super) async fn wait_indexed_and_reload(client: &ClientV2, name: &str) -> Result<(), Error> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let described = client
+            .describe_index(
+                DescribeIndexRequest::builder()
+                    .collection_name(name)
+                    .field_name(VECTOR)
+                    .build()?,
+            )
+            .await?;
+        let counted = described.indexes().iter().any(|d| d.get_total_rows() > 0);
+        if !counted {
+            return Ok(());
+        }
+        let done = described
+            .indexes()
+            .iter()
+            .all(|d| d.get_pending_rows() == 0 && d.get_indexed_rows() >= d.get_total_rows());
+        if done {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Timeout {
+                what: "index build",
+                secs: 600,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    client
+        .release_collection(
+            ReleaseCollectionRequest::builder()
+                .collection_name(name)
+                .build()?,
+        )
+        .await?;
+    ensure_loaded(client, name).await
+}
