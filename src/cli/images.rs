@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::{EXIT_CONFIG, load_config};
-use crate::supervisor::container::Engine;
-use crate::supervisor::container::engine::candidate_sockets;
+use crate::supervisor::container::engine::first_answering;
 use crate::supervisor::images::{self, build};
 
 #[derive(Debug, clap::Args)]
@@ -58,25 +57,12 @@ pub async fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
         print!("{}", compose::render(&cfg));
         return Ok(ExitCode::SUCCESS);
     }
-    let mut tried = Vec::new();
-    let mut engine = None;
-    for socket in candidate_sockets(&cfg) {
-        match Engine::connect(&socket).await {
-            Ok(e) => {
-                engine = Some(e);
-                break;
-            }
-            Err(why) => tried.push(why),
+    let engine = match first_answering(&cfg).await {
+        Ok(e) => e,
+        Err(why) => {
+            eprintln!("soko: {why}, or set supervisor.engine_socket");
+            return Ok(ExitCode::FAILURE);
         }
-    }
-    let Some(engine) = engine else {
-        eprintln!(
-            "soko: no container engine answers ({}). Install and start one \
-             (scripts/container-engine install && scripts/container-engine start), or set \
-             supervisor.engine_socket",
-            tried.join("; ")
-        );
-        return Ok(ExitCode::FAILURE);
     };
     println!("container engine: {engine:?}");
     let all = build::all(&cfg);

@@ -83,17 +83,21 @@ pub(super) async fn ensure_index(client: &ClientV2, name: &str, nlist: u32) -> R
     wait_index(client, name).await
 }
 
+async fn describe(client: &ClientV2, name: &str) -> Result<DescribeIndexResponse, Error> {
+    Ok(client
+        .describe_index(
+            DescribeIndexRequest::builder()
+                .collection_name(name)
+                .field_name(VECTOR)
+                .build()?,
+        )
+        .await?)
+}
+
 pub(super) async fn wait_index(client: &ClientV2, name: &str) -> Result<(), Error> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let described = client
-            .describe_index(
-                DescribeIndexRequest::builder()
-                    .collection_name(name)
-                    .field_name(VECTOR)
-                    .build()?,
-            )
-            .await?;
+        let described = describe(client, name).await?;
         let states: Vec<IndexStateCode> =
             described.indexes().iter().map(|d| d.get_state()).collect();
         if let Some(failed) = described
@@ -171,14 +175,7 @@ pub(super) async fn ensure_loaded(client: &ClientV2, name: &str) -> Result<(), E
 pub(super) async fn wait_indexed_and_reload(client: &ClientV2, name: &str) -> Result<(), Error> {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let described = client
-            .describe_index(
-                DescribeIndexRequest::builder()
-                    .collection_name(name)
-                    .field_name(VECTOR)
-                    .build()?,
-            )
-            .await?;
+        let described = describe(client, name).await?;
         let counted = described.indexes().iter().any(|d| d.get_total_rows() > 0);
         if !counted {
             return Ok(());

@@ -11,7 +11,10 @@ use soko::config::Mode;
 use crate::common::{Appliance, test_db};
 
 /// Poll /readyz fast until it has been seen not ready and then ready again.
-async fn sees_not_ready_then_ready(app: &Appliance, http: &reqwest::Client) -> (bool, Duration) {
+pub(crate) async fn sees_not_ready_then_ready(
+    app: &Appliance,
+    http: &reqwest::Client,
+) -> (bool, Duration) {
     let start = Instant::now();
     let mut saw_down = false;
     while start.elapsed() < Duration::from_secs(60) {

@@ -119,6 +119,23 @@ pub fn candidate_sockets(cfg: &Config) -> Vec<PathBuf> {
     }
 }
 
+/// The first engine that answers on the configured socket(s); `Err` says what each answered
+/// and how to get one.
+pub async fn first_answering(cfg: &Config) -> Result<Engine, String> {
+    let mut tried = Vec::new();
+    for socket in candidate_sockets(cfg) {
+        match Engine::connect(&socket).await {
+            Ok(e) => return Ok(e),
+            Err(why) => tried.push(why),
+        }
+    }
+    Err(format!(
+        "no container engine answers ({}). Install and start Docker or podman \
+         (scripts/container-engine install && scripts/container-engine start)",
+        tried.join("; ")
+    ))
+}
+
 /// What `supervisor.runtime` resolved to, and why.
 pub enum Choice {
     Process { reason: String },
@@ -146,24 +163,13 @@ pub async fn choose(cfg: &Config) -> Result<Choice, String> {
         }),
         _ => Err(format!("supervisor.runtime is container, but {why}")),
     };
-    let mut tried = Vec::new();
-    let mut engine = None;
-    for socket in candidate_sockets(cfg) {
-        match Engine::connect(&socket).await {
-            Ok(e) => {
-                engine = Some(e);
-                break;
-            }
-            Err(why) => tried.push(why),
+    let engine = match first_answering(cfg).await {
+        Ok(e) => e,
+        Err(why) => {
+            return fallback(format!(
+                "{why}, set supervisor.engine_socket, or set supervisor.runtime: process"
+            ));
         }
-    }
-    let Some(engine) = engine else {
-        return fallback(format!(
-            "no container engine answers ({}). Install and start Docker or podman \
-             (scripts/container-engine install && scripts/container-engine start), set \
-             supervisor.engine_socket, or set supervisor.runtime: process",
-            tried.join("; ")
-        ));
     };
     for (image, kind) in &wanted {
         if let Err(why) = engine.check_image(image, kind).await {

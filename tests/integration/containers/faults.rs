@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
@@ -20,19 +20,9 @@ use crate::vecsync::faults::{
     add_photos, add_products, approved_seller, converged, kill9, vectors_of,
 };
 
-/// Poll /readyz fast until it has been seen not ready and then ready again.
+/// /readyz seen not ready, then ready again (within 60 s).
 async fn bounces(app: &Appliance, http: &reqwest::Client) -> bool {
-    let start = Instant::now();
-    let mut saw_down = false;
-    while start.elapsed() < Duration::from_secs(150) {
-        match app.readyz(http).await {
-            200 if saw_down => return true,
-            200 => {}
-            _ => saw_down = true,
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
+    crate::faults::sees_not_ready_then_ready(app, http).await.0
 }
 
 /// Rows committed one by one until told to stop (or the first error); the last acknowledged.
