@@ -168,14 +168,7 @@ async fn up_with_external_database_and_vector_store() {
         c.vectors.url = format!("http://127.0.0.1:{}", shared.cfg.vectors.embedded.port);
         c.vectors.collection = collection.clone();
     });
-    let password = shared
-        .secrets
-        .database_password
-        .as_ref()
-        .unwrap()
-        .expose()
-        .to_owned();
-    app.start_with_env(&[("SOKO_DATABASE_PASSWORD", &password)]);
+    app.start_on_shared_database();
     app.wait_ready(&http, Duration::from_secs(60)).await;
     let (code, status) = app.status();
     assert_eq!(code, 0, "{status}");

@@ -262,6 +262,19 @@ impl Appliance {
         self
     }
 
+    /// `soko up` against the run's shared MariaDB (`database.mode: external`): the application
+    /// password comes from the shared secrets, through the environment as an operator would.
+    pub fn start_on_shared_database(&mut self) -> &mut Self {
+        let password = shared()
+            .secrets
+            .database_password
+            .as_ref()
+            .expect("the shared database has an application password")
+            .expose()
+            .to_owned();
+        self.start_with_env(&[("SOKO_DATABASE_PASSWORD", &password)])
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.cfg.http.listen)
     }

@@ -3,7 +3,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use soko::config::Mode;
@@ -36,6 +36,43 @@ fn kill9(pid: i64) {
     .unwrap();
 }
 
+/// Rows committed one by one until told to stop (or the first error); the last acknowledged.
+pub(crate) fn writer(
+    pool: sqlx::MySqlPool,
+    after: i64,
+) -> (Arc<AtomicI64>, Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
+    let acked = Arc::new(AtomicI64::new(after));
+    let stop = Arc::new(AtomicBool::new(false));
+    let task = {
+        let (acked, stop) = (acked.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut id = acked.load(Ordering::SeqCst);
+            while !stop.load(Ordering::SeqCst) {
+                id += 1;
+                if sqlx::query("INSERT INTO ledger (id) VALUES (?)")
+                    .bind(id)
+                    .execute(&pool)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                acked.store(id, Ordering::SeqCst);
+            }
+        })
+    };
+    (acked, stop, task)
+}
+
+pub(crate) async fn assert_nothing_lost(pool: &sqlx::MySqlPool, last: i64) {
+    let present: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger WHERE id <= ?")
+        .bind(last)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(present, last, "acknowledged commits lost");
+}
+
 #[tokio::test]
 async fn killed_children_are_restarted_and_no_committed_row_is_lost() {
     let http = reqwest::Client::new();
@@ -49,29 +86,9 @@ async fn killed_children_are_restarted_and_no_committed_row_is_lost() {
         .execute(&pool)
         .await
         .unwrap();
-    let acked = Arc::new(AtomicI64::new(0));
     // The writer stops at its first error, or when told to: the pool may reconnect to the
     // restarted server before the writer notices the kill, and then it would never stop.
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let (pool, acked, stop) = (pool.clone(), acked.clone(), stop.clone());
-        tokio::spawn(async move {
-            for id in 1.. {
-                if stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                if sqlx::query("INSERT INTO ledger (id) VALUES (?)")
-                    .bind(id)
-                    .execute(&pool)
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                acked.store(id, Ordering::SeqCst);
-            }
-        })
-    };
+    let (acked, stop, writer) = writer(pool.clone(), 0);
     while acked.load(Ordering::SeqCst) < 200 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -86,13 +103,7 @@ async fn killed_children_are_restarted_and_no_committed_row_is_lost() {
     );
     stop.store(true, Ordering::SeqCst);
     writer.await.unwrap();
-    let last = acked.load(Ordering::SeqCst);
-    let present: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger WHERE id <= ?")
-        .bind(last)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(present, last, "acknowledged commits lost after kill -9");
+    assert_nothing_lost(&pool, acked.load(Ordering::SeqCst)).await;
     let after = app.service("mysql");
     // Relative to before the kill: on a loaded machine a start-up retry may already have
     // happened (a port taken by a parallel test, say), and that is not this test's subject.
@@ -177,7 +188,6 @@ async fn a_taken_database_port_is_named() {
 async fn a_crash_looping_service_is_shown_and_the_rest_keeps_serving() {
     let http = reqwest::Client::new();
     let (_, db_cfg) = test_db().await;
-    let shared = crate::common::shared();
     let url = format!(
         "mysql://{}@127.0.0.1:{}/{}",
         db_cfg.database.user, db_cfg.database.embedded.port, db_cfg.database.name
@@ -191,14 +201,7 @@ async fn a_crash_looping_service_is_shown_and_the_rest_keeps_serving() {
         c.supervisor.backoff_max_secs = 1;
         c.supervisor.start_timeout_secs = 5;
     });
-    let password = shared
-        .secrets
-        .database_password
-        .as_ref()
-        .unwrap()
-        .expose()
-        .to_owned();
-    app.start_with_env(&[("SOKO_DATABASE_PASSWORD", &password)]);
+    app.start_on_shared_database();
 
     let start = Instant::now();
     let milvus = loop {

@@ -28,7 +28,6 @@ fn names(dir: &std::path::Path, prefix: &str) -> Vec<String> {
 #[tokio::test]
 async fn child_output_lands_in_the_json_logs_and_old_logs_are_pruned() {
     let (_, db_cfg) = test_db().await;
-    let shared = crate::common::shared();
     let url = format!(
         "mysql://{}@127.0.0.1:{}/{}",
         db_cfg.database.user, db_cfg.database.embedded.port, db_cfg.database.name
@@ -67,14 +66,7 @@ async fn child_output_lands_in_the_json_logs_and_old_logs_are_pruned() {
     }
     old_file(&logs.join("keep-me.txt"), 10, 60);
 
-    let password = shared
-        .secrets
-        .database_password
-        .as_ref()
-        .unwrap()
-        .expose()
-        .to_owned();
-    app.start_with_env(&[("SOKO_DATABASE_PASSWORD", password.as_str())]);
+    app.start_on_shared_database();
     let today = {
         let t = time::OffsetDateTime::now_utc();
         format!("{}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())

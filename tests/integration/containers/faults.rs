@@ -4,8 +4,7 @@
 //! directory's container is left alone.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bollard::models::ContainerCreateBody;
@@ -16,6 +15,7 @@ use soko::supervisor::container::{LABEL_DATA_DIR, LABEL_SERVICE};
 
 use super::{ENGINE_USE, containers_of, engine, lite_vectors, prepare};
 use crate::common::{Appliance, random_suffix};
+use crate::faults::{assert_nothing_lost, writer};
 use crate::vecsync::faults::{
     add_photos, add_products, approved_seller, converged, kill9, vectors_of,
 };
@@ -23,43 +23,6 @@ use crate::vecsync::faults::{
 /// /readyz seen not ready, then ready again (within 60 s).
 async fn bounces(app: &Appliance, http: &reqwest::Client) -> bool {
     crate::faults::sees_not_ready_then_ready(app, http).await.0
-}
-
-/// Rows committed one by one until told to stop (or the first error); the last acknowledged.
-fn writer(
-    pool: sqlx::MySqlPool,
-    after: i64,
-) -> (Arc<AtomicI64>, Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
-    let acked = Arc::new(AtomicI64::new(after));
-    let stop = Arc::new(AtomicBool::new(false));
-    let task = {
-        let (acked, stop) = (acked.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut id = acked.load(Ordering::SeqCst);
-            while !stop.load(Ordering::SeqCst) {
-                id += 1;
-                if sqlx::query("INSERT INTO ledger (id) VALUES (?)")
-                    .bind(id)
-                    .execute(&pool)
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                acked.store(id, Ordering::SeqCst);
-            }
-        })
-    };
-    (acked, stop, task)
-}
-
-async fn assert_nothing_lost(pool: &sqlx::MySqlPool, last: i64) {
-    let present: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger WHERE id <= ?")
-        .bind(last)
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    assert_eq!(present, last, "acknowledged commits lost");
 }
 
 /// One fault against MySQL: writes running, `fault` done, readiness bounces, nothing lost,

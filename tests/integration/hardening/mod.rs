@@ -32,14 +32,7 @@ pub async fn external_appliance(
         c.vectors.collection = format!("h_{}", random_suffix());
         edit(c);
     });
-    let password = shared
-        .secrets
-        .database_password
-        .as_ref()
-        .unwrap()
-        .expose()
-        .to_owned();
-    app.start_with_env(&[("SOKO_DATABASE_PASSWORD", &password)]);
+    app.start_on_shared_database();
     app.wait_ready(&reqwest::Client::new(), Duration::from_secs(90))
         .await;
     (app, pool)
