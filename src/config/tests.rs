@@ -103,3 +103,35 @@ fn relative_data_dir_and_bad_currency_are_refused() {
             .contains("ISO 4217")
     );
 }
+
+#[test]
+fn container_settings_name_key_and_line() {
+    let err = parse("supervisor:\n  runtime: docker\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("auto") && err.contains("container") && err.contains("process"),
+        "{err}"
+    );
+    let err = parse("supervisor:\n  runtime: container\n  engine_socket: run/podman.sock\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("supervisor.engine_socket") && err.contains("appliance.yaml:3"),
+        "{err}"
+    );
+    let err = parse("database:\n  embedded:\n    image: \"maria db\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("database.embedded.image") && err.contains("appliance.yaml:3"),
+        "{err}"
+    );
+    let err = parse("vectors:\n  embedded:\n    memory_mb: 64\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("vectors.embedded.memory_mb") && err.contains("at least 128"),
+        "{err}"
+    );
+}
