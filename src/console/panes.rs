@@ -342,6 +342,7 @@ pub fn resources(f: &mut Frame, area: Rect, app: &App) {
                 p.name.clone(),
                 dash(p.pid),
                 dash(p.rss_bytes.map(bytes)),
+                dash(p.memory_limit_bytes.map(bytes)),
                 dash(p.cpu_percent.map(|c| format!("{c:.1}%"))),
                 dash(p.cpu_seconds.map(|c| format!("{c:.1}s"))),
                 dash(p.open_fds),
@@ -355,14 +356,17 @@ pub fn resources(f: &mut Frame, area: Rect, app: &App) {
                 Constraint::Length(10),
                 Constraint::Length(8),
                 Constraint::Length(10),
+                Constraint::Length(10),
                 Constraint::Length(8),
                 Constraint::Length(10),
                 Constraint::Length(6),
             ],
         )
         .header(
-            Row::new(vec!["PROCESS", "PID", "RSS", "CPU", "CPU TIME", "FDS"])
-                .style(Style::default().add_modifier(Modifier::BOLD)),
+            Row::new(vec![
+                "PROCESS", "PID", "MEMORY", "LIMIT", "CPU", "CPU TIME", "FDS",
+            ])
+            .style(Style::default().add_modifier(Modifier::BOLD)),
         )
         .block(Block::default().borders(Borders::TOP).title(" Processes ")),
         procs,

@@ -98,6 +98,7 @@ pub fn snapshot() -> Snapshot {
         cpu_percent: Some(cpu),
         open_fds: Some(40),
         restarts: 0,
+        ..ProcessFigures::default()
     };
     Snapshot {
         version: "0.1.0".into(),
@@ -154,7 +155,11 @@ pub fn snapshot() -> Snapshot {
             memory_available_bytes: Some(1536 << 20),
             processes: vec![
                 process("soko", 4242, 48, 3.5),
-                process("mysql", 4300, 410, 7.25),
+                ProcessFigures {
+                    memory_limit_bytes: Some(640 << 20),
+                    source: Some("engine".into()),
+                    ..process("mysql", 4300, 410, 7.25)
+                },
                 ProcessFigures {
                     name: "milvus".into(),
                     restarts: 5,

@@ -180,7 +180,7 @@ pub fn prometheus(m: &Metrics, procs: &[ProcessFigures]) -> String {
         &'static str,
         fn(&ProcessFigures) -> Option<f64>,
     );
-    let gauges: [Gauge; 4] = [
+    let gauges: [Gauge; 5] = [
         (
             "soko_process_resident_memory_bytes",
             "gauge",
@@ -192,6 +192,12 @@ pub fn prometheus(m: &Metrics, procs: &[ProcessFigures]) -> String {
             "counter",
             "CPU time (user + system) of soko and each supervised child.",
             |p| p.cpu_seconds,
+        ),
+        (
+            "soko_process_memory_limit_bytes",
+            "gauge",
+            "Memory limit of a supervised container (container runtime).",
+            |p| p.memory_limit_bytes.map(|b| b as f64),
         ),
         (
             "soko_process_open_fds",

@@ -44,6 +44,13 @@ pub struct ProcessFigures {
     pub cpu_percent: Option<f64>,
     pub open_fds: Option<u64>,
     pub restarts: u32,
+    /// The container's memory limit (container runtime).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_limit_bytes: Option<u64>,
+    /// Where the memory and CPU figures come from: `proc` (the process) or `engine` (the
+    /// container engine's statistics: the whole container).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// Clock ticks per second of /proc/<pid>/stat: 100 on every Linux architecture soko targets.
@@ -64,9 +71,27 @@ pub fn open_fds(pid: u32) -> Option<u64> {
     Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
 }
 
+/// CPU % since the previous call for the same pid (100 = one core).
+fn cpu_percent(pid: u32, now_cpu: f64) -> Option<f64> {
+    static LAST: Mutex<Vec<(u32, Instant, f64)>> = Mutex::new(Vec::new());
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    if let Some(prev) = last.iter_mut().find(|(p, _, _)| *p == pid) {
+        let wall = now.duration_since(prev.1).as_secs_f64();
+        if wall >= 0.2 {
+            let percent = ((now_cpu - prev.2) / wall * 100.0).max(0.0);
+            *prev = (pid, now, now_cpu);
+            return Some(percent);
+        }
+    } else {
+        last.retain(|(p, _, _)| Path::new(&format!("/proc/{}", p & !(1 << 31))).exists());
+        last.push((pid, now, now_cpu));
+    }
+    None
+}
+
 /// Figures for one process; CPU % against the previous call for the same pid.
 pub fn process(name: &str, pid: Option<u32>, restarts: u32) -> ProcessFigures {
-    static LAST: Mutex<Vec<(u32, Instant, f64)>> = Mutex::new(Vec::new());
     let Some(pid) = pid else {
         return ProcessFigures {
             name: name.into(),
@@ -75,30 +100,35 @@ pub fn process(name: &str, pid: Option<u32>, restarts: u32) -> ProcessFigures {
         };
     };
     let cpu = cpu_seconds(pid);
-    let mut cpu_percent = None;
-    if let Some(now_cpu) = cpu {
-        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        if let Some(prev) = last.iter_mut().find(|(p, _, _)| *p == pid) {
-            let wall = now.duration_since(prev.1).as_secs_f64();
-            if wall >= 0.2 {
-                cpu_percent = Some(((now_cpu - prev.2) / wall * 100.0).max(0.0));
-                *prev = (pid, now, now_cpu);
-            }
-        } else {
-            last.retain(|(p, _, _)| Path::new(&format!("/proc/{p}")).exists());
-            last.push((pid, now, now_cpu));
-        }
-    }
     ProcessFigures {
         name: name.into(),
         pid: Some(pid),
         rss_bytes: crate::supervisor::pidfile::rss_bytes(pid),
         cpu_seconds: cpu,
-        cpu_percent,
+        cpu_percent: cpu.and_then(|c| cpu_percent(pid, c)),
         open_fds: open_fds(pid),
         restarts,
+        memory_limit_bytes: None,
+        source: Some("proc".into()),
     }
+}
+
+/// Figures for one supervised service: in a container, memory and CPU as the engine counts
+/// them for the whole container (its last sample); else its process's, from /proc.
+pub fn service(s: &crate::supervisor::Status) -> ProcessFigures {
+    let mut f = process(&s.name, s.pid, s.restarts);
+    if let Some(u) = s.usage {
+        f.rss_bytes = Some(u.memory_bytes);
+        f.memory_limit_bytes = u.memory_limit_bytes;
+        f.source = Some("engine".into());
+        if let Some(cpu) = u.cpu_seconds {
+            f.cpu_seconds = Some(cpu);
+            // Keyed apart from the pid's /proc figures (a container's CPU includes all of
+            // its processes): the high bit is never set in a Linux pid.
+            f.cpu_percent = s.pid.and_then(|pid| cpu_percent(pid | 1 << 31, cpu));
+        }
+    }
+    f
 }
 
 fn meminfo() -> (Option<u64>, Option<u64>) {

@@ -86,13 +86,18 @@ pub fn traffic_and_resources(out: &mut String, s: &Snapshot) {
         for p in &r.processes {
             let _ = writeln!(
                 out,
-                "      {:<8} pid {:>7}  rss {:>9}  cpu {:>6}",
+                "      {:<8} pid {:>7}  rss {:>9}  cpu {:>6}{}",
                 p.name,
                 p.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
                 p.rss_bytes.map(bytes).unwrap_or_else(|| "-".into()),
                 p.cpu_percent
                     .map(|c| format!("{c:.1}%"))
-                    .unwrap_or_else(|| "-".into())
+                    .unwrap_or_else(|| "-".into()),
+                match (p.memory_limit_bytes, p.source.as_deref()) {
+                    (Some(limit), _) => format!("  limit {}  (container engine)", bytes(limit)),
+                    (None, Some("engine")) => "  (container engine)".into(),
+                    _ => String::new(),
+                }
             );
         }
     }

@@ -31,6 +31,16 @@ pub struct Launch {
     pub container: Option<super::container::ContainerSpec>,
 }
 
+/// A container's memory and CPU as its engine reports them (the process runtime reads
+/// /proc instead).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    /// In use, without the reclaimable page cache where the engine tells it apart.
+    pub memory_bytes: u64,
+    pub memory_limit_bytes: Option<u64>,
+    pub cpu_seconds: Option<f64>,
+}
+
 /// Why a service stopped running.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Exit {
@@ -63,6 +73,10 @@ pub trait Runtime: Send + Sync {
         service: &'static str,
         launch: &'a Launch,
     ) -> BoxFuture<'a, Result<Box<dyn Running>, Error>>;
+    /// The engine's figures for a running container (`None` outside the container runtime).
+    fn usage<'a>(&'a self, _container_id: &'a str) -> BoxFuture<'a, Option<Usage>> {
+        Box::pin(async { None })
+    }
 }
 
 pub trait Running: Send {
@@ -103,6 +117,10 @@ impl Runtime for Reasoned {
         launch: &'a Launch,
     ) -> BoxFuture<'a, Result<Box<dyn Running>, Error>> {
         self.inner.start(service, launch)
+    }
+
+    fn usage<'a>(&'a self, container_id: &'a str) -> BoxFuture<'a, Option<Usage>> {
+        self.inner.usage(container_id)
     }
 }
 

@@ -49,6 +49,10 @@ pub struct Status {
     /// Where connections from this host reach the service from (container gateway).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_host: Option<String>,
+    /// The container engine's memory and CPU figures for the current container, sampled every
+    /// few seconds while it runs (container runtime only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<super::runtime::Usage>,
 }
 
 impl Status {
@@ -68,7 +72,39 @@ impl Status {
             runtime_reason: None,
             container_id: None,
             peer_host: None,
+            usage: None,
         }
+    }
+
+    /// Resident memory: the engine's figure for a container (the whole container, not only
+    /// its main process), else the process's RSS from /proc.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        self.usage
+            .map(|u| u.memory_bytes)
+            .or_else(|| self.pid.and_then(super::pidfile::rss_bytes))
+    }
+}
+
+/// How often a running container's statistics are read from the engine.
+const USAGE_EVERY: Duration = Duration::from_secs(5);
+
+/// Keeps `usage` of the status current while one container runs; aborted when the run ends.
+async fn sample_usage(runtime: Arc<dyn Runtime>, id: String, tx: watch::Sender<Status>) {
+    loop {
+        let usage = runtime.usage(&id).await;
+        if usage.is_some() {
+            tx.send_modify(|s| s.usage = usage);
+        }
+        tokio::time::sleep(USAGE_EVERY).await;
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -204,6 +240,7 @@ async fn supervise(
             s.state = State::Starting;
             s.ready = false;
             s.pid = None;
+            s.usage = None;
         });
         match start_once(&spec, runtime.as_ref(), &pidfile, grace).await {
             Err(e) => {
@@ -214,6 +251,9 @@ async fn supervise(
                 let pid = running.pid();
                 let started = Instant::now();
                 let (container_id, peer_host) = (running.container_id(), running.peer_host());
+                let _sampler = container_id.clone().map(|id| {
+                    AbortOnDrop(tokio::spawn(sample_usage(runtime.clone(), id, tx.clone())))
+                });
                 set(&tx, |s| {
                     s.state = State::Running;
                     s.pid = pid;
@@ -288,6 +328,7 @@ async fn supervise(
                         set(&tx, |s| {
                             s.state = State::Stopped;
                             s.pid = None;
+                            s.usage = None;
                             s.last_exit = Some(exit.to_string());
                         });
                         return;
@@ -299,6 +340,7 @@ async fn supervise(
                 set(&tx, |s| {
                     s.ready = false;
                     s.pid = None;
+                    s.usage = None;
                     s.last_exit = Some(exit.to_string());
                     if ran >= stable {
                         s.consecutive_failures = 0;

@@ -40,7 +40,7 @@ impl Control {
         use crate::ops::resources::process;
         let mut all = vec![process("soko", Some(std::process::id()), 0)];
         for s in self.services.statuses() {
-            all.push(process(&s.name, s.pid, s.restarts));
+            all.push(crate::ops::resources::service(&s));
         }
         all
     }
@@ -71,7 +71,7 @@ impl admin::Control for Control {
                 .statuses()
                 .into_iter()
                 .map(|s| status::ServiceView {
-                    rss_bytes: s.pid.and_then(supervisor::pidfile::rss_bytes),
+                    rss_bytes: s.rss_bytes(),
                     level: status::service_level(&s),
                     status: s,
                 })

@@ -12,24 +12,20 @@
 pub mod compose;
 pub mod engine;
 mod logs;
+mod run;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bollard::Docker;
-use bollard::errors::Error as ApiError;
-use bollard::models::{
-    ContainerCreateBody, ContainerState, HostConfig, PortBinding, RestartPolicy,
-};
+use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, RestartPolicy};
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, ListContainersOptions, RemoveContainerOptions,
-    StopContainerOptions,
 };
-use nix::sys::signal::Signal;
 
-use super::runtime::{BoxFuture, Exit, Launch, Running, Runtime};
+use super::runtime::{BoxFuture, Launch, Running, Runtime, Usage};
 pub use engine::Engine;
+use run::{ContainerRun, stop_and_remove};
 
 /// Label naming the service (`mysql`, `milvus`) a container runs.
 pub const LABEL_SERVICE: &str = "io.soko.service";
@@ -279,180 +275,14 @@ impl Runtime for ContainerRuntime {
             Ok(Box::new(run) as Box<dyn Running>)
         })
     }
+
+    fn usage<'a>(&'a self, container_id: &'a str) -> BoxFuture<'a, Option<Usage>> {
+        Box::pin(run::usage(&self.engine.docker, container_id))
+    }
 }
 
 pub fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
-}
-
-/// One run of a service's container.
-struct ContainerRun {
-    docker: Docker,
-    id: String,
-    pid: Option<u32>,
-    gateway: Option<String>,
-    service: &'static str,
-    stop_limit: Option<Duration>,
-}
-
-impl Running for ContainerRun {
-    fn pid(&self) -> Option<u32> {
-        self.pid
-    }
-
-    fn container_id(&self) -> Option<String> {
-        Some(short(&self.id).to_owned())
-    }
-
-    fn peer_host(&self) -> Option<String> {
-        self.gateway.clone()
-    }
-
-    /// Polls the engine (twice a second): a wait call would die with the engine's service,
-    /// while the container itself survives an engine restart (podman's conmon, Docker's
-    /// containerd-shim keep it). While the engine is unreachable the container is taken to be
-    /// running; it is judged again when the engine answers.
-    fn wait(&mut self) -> BoxFuture<'_, Exit> {
-        Box::pin(async move {
-            let mut unreachable = false;
-            loop {
-                match self
-                    .docker
-                    .inspect_container(&self.id, None::<InspectContainerOptions>)
-                    .await
-                {
-                    Ok(c) => {
-                        if unreachable {
-                            tracing::info!(
-                                service = self.service,
-                                "container engine answers again"
-                            );
-                            unreachable = false;
-                        }
-                        let state = c.state.unwrap_or_default();
-                        if !state.running.unwrap_or(false) {
-                            return exit_of(&state);
-                        }
-                    }
-                    Err(ApiError::DockerResponseServerError {
-                        status_code: 404, ..
-                    }) => {
-                        return Exit::Unknown("the container was removed".into());
-                    }
-                    Err(e) => {
-                        if !unreachable {
-                            tracing::warn!(
-                                service = self.service,
-                                "container engine unreachable ({e}); the container keeps running, retrying"
-                            );
-                            unreachable = true;
-                        }
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        })
-    }
-
-    fn stop(&mut self, grace: Duration) -> BoxFuture<'_, Exit> {
-        let grace = self.stop_limit.map_or(grace, |limit| grace.min(limit));
-        Box::pin(async move {
-            let exit = stop_and_remove(&self.docker, &self.id, grace).await;
-            match exit {
-                Some(exit) => exit,
-                None => {
-                    // The engine does not answer: signal the service's process directly.
-                    match self.pid {
-                        Some(pid) => stop_pid(pid, grace).await,
-                        None => Exit::Unknown("container engine unreachable".into()),
-                    }
-                }
-            }
-        })
-    }
-}
-
-/// Stop (SIGTERM, SIGKILL after `grace`), read the exit, remove. `None` when the engine does
-/// not answer.
-async fn stop_and_remove(docker: &Docker, id: &str, grace: Duration) -> Option<Exit> {
-    let secs = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
-    let stopped = docker
-        .stop_container(
-            id,
-            Some(StopContainerOptions {
-                t: Some(secs),
-                signal: None,
-            }),
-        )
-        .await;
-    let exit = match docker
-        .inspect_container(id, None::<InspectContainerOptions>)
-        .await
-    {
-        Ok(c) => exit_of(&c.state.unwrap_or_default()),
-        Err(ApiError::DockerResponseServerError {
-            status_code: 404, ..
-        }) => return Some(Exit::Unknown("the container was removed".into())),
-        Err(e) => {
-            tracing::warn!(container = %short(id), "cannot stop the container through the engine: {e} (stop: {stopped:?})");
-            return None;
-        }
-    };
-    if let Err(e) = docker
-        .remove_container(
-            id,
-            Some(RemoveContainerOptions {
-                force: true,
-                ..Default::default()
-            }),
-        )
-        .await
-    {
-        tracing::warn!(container = %short(id), "cannot remove the container: {e}");
-    }
-    Some(exit)
-}
-
-async fn stop_pid(pid: u32, grace: Duration) -> Exit {
-    use super::pidfile::alive;
-    let target = nix::unistd::Pid::from_raw(pid as i32);
-    let _ = nix::sys::signal::kill(target, Signal::SIGTERM);
-    let deadline = tokio::time::Instant::now() + grace;
-    while alive(pid as i32) && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    if alive(pid as i32) {
-        let _ = nix::sys::signal::kill(target, Signal::SIGKILL);
-        return Exit::Signal("SIGKILL".into());
-    }
-    Exit::Unknown("stopped by signal while the container engine was unreachable".into())
-}
-
-/// The container's end as the supervisor reports it: 128+n is signal n, and the kernel's OOM
-/// killer is named (the fix is a larger `memory_mb`).
-fn exit_of(state: &ContainerState) -> Exit {
-    let code = state.exit_code.unwrap_or(-1);
-    if state.oom_killed == Some(true) {
-        return Exit::Signal("SIGKILL (out of memory: raise the service's memory_mb)".into());
-    }
-    if (129..160).contains(&code) {
-        let sig = (code - 128) as i32;
-        return Exit::Signal(
-            Signal::try_from(sig)
-                .map(|s| s.as_str().to_owned())
-                .unwrap_or_else(|_| format!("signal {sig}")),
-        );
-    }
-    match i32::try_from(code) {
-        Ok(c) if c >= 0 => Exit::Code(c),
-        _ => Exit::Unknown(
-            state
-                .error
-                .clone()
-                .filter(|e| !e.is_empty())
-                .unwrap_or_else(|| "no exit code".into()),
-        ),
-    }
 }
 
 #[cfg(test)]
@@ -502,19 +332,5 @@ mod tests {
         assert_eq!(a, container_name("mysql", Path::new("/var/lib/soko")));
         assert_ne!(a, container_name("mysql", Path::new("/srv/soko")));
         assert!(a.starts_with("soko-mysql-") && a.len() == "soko-mysql-".len() + 10);
-    }
-
-    #[test]
-    fn exits_name_signals_and_the_oom_killer() {
-        let st = |code, oom| ContainerState {
-            exit_code: Some(code),
-            oom_killed: Some(oom),
-            ..Default::default()
-        };
-        assert_eq!(exit_of(&st(0, false)), Exit::Code(0));
-        assert_eq!(exit_of(&st(1, false)), Exit::Code(1));
-        assert_eq!(exit_of(&st(137, false)), Exit::Signal("SIGKILL".into()));
-        assert_eq!(exit_of(&st(143, false)), Exit::Signal("SIGTERM".into()));
-        assert!(matches!(exit_of(&st(137, true)), Exit::Signal(s) if s.contains("out of memory")));
     }
 }

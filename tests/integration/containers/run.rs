@@ -45,8 +45,67 @@ async fn mariadb_and_milvus_standalone_run_as_containers_of_this_data_dir() {
         );
         assert!(s["pid"].as_u64().is_some_and(|p| p > 1), "{s}");
     }
+    // Memory and CPU from the engine's statistics (sampled every 5 s while a container runs):
+    // in the status, the processes table and /metrics, with the container's limit.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ["mysql", "milvus"]
+        .iter()
+        .any(|n| app.service(n)["usage"].is_null())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no engine statistics: {}",
+            app.status().1
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (_, status) = app.status();
+    let procs = status["resources"]["processes"].as_array().unwrap().clone();
+    for name in ["mysql", "milvus"] {
+        let usage = app.service(name)["usage"].clone();
+        let memory = usage["memory_bytes"].as_u64().unwrap();
+        let limit = usage["memory_limit_bytes"].as_u64().unwrap();
+        assert!(memory > 8 << 20 && memory < limit, "{name}: {usage}");
+        assert!(
+            usage["cpu_seconds"].as_f64().is_some_and(|c| c > 0.0),
+            "{usage}"
+        );
+        let p = procs.iter().find(|p| p["name"] == name).unwrap();
+        assert_eq!(p["source"], "engine", "{p}");
+        assert_eq!(p["memory_limit_bytes"].as_u64(), Some(limit), "{p}");
+        let c = containers_of(&engine, &app.cfg.data_dir)
+            .await
+            .into_iter()
+            .find(|c| c.labels.as_ref().unwrap()["io.soko.service"] == name)
+            .unwrap();
+        let info = engine
+            .docker
+            .inspect_container(c.id.as_deref().unwrap(), None::<InspectContainerOptions>)
+            .await
+            .unwrap();
+        assert_eq!(
+            info.host_config.unwrap().memory.map(|m| m as u64),
+            Some(limit),
+            "{name}: the limit soko shows is the engine's"
+        );
+    }
+    let metrics =
+        soko::ops::console_api::fetch_metrics(&app.cfg.admin_socket(), Duration::from_secs(5))
+            .await
+            .unwrap();
+    for name in ["mysql", "milvus"] {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("soko_process_memory_limit_bytes{")
+                    && l.contains(&format!("\"{name}\""))),
+            "{metrics}"
+        );
+    }
+
     let text = String::from_utf8(app.command(&["status"]).output().unwrap().stdout).unwrap();
     assert!(text.contains("mysql runs as a container"), "{text}");
+    assert!(text.contains("(container engine)"), "{text}");
     assert!(text.contains("milvus runs as a container"), "{text}");
 
     // The engine's view: two containers labelled with this data directory, ports on
