@@ -252,3 +252,10 @@ async fn reconciliation_on_milvus_standalone() {
     let v = vecsync::spawn_visual_on(Some(&m.url)).await;
     vecsync::reconcile::reconciliation_restores_missing_and_removes_orphans_on(v).await;
 }
+
+#[tokio::test]
+async fn profile_switch_on_milvus_standalone() {
+    let m = standalone().await;
+    let v = vecsync::spawn_visual_on(Some(&m.url)).await;
+    vecsync::switch::previous_collection_serves_until_the_new_one_is_full_on(v).await;
+}

@@ -22,7 +22,7 @@ pub(crate) mod faults;
 pub(crate) mod index;
 mod outbox;
 pub(crate) mod reconcile;
-mod switch;
+pub(crate) mod switch;
 
 pub const PHOTOS: &str = "/opt/soko/models/sample-photos";
 

@@ -14,7 +14,10 @@ use crate::common::{random_suffix, shared};
 
 #[tokio::test]
 async fn previous_collection_serves_until_the_new_one_is_full() {
-    let v = spawn_visual().await;
+    previous_collection_serves_until_the_new_one_is_full_on(spawn_visual().await).await;
+}
+
+pub(crate) async fn previous_collection_serves_until_the_new_one_is_full_on(v: super::Visual) {
     let app = &v.app;
     seller(app, 1, "Eldoret").await;
     let seller_id: u64 = sqlx::query_scalar("SELECT MAX(id) FROM sellers")
