@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use bollard::query_parameters::BuildImageOptions;
+use bollard::query_parameters::{BuildImageOptions, RemoveImageOptions};
 use futures_util::StreamExt;
 use tokio_util::io::ReaderStream;
 
@@ -201,9 +201,21 @@ async fn run_recipe(
     Ok(())
 }
 
+/// Build `image` from `context` (a Dockerfile and what it adds) and remove the build the tag
+/// pointed at before, unless a container still uses it.
+pub async fn import(engine: &Engine, image: &str, context: &Path) -> Result<(), Error> {
+    let previous = image_id(engine, image).await;
+    send_context(engine, image, context).await?;
+    let now = image_id(engine, image).await;
+    if let Some(old) = previous.filter(|old| Some(old) != now.as_ref()) {
+        remove_previous(engine, image, &old).await;
+    }
+    Ok(())
+}
+
 /// Stream the build context (the Dockerfile and the root filesystem's tar, tarred by `tar` on
 /// the fly: never the whole archive in memory, a 2 GiB VPS builds these too) to `POST /build`.
-async fn import(engine: &Engine, image: &str, context: &Path) -> Result<(), Error> {
+async fn send_context(engine: &Engine, image: &str, context: &Path) -> Result<(), Error> {
     let failed = |message: String| Error::Import {
         image: image.to_owned(),
         socket: engine.socket.display().to_string(),
@@ -212,7 +224,7 @@ async fn import(engine: &Engine, image: &str, context: &Path) -> Result<(), Erro
     let mut tar = tokio::process::Command::new("tar")
         .arg("-C")
         .arg(context)
-        .args(["-cf", "-", "Dockerfile", "rootfs.tar"])
+        .args(["-cf", "-", "."])
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -238,6 +250,28 @@ async fn import(engine: &Engine, image: &str, context: &Path) -> Result<(), Erro
         )));
     }
     Ok(())
+}
+
+async fn image_id(engine: &Engine, image: &str) -> Option<String> {
+    engine.docker.inspect_image(image).await.ok()?.id
+}
+
+/// A rebuild moves the tag to the new image; the old one would stay behind untagged, a few
+/// hundred MB each time. Removed unless a container still uses it (the engine refuses then).
+async fn remove_previous(engine: &Engine, image: &str, old: &str) {
+    let short = old.trim_start_matches("sha256:");
+    let short = &short[..short.len().min(12)];
+    match engine
+        .docker
+        .remove_image(old, None::<RemoveImageOptions>, None)
+        .await
+    {
+        Ok(_) => println!("{image}: removed the previous build ({short})"),
+        Err(e) => println!(
+            "{image}: the previous build ({short}) stays: {} (remove it once no container uses it)",
+            describe(e)
+        ),
+    }
 }
 
 async fn image_size(engine: &Engine, image: &str) -> u64 {

@@ -7,6 +7,7 @@
 //! unlike child processes, do not die with `soko`.
 
 mod faults;
+mod images;
 mod recovery;
 mod refusals;
 mod run;
