@@ -183,6 +183,7 @@ impl Https {
                  keep it on 127.0.0.1 unless a proxy needs it"
             );
         }
+        let names = self.certs.names();
         let (resolver, tokens) = match &self.certs.source {
             Source::Acme(mgr) => {
                 tokio::spawn(mgr.clone().run(stop.clone()));
@@ -206,7 +207,7 @@ impl Https {
         ));
         let port80 = tokio::spawn(port80::serve_http(
             self.http,
-            port80::router(tokens, https_port),
+            port80::router(tokens, https_port, &names),
             http,
             stop.clone().cancelled_owned(),
         ));
@@ -256,6 +257,14 @@ fn unix(t: SystemTime) -> i64 {
 }
 
 impl Certs {
+    /// The names the certificate covers (the only hosts port 80 redirects).
+    fn names(&self) -> Vec<String> {
+        match &self.source {
+            Source::Acme(mgr) => mgr.names().to_vec(),
+            Source::SelfSigned { names, .. } => names.clone(),
+        }
+    }
+
     /// The certificate as the status snapshot and `soko cert status` show it.
     pub fn view(&self) -> TlsView {
         match &self.source {

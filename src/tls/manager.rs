@@ -94,6 +94,11 @@ pub struct Manager {
 impl Manager {
     /// Serve the stored certificate for the names if it is good (covers them, not expired),
     /// else a self-signed one. Reads files only: never waits for the network.
+    /// The names the certificate covers.
+    pub fn names(&self) -> &[String] {
+        &self.settings.names
+    }
+
     pub fn start(settings: ManagerSettings, store: CertStore) -> Result<Arc<Manager>, Error> {
         if settings.names.is_empty() {
             return Err(Error::Config(

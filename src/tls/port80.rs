@@ -1,5 +1,6 @@
 //! Port 80: HTTP-01 challenge answers at `/.well-known/acme-challenge/{token}`, and for
-//! everything else a 301 to the same host and path over HTTPS.
+//! everything else a 301 to the same host and path over HTTPS — for the site's own names only:
+//! a request for any other host (`Host: evil.example`) gets 421, never a redirect there.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -57,10 +58,12 @@ pub fn challenge_router(tokens: Http01Tokens) -> Router {
 }
 
 /// The whole port-80 service: challenges, else `301` to `https://host[:https_port]/path?query`
-/// (the port is left out when it is 443).
-pub fn router(tokens: Http01Tokens, https_port: u16) -> Router {
+/// (the port is left out when it is 443) when `host` is one of `names` (the certificate's
+/// names), else `421 Misdirected Request`.
+pub fn router(tokens: Http01Tokens, https_port: u16, names: &[String]) -> Router {
+    let names: Arc<[String]> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
     challenge_router(tokens).fallback(move |headers: HeaderMap, uri: Uri| async move {
-        redirect(&headers, &uri, https_port)
+        redirect(&headers, &uri, https_port, &names)
     })
 }
 
@@ -94,7 +97,7 @@ async fn answer(State(tokens): State<Http01Tokens>, Path(token): Path<String>) -
     }
 }
 
-fn redirect(headers: &HeaderMap, uri: &Uri, https_port: u16) -> Response {
+fn redirect(headers: &HeaderMap, uri: &Uri, https_port: u16, names: &[String]) -> Response {
     let Some(host) = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -102,6 +105,15 @@ fn redirect(headers: &HeaderMap, uri: &Uri, https_port: u16) -> Response {
     else {
         return (StatusCode::BAD_REQUEST, "a Host header is required\n").into_response();
     };
+    let host = host.to_ascii_lowercase();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if !names.iter().any(|n| *n == host || n == bare) {
+        return (
+            StatusCode::MISDIRECTED_REQUEST,
+            "this server does not serve that host\n",
+        )
+            .into_response();
+    }
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let location = if https_port == 443 {
         format!("https://{host}{path}")
@@ -143,24 +155,45 @@ mod tests {
         assert_eq!(host_without_port(""), None);
     }
 
+    fn names() -> Vec<String> {
+        vec!["shop.test".into(), "www.shop.test".into(), "::1".into()]
+    }
+
+    #[test]
+    fn only_the_sites_own_names_are_redirected() {
+        let uri: Uri = "/".parse().unwrap();
+        let status = |host: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, HeaderValue::from_static(host));
+            redirect(&h, &uri, 443, &names()).status()
+        };
+        assert_eq!(status("WWW.Shop.Test"), StatusCode::MOVED_PERMANENTLY);
+        assert_eq!(status("[::1]:80"), StatusCode::MOVED_PERMANENTLY);
+        assert_eq!(status("evil.example"), StatusCode::MISDIRECTED_REQUEST);
+        assert_eq!(
+            status("shop.test.evil.example"),
+            StatusCode::MISDIRECTED_REQUEST
+        );
+    }
+
     #[test]
     fn redirects_keep_path_and_query() {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("shop.test:8080"));
         let uri: Uri = "/p/1?q=a%20b".parse().unwrap();
-        let r = redirect(&h, &uri, 443);
+        let r = redirect(&h, &uri, 443, &names());
         assert_eq!(r.status(), StatusCode::MOVED_PERMANENTLY);
         assert_eq!(
             r.headers()[header::LOCATION],
             "https://shop.test/p/1?q=a%20b"
         );
-        let r = redirect(&h, &uri, 8443);
+        let r = redirect(&h, &uri, 8443, &names());
         assert_eq!(
             r.headers()[header::LOCATION],
             "https://shop.test:8443/p/1?q=a%20b"
         );
         assert_eq!(
-            redirect(&HeaderMap::new(), &uri, 443).status(),
+            redirect(&HeaderMap::new(), &uri, 443, &names()).status(),
             StatusCode::BAD_REQUEST
         );
     }

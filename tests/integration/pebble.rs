@@ -266,7 +266,7 @@ impl Site {
             let l = TcpListener::bind(("127.0.0.1", pebble.http_port))
                 .await
                 .unwrap();
-            let app = port80::router(manager.http01(), pebble.tls_port);
+            let app = port80::router(manager.http01(), pebble.tls_port, manager.names());
             tokio::spawn(port80::serve_http(
                 l,
                 app,

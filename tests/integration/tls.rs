@@ -278,7 +278,7 @@ async fn port_80_answers_challenges_and_redirects_the_rest_with_301() {
     let stop = CancellationToken::new();
     tokio::spawn(port80::serve_http(
         l,
-        port80::router(tokens, 8443),
+        port80::router(tokens, 8443, &[SHOP.to_owned()]),
         &Default::default(),
         stop.clone().cancelled_owned(),
     ));
@@ -311,5 +311,16 @@ async fn port_80_answers_challenges_and_redirects_the_rest_with_301() {
         .await
         .unwrap();
     assert_eq!(rsp.status(), 404);
+    // A request for another host is not sent there (an open redirect): 421, no Location.
+    for host in ["evil.example", "shop.test.evil.example", "evil.example:443"] {
+        let rsp = http
+            .get(format!("{base}/login"))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(rsp.status(), 421, "{host}");
+        assert!(rsp.headers().get("location").is_none(), "{host}");
+    }
     stop.cancel();
 }
