@@ -3,9 +3,11 @@
 //! (tracing-appender), as the seed's Winston set-up promised. Child services' output arrives
 //! here as events tagged with `service`. Retention is by count and total size ([`retention`]).
 //! Error tracking: with a Sentry DSN, error events and panics go to Sentry (or GlitchTip) with
-//! the release and environment ([`sentry_guard`], [`sentry_layer`]).
+//! the release and environment ([`sentry_guard`], [`sentry_layer`]), sent through soko's own
+//! reqwest client ([`sentry_transport`]).
 
 pub mod retention;
+mod sentry_transport;
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -60,7 +62,8 @@ pub fn sentry_guard(
         .environment(cfg.environment.clone())
         .sample_rate(cfg.sample_rate)
         .attach_stacktrace(true)
-        .send_default_pii(false);
+        .send_default_pii(false)
+        .transport(sentry_transport::Factory);
     opts.dsn = Some(dsn);
     Ok(sentry::init(opts))
 }

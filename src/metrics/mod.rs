@@ -1,7 +1,7 @@
 //! The in-process metrics registry: latency histograms with error counts for HTTP, SQL, vector
 //! search, embedding and recommendations, one per series (a kind plus labels, e.g. the HTTP
-//! route template and status class), and per kind a ring of 10-second histograms over the last
-//! 15 minutes for the console's sparklines. `/metrics` (Prometheus text, see
+//! route template, method and status code), and per kind a ring of 10-second histograms over
+//! the last 15 minutes for the console's sparklines. `/metrics` (Prometheus text, see
 //! `ops::metrics`) and the console's Traffic pane read the same numbers.
 //!
 //! It sits at the bottom of the layers (beside `telemetry`) so that `store`, `vectors`, `embed`
@@ -185,19 +185,19 @@ mod tests {
         let m = Metrics::default();
         m.record(
             "http",
-            r#"route="/",class="2xx""#,
+            r#"route="/",code="200""#,
             Duration::from_millis(2),
             false,
         );
         m.record(
             "http",
-            r#"route="/",class="2xx""#,
+            r#"route="/",code="200""#,
             Duration::from_millis(4),
             false,
         );
         m.record(
             "http",
-            r#"route="/",class="5xx""#,
+            r#"route="/",code="500""#,
             Duration::from_millis(9),
             true,
         );

@@ -40,9 +40,14 @@ pub trait Control: Send + Sync + 'static {
     fn backup_now(&self) -> super::backup_view::BackupFuture<'_> {
         Box::pin(async { None })
     }
-    /// Prometheus text for `GET /metrics`: the registry plus process and child figures.
-    fn metrics_text(&self) -> String {
-        super::metrics::prometheus(crate::metrics::global(), &[])
+    /// Prometheus text for `GET /metrics`: the registry, soko's and the services' process
+    /// figures and the status gauges.
+    fn metrics_text(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send + '_>> {
+        Box::pin(async {
+            super::metrics::prometheus(crate::metrics::global(), &[], &Default::default())
+        })
     }
     /// Where `combined.log` is written (for `GET /v1/logs`); `None`: no log files.
     fn log_dir(&self) -> Option<PathBuf> {

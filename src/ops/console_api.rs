@@ -22,7 +22,7 @@ pub async fn metrics(State(c): State<Shared>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        c.metrics_text(),
+        c.metrics_text().await,
     )
         .into_response()
 }

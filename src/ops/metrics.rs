@@ -1,14 +1,18 @@
 //! What the metrics registry (`crate::metrics`) looks like from outside: the snapshot's Traffic
 //! view (rates, error rates, p50/p95/p99 and the 10-second points the console draws as
 //! sparklines) and the Prometheus text format served at `GET /metrics` on the admin socket
-//! and, when `metrics.listen` is set, on a loopback TCP port.
+//! and, when `metrics.listen` is set, on a loopback TCP port ([`prometheus`], with the status
+//! figures of [`StatusFigures`]).
 
-use std::fmt::Write;
+mod prometheus;
+mod status_figures;
 
 use serde::{Deserialize, Serialize};
 
-use super::resources::ProcessFigures;
-use crate::metrics::histogram::{BOUNDS, SLOT_SECS};
+pub use prometheus::prometheus;
+pub use status_figures::StatusFigures;
+
+use crate::metrics::histogram::SLOT_SECS;
 use crate::metrics::{Counts, Metrics};
 
 /// The Traffic part of the snapshot.
@@ -105,140 +109,6 @@ pub fn traffic(m: &Metrics, now_unix: u64) -> TrafficView {
         window_secs,
         series,
     }
-}
-
-fn with_le(labels: &str, le: &str) -> String {
-    if labels.is_empty() {
-        format!("{{le=\"{le}\"}}")
-    } else {
-        format!("{{{labels},le=\"{le}\"}}")
-    }
-}
-
-fn braces(labels: &str) -> String {
-    if labels.is_empty() {
-        String::new()
-    } else {
-        format!("{{{labels}}}")
-    }
-}
-
-fn histogram(out: &mut String, name: &str, labels: &str, c: &Counts) {
-    let mut cumulative = 0;
-    for (i, n) in c.buckets.iter().enumerate() {
-        cumulative += n;
-        let le = BOUNDS.get(i).map(|b| b.to_string());
-        let le = le.as_deref().unwrap_or("+Inf");
-        let _ = writeln!(out, "{name}_bucket{} {cumulative}", with_le(labels, le));
-    }
-    let _ = writeln!(out, "{name}_sum{} {}", braces(labels), c.sum_secs);
-    let _ = writeln!(out, "{name}_count{} {}", braces(labels), cumulative);
-}
-
-/// The Prometheus text exposition (format 0.0.4) of every series plus process figures.
-pub fn prometheus(m: &Metrics, procs: &[ProcessFigures]) -> String {
-    let mut out = String::new();
-    for (kind, k) in m.kinds() {
-        let name = format!("soko_{kind}_duration_seconds");
-        let _ = writeln!(out, "# HELP {name} Latency of {kind} operations.");
-        let _ = writeln!(out, "# TYPE {name} histogram");
-        let series = k.series();
-        for (labels, c) in &series {
-            histogram(&mut out, &name, labels, c);
-        }
-        let errors = format!("soko_{kind}_errors_total");
-        let _ = writeln!(out, "# HELP {errors} Failed {kind} operations.");
-        let _ = writeln!(out, "# TYPE {errors} counter");
-        for (labels, c) in &series {
-            let _ = writeln!(out, "{errors}{} {}", braces(labels), c.errors);
-        }
-        if kind == "http" {
-            let _ = writeln!(
-                out,
-                "# HELP soko_http_requests_total HTTP requests answered."
-            );
-            let _ = writeln!(out, "# TYPE soko_http_requests_total counter");
-            for (labels, c) in &series {
-                let _ = writeln!(
-                    out,
-                    "soko_http_requests_total{} {}",
-                    braces(labels),
-                    c.count
-                );
-            }
-        }
-    }
-    let _ = writeln!(
-        out,
-        "# HELP soko_uptime_seconds Seconds since soko started."
-    );
-    let _ = writeln!(out, "# TYPE soko_uptime_seconds gauge");
-    let _ = writeln!(out, "soko_uptime_seconds {}", m.uptime().as_secs_f64());
-    type Gauge = (
-        &'static str,
-        &'static str,
-        &'static str,
-        fn(&ProcessFigures) -> Option<f64>,
-    );
-    let gauges: [Gauge; 5] = [
-        (
-            "soko_process_resident_memory_bytes",
-            "gauge",
-            "Resident memory of soko and each supervised child.",
-            |p| p.rss_bytes.map(|b| b as f64),
-        ),
-        (
-            "soko_process_cpu_seconds_total",
-            "counter",
-            "CPU time (user + system) of soko and each supervised child.",
-            |p| p.cpu_seconds,
-        ),
-        (
-            "soko_process_memory_limit_bytes",
-            "gauge",
-            "Memory limit of a supervised container (container runtime).",
-            |p| p.memory_limit_bytes.map(|b| b as f64),
-        ),
-        (
-            "soko_process_open_fds",
-            "gauge",
-            "Open file descriptors.",
-            |p| p.open_fds.map(|n| n as f64),
-        ),
-        (
-            "soko_process_up",
-            "gauge",
-            "1 when the process runs (children: supervised and running).",
-            |p| Some(if p.pid.is_some() { 1.0 } else { 0.0 }),
-        ),
-    ];
-    for (name, kind, help, get) in gauges {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        for p in procs {
-            if let Some(v) = get(p) {
-                let _ = writeln!(
-                    out,
-                    "{name}{{process=\"{}\"}} {v}",
-                    crate::metrics::escape_label(&p.name)
-                );
-            }
-        }
-    }
-    let _ = writeln!(
-        out,
-        "# HELP soko_service_restarts_total Restarts of each supervised child."
-    );
-    let _ = writeln!(out, "# TYPE soko_service_restarts_total counter");
-    for p in procs.iter().filter(|p| p.name != "soko") {
-        let _ = writeln!(
-            out,
-            "soko_service_restarts_total{{process=\"{}\"}} {}",
-            crate::metrics::escape_label(&p.name),
-            p.restarts
-        );
-    }
-    out
 }
 
 #[cfg(test)]

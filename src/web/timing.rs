@@ -1,6 +1,7 @@
 //! Request metrics: every response is timed into the `http` series of the metrics registry,
 //! labelled by the matched route template (`/p/{id}`, never the raw path: a fixed number of
-//! series), the method and the status class; 5xx answers count as errors.
+//! series), the method and the status `code` (`200`, as Prometheus names it); 5xx answers count
+//! as errors.
 
 use std::time::Instant;
 
@@ -23,10 +24,10 @@ pub async fn record(
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
     let labels = format!(
-        r#"route="{}",method="{}",class="{}xx""#,
+        r#"route="{}",method="{}",code="{}""#,
         metrics::escape_label(&route),
         method_label(&method),
-        status / 100
+        status
     );
     metrics::observe_with("http", &labels, started.elapsed(), status >= 500);
     resp

@@ -6,6 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 
 use crate::common::{free_port, scratch, spawn_app};
 
@@ -63,8 +64,7 @@ impl Driver {
         let serde_json::Value::Object(caps) = caps else {
             unreachable!()
         };
-        ClientBuilder::rustls()
-            .unwrap()
+        ClientBuilder::new(HttpConnector::new())
             .capabilities(caps)
             .connect(&self.url)
             .await

@@ -14,6 +14,7 @@ use soko::vectors::VectorStore;
 use crate::common::{Appliance, TestApp, free_port};
 use crate::images::{jpeg, seller_with_product, sha_of, upload};
 
+mod gauges;
 mod prometheus;
 mod tmux;
 
@@ -61,32 +62,28 @@ async fn the_console_pauses_a_worker_restarts_mysql_and_outlives_the_appliance()
         .await
         .unwrap();
     let samples = parse_prometheus(&text);
-    let healthz = [("route", "/healthz"), ("method", "GET"), ("class", "2xx")];
+    let healthz = [("route", "/healthz"), ("method", "GET"), ("code", "200")];
     let n = find(&samples, "soko_http_requests_total", &healthz).unwrap_or(0.0);
     assert!(n >= 3.0, "3 requests counted, got {n}:\n{text}");
     assert!(
         find(&samples, "soko_sql_duration_seconds_count", &[]).unwrap_or(0.0) > 0.0,
         "sql timed"
     );
+    assert!(find(&samples, "process_resident_memory_bytes", &[]).unwrap() > 0.0);
     assert!(
         find(
             &samples,
-            "soko_process_resident_memory_bytes",
-            &[("process", "soko")]
+            "soko_service_resident_memory_bytes",
+            &[("service", "mysql")]
         )
         .unwrap()
             > 0.0
     );
-    assert!(
-        find(
-            &samples,
-            "soko_process_resident_memory_bytes",
-            &[("process", "mysql")]
-        )
-        .unwrap()
-            > 0.0
+    assert_eq!(
+        find(&samples, "soko_service_up", &[("service", "mysql")]),
+        Some(1.0)
     );
-    assert!(find(&samples, "soko_process_open_fds", &[("process", "soko")]).unwrap() > 0.0);
+    assert!(find(&samples, "process_open_fds", &[]).unwrap() > 0.0);
     let tcp = http
         .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
         .send()

@@ -155,8 +155,21 @@ impl admin::Control for Control {
         })
     }
 
-    fn metrics_text(&self) -> String {
-        crate::ops::metrics::prometheus(crate::metrics::global(), &self.processes())
+    fn metrics_text(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send + '_>> {
+        Box::pin(async move {
+            let tls = self.tls.as_ref().map(|t| t.view());
+            let alerts = self.alerts.read().map(|a| a.clone()).unwrap_or_default();
+            let figures = crate::ops::metrics::StatusFigures::collect(
+                &self.db,
+                &self.backup.cfg,
+                tls.as_ref(),
+                &alerts,
+            )
+            .await;
+            crate::ops::metrics::prometheus(crate::metrics::global(), &self.processes(), &figures)
+        })
     }
 
     fn log_dir(&self) -> Option<PathBuf> {

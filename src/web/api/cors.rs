@@ -1,101 +1,74 @@
-//! CORS for the API: only origins on the `api.cors_origins` allow-list get CORS headers, and
-//! only they may send credentials (`Access-Control-Allow-Credentials` is never paired with a
-//! wildcard). A preflight from any other origin is refused with 403. A plain request from one
-//! is served without CORS headers, so the browser keeps the answer from the page: the API
-//! authenticates with bearer tokens, never cookies, so such a request carries no one's rights.
+//! CORS for the API, by tower-http's [`CorsLayer`]: only origins on the `api.cors_origins`
+//! allow-list get CORS headers, and only they may send credentials
+//! (`Access-Control-Allow-Credentials` is never paired with a wildcard). A preflight from any
+//! other origin is refused with 403 ([`preflight_answer`]). A plain request from one is served
+//! without CORS headers, so the browser keeps the answer from the page: the API authenticates
+//! with bearer tokens, never cookies, so such a request carries no one's rights.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header::{
-    ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
-    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
-    ACCESS_CONTROL_REQUEST_METHOD, ORIGIN, VARY,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_REQUEST_METHOD, AUTHORIZATION, CONTENT_TYPE,
+    ORIGIN, RETRY_AFTER, VARY,
 };
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tower_http::cors::{AllowCredentials, AllowOrigin, CorsLayer};
 
 use super::error::ApiError;
+use crate::config::api::Origin;
 
-pub struct Cors {
-    origins: Vec<String>,
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The CORS layer for `origins` (lower-case, as `api.cors_origins` keeps them; the request's
+/// `Origin` is compared without regard to case).
+pub fn layer(origins: &[Origin]) -> CorsLayer {
+    let listed: Arc<[String]> = origins.iter().map(|o| o.as_str().to_owned()).collect();
+    let allowed = move |origin: &HeaderValue| {
+        origin
+            .to_str()
+            .is_ok_and(|o| listed.iter().any(|l| l.eq_ignore_ascii_case(o)))
+    };
+    let credentials = allowed.clone();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |o, _| allowed(o)))
+        .allow_credentials(AllowCredentials::predicate(move |o, _| credentials(o)))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([AUTHORIZATION, CONTENT_TYPE, REQUEST_ID])
+        .expose_headers([RETRY_AFTER, REQUEST_ID])
+        .max_age(Duration::from_secs(600))
 }
 
-const METHODS: &str = "GET, POST, PATCH, DELETE, OPTIONS";
-const HEADERS: &str = "authorization, content-type, x-request-id";
-const EXPOSED: &str = "retry-after, x-request-id";
-
-impl Cors {
-    pub fn new(origins: &[crate::config::api::Origin]) -> Arc<Self> {
-        Arc::new(Cors {
-            origins: origins.iter().map(|o| o.as_str().to_owned()).collect(),
-        })
+/// Outside [`layer`]: tower-http answers every `OPTIONS` itself with 200, whether the origin is
+/// listed or not. The API answers 204 instead, and a preflight from an unlisted origin gets a
+/// 403 with a JSON error that names the setting.
+pub async fn preflight_answer(req: Request, next: Next) -> Response {
+    if req.method() != Method::OPTIONS {
+        return next.run(req).await;
     }
-
-    /// The request's `Origin`, when it is on the allow-list.
-    fn allowed(&self, headers: &HeaderMap) -> Option<HeaderValue> {
-        let origin = headers.get(ORIGIN)?;
-        let text = origin.to_str().ok()?.to_ascii_lowercase();
-        self.origins.contains(&text).then(|| origin.clone())
-    }
-}
-
-fn allow(headers: &mut HeaderMap, origin: HeaderValue) {
-    headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-    headers.insert(
-        ACCESS_CONTROL_ALLOW_CREDENTIALS,
-        HeaderValue::from_static("true"),
-    );
-}
-
-pub async fn handle(State(cors): State<Arc<Cors>>, req: Request, next: Next) -> Response {
-    let allowed = cors.allowed(req.headers());
-    let preflight = req.method() == Method::OPTIONS
-        && req.headers().contains_key(ORIGIN)
+    let preflight = req.headers().contains_key(ORIGIN)
         && req.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD);
-    if preflight {
-        let Some(origin) = allowed else {
-            let mut resp = ApiError::forbidden(
-                "cors_origin_refused",
-                "this origin is not allowed to call the API (api.cors_origins)",
-            )
-            .into_response();
-            resp.headers_mut()
-                .append(VARY, HeaderValue::from_static("origin"));
-            return resp;
-        };
-        let mut resp = Response::new(Body::empty());
+    let mut resp = next.run(req).await;
+    if !preflight || resp.headers().contains_key(ACCESS_CONTROL_ALLOW_ORIGIN) {
         *resp.status_mut() = StatusCode::NO_CONTENT;
-        let h = resp.headers_mut();
-        allow(h, origin);
-        h.insert(
-            ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static(METHODS),
-        );
-        h.insert(
-            ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static(HEADERS),
-        );
-        h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
-        h.append(
-            VARY,
-            HeaderValue::from_static(
-                "origin, access-control-request-method, access-control-request-headers",
-            ),
-        );
         return resp;
     }
-    let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
-    if let Some(origin) = allowed {
-        allow(h, origin);
-        h.insert(
-            ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static(EXPOSED),
-        );
+    let mut refused = ApiError::forbidden(
+        "cors_origin_refused",
+        "this origin is not allowed to call the API (api.cors_origins)",
+    )
+    .into_response();
+    for vary in resp.headers().get_all(VARY) {
+        refused.headers_mut().append(VARY, vary.clone());
     }
-    h.append(VARY, HeaderValue::from_static("origin"));
-    resp
+    refused
 }

@@ -2,9 +2,10 @@
 //! inside them: no cookies, no sessions, no CSRF; callers authenticate with bearer tokens.
 //!
 //! Every request passes, outermost first: `error::json_errors` (every error becomes JSON with
-//! the request id), `cors::handle` (allow-list, preflight), `limit::per_client` (client
-//! address, rate limit), then the handler. Routes are registered with `utoipa_axum::routes!`
-//! only, so each one is in the OpenAPI document at `/api/v1/openapi.json`.
+//! the request id), `cors::preflight_answer` and `cors::layer` (tower-http's CORS with the
+//! allow-list; preflight answers), `limit::per_client` (client address, rate limit), then the
+//! handler. Routes are registered with `utoipa_axum::routes!` only, so each one is in the
+//! OpenAPI document at `/api/v1/openapi.json`.
 
 mod admin;
 mod auth;
@@ -109,10 +110,8 @@ pub fn router(app: AppState, cfg: &Config) -> Router<AppState> {
             state.clone(),
             limit::per_client,
         ))
-        .layer(axum::middleware::from_fn_with_state(
-            cors::Cors::new(&cfg.api.cors_origins),
-            cors::handle,
-        ))
+        .layer(cors::layer(&cfg.api.cors_origins))
+        .layer(axum::middleware::from_fn(cors::preflight_answer))
         .layer(axum::middleware::from_fn(error::json_errors))
         .with_state(state)
 }

@@ -97,7 +97,7 @@ async fn mariadb_and_milvus_standalone_run_as_containers_of_this_data_dir() {
         assert!(
             metrics
                 .lines()
-                .any(|l| l.starts_with("soko_process_memory_limit_bytes{")
+                .any(|l| l.starts_with("soko_service_memory_limit_bytes{")
                     && l.contains(&format!("\"{name}\""))),
             "{metrics}"
         );

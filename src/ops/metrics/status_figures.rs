@@ -1,0 +1,155 @@
+//! The figures `soko status` shows that `/metrics` also exposes as gauges: the newest good
+//! backup per kind, when the served certificate expires, the vector-sync backlog and the alerts.
+//! Read from the same sources as the status snapshot (the backup history, the outbox, the
+//! certificate store's view, the alert evaluator's list), and no more: two small queries per
+//! scrape, time-boxed so that a MySQL that does not answer costs the scrape little.
+
+use std::time::Duration;
+
+use sqlx::MySqlPool;
+
+use crate::ops::alerts::AlertView;
+use crate::ops::backup_view::{self, BackupView};
+use crate::ops::status::TlsView;
+
+/// How long a scrape waits for MySQL before leaving its figures out.
+const DB_WAIT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatusFigures {
+    /// Per backup kind (`database`, `vectors`, `images`), the newest good archive's time, Unix
+    /// seconds. Empty when the history is unreadable.
+    pub backups: Vec<(String, i64)>,
+    /// Per name the served certificate covers, when it expires (Unix seconds).
+    pub certificates: Vec<(String, i64)>,
+    /// Outbox rows waiting for the vector sync; `None` when MySQL does not answer.
+    pub vector_sync_backlog: Option<i64>,
+    /// Every alert the evaluator knows (resolved ones too), and whether it fires.
+    pub alerts: Vec<(String, bool)>,
+}
+
+impl StatusFigures {
+    /// The figures as the snapshot's parts hold them. The certificate counts once it is the
+    /// real one (as for the alert rule): the self-signed stand-in served while an ACME order
+    /// is pending says nothing about expiry.
+    pub fn from_views(
+        backups: Option<&BackupView>,
+        tls: Option<&TlsView>,
+        vector_sync_backlog: Option<i64>,
+        alerts: &[AlertView],
+    ) -> StatusFigures {
+        let backups = backups
+            .filter(|b| b.error.is_none())
+            .map(|b| {
+                b.kinds
+                    .iter()
+                    .filter_map(|k| Some((k.kind.clone(), k.last_success_at?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let certificates = tls
+            .filter(|t| t.issued || t.mode != "acme")
+            .and_then(|t| Some((t, t.not_after?)))
+            .map(|(t, at)| t.names.iter().map(|n| (n.clone(), at)).collect())
+            .unwrap_or_default();
+        StatusFigures {
+            backups,
+            certificates,
+            vector_sync_backlog,
+            alerts: alerts.iter().map(|a| (a.key.clone(), a.firing())).collect(),
+        }
+    }
+
+    /// Read now: the backup history and the outbox from MySQL (at most [`DB_WAIT`]), the
+    /// certificate and the alerts as the caller holds them.
+    pub async fn collect(
+        db: &MySqlPool,
+        backup: &crate::config::backup::Backup,
+        tls: Option<&TlsView>,
+        alerts: &[AlertView],
+    ) -> StatusFigures {
+        let read = async {
+            let backups = backup_view::build(db, backup, "").await;
+            let backlog = crate::store::vector_sync::backlog(db).await.ok();
+            (backups, backlog.map(|b| b.rows))
+        };
+        let (backups, backlog) = match tokio::time::timeout(DB_WAIT, read).await {
+            Ok((backups, backlog)) => (Some(backups), backlog),
+            Err(_) => (None, None),
+        };
+        StatusFigures::from_views(backups.as_ref(), tls, backlog, alerts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::backup_view::KindView;
+    use crate::ops::status::Level;
+
+    #[test]
+    fn figures_follow_the_views() {
+        let backups = BackupView {
+            kinds: vec![
+                KindView {
+                    kind: "database".into(),
+                    last_success_at: Some(1_700_000_000),
+                    ..KindView::default()
+                },
+                KindView {
+                    kind: "vectors".into(),
+                    last_failure_at: Some(1_700_000_100),
+                    ..KindView::default()
+                },
+            ],
+            ..BackupView::default()
+        };
+        let mut tls = TlsView {
+            mode: "acme".into(),
+            names: vec!["shop.example".into(), "www.shop.example".into()],
+            not_after: Some(1_800_000_000),
+            ..TlsView::default()
+        };
+        let alert = |key: &str, state: &str| AlertView {
+            key: key.into(),
+            level: Level::Red,
+            state: state.into(),
+            summary: String::new(),
+            since: 0,
+            count: 1,
+        };
+        let alerts = [
+            alert("disk-full", "firing"),
+            alert("backup-failed", "resolved"),
+        ];
+        let f = StatusFigures::from_views(Some(&backups), Some(&tls), Some(4), &alerts);
+        assert_eq!(f.backups, [("database".to_owned(), 1_700_000_000)]);
+        assert!(
+            f.certificates.is_empty(),
+            "the stand-in before the first order"
+        );
+        assert_eq!(f.vector_sync_backlog, Some(4));
+        assert_eq!(
+            f.alerts,
+            [
+                ("disk-full".to_owned(), true),
+                ("backup-failed".to_owned(), false)
+            ]
+        );
+        tls.issued = true;
+        let f = StatusFigures::from_views(None, Some(&tls), None, &[]);
+        assert_eq!(
+            f.certificates,
+            [
+                ("shop.example".to_owned(), 1_800_000_000),
+                ("www.shop.example".to_owned(), 1_800_000_000)
+            ]
+        );
+        let unreadable = BackupView {
+            error: Some("no table".into()),
+            ..backups
+        };
+        let f = StatusFigures::from_views(Some(&unreadable), None, None, &[]);
+        assert!(f.backups.is_empty());
+    }
+}
