@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use sqlx::MySqlPool;
 
-use super::super::https;
+use super::https;
 use crate::config::Config;
 use crate::ops::{admin, readiness, status};
 use crate::supervisor::{self, Services};
