@@ -10,4 +10,5 @@ pub mod images;
 pub mod profile_switch;
 pub mod recommend;
 pub mod reconcile;
+pub mod run_loop;
 pub mod vector_sync;
