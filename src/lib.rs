@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod embed;
+pub mod imaging;
 pub mod market;
 pub mod metrics;
 pub mod ops;

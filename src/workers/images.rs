@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use sqlx::MySqlPool;
 use tokio_util::sync::CancellationToken;
 
-use super::image_codec::{self, Kind, VARIANTS};
 use super::run_loop::{Job, Outcome, Pace, run_loop};
+use crate::imaging::codec::{self, Kind, VARIANTS};
 use crate::store::images::{Files, VARIANTS_JOB, valid_sha};
 use crate::store::{self, jobs};
 
@@ -84,18 +84,18 @@ pub fn make_variants(files: &Files, sha: &str) -> Result<usize, JobError> {
         .ok_or_else(|| JobError::GiveUp("the original is missing".into()))?;
     let bytes = std::fs::read(&path)
         .map_err(|e| JobError::Retry(format!("reading {}: {e}", path.display())))?;
-    let mut image = image_codec::decode(&bytes)
+    let mut image = codec::decode(&bytes)
         .map_err(|e| JobError::GiveUp(format!("the original does not decode: {e}")))?
         .image;
     let mut made = 0;
     for (width, quality) in VARIANTS {
-        if let Some(smaller) = image_codec::shrink(&image, width) {
+        if let Some(smaller) = codec::shrink(&image, width) {
             image = smaller;
         }
         if !missing(width) {
             continue;
         }
-        let webp = image_codec::webp(&image, quality).map_err(JobError::Retry)?;
+        let webp = codec::webp(&image, quality).map_err(JobError::Retry)?;
         let out = files.variant(sha, width);
         if files
             .write_once(&out, &webp)

@@ -4,8 +4,6 @@
 
 pub mod backup;
 pub mod control;
-pub mod image_codec;
-pub mod image_meta;
 pub mod images;
 pub mod profile_switch;
 pub mod recommend;

@@ -16,9 +16,9 @@ use sha2::{Digest, Sha256};
 use sqlx::MySqlPool;
 use tokio_util::sync::CancellationToken;
 
-use super::image_codec::{self, Kind};
 use super::run_loop::{Job, Outcome, Pace, run_loop};
 use crate::embed::Embedder;
+use crate::imaging::codec::{self, Kind};
 use crate::store;
 use crate::store::images::Files;
 use crate::store::vector_sync::{self as outbox, NewEmbedding, SyncRow};
@@ -236,7 +236,7 @@ fn embed_product(embedder: &Embedder, files: &Files, row: &SyncRow) -> Result<Ve
         let (path, _) = files.find_original(sha, &exts)?;
         match std::fs::read(&path)
             .map_err(|e| e.to_string())
-            .and_then(|b| image_codec::decode(&b).map_err(|e| e.to_string()))
+            .and_then(|b| codec::decode(&b).map_err(|e| e.to_string()))
         {
             Ok(d) => Some(d.image.to_rgb8()),
             Err(e) => {
