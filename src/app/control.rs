@@ -142,7 +142,7 @@ impl admin::Control for Control {
         }
     }
 
-    fn backup_now(&self) -> crate::ops::backup_view::BackupFuture<'_> {
+    fn backup_now(&self) -> admin::BackupFuture<'_> {
         use crate::config::backup::Kind;
         Box::pin(async move {
             let kinds = [Kind::Database, Kind::Vectors, Kind::Images];

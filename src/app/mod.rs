@@ -267,7 +267,7 @@ impl App {
             Some(addr) => match TcpListener::bind(addr).await {
                 Ok(l) => {
                     tracing::info!(%addr, "metrics served at /metrics (metrics.listen)");
-                    Some(tokio::spawn(crate::ops::console_api::serve_metrics_tcp(
+                    Some(tokio::spawn(admin::serve_metrics_tcp(
                         l,
                         control.clone(),
                         self.shutdown.clone().cancelled_owned(),

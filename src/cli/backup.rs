@@ -9,9 +9,9 @@ use super::migrate::{close_database, open_database};
 use crate::config::backup::Kind;
 use crate::config::secrets::Secrets;
 use crate::ops::admin::{self, ClientError};
-use crate::ops::backup_view::BackupOutcome;
 use crate::ops::status::utc;
 use crate::store;
+use crate::workers::backup::BackupOutcome;
 use crate::workers::backup::Engine;
 
 #[derive(Debug, clap::Args)]

@@ -1,6 +1,7 @@
 //! Backups in the status snapshot: the last good archive and last failure of each kind, when
-//! the next scheduled run is, whether the secrets were saved, and the S3 copy. Plus the answer
-//! of "run a backup now" (`POST /v1/backup` on the admin socket).
+//! the next scheduled run is, whether the secrets were saved, and the S3 copy.
+//! The answer of "run a backup now" (`POST /v1/backup` on the admin socket) is the backup
+//! worker's `workers::backup::BackupOutcome`.
 
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlPool;
@@ -41,36 +42,6 @@ pub struct KindView {
     /// Older than its schedule allows (one period plus a grace of two hours).
     pub overdue: bool,
 }
-
-/// The answer to "run a backup now".
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct BackupOutcome {
-    pub set_id: String,
-    pub dir: String,
-    pub ok: bool,
-    pub archives: Vec<ArchiveReport>,
-    pub secrets_included: bool,
-    pub warnings: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ArchiveReport {
-    pub kind: String,
-    pub ok: bool,
-    pub path: Option<String>,
-    pub bytes: Option<u64>,
-    pub sha256: Option<String>,
-    pub copied_to: Option<String>,
-    pub error: Option<String>,
-}
-
-/// What `Control::backup_now` returns: `None` when there is no backup engine, `Err` when a
-/// run could not start (another one is running, the database is down).
-pub type BackupFuture<'a> = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Option<Result<BackupOutcome, String>>> + Send + 'a>,
->;
 
 const GRACE: i64 = 2 * 3600;
 

@@ -4,7 +4,6 @@ pub mod admin;
 pub mod alerts;
 pub mod backup_view;
 pub mod checklist;
-pub mod console_api;
 pub mod logs;
 pub mod metrics;
 pub mod preflight;

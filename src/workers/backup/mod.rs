@@ -11,6 +11,7 @@
 pub mod archive;
 mod client;
 mod files;
+mod outcome;
 pub mod restore;
 pub mod s3;
 mod schedule;
@@ -23,12 +24,12 @@ use sqlx::MySqlPool;
 
 use crate::config::backup::{Backup, Kind};
 use crate::config::{Config, secrets::Secrets};
-use crate::ops::backup_view::{ArchiveReport, BackupOutcome};
 use crate::store::{self, backups};
 use archive::{Expect, Source};
 pub use client::Target;
 use files::{count_files, dir_bytes, remove_set_if_empty, write_manifest};
 pub use files::{make_private_dir, read_manifest};
+pub use outcome::{ArchiveReport, BackupFuture, BackupOutcome};
 pub use schedule::{due, schedule};
 
 #[derive(Debug, thiserror::Error)]
