@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlPool;
 
-use super::status::{CheckView, Level, utc};
+use super::check::{CheckView, Level, utc};
 use crate::config::backup::{Backup, Kind};
 use crate::store::{self, backups::Row};
 
