@@ -105,7 +105,7 @@ impl admin::Control for Control {
                             &self.cfg,
                             &self.db,
                             inputs.as_ref(),
-                            supervisor::service::now_unix() as i64,
+                            crate::clock::now_unix() as i64,
                             self.started.elapsed().as_secs(),
                         )
                         .await
@@ -120,7 +120,7 @@ impl admin::Control for Control {
                 backups: Some(backups),
                 traffic: Some(crate::ops::metrics::traffic(
                     crate::metrics::global(),
-                    crate::metrics::now_unix(),
+                    crate::clock::now_unix(),
                 )),
                 resources: Some(crate::ops::resources::collect(
                     &self.data_path,

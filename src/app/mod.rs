@@ -161,7 +161,7 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
         cfg,
         config_path,
         started,
-        started_unix: supervisor::service::now_unix(),
+        started_unix: crate::clock::now_unix(),
         services,
         db,
         vectors,

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::EXIT_NOT_RUNNING;
+use crate::clock::now_unix;
 use crate::ops::admin::{self, ClientError};
 use crate::ops::status::{Level, render_text};
-use crate::supervisor::service::now_unix;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -159,7 +159,7 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, socket: PathBuf) ->
         q: Some(app.logs.query.clone()),
     };
     loop {
-        app.now = crate::metrics::now_unix();
+        app.now = crate::clock::now_unix();
         terminal.draw(|f| view::draw(f, &app))?;
         let msg = tokio::select! {
             m = rx.recv() => m,

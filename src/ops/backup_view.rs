@@ -113,7 +113,7 @@ pub fn from_rows(rows: &[Row], cfg: &Backup, dir: &str, now: i64) -> BackupView 
 }
 
 pub async fn build(db: &MySqlPool, cfg: &Backup, dir: &str) -> BackupView {
-    let now = crate::supervisor::service::now_unix() as i64;
+    let now = crate::clock::now_unix() as i64;
     match store::backups::latest(db).await {
         Ok(rows) => from_rows(&rows, cfg, dir, now),
         Err(e) => BackupView {

@@ -157,7 +157,7 @@ impl Engine {
         kinds.dedup();
         let schema_version = store::migrate::status(&self.db).await?.applied;
         make_private_dir(&self.dir)?;
-        let now = crate::supervisor::service::now_unix() as i64;
+        let now = crate::clock::now_unix() as i64;
         let mut set_id = sigv4::amz_date(now);
         let mut n = 1;
         while self.dir.join(&set_id).exists() {
@@ -437,7 +437,7 @@ impl Engine {
     /// Retention: per kind, keep the newest `keep` good archives, and none older than
     /// `max_days`, but never the newest good one. Returns the files deleted.
     pub async fn prune(&self) -> Result<Vec<String>, Error> {
-        let now = crate::supervisor::service::now_unix() as i64;
+        let now = crate::clock::now_unix() as i64;
         let max_age = self.cfg.retention.max_days as i64 * 86_400;
         let mut pruned = Vec::new();
         for kind in Kind::ALL {
