@@ -1,13 +1,16 @@
 //! Soko Africa Marketplace: a self-hosted visual-discovery marketplace appliance.
 //!
-//! Layers (a module uses only those below it): `cli` → `supervisor`, `web`, `ops` → `store`,
-//! `vectors` → `config`, `telemetry`. See `ARCHITECTURE.md` in the shared design notes and the
-//! README for what runs where.
+//! Layers (a module uses only those below it): `cli` → `app` → `supervisor`, `web`, `ops` →
+//! `store`, `vectors` → `config`, `telemetry`. See `ARCHITECTURE.md` in the shared design notes
+//! and the README for what runs where.
 
+pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod console;
 pub mod embed;
+pub mod imaging;
 pub mod market;
 pub mod metrics;
 pub mod ops;

@@ -1,11 +1,10 @@
 //! `soko admin`: account tasks that must work before any admin exists, such as creating the
 //! first admin.
 
+use crate::config::Config;
 use std::io::Read;
-use std::path::Path;
 use std::process::ExitCode;
 
-use super::load_config;
 use super::migrate::{close_database, open_database};
 use crate::config::secrets::Secrets;
 use crate::market::phone::Phone;
@@ -41,11 +40,7 @@ enum Command {
     },
 }
 
-pub async fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
-    let (cfg, _) = match load_config(path) {
-        Ok(loaded) => loaded,
-        Err(code) => return Ok(code),
-    };
+pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
     crate::telemetry::init_terminal("warn");
     let Command::CreateUser {
         email,

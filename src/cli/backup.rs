@@ -1,18 +1,17 @@
 //! `soko backup`: run a backup now (through the running appliance's admin socket, or directly
 //! when soko is stopped); `soko backup list`: the recorded archives.
 
-use std::path::Path;
+use crate::config::Config;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::load_config;
 use super::migrate::{close_database, open_database};
 use crate::config::backup::Kind;
 use crate::config::secrets::Secrets;
 use crate::ops::admin::{self, ClientError};
-use crate::ops::backup_view::BackupOutcome;
 use crate::ops::status::utc;
 use crate::store;
+use crate::workers::backup::BackupOutcome;
 use crate::workers::backup::Engine;
 
 #[derive(Debug, clap::Args)]
@@ -37,11 +36,7 @@ enum Sub {
 /// A run over the socket may take long on a big catalogue.
 const RUN_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
-pub async fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
-    let (cfg, _) = match load_config(path) {
-        Ok(loaded) => loaded,
-        Err(code) => return Ok(code),
-    };
+pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
     crate::telemetry::init_terminal("warn");
     match args.command {
         Some(Sub::List { limit }) => list(&cfg, limit, args.json).await,

@@ -1,12 +1,12 @@
 //! `soko cert status` and `soko cert renew`: the running appliance's certificate, over the
 //! admin socket (names, issuer, expiry, next renewal, last error), and a renewal on demand.
 
+use crate::config::Config;
 use std::fmt::Write;
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::{EXIT_CONFIG, EXIT_NOT_RUNNING, load_config};
+use super::{EXIT_CONFIG, EXIT_NOT_RUNNING};
 use crate::ops::admin::{self, ClientError};
 use crate::ops::status::{Level, TlsView, tls_check, utc};
 
@@ -37,11 +37,7 @@ enum Command {
     },
 }
 
-pub async fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
-    let (cfg, _) = match load_config(path) {
-        Ok(loaded) => loaded,
-        Err(code) => return Ok(code),
-    };
+pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
     let socket = cfg.admin_socket();
     match args.command {
         Command::Status { json } => {

@@ -1,22 +1,22 @@
 //! `soko doctor`: preflight checks plus, when the appliance runs, its readiness; every failure
 //! with the fix.
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::load_config;
+use super::Loaded;
 use crate::ops::status::{CheckView, Level};
 use crate::ops::{admin, checklist, preflight};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
-pub async fn run(path: &Path, _args: Args) -> anyhow::Result<ExitCode> {
-    let (mut cfg, found) = match load_config(path) {
-        Ok(loaded) => loaded,
-        Err(code) => return Ok(code),
-    };
+pub async fn run(loaded: Loaded, _args: Args) -> anyhow::Result<ExitCode> {
+    let Loaded {
+        path,
+        mut cfg,
+        found,
+    } = loaded;
     println!(
         "config: {} ({})",
         path.display(),

@@ -1,10 +1,11 @@
 //! `soko images build`: the MariaDB and Milvus standalone images of the container runtime,
 //! built on this machine (no registry needed); `soko images status`: are they there?
 
-use std::path::{Path, PathBuf};
+use crate::config::Config;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::{EXIT_CONFIG, load_config};
+use super::EXIT_CONFIG;
 use crate::supervisor::container::engine::first_answering;
 use crate::supervisor::images::{self, build};
 
@@ -42,11 +43,7 @@ enum Action {
     },
 }
 
-pub async fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
-    let (cfg, _) = match load_config(path) {
-        Ok(loaded) => loaded,
-        Err(code) => return Ok(code),
-    };
+pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
     if let Action::Compose { reference } = args.action {
         use crate::supervisor::container::compose;
         let cfg = if reference {

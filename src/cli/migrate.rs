@@ -1,11 +1,10 @@
 //! `soko migrate`: apply pending migrations. Against the running appliance's database, or, when
 //! the embedded server is not running, by starting it just for this and stopping it after.
 
-use std::path::Path;
+use crate::config::Config;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::load_config;
 use crate::config::{Mode, secrets::Secrets};
 use crate::ops::admin;
 use crate::store;
@@ -18,11 +17,7 @@ pub struct Args {
     status: bool,
 }
 
-pub async fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
-    let (cfg, _) = match load_config(path) {
-        Ok(loaded) => loaded,
-        Err(code) => return Ok(code),
-    };
+pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
     crate::telemetry::init_terminal("warn");
     Secrets::ensure(&cfg.secrets_path())?;
     let secrets = Secrets::load(&cfg.secrets_path())?;

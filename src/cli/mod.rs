@@ -6,11 +6,9 @@ mod backup;
 mod cert;
 mod console;
 mod doctor;
-mod https;
 mod images;
 mod init;
 mod migrate;
-mod observe;
 mod recommend;
 mod restore;
 mod seed;
@@ -18,7 +16,7 @@ mod seed_photos;
 mod status;
 pub mod up;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -93,20 +91,28 @@ pub fn main() -> ExitCode {
     };
     let path = cli.config.clone().unwrap_or_else(config_path);
     let result = runtime.block_on(async move {
-        match cli.command {
-            Command::Init(args) => init::run(&path, cli.config.is_some(), args).await,
-            Command::Up(args) => up::run(&path, args).await,
-            Command::Status(args) => status::run(&path, args).await,
-            Command::Migrate(args) => migrate::run(&path, args).await,
-            Command::Doctor(args) => doctor::run(&path, args).await,
-            Command::Admin(args) => admin::run(&path, args).await,
-            Command::Seed(args) => seed::run(&path, args).await,
-            Command::Cert(args) => cert::run(&path, args).await,
-            Command::Backup(args) => backup::run(&path, args).await,
-            Command::Restore(args) => restore::run(&path, args).await,
-            Command::Console(args) => console::run(&path, args).await,
-            Command::Recommend(args) => recommend::run(&path, args).await,
-            Command::Images(args) => images::run(&path, args).await,
+        let command = match cli.command {
+            Command::Init(args) => return init::run(&path, cli.config.is_some(), args).await,
+            command => command,
+        };
+        let loaded = match load_config(&path) {
+            Ok(loaded) => loaded,
+            Err(code) => return Ok(code),
+        };
+        match command {
+            Command::Init(_) => unreachable!("handled above"),
+            Command::Up(args) => up::run(loaded, args).await,
+            Command::Status(args) => status::run(loaded.cfg, args).await,
+            Command::Migrate(args) => migrate::run(loaded.cfg, args).await,
+            Command::Doctor(args) => doctor::run(loaded, args).await,
+            Command::Admin(args) => admin::run(loaded.cfg, args).await,
+            Command::Seed(args) => seed::run(loaded.cfg, args).await,
+            Command::Cert(args) => cert::run(loaded.cfg, args).await,
+            Command::Backup(args) => backup::run(loaded.cfg, args).await,
+            Command::Restore(args) => restore::run(loaded.cfg, args).await,
+            Command::Console(args) => console::run(loaded.cfg, args).await,
+            Command::Recommend(args) => recommend::run(loaded.cfg, args).await,
+            Command::Images(args) => images::run(loaded.cfg, args).await,
         }
     });
     // Children are stopped by the commands themselves; do not wait for idle blocking threads.
@@ -129,10 +135,22 @@ fn config_path() -> PathBuf {
     config::default_config_path()
 }
 
+/// The config every subcommand but `init` starts from, and where it came from.
+pub struct Loaded {
+    pub path: PathBuf,
+    pub cfg: Config,
+    /// `false`: no file there, the embedded defaults.
+    pub found: bool,
+}
+
 /// Load the config or explain why not (exit 2, nothing started).
-pub(crate) fn load_config(path: &std::path::Path) -> Result<(Config, bool), ExitCode> {
+fn load_config(path: &Path) -> Result<Loaded, ExitCode> {
     match Config::load(path) {
-        Ok(loaded) => Ok(loaded),
+        Ok((cfg, found)) => Ok(Loaded {
+            path: path.to_owned(),
+            cfg,
+            found,
+        }),
         Err(e) => {
             eprintln!("soko: configuration error: {e}");
             eprintln!("soko: nothing was started; fix the file and try again");

@@ -3,11 +3,10 @@
 //! neighbour list too). `--generate-events N` first adds N synthetic events over the
 //! catalogue, for benchmarks (scripts/bench-recs); never use it on a real store.
 
-use std::path::Path;
+use crate::config::Config;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use super::load_config;
 use super::migrate::{close_database, open_database};
 use crate::config::secrets::Secrets;
 use crate::store::recommend as db;
@@ -30,11 +29,7 @@ pub struct Args {
     json: bool,
 }
 
-pub async fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
-    let (cfg, _) = match load_config(path) {
-        Ok(loaded) => loaded,
-        Err(code) => return Ok(code),
-    };
+pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
     crate::telemetry::init_terminal("warn");
     let secrets = Secrets::load(&cfg.secrets_path())?;
     let (pool, temporary) = open_database(&cfg, &secrets).await?;

@@ -3,16 +3,17 @@
 //! version first, then restores the secrets (only where there are none), the database, the
 //! vectors and the images, and says how to start soko again.
 
+use crate::config::Config;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use nix::fcntl::{Flock, FlockArg};
 
+use super::EXIT_CONFIG;
 use super::migrate::{close_database, open_database};
-use super::{EXIT_CONFIG, load_config};
 use crate::config::secrets::Secrets;
 use crate::ops::admin;
 use crate::store;
@@ -28,11 +29,7 @@ pub struct Args {
     yes: bool,
 }
 
-pub async fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
-    let (cfg, _) = match load_config(path) {
-        Ok(loaded) => loaded,
-        Err(code) => return Ok(code),
-    };
+pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
     crate::telemetry::init_terminal("warn");
     if admin::fetch_status(&cfg.admin_socket(), Duration::from_secs(5))
         .await

@@ -2,10 +2,9 @@
 //! products with prices and generated photos, some views and leads) so a newcomer sees a
 //! working store right after the quick start. Idempotent: what exists already (by slug / email) is left alone.
 
-use std::path::Path;
+use crate::config::Config;
 use std::process::ExitCode;
 
-use super::load_config;
 use super::migrate::{close_database, open_database};
 use crate::config::secrets::Secrets;
 use crate::market::phone::Phone;
@@ -68,11 +67,7 @@ const PRODUCTS: [(&str, &str, i64); 24] = [
     ("home", "Banana-fibre lamp shade", 2_100),
 ];
 
-pub async fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
-    let (cfg, _) = match load_config(path) {
-        Ok(loaded) => loaded,
-        Err(code) => return Ok(code),
-    };
+pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
     crate::telemetry::init_terminal("warn");
     Secrets::ensure(&cfg.secrets_path())?;
     let secrets = Secrets::load(&cfg.secrets_path())?;

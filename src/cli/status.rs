@@ -1,13 +1,13 @@
 //! `soko status`: the running appliance's snapshot over the admin socket, as text or JSON.
 
-use std::path::Path;
+use crate::config::Config;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::{EXIT_NOT_RUNNING, load_config};
+use super::EXIT_NOT_RUNNING;
+use crate::clock::now_unix;
 use crate::ops::admin::{self, ClientError};
 use crate::ops::status::{Level, render_text};
-use crate::supervisor::service::now_unix;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -16,11 +16,7 @@ pub struct Args {
     json: bool,
 }
 
-pub async fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
-    let (cfg, _) = match load_config(path) {
-        Ok(loaded) => loaded,
-        Err(code) => return Ok(code),
-    };
+pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
     let snapshot = match admin::fetch_status(&cfg.admin_socket(), Duration::from_secs(10)).await {
         Ok(s) => s,
         Err(e @ ClientError::NotRunning(_)) => {

@@ -3,7 +3,7 @@
 //! local mode; `self-signed` serves HTTPS with a certificate of its own (local or LAN tests);
 //! `off` leaves TLS to a proxy in front.
 //!
-//! This file only describes and checks the settings; `tls/` does the work and `cli/https.rs`
+//! This file only describes and checks the settings; `tls/` does the work and `app/https.rs`
 //! wires the two together (config sits below both and knows neither).
 
 use std::fmt;

@@ -19,7 +19,6 @@ use ratatui::crossterm::event::{self, Event};
 use tokio::sync::mpsc;
 
 use crate::ops::admin::{self, ClientError};
-use crate::ops::console_api;
 use crate::ops::logs::{LogQuery, LogsView};
 use crate::ops::status::{Level, Snapshot};
 use app::{Action, App, Command, Tab};
@@ -46,7 +45,7 @@ enum Msg {
 
 /// Status as typed snapshot plus the raw JSON (for sections this build does not know).
 pub async fn fetch(socket: &Path) -> Result<(Snapshot, serde_json::Value), String> {
-    let raw = console_api::fetch_status_value(socket, FETCH_TIMEOUT)
+    let raw = admin::fetch_status_value(socket, FETCH_TIMEOUT)
         .await
         .map_err(|e| e.to_string())?;
     let snapshot =
@@ -57,18 +56,10 @@ pub async fn fetch(socket: &Path) -> Result<(Snapshot, serde_json::Value), Strin
 async fn act(socket: PathBuf, action: Action) -> (String, Level) {
     let t = Duration::from_secs(10);
     let answer = match &action {
-        Action::Restart(s) => console_api::restart_service(&socket, s, t).await,
-        Action::Pause(w) => console_api::set_worker_paused(&socket, w, true, t).await,
-        Action::Resume(w) => console_api::set_worker_paused(&socket, w, false, t).await,
-        Action::Backup => match console_api::run_backup(&socket, Duration::from_secs(3600)).await {
-            Ok(None) => {
-                return (
-                    "backups are not available in this soko".into(),
-                    Level::Amber,
-                );
-            }
-            other => other.map(|a| a.unwrap_or_default()),
-        },
+        Action::Restart(s) => admin::restart_service(&socket, s, t).await,
+        Action::Pause(w) => admin::set_worker_paused(&socket, w, true, t).await,
+        Action::Resume(w) => admin::set_worker_paused(&socket, w, false, t).await,
+        Action::Backup => admin::run_backup_text(&socket, Duration::from_secs(3600)).await,
         Action::Renew => match admin::renew_tls(&socket, Duration::from_secs(600)).await {
             Ok(None) => {
                 return (
@@ -141,7 +132,7 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, socket: PathBuf) ->
                 let q = logs_rx.borrow().clone();
                 match q {
                     Some(q) => Some(
-                        console_api::fetch_logs(&path, &q, FETCH_TIMEOUT)
+                        admin::fetch_logs(&path, &q, FETCH_TIMEOUT)
                             .await
                             .map_err(|e| e.to_string()),
                     ),
@@ -168,7 +159,7 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, socket: PathBuf) ->
         q: Some(app.logs.query.clone()),
     };
     loop {
-        app.now = crate::metrics::now_unix();
+        app.now = crate::clock::now_unix();
         terminal.draw(|f| view::draw(f, &app))?;
         let msg = tokio::select! {
             m = rx.recv() => m,

@@ -180,13 +180,6 @@ fn status_text_shows_workers_traffic_and_resources() {
         text.contains("mysql    pid    4300  rss   410 MiB  cpu   7.2%"),
         "{text}"
     );
-    // A status from an older soko (no traffic, resources or workers) still reads.
-    let mut v = serde_json::to_value(&s).unwrap();
-    for k in ["traffic", "resources", "workers"] {
-        v.as_object_mut().unwrap().remove(k);
-    }
-    let old: crate::ops::status::Snapshot = serde_json::from_value(v).unwrap();
-    assert!(old.traffic.is_none() && old.workers.is_empty());
 }
 
 #[test]

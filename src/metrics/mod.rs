@@ -104,13 +104,6 @@ impl Drop for Span {
     }
 }
 
-pub fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// A Prometheus-safe name part: `[a-z0-9_]`, everything else becomes `_`.
 pub fn sanitize(kind: &str) -> String {
     kind.chars()
@@ -155,7 +148,7 @@ impl Metrics {
     pub fn record(&self, kind: &str, labels: &str, elapsed: Duration, error: bool) {
         let k = self.kind(kind);
         k.total.observe(elapsed, error);
-        k.ring.observe(now_unix(), elapsed, error);
+        k.ring.observe(crate::clock::now_unix(), elapsed, error);
         let found = {
             let map = k.series.read().unwrap_or_else(|e| e.into_inner());
             map.get(labels).cloned()
@@ -223,7 +216,7 @@ mod tests {
         assert_eq!(series[0].1.count, 2);
         let ring: u64 = http
             .ring
-            .slots(now_unix())
+            .slots(crate::clock::now_unix())
             .iter()
             .map(|s| s.counts.count)
             .sum();

@@ -1,11 +1,12 @@
 //! Backups in the status snapshot: the last good archive and last failure of each kind, when
-//! the next scheduled run is, whether the secrets were saved, and the S3 copy. Plus the answer
-//! of "run a backup now" (`POST /v1/backup` on the admin socket).
+//! the next scheduled run is, whether the secrets were saved, and the S3 copy.
+//! The answer of "run a backup now" (`POST /v1/backup` on the admin socket) is the backup
+//! worker's `workers::backup::BackupOutcome`.
 
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlPool;
 
-use super::status::{CheckView, Level, utc};
+use super::check::{CheckView, Level, utc};
 use crate::config::backup::{Backup, Kind};
 use crate::store::{self, backups::Row};
 
@@ -41,36 +42,6 @@ pub struct KindView {
     /// Older than its schedule allows (one period plus a grace of two hours).
     pub overdue: bool,
 }
-
-/// The answer to "run a backup now".
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct BackupOutcome {
-    pub set_id: String,
-    pub dir: String,
-    pub ok: bool,
-    pub archives: Vec<ArchiveReport>,
-    pub secrets_included: bool,
-    pub warnings: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ArchiveReport {
-    pub kind: String,
-    pub ok: bool,
-    pub path: Option<String>,
-    pub bytes: Option<u64>,
-    pub sha256: Option<String>,
-    pub copied_to: Option<String>,
-    pub error: Option<String>,
-}
-
-/// What `Control::backup_now` returns: `None` when there is no backup engine, `Err` when a
-/// run could not start (another one is running, the database is down).
-pub type BackupFuture<'a> = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Option<Result<BackupOutcome, String>>> + Send + 'a>,
->;
 
 const GRACE: i64 = 2 * 3600;
 
@@ -142,7 +113,7 @@ pub fn from_rows(rows: &[Row], cfg: &Backup, dir: &str, now: i64) -> BackupView 
 }
 
 pub async fn build(db: &MySqlPool, cfg: &Backup, dir: &str) -> BackupView {
-    let now = crate::supervisor::service::now_unix() as i64;
+    let now = crate::clock::now_unix() as i64;
     match store::backups::latest(db).await {
         Ok(rows) => from_rows(&rows, cfg, dir, now),
         Err(e) => BackupView {

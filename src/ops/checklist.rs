@@ -5,7 +5,7 @@
 //! certificate check live in `status`.
 
 use super::alerts::BackupInputs;
-use super::status::{CheckView, Level};
+use super::check::{CheckView, Level};
 use crate::config::Config;
 use crate::config::secrets::Secrets;
 use crate::config::tls::Active;

@@ -122,7 +122,7 @@ mod tests {
         for i in 0..20 {
             m.record("http", "", Duration::from_millis(5), i == 0);
         }
-        let now = crate::metrics::now_unix();
+        let now = crate::clock::now_unix();
         let t = traffic(&m, now);
         let http = &t.series[0];
         assert_eq!(http.name, "http");

@@ -3,13 +3,14 @@
 pub mod admin;
 pub mod alerts;
 pub mod backup_view;
+pub mod check;
 pub mod checklist;
-pub mod console_api;
 pub mod logs;
 pub mod metrics;
 pub mod preflight;
 pub mod readiness;
 pub mod resources;
+pub mod snapshot;
 pub mod status;
 pub mod status_text;
 pub mod sync_view;

@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::status::{CheckView, Level};
+use super::check::{CheckView, Level};
 use crate::config::{Config, Mode};
 use crate::supervisor::{mysql, ports};
 

@@ -1,215 +1,19 @@
-//! The status snapshot: one structure that `soko status` prints, `soko status --json` emits and
-//! the console (later) draws. Levels are green / amber / red; red makes `soko status` exit 1.
-
-use serde::{Deserialize, Serialize};
+//! `soko status` in plain text, from the status snapshot (see `snapshot`; its types are
+//! re-exported here, as `status::Snapshot` and the rest are what callers know).
 
 use super::alerts::AlertView;
-use super::readiness::Readiness;
-use crate::supervisor::{State, Status};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Green,
-    Amber,
-    Red,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ServiceView {
-    #[serde(flatten)]
-    pub status: Status,
-    pub rss_bytes: Option<u64>,
-    pub level: Level,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CheckView {
-    pub name: String,
-    pub level: Level,
-    pub detail: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Snapshot {
-    pub version: String,
-    pub pid: u32,
-    pub started_at: u64,
-    pub uptime_secs: u64,
-    pub rss_bytes: Option<u64>,
-    pub config_path: String,
-    pub data_dir: String,
-    pub web_url: String,
-    pub local_mode: bool,
-    pub services: Vec<ServiceView>,
-    pub readiness: Readiness,
-    pub checks: Vec<CheckView>,
-    /// The certificate, when `soko up` serves HTTPS (absent in older snapshots).
-    #[serde(default)]
-    pub tls: Option<TlsView>,
-    /// Alerts firing now, then those resolved recently (see `ops::alerts`).
-    #[serde(default)]
-    pub alerts: Vec<AlertView>,
-    /// Backups: last good archive and last failure per kind, next run, S3 copy.
-    #[serde(default)]
-    pub backups: Option<super::backup_view::BackupView>,
-    /// Request rates and latencies (absent in older snapshots).
-    #[serde(default)]
-    pub traffic: Option<super::metrics::TrafficView>,
-    /// Disk and memory of the data dir, soko and each child.
-    #[serde(default)]
-    pub resources: Option<super::resources::ResourcesView>,
-    /// Background workers and whether they are paused.
-    #[serde(default)]
-    pub workers: Vec<WorkerView>,
-    /// Outbox backlog, heartbeat and reconciliation of the vector index (absent in older
-    /// snapshots, or while MySQL does not answer).
-    #[serde(default)]
-    pub vector_sync: Option<super::sync_view::SyncView>,
-}
-
-pub use crate::workers::control::WorkerView;
-
-/// The HTTPS side of the snapshot: what `soko cert status` prints and the console shows.
-/// Times are Unix seconds.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct TlsView {
-    /// `acme` or `self-signed`.
-    pub mode: String,
-    /// Where the storefront is served over HTTPS.
-    pub https_url: String,
-    /// The ACME CA's directory URL (acme mode).
-    pub ca: Option<String>,
-    pub names: Vec<String>,
-    /// A CA-issued certificate is served (false: a self-signed one).
-    pub issued: bool,
-    pub issuer: Option<String>,
-    pub serial: Option<String>,
-    pub not_after: Option<i64>,
-    pub days_left: Option<i64>,
-    /// When the next order is due (the renewal time, or the retry after a failure).
-    pub next_renewal: Option<i64>,
-    pub failures: u32,
-    pub last_error: Option<String>,
-    pub alert: Option<String>,
-    /// Orders placed since `soko up` started (a restart on a stored certificate places none).
-    pub orders_placed: u64,
-}
-
-/// Days left below which the certificate check turns amber (red below [`TLS_RED_DAYS`]).
-pub const TLS_AMBER_DAYS: i64 = 14;
-pub const TLS_RED_DAYS: i64 = 3;
-
-/// The certificate as a check: red when (nearly) expired, amber on an alert, while waiting for
-/// the first certificate or with less than [`TLS_AMBER_DAYS`] left.
-pub fn tls_check(t: &TlsView) -> CheckView {
-    let acme = t.mode == "acme";
-    let real = t.issued || !acme;
-    let (level, detail) = match t.days_left {
-        Some(d) if real && d < 0 => (Level::Red, "the certificate has expired".to_string()),
-        Some(d) if real && d < TLS_RED_DAYS => {
-            (Level::Red, format!("the certificate expires in {d} days"))
-        }
-        _ if t.alert.is_some() => (Level::Amber, t.alert.clone().unwrap_or_default()),
-        _ if !real => (
-            Level::Amber,
-            format!(
-                "temporary self-signed certificate until the first one from {} arrives",
-                t.ca.as_deref().unwrap_or("the CA")
-            ),
-        ),
-        Some(d) if d < TLS_AMBER_DAYS => {
-            (Level::Amber, format!("the certificate expires in {d} days"))
-        }
-        days => (
-            Level::Green,
-            format!(
-                "{} certificate for {}{}",
-                if acme { "CA-issued" } else { "self-signed" },
-                t.names.join(", "),
-                days.map(|d| format!(", {d} days left")).unwrap_or_default()
-            ),
-        ),
-    };
-    CheckView {
-        name: "certificate".into(),
-        level,
-        detail,
-    }
-}
-
-/// Unix seconds as `2026-11-28 04:00 UTC`.
-pub fn utc(secs: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(secs) {
-        Ok(t) => format!(
-            "{}-{:02}-{:02} {:02}:{:02} UTC",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute()
-        ),
-        Err(_) => secs.to_string(),
-    }
-}
-
-impl Snapshot {
-    /// The worst level anywhere in the snapshot.
-    pub fn level(&self) -> Level {
-        self.services
-            .iter()
-            .map(|s| s.level)
-            .chain(self.checks.iter().map(|c| c.level))
-            .chain(self.alerts.iter().filter(|a| a.firing()).map(|a| a.level))
-            .max()
-            .unwrap_or(Level::Green)
-    }
-}
-
-pub fn service_level(s: &Status) -> Level {
-    match s.state {
-        State::Running if s.ready => Level::Green,
-        State::External => Level::Green,
-        State::Running | State::Starting | State::Backoff | State::Stopping => Level::Amber,
-        State::CrashLoop | State::Stopped => Level::Red,
-    }
-}
-
-/// Readiness as checks: MySQL and migrations are vital (red); Milvus only degrades visual
-/// features (amber).
-pub fn readiness_checks(r: &Readiness) -> Vec<CheckView> {
-    let view = |name: &str, ok: bool, bad: Level, detail: &str| CheckView {
-        name: name.into(),
-        level: if ok { Level::Green } else { bad },
-        detail: detail.into(),
-    };
-    vec![
-        view("mysql", r.mysql.ok, Level::Red, &r.mysql.detail),
-        view(
-            "migrations",
-            r.migrations.ok,
-            Level::Red,
-            &r.migrations.detail,
-        ),
-        view("milvus", r.milvus.ok, Level::Amber, &r.milvus.detail),
-    ]
-}
+pub use super::check::{CheckView, Level, TLS_AMBER_DAYS, TLS_RED_DAYS, utc};
+pub use super::snapshot::{
+    ServiceView, Snapshot, TlsView, WorkerView, readiness_checks, service_level, tls_check,
+};
+pub use super::status_text::human_duration;
+use crate::supervisor::State;
 
 fn human_bytes(b: u64) -> String {
     match b {
         b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
         b if b >= 1 << 20 => format!("{} MiB", b >> 20),
         b => format!("{} KiB", b >> 10),
-    }
-}
-
-pub fn human_duration(secs: u64) -> String {
-    match secs {
-        s if s >= 86400 => format!("{}d {}h", s / 86400, s % 86400 / 3600),
-        s if s >= 3600 => format!("{}h {}m", s / 3600, s % 3600 / 60),
-        s if s >= 60 => format!("{}m {}s", s / 60, s % 60),
-        s => format!("{s}s"),
     }
 }
 
@@ -367,7 +171,7 @@ fn render_alerts(out: &mut String, alerts: &[AlertView]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::readiness::Check;
+    use crate::ops::readiness::{Check, Readiness};
     use crate::supervisor::Status;
 
     fn snapshot(state: State, ready: bool, milvus_ok: bool) -> Snapshot {
@@ -468,10 +272,5 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("expires 2027-01-15 08:00 UTC"), "{text}");
-        // Older snapshots (no `tls`) still parse.
-        let mut json = serde_json::to_value(&s).unwrap();
-        json.as_object_mut().unwrap().remove("tls");
-        let back: Snapshot = serde_json::from_value(json).unwrap();
-        assert!(back.tls.is_none());
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::status::{Snapshot, human_duration};
+use super::snapshot::Snapshot;
 
 pub fn bytes(b: u64) -> String {
     match b {
@@ -100,5 +100,14 @@ pub fn traffic_and_resources(out: &mut String, s: &Snapshot) {
                 }
             );
         }
+    }
+}
+
+pub fn human_duration(secs: u64) -> String {
+    match secs {
+        s if s >= 86400 => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+        s if s >= 3600 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{}m {}s", s / 60, s % 60),
+        s => format!("{s}s"),
     }
 }

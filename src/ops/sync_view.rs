@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlPool;
 
-use super::status::{CheckView, Level};
+use super::check::{CheckView, Level};
 use crate::store::vector_sync;
 
 /// The worker's name in `worker_heartbeats`.

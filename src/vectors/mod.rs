@@ -133,12 +133,6 @@ pub struct VectorStore {
     dirty: std::sync::atomic::AtomicBool,
 }
 
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// The collection of an embedding profile: `<vectors.collection>_<profile>`, e.g.
 /// `soko_products_mobilenet_minilm`. A new profile (another model, another dimension) gets a
 /// collection of its own, filled while the old one keeps serving.
@@ -209,14 +203,14 @@ impl VectorStore {
     /// Take the server as down for `d`: callers skip it meanwhile instead of each waiting for a
     /// connection timeout.
     pub fn mark_down(&self, d: Duration) {
-        let until = unix_ms().saturating_add(d.as_millis() as u64);
+        let until = crate::clock::now_unix_ms().saturating_add(d.as_millis() as u64);
         self.down_until_ms
             .store(until, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Inside a [`mark_down`](Self::mark_down) window.
     pub fn marked_down(&self) -> bool {
-        unix_ms()
+        crate::clock::now_unix_ms()
             < self
                 .down_until_ms
                 .load(std::sync::atomic::Ordering::Relaxed)

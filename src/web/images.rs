@@ -27,11 +27,11 @@ use tokio::sync::Semaphore;
 use super::pages::{PageCtx, render};
 use super::session::Visitor;
 use super::{AppState, Error};
+use crate::imaging::codec::{self, Kind, MAX_BYTES, Refusal};
+use crate::imaging::meta;
 use crate::store::catalogue::{self, Product};
 use crate::store::images::{self, Added, Files, MAX_PER_PRODUCT, NewImage, valid_sha};
 use crate::store::sellers;
-use crate::workers::image_codec::{self, Kind, MAX_BYTES, Refusal};
-use crate::workers::image_meta;
 
 /// Decoding a photo takes a core and up to a few hundred MB: at most two at once.
 static DECODES: Semaphore = Semaphore::const_new(2);
@@ -255,9 +255,9 @@ async fn check(bytes: Vec<u8>) -> Result<Result<Checked, Refusal>, Error> {
         .await
         .map_err(|e| Error::Internal(e.to_string()))?;
     tokio::task::spawn_blocking(move || {
-        let d = image_codec::decode(&bytes)?;
-        // Stored and served without EXIF/XMP (GPS!), losslessly; see `image_meta`.
-        let clean = image_meta::strip(d.kind, &bytes, d.orientation)
+        let d = codec::decode(&bytes)?;
+        // Stored and served without EXIF/XMP (GPS!), losslessly; see `imaging::meta`.
+        let clean = meta::strip(d.kind, &bytes, d.orientation)
             .map_err(|e| Refusal::Corrupt(e.to_string()))?;
         Ok((clean, d.kind, d.width(), d.height()))
     })

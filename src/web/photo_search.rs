@@ -15,10 +15,10 @@ use super::session::Visitor;
 use super::storefront::{CardView, views};
 use super::visual::{self, RETRY_AFTER_SECS, Scored, VisualError};
 use super::{AppState, Error};
+use crate::imaging::codec::MAX_BYTES;
 use crate::market::money::{Currency, Money};
 use crate::store::catalogue;
 use crate::vectors::Filter;
-use crate::workers::image_codec::MAX_BYTES;
 
 /// Results per photo search.
 const RESULTS: u32 = 24;

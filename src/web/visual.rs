@@ -6,10 +6,10 @@
 
 use std::time::{Duration, Instant};
 
+use crate::imaging::codec;
 use crate::store::catalogue::Card;
 use crate::store::{self, vector_sync};
 use crate::vectors::{Filter, Hit, VectorStore};
-use crate::workers::image_codec;
 
 use super::AppState;
 
@@ -118,8 +118,7 @@ pub async fn by_photo(
         .await
         .map_err(|e| VisualError::Unavailable(e.to_string()))?;
     let vector = tokio::task::spawn_blocking(move || {
-        let decoded =
-            image_codec::decode(&bytes).map_err(|e| VisualError::BadImage(e.to_string()))?;
+        let decoded = codec::decode(&bytes).map_err(|e| VisualError::BadImage(e.to_string()))?;
         embedder
             .query_image(&decoded.image.to_rgb8())
             .map_err(|e| VisualError::BadImage(e.to_string()))

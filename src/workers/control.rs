@@ -120,7 +120,7 @@ impl Switch {
     /// Note activity (a batch done, an idle poll) with a short description.
     pub fn active(&self, detail: impl Into<String>) {
         let mut last = self.0.last.lock().unwrap_or_else(|e| e.into_inner());
-        *last = (Some(crate::metrics::now_unix()), detail.into());
+        *last = (Some(crate::clock::now_unix()), detail.into());
     }
 
     fn view(&self, name: &str) -> WorkerView {

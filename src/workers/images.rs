@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use sqlx::MySqlPool;
 use tokio_util::sync::CancellationToken;
 
-use super::image_codec::{self, Kind, VARIANTS};
+use super::run_loop::{Job, Outcome, Pace, run_loop};
+use crate::imaging::codec::{self, Kind, VARIANTS};
 use crate::store::images::{Files, VARIANTS_JOB, valid_sha};
 use crate::store::{self, jobs};
 
@@ -83,18 +84,18 @@ pub fn make_variants(files: &Files, sha: &str) -> Result<usize, JobError> {
         .ok_or_else(|| JobError::GiveUp("the original is missing".into()))?;
     let bytes = std::fs::read(&path)
         .map_err(|e| JobError::Retry(format!("reading {}: {e}", path.display())))?;
-    let mut image = image_codec::decode(&bytes)
+    let mut image = codec::decode(&bytes)
         .map_err(|e| JobError::GiveUp(format!("the original does not decode: {e}")))?
         .image;
     let mut made = 0;
     for (width, quality) in VARIANTS {
-        if let Some(smaller) = image_codec::shrink(&image, width) {
+        if let Some(smaller) = codec::shrink(&image, width) {
             image = smaller;
         }
         if !missing(width) {
             continue;
         }
-        let webp = image_codec::webp(&image, quality).map_err(JobError::Retry)?;
+        let webp = codec::webp(&image, quality).map_err(JobError::Retry)?;
         let out = files.variant(sha, width);
         if files
             .write_once(&out, &webp)
@@ -109,44 +110,55 @@ pub fn make_variants(files: &Files, sha: &str) -> Result<usize, JobError> {
 /// Run until `stop`: a batch whenever jobs are due, otherwise a look every second; a heartbeat
 /// every 30 s. Database errors (MySQL down, migrations not run yet) back off up to 30 s.
 pub async fn run(db: MySqlPool, files: Files, stop: CancellationToken) {
-    let mut delay = IDLE;
-    let mut failing = false;
-    let mut last_beat: Option<Instant> = None;
-    let mut done = 0usize;
-    let switch = super::control::switches().register(WORKER);
-    while !stop.is_cancelled() {
-        if !switch.wait_if_paused(&stop).await {
-            return;
-        }
-        match run_batch(&db, &files).await {
-            Ok(n) => {
-                if failing {
-                    tracing::info!("image worker: database reachable again");
-                }
-                (failing, delay) = (false, IDLE);
-                done += n;
-                switch.active(format!("{done} image jobs since start"));
-                if last_beat.is_none_or(|t| t.elapsed() >= HEARTBEAT) {
-                    let detail = format!("{done} image jobs since start");
-                    if jobs::heartbeat(&db, WORKER, &detail).await.is_ok() {
-                        last_beat = Some(Instant::now());
-                    }
-                }
-                if n > 0 {
-                    continue;
-                }
-            }
-            Err(e) => {
-                if !failing {
-                    tracing::warn!("image worker: {e}; retrying with back-off");
-                }
-                failing = true;
-                delay = (delay * 2).min(Duration::from_secs(30));
-            }
-        }
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = stop.cancelled() => return,
-        }
+    let pace = Pace {
+        name: WORKER,
+        label: "image worker",
+        idle: IDLE,
+        max_backoff: Duration::from_secs(30),
+        heartbeat: HEARTBEAT,
+        beat_when_failing: false,
+        log_recovery: true,
+    };
+    let job = Variants {
+        db: db.clone(),
+        files,
+        done: 0,
+    };
+    run_loop(pace, db, job, stop).await;
+}
+
+/// The worker's rounds: one batch each.
+struct Variants {
+    db: MySqlPool,
+    files: Files,
+    /// Jobs claimed since start.
+    done: usize,
+}
+
+impl Job for Variants {
+    type Error = store::Error;
+
+    async fn claim_and_run(&mut self) -> Result<Outcome, store::Error> {
+        let n = run_batch(&self.db, &self.files).await?;
+        self.done += n;
+        Ok(if n > 0 {
+            Outcome::Worked
+        } else {
+            Outcome::Idle
+        })
+    }
+
+    fn activity(&self, _: Outcome) -> Option<String> {
+        Some(self.heartbeat_detail())
+    }
+
+    fn heartbeat(&mut self) -> String {
+        self.heartbeat_detail()
+    }
+}
+
+impl Variants {
+    fn heartbeat_detail(&self) -> String {
+        format!("{} image jobs since start", self.done)
     }
 }

@@ -4,10 +4,9 @@
 
 pub mod backup;
 pub mod control;
-pub mod image_codec;
-pub mod image_meta;
 pub mod images;
 pub mod profile_switch;
 pub mod recommend;
 pub mod reconcile;
+pub mod run_loop;
 pub mod vector_sync;

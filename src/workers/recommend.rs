@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use sqlx::{MySqlConnection, MySqlPool};
 use tokio_util::sync::CancellationToken;
 
+use super::run_loop::{Job, Outcome, Pace, run_loop};
 use crate::market::recommend::{self as maths, EventKind, Matrix, Params};
-use crate::store::{self, jobs, recommend as db};
+use crate::store::{self, recommend as db};
 
 /// The name in `worker_heartbeats`.
 pub const WORKER: &str = "recommendations";
@@ -341,38 +342,44 @@ pub async fn tick(pool: &MySqlPool, s: &Settings) -> Result<String, Error> {
 
 /// Run until `stop`. Database errors (MySQL down, migrations not run yet) back off up to 60 s.
 pub async fn run(pool: MySqlPool, s: Settings, stop: CancellationToken) {
-    let mut delay = s.interval;
-    let mut failing = false;
-    let mut last_beat: Option<Instant> = None;
-    let switch = super::control::switches().register(WORKER);
-    while !stop.is_cancelled() {
-        if !switch.wait_if_paused(&stop).await {
-            return;
-        }
-        match tick(&pool, &s).await {
-            Ok(detail) => {
-                switch.active(detail.clone());
-                if failing {
-                    tracing::info!("recommendations worker: database reachable again");
-                }
-                (failing, delay) = (false, s.interval);
-                if last_beat.is_none_or(|t| t.elapsed() >= HEARTBEAT)
-                    && jobs::heartbeat(&pool, WORKER, &detail).await.is_ok()
-                {
-                    last_beat = Some(Instant::now());
-                }
-            }
-            Err(e) => {
-                if !failing {
-                    tracing::warn!("recommendations worker: {e}; retrying with back-off");
-                }
-                failing = true;
-                delay = (delay * 2).min(Duration::from_secs(60));
-            }
-        }
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = stop.cancelled() => return,
-        }
+    let pace = Pace {
+        name: WORKER,
+        label: "recommendations worker",
+        idle: s.interval,
+        max_backoff: Duration::from_secs(60),
+        heartbeat: HEARTBEAT,
+        beat_when_failing: false,
+        log_recovery: true,
+    };
+    let job = Ticks {
+        pool: pool.clone(),
+        settings: s,
+        detail: String::new(),
+    };
+    run_loop(pace, pool, job, stop).await;
+}
+
+/// The worker's rounds: one [`tick`] each.
+struct Ticks {
+    pool: MySqlPool,
+    settings: Settings,
+    /// What the last tick did.
+    detail: String,
+}
+
+impl Job for Ticks {
+    type Error = Error;
+
+    async fn claim_and_run(&mut self) -> Result<Outcome, Error> {
+        self.detail = tick(&self.pool, &self.settings).await?;
+        Ok(Outcome::Idle)
+    }
+
+    fn activity(&self, _: Outcome) -> Option<String> {
+        Some(self.detail.clone())
+    }
+
+    fn heartbeat(&mut self) -> String {
+        self.detail.clone()
     }
 }

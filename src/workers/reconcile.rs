@@ -79,9 +79,7 @@ pub async fn run_once(db: &MySqlPool, vectors: &VectorStore) -> Result<Report, E
         vectors.delete(&beyond).await?;
         report.orphans_deleted += beyond.len() as u64;
     }
-    report.at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    report.at = crate::clock::now_unix();
     report.ms = started.elapsed().as_millis() as u64;
     if report.requeued > 0 || report.orphans_deleted > 0 {
         tracing::warn!(?report, collection = %vectors.collection, "reconciliation repaired the vector index");

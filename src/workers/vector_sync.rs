@@ -16,11 +16,12 @@ use sha2::{Digest, Sha256};
 use sqlx::MySqlPool;
 use tokio_util::sync::CancellationToken;
 
-use super::image_codec::{self, Kind};
+use super::run_loop::{Job, Outcome, Pace, run_loop};
 use crate::embed::Embedder;
+use crate::imaging::codec::{self, Kind};
+use crate::store;
 use crate::store::images::Files;
 use crate::store::vector_sync::{self as outbox, NewEmbedding, SyncRow};
-use crate::store::{self, jobs};
 use crate::vectors::{self, Point, VectorStore};
 
 /// The name in `worker_heartbeats`.
@@ -235,7 +236,7 @@ fn embed_product(embedder: &Embedder, files: &Files, row: &SyncRow) -> Result<Ve
         let (path, _) = files.find_original(sha, &exts)?;
         match std::fs::read(&path)
             .map_err(|e| e.to_string())
-            .and_then(|b| image_codec::decode(&b).map_err(|e| e.to_string()))
+            .and_then(|b| codec::decode(&b).map_err(|e| e.to_string()))
         {
             Ok(d) => Some(d.image.to_rgb8()),
             Err(e) => {
@@ -280,101 +281,127 @@ pub struct Detail {
 /// every 10 s, a reconciliation at start and every 10 minutes. While Milvus is unreachable no
 /// rows are claimed (the outbox waits, no attempts are burnt); MySQL errors back off to 30 s.
 pub async fn run(syncer: Syncer, stop: CancellationToken) {
-    let mut detail = Detail {
-        profile: syncer.embedder.profile().name.to_owned(),
-        collection: syncer.vectors.collection.clone(),
-        ..Detail::default()
+    let pace = Pace {
+        name: WORKER,
+        label: "vector sync",
+        idle: IDLE,
+        max_backoff: Duration::from_secs(30),
+        heartbeat: HEARTBEAT,
+        beat_when_failing: true,
+        log_recovery: false,
     };
-    let mut delay = IDLE;
-    let mut last_beat: Option<Instant> = None;
-    let mut last_reconcile: Option<Instant> = None;
-    let mut vectors_down = false;
-    let mut last_switch_check: Option<Instant> = None;
-    let mut last_flush = Instant::now();
-    let switch = super::control::switches().register("vector-sync");
-    while !stop.is_cancelled() {
-        if !switch.wait_if_paused(&stop).await {
-            return;
+    let db = syncer.db.clone();
+    let job = Rounds {
+        detail: Detail {
+            profile: syncer.embedder.profile().name.to_owned(),
+            collection: syncer.vectors.collection.clone(),
+            ..Detail::default()
+        },
+        syncer,
+        last_reconcile: None,
+        vectors_down: false,
+        last_switch_check: None,
+        last_flush: Instant::now(),
+    };
+    run_loop(pace, db, job, stop).await;
+}
+
+/// The worker's rounds: reconcile when due, one batch, then flush and the profile change.
+struct Rounds {
+    syncer: Syncer,
+    detail: Detail,
+    last_reconcile: Option<Instant>,
+    /// Milvus did not answer: no rows are claimed until it does.
+    vectors_down: bool,
+    last_switch_check: Option<Instant>,
+    last_flush: Instant,
+}
+
+impl Job for Rounds {
+    type Error = Error;
+
+    async fn claim_and_run(&mut self) -> Result<Outcome, Error> {
+        let syncer = &self.syncer;
+        if self.vectors_down {
+            // Still down: the outbox waits (the error was logged when it went down).
+            syncer.vectors.ensure_collection().await?;
+            self.vectors_down = false;
+            // Back after an outage: what it lost (unflushed writes of a killed server) is
+            // found by reconciling now rather than in ten minutes.
+            tracing::info!("vector store reachable again: reconciling");
+            self.last_reconcile = None;
         }
-        if vectors_down {
-            vectors_down = syncer.vectors.ensure_collection().await.is_err();
-            if !vectors_down {
-                // Back after an outage: what it lost (unflushed writes of a killed server)
-                // is found by reconciling now rather than in ten minutes.
-                tracing::info!("vector store reachable again: reconciling");
-                last_reconcile = None;
-            }
-        }
-        if !vectors_down && last_reconcile.is_none_or(|t| t.elapsed() >= RECONCILE_EVERY) {
+        if self
+            .last_reconcile
+            .is_none_or(|t| t.elapsed() >= RECONCILE_EVERY)
+        {
             match super::reconcile::run_once(&syncer.db, &syncer.vectors).await {
                 Ok(report) => {
-                    detail.reconcile = Some(report);
-                    last_reconcile = Some(Instant::now());
+                    self.detail.reconcile = Some(report);
+                    self.last_reconcile = Some(Instant::now());
                 }
                 Err(e) => tracing::warn!("reconciliation failed: {e}"),
             }
         }
-        let mut busy = false;
-        if !vectors_down {
-            match syncer.run_batch().await {
-                Ok(stats) => {
-                    delay = IDLE;
-                    busy = stats.claimed > 0;
-                    if busy {
-                        detail.last_batch = stats;
-                        detail.synced_since_start += (stats.upserted + stats.deleted) as u64;
-                        detail.embedded_since_start += stats.embedded as u64;
-                        detail.last_error = None;
-                        switch.active(format!(
-                            "{} vectors synced since start",
-                            detail.synced_since_start
-                        ));
-                    }
-                }
-                Err(e) => {
-                    if detail.last_error.is_none() {
-                        tracing::warn!("vector sync: {e}; retrying with back-off");
-                    }
-                    vectors_down = matches!(e, Error::Vectors(_));
-                    detail.last_error = Some(e.to_string());
-                    delay = (delay * 2).clamp(Duration::from_secs(1), Duration::from_secs(30));
-                }
+        match syncer.run_batch().await {
+            Ok(stats) if stats.claimed > 0 => {
+                self.detail.last_batch = stats;
+                self.detail.synced_since_start += (stats.upserted + stats.deleted) as u64;
+                self.detail.embedded_since_start += stats.embedded as u64;
+                self.detail.last_error = None;
+                Ok(Outcome::Worked)
+            }
+            Ok(_) => Ok(Outcome::Idle),
+            Err(e) => {
+                self.vectors_down = matches!(e, Error::Vectors(_));
+                self.detail.last_error = Some(e.to_string());
+                Err(e)
             }
         }
-        if last_beat.is_none_or(|t| t.elapsed() >= HEARTBEAT) {
-            detail.serving = syncer.vectors.serving().collection.clone();
-            let json = serde_json::to_string(&detail).unwrap_or_default();
-            if jobs::heartbeat(&syncer.db, WORKER, &json).await.is_ok() {
-                last_beat = Some(Instant::now());
-            }
-        }
+    }
+
+    fn activity(&self, outcome: Outcome) -> Option<String> {
+        (outcome == Outcome::Worked).then(|| {
+            format!(
+                "{} vectors synced since start",
+                self.detail.synced_since_start
+            )
+        })
+    }
+
+    fn heartbeat(&mut self) -> String {
+        self.detail.serving = self.syncer.vectors.serving().collection.clone();
+        serde_json::to_string(&self.detail).unwrap_or_default()
+    }
+
+    async fn after_round(&mut self, worked: bool) {
+        let vectors = &self.syncer.vectors;
         // Drained, or a long burst: seal the writes so searches stop paying for them.
-        if !vectors_down && (!busy || last_flush.elapsed() >= vectors::FLUSH_EVERY) {
-            match syncer.vectors.flush_if_dirty().await {
-                Ok(true) => last_flush = Instant::now(),
+        if !self.vectors_down && (!worked || self.last_flush.elapsed() >= vectors::FLUSH_EVERY) {
+            match vectors.flush_if_dirty().await {
+                Ok(true) => self.last_flush = Instant::now(),
                 Ok(false) => {}
                 Err(e) => tracing::warn!("vector store flush: {e}"),
             }
         }
-        if busy {
-            continue;
-        }
-        if syncer.vectors.previous().is_some()
-            && last_switch_check.is_none_or(|t| t.elapsed() >= SWITCH_CHECK)
+        if !worked
+            && vectors.previous().is_some()
+            && self
+                .last_switch_check
+                .is_none_or(|t| t.elapsed() >= SWITCH_CHECK)
         {
-            last_switch_check = Some(Instant::now());
-            if let Err(e) = super::profile_switch::try_switch(&syncer.db, &syncer.vectors).await {
+            self.last_switch_check = Some(Instant::now());
+            if let Err(e) = super::profile_switch::try_switch(&self.syncer.db, vectors).await {
                 tracing::warn!("profile change: {e}");
             }
         }
-        let wait = if vectors_down {
+    }
+
+    fn wait(&self, delay: Duration) -> Duration {
+        if self.vectors_down {
             Duration::from_secs(2)
         } else {
             delay
-        };
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = stop.cancelled() => return,
         }
     }
 }

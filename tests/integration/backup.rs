@@ -222,7 +222,7 @@ impl Moto {
         all.push(("Version", "2010-05-08"));
         let body = sigv4::canonical_query(&all);
         let host = format!("127.0.0.1:{}", self.port);
-        let date = sigv4::amz_date(soko::supervisor::service::now_unix() as i64);
+        let date = sigv4::amz_date(soko::clock::now_unix() as i64);
         let hash = sigv4::sha256_hex(body.as_bytes());
         let auth = sigv4::authorization(
             &sigv4::Request {

@@ -175,25 +175,12 @@ pub async fn spawn_app() -> TestApp {
     store::migrate::run(&db).await.unwrap();
     let vectors = Arc::new(test_vectors(&cfg));
     vectors.ensure_collection().await.unwrap();
-    let state = soko::web::AppState {
-        db: db.clone(),
-        vectors: vectors.clone(),
-        started: Instant::now(),
-        supervised: Vec::new(),
-        settings: Arc::new(
-            soko::web::Settings::from_config(&cfg)
-                .with_jwt_secret(shared().secrets.jwt_secret.as_ref()),
-        ),
-    };
+    let state = soko::app::WebState::new(&cfg, db.clone(), vectors.clone())
+        .jwt_secret(shared().secrets.jwt_secret.as_ref())
+        .build();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = soko::web::router(state, &cfg);
-    tokio::spawn(soko::web::serve(
-        listener,
-        app,
-        &cfg.http,
-        std::future::pending(),
-    ));
+    soko::app::spawn_web(listener, state, &cfg);
     TestApp {
         url,
         db,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use soko::config::secrets::Secrets;
-use soko::ops::console_api;
+use soko::ops::admin;
 use soko::store::images::Files;
 use soko::vectors::VectorStore;
 
@@ -58,7 +58,7 @@ async fn the_console_pauses_a_worker_restarts_mysql_and_outlives_the_appliance()
                 .is_success()
         );
     }
-    let text = console_api::fetch_metrics(&socket, Duration::from_secs(5))
+    let text = admin::fetch_metrics(&socket, Duration::from_secs(5))
         .await
         .unwrap();
     let samples = parse_prometheus(&text);
@@ -125,7 +125,7 @@ async fn the_console_pauses_a_worker_restarts_mysql_and_outlives_the_appliance()
         .cloned();
     assert_eq!(images.unwrap()["state"], "paused", "{}", status["workers"]);
 
-    let nobody = console_api::set_worker_paused(&socket, "nobody", true, Duration::from_secs(5))
+    let nobody = admin::set_worker_paused(&socket, "nobody", true, Duration::from_secs(5))
         .await
         .unwrap_err();
     assert!(
@@ -162,7 +162,7 @@ async fn the_console_pauses_a_worker_restarts_mysql_and_outlives_the_appliance()
     let variant = files.variant(&sha_of(&photo), 320);
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(!variant.exists(), "no variants while the worker is paused");
-    console_api::set_worker_paused(&socket, "images", false, Duration::from_secs(5))
+    admin::set_worker_paused(&socket, "images", false, Duration::from_secs(5))
         .await
         .unwrap();
     let start = Instant::now();
@@ -194,23 +194,21 @@ async fn the_console_pauses_a_worker_restarts_mysql_and_outlives_the_appliance()
         q: Some(text.into()),
     };
     let t = Duration::from_secs(5);
-    let serving = console_api::fetch_logs(&socket, &q("info", "serving"), t)
+    let serving = admin::fetch_logs(&socket, &q("info", "serving"), t)
         .await
         .unwrap();
     assert!(
         serving.lines.iter().any(|l| l.message.contains("serving")),
         "{serving:?}"
     );
-    let warn = console_api::fetch_logs(&socket, &q("warn", ""), t)
-        .await
-        .unwrap();
+    let warn = admin::fetch_logs(&socket, &q("warn", ""), t).await.unwrap();
     assert!(
         warn.lines
             .iter()
             .all(|l| l.level == "WARN" || l.level == "ERROR"),
         "{warn:?}"
     );
-    let bad = console_api::fetch_logs(&socket, &q("loud", ""), t)
+    let bad = admin::fetch_logs(&socket, &q("loud", ""), t)
         .await
         .unwrap_err();
     assert!(bad.to_string().contains("unknown level"), "{bad}");

@@ -35,25 +35,12 @@ async fn spawn() -> (TestApp, Files, Scratch) {
     let (db, mut cfg) = test_db().await;
     soko::store::migrate::run(&db).await.unwrap();
     cfg.data_dir = scratch("images");
-    let settings = soko::web::Settings::from_config(&cfg);
-    let files = Files::new(&settings.images_dir);
     let vectors = Arc::new(test_vectors(&cfg));
-    let state = soko::web::AppState {
-        db: db.clone(),
-        vectors: vectors.clone(),
-        started: Instant::now(),
-        supervised: Vec::new(),
-        settings: Arc::new(settings),
-    };
+    let state = soko::app::WebState::new(&cfg, db.clone(), vectors.clone()).build();
+    let files = Files::new(&state.settings.images_dir);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = soko::web::router(state, &cfg);
-    tokio::spawn(soko::web::serve(
-        listener,
-        app,
-        &cfg.http,
-        std::future::pending(),
-    ));
+    soko::app::spawn_web(listener, state, &cfg);
     let http = Client::new();
     (
         TestApp {

@@ -50,7 +50,7 @@ impl Message {
             self.alert,
             self.level,
             self.kind,
-            crate::ops::status::utc(self.since),
+            crate::ops::check::utc(self.since),
             self.count,
             self.host,
             self.version

@@ -196,7 +196,7 @@ impl Engine {
         let every = Duration::from_secs(self.cfg.interval_secs.max(1));
         let mut last_error = None;
         loop {
-            let now = crate::supervisor::service::now_unix() as i64;
+            let now = crate::clock::now_unix() as i64;
             let result = tokio::select! {
                 r = async { self.round(inputs().await, now).await } => r,
                 () = stop.cancelled() => return,

@@ -20,7 +20,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::status::{Level, Snapshot, TLS_RED_DAYS};
+use super::check::{Level, TLS_RED_DAYS};
 use crate::supervisor::State;
 
 /// An alert as `soko status` and the console show it.
@@ -55,7 +55,7 @@ pub struct BackupInputs {
 }
 
 /// Requests in the traffic window below which the HTTP error rate is not judged.
-const MIN_REQUESTS: f64 = 20.0;
+pub(crate) const MIN_REQUESTS: f64 = 20.0;
 
 /// Everything the rules look at. `None`: not known (the rule stays quiet).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -96,43 +96,6 @@ pub struct Condition {
 
 /// A backup is overdue this long after its interval ran out.
 pub const BACKUP_GRACE_SECS: i64 = 3600;
-
-impl AlertInputs {
-    /// The parts the status snapshot has: services and the certificate.
-    pub fn from_snapshot(s: &Snapshot) -> AlertInputs {
-        let cert_days_left = s
-            .tls
-            .as_ref()
-            .filter(|t| t.issued || t.mode != "acme")
-            .and_then(|t| t.days_left);
-        AlertInputs {
-            services: s
-                .services
-                .iter()
-                .map(|v| {
-                    // Started but not answering yet: still on its way up (it may fail again).
-                    let state = match v.status.state {
-                        State::Running if !v.status.ready => State::Starting,
-                        s => s,
-                    };
-                    (v.status.name.clone(), state)
-                })
-                .collect(),
-            cert_days_left,
-            backup: s
-                .backups
-                .as_ref()
-                .and_then(crate::ops::backup_view::alert_inputs),
-            http_error_rate: s.traffic.as_ref().and_then(|t| {
-                // Over the last window, and only with enough requests to mean something: one
-                // failed request of two is no "error rate".
-                let http = t.series.iter().find(|x| x.name == "http")?;
-                (http.rate * t.window_secs as f64 >= MIN_REQUESTS).then_some(http.error_rate)
-            }),
-            ..AlertInputs::default()
-        }
-    }
-}
 
 /// Used space of the file system holding `dir`, in percent (as `df` counts it: of the space
 /// ordinary users can have).

@@ -4,7 +4,7 @@
 //! rise from amber to red is notified at once); when it stops holding, one recovery notice.
 
 use super::Condition;
-use crate::ops::status::Level;
+use crate::ops::check::Level;
 use crate::store::alerts::AlertRow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,5 +1,6 @@
 use super::plan::{Kind, plan};
 use super::*;
+use crate::ops::snapshot::Snapshot;
 use crate::store::alerts::AlertRow;
 
 fn limits() -> Thresholds {

@@ -382,7 +382,7 @@ mod tests {
             .unwrap()
             .parse()
             .unwrap();
-        let now = crate::metrics::now_unix() as f64;
+        let now = crate::clock::now_unix() as f64;
         assert!(
             start <= now + 1.0 && start > now - 86_400.0 * 365.0,
             "{start}"

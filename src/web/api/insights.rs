@@ -118,10 +118,7 @@ pub async fn analytics_totals(
         .into_iter()
         .map(|d| (d.day, d.views, d.leads))
         .collect();
-    let today_days = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() / 86_400)
-        .unwrap_or_default() as i64;
+    let today_days = (crate::clock::now_unix() / 86_400) as i64;
     let (y, m, d) = maths::civil_from_days(today_days);
     let today = format!("{y:04}-{m:02}-{d:02}");
     let top = analytics::top_products(&s.app.db, c.seller.id, days, 10).await?;

@@ -8,8 +8,6 @@
 //! provider, and ours is `ring`'s HMAC (already used by rustls here), HS256 only. That keeps
 //! RSA and elliptic-curve code we never use out of the binary, and any other `alg` is refused.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -17,6 +15,7 @@ use ring::hmac;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
+use crate::clock::now_unix;
 use crate::store::users::User;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,7 +62,7 @@ impl Keys {
 
     /// A fresh token for `user`.
     pub fn issue(&self, user: &User) -> Result<String, ApiError> {
-        let now = unix_now();
+        let now = now_unix();
         let claims = Claims {
             sub: user.id.to_string(),
             role: user.role.clone(),
@@ -86,13 +85,6 @@ impl Keys {
                 _ => ApiError::unauthorized("invalid_token", "the token is not valid"),
             })
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
 }
 
 static PROVIDER: CryptoProvider = CryptoProvider {
@@ -189,7 +181,7 @@ mod tests {
         let keys = Keys::new(b"0123456789abcdef0123456789abcdef", 60);
         let claims = format!(
             r#"{{"sub":"7","role":"admin","ver":3,"iat":0,"exp":{}}}"#,
-            unix_now() + 60
+            now_unix() + 60
         );
         let none = format!(
             "{}.{}.",

@@ -71,7 +71,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes({
             // Photos are larger than JSON bodies: their own limit, a little over the photo's.
             let (schemas, paths, method) = routes!(images::upload, images::list);
-            let limit = crate::workers::image_codec::MAX_BYTES + 64 * 1024;
+            let limit = crate::imaging::codec::MAX_BYTES + 64 * 1024;
             (
                 schemas,
                 paths,

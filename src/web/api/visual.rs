@@ -11,11 +11,11 @@ use super::ApiState;
 use super::catalogue::{Price, price};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Path, Query, parse_opt};
+use crate::imaging::codec::MAX_BYTES;
 use crate::market::{FieldError, FieldErrors};
 use crate::store::catalogue;
 use crate::vectors::Filter;
 use crate::web::visual::{self, RETRY_AFTER_SECS, Scored, Timing, VisualError};
-use crate::workers::image_codec::MAX_BYTES;
 
 const DEFAULT_LIMIT: u32 = 20;
 const MAX_LIMIT: u32 = 100;

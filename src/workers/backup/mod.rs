@@ -11,6 +11,7 @@
 pub mod archive;
 mod client;
 mod files;
+mod outcome;
 pub mod restore;
 pub mod s3;
 mod schedule;
@@ -23,12 +24,12 @@ use sqlx::MySqlPool;
 
 use crate::config::backup::{Backup, Kind};
 use crate::config::{Config, secrets::Secrets};
-use crate::ops::backup_view::{ArchiveReport, BackupOutcome};
 use crate::store::{self, backups};
 use archive::{Expect, Source};
 pub use client::Target;
 use files::{count_files, dir_bytes, remove_set_if_empty, write_manifest};
 pub use files::{make_private_dir, read_manifest};
+pub use outcome::{ArchiveReport, BackupFuture, BackupOutcome};
 pub use schedule::{due, schedule};
 
 #[derive(Debug, thiserror::Error)]
@@ -156,7 +157,7 @@ impl Engine {
         kinds.dedup();
         let schema_version = store::migrate::status(&self.db).await?.applied;
         make_private_dir(&self.dir)?;
-        let now = crate::supervisor::service::now_unix() as i64;
+        let now = crate::clock::now_unix() as i64;
         let mut set_id = sigv4::amz_date(now);
         let mut n = 1;
         while self.dir.join(&set_id).exists() {
@@ -436,7 +437,7 @@ impl Engine {
     /// Retention: per kind, keep the newest `keep` good archives, and none older than
     /// `max_days`, but never the newest good one. Returns the files deleted.
     pub async fn prune(&self) -> Result<Vec<String>, Error> {
-        let now = crate::supervisor::service::now_unix() as i64;
+        let now = crate::clock::now_unix() as i64;
         let max_age = self.cfg.retention.max_days as i64 * 86_400;
         let mut pruned = Vec::new();
         for kind in Kind::ALL {

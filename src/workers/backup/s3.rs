@@ -113,7 +113,7 @@ impl Client {
         length: Option<u64>,
     ) -> Result<(hyper::StatusCode, hyper::HeaderMap, Bytes), Error> {
         let (host, path) = self.target(key);
-        let date = sigv4::amz_date(crate::supervisor::service::now_unix() as i64);
+        let date = sigv4::amz_date(crate::clock::now_unix() as i64);
         let auth = sigv4::authorization(
             &sigv4::Request {
                 method,

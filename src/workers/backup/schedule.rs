@@ -38,7 +38,7 @@ pub fn due(cfg: &Backup, rows: &[backups::Row], now: i64, started: i64) -> Vec<K
 
 /// The scheduler of `soko up`: looks once a minute at the `backups` table.
 pub async fn schedule(engine: Arc<Engine>, stop: CancellationToken) {
-    let started = crate::supervisor::service::now_unix() as i64;
+    let started = crate::clock::now_unix() as i64;
     let mut tick = Duration::from_secs(5);
     let mut recovered = false;
     loop {
@@ -68,7 +68,7 @@ pub async fn schedule(engine: Arc<Engine>, stop: CancellationToken) {
         if !engine.cfg.scheduled {
             continue;
         }
-        let now = crate::supervisor::service::now_unix() as i64;
+        let now = crate::clock::now_unix() as i64;
         let rows = match backups::latest(&engine.db).await {
             Ok(rows) => rows,
             Err(e) => {

@@ -6,7 +6,6 @@ mod images;
 mod security;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
@@ -26,25 +25,12 @@ pub async fn spawn_api(edit: impl FnOnce(&mut Config)) -> Api {
     let (db, mut cfg) = test_db().await;
     edit(&mut cfg);
     store::migrate::run(&db).await.unwrap();
-    let state = soko::web::AppState {
-        db: db.clone(),
-        vectors: Arc::new(test_vectors(&cfg)),
-        started: Instant::now(),
-        supervised: Vec::new(),
-        settings: Arc::new(
-            soko::web::Settings::from_config(&cfg)
-                .with_jwt_secret(shared().secrets.jwt_secret.as_ref()),
-        ),
-    };
+    let state = soko::app::WebState::new(&cfg, db.clone(), Arc::new(test_vectors(&cfg)))
+        .jwt_secret(shared().secrets.jwt_secret.as_ref())
+        .build();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/api/v1", listener.local_addr().unwrap());
-    let app = soko::web::router(state, &cfg);
-    tokio::spawn(soko::web::serve(
-        listener,
-        app,
-        &cfg.http,
-        std::future::pending(),
-    ));
+    soko::app::spawn_web(listener, state, &cfg);
     Api {
         url,
         db,

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use soko::config::tls::TlsMode;
-use soko::ops::console_api;
+use soko::ops::admin as console_api;
 
 use super::prometheus::{Sample, find, parse_prometheus};
 use crate::common::{Appliance, free_port};

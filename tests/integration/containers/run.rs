@@ -89,10 +89,9 @@ async fn mariadb_and_milvus_standalone_run_as_containers_of_this_data_dir() {
             "{name}: the limit soko shows is the engine's"
         );
     }
-    let metrics =
-        soko::ops::console_api::fetch_metrics(&app.cfg.admin_socket(), Duration::from_secs(5))
-            .await
-            .unwrap();
+    let metrics = soko::ops::admin::fetch_metrics(&app.cfg.admin_socket(), Duration::from_secs(5))
+        .await
+        .unwrap();
     for name in ["mysql", "milvus"] {
         assert!(
             metrics

@@ -244,7 +244,7 @@ async fn png_and_webp_uploads_work_and_small_images_are_not_enlarged() {
 /// 1600×1200 one, and the real 4000×2250 photo that the `webp` crate ships, when cargo has it).
 #[test]
 fn thumbnail_sizes() {
-    use soko::workers::image_codec::{VARIANTS, decode, shrink, webp};
+    use soko::imaging::codec::{VARIANTS, decode, shrink, webp};
     let mut photos = vec![("generated 1600x1200".to_owned(), jpeg(1600, 1200))];
     let registry = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)

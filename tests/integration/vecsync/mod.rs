@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
 
 use reqwest::multipart::{Form, Part};
 use reqwest::redirect::Policy;
@@ -131,23 +130,11 @@ pub async fn spawn_visual_on(url: Option<&str>) -> Visual {
     ));
     vectors.ensure_collection().await.unwrap();
     vectors.set_embedder(embedder.clone());
-    let settings = soko::web::Settings::from_config(&cfg);
-    let files = Files::new(&settings.images_dir);
-    let state = soko::web::AppState {
-        db: db.clone(),
-        vectors: vectors.clone(),
-        started: Instant::now(),
-        supervised: Vec::new(),
-        settings: Arc::new(settings),
-    };
+    let state = soko::app::WebState::new(&cfg, db.clone(), vectors.clone()).build();
+    let files = Files::new(&state.settings.images_dir);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(soko::web::serve(
-        listener,
-        soko::web::router(state, &cfg),
-        &cfg.http,
-        std::future::pending(),
-    ));
+    soko::app::spawn_web(listener, state, &cfg);
     for (slug, name) in [("vehicles", "Vehicles"), ("pets", "Pets"), ("home", "Home")] {
         soko::store::catalogue::create_category(&db, slug, name, name)
             .await

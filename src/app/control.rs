@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use sqlx::MySqlPool;
 
-use super::super::https;
+use super::https;
 use crate::config::Config;
 use crate::ops::{admin, readiness, status};
 use crate::supervisor::{self, Services};
@@ -105,7 +105,7 @@ impl admin::Control for Control {
                             &self.cfg,
                             &self.db,
                             inputs.as_ref(),
-                            supervisor::service::now_unix() as i64,
+                            crate::clock::now_unix() as i64,
                             self.started.elapsed().as_secs(),
                         )
                         .await
@@ -120,7 +120,7 @@ impl admin::Control for Control {
                 backups: Some(backups),
                 traffic: Some(crate::ops::metrics::traffic(
                     crate::metrics::global(),
-                    crate::metrics::now_unix(),
+                    crate::clock::now_unix(),
                 )),
                 resources: Some(crate::ops::resources::collect(
                     &self.data_path,
@@ -142,7 +142,7 @@ impl admin::Control for Control {
         }
     }
 
-    fn backup_now(&self) -> crate::ops::backup_view::BackupFuture<'_> {
+    fn backup_now(&self) -> admin::BackupFuture<'_> {
         use crate::config::backup::Kind;
         Box::pin(async move {
             let kinds = [Kind::Database, Kind::Vectors, Kind::Images];

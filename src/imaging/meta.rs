@@ -11,7 +11,7 @@
 //! PNG: `eXIf`, `tEXt`, `zTXt`, `iTXt` and `tIME` chunks are dropped. WebP: the `EXIF` and
 //! `XMP ` chunks are dropped and the VP8X flags updated.
 
-use super::image_codec::Kind;
+use super::codec::Kind;
 
 /// Why the metadata could not be removed (the file's structure is not what its format says).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -298,7 +298,7 @@ mod tests {
         let (o, pixels) = decode(&clean);
         assert_eq!(o.to_exif(), 6, "orientation kept");
         assert_eq!(pixels, decode(&plain).1, "image data copied unchanged");
-        assert!(crate::workers::image_codec::jpeg_complete(&clean));
+        assert!(crate::imaging::codec::jpeg_complete(&clean));
         // Upright photos get no EXIF at all; stripping twice changes nothing.
         let upright = strip(Kind::Jpeg, &with_jpeg_exif(&plain, 1), 1).unwrap();
         assert!(!contains(&upright, b"Exif"));

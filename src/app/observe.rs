@@ -1,15 +1,13 @@
 //! `soko up`'s observability: logs (with retention) and error tracking at start, the alert
-//! evaluator once the appliance runs. Kept out of `up/mod.rs` so that file stays a table of
-//! contents.
+//! evaluator once the appliance runs.
 
-use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use sqlx::MySqlPool;
 use tokio_util::sync::CancellationToken;
 
-use super::EXIT_CONFIG;
+use super::StartError;
 use crate::config::Config;
 use crate::config::secrets::Secrets;
 use crate::ops::admin::Control;
@@ -17,16 +15,17 @@ use crate::ops::alerts::{AlertInputs, AlertView, engine::Engine};
 use crate::telemetry::{self, Guards, retention};
 
 /// Logs to the terminal and the rotating files, errors and panics to Sentry when `sentry_dsn`
-/// is set. `Err(code)`: refused (message printed).
-pub fn init_logging(cfg: &Config) -> anyhow::Result<Result<Guards, ExitCode>> {
+/// is set.
+pub fn init_logging(cfg: &Config) -> Result<Guards, StartError> {
     let secrets = Secrets::load(&cfg.secrets_path())?;
     let sentry = match secrets.sentry_dsn.as_ref().filter(|d| !d.is_empty()) {
         None => None,
         Some(dsn) => match telemetry::sentry_guard(dsn.expose(), &cfg.sentry) {
             Ok(g) => Some(g),
             Err(e) => {
-                eprintln!("soko: {e} (secrets file or SOKO_SENTRY_DSN)");
-                return Ok(Err(ExitCode::from(EXIT_CONFIG)));
+                return Err(StartError::Refused(vec![format!(
+                    "{e} (secrets file or SOKO_SENTRY_DSN)"
+                )]));
             }
         },
     };
@@ -34,7 +33,10 @@ pub fn init_logging(cfg: &Config) -> anyhow::Result<Result<Guards, ExitCode>> {
     let dir = cfg.log_dir();
     let guards =
         telemetry::init_appliance(&cfg.logging.level, &dir, cfg.logging.keep_files, sentry)
-            .map_err(|e| anyhow::anyhow!("cannot open the log directory {}: {e}", dir.display()))?;
+            .map_err(|source| StartError::LogDir {
+                path: dir.clone(),
+                source,
+            })?;
     if on {
         tracing::info!(environment = %cfg.sentry.environment, "error tracking on (Sentry)");
     }
@@ -58,7 +60,7 @@ pub fn init_logging(cfg: &Config) -> anyhow::Result<Result<Guards, ExitCode>> {
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
     });
-    Ok(Ok(guards))
+    Ok(guards)
 }
 
 /// The alert evaluator, fed by the status snapshot every `alerts.interval_secs`; it keeps
@@ -69,7 +71,7 @@ pub fn spawn_alerts(
     control: Arc<dyn Control>,
     views: Arc<RwLock<Vec<AlertView>>>,
     stop: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), StartError> {
     let secrets = Secrets::load(&cfg.secrets_path())?;
     let engine = Engine::new(db, cfg, &secrets).sharing(views);
     tokio::spawn(engine.run(

@@ -1,0 +1,77 @@
+//! What `soko up` keeps true in the background: the database provisioned and migrated, the
+//! vector collection created and loaded.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::MySqlPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Mode, secrets::Secrets};
+use crate::store;
+use crate::supervisor;
+use crate::vectors::VectorStore;
+
+/// Provision (embedded) and migrate once MySQL answers; retried with back-off until it works.
+pub(super) async fn database(
+    cfg: Config,
+    secrets: Secrets,
+    db: MySqlPool,
+    mysql: Option<tokio::sync::watch::Receiver<supervisor::Status>>,
+    stop: CancellationToken,
+) {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        let attempt = async {
+            if cfg.database.mode == Mode::Embedded {
+                // A container sees this host's connections from its network's gateway.
+                let peer = mysql
+                    .as_ref()
+                    .and_then(|rx| rx.borrow().peer_host.as_deref()?.parse().ok());
+                supervisor::mysql::provision(&cfg, &secrets, peer).await?;
+            }
+            store::migrate::run(&db).await
+        };
+        match attempt.await {
+            Ok(s) => {
+                tracing::info!(version = s.applied, "database ready, migrations current");
+                return;
+            }
+            Err(e) => tracing::warn!("database not ready yet: {e}; retrying in {delay:?}"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = stop.cancelled() => return,
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Keep the vector collection created and loaded: checked every 15 s, every 2 s while it is
+/// not (a restarted Milvus may come back with the collection released).
+pub(super) async fn collection(vectors: Arc<VectorStore>, stop: CancellationToken) {
+    let mut healthy = false;
+    loop {
+        let ok = match vectors.health().await {
+            Ok(h) if h.loaded => true,
+            _ => match vectors.ensure_collection().await {
+                Ok(_) => true,
+                Err(e) => {
+                    if healthy {
+                        tracing::warn!("vector collection unavailable: {e}");
+                    }
+                    false
+                }
+            },
+        };
+        if ok && !healthy {
+            tracing::info!(collection = %vectors.collection, uri = vectors.uri(), "vector collection ready");
+        }
+        healthy = ok;
+        let wait = if ok { 15 } else { 2 };
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(wait)) => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}

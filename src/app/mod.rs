@@ -1,0 +1,334 @@
+//! The application core: the whole appliance built from a config, for `soko up`, the tests and
+//! the benches alike. Phases:
+//!
+//! 1. [`Host::prepare`]: the data directory, secrets, logs and the appliance lock (only
+//!    `soko up`: a process has one log subscriber and one lock per data directory);
+//! 2. [`build`]: everything but the accept loops. Order: the service runtime → left-over
+//!    children → ports (80 and 443 too when HTTPS is on, see `https`) → admin socket → MySQL →
+//!    Milvus → migrations and collection (in the background, retried, see `keep`) → workers;
+//! 3. [`App::run_until_signal`]: the web servers (and HTTPS, its certificate ordered in the
+//!    background), the admin socket, alerts and metrics; SIGTERM or Ctrl-C stops the web
+//!    servers (draining requests), then Milvus, then MySQL.
+//!
+//! The web state is written in one place, [`state::WebState`]; tests that need a web app
+//! without supervision build it on their own pool and vector store.
+
+mod control;
+mod error;
+mod host;
+mod https;
+mod keep;
+mod observe;
+mod state;
+
+pub use error::StartError;
+pub use host::Host;
+pub use state::{WebState, spawn_web};
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::MySqlPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Mode, secrets::Secrets};
+use crate::ops::{admin, preflight, status};
+use crate::supervisor::{self, Services, pidfile::PidFile, ports};
+use crate::vectors::VectorStore;
+use crate::{store, web, workers};
+use control::Control;
+
+/// A built appliance: supervised services, stores, workers running, listeners bound.
+pub struct App {
+    cfg: Config,
+    config_path: PathBuf,
+    started: Instant,
+    started_unix: u64,
+    services: Arc<Services>,
+    db: MySqlPool,
+    vectors: Arc<VectorStore>,
+    web: TcpListener,
+    /// HTTPS and port 80 when TLS is on (see `https`).
+    https: Option<https::Https>,
+    admin: tokio::net::UnixListener,
+    shutdown: CancellationToken,
+    backup: Arc<workers::backup::Engine>,
+}
+
+/// A refusal: logged here, printed by the caller; nothing was started.
+fn refuse(message: impl std::fmt::Display) -> StartError {
+    let message = message.to_string();
+    tracing::error!("{message}");
+    StartError::Refused(vec![message])
+}
+
+/// Start everything but the web server's accept loop. `config_path`: what the status
+/// snapshot shows as the config file.
+pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartError> {
+    let started = Instant::now();
+    let secrets = Secrets::load(&cfg.secrets_path())?;
+    let grace = Duration::from_secs(cfg.supervisor.stop_timeout_secs);
+    // Containers or processes (`supervisor.runtime`); from here on the config says which.
+    let selected = supervisor::select_runtime(&cfg).await.map_err(refuse)?;
+    tracing::info!(runtime = selected.runtime.kind(), reason = %selected.reason, "service runtime");
+    cfg.supervisor.runtime = selected.choice();
+    // Containers of a `soko up` that was killed hold their ports: replace them first.
+    selected.remove_leftovers(&cfg).await.map_err(refuse)?;
+    // Children of a `soko up` that was killed with SIGKILL: stop them before checking ports.
+    if cfg.database.mode == Mode::Embedded {
+        PidFile::new(&cfg.run_dir(), "mysql")
+            .reap_orphan(&cfg.data_dir.join("mysql"), grace)
+            .await;
+    }
+    if cfg.vectors.mode == Mode::Embedded {
+        PidFile::new(&cfg.run_dir(), "milvus")
+            .reap_orphan(&cfg.data_dir.join("milvus"), grace)
+            .await;
+    }
+    // A missing server program is a set-up problem, not something to retry.
+    let missing: Vec<String> = preflight::binaries(&cfg)
+        .into_iter()
+        .filter(|c| c.level == status::Level::Red)
+        .map(|c| c.detail)
+        .collect();
+    if !missing.is_empty() {
+        for m in &missing {
+            tracing::error!("{m}");
+        }
+        return Err(StartError::Refused(missing));
+    }
+    let mut wanted = Vec::new();
+    if cfg.database.mode == Mode::Embedded {
+        wanted.push((cfg.database.embedded.port, "mysql (database.embedded.port)"));
+    }
+    if cfg.vectors.mode == Mode::Embedded {
+        wanted.push((cfg.vectors.embedded.port, "milvus (vectors.embedded.port)"));
+    }
+    for (port, who) in wanted {
+        ports::ensure_free(port, who).map_err(refuse)?;
+    }
+    let web = match TcpListener::bind(cfg.http.listen).await {
+        Ok(l) => l,
+        Err(_) => {
+            return Err(refuse(
+                ports::ensure_free_at(cfg.http.listen, "web (http.listen)")
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| format!("cannot listen on {}", cfg.http.listen)),
+            ));
+        }
+    };
+    let listeners = if cfg.tls_active() == crate::config::tls::Active::Off {
+        1
+    } else {
+        3
+    };
+    web::serve::raise_fd_limit(&cfg.http, listeners);
+    let https = https::prepare(&cfg).await.map_err(refuse)?;
+    let admin = admin::bind(&cfg.admin_socket()).map_err(|source| StartError::AdminSocket {
+        path: cfg.admin_socket(),
+        source,
+    })?;
+    let runtime = selected.runtime;
+    let mut services = Services::start_mysql(&cfg, runtime.clone()).await?;
+    let mysql_status = services.mysql.as_ref().map(|h| h.status.clone());
+    let db = store::pool(
+        store::app_options(&cfg, &secrets)?,
+        cfg.database.max_connections,
+    );
+    let shutdown = CancellationToken::new();
+    tokio::spawn(keep::database(
+        cfg.clone(),
+        secrets.clone(),
+        db.clone(),
+        mysql_status,
+        shutdown.clone(),
+    ));
+    services.start_milvus(&cfg, runtime).await?;
+    let services = Arc::new(services);
+    let profile = cfg.embed.profile.profile();
+    let vectors = Arc::new(VectorStore::for_profile(
+        &cfg,
+        &secrets,
+        profile.name,
+        profile.dim() as u32,
+    ));
+    tokio::spawn(keep::collection(vectors.clone(), shutdown.clone()));
+    let backup = spawn_workers(&cfg, &secrets, &db, &vectors, &shutdown)?;
+    Ok(App {
+        cfg,
+        config_path,
+        started,
+        started_unix: crate::clock::now_unix(),
+        services,
+        db,
+        vectors,
+        web,
+        https,
+        admin,
+        shutdown,
+        backup,
+    })
+}
+
+/// The background workers: image variants, backups on their schedule, recommendations and the
+/// vector sync; each stops with `stop`. The backup engine is shared with the admin socket.
+fn spawn_workers(
+    cfg: &Config,
+    secrets: &Secrets,
+    db: &MySqlPool,
+    vectors: &Arc<VectorStore>,
+    stop: &CancellationToken,
+) -> Result<Arc<workers::backup::Engine>, StartError> {
+    let images = || store::images::Files::new(cfg.data_dir.join("images"));
+    tokio::spawn(workers::images::run(db.clone(), images(), stop.clone()));
+    let backup = Arc::new(workers::backup::Engine::new(db.clone(), cfg, secrets)?);
+    tokio::spawn(workers::backup::schedule(backup.clone(), stop.clone()));
+    tokio::spawn(workers::recommend::run(
+        db.clone(),
+        workers::recommend::Settings::from_config(&cfg.recommendations),
+        stop.clone(),
+    ));
+    tokio::spawn(workers::vector_sync::start(
+        cfg.embed.clone(),
+        db.clone(),
+        vectors.clone(),
+        images(),
+        stop.clone(),
+    ));
+    Ok(backup)
+}
+
+impl App {
+    /// The web layer's state, from this appliance's parts.
+    pub fn web_state(&self) -> Result<web::AppState, StartError> {
+        let secrets = Secrets::load(&self.cfg.secrets_path())?;
+        Ok(
+            WebState::new(&self.cfg, self.db.clone(), self.vectors.clone())
+                .jwt_secret(secrets.jwt_secret.as_ref())
+                .started(self.started)
+                .supervised(self.services.receivers())
+                .build(),
+        )
+    }
+
+    /// Serve until SIGTERM or Ctrl-C, then stop everything in order.
+    pub async fn run_until_signal(self) -> Result<(), StartError> {
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: web, then milvus, then mysql");
+            shutdown.cancel();
+        });
+        self.serve().await
+    }
+
+    /// Serve until [`App::shutdown`]'s token is cancelled, then stop everything in order: the
+    /// web servers (draining), the admin socket, Milvus, MySQL.
+    pub async fn serve(self) -> Result<(), StartError> {
+        let local = self.cfg.is_local_mode();
+        let url = format!("http://{}", self.web.local_addr()?);
+        tracing::info!(
+            %url,
+            mode = %https::mode_line(&self.cfg),
+            startup_ms = self.started.elapsed().as_millis() as u64,
+            "serving"
+        );
+        let state = self.web_state()?;
+        let alerts = Arc::new(std::sync::RwLock::new(Vec::new()));
+        let control: Arc<dyn admin::Control> = Arc::new(Control {
+            services: self.services.clone(),
+            db: self.db.clone(),
+            vectors: self.vectors.clone(),
+            started: self.started,
+            started_unix: self.started_unix,
+            config_path: self.config_path.display().to_string(),
+            data_dir: self.cfg.data_dir.display().to_string(),
+            web_url: url,
+            local_mode: local,
+            tls: self.https.as_ref().map(|h| h.certs()),
+            cfg: self.cfg.clone(),
+            alerts: alerts.clone(),
+            backup: self.backup.clone(),
+            log_dir: self.cfg.log_dir(),
+            data_path: self.cfg.data_dir.clone(),
+            cfg_profile: self.cfg.embed.profile.profile().name,
+        });
+        observe::spawn_alerts(
+            &self.cfg,
+            self.db.clone(),
+            control.clone(),
+            alerts,
+            self.shutdown.clone(),
+        )?;
+        let metrics_task = match self.cfg.metrics.listen {
+            Some(addr) => match TcpListener::bind(addr).await {
+                Ok(l) => {
+                    tracing::info!(%addr, "metrics served at /metrics (metrics.listen)");
+                    Some(tokio::spawn(admin::serve_metrics_tcp(
+                        l,
+                        control.clone(),
+                        self.shutdown.clone().cancelled_owned(),
+                    )))
+                }
+                Err(e) => {
+                    tracing::error!(%addr, "cannot listen for metrics (metrics.listen): {e}");
+                    None
+                }
+            },
+            None => None,
+        };
+        let admin_task = tokio::spawn(admin::serve(
+            self.admin,
+            control,
+            self.shutdown.clone().cancelled_owned(),
+        ));
+        let app = web::router(state, &self.cfg);
+        let https_task = self
+            .https
+            .map(|h| h.spawn(app.clone(), &self.cfg.http, self.shutdown.clone()));
+        let served = web::serve(
+            self.web,
+            app,
+            &self.cfg.http,
+            self.shutdown.clone().cancelled_owned(),
+        )
+        .await;
+        self.shutdown.cancel();
+        if let Some(t) = https_task {
+            let _ = t.await;
+        }
+        let _ = admin_task.await;
+        if let Some(t) = metrics_task {
+            let _ = t.await;
+        }
+        self.db.close().await;
+        self.services.stop().await;
+        let _ = std::fs::remove_file(self.cfg.admin_socket());
+        served.map_err(StartError::Web)?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+
+    /// Cancelling this token stops [`App::serve`] (and every worker).
+    pub fn shutdown(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop soko with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

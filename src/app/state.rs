@@ -1,0 +1,80 @@
+//! The web layer's state, written in one place: [`App::web_state`](super::App::web_state) for
+//! `soko up`, and a web app without supervision on an existing pool and vector store for the
+//! tests and the benches.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sqlx::MySqlPool;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::config::secrets::Secret;
+use crate::supervisor;
+use crate::vectors::VectorStore;
+use crate::web::{self, AppState, Settings};
+
+/// Builds a [`web::AppState`]: the settings from the config, started now, nothing supervised
+/// unless told.
+pub struct WebState {
+    db: MySqlPool,
+    vectors: Arc<VectorStore>,
+    settings: Settings,
+    started: Instant,
+    supervised: Vec<watch::Receiver<supervisor::Status>>,
+}
+
+impl WebState {
+    pub fn new(cfg: &Config, db: MySqlPool, vectors: Arc<VectorStore>) -> WebState {
+        WebState {
+            db,
+            vectors,
+            settings: Settings::from_config(cfg),
+            started: Instant::now(),
+            supervised: Vec::new(),
+        }
+    }
+
+    /// Sign API tokens with the secrets file's `jwt_secret` (else a key for this process).
+    pub fn jwt_secret(mut self, secret: Option<&Secret>) -> WebState {
+        self.settings = self.settings.with_jwt_secret(secret);
+        self
+    }
+
+    pub fn started(mut self, at: Instant) -> WebState {
+        self.started = at;
+        self
+    }
+
+    /// The supervisor's view of the embedded servers, for health and status pages.
+    pub fn supervised(mut self, rx: Vec<watch::Receiver<supervisor::Status>>) -> WebState {
+        self.supervised = rx;
+        self
+    }
+
+    pub fn build(self) -> AppState {
+        AppState {
+            db: self.db,
+            vectors: self.vectors,
+            started: self.started,
+            supervised: self.supervised,
+            settings: Arc::new(self.settings),
+        }
+    }
+}
+
+/// Serve `state` on `listener` in the background until the runtime ends (tests, benches): the
+/// same router and connection limits as `soko up`'s `http.listen`.
+pub fn spawn_web(
+    listener: TcpListener,
+    state: AppState,
+    cfg: &Config,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    tokio::spawn(web::serve(
+        listener,
+        web::router(state, cfg),
+        &cfg.http,
+        std::future::pending(),
+    ))
+}
