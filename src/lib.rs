@@ -4,6 +4,7 @@
 //! `vectors` → `config`, `telemetry`. See `ARCHITECTURE.md` in the shared design notes and the
 //! README for what runs where.
 
+pub mod accounts;
 pub mod cli;
 pub mod config;
 pub mod console;

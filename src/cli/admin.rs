@@ -7,11 +7,11 @@ use std::process::ExitCode;
 
 use super::load_config;
 use super::migrate::{close_database, open_database};
+use crate::accounts::{check_new_password, password, random_token};
 use crate::config::secrets::Secrets;
 use crate::market::phone::Phone;
 use crate::market::text;
 use crate::store::{self, audit, users};
-use crate::web::auth::{check_new_password, hash_password};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -68,7 +68,7 @@ pub async fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
         std::io::stdin().read_to_string(&mut s)?;
         (s.trim_end_matches(['\r', '\n']).to_owned(), false)
     } else {
-        (crate::web::session::random_token()[..20].to_owned(), true)
+        (random_token()[..20].to_owned(), true)
     };
     check_new_password(&password)?;
     Secrets::ensure(&cfg.secrets_path())?;
@@ -76,7 +76,7 @@ pub async fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let (pool, temporary) = open_database(&cfg, &secrets).await?;
     let result = async {
         store::migrate::run(&pool).await?;
-        let hash = hash_password(password.clone())
+        let hash = password::hash(password.clone())
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let id = users::create(

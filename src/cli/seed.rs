@@ -7,11 +7,11 @@ use std::process::ExitCode;
 
 use super::load_config;
 use super::migrate::{close_database, open_database};
+use crate::accounts::{password, random_token};
 use crate::config::secrets::Secrets;
 use crate::market::phone::Phone;
 use crate::market::text::slug;
 use crate::store::{self, catalogue, leads, sellers, users};
-use crate::web::auth::hash_password;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -104,7 +104,7 @@ async fn seed(
     let categories = catalogue::categories(db).await?;
     let category = |s: &str| categories.iter().find(|c| c.slug == s).map(|c| c.id);
     // Demo sellers cannot log in: their password is random and never shown.
-    let hash = hash_password(crate::web::session::random_token())
+    let hash = password::hash(random_token())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let (mut created, mut events) = (0, 0);

@@ -1,4 +1,4 @@
-//! Accounts. Passwords arrive here already hashed (argon2id, in `web::auth`).
+//! Accounts. Passwords arrive here already hashed (argon2id, in `accounts::password`).
 
 use serde::Serialize;
 use sqlx::{FromRow, MySqlPool};

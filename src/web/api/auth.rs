@@ -13,11 +13,12 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ClientIp, Json};
 use super::limit::client_key;
 use super::{ApiState, seller::SellerOut};
+use crate::accounts::check_new_password;
 use crate::market::phone::Phone;
 use crate::market::{FieldError, FieldErrors, text};
 use crate::store::sellers::{self, Seller};
 use crate::store::users::{self, User};
-use crate::web::auth::{check_new_password, dummy_hash, hash_password, verify_metered};
+use crate::web::auth::{dummy_hash, hash_password, verify_metered};
 
 /// A caller with a valid, unrevoked token of an active account.
 pub struct Caller(pub User);
