@@ -10,6 +10,7 @@ use super::migrate::{close_database, open_database};
 use crate::accounts::{check_new_password, password, random_token};
 use crate::config::secrets::Secrets;
 use crate::market::phone::Phone;
+use crate::market::states::Role;
 use crate::market::text;
 use crate::store::{self, audit, users};
 
@@ -63,6 +64,7 @@ pub async fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
         "give --email or --phone"
     );
     let name = text::line("name", &name, 1, 120)?;
+    let role: Role = role.parse()?;
     let (password, generated) = if password_stdin {
         let mut s = String::new();
         std::io::stdin().read_to_string(&mut s)?;
@@ -86,7 +88,7 @@ pub async fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 phone: phone.as_deref(),
                 name: &name,
                 password_hash: &hash,
-                role: &role,
+                role,
             },
         )
         .await?;

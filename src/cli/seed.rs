@@ -10,6 +10,7 @@ use super::migrate::{close_database, open_database};
 use crate::accounts::{password, random_token};
 use crate::config::secrets::Secrets;
 use crate::market::phone::Phone;
+use crate::market::states::{Role, SellerStatus};
 use crate::market::text::slug;
 use crate::store::{self, catalogue, leads, sellers, users};
 
@@ -120,7 +121,7 @@ async fn seed(
                         phone: None,
                         name: store_name,
                         password_hash: &hash,
-                        role: "user",
+                        role: Role::User,
                     },
                 )
                 .await?
@@ -149,7 +150,7 @@ async fn seed(
         sellers::set_status(
             db,
             seller_id,
-            "approved",
+            SellerStatus::Approved,
             "",
             &store::audit::Entry {
                 actor_user_id: None,

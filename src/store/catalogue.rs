@@ -5,6 +5,7 @@ use serde::Serialize;
 use sqlx::{FromRow, MySqlPool};
 
 use super::{Error, conflict_on};
+use crate::market::states::{Moderation, OutboxOp, ProductStatus};
 
 #[derive(Debug, Clone, FromRow, Serialize)]
 pub struct Category {
@@ -178,8 +179,8 @@ pub struct Product {
     pub price_minor: Option<i64>,
     pub currency: String,
     pub stock: u32,
-    pub status: String,
-    pub moderation: String,
+    pub status: ProductStatus,
+    pub moderation: Moderation,
     pub moderation_reason: String,
 }
 
@@ -261,7 +262,7 @@ pub async fn create_product(db: &MySqlPool, p: &NewProduct<'_>) -> Result<u64, E
     .execute(&mut *tx)
     .await?
     .last_insert_id();
-    enqueue_vector(&mut tx, id, "upsert").await?;
+    enqueue_vector(&mut tx, id, OutboxOp::Upsert).await?;
     tx.commit().await?;
     Ok(id)
 }
@@ -269,7 +270,7 @@ pub async fn create_product(db: &MySqlPool, p: &NewProduct<'_>) -> Result<u64, E
 pub(crate) async fn enqueue_vector(
     tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
     product_id: u64,
-    op: &str,
+    op: OutboxOp,
 ) -> Result<(), Error> {
     sqlx::query("INSERT INTO vector_outbox (product_id, op) VALUES (?, ?)")
         .bind(product_id)
@@ -308,7 +309,7 @@ pub async fn sitemap_entries(
 pub async fn moderate(
     db: &MySqlPool,
     id: u64,
-    moderation: &str,
+    moderation: Moderation,
     reason: &str,
     audit: &super::audit::Entry<'_>,
 ) -> Result<(), Error> {
@@ -327,7 +328,7 @@ pub async fn moderate(
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    enqueue_vector(&mut tx, id, "upsert").await?;
+    enqueue_vector(&mut tx, id, OutboxOp::Upsert).await?;
     super::audit::append(&mut *tx, audit).await?;
     tx.commit().await?;
     Ok(())
@@ -338,8 +339,8 @@ pub struct ModerationRow {
     pub id: u64,
     pub name: String,
     pub seller_name: String,
-    pub status: String,
-    pub moderation: String,
+    pub status: ProductStatus,
+    pub moderation: Moderation,
     pub moderation_reason: String,
 }
 
@@ -434,7 +435,7 @@ pub async fn update_product(
     .bind(id)
     .execute(&mut *tx)
     .await?;
-    enqueue_vector(&mut tx, id, "upsert").await?;
+    enqueue_vector(&mut tx, id, OutboxOp::Upsert).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -444,7 +445,7 @@ pub async fn set_product_status(
     db: &MySqlPool,
     seller_id: u64,
     id: u64,
-    status: &str,
+    status: ProductStatus,
 ) -> Result<(), Error> {
     let mut tx = db.begin().await?;
     lock_own(&mut tx, seller_id, id).await?;
@@ -453,7 +454,7 @@ pub async fn set_product_status(
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    enqueue_vector(&mut tx, id, "upsert").await?;
+    enqueue_vector(&mut tx, id, OutboxOp::Upsert).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -467,7 +468,7 @@ pub async fn delete_product(db: &MySqlPool, seller_id: u64, id: u64) -> Result<(
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    enqueue_vector(&mut tx, id, "delete").await?;
+    enqueue_vector(&mut tx, id, OutboxOp::Delete).await?;
     tx.commit().await?;
     Ok(())
 }

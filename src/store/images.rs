@@ -100,7 +100,12 @@ pub async fn add(db: &MySqlPool, img: &NewImage<'_>) -> Result<Added, Error> {
     .await?
     .last_insert_id();
     jobs::enqueue(&mut tx, VARIANTS_JOB, img.sha256).await?;
-    catalogue::enqueue_vector(&mut tx, img.product_id, "upsert").await?;
+    catalogue::enqueue_vector(
+        &mut tx,
+        img.product_id,
+        crate::market::states::OutboxOp::Upsert,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Added::New(id))
 }

@@ -5,6 +5,7 @@ use serde::Serialize;
 use sqlx::{FromRow, MySqlPool};
 
 use super::Error;
+use crate::market::orders::LeadStatus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -79,7 +80,7 @@ pub struct Lead {
     pub id: u64,
     pub product_id: u64,
     pub product_name: String,
-    pub status: String,
+    pub status: LeadStatus,
     pub created_at: String,
 }
 

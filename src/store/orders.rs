@@ -4,14 +4,14 @@ use serde::Serialize;
 use sqlx::{FromRow, MySqlPool};
 
 use super::Error;
-use crate::market::orders::order_can_move;
+use crate::market::orders::{LeadStatus, OrderStatus};
 
 /// Move a lead of this seller; converting it records an order (once) in the same transaction.
 pub async fn set_lead_status(
     db: &MySqlPool,
     seller_id: u64,
     lead_id: u64,
-    status: &str,
+    status: LeadStatus,
 ) -> Result<(), Error> {
     let mut tx = db.begin().await?;
     let changed = sqlx::query("UPDATE leads SET status = ? WHERE id = ? AND seller_id = ?")
@@ -30,7 +30,7 @@ pub async fn set_lead_status(
     if changed == 0 && exists == 0 {
         return Err(Error::NotFound);
     }
-    if status == "converted" {
+    if status == LeadStatus::Converted {
         sqlx::query(
             "INSERT IGNORE INTO orders (lead_id, product_id, seller_id, total_minor, currency) \
              SELECT l.id, l.product_id, l.seller_id, COALESCE(p.price_minor, 0), p.currency \
@@ -50,7 +50,7 @@ pub struct Order {
     pub product_name: String,
     pub total_minor: i64,
     pub currency: String,
-    pub status: String,
+    pub status: OrderStatus,
     pub created_at: String,
 }
 
@@ -67,22 +67,32 @@ pub async fn for_seller(db: &MySqlPool, seller_id: u64, limit: u32) -> Result<Ve
     .await?)
 }
 
+/// Whether this seller has this order.
+pub async fn order_exists(db: &MySqlPool, seller_id: u64, order_id: u64) -> Result<bool, Error> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE id = ? AND seller_id = ?")
+        .bind(order_id)
+        .bind(seller_id)
+        .fetch_one(db)
+        .await?;
+    Ok(n > 0)
+}
+
 /// Move an order along; an impossible move is refused as a conflict on `status`.
 pub async fn set_order_status(
     db: &MySqlPool,
     seller_id: u64,
     order_id: u64,
-    to: &str,
+    to: OrderStatus,
 ) -> Result<(), Error> {
     let mut tx = db.begin().await?;
-    let from: Option<String> =
+    let from: Option<OrderStatus> =
         sqlx::query_scalar("SELECT status FROM orders WHERE id = ? AND seller_id = ? FOR UPDATE")
             .bind(order_id)
             .bind(seller_id)
             .fetch_optional(&mut *tx)
             .await?;
     let from = from.ok_or(Error::NotFound)?;
-    if !order_can_move(&from, to) {
+    if !from.can_move_to(to) {
         return Err(Error::Conflict("status"));
     }
     sqlx::query("UPDATE orders SET status = ? WHERE id = ?")

@@ -4,6 +4,7 @@ use serde::Serialize;
 use sqlx::{FromRow, MySqlPool};
 
 use super::{Error, conflict_on};
+use crate::market::states::SellerStatus;
 
 #[derive(Debug, Clone, FromRow, Serialize)]
 pub struct Seller {
@@ -16,7 +17,7 @@ pub struct Seller {
     pub city: String,
     pub category_id: Option<u64>,
     pub catalogue_url: Option<String>,
-    pub status: String,
+    pub status: SellerStatus,
     pub status_reason: String,
     pub rating_sum: u32,
     pub rating_count: u32,
@@ -24,7 +25,7 @@ pub struct Seller {
 
 impl Seller {
     pub fn is_approved(&self) -> bool {
-        self.status == "approved"
+        self.status == SellerStatus::Approved
     }
     /// Average rating with one decimal, if anyone rated.
     pub fn rating(&self) -> Option<f32> {
@@ -92,7 +93,11 @@ pub async fn by_slug(db: &MySqlPool, slug: &str) -> Result<Option<Seller>, Error
     one(db, "slug", slug).await
 }
 
-pub async fn with_status(db: &MySqlPool, status: &str, limit: u32) -> Result<Vec<Seller>, Error> {
+pub async fn with_status(
+    db: &MySqlPool,
+    status: SellerStatus,
+    limit: u32,
+) -> Result<Vec<Seller>, Error> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM sellers WHERE status = ? ORDER BY id LIMIT ?"
     )))
@@ -107,7 +112,7 @@ pub async fn with_status(db: &MySqlPool, status: &str, limit: u32) -> Result<Vec
 pub async fn set_status(
     db: &MySqlPool,
     id: u64,
-    status: &str,
+    status: SellerStatus,
     reason: &str,
     audit: &super::audit::Entry<'_>,
 ) -> Result<(), Error> {

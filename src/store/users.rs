@@ -4,6 +4,7 @@ use serde::Serialize;
 use sqlx::{FromRow, MySqlPool};
 
 use super::{Error, conflict_on};
+use crate::market::states::{Role, UserStatus};
 
 #[derive(Debug, Clone, FromRow, Serialize)]
 pub struct User {
@@ -13,18 +14,18 @@ pub struct User {
     pub name: String,
     #[serde(skip)]
     pub password_hash: String,
-    pub role: String,
-    pub status: String,
+    pub role: Role,
+    pub status: UserStatus,
     pub token_version: u32,
     pub locale: String,
 }
 
 impl User {
     pub fn is_admin(&self) -> bool {
-        self.role == "admin"
+        self.role == Role::Admin
     }
     pub fn is_active(&self) -> bool {
-        self.status == "active"
+        self.status == UserStatus::Active
     }
 }
 
@@ -33,7 +34,7 @@ pub struct NewUser<'a> {
     pub phone: Option<&'a str>,
     pub name: &'a str,
     pub password_hash: &'a str,
-    pub role: &'a str,
+    pub role: Role,
 }
 
 const COLUMNS: &str = "id, email, phone, name, password_hash, role, status, token_version, locale";
@@ -116,7 +117,7 @@ pub async fn set_locale(db: &MySqlPool, id: u64, locale: &str) -> Result<(), Err
 pub async fn set_status(
     db: &MySqlPool,
     id: u64,
-    status: &str,
+    status: UserStatus,
     audit: &super::audit::Entry<'_>,
 ) -> Result<(), Error> {
     let mut tx = db.begin().await?;

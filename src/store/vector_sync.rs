@@ -10,13 +10,14 @@ use sqlx::{FromRow, MySqlPool, QueryBuilder};
 
 use super::Error;
 use super::catalogue::{CARD, Card, PUBLIC};
+use crate::market::states::OutboxOp;
 
 /// One claimed outbox row.
 #[derive(Debug, Clone, FromRow)]
 pub struct OutboxRow {
     pub id: u64,
     pub product_id: u64,
-    pub op: String,
+    pub op: OutboxOp,
     pub attempts: u32,
 }
 
@@ -95,7 +96,7 @@ pub async fn release(db: &MySqlPool, ids: &[u64], wait: Duration) -> Result<(), 
 }
 
 /// Queue `op` for each product (reconciliation, profile switch); one statement.
-pub async fn enqueue(db: &MySqlPool, product_ids: &[u64], op: &str) -> Result<(), Error> {
+pub async fn enqueue(db: &MySqlPool, product_ids: &[u64], op: OutboxOp) -> Result<(), Error> {
     for chunk in product_ids.chunks(5000) {
         let mut q = QueryBuilder::new("INSERT INTO vector_outbox (product_id, op) ");
         q.push_values(chunk, |mut b, id| {

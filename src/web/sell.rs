@@ -15,6 +15,7 @@ use super::storefront::price_text;
 use super::{AppState, Error};
 use crate::market::money::{Currency, Money};
 use crate::market::phone::Phone;
+use crate::market::states::{Moderation, SellerStatus};
 use crate::market::{FieldError, FieldErrors, text};
 use crate::store::{self, catalogue, leads, sellers};
 
@@ -91,7 +92,7 @@ async fn onboard_page(s: &AppState, v: &Visitor, f: &OnboardForm) -> Result<Form
 struct Dashboard {
     page: PageCtx,
     store_name: String,
-    status: String,
+    status: SellerStatus,
     status_reason: String,
     views: i64,
     leads: i64,
@@ -115,10 +116,10 @@ async fn sell(State(s): State<AppState>, v: Visitor) -> Result<Response, Error> 
         .await?
         .into_iter()
         .map(|p| {
-            let state = if p.moderation != "approved" {
+            let state = if p.moderation != Moderation::Approved {
                 format!("{} {}", p.moderation, p.moderation_reason)
             } else {
-                p.status.clone()
+                p.status.to_string()
             };
             (
                 p.id,
@@ -126,7 +127,7 @@ async fn sell(State(s): State<AppState>, v: Visitor) -> Result<Response, Error> 
                 price_text(p.price_minor, &p.currency),
                 p.stock,
                 state,
-                p.status,
+                p.status.to_string(),
             )
         })
         .collect();
@@ -331,7 +332,7 @@ pub(super) async fn active_seller(s: &AppState, v: &Visitor) -> Result<sellers::
     let seller = sellers::by_user(&s.db, user.id)
         .await?
         .ok_or(Error::Forbidden)?;
-    if seller.status == "suspended" || seller.status == "rejected" {
+    if !seller.status.may_edit() {
         return Err(Error::Forbidden);
     }
     Ok(seller)

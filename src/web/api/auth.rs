@@ -15,6 +15,7 @@ use super::limit::client_key;
 use super::{ApiState, seller::SellerOut};
 use crate::accounts::check_new_password;
 use crate::market::phone::Phone;
+use crate::market::states::Role;
 use crate::market::{FieldError, FieldErrors, text};
 use crate::store::sellers::{self, Seller};
 use crate::store::users::{self, User};
@@ -161,7 +162,8 @@ pub struct UserOut {
     pub email: Option<String>,
     pub phone: Option<String>,
     /// `user` or `admin`.
-    pub role: String,
+    #[schema(value_type = String)]
+    pub role: Role,
 }
 
 impl From<&User> for UserOut {
@@ -171,7 +173,7 @@ impl From<&User> for UserOut {
             name: u.name.clone(),
             email: u.email.clone(),
             phone: u.phone.clone(),
-            role: u.role.clone(),
+            role: u.role,
         }
     }
 }
@@ -304,7 +306,7 @@ pub async fn register(
             phone: phone.as_deref(),
             name: &name,
             password_hash: &hash,
-            role: "user",
+            role: Role::User,
         },
     )
     .await

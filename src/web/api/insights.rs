@@ -9,6 +9,7 @@ use super::auth::SellerCaller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Query, parse_opt};
 use crate::market::analytics as maths;
+use crate::market::orders::LeadStatus;
 use crate::store::{analytics, leads};
 
 #[derive(Deserialize, IntoParams)]
@@ -25,7 +26,8 @@ pub struct LeadRow {
     pub product_id: u64,
     pub product_name: String,
     /// `new`, `contacted`, `converted` or `lost`.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: LeadStatus,
     /// UTC, RFC 3339.
     pub created_at: String,
 }

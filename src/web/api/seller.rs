@@ -13,6 +13,7 @@ use super::catalogue::{Price, price};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json, Path};
 use crate::market::money::{Currency, MAX_MINOR};
+use crate::market::states::{Moderation, ProductStatus, SellerStatus};
 use crate::market::{FieldError, FieldErrors, text};
 use crate::store::catalogue::{self, Product, ProductChanges};
 use crate::store::sellers::Seller;
@@ -25,7 +26,8 @@ pub struct SellerOut {
     pub city: String,
     pub whatsapp_phone: String,
     /// `pending`, `approved`, `rejected` or `suspended`.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: SellerStatus,
     /// An admin's reason for the status, if any.
     pub status_reason: String,
 }
@@ -53,9 +55,11 @@ pub struct OwnProduct {
     pub stock: u32,
     pub category_id: Option<u64>,
     /// The seller's switch: `active` or `hidden`.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: ProductStatus,
     /// The admin's decision: `approved`, `flagged` or `rejected`.
-    pub moderation: String,
+    #[schema(value_type = String)]
+    pub moderation: Moderation,
     pub moderation_reason: String,
 }
 
@@ -163,7 +167,7 @@ async fn check(s: &ApiState, i: ProductInput) -> Result<Checked, ApiError> {
 
 /// Pending and approved sellers may change their catalogue; rejected and suspended may not.
 fn may_write(seller: &Seller) -> Result<(), ApiError> {
-    if matches!(seller.status.as_str(), "rejected" | "suspended") {
+    if !seller.status.may_edit() {
         return Err(ApiError::forbidden(
             "seller_not_allowed",
             "this seller is rejected or suspended and cannot change products",
@@ -278,7 +282,7 @@ async fn switch(
     s: &ApiState,
     c: &SellerCaller,
     id: u64,
-    status: &str,
+    status: ProductStatus,
 ) -> Result<axum::Json<OwnProduct>, ApiError> {
     may_write(&c.seller)?;
     catalogue::set_product_status(&s.app.db, c.seller.id, id, status).await?;
@@ -294,7 +298,7 @@ pub async fn hide(
     c: SellerCaller,
     Path(id): Path<u64>,
 ) -> Result<axum::Json<OwnProduct>, ApiError> {
-    switch(&s, &c, id, "hidden").await
+    switch(&s, &c, id, ProductStatus::Hidden).await
 }
 
 /// Show a hidden product again.
@@ -306,7 +310,7 @@ pub async fn show(
     c: SellerCaller,
     Path(id): Path<u64>,
 ) -> Result<axum::Json<OwnProduct>, ApiError> {
-    switch(&s, &c, id, "active").await
+    switch(&s, &c, id, ProductStatus::Active).await
 }
 
 /// Delete a product (its leads and orders keep their history).
