@@ -2,9 +2,11 @@
 //! same transaction, so the vector store catches up even after a crash.
 
 use serde::Serialize;
-use sqlx::{FromRow, MySqlPool};
+use sqlx::mysql::MySqlRow;
+use sqlx::{FromRow, MySqlPool, Row};
 
 use super::{Error, conflict_on};
+use crate::market::money::{Currency, Money};
 use crate::market::states::{Moderation, OutboxOp, ProductStatus};
 
 #[derive(Debug, Clone, FromRow, Serialize)]
@@ -53,16 +55,44 @@ pub async fn category_by_slug(db: &MySqlPool, slug: &str) -> Result<Option<Categ
 }
 
 /// A product as shown in grids: enough for a card, nothing more.
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Card {
     pub id: u64,
     pub name: String,
-    pub price_minor: Option<i64>,
-    pub currency: String,
+    /// `None`: "contact for price".
+    pub price: Option<Money>,
     pub seller_name: String,
     pub seller_slug: String,
     pub city: String,
     pub image: Option<String>,
+}
+
+impl<'r> FromRow<'r, MySqlRow> for Card {
+    fn from_row(row: &'r MySqlRow) -> Result<Self, sqlx::Error> {
+        Ok(Card {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            price: money_of(row, "price_minor", "currency")?,
+            seller_name: row.try_get("seller_name")?,
+            seller_slug: row.try_get("seller_slug")?,
+            city: row.try_get("city")?,
+            image: row.try_get("image")?,
+        })
+    }
+}
+
+/// An amount's two columns (minor units, currency code) as one `Money`; `None` where the
+/// amount is NULL. Every write checks the currency (`market::money::Currency::parse`); a row
+/// that somehow holds no valid code reads as KES, as the pages always showed it.
+pub(crate) fn money_of(
+    row: &MySqlRow,
+    minor: &str,
+    currency: &str,
+) -> Result<Option<Money>, sqlx::Error> {
+    let minor: Option<i64> = row.try_get(minor)?;
+    let code: String = row.try_get(currency)?;
+    let currency = Currency::parse(&code).unwrap_or(Currency::KES);
+    Ok(minor.map(|m| Money::new(m, currency)))
 }
 
 /// Public: active, approved, not deleted, from an approved seller.
@@ -169,19 +199,36 @@ fn bind_filters<'q>(q: CardQuery<'q>, f: &SearchFilter) -> CardQuery<'q> {
         .bind(f.city.clone())
 }
 
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Product {
     pub id: u64,
     pub seller_id: u64,
     pub category_id: Option<u64>,
     pub name: String,
     pub description: String,
-    pub price_minor: Option<i64>,
-    pub currency: String,
+    /// `None`: "contact for price".
+    pub price: Option<Money>,
     pub stock: u32,
     pub status: ProductStatus,
     pub moderation: Moderation,
     pub moderation_reason: String,
+}
+
+impl<'r> FromRow<'r, MySqlRow> for Product {
+    fn from_row(row: &'r MySqlRow) -> Result<Self, sqlx::Error> {
+        Ok(Product {
+            id: row.try_get("id")?,
+            seller_id: row.try_get("seller_id")?,
+            category_id: row.try_get("category_id")?,
+            name: row.try_get("name")?,
+            description: row.try_get("description")?,
+            price: money_of(row, "price_minor", "currency")?,
+            stock: row.try_get("stock")?,
+            status: row.try_get("status")?,
+            moderation: row.try_get("moderation")?,
+            moderation_reason: row.try_get("moderation_reason")?,
+        })
+    }
 }
 
 const PRODUCT: &str = "SELECT p.id, p.seller_id, p.category_id, p.name, p.description, \

@@ -1,9 +1,11 @@
 //! Lead statuses and the orders a converted lead records.
 
 use serde::Serialize;
-use sqlx::{FromRow, MySqlPool};
+use sqlx::mysql::MySqlRow;
+use sqlx::{FromRow, MySqlPool, Row};
 
 use super::Error;
+use crate::market::money::Money;
 use crate::market::orders::{LeadStatus, OrderStatus};
 
 /// Move a lead of this seller; converting it records an order (once) in the same transaction.
@@ -44,14 +46,26 @@ pub async fn set_lead_status(
     Ok(())
 }
 
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Order {
     pub id: u64,
     pub product_name: String,
-    pub total_minor: i64,
-    pub currency: String,
+    pub total: Money,
     pub status: OrderStatus,
     pub created_at: String,
+}
+
+impl<'r> FromRow<'r, MySqlRow> for Order {
+    fn from_row(row: &'r MySqlRow) -> Result<Self, sqlx::Error> {
+        Ok(Order {
+            id: row.try_get("id")?,
+            product_name: row.try_get("product_name")?,
+            total: super::catalogue::money_of(row, "total_minor", "currency")?
+                .ok_or_else(|| sqlx::Error::Decode("orders.total_minor is NULL".into()))?,
+            status: row.try_get("status")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
 }
 
 pub async fn for_seller(db: &MySqlPool, seller_id: u64, limit: u32) -> Result<Vec<Order>, Error> {

@@ -91,7 +91,7 @@ async fn page(
                 o.id,
                 o.created_at,
                 o.product_name,
-                price_text(Some(o.total_minor), &o.currency),
+                price_text(Some(o.total)),
                 o.status,
             )
         })

@@ -124,7 +124,7 @@ async fn sell(State(s): State<AppState>, v: Visitor) -> Result<Response, Error> 
             (
                 p.id,
                 p.name,
-                price_text(p.price_minor, &p.currency),
+                price_text(p.price),
                 p.stock,
                 state,
                 p.status.to_string(),

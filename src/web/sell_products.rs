@@ -47,7 +47,7 @@ async fn form_of(s: &AppState, p: &catalogue::Product) -> Result<ProductForm, Er
     };
     Ok(ProductForm {
         name: p.name.clone(),
-        price: p.price_minor.map(plain_amount).unwrap_or_default(),
+        price: p.price.map(|m| plain_amount(m.minor)).unwrap_or_default(),
         stock: p.stock.to_string(),
         category,
         description: p.description.clone(),

@@ -9,7 +9,7 @@ use super::ApiState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Path, Query, parse_opt};
 use crate::market::FieldErrors;
-use crate::market::money::{Currency, Money};
+use crate::market::money::Money;
 use crate::store::catalogue::{self, Card, SearchFilter};
 use crate::store::sellers;
 
@@ -25,12 +25,11 @@ pub struct Price {
     pub display: String,
 }
 
-pub fn price(minor: Option<i64>, currency: &str) -> Option<Price> {
-    let c = Currency::parse(currency).unwrap_or(Currency::KES);
-    minor.map(|m| Price {
-        minor: m,
-        currency: c.code().to_owned(),
-        display: Money::new(m, c).to_string(),
+pub fn price(price: Option<Money>) -> Option<Price> {
+    price.map(|m| Price {
+        minor: m.minor,
+        currency: m.currency.code().to_owned(),
+        display: m.to_string(),
     })
 }
 
@@ -74,7 +73,7 @@ fn card_page(s: &ApiState, cards: Vec<Card>, limit: u32) -> CardPage {
         items: cards
             .into_iter()
             .map(|c| CardOut {
-                price: price(c.price_minor, &c.currency),
+                price: price(c.price),
                 thumbnail_url: c.image.as_deref().map(|sha| image_url(s, sha, 320)),
                 id: c.id,
                 name: c.name,
@@ -302,7 +301,7 @@ pub async fn product(
         .ok_or_else(ApiError::not_found)?;
     let image = catalogue::first_image(&s.app.db, id).await?;
     Ok(axum::Json(ProductDetail {
-        price: price(p.price_minor, &p.currency),
+        price: price(p.price),
         image_url: image.as_deref().map(|sha| image_url(&s, sha, 800)),
         thumbnail_url: image.as_deref().map(|sha| image_url(&s, sha, 320)),
         url: format!("{}/p/{id}", s.app.settings.base_url),

@@ -84,7 +84,7 @@ fn out(s: &ApiState, picks: Vec<Pick>) -> axum::Json<Recommendations> {
         items: picks
             .into_iter()
             .map(|p| RecommendedOut {
-                price: price(p.card.price_minor, &p.card.currency),
+                price: price(p.card.price),
                 thumbnail_url: p
                     .card
                     .image

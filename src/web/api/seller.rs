@@ -66,7 +66,7 @@ pub struct OwnProduct {
 impl From<Product> for OwnProduct {
     fn from(p: Product) -> Self {
         OwnProduct {
-            price: price(p.price_minor, &p.currency),
+            price: price(p.price),
             id: p.id,
             name: p.name,
             description: p.description,

@@ -54,7 +54,7 @@ fn results(s: &ApiState, found: Vec<Scored>, t: Timing) -> axum::Json<VisualResu
         items: found
             .into_iter()
             .map(|r| VisualItem {
-                price: price(r.card.price_minor, &r.card.currency),
+                price: price(r.card.price),
                 thumbnail_url: r
                     .card
                     .image
