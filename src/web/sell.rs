@@ -15,6 +15,7 @@ use super::storefront::price_text;
 use super::{AppState, Error};
 use crate::market::money::{Currency, Money};
 use crate::market::phone::Phone;
+use crate::market::product::{PriceInput, ProductDraft, StockInput, ValidProduct};
 use crate::market::states::{Moderation, SellerStatus};
 use crate::market::{FieldError, FieldErrors, text};
 use crate::store::{self, catalogue, leads, sellers};
@@ -274,7 +275,7 @@ fn new_kind() -> FormKind {
 }
 
 /// A product form that passed validation.
-pub(super) struct ValidProduct {
+pub(super) struct ValidForm {
     pub(super) name: String,
     pub(super) price: Money,
     pub(super) stock: u32,
@@ -282,18 +283,20 @@ pub(super) struct ValidProduct {
     pub(super) category_id: Option<u64>,
 }
 
-/// Validate a product form; every field's problem at once.
-pub(super) async fn validate(s: &AppState, f: &ProductForm) -> Result<ValidProduct, FieldErrors> {
-    let mut errors = FieldErrors::default();
-    let name = errors.check(text::line("name", &f.name, 2, 200));
-    let price = errors.check(Money::parse(&f.price, Currency::KES));
-    let stock = errors.check(
-        f.stock
-            .trim()
-            .parse::<u32>()
-            .map_err(|_| FieldError::new("stock", "must be a whole number, 0 or more")),
-    );
-    let description = errors.check(text::paragraph("description", &f.description, 5000));
+/// Validate a product form with the seller API's rules (`market::product`), prices typed in
+/// shillings; every field's problem at once.
+pub(super) async fn validate(s: &AppState, f: &ProductForm) -> Result<ValidForm, FieldErrors> {
+    let draft = ProductDraft {
+        name: Some(&f.name),
+        description: Some(&f.description),
+        price: Some(PriceInput::Text(&f.price)),
+        currency: None,
+        stock: Some(StockInput::Text(&f.stock)),
+    };
+    let (checked, mut errors) = match draft.validate(Currency::KES) {
+        Ok(p) => (Some(p), FieldErrors::default()),
+        Err(errors) => (None, errors),
+    };
     let category_id = match f.category.as_str() {
         "" => None,
         slug => match catalogue::category_by_slug(&s.db, slug).await {
@@ -314,8 +317,14 @@ pub(super) async fn validate(s: &AppState, f: &ProductForm) -> Result<ValidProdu
             }
         },
     };
-    match (name, price, stock, description, errors.is_empty()) {
-        (Some(name), Some(price), Some(stock), Some(description), true) => Ok(ValidProduct {
+    match checked {
+        Some(ValidProduct {
+            name: Some(name),
+            description: Some(description),
+            price: Some(Some(price)),
+            stock: Some(stock),
+            ..
+        }) if errors.is_empty() => Ok(ValidForm {
             name,
             price,
             stock,
