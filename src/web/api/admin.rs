@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::ApiState;
 use super::auth::AdminCaller;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ClientIp, Json, Path, Query, parse_opt};
+use super::extract::{ClientIp, Json, Path, Query, limit};
 use crate::market::states::SellerStatus;
 use crate::market::text;
 use crate::store::{audit, sellers};
@@ -60,13 +60,7 @@ pub async fn list_sellers(
             "must be pending, approved, rejected or suspended",
         ));
     };
-    let limit = parse_opt::<u32>("limit", &q.limit, "a whole number from 1 to 100")?.unwrap_or(100);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            "must be a whole number from 1 to 100",
-        ));
-    }
+    let limit = limit(&q.limit, 100, 100)?;
     let rows = sellers::with_status(&s.app.db, status, limit).await?;
     Ok(axum::Json(
         rows.into_iter()

@@ -7,7 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Path, Query, parse_opt};
+use super::extract::{Path, Query, limit, parse_opt};
 use crate::market::FieldErrors;
 use crate::market::money::Money;
 use crate::store::catalogue::{self, Card, SearchFilter};
@@ -88,22 +88,9 @@ fn card_page(s: &ApiState, cards: Vec<Card>, limit: u32) -> CardPage {
 
 /// `limit`: 1 to 100, default 40.
 fn limit_of(value: &Option<String>, errors: &mut FieldErrors) -> u32 {
-    match errors.check(parse_opt::<u32>(
-        "limit",
-        value,
-        "a whole number from 1 to 100",
-    )) {
-        Some(Some(n)) if (1..=MAX_LIMIT).contains(&n) => n,
-        Some(None) => DEFAULT_LIMIT,
-        Some(Some(_)) => {
-            errors.0.push(crate::market::FieldError::new(
-                "limit",
-                "must be a whole number from 1 to 100",
-            ));
-            DEFAULT_LIMIT
-        }
-        None => DEFAULT_LIMIT,
-    }
+    errors
+        .check(limit(value, MAX_LIMIT, DEFAULT_LIMIT))
+        .unwrap_or(DEFAULT_LIMIT)
 }
 
 async fn category_id(s: &ApiState, slug: &Option<String>) -> Result<Option<u64>, ApiError> {

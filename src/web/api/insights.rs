@@ -7,7 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::ApiState;
 use super::auth::SellerCaller;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Query, parse_opt};
+use super::extract::{Query, limit, parse_opt};
 use crate::market::analytics as maths;
 use crate::market::orders::LeadStatus;
 use crate::store::{analytics, leads};
@@ -41,13 +41,7 @@ pub async fn leads_inbox(
     c: SellerCaller,
     Query(q): Query<LeadsQuery>,
 ) -> Result<axum::Json<Vec<LeadRow>>, ApiError> {
-    let limit = parse_opt::<u32>("limit", &q.limit, "a whole number from 1 to 100")?.unwrap_or(50);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            "must be a whole number from 1 to 100",
-        ));
-    }
+    let limit = limit(&q.limit, 100, 50)?;
     let rows = leads::inbox(&s.app.db, c.seller.id, limit).await?;
     Ok(axum::Json(
         rows.into_iter()

@@ -9,8 +9,7 @@ use super::ApiState;
 use super::auth::MaybeCaller;
 use super::catalogue::{Price, price};
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Path, Query, parse_opt};
-use crate::market::FieldErrors;
+use super::extract::{Path, Query};
 use crate::store::catalogue;
 use crate::web::recommend::{self as serve, Pick};
 
@@ -58,25 +57,7 @@ pub struct LimitQuery {
 }
 
 fn limit(value: &Option<String>) -> Result<u32, ApiError> {
-    let mut errors = FieldErrors::default();
-    let n = errors
-        .check(parse_opt::<u32>(
-            "limit",
-            value,
-            "a whole number from 1 to 50",
-        ))
-        .flatten()
-        .unwrap_or(DEFAULT_LIMIT);
-    if !errors.is_empty() {
-        return Err(errors.into());
-    }
-    if !(1..=MAX_LIMIT).contains(&n) {
-        return Err(ApiError::invalid(
-            "limit",
-            "must be a whole number from 1 to 50",
-        ));
-    }
-    Ok(n)
+    Ok(super::extract::limit(value, MAX_LIMIT, DEFAULT_LIMIT)?)
 }
 
 fn out(s: &ApiState, picks: Vec<Pick>) -> axum::Json<Recommendations> {

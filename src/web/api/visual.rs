@@ -10,8 +10,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::ApiState;
 use super::catalogue::{Price, price};
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Path, Query, parse_opt};
-use crate::market::{FieldError, FieldErrors};
+use super::extract::{Path, Query, limit, parse_opt};
+use crate::market::FieldErrors;
 use crate::store::catalogue;
 use crate::vectors::Filter;
 use crate::web::visual::{self, RETRY_AFTER_SECS, Scored, Timing, VisualError};
@@ -111,21 +111,9 @@ pub struct ImageSearchQuery {
 }
 
 fn limit_of(value: &Option<String>, errors: &mut FieldErrors) -> u32 {
-    match errors.check(parse_opt::<u32>(
-        "limit",
-        value,
-        "a whole number from 1 to 100",
-    )) {
-        Some(Some(n)) if (1..=MAX_LIMIT).contains(&n) => n,
-        Some(Some(_)) => {
-            errors.0.push(FieldError::new(
-                "limit",
-                "must be a whole number from 1 to 100",
-            ));
-            DEFAULT_LIMIT
-        }
-        _ => DEFAULT_LIMIT,
-    }
+    errors
+        .check(limit(value, MAX_LIMIT, DEFAULT_LIMIT))
+        .unwrap_or(DEFAULT_LIMIT)
 }
 
 /// The photo: a multipart field `image` (or `photo`), or the whole body when its content type
