@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Connection, FromRow, MySqlConnection, MySqlPool};
 
 use super::Error;
+use super::Timed;
 
 #[derive(Debug, Clone, FromRow, Serialize, Deserialize)]
 pub struct Row {
@@ -50,6 +51,7 @@ pub async fn begin(db: &MySqlPool, set_id: &str, kind: &str, reason: &str) -> Re
     .bind(kind)
     .bind(reason)
     .execute(db)
+    .timed()
     .await?;
     Ok(r.last_insert_id())
 }
@@ -69,6 +71,7 @@ pub async fn finish(db: &MySqlPool, id: u64, f: &Finish<'_>) -> Result<(), Error
     .bind(f.copied_to)
     .bind(id)
     .execute(db)
+    .timed()
     .await?;
     Ok(())
 }
@@ -80,6 +83,7 @@ pub async fn mark_interrupted(db: &MySqlPool) -> Result<u64, Error> {
          error = 'interrupted: soko stopped during the run' WHERE status = 'running'",
     )
     .execute(db)
+    .timed()
     .await?;
     Ok(r.rows_affected())
 }
@@ -88,6 +92,7 @@ pub async fn mark_pruned(db: &MySqlPool, id: u64) -> Result<(), Error> {
     sqlx::query("UPDATE backups SET status = 'pruned' WHERE id = ?")
         .bind(id)
         .execute(db)
+        .timed()
         .await?;
     Ok(())
 }
@@ -99,6 +104,7 @@ pub async fn recent(db: &MySqlPool, limit: u32) -> Result<Vec<Row>, Error> {
     )))
     .bind(limit)
     .fetch_all(db)
+    .timed()
     .await?)
 }
 
@@ -109,6 +115,7 @@ pub async fn good(db: &MySqlPool, kind: &str) -> Result<Vec<Row>, Error> {
     )))
     .bind(kind)
     .fetch_all(db)
+    .timed()
     .await?)
 }
 
@@ -118,12 +125,13 @@ pub async fn latest(db: &MySqlPool) -> Result<Vec<Row>, Error> {
         "{SELECT} WHERE id IN (SELECT MAX(id) FROM backups GROUP BY kind, status)"
     )))
     .fetch_all(db)
+    .timed()
     .await?)
 }
 
 /// After a restore: the history of the archives found on disk (the restored table is empty).
 pub async fn insert_history(db: &MySqlPool, rows: &[Row]) -> Result<(), Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin().timed().await?;
     for r in rows {
         sqlx::query(
             "INSERT INTO backups (set_id, kind, status, reason, path, bytes, sha256, \
@@ -141,9 +149,10 @@ pub async fn insert_history(db: &MySqlPool, rows: &[Row]) -> Result<(), Error> {
         .bind(r.finished_at.unwrap_or(r.started_at))
         .bind(&r.copied_to)
         .execute(&mut *tx)
+        .timed()
         .await?;
     }
-    tx.commit().await?;
+    tx.commit().timed().await?;
     Ok(())
 }
 
@@ -159,6 +168,7 @@ impl Lock {
         let got: Option<i64> =
             sqlx::query_scalar("SELECT GET_LOCK(CONCAT('soko_backup:', DATABASE()), 0)")
                 .fetch_one(&mut conn)
+                .timed()
                 .await?;
         if got == Some(1) {
             Ok(Some(Lock(conn)))
@@ -173,6 +183,7 @@ impl Lock {
     pub async fn release(mut self) {
         let _ = sqlx::query("DO RELEASE_LOCK(CONCAT('soko_backup:', DATABASE()))")
             .execute(&mut self.0)
+            .timed()
             .await;
         let _ = self.0.close().await;
     }
@@ -185,6 +196,7 @@ pub async fn table_bytes(db: &MySqlPool, only: &[&str], except: &[&str]) -> Resu
          FROM information_schema.tables WHERE table_schema = DATABASE()",
     )
     .fetch_all(db)
+    .timed()
     .await?;
     Ok(rows
         .into_iter()
@@ -202,6 +214,7 @@ pub async fn tables(db: &MySqlPool) -> Result<Vec<String>, Error> {
          WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE' ORDER BY table_name",
     )
     .fetch_all(db)
+    .timed()
     .await?)
 }
 
@@ -212,6 +225,7 @@ pub async fn embedding_profiles(db: &MySqlPool) -> Result<Vec<(String, u32, i64)
          GROUP BY profile, dim ORDER BY profile",
     )
     .fetch_all(db)
+    .timed()
     .await?)
 }
 
@@ -222,6 +236,7 @@ pub async fn delete_dangling_embeddings(db: &MySqlPool) -> Result<u64, Error> {
          WHERE p.id IS NULL",
     )
     .execute(db)
+    .timed()
     .await?;
     Ok(r.rows_affected())
 }
@@ -236,6 +251,7 @@ pub async fn enqueue_public_products(db: &MySqlPool) -> Result<u64, Error> {
          AND p.deleted_at IS NULL AND s.status = 'approved'",
     )
     .execute(db)
+    .timed()
     .await?;
     Ok(r.rows_affected())
 }
@@ -246,6 +262,7 @@ pub async fn drop_all_tables(db: &MySqlPool) -> Result<(), Error> {
     let mut conn = db.acquire().await?;
     sqlx::query("SET FOREIGN_KEY_CHECKS = 0")
         .execute(&mut *conn)
+        .timed()
         .await?;
     for name in names {
         if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
@@ -255,10 +272,12 @@ pub async fn drop_all_tables(db: &MySqlPool) -> Result<(), Error> {
             "DROP TABLE IF EXISTS `{name}`"
         )))
         .execute(&mut *conn)
+        .timed()
         .await?;
     }
     sqlx::query("SET FOREIGN_KEY_CHECKS = 1")
         .execute(&mut *conn)
+        .timed()
         .await?;
     Ok(())
 }
@@ -267,6 +286,7 @@ pub async fn drop_all_tables(db: &MySqlPool) -> Result<(), Error> {
 pub async fn clear_embeddings(db: &MySqlPool) -> Result<(), Error> {
     sqlx::query("DELETE FROM product_embeddings")
         .execute(db)
+        .timed()
         .await?;
     Ok(())
 }

@@ -5,6 +5,7 @@ use sqlx::mysql::MySqlRow;
 use sqlx::{FromRow, MySqlPool, Row};
 
 use super::Error;
+use super::Timed;
 use crate::market::money::Money;
 use crate::market::orders::{LeadStatus, OrderStatus};
 
@@ -15,12 +16,13 @@ pub async fn set_lead_status(
     lead_id: u64,
     status: LeadStatus,
 ) -> Result<(), Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin().timed().await?;
     let changed = sqlx::query("UPDATE leads SET status = ? WHERE id = ? AND seller_id = ?")
         .bind(status)
         .bind(lead_id)
         .bind(seller_id)
         .execute(&mut *tx)
+        .timed()
         .await?
         .rows_affected();
     let exists: i64 =
@@ -28,6 +30,7 @@ pub async fn set_lead_status(
             .bind(lead_id)
             .bind(seller_id)
             .fetch_one(&mut *tx)
+            .timed()
             .await?;
     if changed == 0 && exists == 0 {
         return Err(Error::NotFound);
@@ -40,9 +43,10 @@ pub async fn set_lead_status(
         )
         .bind(lead_id)
         .execute(&mut *tx)
+        .timed()
         .await?;
     }
-    tx.commit().await?;
+    tx.commit().timed().await?;
     Ok(())
 }
 
@@ -78,6 +82,7 @@ pub async fn for_seller(db: &MySqlPool, seller_id: u64, limit: u32) -> Result<Ve
     .bind(seller_id)
     .bind(limit)
     .fetch_all(db)
+    .timed()
     .await?)
 }
 
@@ -87,6 +92,7 @@ pub async fn order_exists(db: &MySqlPool, seller_id: u64, order_id: u64) -> Resu
         .bind(order_id)
         .bind(seller_id)
         .fetch_one(db)
+        .timed()
         .await?;
     Ok(n > 0)
 }
@@ -98,12 +104,13 @@ pub async fn set_order_status(
     order_id: u64,
     to: OrderStatus,
 ) -> Result<(), Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin().timed().await?;
     let from: Option<OrderStatus> =
         sqlx::query_scalar("SELECT status FROM orders WHERE id = ? AND seller_id = ? FOR UPDATE")
             .bind(order_id)
             .bind(seller_id)
             .fetch_optional(&mut *tx)
+            .timed()
             .await?;
     let from = from.ok_or(Error::NotFound)?;
     if !from.can_move_to(to) {
@@ -113,7 +120,8 @@ pub async fn set_order_status(
         .bind(to)
         .bind(order_id)
         .execute(&mut *tx)
+        .timed()
         .await?;
-    tx.commit().await?;
+    tx.commit().timed().await?;
     Ok(())
 }

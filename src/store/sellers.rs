@@ -3,6 +3,7 @@
 use serde::Serialize;
 use sqlx::{FromRow, MySqlPool};
 
+use super::Timed;
 use super::{Error, conflict_on};
 use crate::market::states::SellerStatus;
 
@@ -62,6 +63,7 @@ pub async fn create(db: &MySqlPool, s: &NewSeller<'_>) -> Result<u64, Error> {
     .bind(s.category_id)
     .bind(s.catalogue_url)
     .execute(db)
+    .timed()
     .await
     .map_err(|e| {
         conflict_on(
@@ -78,6 +80,7 @@ async fn one(db: &MySqlPool, clause: &str, value: impl ToString) -> Result<Optio
     )))
     .bind(value.to_string())
     .fetch_optional(db)
+    .timed()
     .await?)
 }
 
@@ -104,6 +107,7 @@ pub async fn with_status(
     .bind(status)
     .bind(limit)
     .fetch_all(db)
+    .timed()
     .await?)
 }
 
@@ -116,12 +120,13 @@ pub async fn set_status(
     reason: &str,
     audit: &super::audit::Entry<'_>,
 ) -> Result<(), Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin().timed().await?;
     let changed = sqlx::query("UPDATE sellers SET status = ?, status_reason = ? WHERE id = ?")
         .bind(status)
         .bind(reason)
         .bind(id)
         .execute(&mut *tx)
+        .timed()
         .await?
         .rows_affected();
     if changed == 0 && by_id(db, id).await?.is_none() {
@@ -133,8 +138,9 @@ pub async fn set_status(
     )
     .bind(id)
     .execute(&mut *tx)
+    .timed()
     .await?;
     super::audit::append(&mut *tx, audit).await?;
-    tx.commit().await?;
+    tx.commit().timed().await?;
     Ok(())
 }
