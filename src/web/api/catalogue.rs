@@ -41,6 +41,8 @@ pub struct CategoryOut {
     pub name_sw: String,
 }
 
+/// A product in a list: every list the API answers (catalogue, search, similar items,
+/// recommendations) starts its items with these fields.
 #[derive(Serialize, ToSchema)]
 pub struct CardOut {
     pub id: u64,
@@ -65,23 +67,26 @@ fn image_url(s: &ApiState, sha: &str, width: u32) -> String {
     format!("{}/img/{sha}/{width}.webp", s.app.settings.base_url)
 }
 
+impl CardOut {
+    pub fn new(s: &ApiState, c: Card) -> CardOut {
+        CardOut {
+            price: price(c.price),
+            thumbnail_url: c.image.as_deref().map(|sha| image_url(s, sha, 320)),
+            id: c.id,
+            name: c.name,
+            seller_name: c.seller_name,
+            seller_slug: c.seller_slug,
+            city: c.city,
+        }
+    }
+}
+
 fn card_page(s: &ApiState, cards: Vec<Card>, limit: u32) -> CardPage {
     let next_before = (cards.len() == limit as usize)
         .then(|| cards.last().map(|c| c.id))
         .flatten();
     CardPage {
-        items: cards
-            .into_iter()
-            .map(|c| CardOut {
-                price: price(c.price),
-                thumbnail_url: c.image.as_deref().map(|sha| image_url(s, sha, 320)),
-                id: c.id,
-                name: c.name,
-                seller_name: c.seller_name,
-                seller_slug: c.seller_slug,
-                city: c.city,
-            })
-            .collect(),
+        items: cards.into_iter().map(|c| CardOut::new(s, c)).collect(),
         next_before,
     }
 }

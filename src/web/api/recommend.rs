@@ -7,7 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::ApiState;
 use super::auth::MaybeCaller;
-use super::catalogue::{Price, price};
+use super::catalogue::CardOut;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Path, Query};
 use crate::store::catalogue;
@@ -18,15 +18,8 @@ const MAX_LIMIT: u32 = 50;
 
 #[derive(Serialize, ToSchema)]
 pub struct RecommendedOut {
-    pub id: u64,
-    pub name: String,
-    /// Absent: "contact for price".
-    pub price: Option<Price>,
-    pub seller_name: String,
-    pub seller_slug: String,
-    pub city: String,
-    /// 320 px wide WebP.
-    pub thumbnail_url: Option<String>,
+    #[serde(flatten)]
+    pub card: CardOut,
     /// Relative strength within this list (higher is better).
     pub score: f64,
     /// `blend` (co-engagement and visual), `collab`, `visual`, or `popular` (cold start).
@@ -65,17 +58,7 @@ fn out(s: &ApiState, picks: Vec<Pick>) -> axum::Json<Recommendations> {
         items: picks
             .into_iter()
             .map(|p| RecommendedOut {
-                price: price(p.card.price),
-                thumbnail_url: p
-                    .card
-                    .image
-                    .as_deref()
-                    .map(|sha| format!("{}/img/{sha}/320.webp", s.app.settings.base_url)),
-                id: p.card.id,
-                name: p.card.name,
-                seller_name: p.card.seller_name,
-                seller_slug: p.card.seller_slug,
-                city: p.card.city,
+                card: CardOut::new(s, p.card),
                 score: p.score,
                 source: p.source.as_str().to_owned(),
             })
