@@ -25,7 +25,7 @@ macro_rules! string_enum {
 
         impl $name {
             /// Every value, in the order the schema lists them.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub const ALL: [$name; [$(stringify!($variant)),+].len()] = [$($name::$variant),+];
 
             /// The stored and displayed word.
             pub const fn as_str(self) -> &'static str {
@@ -168,7 +168,8 @@ string_enum! {
 }
 
 string_enum! {
-    /// What one archive of a backup run holds (`backups.kind`).
+    /// What one archive of a backup run holds (`backups.kind`, the manifests, the config's
+    /// schedule).
     pub enum BackupKind {
         Database = "database",
         Vectors = "vectors",
@@ -194,8 +195,8 @@ mod tests {
     #[test]
     fn states_read_and_write_their_stored_words() {
         for s in SellerStatus::ALL {
-            assert_eq!(s.as_str().parse::<SellerStatus>(), Ok(*s));
-            assert_eq!(serde_json::to_string(s).unwrap(), format!("\"{s}\""));
+            assert_eq!(s.as_str().parse::<SellerStatus>(), Ok(s));
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{s}\""));
         }
         let e = "won".parse::<SellerStatus>().unwrap_err();
         assert_eq!(e.expected, "pending approved suspended rejected");

@@ -6,13 +6,14 @@ use sqlx::{Connection, FromRow, MySqlConnection, MySqlPool};
 
 use super::Error;
 use super::Timed;
+use crate::market::states::{BackupKind, BackupStatus};
 
 #[derive(Debug, Clone, FromRow, Serialize, Deserialize)]
 pub struct Row {
     pub id: u64,
     pub set_id: String,
-    pub kind: String,
-    pub status: String,
+    pub kind: BackupKind,
+    pub status: BackupStatus,
     pub reason: String,
     pub path: Option<String>,
     pub bytes: Option<u64>,
@@ -42,7 +43,12 @@ pub struct Finish<'a> {
     pub copied_to: Option<&'a str>,
 }
 
-pub async fn begin(db: &MySqlPool, set_id: &str, kind: &str, reason: &str) -> Result<u64, Error> {
+pub async fn begin(
+    db: &MySqlPool,
+    set_id: &str,
+    kind: BackupKind,
+    reason: &str,
+) -> Result<u64, Error> {
     let r = sqlx::query(
         "INSERT INTO backups (set_id, kind, status, reason, started_at) \
          VALUES (?, ?, 'running', ?, CURRENT_TIMESTAMP(3))",
@@ -109,7 +115,7 @@ pub async fn recent(db: &MySqlPool, limit: u32) -> Result<Vec<Row>, Error> {
 }
 
 /// Good archives of one kind, newest first.
-pub async fn good(db: &MySqlPool, kind: &str) -> Result<Vec<Row>, Error> {
+pub async fn good(db: &MySqlPool, kind: BackupKind) -> Result<Vec<Row>, Error> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{SELECT} WHERE kind = ? AND status = 'ok' ORDER BY started_at DESC, id DESC"
     )))
@@ -139,7 +145,7 @@ pub async fn insert_history(db: &MySqlPool, rows: &[Row]) -> Result<(), Error> {
              VALUES (?, ?, 'ok', ?, ?, ?, ?, ?, FROM_UNIXTIME(?), FROM_UNIXTIME(?), ?)",
         )
         .bind(&r.set_id)
-        .bind(&r.kind)
+        .bind(r.kind)
         .bind(&r.reason)
         .bind(&r.path)
         .bind(r.bytes)

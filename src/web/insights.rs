@@ -107,8 +107,8 @@ async fn page(
         top: analytics::top_products(&s.db, seller.id, days, 10).await?,
         inbox: leads::inbox(&s.db, seller.id, 100).await?,
         orders,
-        lead_statuses: LeadStatus::ALL,
-        order_statuses: OrderStatus::ALL,
+        lead_statuses: &LeadStatus::ALL,
+        order_statuses: &OrderStatus::ALL,
     })?
     .into_response())
 }
