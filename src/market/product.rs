@@ -81,10 +81,12 @@ impl ProductDraft<'_> {
         let description = self
             .description
             .and_then(|d| errors.check(text::paragraph("description", d, 5000)));
-        let currency = self
-            .currency
-            .and_then(|c| errors.check(Currency::parse(c.trim())));
-        let in_currency = currency.unwrap_or(default_currency);
+        // Read first (a typed price is in it), said after the price as the API always did.
+        let currency = self.currency.map(|c| Currency::parse(c.trim()));
+        let in_currency = match currency {
+            Some(Ok(c)) => c,
+            _ => default_currency,
+        };
         let price = match self.price {
             None => None,
             Some(PriceInput::Text(t)) => errors.check(Money::parse(t, in_currency)).map(Some),
@@ -93,6 +95,7 @@ impl ProductDraft<'_> {
                 .check(minor_units(m).map(|m| Money::new(m, in_currency)))
                 .map(Some),
         };
+        let currency = currency.and_then(|c| errors.check(c));
         let stock = match self.stock {
             None => None,
             Some(StockInput::Count(n)) => Some(n),
@@ -162,7 +165,7 @@ mod tests {
         .validate(Currency::KES)
         .unwrap_err();
         let fields: Vec<_> = e.0.iter().map(|e| e.field).collect();
-        assert_eq!(fields, ["currency", "price_minor"]);
+        assert_eq!(fields, ["price_minor", "currency"]);
         assert!(
             form("Kikoi", "100000001", "1")
                 .validate(Currency::KES)
