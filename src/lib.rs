@@ -4,6 +4,7 @@
 //! `store`, `vectors` → `config`, `telemetry`. See `ARCHITECTURE.md` in the shared design notes
 //! and the README for what runs where.
 
+pub mod accounts;
 pub mod app;
 pub mod cli;
 pub mod clock;

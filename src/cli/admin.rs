@@ -6,11 +6,12 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use super::migrate::{close_database, open_database};
+use crate::accounts::{check_new_password, password, random_token};
 use crate::config::secrets::Secrets;
 use crate::market::phone::Phone;
+use crate::market::states::Role;
 use crate::market::text;
 use crate::store::{self, audit, users};
-use crate::web::auth::{check_new_password, hash_password};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -58,12 +59,13 @@ pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
         "give --email or --phone"
     );
     let name = text::line("name", &name, 1, 120)?;
+    let role: Role = role.parse()?;
     let (password, generated) = if password_stdin {
         let mut s = String::new();
         std::io::stdin().read_to_string(&mut s)?;
         (s.trim_end_matches(['\r', '\n']).to_owned(), false)
     } else {
-        (crate::web::session::random_token()[..20].to_owned(), true)
+        (random_token()[..20].to_owned(), true)
     };
     check_new_password(&password)?;
     Secrets::ensure(&cfg.secrets_path())?;
@@ -71,7 +73,7 @@ pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
     let (pool, temporary) = open_database(&cfg, &secrets).await?;
     let result = async {
         store::migrate::run(&pool).await?;
-        let hash = hash_password(password.clone())
+        let hash = password::hash(password.clone())
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let id = users::create(
@@ -81,7 +83,7 @@ pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
                 phone: phone.as_deref(),
                 name: &name,
                 password_hash: &hash,
-                role: &role,
+                role,
             },
         )
         .await?;

@@ -6,11 +6,12 @@ use crate::config::Config;
 use std::process::ExitCode;
 
 use super::migrate::{close_database, open_database};
+use crate::accounts::{password, random_token};
 use crate::config::secrets::Secrets;
 use crate::market::phone::Phone;
+use crate::market::states::{Role, SellerStatus};
 use crate::market::text::slug;
 use crate::store::{self, catalogue, leads, sellers, users};
-use crate::web::auth::hash_password;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -99,7 +100,7 @@ async fn seed(
     let categories = catalogue::categories(db).await?;
     let category = |s: &str| categories.iter().find(|c| c.slug == s).map(|c| c.id);
     // Demo sellers cannot log in: their password is random and never shown.
-    let hash = hash_password(crate::web::session::random_token())
+    let hash = password::hash(random_token())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let (mut created, mut events) = (0, 0);
@@ -115,7 +116,7 @@ async fn seed(
                         phone: None,
                         name: store_name,
                         password_hash: &hash,
-                        role: "user",
+                        role: Role::User,
                     },
                 )
                 .await?
@@ -144,7 +145,7 @@ async fn seed(
         sellers::set_status(
             db,
             seller_id,
-            "approved",
+            SellerStatus::Approved,
             "",
             &store::audit::Entry {
                 actor_user_id: None,

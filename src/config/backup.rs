@@ -5,7 +5,6 @@
 //! Also the schedule arithmetic (pure, no I/O): when a kind of backup was last due and when it
 //! is due next. The worker (`workers::backup`) and the status view (`ops::backup_view`) share it.
 
-use std::fmt;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -78,36 +77,8 @@ pub enum Weekday {
     Sunday,
 }
 
-/// The kinds of archive a backup set holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Database,
-    Vectors,
-    Images,
-    Secrets,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Database, Kind::Vectors, Kind::Images, Kind::Secrets];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Database => "database",
-            Kind::Vectors => "vectors",
-            Kind::Images => "images",
-            Kind::Secrets => "secrets",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The kinds of archive a backup set holds (`market::states::BackupKind`).
+pub use crate::market::states::BackupKind as Kind;
 
 impl Default for Backup {
     fn default() -> Self {

@@ -6,7 +6,9 @@ pub mod i18n;
 pub mod money;
 pub mod orders;
 pub mod phone;
+pub mod product;
 pub mod recommend;
+pub mod states;
 pub mod text;
 pub mod whatsapp;
 

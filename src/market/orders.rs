@@ -1,35 +1,55 @@
 //! Lead and order states, and which moves between them are allowed.
 
-/// Lead statuses in a seller's inbox.
-pub const LEAD_STATUSES: [&str; 4] = ["new", "contacted", "converted", "lost"];
+use super::states::string_enum;
 
-pub fn is_lead_status(s: &str) -> bool {
-    LEAD_STATUSES.contains(&s)
+string_enum! {
+    /// Lead statuses in a seller's inbox (`leads.status`).
+    pub enum LeadStatus {
+        New = "new",
+        Contacted = "contacted",
+        Converted = "converted",
+        Lost = "lost",
+    }
 }
 
-/// initiated → confirmed → shipped → delivered; anything not yet delivered may be cancelled.
-pub fn order_can_move(from: &str, to: &str) -> bool {
-    matches!(
-        (from, to),
-        ("initiated", "confirmed")
-            | ("confirmed", "shipped")
-            | ("shipped", "delivered")
-            | ("initiated" | "confirmed" | "shipped", "cancelled")
-    )
+string_enum! {
+    /// Where an order is (`orders.status`).
+    pub enum OrderStatus {
+        Initiated = "initiated",
+        Confirmed = "confirmed",
+        Shipped = "shipped",
+        Delivered = "delivered",
+        Cancelled = "cancelled",
+    }
+}
+
+impl OrderStatus {
+    /// initiated → confirmed → shipped → delivered; anything not yet delivered may be cancelled.
+    pub fn can_move_to(self, to: OrderStatus) -> bool {
+        use OrderStatus::*;
+        matches!(
+            (self, to),
+            (Initiated, Confirmed)
+                | (Confirmed, Shipped)
+                | (Shipped, Delivered)
+                | (Initiated | Confirmed | Shipped, Cancelled)
+        )
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::OrderStatus::*;
     use super::*;
 
     #[test]
     fn orders_move_forward_or_get_cancelled() {
-        assert!(order_can_move("initiated", "confirmed"));
-        assert!(order_can_move("shipped", "delivered"));
-        assert!(order_can_move("confirmed", "cancelled"));
-        assert!(!order_can_move("delivered", "cancelled"));
-        assert!(!order_can_move("initiated", "shipped"));
-        assert!(!order_can_move("cancelled", "confirmed"));
-        assert!(is_lead_status("converted") && !is_lead_status("won"));
+        assert!(Initiated.can_move_to(Confirmed));
+        assert!(Shipped.can_move_to(Delivered));
+        assert!(Confirmed.can_move_to(Cancelled));
+        assert!(!Delivered.can_move_to(Cancelled));
+        assert!(!Initiated.can_move_to(Shipped));
+        assert!(!Cancelled.can_move_to(Confirmed));
+        assert!("converted".parse::<LeadStatus>().is_ok() && "won".parse::<LeadStatus>().is_err());
     }
 }

@@ -88,7 +88,7 @@ pub fn from_rows(rows: &[Row], cfg: &Backup, dir: &str, now: i64) -> BackupView 
             copied_to: ok.and_then(|r| r.copied_to.clone()),
             last_failure_at: failed.map(|r| r.started_at),
             last_failure: failed.and_then(|r| r.error.clone()),
-            last_status: last.map(|r| r.status.clone()),
+            last_status: last.map(|r| r.status.to_string()),
             next_run: scheduled.then(|| cfg.next_due(kind, now)),
             overdue,
         });
@@ -271,8 +271,8 @@ mod tests {
         Row {
             id,
             set_id: set.into(),
-            kind: kind.into(),
-            status: status.into(),
+            kind: kind.parse().unwrap(),
+            status: status.parse().unwrap(),
             reason: "manual".into(),
             path: Some(format!("/b/{set}/{kind}")),
             bytes: Some(1024),

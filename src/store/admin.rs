@@ -9,6 +9,7 @@ use sqlx::mysql::MySqlConnectOptions;
 use sqlx::{Connection, MySqlConnection};
 
 use super::Error;
+use super::Timed;
 
 /// Root over the unix socket with `password` (empty on a freshly initialised data directory).
 pub fn root_options(socket: &Path, password: &str) -> MySqlConnectOptions {
@@ -129,6 +130,7 @@ pub async fn bootstrap(
     for sql in statements {
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
             .execute(&mut *conn)
+            .timed()
             .await?;
     }
     Ok(())
@@ -154,6 +156,7 @@ pub async fn create_database(
     ] {
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
             .execute(&mut *conn)
+            .timed()
             .await?;
     }
     Ok(())
@@ -165,6 +168,7 @@ pub async fn drop_database(conn: &mut MySqlConnection, database: &str) -> Result
         "DROP DATABASE IF EXISTS `{database}`"
     )))
     .execute(&mut *conn)
+    .timed()
     .await?;
     Ok(())
 }

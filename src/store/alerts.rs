@@ -4,6 +4,7 @@
 use sqlx::{FromRow, MySqlPool};
 
 use super::Error;
+use super::Timed;
 
 /// One alert's stored state. `state` is `firing` or `resolved`, `level` `amber` or `red`.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
@@ -55,12 +56,13 @@ pub async fn all(db: &MySqlPool) -> Result<Vec<AlertRow>, Error> {
          FROM alerts ORDER BY state = 'firing' DESC, since DESC",
     )
     .fetch_all(db)
+    .timed()
     .await?)
 }
 
 /// Write the new states and queue their notices, all or nothing.
 pub async fn apply(db: &MySqlPool, rows: &[AlertRow], notices: &[NewNotice]) -> Result<(), Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin().timed().await?;
     for r in rows {
         sqlx::query(
             "INSERT INTO alerts (alert_key, state, level, summary, since, last_notified, count, updated_at) \
@@ -77,7 +79,7 @@ pub async fn apply(db: &MySqlPool, rows: &[AlertRow], notices: &[NewNotice]) -> 
         .bind(r.since)
         .bind(r.last_notified)
         .bind(r.count)
-        .execute(&mut *tx)
+        .execute(&mut *tx).timed()
         .await?;
     }
     for n in notices {
@@ -89,10 +91,10 @@ pub async fn apply(db: &MySqlPool, rows: &[AlertRow], notices: &[NewNotice]) -> 
         .bind(n.kind)
         .bind(n.channel)
         .bind(&n.body)
-        .execute(&mut *tx)
+        .execute(&mut *tx).timed()
         .await?;
     }
-    tx.commit().await?;
+    tx.commit().timed().await?;
     Ok(())
 }
 
@@ -104,12 +106,14 @@ pub async fn prune_resolved(db: &MySqlPool, keep_secs: u64) -> Result<u64, Error
     )
     .bind(keep_secs)
     .execute(db)
+    .timed()
     .await?;
     sqlx::query(
         "DELETE FROM alert_notifications WHERE state <> 'pending' \
          AND created_at < UTC_TIMESTAMP(3) - INTERVAL 30 DAY",
     )
     .execute(db)
+    .timed()
     .await?;
     Ok(done.rows_affected())
 }
@@ -123,7 +127,7 @@ pub async fn due(db: &MySqlPool, limit: u32) -> Result<Vec<Notice>, Error> {
          ORDER BY id LIMIT ?",
     )
     .bind(limit)
-    .fetch_all(db)
+    .fetch_all(db).timed()
     .await?)
 }
 
@@ -134,6 +138,7 @@ pub async fn mark_sent(db: &MySqlPool, id: u64) -> Result<(), Error> {
     )
     .bind(id)
     .execute(db)
+    .timed()
     .await?;
     Ok(())
 }
@@ -156,6 +161,7 @@ pub async fn mark_failed(
     .bind(give_up)
     .bind(id)
     .execute(db)
+    .timed()
     .await?;
     Ok(())
 }
@@ -167,6 +173,7 @@ pub async fn notice_stats(db: &MySqlPool) -> Result<NoticeStats, Error> {
          CAST(COALESCE(SUM(state = 'sent'), 0) AS SIGNED) AS sent FROM alert_notifications",
     )
     .fetch_one(db)
+    .timed()
     .await?)
 }
 
@@ -176,6 +183,7 @@ pub async fn heartbeats(db: &MySqlPool) -> Result<Vec<(String, i64)>, Error> {
         "SELECT worker, TIMESTAMPDIFF(SECOND, beat_at, UTC_TIMESTAMP(3)) FROM worker_heartbeats",
     )
     .fetch_all(db)
+    .timed()
     .await?)
 }
 
@@ -187,6 +195,7 @@ pub async fn table_exists(db: &MySqlPool, table: &str) -> Result<bool, Error> {
     )
     .bind(table)
     .fetch_one(db)
+    .timed()
     .await?;
     Ok(n > 0)
 }

@@ -4,6 +4,7 @@ use serde::Serialize;
 use sqlx::{FromRow, MySqlPool};
 
 use super::Error;
+use super::Timed;
 
 #[derive(Debug, Clone, FromRow, Serialize, PartialEq)]
 pub struct Day {
@@ -24,6 +25,7 @@ pub async fn daily(db: &MySqlPool, seller_id: u64, days: u32) -> Result<Vec<Day>
     .bind(seller_id)
     .bind(days.saturating_sub(1))
     .fetch_all(db)
+    .timed()
     .await?)
 }
 
@@ -52,5 +54,6 @@ pub async fn top_products(
     .bind(days)
     .bind(limit)
     .fetch_all(db)
+    .timed()
     .await?)
 }

@@ -4,6 +4,7 @@ use serde::Serialize;
 use sqlx::{FromRow, MySqlPool};
 
 use super::Error;
+use super::Timed;
 
 pub struct Entry<'a> {
     pub actor_user_id: Option<u64>,
@@ -23,6 +24,7 @@ pub async fn append<'e>(db: impl sqlx::MySqlExecutor<'e>, e: &Entry<'_>) -> Resu
     .bind(e.detail.chars().take(2000).collect::<String>())
     .bind(e.ip)
     .execute(db)
+    .timed()
     .await?;
     Ok(())
 }
@@ -46,5 +48,6 @@ pub async fn recent(db: &MySqlPool, limit: u32) -> Result<Vec<Row>, Error> {
     )
     .bind(limit)
     .fetch_all(db)
+    .timed()
     .await?)
 }

@@ -5,13 +5,15 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Connection, FromRow, MySqlConnection, MySqlPool};
 
 use super::Error;
+use super::Timed;
+use crate::market::states::{BackupKind, BackupStatus};
 
 #[derive(Debug, Clone, FromRow, Serialize, Deserialize)]
 pub struct Row {
     pub id: u64,
     pub set_id: String,
-    pub kind: String,
-    pub status: String,
+    pub kind: BackupKind,
+    pub status: BackupStatus,
     pub reason: String,
     pub path: Option<String>,
     pub bytes: Option<u64>,
@@ -41,7 +43,12 @@ pub struct Finish<'a> {
     pub copied_to: Option<&'a str>,
 }
 
-pub async fn begin(db: &MySqlPool, set_id: &str, kind: &str, reason: &str) -> Result<u64, Error> {
+pub async fn begin(
+    db: &MySqlPool,
+    set_id: &str,
+    kind: BackupKind,
+    reason: &str,
+) -> Result<u64, Error> {
     let r = sqlx::query(
         "INSERT INTO backups (set_id, kind, status, reason, started_at) \
          VALUES (?, ?, 'running', ?, CURRENT_TIMESTAMP(3))",
@@ -50,6 +57,7 @@ pub async fn begin(db: &MySqlPool, set_id: &str, kind: &str, reason: &str) -> Re
     .bind(kind)
     .bind(reason)
     .execute(db)
+    .timed()
     .await?;
     Ok(r.last_insert_id())
 }
@@ -69,6 +77,7 @@ pub async fn finish(db: &MySqlPool, id: u64, f: &Finish<'_>) -> Result<(), Error
     .bind(f.copied_to)
     .bind(id)
     .execute(db)
+    .timed()
     .await?;
     Ok(())
 }
@@ -80,6 +89,7 @@ pub async fn mark_interrupted(db: &MySqlPool) -> Result<u64, Error> {
          error = 'interrupted: soko stopped during the run' WHERE status = 'running'",
     )
     .execute(db)
+    .timed()
     .await?;
     Ok(r.rows_affected())
 }
@@ -88,6 +98,7 @@ pub async fn mark_pruned(db: &MySqlPool, id: u64) -> Result<(), Error> {
     sqlx::query("UPDATE backups SET status = 'pruned' WHERE id = ?")
         .bind(id)
         .execute(db)
+        .timed()
         .await?;
     Ok(())
 }
@@ -99,16 +110,18 @@ pub async fn recent(db: &MySqlPool, limit: u32) -> Result<Vec<Row>, Error> {
     )))
     .bind(limit)
     .fetch_all(db)
+    .timed()
     .await?)
 }
 
 /// Good archives of one kind, newest first.
-pub async fn good(db: &MySqlPool, kind: &str) -> Result<Vec<Row>, Error> {
+pub async fn good(db: &MySqlPool, kind: BackupKind) -> Result<Vec<Row>, Error> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{SELECT} WHERE kind = ? AND status = 'ok' ORDER BY started_at DESC, id DESC"
     )))
     .bind(kind)
     .fetch_all(db)
+    .timed()
     .await?)
 }
 
@@ -118,12 +131,13 @@ pub async fn latest(db: &MySqlPool) -> Result<Vec<Row>, Error> {
         "{SELECT} WHERE id IN (SELECT MAX(id) FROM backups GROUP BY kind, status)"
     )))
     .fetch_all(db)
+    .timed()
     .await?)
 }
 
 /// After a restore: the history of the archives found on disk (the restored table is empty).
 pub async fn insert_history(db: &MySqlPool, rows: &[Row]) -> Result<(), Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin().timed().await?;
     for r in rows {
         sqlx::query(
             "INSERT INTO backups (set_id, kind, status, reason, path, bytes, sha256, \
@@ -131,7 +145,7 @@ pub async fn insert_history(db: &MySqlPool, rows: &[Row]) -> Result<(), Error> {
              VALUES (?, ?, 'ok', ?, ?, ?, ?, ?, FROM_UNIXTIME(?), FROM_UNIXTIME(?), ?)",
         )
         .bind(&r.set_id)
-        .bind(&r.kind)
+        .bind(r.kind)
         .bind(&r.reason)
         .bind(&r.path)
         .bind(r.bytes)
@@ -141,9 +155,10 @@ pub async fn insert_history(db: &MySqlPool, rows: &[Row]) -> Result<(), Error> {
         .bind(r.finished_at.unwrap_or(r.started_at))
         .bind(&r.copied_to)
         .execute(&mut *tx)
+        .timed()
         .await?;
     }
-    tx.commit().await?;
+    tx.commit().timed().await?;
     Ok(())
 }
 
@@ -159,6 +174,7 @@ impl Lock {
         let got: Option<i64> =
             sqlx::query_scalar("SELECT GET_LOCK(CONCAT('soko_backup:', DATABASE()), 0)")
                 .fetch_one(&mut conn)
+                .timed()
                 .await?;
         if got == Some(1) {
             Ok(Some(Lock(conn)))
@@ -173,6 +189,7 @@ impl Lock {
     pub async fn release(mut self) {
         let _ = sqlx::query("DO RELEASE_LOCK(CONCAT('soko_backup:', DATABASE()))")
             .execute(&mut self.0)
+            .timed()
             .await;
         let _ = self.0.close().await;
     }
@@ -185,6 +202,7 @@ pub async fn table_bytes(db: &MySqlPool, only: &[&str], except: &[&str]) -> Resu
          FROM information_schema.tables WHERE table_schema = DATABASE()",
     )
     .fetch_all(db)
+    .timed()
     .await?;
     Ok(rows
         .into_iter()
@@ -202,6 +220,7 @@ pub async fn tables(db: &MySqlPool) -> Result<Vec<String>, Error> {
          WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE' ORDER BY table_name",
     )
     .fetch_all(db)
+    .timed()
     .await?)
 }
 
@@ -212,6 +231,7 @@ pub async fn embedding_profiles(db: &MySqlPool) -> Result<Vec<(String, u32, i64)
          GROUP BY profile, dim ORDER BY profile",
     )
     .fetch_all(db)
+    .timed()
     .await?)
 }
 
@@ -222,6 +242,7 @@ pub async fn delete_dangling_embeddings(db: &MySqlPool) -> Result<u64, Error> {
          WHERE p.id IS NULL",
     )
     .execute(db)
+    .timed()
     .await?;
     Ok(r.rows_affected())
 }
@@ -236,6 +257,7 @@ pub async fn enqueue_public_products(db: &MySqlPool) -> Result<u64, Error> {
          AND p.deleted_at IS NULL AND s.status = 'approved'",
     )
     .execute(db)
+    .timed()
     .await?;
     Ok(r.rows_affected())
 }
@@ -246,6 +268,7 @@ pub async fn drop_all_tables(db: &MySqlPool) -> Result<(), Error> {
     let mut conn = db.acquire().await?;
     sqlx::query("SET FOREIGN_KEY_CHECKS = 0")
         .execute(&mut *conn)
+        .timed()
         .await?;
     for name in names {
         if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
@@ -255,10 +278,12 @@ pub async fn drop_all_tables(db: &MySqlPool) -> Result<(), Error> {
             "DROP TABLE IF EXISTS `{name}`"
         )))
         .execute(&mut *conn)
+        .timed()
         .await?;
     }
     sqlx::query("SET FOREIGN_KEY_CHECKS = 1")
         .execute(&mut *conn)
+        .timed()
         .await?;
     Ok(())
 }
@@ -267,6 +292,7 @@ pub async fn drop_all_tables(db: &MySqlPool) -> Result<(), Error> {
 pub async fn clear_embeddings(db: &MySqlPool) -> Result<(), Error> {
     sqlx::query("DELETE FROM product_embeddings")
         .execute(db)
+        .timed()
         .await?;
     Ok(())
 }

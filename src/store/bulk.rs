@@ -4,6 +4,7 @@
 use sqlx::{MySqlPool, QueryBuilder};
 
 use super::Error;
+use super::Timed;
 
 pub struct BulkProduct {
     pub seller_id: u64,
@@ -19,7 +20,7 @@ pub async fn insert_products(db: &MySqlPool, rows: &[BulkProduct]) -> Result<u64
     if rows.is_empty() {
         return Ok(0);
     }
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin().timed().await?;
     let mut q = QueryBuilder::new(
         "INSERT INTO products (seller_id, category_id, name, description, price_minor, currency, stock) ",
     );
@@ -34,14 +35,14 @@ pub async fn insert_products(db: &MySqlPool, rows: &[BulkProduct]) -> Result<u64
     });
     // InnoDB hands a multi-row insert consecutive ids (innodb_autoinc_lock_mode 1 or 2 with a
     // single statement), starting at LAST_INSERT_ID().
-    let first = q.build().execute(&mut *tx).await?.last_insert_id();
+    let first = q.build().execute(&mut *tx).timed().await?.last_insert_id();
     sqlx::query(
         "INSERT INTO vector_outbox (product_id, op) SELECT id, 'upsert' FROM products WHERE id >= ? AND id < ?",
     )
     .bind(first)
     .bind(first + rows.len() as u64)
-    .execute(&mut *tx)
+    .execute(&mut *tx).timed()
     .await?;
-    tx.commit().await?;
+    tx.commit().timed().await?;
     Ok(first)
 }

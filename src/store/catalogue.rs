@@ -2,9 +2,13 @@
 //! same transaction, so the vector store catches up even after a crash.
 
 use serde::Serialize;
-use sqlx::{FromRow, MySqlPool};
+use sqlx::mysql::MySqlRow;
+use sqlx::{FromRow, MySqlPool, Row};
 
+use super::Timed;
 use super::{Error, conflict_on};
+use crate::market::money::{Currency, Money};
+use crate::market::states::{Moderation, OutboxOp, ProductStatus};
 
 #[derive(Debug, Clone, FromRow, Serialize)]
 pub struct Category {
@@ -15,10 +19,10 @@ pub struct Category {
 }
 
 pub async fn categories(db: &MySqlPool) -> Result<Vec<Category>, Error> {
-    let _sql = crate::metrics::span("sql");
     Ok(
         sqlx::query_as("SELECT id, slug, name, name_sw FROM categories ORDER BY sort_order, name")
             .fetch_all(db)
+            .timed()
             .await?,
     )
 }
@@ -35,6 +39,7 @@ pub async fn create_category(
             .bind(name)
             .bind(name_sw)
             .execute(db)
+            .timed()
             .await
             .map_err(|e| conflict_on(e, &[("categories_slug", "slug")]))?
             .last_insert_id(),
@@ -42,26 +47,54 @@ pub async fn create_category(
 }
 
 pub async fn category_by_slug(db: &MySqlPool, slug: &str) -> Result<Option<Category>, Error> {
-    let _sql = crate::metrics::span("sql");
     Ok(
         sqlx::query_as("SELECT id, slug, name, name_sw FROM categories WHERE slug = ?")
             .bind(slug)
             .fetch_optional(db)
+            .timed()
             .await?,
     )
 }
 
 /// A product as shown in grids: enough for a card, nothing more.
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Card {
     pub id: u64,
     pub name: String,
-    pub price_minor: Option<i64>,
-    pub currency: String,
+    /// `None`: "contact for price".
+    pub price: Option<Money>,
     pub seller_name: String,
     pub seller_slug: String,
     pub city: String,
     pub image: Option<String>,
+}
+
+impl<'r> FromRow<'r, MySqlRow> for Card {
+    fn from_row(row: &'r MySqlRow) -> Result<Self, sqlx::Error> {
+        Ok(Card {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            price: money_of(row, "price_minor", "currency")?,
+            seller_name: row.try_get("seller_name")?,
+            seller_slug: row.try_get("seller_slug")?,
+            city: row.try_get("city")?,
+            image: row.try_get("image")?,
+        })
+    }
+}
+
+/// An amount's two columns (minor units, currency code) as one `Money`; `None` where the
+/// amount is NULL. Every write checks the currency (`market::money::Currency::parse`); a row
+/// that somehow holds no valid code reads as KES, as the pages always showed it.
+pub(crate) fn money_of(
+    row: &MySqlRow,
+    minor: &str,
+    currency: &str,
+) -> Result<Option<Money>, sqlx::Error> {
+    let minor: Option<i64> = row.try_get(minor)?;
+    let code: String = row.try_get(currency)?;
+    let currency = Currency::parse(&code).unwrap_or(Currency::KES);
+    Ok(minor.map(|m| Money::new(m, currency)))
 }
 
 /// Public: active, approved, not deleted, from an approved seller.
@@ -81,7 +114,6 @@ pub async fn feed(
     seller: Option<u64>,
     limit: u32,
 ) -> Result<Vec<Card>, Error> {
-    let _sql = crate::metrics::span("sql");
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{CARD} WHERE {PUBLIC} AND p.id < ? AND (? IS NULL OR p.category_id = ?) \
          AND (? IS NULL OR p.seller_id = ?) ORDER BY p.id DESC LIMIT ?"
@@ -93,6 +125,7 @@ pub async fn feed(
     .bind(seller)
     .bind(limit)
     .fetch_all(db)
+    .timed()
     .await?)
 }
 
@@ -113,7 +146,6 @@ pub async fn search(
     f: &SearchFilter,
     limit: u32,
 ) -> Result<Vec<Card>, Error> {
-    let _sql = crate::metrics::span("sql");
     let like = format!("%{}%", q.replace(['%', '_', '\\'], ""));
     const FILTERS: &str = "AND (? IS NULL OR p.category_id = ?) \
          AND (? IS NULL OR p.price_minor >= ?) AND (? IS NULL OR p.price_minor <= ?) \
@@ -152,7 +184,7 @@ pub async fn search(
         .bind(like.clone())
         .bind(like);
     let query = bind_filters(query, f).bind(limit).bind(limit);
-    Ok(query.fetch_all(db).await?)
+    Ok(query.fetch_all(db).timed().await?)
 }
 
 type CardQuery<'q> = sqlx::query::QueryAs<'q, sqlx::MySql, Card, sqlx::mysql::MySqlArguments>;
@@ -168,19 +200,36 @@ fn bind_filters<'q>(q: CardQuery<'q>, f: &SearchFilter) -> CardQuery<'q> {
         .bind(f.city.clone())
 }
 
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Product {
     pub id: u64,
     pub seller_id: u64,
     pub category_id: Option<u64>,
     pub name: String,
     pub description: String,
-    pub price_minor: Option<i64>,
-    pub currency: String,
+    /// `None`: "contact for price".
+    pub price: Option<Money>,
     pub stock: u32,
-    pub status: String,
-    pub moderation: String,
+    pub status: ProductStatus,
+    pub moderation: Moderation,
     pub moderation_reason: String,
+}
+
+impl<'r> FromRow<'r, MySqlRow> for Product {
+    fn from_row(row: &'r MySqlRow) -> Result<Self, sqlx::Error> {
+        Ok(Product {
+            id: row.try_get("id")?,
+            seller_id: row.try_get("seller_id")?,
+            category_id: row.try_get("category_id")?,
+            name: row.try_get("name")?,
+            description: row.try_get("description")?,
+            price: money_of(row, "price_minor", "currency")?,
+            stock: row.try_get("stock")?,
+            status: row.try_get("status")?,
+            moderation: row.try_get("moderation")?,
+            moderation_reason: row.try_get("moderation_reason")?,
+        })
+    }
 }
 
 const PRODUCT: &str = "SELECT p.id, p.seller_id, p.category_id, p.name, p.description, \
@@ -189,22 +238,22 @@ const PRODUCT: &str = "SELECT p.id, p.seller_id, p.category_id, p.name, p.descri
 
 /// A product anyone may see.
 pub async fn public_product(db: &MySqlPool, id: u64) -> Result<Option<Product>, Error> {
-    let _sql = crate::metrics::span("sql");
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{PRODUCT} WHERE {PUBLIC} AND p.id = ?"
     )))
     .bind(id)
     .fetch_optional(db)
+    .timed()
     .await?)
 }
 
 pub async fn first_image(db: &MySqlPool, product_id: u64) -> Result<Option<String>, Error> {
-    let _sql = crate::metrics::span("sql");
     Ok(sqlx::query_scalar(
         "SELECT sha256 FROM product_images WHERE product_id = ? ORDER BY position LIMIT 1",
     )
     .bind(product_id)
     .fetch_optional(db)
+    .timed()
     .await?)
 }
 
@@ -220,16 +269,17 @@ pub async fn own_product(
     .bind(id)
     .bind(seller_id)
     .fetch_optional(db)
+    .timed()
     .await?)
 }
 
 pub async fn seller_products(db: &MySqlPool, seller_id: u64) -> Result<Vec<Product>, Error> {
-    let _sql = crate::metrics::span("sql");
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{PRODUCT} WHERE p.seller_id = ? AND p.deleted_at IS NULL ORDER BY p.id DESC"
     )))
     .bind(seller_id)
     .fetch_all(db)
+    .timed()
     .await?)
 }
 
@@ -245,8 +295,7 @@ pub struct NewProduct<'a> {
 
 /// Insert the product and its vector-sync job in one transaction.
 pub async fn create_product(db: &MySqlPool, p: &NewProduct<'_>) -> Result<u64, Error> {
-    let _sql = crate::metrics::span("sql");
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin().timed().await?;
     let id = sqlx::query(
         "INSERT INTO products (seller_id, category_id, name, description, price_minor, currency, stock) \
          VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -258,23 +307,24 @@ pub async fn create_product(db: &MySqlPool, p: &NewProduct<'_>) -> Result<u64, E
     .bind(p.price_minor)
     .bind(p.currency)
     .bind(p.stock)
-    .execute(&mut *tx)
+    .execute(&mut *tx).timed()
     .await?
     .last_insert_id();
-    enqueue_vector(&mut tx, id, "upsert").await?;
-    tx.commit().await?;
+    enqueue_vector(&mut tx, id, OutboxOp::Upsert).await?;
+    tx.commit().timed().await?;
     Ok(id)
 }
 
 pub(crate) async fn enqueue_vector(
     tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
     product_id: u64,
-    op: &str,
+    op: OutboxOp,
 ) -> Result<(), Error> {
     sqlx::query("INSERT INTO vector_outbox (product_id, op) VALUES (?, ?)")
         .bind(product_id)
         .bind(op)
         .execute(&mut **tx)
+        .timed()
         .await?;
     Ok(())
 }
@@ -289,12 +339,13 @@ pub async fn sitemap_entries(
     )
     .bind(limit)
     .fetch_all(db)
+    .timed()
     .await?;
     let products: Vec<u64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT p.id FROM products p JOIN sellers s ON s.id = p.seller_id WHERE {PUBLIC} ORDER BY p.id DESC LIMIT ?"
     )))
     .bind(limit)
-    .fetch_all(db)
+    .fetch_all(db).timed()
     .await?;
     Ok(sellers
         .into_iter()
@@ -308,15 +359,16 @@ pub async fn sitemap_entries(
 pub async fn moderate(
     db: &MySqlPool,
     id: u64,
-    moderation: &str,
+    moderation: Moderation,
     reason: &str,
     audit: &super::audit::Entry<'_>,
 ) -> Result<(), Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin().timed().await?;
     let found: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM products WHERE id = ? AND deleted_at IS NULL")
             .bind(id)
             .fetch_one(&mut *tx)
+            .timed()
             .await?;
     if found == 0 {
         return Err(Error::NotFound);
@@ -326,10 +378,11 @@ pub async fn moderate(
         .bind(reason)
         .bind(id)
         .execute(&mut *tx)
+        .timed()
         .await?;
-    enqueue_vector(&mut tx, id, "upsert").await?;
+    enqueue_vector(&mut tx, id, OutboxOp::Upsert).await?;
     super::audit::append(&mut *tx, audit).await?;
-    tx.commit().await?;
+    tx.commit().timed().await?;
     Ok(())
 }
 
@@ -338,8 +391,8 @@ pub struct ModerationRow {
     pub id: u64,
     pub name: String,
     pub seller_name: String,
-    pub status: String,
-    pub moderation: String,
+    pub status: ProductStatus,
+    pub moderation: Moderation,
     pub moderation_reason: String,
 }
 
@@ -351,7 +404,7 @@ pub async fn moderation_queue(db: &MySqlPool, limit: u32) -> Result<Vec<Moderati
          ORDER BY p.moderation = 'flagged' DESC, p.id DESC LIMIT ?",
     )
     .bind(limit)
-    .fetch_all(db)
+    .fetch_all(db).timed()
     .await?)
 }
 
@@ -374,7 +427,7 @@ pub async fn platform_stats(db: &MySqlPool) -> Result<PlatformStats, Error> {
          (SELECT COUNT(*) FROM events WHERE kind = 'whatsapp_start' AND created_at > UTC_TIMESTAMP(3) - INTERVAL 7 DAY) AS leads_7d, \
          (SELECT COUNT(*) FROM events WHERE kind = 'view' AND created_at > UTC_TIMESTAMP(3) - INTERVAL 7 DAY) AS views_7d"
     )))
-    .fetch_one(db)
+    .fetch_one(db).timed()
     .await?)
 }
 
@@ -404,6 +457,7 @@ async fn lock_own(
     .bind(id)
     .bind(seller_id)
     .fetch_optional(&mut **tx)
+    .timed()
     .await?;
     found.map(|_| ()).ok_or(Error::NotFound)
 }
@@ -415,8 +469,7 @@ pub async fn update_product(
     id: u64,
     c: &ProductChanges<'_>,
 ) -> Result<(), Error> {
-    let _sql = crate::metrics::span("sql");
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin().timed().await?;
     lock_own(&mut tx, seller_id, id).await?;
     sqlx::query(
         "UPDATE products SET category_id = IF(?, ?, category_id), name = COALESCE(?, name), \
@@ -433,9 +486,10 @@ pub async fn update_product(
     .bind(c.stock)
     .bind(id)
     .execute(&mut *tx)
+    .timed()
     .await?;
-    enqueue_vector(&mut tx, id, "upsert").await?;
-    tx.commit().await?;
+    enqueue_vector(&mut tx, id, OutboxOp::Upsert).await?;
+    tx.commit().timed().await?;
     Ok(())
 }
 
@@ -444,30 +498,32 @@ pub async fn set_product_status(
     db: &MySqlPool,
     seller_id: u64,
     id: u64,
-    status: &str,
+    status: ProductStatus,
 ) -> Result<(), Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin().timed().await?;
     lock_own(&mut tx, seller_id, id).await?;
     sqlx::query("UPDATE products SET status = ? WHERE id = ?")
         .bind(status)
         .bind(id)
         .execute(&mut *tx)
+        .timed()
         .await?;
-    enqueue_vector(&mut tx, id, "upsert").await?;
-    tx.commit().await?;
+    enqueue_vector(&mut tx, id, OutboxOp::Upsert).await?;
+    tx.commit().timed().await?;
     Ok(())
 }
 
 /// Soft-delete a seller's own product (the row stays for leads and orders) and queue the
 /// removal of its vector, in one transaction.
 pub async fn delete_product(db: &MySqlPool, seller_id: u64, id: u64) -> Result<(), Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin().timed().await?;
     lock_own(&mut tx, seller_id, id).await?;
     sqlx::query("UPDATE products SET deleted_at = UTC_TIMESTAMP(3) WHERE id = ?")
         .bind(id)
         .execute(&mut *tx)
+        .timed()
         .await?;
-    enqueue_vector(&mut tx, id, "delete").await?;
-    tx.commit().await?;
+    enqueue_vector(&mut tx, id, OutboxOp::Delete).await?;
+    tx.commit().timed().await?;
     Ok(())
 }

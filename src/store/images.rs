@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sqlx::{FromRow, MySqlPool};
 
+use super::Timed;
 use super::{Error, catalogue, jobs};
 
 /// The job kind that makes an image's variants; its payload is the image's SHA-256.
@@ -55,13 +56,14 @@ pub enum Added {
 /// Add an image at the end of a product's images. The row, the job that makes its variants and
 /// the product's vector re-sync are written in one transaction: all three or none.
 pub async fn add(db: &MySqlPool, img: &NewImage<'_>) -> Result<Added, Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin().timed().await?;
     // Locking the product serialises uploads to it, so positions are handed out one at a time.
     let product: Option<u64> = sqlx::query_scalar(
         "SELECT id FROM products WHERE id = ? AND deleted_at IS NULL FOR UPDATE",
     )
     .bind(img.product_id)
     .fetch_optional(&mut *tx)
+    .timed()
     .await?;
     if product.is_none() {
         return Err(Error::NotFound);
@@ -71,6 +73,7 @@ pub async fn add(db: &MySqlPool, img: &NewImage<'_>) -> Result<Added, Error> {
             .bind(img.product_id)
             .bind(img.sha256)
             .fetch_optional(&mut *tx)
+            .timed()
             .await?;
     if let Some(id) = existing {
         return Ok(Added::Existing(id));
@@ -81,6 +84,7 @@ pub async fn add(db: &MySqlPool, img: &NewImage<'_>) -> Result<Added, Error> {
     )
     .bind(img.product_id)
     .fetch_one(&mut *tx)
+    .timed()
     .await?;
     if count as u64 >= MAX_PER_PRODUCT {
         return Ok(Added::Full);
@@ -97,11 +101,17 @@ pub async fn add(db: &MySqlPool, img: &NewImage<'_>) -> Result<Added, Error> {
     .bind(img.height)
     .bind(img.bytes)
     .execute(&mut *tx)
+    .timed()
     .await?
     .last_insert_id();
     jobs::enqueue(&mut tx, VARIANTS_JOB, img.sha256).await?;
-    catalogue::enqueue_vector(&mut tx, img.product_id, "upsert").await?;
-    tx.commit().await?;
+    catalogue::enqueue_vector(
+        &mut tx,
+        img.product_id,
+        crate::market::states::OutboxOp::Upsert,
+    )
+    .await?;
+    tx.commit().timed().await?;
     Ok(Added::New(id))
 }
 
@@ -113,6 +123,7 @@ pub async fn for_product(db: &MySqlPool, product_id: u64) -> Result<Vec<Image>, 
     )
     .bind(product_id)
     .fetch_all(db)
+    .timed()
     .await?)
 }
 
@@ -121,6 +132,7 @@ pub async fn sha_in_use(db: &MySqlPool, sha256: &str) -> Result<bool, Error> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM product_images WHERE sha256 = ?")
         .bind(sha256)
         .fetch_one(db)
+        .timed()
         .await?;
     Ok(n > 0)
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use sqlx::{FromRow, MySql, MySqlPool, Transaction};
 
 use super::Error;
+use super::Timed;
 
 /// A claimed job, as a worker sees it.
 #[derive(Debug, Clone, FromRow)]
@@ -37,7 +38,6 @@ pub async fn enqueue(
     kind: &str,
     payload: &str,
 ) -> Result<(), Error> {
-    let _sql = crate::metrics::span("sql");
     // MySQL evaluates the assignments left to right, each seeing the ones before: `state` last.
     sqlx::query(
         "INSERT INTO jobs (kind, payload, next_attempt_at) VALUES (?, ?, UTC_TIMESTAMP(3)) \
@@ -49,7 +49,7 @@ pub async fn enqueue(
     )
     .bind(kind)
     .bind(payload)
-    .execute(&mut **tx)
+    .execute(&mut **tx).timed()
     .await?;
     Ok(())
 }
@@ -63,8 +63,7 @@ pub async fn claim(
     limit: u32,
     lease: Duration,
 ) -> Result<Vec<Job>, Error> {
-    let _sql = crate::metrics::span("sql");
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin().timed().await?;
     let due: Vec<Job> = sqlx::query_as(
         "SELECT id, kind, payload, attempts FROM jobs \
          WHERE kind = ? AND state IN ('queued', 'running') AND next_attempt_at <= UTC_TIMESTAMP(3) \
@@ -74,6 +73,7 @@ pub async fn claim(
     .bind(kind)
     .bind(limit)
     .fetch_all(&mut *tx)
+    .timed()
     .await?;
     let lease_us = micros(lease);
     let mut claimed = Vec::with_capacity(due.len());
@@ -85,18 +85,18 @@ pub async fn claim(
         .bind(lease_us)
         .bind(job.id)
         .execute(&mut *tx)
+        .timed()
         .await?;
         job.attempts += 1;
         claimed.push(job);
     }
-    tx.commit().await?;
+    tx.commit().timed().await?;
     Ok(claimed)
 }
 
 /// The job is done. False when the job was claimed again meanwhile (this worker's lease had
 /// run out): the newer claim finishes it.
 pub async fn complete(db: &MySqlPool, job: &Job) -> Result<bool, Error> {
-    let _sql = crate::metrics::span("sql");
     let done = sqlx::query(
         "UPDATE jobs SET state = 'done', locked_until = NULL, last_error = NULL \
          WHERE id = ? AND attempts = ? AND state = 'running'",
@@ -104,6 +104,7 @@ pub async fn complete(db: &MySqlPool, job: &Job) -> Result<bool, Error> {
     .bind(job.id)
     .bind(job.attempts)
     .execute(db)
+    .timed()
     .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -131,6 +132,7 @@ pub async fn fail(
     .bind(job.id)
     .bind(job.attempts)
     .execute(db)
+    .timed()
     .await?;
     Ok(())
 }
@@ -144,6 +146,7 @@ pub async fn find(db: &MySqlPool, kind: &str, payload: &str) -> Result<Option<Jo
     .bind(kind)
     .bind(payload)
     .fetch_optional(db)
+    .timed()
     .await?)
 }
 
@@ -158,6 +161,7 @@ pub async fn heartbeat(db: &MySqlPool, worker: &str, detail: &str) -> Result<(),
     .bind(&detail)
     .bind(&detail)
     .execute(db)
+    .timed()
     .await?;
     Ok(())
 }

@@ -5,6 +5,8 @@ use serde::Serialize;
 use sqlx::{FromRow, MySqlPool};
 
 use super::Error;
+use super::Timed;
+use crate::market::orders::LeadStatus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -48,6 +50,7 @@ async fn insert_event<'e>(db: impl sqlx::MySqlExecutor<'e>, e: &Event<'_>) -> Re
     .bind(e.referrer.chars().take(255).collect::<String>())
     .bind(e.device)
     .execute(db)
+    .timed()
     .await?;
     Ok(())
 }
@@ -58,7 +61,7 @@ pub async fn record(db: &MySqlPool, e: &Event<'_>) -> Result<(), Error> {
 
 /// The WhatsApp tap: event and lead in one transaction. Returns the lead id.
 pub async fn start_whatsapp(db: &MySqlPool, e: &Event<'_>) -> Result<u64, Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin().timed().await?;
     insert_event(&mut *tx, e).await?;
     let id = sqlx::query(
         "INSERT INTO leads (product_id, seller_id, user_id, visitor) VALUES (?, ?, ?, ?)",
@@ -68,9 +71,10 @@ pub async fn start_whatsapp(db: &MySqlPool, e: &Event<'_>) -> Result<u64, Error>
     .bind(e.user_id)
     .bind(e.visitor)
     .execute(&mut *tx)
+    .timed()
     .await?
     .last_insert_id();
-    tx.commit().await?;
+    tx.commit().timed().await?;
     Ok(id)
 }
 
@@ -79,7 +83,7 @@ pub struct Lead {
     pub id: u64,
     pub product_id: u64,
     pub product_name: String,
-    pub status: String,
+    pub status: LeadStatus,
     pub created_at: String,
 }
 
@@ -93,6 +97,7 @@ pub async fn inbox(db: &MySqlPool, seller_id: u64, limit: u32) -> Result<Vec<Lea
     .bind(seller_id)
     .bind(limit)
     .fetch_all(db)
+    .timed()
     .await?)
 }
 
@@ -112,5 +117,6 @@ pub async fn totals(db: &MySqlPool, seller_id: u64, days: u32) -> Result<Totals,
     .bind(seller_id)
     .bind(days)
     .fetch_one(db)
+    .timed()
     .await?)
 }

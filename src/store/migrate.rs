@@ -7,6 +7,7 @@ use sqlx::MySqlPool;
 use sqlx::migrate::Migrator;
 
 use super::Error;
+use super::Timed;
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("src/store/migrations");
 
@@ -44,10 +45,12 @@ pub async fn status(pool: &MySqlPool) -> Result<Status, Error> {
          WHERE table_schema = DATABASE() AND table_name = '_sqlx_migrations'",
     )
     .fetch_optional(pool)
+    .timed()
     .await?;
     let applied: Vec<i64> = if exists.is_some() {
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
             .fetch_all(pool)
+            .timed()
             .await?
     } else {
         Vec::new()

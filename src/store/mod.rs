@@ -43,6 +43,19 @@ pub enum Error {
     NotFound,
 }
 
+/// Every statement this module sends, and every `BEGIN` and `COMMIT`, is timed the same way:
+/// `.fetch_all(db).timed().await` records one `sql` observation (an `Err` counts as an error),
+/// so the console's SQL latency and `/metrics` see every call, not a sample.
+pub(crate) trait Timed: Future + Sized {
+    fn timed(self) -> impl Future<Output = Self::Output>;
+}
+
+impl<F: Future<Output = Result<T, E>>, T, E> Timed for F {
+    fn timed(self) -> impl Future<Output = Result<T, E>> {
+        crate::metrics::timed("sql", self)
+    }
+}
+
 /// Map a duplicate-key error (MySQL 1062) on `key` to a conflict on `field`.
 pub(crate) fn conflict_on(e: sqlx::Error, keys: &[(&str, &'static str)]) -> Error {
     if let sqlx::Error::Database(db) = &e

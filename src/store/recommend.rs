@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use sqlx::{FromRow, MySqlConnection, MySqlPool, QueryBuilder};
 
 use super::Error;
+use super::Timed;
 use super::catalogue::Card;
 
 /// Largest number of values bound in one IN list or multi-row insert.
@@ -43,6 +44,7 @@ pub async fn lock_state(conn: &mut MySqlConnection, name: &str) -> Result<u64, E
         sqlx::query_scalar("SELECT last_event_id FROM rec_state WHERE name = ? FOR UPDATE")
             .bind(name)
             .fetch_optional(conn)
+            .timed()
             .await?
             .unwrap_or(0),
     )
@@ -55,6 +57,7 @@ pub async fn set_state(conn: &mut MySqlConnection, name: &str, last: u64) -> Res
     .bind(last)
     .bind(name)
     .execute(conn)
+    .timed()
     .await?;
     Ok(())
 }
@@ -66,6 +69,7 @@ pub async fn states(db: &MySqlPool) -> Result<Vec<(String, u64, Option<i64>)>, E
          FROM rec_state ORDER BY name",
     )
     .fetch_all(db)
+    .timed()
     .await?)
 }
 
@@ -82,6 +86,7 @@ pub async fn events_after(
     .bind(after)
     .bind(limit)
     .fetch_all(conn)
+    .timed()
     .await?)
 }
 
@@ -103,7 +108,12 @@ pub async fn rows_of(conn: &mut MySqlConnection, actors: &[String]) -> Result<Ve
         q.push_tuples(chunk, |mut b, a| {
             b.push_bind(a);
         });
-        out.extend(q.build_query_as::<Cell>().fetch_all(&mut *conn).await?);
+        out.extend(
+            q.build_query_as::<Cell>()
+                .fetch_all(&mut *conn)
+                .timed()
+                .await?,
+        );
     }
     Ok(out)
 }
@@ -120,6 +130,7 @@ pub async fn actors_of(conn: &mut MySqlConnection, items: &[u64]) -> Result<Vec<
         out.extend(
             q.build_query_scalar::<String>()
                 .fetch_all(&mut *conn)
+                .timed()
                 .await?,
         );
     }
@@ -156,7 +167,7 @@ pub async fn add_cells(conn: &mut MySqlConnection, rows: &[CellDelta]) -> Result
              contacted = GREATEST(contacted, VALUES(contacted)), \
              last_at = GREATEST(last_at, VALUES(last_at))",
         );
-        q.build().execute(&mut *conn).await?;
+        q.build().execute(&mut *conn).timed().await?;
     }
     Ok(())
 }
@@ -172,7 +183,7 @@ pub async fn add_norms(conn: &mut MySqlConnection, rows: &[(u64, f64, u32)]) -> 
             " ON DUPLICATE KEY UPDATE norm_sq = norm_sq + VALUES(norm_sq), \
              actors = actors + VALUES(actors)",
         );
-        q.build().execute(&mut *conn).await?;
+        q.build().execute(&mut *conn).timed().await?;
     }
     Ok(())
 }
@@ -185,7 +196,7 @@ pub async fn norms(conn: &mut MySqlConnection, items: &[u64]) -> Result<HashMap<
         q.push_tuples(chunk, |mut b, id| {
             b.push_bind(*id);
         });
-        let rows: Vec<(u64, f64)> = q.build_query_as().fetch_all(&mut *conn).await?;
+        let rows: Vec<(u64, f64)> = q.build_query_as().fetch_all(&mut *conn).timed().await?;
         out.extend(rows);
     }
     Ok(out)
@@ -210,7 +221,7 @@ pub async fn replace_neighbours(
         q.push_tuples(chunk, |mut b, id| {
             b.push_bind(*id);
         });
-        q.build().execute(&mut *conn).await?;
+        q.build().execute(&mut *conn).timed().await?;
     }
     for chunk in rows.chunks(CHUNK / 4) {
         let mut q = QueryBuilder::new(
@@ -222,7 +233,7 @@ pub async fn replace_neighbours(
                 .push_bind(r.score)
                 .push_bind(r.source);
         });
-        q.build().execute(&mut *conn).await?;
+        q.build().execute(&mut *conn).timed().await?;
     }
     Ok(())
 }
@@ -235,6 +246,7 @@ pub async fn engaged_items(db: &MySqlPool, after: u64, limit: u32) -> Result<Vec
     .bind(after)
     .bind(limit)
     .fetch_all(db)
+    .timed()
     .await?)
 }
 
@@ -243,7 +255,7 @@ pub async fn embedding_profile(conn: &mut MySqlConnection) -> Result<Option<Stri
     Ok(sqlx::query_scalar(
         "SELECT profile FROM product_embeddings GROUP BY profile ORDER BY MAX(embedded_at) DESC LIMIT 1",
     )
-    .fetch_optional(conn)
+    .fetch_optional(conn).timed()
     .await?)
 }
 
@@ -261,7 +273,7 @@ pub async fn embeddings(
         q.push_tuples(chunk, |mut b, id| {
             b.push_bind(*id);
         });
-        let rows: Vec<(u64, Vec<u8>)> = q.build_query_as().fetch_all(&mut *conn).await?;
+        let rows: Vec<(u64, Vec<u8>)> = q.build_query_as().fetch_all(&mut *conn).timed().await?;
         for (id, blob) in rows {
             let v = blob
                 .chunks_exact(4)
@@ -290,7 +302,7 @@ pub async fn put_embedding(
     .bind(profile)
     .bind(vector.len() as u32)
     .bind(blob)
-    .execute(db)
+    .execute(db).timed()
     .await?;
     Ok(())
 }
@@ -306,11 +318,13 @@ pub async fn visual_pool(
         sqlx::query_scalar("SELECT product_id FROM rec_trending ORDER BY score DESC LIMIT ?")
             .bind(limit)
             .fetch_all(&mut *conn)
+            .timed()
             .await?;
     out.extend(
         sqlx::query_scalar::<_, u64>("SELECT id FROM products ORDER BY id DESC LIMIT ?")
             .bind(limit)
             .fetch_all(&mut *conn)
+            .timed()
             .await?,
     );
     for chunk in items.chunks(CHUNK) {
@@ -322,7 +336,12 @@ pub async fn visual_pool(
             b.push_bind(*id);
         });
         q.push(") ORDER BY p.id DESC LIMIT ").push_bind(limit);
-        out.extend(q.build_query_scalar::<u64>().fetch_all(&mut *conn).await?);
+        out.extend(
+            q.build_query_scalar::<u64>()
+                .fetch_all(&mut *conn)
+                .timed()
+                .await?,
+        );
     }
     out.sort_unstable();
     out.dedup();
@@ -343,25 +362,26 @@ pub async fn trending_buckets(
          GROUP BY product_id, kind, FLOOR(UNIX_TIMESTAMP(created_at) / 3600)",
     )
     .bind(window_secs)
-    .fetch_all(db)
+    .fetch_all(db).timed()
     .await?)
 }
 
 /// Replace the trending table in one transaction.
 pub async fn replace_trending(db: &MySqlPool, rows: &[(u64, f64)]) -> Result<(), Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin().timed().await?;
     sqlx::query("DELETE FROM rec_trending")
         .execute(&mut *tx)
+        .timed()
         .await?;
     for chunk in rows.chunks(CHUNK / 2) {
         let mut q = QueryBuilder::new("INSERT INTO rec_trending (product_id, score) ");
         q.push_values(chunk, |mut b, (id, s)| {
             b.push_bind(*id).push_bind(*s);
         });
-        q.build().execute(&mut *tx).await?;
+        q.build().execute(&mut *tx).timed().await?;
     }
     set_state(&mut tx, "trending", 0).await?;
-    tx.commit().await?;
+    tx.commit().timed().await?;
     Ok(())
 }
 
@@ -383,7 +403,7 @@ pub async fn public_cards(db: &MySqlPool, ids: &[u64]) -> Result<Vec<Card>, Erro
     q.push_tuples(ids.iter().take(CHUNK), |mut b, id| {
         b.push_bind(*id);
     });
-    let cards: Vec<Card> = q.build_query_as().fetch_all(db).await?;
+    let cards: Vec<Card> = q.build_query_as().fetch_all(db).timed().await?;
     let mut by_id: HashMap<u64, Card> = cards.into_iter().map(|c| (c.id, c)).collect();
     Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
 }
@@ -401,6 +421,7 @@ pub async fn generate_events(db: &MySqlPool, n: u64) -> Result<u64, Error> {
     let (lo, hi): (Option<u64>, Option<u64>) =
         sqlx::query_as("SELECT MIN(id), MAX(id) FROM products")
             .fetch_one(db)
+            .timed()
             .await?;
     let (Some(lo), Some(hi)) = (lo, hi) else {
         return Ok(0);
@@ -429,7 +450,7 @@ pub async fn generate_events(db: &MySqlPool, n: u64) -> Result<u64, Error> {
         .bind(visitors)
         .bind(span)
         .bind(done + batch)
-        .execute(db)
+        .execute(db).timed()
         .await?
         .rows_affected();
         inserted += n_rows;

@@ -3,6 +3,7 @@
 use serde::Serialize;
 use sqlx::{FromRow, MySqlPool};
 
+use super::Timed;
 use super::catalogue::Card;
 use super::{Error, conflict_on};
 
@@ -22,13 +23,14 @@ pub async fn add(
     rating: u8,
     body: &str,
 ) -> Result<(), Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin().timed().await?;
     sqlx::query("INSERT INTO reviews (product_id, user_id, rating, body) VALUES (?, ?, ?, ?)")
         .bind(product_id)
         .bind(user_id)
         .bind(rating)
         .bind(body)
         .execute(&mut *tx)
+        .timed()
         .await
         .map_err(|e| conflict_on(e, &[("reviews_one_per_user", "review")]))?;
     sqlx::query(
@@ -38,8 +40,9 @@ pub async fn add(
     .bind(rating)
     .bind(product_id)
     .execute(&mut *tx)
+    .timed()
     .await?;
-    tx.commit().await?;
+    tx.commit().timed().await?;
     Ok(())
 }
 
@@ -55,7 +58,7 @@ pub async fn for_product(
     )
     .bind(product_id)
     .bind(limit)
-    .fetch_all(db)
+    .fetch_all(db).timed()
     .await?)
 }
 
@@ -69,6 +72,7 @@ pub async fn toggle_favourite(
         .bind(user_id)
         .bind(product_id)
         .execute(db)
+        .timed()
         .await?
         .rows_affected();
     if removed > 0 {
@@ -78,6 +82,7 @@ pub async fn toggle_favourite(
         .bind(user_id)
         .bind(product_id)
         .execute(db)
+        .timed()
         .await?;
     Ok(true)
 }
@@ -89,6 +94,7 @@ pub async fn is_favourite(db: &MySqlPool, user_id: u64, product_id: u64) -> Resu
     .bind(user_id)
     .bind(product_id)
     .fetch_one(db)
+    .timed()
     .await?
         > 0)
 }
@@ -104,6 +110,6 @@ pub async fn favourites(db: &MySqlPool, user_id: u64) -> Result<Vec<Card>, Error
          AND p.deleted_at IS NULL AND s.status = 'approved' ORDER BY f.created_at DESC LIMIT 200",
     )
     .bind(user_id)
-    .fetch_all(db)
+    .fetch_all(db).timed()
     .await?)
 }

@@ -3,7 +3,9 @@
 use serde::Serialize;
 use sqlx::{FromRow, MySqlPool};
 
+use super::Timed;
 use super::{Error, conflict_on};
+use crate::market::states::SellerStatus;
 
 #[derive(Debug, Clone, FromRow, Serialize)]
 pub struct Seller {
@@ -16,7 +18,7 @@ pub struct Seller {
     pub city: String,
     pub category_id: Option<u64>,
     pub catalogue_url: Option<String>,
-    pub status: String,
+    pub status: SellerStatus,
     pub status_reason: String,
     pub rating_sum: u32,
     pub rating_count: u32,
@@ -24,7 +26,7 @@ pub struct Seller {
 
 impl Seller {
     pub fn is_approved(&self) -> bool {
-        self.status == "approved"
+        self.status == SellerStatus::Approved
     }
     /// Average rating with one decimal, if anyone rated.
     pub fn rating(&self) -> Option<f32> {
@@ -61,6 +63,7 @@ pub async fn create(db: &MySqlPool, s: &NewSeller<'_>) -> Result<u64, Error> {
     .bind(s.category_id)
     .bind(s.catalogue_url)
     .execute(db)
+    .timed()
     .await
     .map_err(|e| {
         conflict_on(
@@ -77,6 +80,7 @@ async fn one(db: &MySqlPool, clause: &str, value: impl ToString) -> Result<Optio
     )))
     .bind(value.to_string())
     .fetch_optional(db)
+    .timed()
     .await?)
 }
 
@@ -92,13 +96,18 @@ pub async fn by_slug(db: &MySqlPool, slug: &str) -> Result<Option<Seller>, Error
     one(db, "slug", slug).await
 }
 
-pub async fn with_status(db: &MySqlPool, status: &str, limit: u32) -> Result<Vec<Seller>, Error> {
+pub async fn with_status(
+    db: &MySqlPool,
+    status: SellerStatus,
+    limit: u32,
+) -> Result<Vec<Seller>, Error> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM sellers WHERE status = ? ORDER BY id LIMIT ?"
     )))
     .bind(status)
     .bind(limit)
     .fetch_all(db)
+    .timed()
     .await?)
 }
 
@@ -107,16 +116,17 @@ pub async fn with_status(db: &MySqlPool, status: &str, limit: u32) -> Result<Vec
 pub async fn set_status(
     db: &MySqlPool,
     id: u64,
-    status: &str,
+    status: SellerStatus,
     reason: &str,
     audit: &super::audit::Entry<'_>,
 ) -> Result<(), Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin().timed().await?;
     let changed = sqlx::query("UPDATE sellers SET status = ?, status_reason = ? WHERE id = ?")
         .bind(status)
         .bind(reason)
         .bind(id)
         .execute(&mut *tx)
+        .timed()
         .await?
         .rows_affected();
     if changed == 0 && by_id(db, id).await?.is_none() {
@@ -128,8 +138,9 @@ pub async fn set_status(
     )
     .bind(id)
     .execute(&mut *tx)
+    .timed()
     .await?;
     super::audit::append(&mut *tx, audit).await?;
-    tx.commit().await?;
+    tx.commit().timed().await?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 use sqlx::MySqlPool;
 
 use super::Error;
+use super::Timed;
 use super::users::User;
 
 pub struct NewSession<'a> {
@@ -26,6 +27,7 @@ pub async fn create(db: &MySqlPool, s: &NewSession<'_>) -> Result<(), Error> {
     .bind(s.ip)
     .bind(s.user_agent.chars().take(255).collect::<String>())
     .execute(db)
+    .timed()
     .await?;
     Ok(())
 }
@@ -33,7 +35,6 @@ pub async fn create(db: &MySqlPool, s: &NewSession<'_>) -> Result<(), Error> {
 /// The session's user, if the session is unexpired, the user active and not logged out
 /// everywhere since.
 pub async fn user(db: &MySqlPool, token_hash: &str) -> Result<Option<User>, Error> {
-    let _sql = crate::metrics::span("sql");
     Ok(sqlx::query_as(
         "SELECT u.id, u.email, u.phone, u.name, u.password_hash, u.role, u.status, \
                 u.token_version, u.locale \
@@ -43,6 +44,7 @@ pub async fn user(db: &MySqlPool, token_hash: &str) -> Result<Option<User>, Erro
     )
     .bind(token_hash)
     .fetch_optional(db)
+    .timed()
     .await?)
 }
 
@@ -50,6 +52,7 @@ pub async fn delete(db: &MySqlPool, token_hash: &str) -> Result<(), Error> {
     sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
         .bind(token_hash)
         .execute(db)
+        .timed()
         .await?;
     Ok(())
 }
@@ -58,6 +61,7 @@ pub async fn delete_for_user(db: &MySqlPool, user_id: u64) -> Result<u64, Error>
     Ok(sqlx::query("DELETE FROM sessions WHERE user_id = ?")
         .bind(user_id)
         .execute(db)
+        .timed()
         .await?
         .rows_affected())
 }

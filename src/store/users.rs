@@ -1,9 +1,11 @@
-//! Accounts. Passwords arrive here already hashed (argon2id, in `web::auth`).
+//! Accounts. Passwords arrive here already hashed (argon2id, in `accounts::password`).
 
 use serde::Serialize;
 use sqlx::{FromRow, MySqlPool};
 
+use super::Timed;
 use super::{Error, conflict_on};
+use crate::market::states::{Role, UserStatus};
 
 #[derive(Debug, Clone, FromRow, Serialize)]
 pub struct User {
@@ -13,18 +15,18 @@ pub struct User {
     pub name: String,
     #[serde(skip)]
     pub password_hash: String,
-    pub role: String,
-    pub status: String,
+    pub role: Role,
+    pub status: UserStatus,
     pub token_version: u32,
     pub locale: String,
 }
 
 impl User {
     pub fn is_admin(&self) -> bool {
-        self.role == "admin"
+        self.role == Role::Admin
     }
     pub fn is_active(&self) -> bool {
-        self.status == "active"
+        self.status == UserStatus::Active
     }
 }
 
@@ -33,7 +35,7 @@ pub struct NewUser<'a> {
     pub phone: Option<&'a str>,
     pub name: &'a str,
     pub password_hash: &'a str,
-    pub role: &'a str,
+    pub role: Role,
 }
 
 const COLUMNS: &str = "id, email, phone, name, password_hash, role, status, token_version, locale";
@@ -48,49 +50,52 @@ pub async fn create(db: &MySqlPool, u: &NewUser<'_>) -> Result<u64, Error> {
     .bind(u.password_hash)
     .bind(u.role)
     .execute(db)
+    .timed()
     .await
     .map_err(|e| conflict_on(e, &[("users_email", "email"), ("users_phone", "phone")]))?;
     Ok(result.last_insert_id())
 }
 
 pub async fn by_id(db: &MySqlPool, id: u64) -> Result<Option<User>, Error> {
-    let _sql = crate::metrics::span("sql");
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM users WHERE id = ?"
     )))
     .bind(id)
     .fetch_optional(db)
+    .timed()
     .await?)
 }
 
 /// By email (lower-cased) or E.164 phone.
 pub async fn by_login(db: &MySqlPool, login: &str) -> Result<Option<User>, Error> {
-    let _sql = crate::metrics::span("sql");
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM users WHERE email = ? OR phone = ? LIMIT 1"
     )))
     .bind(login)
     .bind(login)
     .fetch_optional(db)
+    .timed()
     .await?)
 }
 
 /// New password: every browser session and API token issued before dies with the old one, in
 /// the same transaction (a half-done change could leave a thief's session alive).
 pub async fn set_password(db: &MySqlPool, id: u64, password_hash: &str) -> Result<(), Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin().timed().await?;
     sqlx::query(
         "UPDATE users SET password_hash = ?, token_version = token_version + 1 WHERE id = ?",
     )
     .bind(password_hash)
     .bind(id)
     .execute(&mut *tx)
+    .timed()
     .await?;
     sqlx::query("DELETE FROM sessions WHERE user_id = ?")
         .bind(id)
         .execute(&mut *tx)
+        .timed()
         .await?;
-    tx.commit().await?;
+    tx.commit().timed().await?;
     Ok(())
 }
 
@@ -99,6 +104,7 @@ pub async fn bump_token_version(db: &MySqlPool, id: u64) -> Result<(), Error> {
     sqlx::query("UPDATE users SET token_version = token_version + 1 WHERE id = ?")
         .bind(id)
         .execute(db)
+        .timed()
         .await?;
     Ok(())
 }
@@ -108,6 +114,7 @@ pub async fn set_locale(db: &MySqlPool, id: u64, locale: &str) -> Result<(), Err
         .bind(locale)
         .bind(id)
         .execute(db)
+        .timed()
         .await?;
     Ok(())
 }
@@ -116,13 +123,14 @@ pub async fn set_locale(db: &MySqlPool, id: u64, locale: &str) -> Result<(), Err
 pub async fn set_status(
     db: &MySqlPool,
     id: u64,
-    status: &str,
+    status: UserStatus,
     audit: &super::audit::Entry<'_>,
 ) -> Result<(), Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin().timed().await?;
     let found: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE id = ?")
         .bind(id)
         .fetch_one(&mut *tx)
+        .timed()
         .await?;
     if found == 0 {
         return Err(Error::NotFound);
@@ -131,13 +139,15 @@ pub async fn set_status(
         .bind(status)
         .bind(id)
         .execute(&mut *tx)
+        .timed()
         .await?;
     sqlx::query("DELETE FROM sessions WHERE user_id = ?")
         .bind(id)
         .execute(&mut *tx)
+        .timed()
         .await?;
     super::audit::append(&mut *tx, audit).await?;
-    tx.commit().await?;
+    tx.commit().timed().await?;
     Ok(())
 }
 
@@ -151,6 +161,6 @@ pub async fn search(db: &MySqlPool, q: &str, limit: u32) -> Result<Vec<User>, Er
     .bind(&like)
     .bind(&like)
     .bind(limit)
-    .fetch_all(db)
+    .fetch_all(db).timed()
     .await?)
 }

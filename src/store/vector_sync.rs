@@ -9,14 +9,16 @@ use serde::Serialize;
 use sqlx::{FromRow, MySqlPool, QueryBuilder};
 
 use super::Error;
+use super::Timed;
 use super::catalogue::{CARD, Card, PUBLIC};
+use crate::market::states::OutboxOp;
 
 /// One claimed outbox row.
 #[derive(Debug, Clone, FromRow)]
 pub struct OutboxRow {
     pub id: u64,
     pub product_id: u64,
-    pub op: String,
+    pub op: OutboxOp,
     pub attempts: u32,
 }
 
@@ -24,7 +26,7 @@ pub struct OutboxRow {
 /// leased by pushing `next_attempt_at` past `lease`, in one short transaction. A worker that
 /// dies mid-batch leaves its rows to come due again when the lease runs out.
 pub async fn claim(db: &MySqlPool, limit: u32, lease: Duration) -> Result<Vec<OutboxRow>, Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin().timed().await?;
     let rows: Vec<OutboxRow> = sqlx::query_as(
         "SELECT id, product_id, CAST(op AS CHAR) AS op, attempts FROM vector_outbox \
          WHERE next_attempt_at <= UTC_TIMESTAMP(3) ORDER BY next_attempt_at, id LIMIT ? \
@@ -32,6 +34,7 @@ pub async fn claim(db: &MySqlPool, limit: u32, lease: Duration) -> Result<Vec<Ou
     )
     .bind(limit)
     .fetch_all(&mut *tx)
+    .timed()
     .await?;
     if !rows.is_empty() {
         let mut q = QueryBuilder::new(
@@ -42,9 +45,9 @@ pub async fn claim(db: &MySqlPool, limit: u32, lease: Duration) -> Result<Vec<Ou
         q.push_tuples(&rows, |mut b, r| {
             b.push_bind(r.id);
         });
-        q.build().execute(&mut *tx).await?;
+        q.build().execute(&mut *tx).timed().await?;
     }
-    tx.commit().await?;
+    tx.commit().timed().await?;
     Ok(rows)
 }
 
@@ -57,7 +60,7 @@ pub async fn complete(db: &MySqlPool, ids: &[u64]) -> Result<(), Error> {
     q.push_tuples(ids, |mut b, id| {
         b.push_bind(*id);
     });
-    q.build().execute(db).await?;
+    q.build().execute(db).timed().await?;
     Ok(())
 }
 
@@ -72,6 +75,7 @@ pub async fn fail(db: &MySqlPool, id: u64, wait: Duration, error: &str) -> Resul
     .bind(wait.as_millis() as u64)
     .bind(id)
     .execute(db)
+    .timed()
     .await?;
     Ok(())
 }
@@ -90,18 +94,18 @@ pub async fn release(db: &MySqlPool, ids: &[u64], wait: Duration) -> Result<(), 
     q.push_tuples(ids, |mut b, id| {
         b.push_bind(*id);
     });
-    q.build().execute(db).await?;
+    q.build().execute(db).timed().await?;
     Ok(())
 }
 
 /// Queue `op` for each product (reconciliation, profile switch); one statement.
-pub async fn enqueue(db: &MySqlPool, product_ids: &[u64], op: &str) -> Result<(), Error> {
+pub async fn enqueue(db: &MySqlPool, product_ids: &[u64], op: OutboxOp) -> Result<(), Error> {
     for chunk in product_ids.chunks(5000) {
         let mut q = QueryBuilder::new("INSERT INTO vector_outbox (product_id, op) ");
         q.push_values(chunk, |mut b, id| {
             b.push_bind(*id).push_bind(op);
         });
-        q.build().execute(db).await?;
+        q.build().execute(db).timed().await?;
     }
     Ok(())
 }
@@ -135,7 +139,7 @@ pub async fn sync_rows(db: &MySqlPool, ids: &[u64]) -> Result<Vec<SyncRow>, Erro
     q.push_tuples(ids, |mut b, id| {
         b.push_bind(*id);
     });
-    Ok(q.build_query_as().fetch_all(db).await?)
+    Ok(q.build_query_as().fetch_all(db).timed().await?)
 }
 
 /// Stored vectors of `profile` for `ids`: product id -> (inputs SHA-256, vector).
@@ -154,7 +158,7 @@ pub async fn embeddings(
     q.push_tuples(ids, |mut b, id| {
         b.push_bind(*id);
     });
-    let rows: Vec<(u64, String, Vec<u8>)> = q.build_query_as().fetch_all(db).await?;
+    let rows: Vec<(u64, String, Vec<u8>)> = q.build_query_as().fetch_all(db).timed().await?;
     Ok(rows
         .into_iter()
         .map(|(id, sha, blob)| (id, (sha, from_le_bytes(&blob))))
@@ -169,6 +173,7 @@ pub async fn embedding(db: &MySqlPool, profile: &str, id: u64) -> Result<Option<
     .bind(profile)
     .bind(id)
     .fetch_optional(db)
+    .timed()
     .await?;
     Ok(blob.map(|b| from_le_bytes(&b)))
 }
@@ -200,7 +205,7 @@ pub async fn put_embeddings(
             " ON DUPLICATE KEY UPDATE dim = VALUES(dim), vector = VALUES(vector), \
              inputs_sha256 = VALUES(inputs_sha256), embedded_at = UTC_TIMESTAMP(3)",
         );
-        q.build().execute(db).await?;
+        q.build().execute(db).timed().await?;
     }
     Ok(())
 }
@@ -221,6 +226,7 @@ pub async fn profiles(db: &MySqlPool) -> Result<Vec<(String, i64)>, Error> {
         "SELECT profile, COUNT(*) FROM product_embeddings GROUP BY profile ORDER BY 2 DESC",
     )
     .fetch_all(db)
+    .timed()
     .await?)
 }
 
@@ -233,6 +239,7 @@ pub async fn public_ids(db: &MySqlPool, from: u64, to: u64) -> Result<Vec<u64>, 
     .bind(from)
     .bind(to)
     .fetch_all(db)
+    .timed()
     .await?)
 }
 
@@ -244,12 +251,14 @@ pub async fn queued_ids(db: &MySqlPool, from: u64, to: u64) -> Result<Vec<u64>, 
     .bind(from)
     .bind(to)
     .fetch_all(db)
+    .timed()
     .await?)
 }
 
 pub async fn max_product_id(db: &MySqlPool) -> Result<u64, Error> {
     let max: Option<u64> = sqlx::query_scalar("SELECT MAX(id) FROM products")
         .fetch_one(db)
+        .timed()
         .await?;
     Ok(max.unwrap_or(0))
 }
@@ -269,6 +278,7 @@ pub async fn embedded_ids(
     .bind(from)
     .bind(to)
     .fetch_all(db)
+    .timed()
     .await?;
     Ok(rows
         .into_iter()
@@ -285,7 +295,7 @@ pub async fn public_cards(db: &MySqlPool, ids: &[u64]) -> Result<Vec<Card>, Erro
     q.push_tuples(ids, |mut b, id| {
         b.push_bind(*id);
     });
-    let cards: Vec<Card> = q.build_query_as().fetch_all(db).await?;
+    let cards: Vec<Card> = q.build_query_as().fetch_all(db).timed().await?;
     let mut by_id: HashMap<u64, Card> = cards.into_iter().map(|c| (c.id, c)).collect();
     Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
 }
@@ -308,6 +318,7 @@ pub async fn backlog(db: &MySqlPool) -> Result<Backlog, Error> {
          FROM vector_outbox",
     )
     .fetch_one(db)
+    .timed()
     .await?)
 }
 
@@ -319,5 +330,6 @@ pub async fn heartbeat_of(db: &MySqlPool, worker: &str) -> Result<Option<(i64, S
     )
     .bind(worker)
     .fetch_optional(db)
+    .timed()
     .await?)
 }

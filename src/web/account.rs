@@ -9,11 +9,13 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use serde::Deserialize;
 
-use super::auth::{check_new_password, dummy_hash, hash_password, verify_metered};
+use super::auth::{dummy_hash, hash_password, verify_metered};
 use super::pages::{Field, FormPage, PageCtx, render};
 use super::session::{Visitor, clear_session_cookie, hash_token, start_session};
 use super::{AppState, Error};
+use crate::accounts::check_new_password;
 use crate::market::phone::Phone;
+use crate::market::states::Role;
 use crate::market::{FieldError, FieldErrors, text};
 use crate::store::{self, sessions, users};
 
@@ -105,7 +107,7 @@ async fn register(
             phone: phone.as_deref(),
             name: &name,
             password_hash: &hash,
-            role: "user",
+            role: Role::User,
         },
     )
     .await;

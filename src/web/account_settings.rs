@@ -10,10 +10,11 @@ use axum::routing::get;
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use super::auth::{check_new_password, hash_password, verify_metered};
+use super::auth::{hash_password, verify_metered};
 use super::pages::{Field, PageCtx, render};
 use super::session::{Visitor, start_session};
 use super::{AppState, Error};
+use crate::accounts::check_new_password;
 use crate::market::{FieldError, FieldErrors};
 use crate::store::users;
 

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::pages::{PageCtx, render};
 use super::session::Visitor;
 use super::{AppState, Error};
+use crate::market::states::{Moderation, SellerStatus, UserStatus};
 use crate::market::text;
 use crate::store::{self, audit, catalogue, sellers, users};
 
@@ -58,7 +59,7 @@ async fn dashboard(
     Ok(render(&AdminPage {
         page: PageCtx::new(&v),
         stats: catalogue::platform_stats(&s.db).await?,
-        pending: sellers::with_status(&s.db, "pending", 100).await?,
+        pending: sellers::with_status(&s.db, SellerStatus::Pending, 100).await?,
         products: catalogue::moderation_queue(&s.db, 50).await?,
         categories: catalogue::categories(&s.db).await?,
         user_query,
@@ -82,15 +83,15 @@ async fn moderate_product(
     Form(f): Form<ModerationForm>,
 ) -> Result<Response, Error> {
     let admin = v.require_admin()?;
-    if !matches!(f.moderation.as_str(), "approved" | "flagged" | "rejected") {
+    let Ok(moderation) = f.moderation.parse::<Moderation>() else {
         return Ok((
             StatusCode::UNPROCESSABLE_ENTITY,
             "moderation: must be approved, flagged or rejected",
         )
             .into_response());
-    }
+    };
     let reason = text::line("reason", &f.reason, 0, 500).map_err(|_| Error::Forbidden)?;
-    if f.moderation == "rejected" && reason.is_empty() {
+    if moderation == Moderation::Rejected && reason.is_empty() {
         return Ok((
             StatusCode::UNPROCESSABLE_ENTITY,
             "reason: the seller needs to know why",
@@ -100,13 +101,13 @@ async fn moderate_product(
     catalogue::moderate(
         &s.db,
         id,
-        &f.moderation,
+        moderation,
         &reason,
         &audit::Entry {
             actor_user_id: Some(admin.id),
             action: "product.moderation",
             target: &format!("product:{id}"),
-            detail: &format!("{} {reason}", f.moderation),
+            detail: &format!("{moderation} {reason}"),
             ip: &v.ip,
         },
     )
@@ -168,22 +169,25 @@ async fn set_user_status(
     Form(f): Form<UserStatusForm>,
 ) -> Result<Response, Error> {
     let admin = v.require_admin()?;
-    if !matches!(f.status.as_str(), "active" | "suspended") || id == admin.id {
-        return Ok((
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "status: active or suspended, and not your own account",
-        )
-            .into_response());
-    }
+    let status = match f.status.parse::<UserStatus>() {
+        Ok(status) if id != admin.id => status,
+        _ => {
+            return Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "status: active or suspended, and not your own account",
+            )
+                .into_response());
+        }
+    };
     users::set_status(
         &s.db,
         id,
-        &f.status,
+        status,
         &audit::Entry {
             actor_user_id: Some(admin.id),
             action: "user.status",
             target: &format!("user:{id}"),
-            detail: &f.status,
+            detail: status.as_str(),
             ip: &v.ip,
         },
     )
@@ -205,23 +209,20 @@ async fn set_seller_status(
     Form(f): Form<StatusForm>,
 ) -> Result<Response, Error> {
     let admin = v.require_admin()?;
-    if !matches!(
-        f.status.as_str(),
-        "approved" | "rejected" | "suspended" | "pending"
-    ) {
+    let Ok(status) = f.status.parse::<SellerStatus>() else {
         return Err(Error::NotFound);
-    }
+    };
     let reason = text::line("reason", &f.reason, 0, 500).map_err(|_| Error::Forbidden)?;
     sellers::set_status(
         &s.db,
         id,
-        &f.status,
+        status,
         &reason,
         &audit::Entry {
             actor_user_id: Some(admin.id),
             action: "seller.status",
             target: &format!("seller:{id}"),
-            detail: &format!("{} {reason}", f.status),
+            detail: &format!("{status} {reason}"),
             ip: &v.ip,
         },
     )

@@ -75,7 +75,7 @@ async fn own_product(s: &AppState, v: &Visitor, id: u64) -> Result<Product, Erro
     let seller = sellers::by_user(&s.db, user.id)
         .await?
         .ok_or(Error::Forbidden)?;
-    if seller.status == "suspended" || seller.status == "rejected" {
+    if !seller.status.may_edit() {
         return Err(Error::Forbidden);
     }
     catalogue::own_product(&s.db, seller.id, id)

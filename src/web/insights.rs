@@ -14,7 +14,7 @@ use super::session::Visitor;
 use super::storefront::price_text;
 use super::{AppState, Error};
 use crate::market::analytics::{conversion, csv, fill_days, svg_chart};
-use crate::market::orders::{LEAD_STATUSES, is_lead_status};
+use crate::market::orders::{LeadStatus, OrderStatus};
 use crate::store::{self, analytics, leads, orders, sellers};
 
 pub fn router() -> Router<AppState> {
@@ -24,14 +24,6 @@ pub fn router() -> Router<AppState> {
         .route("/sell/leads/{id}/status", post(lead_status))
         .route("/sell/orders/{id}/status", post(order_status))
 }
-
-const ORDER_STATUSES: [&str; 5] = [
-    "initiated",
-    "confirmed",
-    "shipped",
-    "delivered",
-    "cancelled",
-];
 
 #[derive(Deserialize)]
 struct Window {
@@ -76,9 +68,9 @@ struct Insights {
     chart: String,
     top: Vec<analytics::TopProduct>,
     inbox: Vec<leads::Lead>,
-    orders: Vec<(u64, String, String, String, String)>,
-    lead_statuses: [&'static str; 4],
-    order_statuses: [&'static str; 5],
+    orders: Vec<(u64, String, String, String, OrderStatus)>,
+    lead_statuses: &'static [LeadStatus],
+    order_statuses: &'static [OrderStatus],
 }
 
 async fn page(
@@ -99,7 +91,7 @@ async fn page(
                 o.id,
                 o.created_at,
                 o.product_name,
-                price_text(Some(o.total_minor), &o.currency),
+                price_text(Some(o.total)),
                 o.status,
             )
         })
@@ -115,8 +107,8 @@ async fn page(
         top: analytics::top_products(&s.db, seller.id, days, 10).await?,
         inbox: leads::inbox(&s.db, seller.id, 100).await?,
         orders,
-        lead_statuses: LEAD_STATUSES,
-        order_statuses: ORDER_STATUSES,
+        lead_statuses: &LeadStatus::ALL,
+        order_statuses: &OrderStatus::ALL,
     })?
     .into_response())
 }
@@ -157,14 +149,14 @@ async fn lead_status(
     Form(f): Form<StatusForm>,
 ) -> Result<Response, Error> {
     let seller = my_seller(&s, &v).await?;
-    if !is_lead_status(&f.status) {
+    let Ok(status) = f.status.parse::<LeadStatus>() else {
         return Ok((
             StatusCode::UNPROCESSABLE_ENTITY,
             "status: must be new, contacted, converted or lost",
         )
             .into_response());
-    }
-    orders::set_lead_status(&s.db, seller.id, id, &f.status).await?;
+    };
+    orders::set_lead_status(&s.db, seller.id, id, status).await?;
     Ok(Redirect::to("/sell/analytics").into_response())
 }
 
@@ -175,7 +167,15 @@ async fn order_status(
     Form(f): Form<StatusForm>,
 ) -> Result<Response, Error> {
     let seller = my_seller(&s, &v).await?;
-    match orders::set_order_status(&s.db, seller.id, id, &f.status).await {
+    // A word that is no status is refused like an impossible step (once the order is found).
+    let moved = match f.status.parse::<OrderStatus>() {
+        Ok(to) => orders::set_order_status(&s.db, seller.id, id, to).await,
+        Err(_) if orders::order_exists(&s.db, seller.id, id).await? => {
+            Err(store::Error::Conflict("status"))
+        }
+        Err(_) => Err(store::Error::NotFound),
+    };
+    match moved {
         Ok(()) => Ok(Redirect::to("/sell/analytics").into_response()),
         Err(store::Error::Conflict(_)) => Ok((
             StatusCode::CONFLICT,

@@ -15,6 +15,8 @@ use super::storefront::price_text;
 use super::{AppState, Error};
 use crate::market::money::{Currency, Money};
 use crate::market::phone::Phone;
+use crate::market::product::{PriceInput, ProductDraft, StockInput, ValidProduct};
+use crate::market::states::{Moderation, SellerStatus};
 use crate::market::{FieldError, FieldErrors, text};
 use crate::store::{self, catalogue, leads, sellers};
 
@@ -91,7 +93,7 @@ async fn onboard_page(s: &AppState, v: &Visitor, f: &OnboardForm) -> Result<Form
 struct Dashboard {
     page: PageCtx,
     store_name: String,
-    status: String,
+    status: SellerStatus,
     status_reason: String,
     views: i64,
     leads: i64,
@@ -115,18 +117,18 @@ async fn sell(State(s): State<AppState>, v: Visitor) -> Result<Response, Error> 
         .await?
         .into_iter()
         .map(|p| {
-            let state = if p.moderation != "approved" {
+            let state = if p.moderation != Moderation::Approved {
                 format!("{} {}", p.moderation, p.moderation_reason)
             } else {
-                p.status.clone()
+                p.status.to_string()
             };
             (
                 p.id,
                 p.name,
-                price_text(p.price_minor, &p.currency),
+                price_text(p.price),
                 p.stock,
                 state,
-                p.status,
+                p.status.to_string(),
             )
         })
         .collect();
@@ -273,7 +275,7 @@ fn new_kind() -> FormKind {
 }
 
 /// A product form that passed validation.
-pub(super) struct ValidProduct {
+pub(super) struct ValidForm {
     pub(super) name: String,
     pub(super) price: Money,
     pub(super) stock: u32,
@@ -281,18 +283,20 @@ pub(super) struct ValidProduct {
     pub(super) category_id: Option<u64>,
 }
 
-/// Validate a product form; every field's problem at once.
-pub(super) async fn validate(s: &AppState, f: &ProductForm) -> Result<ValidProduct, FieldErrors> {
-    let mut errors = FieldErrors::default();
-    let name = errors.check(text::line("name", &f.name, 2, 200));
-    let price = errors.check(Money::parse(&f.price, Currency::KES));
-    let stock = errors.check(
-        f.stock
-            .trim()
-            .parse::<u32>()
-            .map_err(|_| FieldError::new("stock", "must be a whole number, 0 or more")),
-    );
-    let description = errors.check(text::paragraph("description", &f.description, 5000));
+/// Validate a product form with the seller API's rules (`market::product`), prices typed in
+/// shillings; every field's problem at once.
+pub(super) async fn validate(s: &AppState, f: &ProductForm) -> Result<ValidForm, FieldErrors> {
+    let draft = ProductDraft {
+        name: Some(&f.name),
+        description: Some(&f.description),
+        price: Some(PriceInput::Text(&f.price)),
+        currency: None,
+        stock: Some(StockInput::Text(&f.stock)),
+    };
+    let (checked, mut errors) = match draft.validate(Currency::KES) {
+        Ok(p) => (Some(p), FieldErrors::default()),
+        Err(errors) => (None, errors),
+    };
     let category_id = match f.category.as_str() {
         "" => None,
         slug => match catalogue::category_by_slug(&s.db, slug).await {
@@ -313,8 +317,14 @@ pub(super) async fn validate(s: &AppState, f: &ProductForm) -> Result<ValidProdu
             }
         },
     };
-    match (name, price, stock, description, errors.is_empty()) {
-        (Some(name), Some(price), Some(stock), Some(description), true) => Ok(ValidProduct {
+    match checked {
+        Some(ValidProduct {
+            name: Some(name),
+            description: Some(description),
+            price: Some(Some(price)),
+            stock: Some(stock),
+            ..
+        }) if errors.is_empty() => Ok(ValidForm {
             name,
             price,
             stock,
@@ -331,7 +341,7 @@ pub(super) async fn active_seller(s: &AppState, v: &Visitor) -> Result<sellers::
     let seller = sellers::by_user(&s.db, user.id)
         .await?
         .ok_or(Error::Forbidden)?;
-    if seller.status == "suspended" || seller.status == "rejected" {
+    if !seller.status.may_edit() {
         return Err(Error::Forbidden);
     }
     Ok(seller)

@@ -13,6 +13,7 @@ use super::sell::{FormKind, ProductForm, active_seller, product_page, validate};
 use super::session::Visitor;
 use super::{AppState, Error};
 use crate::market::money::Money;
+use crate::market::states::ProductStatus;
 use crate::store::catalogue;
 
 pub fn router() -> Router<AppState> {
@@ -46,7 +47,7 @@ async fn form_of(s: &AppState, p: &catalogue::Product) -> Result<ProductForm, Er
     };
     Ok(ProductForm {
         name: p.name.clone(),
-        price: p.price_minor.map(plain_amount).unwrap_or_default(),
+        price: p.price.map(|m| plain_amount(m.minor)).unwrap_or_default(),
         stock: p.stock.to_string(),
         category,
         description: p.description.clone(),
@@ -110,7 +111,12 @@ async fn save_product(
     Ok(Redirect::to("/sell").into_response())
 }
 
-async fn set_status(s: &AppState, v: &Visitor, id: u64, status: &str) -> Result<Response, Error> {
+async fn set_status(
+    s: &AppState,
+    v: &Visitor,
+    id: u64,
+    status: ProductStatus,
+) -> Result<Response, Error> {
     let seller = active_seller(s, v).await?;
     catalogue::set_product_status(&s.db, seller.id, id, status).await?;
     Ok(Redirect::to("/sell").into_response())
@@ -121,7 +127,7 @@ async fn hide(
     v: Visitor,
     Path(id): Path<u64>,
 ) -> Result<Response, Error> {
-    set_status(&s, &v, id, "hidden").await
+    set_status(&s, &v, id, ProductStatus::Hidden).await
 }
 
 async fn show(
@@ -129,7 +135,7 @@ async fn show(
     v: Visitor,
     Path(id): Path<u64>,
 ) -> Result<Response, Error> {
-    set_status(&s, &v, id, "active").await
+    set_status(&s, &v, id, ProductStatus::Active).await
 }
 
 async fn delete(

@@ -24,14 +24,7 @@ pub const CSRF: &str = "soko_csrf";
 pub const LANG: &str = "soko_lang";
 pub const SESSION_TTL_SECS: u64 = 30 * 24 * 3600;
 
-/// 32 random bytes, hex.
-pub fn random_token() -> String {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b).expect("the operating system's random source failed");
-    let mut b2 = [0u8; 16];
-    getrandom::fill(&mut b2).expect("the operating system's random source failed");
-    b.iter().chain(&b2).map(|x| format!("{x:02x}")).collect()
-}
+pub use crate::accounts::random_token;
 
 pub fn hash_token(token: &str) -> String {
     Sha256::digest(token.as_bytes())

@@ -40,9 +40,9 @@ pub struct CardView {
     pub image: Option<String>,
 }
 
-pub fn price_text(minor: Option<i64>, currency: &str) -> String {
-    match minor {
-        Some(m) => Money::new(m, Currency::parse(currency).unwrap_or(Currency::KES)).to_string(),
+pub fn price_text(price: Option<Money>) -> String {
+    match price {
+        Some(m) => m.to_string(),
         None => "Contact for price".to_owned(),
     }
 }
@@ -51,7 +51,7 @@ pub(crate) fn views(cards: Vec<Card>) -> Vec<CardView> {
     cards
         .into_iter()
         .map(|c| CardView {
-            price: price_text(c.price_minor, &c.currency),
+            price: price_text(c.price),
             id: c.id,
             name: c.name,
             seller: c.seller_name,
@@ -279,7 +279,7 @@ async fn product(
     let page = ProductPage {
         page: PageCtx::new(&v),
         id,
-        price: price_text(p.price_minor, &p.currency),
+        price: price_text(p.price),
         canonical: format!("{}/p/{id}", s.settings.base_url),
         base_url: s.settings.base_url.clone(),
         summary,
@@ -331,10 +331,7 @@ async fn whatsapp_start(
         },
     )
     .await?;
-    let price = p
-        .price_minor
-        .map(|m| Money::new(m, Currency::parse(&p.currency).unwrap_or(Currency::KES)));
-    let text = whatsapp::message(&p.name, price, &format!("{}/p/{id}", s.settings.base_url));
+    let text = whatsapp::message(&p.name, p.price, &format!("{}/p/{id}", s.settings.base_url));
     Ok(Redirect::to(&whatsapp::link(&phone, &text)).into_response())
 }
 

@@ -61,7 +61,7 @@ pub async fn run_once(db: &MySqlPool, vectors: &VectorStore) -> Result<Report, E
                 .collect();
             report.pending += (missing.len() - requeue.len()) as u64;
             report.requeued += requeue.len() as u64;
-            outbox::enqueue(db, &requeue, "upsert").await?;
+            outbox::enqueue(db, &requeue, crate::market::states::OutboxOp::Upsert).await?;
         }
         let orphans: Vec<u64> = indexed.difference(&public).copied().collect();
         if !orphans.is_empty() {

@@ -86,7 +86,7 @@ async fn a_daily_set_takes_the_weekly_vectors_from_an_older_set() {
 #[tokio::test]
 async fn a_run_interrupted_by_a_crash_is_marked_failed_at_the_next_start() {
     let (engine, db, dir) = engine("backup-crash").await;
-    let id = store::backups::begin(&db, "20260101T000000Z", "database", "schedule")
+    let id = store::backups::begin(&db, "20260101T000000Z", Kind::Database, "schedule")
         .await
         .unwrap();
     // Another process holding the lock (a run in progress): left alone.
@@ -157,7 +157,7 @@ async fn retention_prunes_by_count_and_by_age() {
     assert!(!sets[0].exists(), "the oldest set should be pruned");
     assert!(sets[1].join("database.sql.zst").exists());
     assert!(sets[2].join("database.sql.zst").exists());
-    let good = store::backups::good(&db, "database").await.unwrap();
+    let good = store::backups::good(&db, Kind::Database).await.unwrap();
     assert_eq!(good.len(), 2);
     // Age: make the middle one 40 days old; the next prune deletes it, never the newest.
     sqlx::query("UPDATE backups SET started_at = started_at - INTERVAL 40 DAY WHERE path LIKE ?")

@@ -218,7 +218,7 @@ async fn a_seller_lists_a_buyer_finds_it_on_a_phone_and_contacts_them() {
             phone: None,
             name: "Boss",
             password_hash: &hash,
-            role: "admin",
+            role: soko::market::states::Role::Admin,
         },
     )
     .await

@@ -75,7 +75,7 @@ pub(crate) async fn admin(app: &TestApp) -> Client {
             phone: None,
             name: "Admin",
             password_hash: &hash,
-            role: "admin",
+            role: soko::market::states::Role::Admin,
         },
     )
     .await

@@ -7,6 +7,7 @@ use sqlx::{FromRow, MySqlPool, QueryBuilder};
 
 use super::{CHUNK, PUBLIC};
 use crate::store::Error;
+use crate::store::Timed;
 
 /// A product's precomputed neighbours that are public now: (id, score, source), best first.
 pub async fn neighbours(
@@ -23,6 +24,7 @@ pub async fn neighbours(
     .bind(product_id)
     .bind(limit)
     .fetch_all(db)
+    .timed()
     .await?)
 }
 
@@ -39,7 +41,7 @@ pub async fn neighbour_lists(
         q.push_tuples(chunk, |mut b, id| {
             b.push_bind(*id);
         });
-        let rows: Vec<(u64, u64, f64)> = q.build_query_as().fetch_all(db).await?;
+        let rows: Vec<(u64, u64, f64)> = q.build_query_as().fetch_all(db).timed().await?;
         for (p, n, s) in rows {
             out.entry(p).or_default().push((n, s));
         }
@@ -74,7 +76,7 @@ pub async fn history(
             )
             .bind(actor)
             .bind(limit)
-            .fetch_all(db)
+            .fetch_all(db).timed()
             .await?,
         );
     }
@@ -100,5 +102,6 @@ pub async fn trending(
     .bind(category)
     .bind(limit)
     .fetch_all(db)
+    .timed()
     .await?)
 }

@@ -9,11 +9,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::ApiState;
 use super::auth::AdminCaller;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ClientIp, Json, Path, Query, parse_opt};
+use super::extract::{ClientIp, Json, Path, Query, limit};
+use crate::market::states::SellerStatus;
 use crate::market::text;
 use crate::store::{audit, sellers};
-
-const STATUSES: [&str; 4] = ["pending", "approved", "rejected", "suspended"];
 
 #[derive(Serialize, ToSchema)]
 pub struct AdminSeller {
@@ -25,7 +24,8 @@ pub struct AdminSeller {
     pub whatsapp_phone: String,
     pub description: String,
     pub catalogue_url: Option<String>,
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: SellerStatus,
     pub status_reason: String,
 }
 
@@ -49,20 +49,18 @@ pub async fn list_sellers(
     _admin: AdminCaller,
     Query(q): Query<SellersQuery>,
 ) -> Result<axum::Json<Vec<AdminSeller>>, ApiError> {
-    let status = q.status.as_deref().unwrap_or("pending");
-    if !STATUSES.contains(&status) {
+    let Ok(status) = q
+        .status
+        .as_deref()
+        .unwrap_or("pending")
+        .parse::<SellerStatus>()
+    else {
         return Err(ApiError::invalid(
             "status",
             "must be pending, approved, rejected or suspended",
         ));
-    }
-    let limit = parse_opt::<u32>("limit", &q.limit, "a whole number from 1 to 100")?.unwrap_or(100);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            "must be a whole number from 1 to 100",
-        ));
-    }
+    };
+    let limit = limit(&q.limit, 100, 100)?;
     let rows = sellers::with_status(&s.app.db, status, limit).await?;
     Ok(axum::Json(
         rows.into_iter()
@@ -105,23 +103,23 @@ pub async fn set_seller_status(
     Path(id): Path<u64>,
     Json(req): Json<SellerStatusRequest>,
 ) -> Result<StatusCode, ApiError> {
-    if !STATUSES.contains(&req.status.as_str()) {
+    let Ok(status) = req.status.parse::<SellerStatus>() else {
         return Err(ApiError::invalid(
             "status",
             "must be pending, approved, rejected or suspended",
         ));
-    }
+    };
     let reason = text::line("reason", &req.reason, 0, 500)?;
     sellers::set_status(
         &s.app.db,
         id,
-        &req.status,
+        status,
         &reason,
         &audit::Entry {
             actor_user_id: Some(admin.id),
             action: "seller.status",
             target: &format!("seller:{id}"),
-            detail: &format!("{} {reason} (api)", req.status),
+            detail: &format!("{status} {reason} (api)"),
             ip: &ip.to_string(),
         },
     )

@@ -13,11 +13,13 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ClientIp, Json};
 use super::limit::client_key;
 use super::{ApiState, seller::SellerOut};
+use crate::accounts::check_new_password;
 use crate::market::phone::Phone;
+use crate::market::states::Role;
 use crate::market::{FieldError, FieldErrors, text};
 use crate::store::sellers::{self, Seller};
 use crate::store::users::{self, User};
-use crate::web::auth::{check_new_password, dummy_hash, hash_password, verify_metered};
+use crate::web::auth::{dummy_hash, hash_password, verify_metered};
 
 /// A caller with a valid, unrevoked token of an active account.
 pub struct Caller(pub User);
@@ -160,7 +162,8 @@ pub struct UserOut {
     pub email: Option<String>,
     pub phone: Option<String>,
     /// `user` or `admin`.
-    pub role: String,
+    #[schema(value_type = String)]
+    pub role: Role,
 }
 
 impl From<&User> for UserOut {
@@ -170,7 +173,7 @@ impl From<&User> for UserOut {
             name: u.name.clone(),
             email: u.email.clone(),
             phone: u.phone.clone(),
-            role: u.role.clone(),
+            role: u.role,
         }
     }
 }
@@ -303,7 +306,7 @@ pub async fn register(
             phone: phone.as_deref(),
             name: &name,
             password_hash: &hash,
-            role: "user",
+            role: Role::User,
         },
     )
     .await

@@ -7,9 +7,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::ApiState;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Path, Query, parse_opt};
+use super::extract::{Path, Query, limit, parse_opt};
 use crate::market::FieldErrors;
-use crate::market::money::{Currency, Money};
+use crate::market::money::Money;
 use crate::store::catalogue::{self, Card, SearchFilter};
 use crate::store::sellers;
 
@@ -25,12 +25,11 @@ pub struct Price {
     pub display: String,
 }
 
-pub fn price(minor: Option<i64>, currency: &str) -> Option<Price> {
-    let c = Currency::parse(currency).unwrap_or(Currency::KES);
-    minor.map(|m| Price {
-        minor: m,
-        currency: c.code().to_owned(),
-        display: Money::new(m, c).to_string(),
+pub fn price(price: Option<Money>) -> Option<Price> {
+    price.map(|m| Price {
+        minor: m.minor,
+        currency: m.currency.code().to_owned(),
+        display: m.to_string(),
     })
 }
 
@@ -42,6 +41,8 @@ pub struct CategoryOut {
     pub name_sw: String,
 }
 
+/// A product in a list: every list the API answers (catalogue, search, similar items,
+/// recommendations) starts its items with these fields.
 #[derive(Serialize, ToSchema)]
 pub struct CardOut {
     pub id: u64,
@@ -66,45 +67,35 @@ fn image_url(s: &ApiState, sha: &str, width: u32) -> String {
     format!("{}/img/{sha}/{width}.webp", s.app.settings.base_url)
 }
 
+impl CardOut {
+    pub fn new(s: &ApiState, c: Card) -> CardOut {
+        CardOut {
+            price: price(c.price),
+            thumbnail_url: c.image.as_deref().map(|sha| image_url(s, sha, 320)),
+            id: c.id,
+            name: c.name,
+            seller_name: c.seller_name,
+            seller_slug: c.seller_slug,
+            city: c.city,
+        }
+    }
+}
+
 fn card_page(s: &ApiState, cards: Vec<Card>, limit: u32) -> CardPage {
     let next_before = (cards.len() == limit as usize)
         .then(|| cards.last().map(|c| c.id))
         .flatten();
     CardPage {
-        items: cards
-            .into_iter()
-            .map(|c| CardOut {
-                price: price(c.price_minor, &c.currency),
-                thumbnail_url: c.image.as_deref().map(|sha| image_url(s, sha, 320)),
-                id: c.id,
-                name: c.name,
-                seller_name: c.seller_name,
-                seller_slug: c.seller_slug,
-                city: c.city,
-            })
-            .collect(),
+        items: cards.into_iter().map(|c| CardOut::new(s, c)).collect(),
         next_before,
     }
 }
 
 /// `limit`: 1 to 100, default 40.
 fn limit_of(value: &Option<String>, errors: &mut FieldErrors) -> u32 {
-    match errors.check(parse_opt::<u32>(
-        "limit",
-        value,
-        "a whole number from 1 to 100",
-    )) {
-        Some(Some(n)) if (1..=MAX_LIMIT).contains(&n) => n,
-        Some(None) => DEFAULT_LIMIT,
-        Some(Some(_)) => {
-            errors.0.push(crate::market::FieldError::new(
-                "limit",
-                "must be a whole number from 1 to 100",
-            ));
-            DEFAULT_LIMIT
-        }
-        None => DEFAULT_LIMIT,
-    }
+    errors
+        .check(limit(value, MAX_LIMIT, DEFAULT_LIMIT))
+        .unwrap_or(DEFAULT_LIMIT)
 }
 
 async fn category_id(s: &ApiState, slug: &Option<String>) -> Result<Option<u64>, ApiError> {
@@ -302,7 +293,7 @@ pub async fn product(
         .ok_or_else(ApiError::not_found)?;
     let image = catalogue::first_image(&s.app.db, id).await?;
     Ok(axum::Json(ProductDetail {
-        price: price(p.price_minor, &p.currency),
+        price: price(p.price),
         image_url: image.as_deref().map(|sha| image_url(&s, sha, 800)),
         thumbnail_url: image.as_deref().map(|sha| image_url(&s, sha, 320)),
         url: format!("{}/p/{id}", s.app.settings.base_url),

@@ -11,7 +11,6 @@ use super::ApiState;
 use super::auth::MaybeCaller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{self, Path};
-use crate::market::money::{Currency, Money};
 use crate::market::phone::Phone;
 use crate::market::whatsapp;
 use crate::store::{catalogue, leads, sellers};
@@ -153,11 +152,9 @@ pub async fn lead(
         },
     )
     .await?;
-    let currency = Currency::parse(&p.currency).unwrap_or(Currency::KES);
-    let amount = p.price_minor.map(|m| Money::new(m, currency));
     let text = whatsapp::message(
         &p.name,
-        amount,
+        p.price,
         &format!("{}/p/{id}", s.app.settings.base_url),
     );
     Ok((

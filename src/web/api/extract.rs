@@ -170,9 +170,32 @@ pub fn parse_opt<T: std::str::FromStr>(
     }
 }
 
+/// The `limit` query parameter every list takes: a whole number from 1 to `max`, `default`
+/// when absent or empty, else refused naming `limit`.
+pub fn limit(value: &Option<String>, max: u32, default: u32) -> Result<u32, FieldError> {
+    let expected = format!("a whole number from 1 to {max}");
+    match parse_opt::<u32>("limit", value, &expected)? {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(_) => Err(FieldError::new("limit", format!("must be {expected}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_are_1_to_max_with_a_default() {
+        let l = |v: Option<&str>| limit(&v.map(str::to_owned), 50, 20);
+        assert_eq!(l(None), Ok(20));
+        assert_eq!(l(Some(" ")), Ok(20));
+        assert_eq!(l(Some("50")), Ok(50));
+        let msg = "must be a whole number from 1 to 50";
+        assert_eq!(l(Some("0")).unwrap_err().message, msg);
+        assert_eq!(l(Some("51")).unwrap_err().message, msg);
+        assert_eq!(l(Some("x")).unwrap_err().message, msg);
+    }
 
     #[derive(serde::Deserialize, Debug)]
     #[allow(dead_code)]

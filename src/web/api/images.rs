@@ -47,7 +47,7 @@ pub async fn upload(
     Path(id): Path<u64>,
     mut form: Multipart,
 ) -> Result<(StatusCode, axum::Json<ImageOut>), ApiError> {
-    if matches!(c.seller.status.as_str(), "rejected" | "suspended") {
+    if !c.seller.status.may_edit() {
         return Err(ApiError::forbidden(
             "seller_not_allowed",
             "this seller is rejected or suspended and cannot change products",

@@ -7,8 +7,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::ApiState;
 use super::auth::SellerCaller;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Query, parse_opt};
+use super::extract::{Query, limit, parse_opt};
 use crate::market::analytics as maths;
+use crate::market::orders::LeadStatus;
 use crate::store::{analytics, leads};
 
 #[derive(Deserialize, IntoParams)]
@@ -25,7 +26,8 @@ pub struct LeadRow {
     pub product_id: u64,
     pub product_name: String,
     /// `new`, `contacted`, `converted` or `lost`.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: LeadStatus,
     /// UTC, RFC 3339.
     pub created_at: String,
 }
@@ -39,13 +41,7 @@ pub async fn leads_inbox(
     c: SellerCaller,
     Query(q): Query<LeadsQuery>,
 ) -> Result<axum::Json<Vec<LeadRow>>, ApiError> {
-    let limit = parse_opt::<u32>("limit", &q.limit, "a whole number from 1 to 100")?.unwrap_or(50);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            "must be a whole number from 1 to 100",
-        ));
-    }
+    let limit = limit(&q.limit, 100, 50)?;
     let rows = leads::inbox(&s.app.db, c.seller.id, limit).await?;
     Ok(axum::Json(
         rows.into_iter()

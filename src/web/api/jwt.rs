@@ -16,12 +16,13 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use crate::clock::now_unix;
+use crate::market::states::Role;
 use crate::store::users::User;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
-    pub role: String,
+    pub role: Role,
     pub ver: u32,
     pub iat: u64,
     pub exp: u64,
@@ -65,7 +66,7 @@ impl Keys {
         let now = now_unix();
         let claims = Claims {
             sub: user.id.to_string(),
-            role: user.role.clone(),
+            role: user.role,
             ver: user.token_version,
             iat: now,
             exp: now + self.ttl_secs,
@@ -146,6 +147,7 @@ impl JwtVerifier for Hs256 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::market::states::UserStatus;
 
     fn user() -> User {
         User {
@@ -154,8 +156,8 @@ mod tests {
             phone: None,
             name: "A".into(),
             password_hash: String::new(),
-            role: "user".into(),
-            status: "active".into(),
+            role: Role::User,
+            status: UserStatus::Active,
             token_version: 3,
             locale: "en".into(),
         }
@@ -166,7 +168,7 @@ mod tests {
         let keys = Keys::new(b"0123456789abcdef0123456789abcdef", 60);
         let token = keys.issue(&user()).unwrap();
         let c = keys.verify(&token).unwrap();
-        assert_eq!((c.user_id(), c.ver, c.role.as_str()), (Some(7), 3, "user"));
+        assert_eq!((c.user_id(), c.ver, c.role), (Some(7), 3, Role::User));
         let other = Keys::new(b"another secret, another signature", 60);
         assert_eq!(other.verify(&token).unwrap_err().code, "invalid_token");
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();

@@ -7,10 +7,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::ApiState;
 use super::auth::MaybeCaller;
-use super::catalogue::{Price, price};
+use super::catalogue::CardOut;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Path, Query, parse_opt};
-use crate::market::FieldErrors;
+use super::extract::{Path, Query};
 use crate::store::catalogue;
 use crate::web::recommend::{self as serve, Pick};
 
@@ -19,15 +18,8 @@ const MAX_LIMIT: u32 = 50;
 
 #[derive(Serialize, ToSchema)]
 pub struct RecommendedOut {
-    pub id: u64,
-    pub name: String,
-    /// Absent: "contact for price".
-    pub price: Option<Price>,
-    pub seller_name: String,
-    pub seller_slug: String,
-    pub city: String,
-    /// 320 px wide WebP.
-    pub thumbnail_url: Option<String>,
+    #[serde(flatten)]
+    pub card: CardOut,
     /// Relative strength within this list (higher is better).
     pub score: f64,
     /// `blend` (co-engagement and visual), `collab`, `visual`, or `popular` (cold start).
@@ -58,25 +50,7 @@ pub struct LimitQuery {
 }
 
 fn limit(value: &Option<String>) -> Result<u32, ApiError> {
-    let mut errors = FieldErrors::default();
-    let n = errors
-        .check(parse_opt::<u32>(
-            "limit",
-            value,
-            "a whole number from 1 to 50",
-        ))
-        .flatten()
-        .unwrap_or(DEFAULT_LIMIT);
-    if !errors.is_empty() {
-        return Err(errors.into());
-    }
-    if !(1..=MAX_LIMIT).contains(&n) {
-        return Err(ApiError::invalid(
-            "limit",
-            "must be a whole number from 1 to 50",
-        ));
-    }
-    Ok(n)
+    Ok(super::extract::limit(value, MAX_LIMIT, DEFAULT_LIMIT)?)
 }
 
 fn out(s: &ApiState, picks: Vec<Pick>) -> axum::Json<Recommendations> {
@@ -84,17 +58,7 @@ fn out(s: &ApiState, picks: Vec<Pick>) -> axum::Json<Recommendations> {
         items: picks
             .into_iter()
             .map(|p| RecommendedOut {
-                price: price(p.card.price_minor, &p.card.currency),
-                thumbnail_url: p
-                    .card
-                    .image
-                    .as_deref()
-                    .map(|sha| format!("{}/img/{sha}/320.webp", s.app.settings.base_url)),
-                id: p.card.id,
-                name: p.card.name,
-                seller_name: p.card.seller_name,
-                seller_slug: p.card.seller_slug,
-                city: p.card.city,
+                card: CardOut::new(s, p.card),
                 score: p.score,
                 source: p.source.as_str().to_owned(),
             })

@@ -12,8 +12,10 @@ use super::auth::SellerCaller;
 use super::catalogue::{Price, price};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json, Path};
-use crate::market::money::{Currency, MAX_MINOR};
-use crate::market::{FieldError, FieldErrors, text};
+use crate::market::money::Currency;
+use crate::market::product::{PriceInput, ProductDraft, StockInput};
+use crate::market::states::{Moderation, ProductStatus, SellerStatus};
+use crate::market::{FieldError, FieldErrors};
 use crate::store::catalogue::{self, Product, ProductChanges};
 use crate::store::sellers::Seller;
 
@@ -25,7 +27,8 @@ pub struct SellerOut {
     pub city: String,
     pub whatsapp_phone: String,
     /// `pending`, `approved`, `rejected` or `suspended`.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: SellerStatus,
     /// An admin's reason for the status, if any.
     pub status_reason: String,
 }
@@ -53,16 +56,18 @@ pub struct OwnProduct {
     pub stock: u32,
     pub category_id: Option<u64>,
     /// The seller's switch: `active` or `hidden`.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: ProductStatus,
     /// The admin's decision: `approved`, `flagged` or `rejected`.
-    pub moderation: String,
+    #[schema(value_type = String)]
+    pub moderation: Moderation,
     pub moderation_reason: String,
 }
 
 impl From<Product> for OwnProduct {
     fn from(p: Product) -> Self {
         OwnProduct {
-            price: price(p.price_minor, &p.currency),
+            price: price(p.price),
             id: p.id,
             name: p.name,
             description: p.description,
@@ -113,26 +118,23 @@ struct Checked {
     category_id: Option<Option<u64>>,
 }
 
-async fn check(s: &ApiState, i: ProductInput) -> Result<Checked, ApiError> {
-    let mut errors = FieldErrors::default();
-    let name = i
-        .name
-        .and_then(|n| errors.check(text::line("name", &n, 2, 200)));
-    let description = i
-        .description
-        .and_then(|d| errors.check(text::paragraph("description", &d, 5000)));
-    if let Some(Some(m)) = i.price_minor
-        && !(0..=MAX_MINOR).contains(&m)
-    {
-        errors.0.push(FieldError::new(
-            "price_minor",
-            format!("must be from 0 to {MAX_MINOR} minor units"),
-        ));
+/// The input as a `market::product` draft.
+fn draft(i: &ProductInput) -> ProductDraft<'_> {
+    ProductDraft {
+        name: i.name.as_deref(),
+        description: i.description.as_deref(),
+        price: i.price_minor.map(PriceInput::Minor),
+        currency: i.currency.as_deref(),
+        stock: i.stock.map(StockInput::Count),
     }
-    let currency = i
-        .currency
-        .and_then(|c| errors.check(Currency::parse(c.trim())))
-        .map(|c| c.code().to_owned());
+}
+
+/// The draft's rules (`market::product`, the same as the seller pages'), then the category.
+async fn check(s: &ApiState, i: ProductInput) -> Result<Checked, ApiError> {
+    let (checked, mut errors) = match draft(&i).validate(Currency::KES) {
+        Ok(p) => (Some(p), FieldErrors::default()),
+        Err(errors) => (None, errors),
+    };
     let category_id = match i.category {
         Some(Some(slug)) if !slug.trim().is_empty() => {
             match catalogue::category_by_slug(&s.app.db, slug.trim()).await? {
@@ -148,22 +150,22 @@ async fn check(s: &ApiState, i: ProductInput) -> Result<Checked, ApiError> {
         Some(_) => Some(None),
         None => None,
     };
-    if !errors.is_empty() {
+    let Some(p) = checked.filter(|_| errors.is_empty()) else {
         return Err(errors.into());
-    }
+    };
     Ok(Checked {
-        name,
-        description,
-        price_minor: i.price_minor,
-        currency,
-        stock: i.stock,
+        name: p.name,
+        description: p.description,
+        price_minor: p.price.map(|m| m.map(|m| m.minor)),
+        currency: p.currency.map(|c| c.code().to_owned()),
+        stock: p.stock,
         category_id,
     })
 }
 
 /// Pending and approved sellers may change their catalogue; rejected and suspended may not.
 fn may_write(seller: &Seller) -> Result<(), ApiError> {
-    if matches!(seller.status.as_str(), "rejected" | "suspended") {
+    if !seller.status.may_edit() {
         return Err(ApiError::forbidden(
             "seller_not_allowed",
             "this seller is rejected or suspended and cannot change products",
@@ -202,16 +204,7 @@ pub async fn create(
     Json(input): Json<ProductInput>,
 ) -> Result<(StatusCode, axum::Json<OwnProduct>), ApiError> {
     may_write(&c.seller)?;
-    let mut errors = FieldErrors::default();
-    if input.name.is_none() {
-        errors.0.push(FieldError::new("name", "is required"));
-    }
-    if input.stock.is_none() {
-        errors.0.push(FieldError::new("stock", "is required"));
-    }
-    if !errors.is_empty() {
-        return Err(errors.into());
-    }
+    draft(&input).require_new().map_err(ApiError::from)?;
     let v = check(&s, input).await?;
     let id = catalogue::create_product(
         &s.app.db,
@@ -278,7 +271,7 @@ async fn switch(
     s: &ApiState,
     c: &SellerCaller,
     id: u64,
-    status: &str,
+    status: ProductStatus,
 ) -> Result<axum::Json<OwnProduct>, ApiError> {
     may_write(&c.seller)?;
     catalogue::set_product_status(&s.app.db, c.seller.id, id, status).await?;
@@ -294,7 +287,7 @@ pub async fn hide(
     c: SellerCaller,
     Path(id): Path<u64>,
 ) -> Result<axum::Json<OwnProduct>, ApiError> {
-    switch(&s, &c, id, "hidden").await
+    switch(&s, &c, id, ProductStatus::Hidden).await
 }
 
 /// Show a hidden product again.
@@ -306,7 +299,7 @@ pub async fn show(
     c: SellerCaller,
     Path(id): Path<u64>,
 ) -> Result<axum::Json<OwnProduct>, ApiError> {
-    switch(&s, &c, id, "active").await
+    switch(&s, &c, id, ProductStatus::Active).await
 }
 
 /// Delete a product (its leads and orders keep their history).

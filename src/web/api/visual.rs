@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiState;
-use super::catalogue::{Price, price};
+use super::catalogue::CardOut;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Path, Query, parse_opt};
+use super::extract::{Path, Query, limit, parse_opt};
 use crate::imaging::codec::MAX_BYTES;
-use crate::market::{FieldError, FieldErrors};
+use crate::market::FieldErrors;
 use crate::store::catalogue;
 use crate::vectors::Filter;
 use crate::web::visual::{self, RETRY_AFTER_SECS, Scored, Timing, VisualError};
@@ -23,15 +23,8 @@ const MAX_LIMIT: u32 = 100;
 /// A product that looks like the query, with how much.
 #[derive(Serialize, ToSchema)]
 pub struct VisualItem {
-    pub id: u64,
-    pub name: String,
-    /// Absent: "contact for price".
-    pub price: Option<Price>,
-    pub seller_name: String,
-    pub seller_slug: String,
-    pub city: String,
-    /// 320 px wide WebP.
-    pub thumbnail_url: Option<String>,
+    #[serde(flatten)]
+    pub card: CardOut,
     /// 0 to 1. By photo: the cosine of the image vectors. Similar items: 0.6 cos(image) +
     /// 0.4 cos(text) of the two products.
     pub similarity: f32,
@@ -49,22 +42,11 @@ pub struct VisualResults {
 }
 
 fn results(s: &ApiState, found: Vec<Scored>, t: Timing) -> axum::Json<VisualResults> {
-    let base = &s.app.settings.base_url;
     axum::Json(VisualResults {
         items: found
             .into_iter()
             .map(|r| VisualItem {
-                price: price(r.card.price_minor, &r.card.currency),
-                thumbnail_url: r
-                    .card
-                    .image
-                    .as_deref()
-                    .map(|sha| format!("{base}/img/{sha}/320.webp")),
-                id: r.card.id,
-                name: r.card.name,
-                seller_name: r.card.seller_name,
-                seller_slug: r.card.seller_slug,
-                city: r.card.city,
+                card: CardOut::new(s, r.card),
                 similarity: f32::from(r.similarity) / 100.0,
                 score: r.score,
             })
@@ -111,21 +93,9 @@ pub struct ImageSearchQuery {
 }
 
 fn limit_of(value: &Option<String>, errors: &mut FieldErrors) -> u32 {
-    match errors.check(parse_opt::<u32>(
-        "limit",
-        value,
-        "a whole number from 1 to 100",
-    )) {
-        Some(Some(n)) if (1..=MAX_LIMIT).contains(&n) => n,
-        Some(Some(_)) => {
-            errors.0.push(FieldError::new(
-                "limit",
-                "must be a whole number from 1 to 100",
-            ));
-            DEFAULT_LIMIT
-        }
-        _ => DEFAULT_LIMIT,
-    }
+    errors
+        .check(limit(value, MAX_LIMIT, DEFAULT_LIMIT))
+        .unwrap_or(DEFAULT_LIMIT)
 }
 
 /// The photo: a multipart field `image` (or `photo`), or the whole body when its content type

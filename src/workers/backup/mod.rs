@@ -174,10 +174,7 @@ impl Engine {
         let ids = {
             let mut ids = Vec::new();
             for k in &kinds {
-                ids.push((
-                    *k,
-                    backups::begin(&self.db, &set_id, k.as_str(), reason).await?,
-                ));
+                ids.push((*k, backups::begin(&self.db, &set_id, *k, reason).await?));
             }
             ids
         };
@@ -441,7 +438,7 @@ impl Engine {
         let max_age = self.cfg.retention.max_days as i64 * 86_400;
         let mut pruned = Vec::new();
         for kind in Kind::ALL {
-            let rows = backups::good(&self.db, kind.as_str()).await?;
+            let rows = backups::good(&self.db, kind).await?;
             for (i, row) in rows.iter().enumerate().skip(1) {
                 if i < self.cfg.retention.keep as usize && now - row.started_at <= max_age {
                     continue;

@@ -16,6 +16,7 @@ use tokio::process::Command;
 use super::archive::{self, Expect};
 use super::{Error, MANIFEST, Manifest, Target, file_name, read_manifest};
 use crate::config::backup::Kind;
+use crate::market::states::BackupStatus;
 use crate::store::{self, backups};
 
 #[derive(Debug, Clone)]
@@ -245,8 +246,8 @@ pub async fn restore(
                     .map(|e| backups::Row {
                         id: 0,
                         set_id: m.set_id.clone(),
-                        kind: e.kind.as_str().into(),
-                        status: "ok".into(),
+                        kind: e.kind,
+                        status: BackupStatus::Ok,
                         reason: m.reason.clone(),
                         path: Some(dir.join(&e.file).display().to_string()),
                         bytes: Some(e.bytes),

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Engine, Error};
 use crate::config::backup::{Backup, Kind};
+use crate::market::states::BackupStatus;
 use crate::store::backups;
 
 /// Retry a failed scheduled kind after this long (not before its next scheduled time
@@ -19,10 +20,10 @@ pub fn due(cfg: &Backup, rows: &[backups::Row], now: i64, started: i64) -> Vec<K
     [Kind::Database, Kind::Vectors, Kind::Images]
         .into_iter()
         .filter(|kind| {
-            let of_kind = || rows.iter().filter(|r| r.kind == kind.as_str());
+            let of_kind = || rows.iter().filter(|r| r.kind == *kind);
             let last_due = cfg.last_due(*kind, now);
             let last_ok = of_kind()
-                .filter(|r| r.status == "ok" || r.status == "pruned")
+                .filter(|r| matches!(r.status, BackupStatus::Ok | BackupStatus::Pruned))
                 .map(|r| r.started_at)
                 .max();
             let last_try = of_kind().map(|r| r.started_at).max();
@@ -100,8 +101,8 @@ mod tests {
         backups::Row {
             id,
             set_id: String::new(),
-            kind: kind.into(),
-            status: status.into(),
+            kind: kind.parse().unwrap(),
+            status: status.parse().unwrap(),
             reason: "schedule".into(),
             path: None,
             bytes: None,

@@ -60,7 +60,7 @@ pub async fn user(api: &Api, email: &str, role: &str) -> u64 {
             phone: None,
             name: "Wanjiru",
             password_hash: &password_hash().await,
-            role,
+            role: role.parse().unwrap(),
         },
     )
     .await

@@ -129,9 +129,13 @@ async fn metrics_carry_the_status_gauges_by_the_prometheus_names() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let before = find(&scrape(&app).await, "soko_vector_sync_backlog", &[]).unwrap();
-    soko::store::vector_sync::enqueue(&app.app_pool(), &[900_001, 900_002, 900_003], "upsert")
-        .await
-        .unwrap();
+    soko::store::vector_sync::enqueue(
+        &app.app_pool(),
+        &[900_001, 900_002, 900_003],
+        soko::market::states::OutboxOp::Upsert,
+    )
+    .await
+    .unwrap();
     let (s, (_, status)) = (scrape(&app).await, app.status());
     let backlog = find(&s, "soko_vector_sync_backlog", &[]).unwrap();
     assert_eq!(backlog, before + 3.0);

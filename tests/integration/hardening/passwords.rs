@@ -32,7 +32,7 @@ async fn victim(db: &MySqlPool) {
             phone: None,
             name: "Victim",
             password_hash: &hash,
-            role: "user",
+            role: soko::market::states::Role::User,
         },
     )
     .await

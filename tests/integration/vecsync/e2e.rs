@@ -263,9 +263,14 @@ pub(crate) async fn photo_search_and_similar_items(v: super::Visual) {
         .fetch_one(&app.db)
         .await
         .unwrap();
-    soko::store::catalogue::set_product_status(&app.db, seller_of_m2, m2, "hidden")
-        .await
-        .unwrap();
+    soko::store::catalogue::set_product_status(
+        &app.db,
+        seller_of_m2,
+        m2,
+        soko::market::states::ProductStatus::Hidden,
+    )
+    .await
+    .unwrap();
     let similar = ids(&app
         .http
         .get(format!("{}/api/v1/products/{m1}/similar", app.url))
@@ -290,7 +295,7 @@ pub(crate) async fn photo_search_and_similar_items(v: super::Visual) {
     assert_eq!(r.status(), 404);
 
     // Same inputs again (a stock change, say): re-upserted from the stored vector, not re-embedded.
-    soko::store::vector_sync::enqueue(&app.db, &[m1, cat], "upsert")
+    soko::store::vector_sync::enqueue(&app.db, &[m1, cat], soko::market::states::OutboxOp::Upsert)
         .await
         .unwrap();
     let stats = sync_all(&v.syncer).await;

@@ -37,7 +37,7 @@ pub(crate) async fn approved_seller(db: &sqlx::MySqlPool) -> u64 {
             phone: None,
             name: "Fundi",
             password_hash: "x",
-            role: "user",
+            role: soko::market::states::Role::User,
         },
     )
     .await
@@ -64,9 +64,15 @@ pub(crate) async fn approved_seller(db: &sqlx::MySqlPool) -> u64 {
         detail: "approved",
         ip: "test",
     };
-    soko::store::sellers::set_status(db, seller, "approved", "", &audit)
-        .await
-        .unwrap();
+    soko::store::sellers::set_status(
+        db,
+        seller,
+        soko::market::states::SellerStatus::Approved,
+        "",
+        &audit,
+    )
+    .await
+    .unwrap();
     seller
 }
 
@@ -203,9 +209,14 @@ async fn milvus_killed_visual_503_rest_works_outbox_drains_after() {
     // During the outage: writes go on (into the outbox), visual endpoints say 503 + Retry-After,
     // the feed and text search answer as usual.
     let during = add_products(&db, seller, 5, "During").await;
-    catalogue::set_product_status(&db, seller, first[0], "hidden")
-        .await
-        .unwrap();
+    catalogue::set_product_status(
+        &db,
+        seller,
+        first[0],
+        soko::market::states::ProductStatus::Hidden,
+    )
+    .await
+    .unwrap();
     let r = http
         .get(app.url(&format!("/api/v1/products/{}/similar", first[1])))
         .send()

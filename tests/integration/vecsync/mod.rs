@@ -244,9 +244,15 @@ pub async fn seller(app: &TestApp, n: u32, city: &str) -> Client {
         detail: "approved",
         ip: "test",
     };
-    soko::store::sellers::set_status(&app.db, id, "approved", "", &audit)
-        .await
-        .unwrap();
+    soko::store::sellers::set_status(
+        &app.db,
+        id,
+        soko::market::states::SellerStatus::Approved,
+        "",
+        &audit,
+    )
+    .await
+    .unwrap();
     b
 }
 

@@ -20,7 +20,7 @@ async fn claim_lease_fail_complete() {
             phone: None,
             name: "O",
             password_hash: "x",
-            role: "user",
+            role: soko::market::states::Role::User,
         },
     )
     .await
@@ -81,9 +81,14 @@ async fn claim_lease_fail_complete() {
     assert_eq!(outbox::backlog(&db).await.unwrap().due, 0);
 
     // A write after the claim: a new row, untouched by completing the claimed ones.
-    catalogue::set_product_status(&db, seller, ids[0], "hidden")
-        .await
-        .unwrap();
+    catalogue::set_product_status(
+        &db,
+        seller,
+        ids[0],
+        soko::market::states::ProductStatus::Hidden,
+    )
+    .await
+    .unwrap();
     outbox::complete(&db, &first.iter().map(|r| r.id).collect::<Vec<_>>())
         .await
         .unwrap();
