@@ -1,8 +1,9 @@
 //! Soko Africa Marketplace: a self-hosted visual-discovery marketplace appliance.
 //!
-//! Layers (a module uses only those below it): `cli` → `app` → `supervisor`, `web`, `ops` →
-//! `store`, `vectors` → `config`, `telemetry`. See `ARCHITECTURE.md` in the shared design notes
-//! and the README for what runs where.
+//! Layers (a module uses only those below it): `cli` → `app` → `console`, `ops`, `tls`, `web`,
+//! `workers` → `supervisor` → `store`, `vectors`, `embed`, `accounts`, `imaging` → `market`,
+//! `config`, `metrics`, `clock`, `telemetry`. `ARCHITECTURE.md` at the repository's root has the
+//! arrows, their few exceptions and where new code goes; the README says what runs where.
 
 pub mod accounts;
 pub mod app;

@@ -15,7 +15,7 @@ use crate::store::{self, catalogue, leads, sellers, users};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Fill the demo catalogue (the only kind of seeding there is, for now).
+    /// Fill the demo catalogue (the only kind of seeding there is).
     #[arg(long, required = true)]
     demo: bool,
     /// Also add this many generated products across the demo sellers (for benchmarks).

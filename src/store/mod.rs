@@ -1,5 +1,5 @@
-//! MySQL: the pool, the embedded migrations, and (later) one file per aggregate. The only place
-//! SQL lives. Works with MariaDB 10.11 (embedded) and MySQL 8 / TiDB (external).
+//! MySQL: the pool, the embedded migrations, and one file per aggregate. The only place SQL
+//! lives. Works with MariaDB 10.11 (embedded) and MySQL 8 / TiDB (external).
 
 pub mod admin;
 pub mod alerts;

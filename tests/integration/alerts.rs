@@ -75,6 +75,11 @@ async fn an_alert_is_notified_once_reminded_and_recovered_through_webhook_and_em
         mails[0]
     );
     assert!(
+        mails[0].from.contains("soko@localhost"),
+        "the envelope sender is alerts.email.from: {:?}",
+        mails[0]
+    );
+    assert!(
         mails[0].data.contains("FIRING: disk-full"),
         "{}",
         mails[0].data

@@ -3,8 +3,6 @@
 //! temporary data directory; one database and one collection per test; the app on port 0.
 //! Tests that need their own appliance (fault injection) run the `soko` binary: see `Appliance`.
 
-#![allow(dead_code)]
-
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use reqwest::multipart::{Form, Part};

@@ -4,8 +4,6 @@
 //! none) comes from a throw-away CA made here with rcgen. One instance per test, and a `Site`
 //! (manager, port-80 router, HTTPS server) listening where that pebble validates.
 
-#![allow(dead_code)]
-
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};

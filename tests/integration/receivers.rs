@@ -2,8 +2,6 @@
 //! (and Sentry envelopes), and a minimal SMTP server that holds a real SMTP conversation and
 //! records each message. Both listen on loopback port 0.
 
-#![allow(dead_code)]
-
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -240,54 +240,6 @@ async fn png_and_webp_uploads_work_and_small_images_are_not_enlarged() {
     }
 }
 
-/// The benchmark number: bytes of the 320 px thumbnail of a typical photo (a generated
-/// 1600×1200 one, and the real 4000×2250 photo that the `webp` crate ships, when cargo has it).
-#[test]
-fn thumbnail_sizes() {
-    use soko::imaging::codec::{VARIANTS, decode, shrink, webp};
-    let mut photos = vec![("generated 1600x1200".to_owned(), jpeg(1600, 1200))];
-    let registry = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-        .map(|h| h.join("registry/src"));
-    let lake = registry
-        .and_then(|r| std::fs::read_dir(r).ok())
-        .into_iter()
-        .flatten()
-        .flatten()
-        .flat_map(|index| {
-            std::fs::read_dir(index.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-        })
-        .map(|krate| krate.path().join("assets/lake.jpg"))
-        .find(|p| p.is_file() && p.to_string_lossy().contains("/webp-"));
-    if let Some(p) = lake {
-        photos.push((
-            "real photo lake.jpg 4000x2250".into(),
-            std::fs::read(p).unwrap(),
-        ));
-    }
-    for (name, bytes) in photos {
-        let started = Instant::now();
-        let mut img = decode(&bytes).unwrap().image;
-        let mut sizes = Vec::new();
-        for (w, q) in VARIANTS {
-            if let Some(s) = shrink(&img, w) {
-                img = s;
-            }
-            sizes.push(format!("{w} px: {} bytes", webp(&img, q).unwrap().len()));
-        }
-        println!(
-            "thumbnails of {name} ({} bytes): {} ({:?})",
-            bytes.len(),
-            sizes.join(", "),
-            started.elapsed()
-        );
-    }
-}
-
 /// A phone photo's EXIF (GPS position, a comment, a second picture after the end) never reaches
 /// the disk or a buyer; its orientation does, and the stored photo is upright in the database.
 #[tokio::test]
