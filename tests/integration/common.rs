@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use reqwest::redirect::Policy;
+use reqwest::{Client, StatusCode};
 use soko::config::Config;
 use soko::config::secrets::Secrets;
 use soko::store;
@@ -165,6 +167,159 @@ pub struct TestApp {
     pub db: MySqlPool,
     pub vectors: Arc<VectorStore>,
     pub http: reqwest::Client,
+}
+
+/// A browser: keeps cookies, does not follow redirects (so tests can see them).
+pub fn browser() -> Client {
+    Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// GET a page and read the CSRF token out of its form.
+pub async fn csrf(b: &Client, url: &str) -> String {
+    let html = b.get(url).send().await.unwrap().text().await.unwrap();
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a csrf field")
+        + 19;
+    html[at..at + 64].to_owned()
+}
+
+/// What the marketplace tests do through the browser pages, as a buyer, seller or admin.
+impl TestApp {
+    /// POST a browser form (with the browser's CSRF token) to `path`.
+    pub async fn post(&self, b: &Client, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        // The login page always has a form; the token is per browser, not per page.
+        let token = csrf(b, &format!("{}/login", self.url)).await;
+        let mut fields: Vec<(&str, &str)> = form.to_vec();
+        fields.push(("csrf", &token));
+        b.post(format!("{}{path}", self.url))
+            .form(&fields)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A new buyer account, logged in.
+    pub async fn register(&self, login: &str) -> Client {
+        let b = browser();
+        let r = self
+            .post(
+                &b,
+                "/register",
+                &[
+                    ("name", "Wanjiru"),
+                    ("login", login),
+                    ("password", "correct horse"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            r.status(),
+            StatusCode::SEE_OTHER,
+            "{}",
+            r.text().await.unwrap()
+        );
+        b
+    }
+
+    /// The admin account, created and logged in.
+    pub async fn admin(&self) -> Client {
+        let hash = soko::web::auth::hash_password("admin password 1".into())
+            .await
+            .unwrap();
+        soko::store::users::create(
+            &self.db,
+            &soko::store::users::NewUser {
+                email: Some("admin@soko.test"),
+                phone: None,
+                name: "Admin",
+                password_hash: &hash,
+                role: soko::market::states::Role::Admin,
+            },
+        )
+        .await
+        .unwrap();
+        let b = browser();
+        let r = self
+            .post(
+                &b,
+                "/login",
+                &[
+                    ("login", "admin@soko.test"),
+                    ("password", "admin password 1"),
+                ],
+            )
+            .await;
+        assert_eq!(r.headers()["location"], "/admin");
+        b
+    }
+
+    /// The seller application form, sent by `b`.
+    pub async fn onboard(&self, b: &Client, store: &str, phone: &str) -> reqwest::Response {
+        self.post(
+            b,
+            "/sell",
+            &[
+                ("store_name", store),
+                ("whatsapp", phone),
+                ("city", "Mombasa"),
+                ("category", ""),
+                ("description", "Handmade baskets"),
+                ("catalogue_url", ""),
+            ],
+        )
+        .await
+    }
+
+    /// Approve every pending seller through the admin pages.
+    pub async fn approve_all(&self, admin: &Client) {
+        let pending: Vec<u64> =
+            sqlx::query_scalar("SELECT id FROM sellers WHERE status = 'pending'")
+                .fetch_all(&self.db)
+                .await
+                .unwrap();
+        for id in pending {
+            let r = self
+                .post(
+                    admin,
+                    &format!("/admin/sellers/{id}/status"),
+                    &[("status", "approved"), ("reason", "")],
+                )
+                .await;
+            assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        }
+    }
+
+    /// A product listed through the seller pages; its id.
+    pub async fn add_product(&self, b: &Client, name: &str, price: &str) -> u64 {
+        let r = self
+            .post(
+                b,
+                "/sell/products/new",
+                &[
+                    ("name", name),
+                    ("price", price),
+                    ("stock", "3"),
+                    ("category", ""),
+                    ("description", "Woven by hand"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            r.status(),
+            StatusCode::SEE_OTHER,
+            "{}",
+            r.text().await.unwrap()
+        );
+        sqlx::query_scalar("SELECT MAX(id) FROM products")
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
+    }
 }
 
 /// The web app on port 0 against a migrated test database and a fresh collection.

@@ -4,173 +4,19 @@
 use reqwest::redirect::Policy;
 use reqwest::{Client, StatusCode};
 
-use crate::common::{TestApp, spawn_app};
-
-/// A browser: keeps cookies, does not follow redirects (so tests can see them).
-pub(crate) fn browser() -> Client {
-    Client::builder()
-        .cookie_store(true)
-        .redirect(Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// GET a page and read the CSRF token out of its form.
-pub(crate) async fn csrf(b: &Client, url: &str) -> String {
-    let html = b.get(url).send().await.unwrap().text().await.unwrap();
-    let at = html
-        .find("name=\"csrf\" value=\"")
-        .expect("a form with a csrf field")
-        + 19;
-    html[at..at + 64].to_owned()
-}
-
-pub(crate) async fn post(
-    b: &Client,
-    app: &TestApp,
-    path: &str,
-    form: &[(&str, &str)],
-) -> reqwest::Response {
-    // The login page always has a form; the token is per browser, not per page.
-    let token = csrf(b, &format!("{}/login", app.url)).await;
-    let mut fields: Vec<(&str, &str)> = form.to_vec();
-    fields.push(("csrf", &token));
-    b.post(format!("{}{path}", app.url))
-        .form(&fields)
-        .send()
-        .await
-        .unwrap()
-}
-
-pub(crate) async fn register(app: &TestApp, login: &str) -> Client {
-    let b = browser();
-    let r = post(
-        &b,
-        app,
-        "/register",
-        &[
-            ("name", "Wanjiru"),
-            ("login", login),
-            ("password", "correct horse"),
-        ],
-    )
-    .await;
-    assert_eq!(
-        r.status(),
-        StatusCode::SEE_OTHER,
-        "{}",
-        r.text().await.unwrap()
-    );
-    b
-}
-
-pub(crate) async fn admin(app: &TestApp) -> Client {
-    let hash = soko::web::auth::hash_password("admin password 1".into())
-        .await
-        .unwrap();
-    soko::store::users::create(
-        &app.db,
-        &soko::store::users::NewUser {
-            email: Some("admin@soko.test"),
-            phone: None,
-            name: "Admin",
-            password_hash: &hash,
-            role: soko::market::states::Role::Admin,
-        },
-    )
-    .await
-    .unwrap();
-    let b = browser();
-    let r = post(
-        &b,
-        app,
-        "/login",
-        &[
-            ("login", "admin@soko.test"),
-            ("password", "admin password 1"),
-        ],
-    )
-    .await;
-    assert_eq!(r.headers()["location"], "/admin");
-    b
-}
-
-pub(crate) async fn onboard(
-    app: &TestApp,
-    b: &Client,
-    store: &str,
-    phone: &str,
-) -> reqwest::Response {
-    post(
-        b,
-        app,
-        "/sell",
-        &[
-            ("store_name", store),
-            ("whatsapp", phone),
-            ("city", "Mombasa"),
-            ("category", ""),
-            ("description", "Handmade baskets"),
-            ("catalogue_url", ""),
-        ],
-    )
-    .await
-}
-
-pub(crate) async fn approve_all(app: &TestApp, admin: &Client) {
-    let pending: Vec<u64> = sqlx::query_scalar("SELECT id FROM sellers WHERE status = 'pending'")
-        .fetch_all(&app.db)
-        .await
-        .unwrap();
-    for id in pending {
-        let r = post(
-            admin,
-            app,
-            &format!("/admin/sellers/{id}/status"),
-            &[("status", "approved"), ("reason", "")],
-        )
-        .await;
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    }
-}
-
-pub(crate) async fn add_product(app: &TestApp, b: &Client, name: &str, price: &str) -> u64 {
-    let r = post(
-        b,
-        app,
-        "/sell/products/new",
-        &[
-            ("name", name),
-            ("price", price),
-            ("stock", "3"),
-            ("category", ""),
-            ("description", "Woven by hand"),
-        ],
-    )
-    .await;
-    assert_eq!(
-        r.status(),
-        StatusCode::SEE_OTHER,
-        "{}",
-        r.text().await.unwrap()
-    );
-    sqlx::query_scalar("SELECT MAX(id) FROM products")
-        .fetch_one(&app.db)
-        .await
-        .unwrap()
-}
+use crate::common::{browser, spawn_app};
 
 #[tokio::test]
 async fn seller_lists_admin_approves_buyer_finds_and_contacts_on_whatsapp() {
     let app = spawn_app().await;
-    let seller = register(&app, "0712 345 678").await;
+    let seller = app.register("0712 345 678").await;
     assert_eq!(
-        onboard(&app, &seller, "Kiondo Crafts", "0722 000 111")
+        app.onboard(&seller, "Kiondo Crafts", "0722 000 111")
             .await
             .status(),
         StatusCode::SEE_OTHER
     );
-    let id = add_product(&app, &seller, "Kiondo basket", "4,500").await;
+    let id = app.add_product(&seller, "Kiondo basket", "4,500").await;
     // Pending seller: not public yet.
     let buyer = browser();
     assert_eq!(
@@ -182,7 +28,7 @@ async fn seller_lists_admin_approves_buyer_finds_and_contacts_on_whatsapp() {
             .status(),
         404
     );
-    approve_all(&app, &admin(&app).await).await;
+    app.approve_all(&app.admin().await).await;
 
     let home = buyer
         .get(&app.url)
@@ -297,10 +143,12 @@ async fn a_post_without_the_csrf_token_is_refused() {
 #[tokio::test]
 async fn script_in_a_title_renders_as_text() {
     let app = spawn_app().await;
-    let seller = register(&app, "s@soko.test").await;
-    onboard(&app, &seller, "Duka", "+254 711 222 333").await;
-    approve_all(&app, &admin(&app).await).await;
-    let id = add_product(&app, &seller, "<script>alert(1)</script>", "10").await;
+    let seller = app.register("s@soko.test").await;
+    app.onboard(&seller, "Duka", "+254 711 222 333").await;
+    app.approve_all(&app.admin().await).await;
+    let id = app
+        .add_product(&seller, "<script>alert(1)</script>", "10")
+        .await;
     let page = browser()
         .get(format!("{}/p/{id}", app.url))
         .send()
@@ -345,8 +193,8 @@ async fn hostile_search_input_is_harmless() {
 #[tokio::test]
 async fn an_invalid_whatsapp_number_names_the_field_and_saves_nothing() {
     let app = spawn_app().await;
-    let seller = register(&app, "w@soko.test").await;
-    let r = onboard(&app, &seller, "Duka", "12345").await;
+    let seller = app.register("w@soko.test").await;
+    let r = app.onboard(&seller, "Duka", "12345").await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = r.text().await.unwrap();
     assert!(
@@ -363,7 +211,7 @@ async fn an_invalid_whatsapp_number_names_the_field_and_saves_nothing() {
 #[tokio::test]
 async fn a_tampered_session_is_logged_out_and_admin_pages_need_the_role() {
     let app = spawn_app().await;
-    let b = register(&app, "t@soko.test").await;
+    let b = app.register("t@soko.test").await;
     assert_eq!(
         b.get(format!("{}/sell", app.url))
             .send()
@@ -394,15 +242,15 @@ async fn a_tampered_session_is_logged_out_and_admin_pages_need_the_role() {
 #[tokio::test]
 async fn logout_everywhere_ends_every_session() {
     let app = spawn_app().await;
-    let first = register(&app, "e@soko.test").await;
+    let first = app.register("e@soko.test").await;
     let second = browser();
-    let r = post(
-        &second,
-        &app,
-        "/login",
-        &[("login", "e@soko.test"), ("password", "correct horse")],
-    )
-    .await;
+    let r = app
+        .post(
+            &second,
+            "/login",
+            &[("login", "e@soko.test"), ("password", "correct horse")],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         second
@@ -413,7 +261,7 @@ async fn logout_everywhere_ends_every_session() {
             .status(),
         200
     );
-    let r = post(&first, &app, "/logout/everywhere", &[]).await;
+    let r = app.post(&first, "/logout/everywhere", &[]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         second
@@ -424,13 +272,13 @@ async fn logout_everywhere_ends_every_session() {
             .status(),
         StatusCode::SEE_OTHER
     );
-    let wrong = post(
-        &browser(),
-        &app,
-        "/login",
-        &[("login", "e@soko.test"), ("password", "wrong horse")],
-    )
-    .await;
+    let wrong = app
+        .post(
+            &browser(),
+            "/login",
+            &[("login", "e@soko.test"), ("password", "wrong horse")],
+        )
+        .await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -454,14 +302,14 @@ async fn pages_carry_strict_security_headers() {
 #[tokio::test]
 async fn favourites_reviews_leads_orders_analytics_and_sitemap() {
     let app = spawn_app().await;
-    let seller = register(&app, "shop@soko.test").await;
-    onboard(&app, &seller, "Duka La Mama", "0733 444 555").await;
-    approve_all(&app, &admin(&app).await).await;
-    let id = add_product(&app, &seller, "Clay pot", "1,350").await;
-    let buyer = register(&app, "buyer@soko.test").await;
+    let seller = app.register("shop@soko.test").await;
+    app.onboard(&seller, "Duka La Mama", "0733 444 555").await;
+    app.approve_all(&app.admin().await).await;
+    let id = app.add_product(&seller, "Clay pot", "1,350").await;
+    let buyer = app.register("buyer@soko.test").await;
 
     // Favourite, shown in the watchlist; a second tap removes it.
-    let r = post(&buyer, &app, &format!("/p/{id}/favourite"), &[]).await;
+    let r = app.post(&buyer, &format!("/p/{id}/favourite"), &[]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let list = buyer
         .get(format!("{}/favourites", app.url))
@@ -473,29 +321,29 @@ async fn favourites_reviews_leads_orders_analytics_and_sitemap() {
         .unwrap();
     assert!(list.contains("Clay pot"), "{list}");
     // One review per user; the seller's rating follows.
-    let r = post(
-        &buyer,
-        &app,
-        &format!("/p/{id}/reviews"),
-        &[("rating", "4"), ("body", "Sturdy <b>pot</b>")],
-    )
-    .await;
+    let r = app
+        .post(
+            &buyer,
+            &format!("/p/{id}/reviews"),
+            &[("rating", "4"), ("body", "Sturdy <b>pot</b>")],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let again = post(
-        &buyer,
-        &app,
-        &format!("/p/{id}/reviews"),
-        &[("rating", "5"), ("body", "again")],
-    )
-    .await;
+    let again = app
+        .post(
+            &buyer,
+            &format!("/p/{id}/reviews"),
+            &[("rating", "5"), ("body", "again")],
+        )
+        .await;
     assert_eq!(again.status(), StatusCode::CONFLICT);
-    let bad = post(
-        &buyer,
-        &app,
-        &format!("/p/{id}/reviews"),
-        &[("rating", "9"), ("body", "")],
-    )
-    .await;
+    let bad = app
+        .post(
+            &buyer,
+            &format!("/p/{id}/reviews"),
+            &[("rating", "9"), ("body", "")],
+        )
+        .await;
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let page = buyer
         .get(format!("{}/p/{id}", app.url))
@@ -522,13 +370,13 @@ async fn favourites_reviews_leads_orders_analytics_and_sitemap() {
         .fetch_one(&app.db)
         .await
         .unwrap();
-    let r = post(
-        &seller,
-        &app,
-        &format!("/sell/leads/{lead}/status"),
-        &[("status", "converted")],
-    )
-    .await;
+    let r = app
+        .post(
+            &seller,
+            &format!("/sell/leads/{lead}/status"),
+            &[("status", "converted")],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let (order, total): (u64, i64) =
         sqlx::query_as("SELECT id, total_minor FROM orders WHERE lead_id = ?")
@@ -537,32 +385,32 @@ async fn favourites_reviews_leads_orders_analytics_and_sitemap() {
             .await
             .unwrap();
     assert_eq!(total, 135_000);
-    let skip = post(
-        &seller,
-        &app,
-        &format!("/sell/orders/{order}/status"),
-        &[("status", "delivered")],
-    )
-    .await;
+    let skip = app
+        .post(
+            &seller,
+            &format!("/sell/orders/{order}/status"),
+            &[("status", "delivered")],
+        )
+        .await;
     assert_eq!(skip.status(), StatusCode::CONFLICT);
-    let ok = post(
-        &seller,
-        &app,
-        &format!("/sell/orders/{order}/status"),
-        &[("status", "confirmed")],
-    )
-    .await;
+    let ok = app
+        .post(
+            &seller,
+            &format!("/sell/orders/{order}/status"),
+            &[("status", "confirmed")],
+        )
+        .await;
     assert_eq!(ok.status(), StatusCode::SEE_OTHER);
     // Another seller cannot touch this lead.
-    let other = register(&app, "other@soko.test").await;
-    onboard(&app, &other, "Other Shop", "0733 444 556").await;
-    let r = post(
-        &other,
-        &app,
-        &format!("/sell/leads/{lead}/status"),
-        &[("status", "lost")],
-    )
-    .await;
+    let other = app.register("other@soko.test").await;
+    app.onboard(&other, "Other Shop", "0733 444 556").await;
+    let r = app
+        .post(
+            &other,
+            &format!("/sell/leads/{lead}/status"),
+            &[("status", "lost")],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
     // Analytics: chart and CSV from the persisted events.
@@ -605,11 +453,11 @@ async fn favourites_reviews_leads_orders_analytics_and_sitemap() {
 #[tokio::test]
 async fn admins_moderate_products_manage_categories_and_suspend_users_with_an_audit_trail() {
     let app = spawn_app().await;
-    let seller = register(&app, "mod@soko.test").await;
-    onboard(&app, &seller, "Moderated", "0733 111 222").await;
-    let admin = admin(&app).await;
-    approve_all(&app, &admin).await;
-    let id = add_product(&app, &seller, "Fake watch", "999").await;
+    let seller = app.register("mod@soko.test").await;
+    app.onboard(&seller, "Moderated", "0733 111 222").await;
+    let admin = app.admin().await;
+    app.approve_all(&admin).await;
+    let id = app.add_product(&seller, "Fake watch", "999").await;
     assert_eq!(
         browser()
             .get(format!("{}/p/{id}", app.url))
@@ -620,21 +468,21 @@ async fn admins_moderate_products_manage_categories_and_suspend_users_with_an_au
         200
     );
 
-    let no_reason = post(
-        &admin,
-        &app,
-        &format!("/admin/products/{id}/moderation"),
-        &[("moderation", "rejected"), ("reason", "")],
-    )
-    .await;
+    let no_reason = app
+        .post(
+            &admin,
+            &format!("/admin/products/{id}/moderation"),
+            &[("moderation", "rejected"), ("reason", "")],
+        )
+        .await;
     assert_eq!(no_reason.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let r = post(
-        &admin,
-        &app,
-        &format!("/admin/products/{id}/moderation"),
-        &[("moderation", "rejected"), ("reason", "counterfeit brand")],
-    )
-    .await;
+    let r = app
+        .post(
+            &admin,
+            &format!("/admin/products/{id}/moderation"),
+            &[("moderation", "rejected"), ("reason", "counterfeit brand")],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         browser()
@@ -658,22 +506,22 @@ async fn admins_moderate_products_manage_categories_and_suspend_users_with_an_au
         "the seller sees why: {dash}"
     );
     // A seller cannot reach the admin routes, even with a valid CSRF token.
-    let r = post(
-        &seller,
-        &app,
-        &format!("/admin/products/{id}/moderation"),
-        &[("moderation", "approved"), ("reason", "")],
-    )
-    .await;
+    let r = app
+        .post(
+            &seller,
+            &format!("/admin/products/{id}/moderation"),
+            &[("moderation", "approved"), ("reason", "")],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
-    let r = post(
-        &admin,
-        &app,
-        "/admin/categories",
-        &[("name", "Kitchen & Home"), ("name_sw", "Jikoni")],
-    )
-    .await;
+    let r = app
+        .post(
+            &admin,
+            "/admin/categories",
+            &[("name", "Kitchen & Home"), ("name_sw", "Jikoni")],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let home = browser()
         .get(&app.url)
@@ -689,13 +537,13 @@ async fn admins_moderate_products_manage_categories_and_suspend_users_with_an_au
         .fetch_one(&app.db)
         .await
         .unwrap();
-    let r = post(
-        &admin,
-        &app,
-        &format!("/admin/users/{user_id}/status"),
-        &[("status", "suspended")],
-    )
-    .await;
+    let r = app
+        .post(
+            &admin,
+            &format!("/admin/users/{user_id}/status"),
+            &[("status", "suspended")],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         seller
@@ -707,13 +555,13 @@ async fn admins_moderate_products_manage_categories_and_suspend_users_with_an_au
         StatusCode::SEE_OTHER,
         "session ended"
     );
-    let login = post(
-        &browser(),
-        &app,
-        "/login",
-        &[("login", "mod@soko.test"), ("password", "correct horse")],
-    )
-    .await;
+    let login = app
+        .post(
+            &browser(),
+            "/login",
+            &[("login", "mod@soko.test"), ("password", "correct horse")],
+        )
+        .await;
     assert_eq!(login.status(), StatusCode::FORBIDDEN);
 
     let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log ORDER BY id")

@@ -3,17 +3,17 @@
 
 use reqwest::StatusCode;
 
+use crate::common::browser;
 use crate::common::spawn_app;
-use crate::market::{add_product, admin, approve_all, browser, onboard, post, register};
 
 #[tokio::test]
 async fn a_seller_edits_hides_shows_and_deletes_a_product_and_each_change_queues_a_resync() {
     let app = spawn_app().await;
-    let seller = register(&app, "0712 345 678").await;
-    onboard(&app, &seller, "Kiondo Crafts", "0722 000 111").await;
-    let admin = admin(&app).await;
-    approve_all(&app, &admin).await;
-    let id = add_product(&app, &seller, "Sisal basket", "1,500").await;
+    let seller = app.register("0712 345 678").await;
+    app.onboard(&seller, "Kiondo Crafts", "0722 000 111").await;
+    let admin = app.admin().await;
+    app.approve_all(&admin).await;
+    let id = app.add_product(&seller, "Sisal basket", "1,500").await;
     let outbox = |id: u64| {
         let db = app.db.clone();
         async move {
@@ -39,34 +39,34 @@ async fn a_seller_edits_hides_shows_and_deletes_a_product_and_each_change_queues
     assert!(form.contains("value=\"1500\""), "{form}");
 
     // A bad edit names the field and changes nothing.
-    let r = post(
-        &seller,
-        &app,
-        &format!("/sell/products/{id}/edit"),
-        &[
-            ("name", "Sisal basket"),
-            ("price", "cheap"),
-            ("stock", "2"),
-            ("category", ""),
-            ("description", ""),
-        ],
-    )
-    .await;
+    let r = app
+        .post(
+            &seller,
+            &format!("/sell/products/{id}/edit"),
+            &[
+                ("name", "Sisal basket"),
+                ("price", "cheap"),
+                ("stock", "2"),
+                ("category", ""),
+                ("description", ""),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.text().await.unwrap().contains("price"));
-    let r = post(
-        &seller,
-        &app,
-        &format!("/sell/products/{id}/edit"),
-        &[
-            ("name", "Large sisal basket"),
-            ("price", "2,250.50"),
-            ("stock", "7"),
-            ("category", ""),
-            ("description", "Bigger"),
-        ],
-    )
-    .await;
+    let r = app
+        .post(
+            &seller,
+            &format!("/sell/products/{id}/edit"),
+            &[
+                ("name", "Large sisal basket"),
+                ("price", "2,250.50"),
+                ("stock", "7"),
+                ("category", ""),
+                ("description", "Bigger"),
+            ],
+        )
+        .await;
     assert_eq!(
         r.status(),
         StatusCode::SEE_OTHER,
@@ -96,7 +96,9 @@ async fn a_seller_edits_hides_shows_and_deletes_a_product_and_each_change_queues
         async move { b.get(url).send().await.unwrap().status() }
     };
     assert_eq!(page(buyer.clone()).await, StatusCode::OK);
-    let r = post(&seller, &app, &format!("/sell/products/{id}/hide"), &[]).await;
+    let r = app
+        .post(&seller, &format!("/sell/products/{id}/hide"), &[])
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(page(buyer.clone()).await, StatusCode::NOT_FOUND);
     let dash = seller
@@ -111,15 +113,19 @@ async fn a_seller_edits_hides_shows_and_deletes_a_product_and_each_change_queues
         dash.contains(&format!("/sell/products/{id}/show")),
         "{dash}"
     );
-    let r = post(&seller, &app, &format!("/sell/products/{id}/show"), &[]).await;
+    let r = app
+        .post(&seller, &format!("/sell/products/{id}/show"), &[])
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(page(buyer.clone()).await, StatusCode::OK);
 
     // Another seller cannot touch it, and learns nothing (404, not 403).
-    let other = register(&app, "0733 111 222").await;
-    onboard(&app, &other, "Other Shop", "0733 111 223").await;
-    approve_all(&app, &admin).await;
-    let r = post(&other, &app, &format!("/sell/products/{id}/delete"), &[]).await;
+    let other = app.register("0733 111 222").await;
+    app.onboard(&other, "Other Shop", "0733 111 223").await;
+    app.approve_all(&admin).await;
+    let r = app
+        .post(&other, &format!("/sell/products/{id}/delete"), &[])
+        .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let r = other
         .get(format!("{}/sell/products/{id}/edit", app.url))
@@ -129,7 +135,9 @@ async fn a_seller_edits_hides_shows_and_deletes_a_product_and_each_change_queues
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
     // Deleted: off the storefront and the dashboard, the row kept for leads, a delete queued.
-    let r = post(&seller, &app, &format!("/sell/products/{id}/delete"), &[]).await;
+    let r = app
+        .post(&seller, &format!("/sell/products/{id}/delete"), &[])
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(page(buyer).await, StatusCode::NOT_FOUND);
     let last: String = sqlx::query_scalar(
@@ -154,14 +162,13 @@ async fn a_seller_edits_hides_shows_and_deletes_a_product_and_each_change_queues
 #[tokio::test]
 async fn repeated_wrong_passwords_lock_the_account_for_a_while_and_say_when_to_retry() {
     let app = spawn_app().await;
-    register(&app, "wanjiku@soko.test").await;
+    app.register("wanjiku@soko.test").await;
     let b = browser();
     let attempt = |password: &'static str| {
         let (b, app) = (b.clone(), &app);
         async move {
-            post(
+            app.post(
                 &b,
-                app,
                 "/login",
                 &[("login", "wanjiku@soko.test"), ("password", password)],
             )
@@ -203,13 +210,13 @@ async fn a_client_trying_many_accounts_is_throttled_by_address() {
     // api.rate_limit.login_requests = 10 per window per client address.
     for i in 0..11 {
         let login = format!("nobody{i}@soko.test");
-        let r = post(
-            &b,
-            &app,
-            "/login",
-            &[("login", &login), ("password", "guess guess")],
-        )
-        .await;
+        let r = app
+            .post(
+                &b,
+                "/login",
+                &[("login", &login), ("password", "guess guess")],
+            )
+            .await;
         statuses.push(r.status().as_u16());
     }
     assert_eq!(statuses[..10], [401; 10]);
@@ -223,25 +230,25 @@ async fn search_finds_products_by_category_name_and_a_seller_link_previews() {
         .execute(&app.db)
         .await
         .unwrap();
-    let seller = register(&app, "0712 345 678").await;
-    onboard(&app, &seller, "Kiondo Crafts", "0722 000 111").await;
-    let admin = admin(&app).await;
-    approve_all(&app, &admin).await;
-    let r = post(
-        &seller,
-        &app,
-        "/sell/products/new",
-        &[
-            ("name", "Sisal basket"),
-            ("price", "1500"),
-            ("stock", "1"),
-            ("category", "crafts"),
-            ("description", "Woven"),
-        ],
-    )
-    .await;
+    let seller = app.register("0712 345 678").await;
+    app.onboard(&seller, "Kiondo Crafts", "0722 000 111").await;
+    let admin = app.admin().await;
+    app.approve_all(&admin).await;
+    let r = app
+        .post(
+            &seller,
+            "/sell/products/new",
+            &[
+                ("name", "Sisal basket"),
+                ("price", "1500"),
+                ("stock", "1"),
+                ("category", "crafts"),
+                ("description", "Woven"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    add_product(&app, &seller, "Wooden spoon", "300").await;
+    app.add_product(&seller, "Wooden spoon", "300").await;
     let buyer = browser();
     for q in ["handicraft", "mikono"] {
         let html = buyer
@@ -285,15 +292,15 @@ async fn search_finds_products_by_category_name_and_a_seller_link_previews() {
 #[tokio::test]
 async fn changing_the_password_ends_other_sessions_and_revokes_api_tokens() {
     let app = spawn_app().await;
-    let first = register(&app, "p@soko.test").await;
+    let first = app.register("p@soko.test").await;
     let second = browser();
-    let r = post(
-        &second,
-        &app,
-        "/login",
-        &[("login", "p@soko.test"), ("password", "correct horse")],
-    )
-    .await;
+    let r = app
+        .post(
+            &second,
+            "/login",
+            &[("login", "p@soko.test"), ("password", "correct horse")],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let api = reqwest::Client::new();
     let token: serde_json::Value = api
@@ -325,17 +332,17 @@ async fn changing_the_password_ends_other_sessions_and_revokes_api_tokens() {
     assert_eq!(status(second.clone()).await, StatusCode::OK);
 
     // Wrong current password, or a confirmation that differs: refused, named, nothing changed.
-    let r = post(
-        &first,
-        &app,
-        "/account",
-        &[
-            ("current", "not it at all"),
-            ("password", "a new secret"),
-            ("confirm", "a new secret"),
-        ],
-    )
-    .await;
+    let r = app
+        .post(
+            &first,
+            "/account",
+            &[
+                ("current", "not it at all"),
+                ("password", "a new secret"),
+                ("confirm", "a new secret"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         r.text()
@@ -343,17 +350,17 @@ async fn changing_the_password_ends_other_sessions_and_revokes_api_tokens() {
             .unwrap()
             .contains("Current password is not right")
     );
-    let r = post(
-        &first,
-        &app,
-        "/account",
-        &[
-            ("current", "correct horse"),
-            ("password", "a new secret"),
-            ("confirm", "a new secrex"),
-        ],
-    )
-    .await;
+    let r = app
+        .post(
+            &first,
+            "/account",
+            &[
+                ("current", "correct horse"),
+                ("password", "a new secret"),
+                ("confirm", "a new secrex"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         me(bearer.clone()).await,
@@ -361,17 +368,17 @@ async fn changing_the_password_ends_other_sessions_and_revokes_api_tokens() {
         "nothing changed yet"
     );
 
-    let r = post(
-        &first,
-        &app,
-        "/account",
-        &[
-            ("current", "correct horse"),
-            ("password", "a new secret"),
-            ("confirm", "a new secret"),
-        ],
-    )
-    .await;
+    let r = app
+        .post(
+            &first,
+            "/account",
+            &[
+                ("current", "correct horse"),
+                ("password", "a new secret"),
+                ("confirm", "a new secret"),
+            ],
+        )
+        .await;
     assert_eq!(
         r.status(),
         StatusCode::SEE_OTHER,
@@ -393,12 +400,12 @@ async fn changing_the_password_ends_other_sessions_and_revokes_api_tokens() {
         StatusCode::UNAUTHORIZED,
         "the old token is revoked"
     );
-    let r = post(
-        &browser(),
-        &app,
-        "/login",
-        &[("login", "p@soko.test"), ("password", "a new secret")],
-    )
-    .await;
+    let r = app
+        .post(
+            &browser(),
+            "/login",
+            &[("login", "p@soko.test"), ("password", "a new secret")],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }

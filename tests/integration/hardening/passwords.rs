@@ -12,7 +12,7 @@ use sqlx::MySqlPool;
 use tokio::task::JoinSet;
 
 use super::{external_appliance, models_settled, rss_mib, sample_max};
-use crate::market::{browser, csrf};
+use crate::common::{browser, csrf};
 
 const PASSWORD: &str = "the owner's password";
 const FLOOD: usize = 300;
