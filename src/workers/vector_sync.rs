@@ -416,6 +416,11 @@ pub async fn start(
     files: Files,
     stop: CancellationToken,
 ) {
+    // The switch exists from the start, so the worker can be paused (and shows in the status)
+    // while its models load; the loop picks the same switch up.
+    super::control::switches()
+        .register(WORKER)
+        .active("loading the embedding models");
     let started = Instant::now();
     let loaded = tokio::task::spawn_blocking({
         let cfg = cfg.clone();

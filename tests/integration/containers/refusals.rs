@@ -138,8 +138,14 @@ async fn an_image_of_the_wrong_version_is_refused() {
 #[tokio::test]
 async fn a_taken_port_is_named_and_nothing_starts() {
     let _engine = ENGINE_USE.read().await;
-    let mut app = prepare("containers-port-taken", lite_vectors);
-    let _held = TcpListener::bind(("127.0.0.1", app.cfg.database.embedded.port)).unwrap();
-    let port = app.cfg.database.embedded.port.to_string();
+    // Held before the config is written: a port picked free and bound later can be taken by
+    // another test's service in between.
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = held.local_addr().unwrap().port();
+    let mut app = prepare("containers-port-taken", |c| {
+        lite_vectors(c);
+        c.database.embedded.port = taken;
+    });
+    let port = taken.to_string();
     refused(&mut app, &[&format!("port {port}"), "mysql"]).await;
 }

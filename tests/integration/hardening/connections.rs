@@ -125,7 +125,7 @@ async fn half_sent_requests_are_capped_timed_out_and_never_hold_up_a_stop() {
             "https",
             https.get(format!("https://localhost:{https_port}/healthz")),
         ),
-        ("port 80", plain.get(format!("http://127.0.0.1:{port80}/x"))),
+        ("port 80", plain.get(format!("http://localhost:{port80}/x"))),
     ] {
         let t = Instant::now();
         let r = request.timeout(Duration::from_secs(5)).send().await;
