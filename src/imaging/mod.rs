@@ -1,5 +1,7 @@
 //! Image libraries below both the web layer (uploads, photo search) and the workers (variants,
-//! embeddings): `codec` recognises, decodes and resizes, `meta` strips metadata. No I/O.
+//! embeddings): `codec` recognises, decodes and resizes, `meta` strips metadata, `synthetic`
+//! makes a photo-like picture for tests and benchmarks. No I/O.
 
 pub mod codec;
 pub mod meta;
+pub mod synthetic;

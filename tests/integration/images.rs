@@ -11,6 +11,7 @@ use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use reqwest::multipart::{Form, Part};
 use reqwest::redirect::Policy;
 use reqwest::{Client, StatusCode};
+use soko::imaging::synthetic::photo;
 use soko::store::images::Files;
 
 use crate::common::{TestApp, scratch, test_db, test_vectors};
@@ -174,26 +175,6 @@ pub(crate) async fn upload(
 /// The browser's CSRF token, from any page with a form.
 async fn csrf(b: &Client, app: &TestApp) -> String {
     token_after(b, &format!("{}/login", app.url), "name=\"csrf\" value=\"").await
-}
-
-/// Something like a photo: smooth light, edges, and sensor noise (JPEG finds it as hard).
-fn photo(w: u32, h: u32) -> RgbImage {
-    let mut seed = 0x2545_f491_u32;
-    RgbImage::from_fn(w, h, |x, y| {
-        seed ^= seed << 13;
-        seed ^= seed >> 17;
-        seed ^= seed << 5;
-        let noise = (seed % 24) as f32 - 12.0;
-        let (fx, fy) = (x as f32 / w as f32, y as f32 / h as f32);
-        let sky = fy < 0.45 + 0.05 * (fx * 9.0).sin();
-        let base = if sky {
-            [120.0 + 90.0 * fy, 160.0 + 60.0 * fy, 230.0 - 30.0 * fx]
-        } else {
-            let stripes = 30.0 * ((fx * 60.0).sin() * (fy * 40.0).cos());
-            [150.0 + stripes, 110.0 + stripes * 0.5, 60.0 + 20.0 * fx]
-        };
-        Rgb(base.map(|c| (c + noise).clamp(0.0, 255.0) as u8))
-    })
 }
 
 fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {

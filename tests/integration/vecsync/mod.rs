@@ -7,13 +7,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use reqwest::multipart::{Form, Part};
-use reqwest::redirect::Policy;
 use reqwest::{Client, StatusCode};
 use soko::embed::Embedder;
 use soko::store::images::Files;
 use soko::vectors::VectorStore;
 use soko::workers::vector_sync::{BatchStats, Syncer};
 
+pub use crate::common::browser;
 use crate::common::{TestApp, random_suffix, scratch, shared, test_db};
 
 pub(crate) mod e2e;
@@ -173,14 +173,6 @@ pub async fn sync_all(syncer: &Syncer) -> BatchStats {
         total.failed += s.failed;
     }
     panic!("the outbox did not drain");
-}
-
-pub fn browser() -> Client {
-    Client::builder()
-        .cookie_store(true)
-        .redirect(Policy::none())
-        .build()
-        .unwrap()
 }
 
 /// The 64-hex-digit token after `marker` in the page at `url`.
