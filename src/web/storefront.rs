@@ -372,6 +372,16 @@ struct Back {
     back: Option<String>,
 }
 
+/// A path on this site to send a visitor back to: it starts with one `/`, and carries no
+/// backslash and no control character. Browsers drop tabs and newlines from a URL before
+/// reading it, so `/%09/evil.example` would become `//evil.example`, another site.
+fn same_site_path(p: &str) -> bool {
+    p.starts_with('/')
+        && !p.starts_with("//")
+        && !p.contains('\\')
+        && !p.chars().any(char::is_control)
+}
+
 /// Switch the storefront language: remembered in a cookie, and on the account when logged in.
 async fn switch_language(
     State(s): State<AppState>,
@@ -391,7 +401,7 @@ async fn switch_language(
     let back = b
         .back
         .or(referer_path)
-        .filter(|p| p.starts_with('/') && !p.starts_with("//") && !p.contains('\\'))
+        .filter(|p| same_site_path(p))
         .unwrap_or_else(|| "/".into());
     let secure = if s.settings.secure_cookies {
         "; Secure"
