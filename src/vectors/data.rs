@@ -41,8 +41,14 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Whether `value` may stand in a filter: no control characters (a newline or a NUL ends
+    /// Milvus's expression early; the web layer refuses such input, naming the field).
+    pub fn plain(value: &str) -> bool {
+        !value.chars().any(char::is_control)
+    }
+
     /// The boolean expression, or empty. Numbers are typed; the city is a quoted literal with
-    /// quotes and backslashes removed (city names have neither).
+    /// quotes, backslashes and control characters removed (city names have none of them).
     pub fn expr(&self) -> String {
         let mut parts = Vec::new();
         if let Some(c) = self.category {
@@ -55,7 +61,10 @@ impl Filter {
             parts.push(format!("(price_minor >= 0 and price_minor <= {max})"));
         }
         if let Some(city) = &self.city {
-            let city: String = city.chars().filter(|c| !matches!(c, '"' | '\\')).collect();
+            let city: String = city
+                .chars()
+                .filter(|c| !matches!(c, '"' | '\\') && !c.is_control())
+                .collect();
             parts.push(format!("city == \"{city}\""));
         }
         if let Some(id) = self.exclude {
@@ -307,7 +316,7 @@ mod tests {
             category: Some(3),
             min_minor: Some(100),
             max_minor: Some(5000),
-            city: Some("Nai\"robi\\".into()),
+            city: Some("Nai\"ro\nbi\\\0".into()),
             exclude: Some(9),
         };
         assert_eq!(
@@ -315,6 +324,8 @@ mod tests {
             "category_id == 3 and price_minor >= 100 and (price_minor >= 0 and price_minor <= 5000) \
              and city == \"Nairobi\" and id != 9"
         );
+        assert!(Filter::plain("Nairobi CBD"));
+        assert!(!Filter::plain("a\nb") && !Filter::plain("a\u{1b}[2J"));
     }
 
     #[test]

@@ -182,6 +182,10 @@ async fn submit(State(s): State<AppState>, v: Visitor, form: Multipart) -> Resul
         let notice = "Prices are amounts in shillings, like 4500.".to_owned();
         return refuse(page, StatusCode::UNPROCESSABLE_ENTITY, notice);
     };
+    if !Filter::plain(&f.city) {
+        let notice = "The city must be plain text.".to_owned();
+        return refuse(page, StatusCode::UNPROCESSABLE_ENTITY, notice);
+    }
     let category = page
         .categories
         .iter()

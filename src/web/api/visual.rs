@@ -194,14 +194,21 @@ pub async fn search_image(
                 .id,
         ),
     };
+    let city = q
+        .city
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty());
+    if city.as_deref().is_some_and(|c| !Filter::plain(c)) {
+        return Err(ApiError::invalid(
+            "city",
+            "must be plain text, without control characters",
+        ));
+    }
     let filter = Filter {
         category,
         min_minor,
         max_minor,
-        city: q
-            .city
-            .map(|c| c.trim().to_owned())
-            .filter(|c| !c.is_empty()),
+        city,
         exclude: None,
     };
     let photo = photo_of(req).await?;

@@ -155,6 +155,29 @@ pub(crate) async fn photo_search_and_similar_items(v: super::Visual) {
     };
     assert_eq!(search("city=Kisumu").await[0], m1);
     assert!(!search("city=Kisumu").await.contains(&m2));
+    // A control character in a filter value (it would break Milvus's expression) is refused
+    // naming the field, and the index stays up for the next visitor.
+    for bad in ["city=a%0Ab", "city=Kisumu%00", "city=%1B%5B2J"] {
+        let part = Part::bytes(query.clone())
+            .file_name("q.png")
+            .mime_str("image/png")
+            .unwrap();
+        let r = app
+            .http
+            .post(format!("{}/api/v1/search/image?{bad}", app.url))
+            .multipart(Form::new().part("image", part))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422, "{bad}");
+        let body: Value = r.json().await.unwrap();
+        assert!(body.to_string().contains("city"), "{bad}: {body}");
+    }
+    assert_eq!(
+        search("city=Kisumu").await[0],
+        m1,
+        "still up after the attempts"
+    );
     let mut vehicles = search("category=vehicles").await;
     vehicles.sort_unstable();
     assert_eq!(vehicles, vec![m1, m2]);
