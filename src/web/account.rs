@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use serde::Deserialize;
 
-use super::auth::{dummy_hash, hash_password, verify_metered};
+use super::auth::{Login, authenticate, hash_password};
 use super::pages::{Field, FormPage, PageCtx, render};
 use super::session::{Visitor, clear_session_cookie, hash_token, start_session};
 use super::{AppState, Error};
@@ -178,43 +178,21 @@ async fn login(
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Result<Response, Error> {
-    let limits = &s.settings.limits.0;
-    limits
-        .login_ip
-        .check(&client(&s, peer, &headers))
-        .map_err(Error::Throttled)?;
-    let login = parse_login(&f.login)
-        .map(|(e, p)| e.or(p).unwrap_or_default())
-        .unwrap_or_default();
-    let account_key = format!("login:{login}");
-    limits
-        .login_account
-        .peek(&account_key)
-        .map_err(Error::Throttled)?;
-    let user = if login.is_empty() {
-        None
-    } else {
-        users::by_login(&s.db, &login).await?
-    };
-    // The same work whether or not the account exists.
-    let stored = match &user {
-        Some(u) => u.password_hash.clone(),
-        None => dummy_hash().await?,
-    };
-    let ok = verify_metered(
-        &limits.login_account,
-        &account_key,
+    let outcome = authenticate(
+        &s.settings.limits.0,
+        &s.db,
+        &client(&s, peer, &headers),
+        &f.login,
         f.password.clone(),
-        stored,
     )
     .await?;
-    match user {
-        Some(u) if ok && u.is_active() => {
+    match outcome {
+        Login::Ok(u) => {
             let cookie = start_session(&s, &u, &v, user_agent(&headers)).await?;
             let to = if u.is_admin() { "/admin" } else { "/sell" };
             Ok(([(header::SET_COOKIE, cookie)], Redirect::to(to)).into_response())
         }
-        Some(u) if ok && !u.is_active() => Ok((
+        Login::Suspended => Ok((
             axum::http::StatusCode::FORBIDDEN,
             render(&login_page(
                 &v,
@@ -223,7 +201,7 @@ async fn login(
             ))?,
         )
             .into_response()),
-        _ => Ok((
+        Login::Wrong => Ok((
             axum::http::StatusCode::UNAUTHORIZED,
             render(&login_page(
                 &v,

@@ -20,7 +20,9 @@ use argon2::Block;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::Error;
+use super::api::limit::Limits;
 use crate::accounts::password::{hash_with, verify_with};
+use crate::store::users::User;
 
 /// Requests allowed to wait for a slot, per slot: at ~30 ms a hash, a wait of a few hashes, so
 /// that two people logging in at once on a small box are not refused. The queue's length, not
@@ -168,6 +170,68 @@ pub async fn verify_metered(
         limiter.forget(key);
     }
     Ok(ok)
+}
+
+/// What a login attempt came to.
+pub enum Login {
+    Ok(User),
+    /// The right password of a suspended account.
+    Suspended,
+    /// An unknown account or a wrong password (told apart by no answer nor its timing).
+    Wrong,
+}
+
+/// Passwords are at most 200 characters at registration: a far longer one is no password of
+/// ours, and refused without costing a hash.
+const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// The login name an input stands for: an email (lower-cased) or a phone number as stored;
+/// anything else as typed (trimmed, lower-cased, cut): no account has it, and it is throttled
+/// on its own key like any other name.
+pub fn login_name(input: &str) -> String {
+    use crate::market::{phone::Phone, text};
+    let parsed = if input.contains('@') {
+        text::email("login", input).ok()
+    } else {
+        Phone::parse("login", input).ok().map(|p| p.to_string())
+    };
+    parsed.unwrap_or_else(|| input.trim().to_lowercase().chars().take(254).collect())
+}
+
+/// The one login check, for the browser's form and the API's `/auth/token` alike: attempts
+/// metered per client (`login_ip`, keyed `client`) and failures per account (`login_account`);
+/// an unknown account costs the same argon2 work as a wrong password; an over-long password is
+/// refused unhashed; the right password of a suspended account is told apart only after it
+/// was checked. `Err(Error::Throttled)` when a limit is reached, `Err(Error::Busy..)` when every
+/// hashing slot is taken.
+pub async fn authenticate(
+    limits: &Limits,
+    db: &sqlx::MySqlPool,
+    client: &str,
+    input: &str,
+    password: String,
+) -> Result<Login, Error> {
+    limits.login_ip.check(client).map_err(Error::Throttled)?;
+    let login = login_name(input);
+    let account_key = format!("login:{login}");
+    limits
+        .login_account
+        .peek(&account_key)
+        .map_err(Error::Throttled)?;
+    if password.is_empty() || password.len() > MAX_PASSWORD_BYTES || login.is_empty() {
+        return Ok(Login::Wrong);
+    }
+    let user = crate::store::users::by_login(db, &login).await?;
+    let stored = match &user {
+        Some(u) => u.password_hash.clone(),
+        None => dummy_hash().await?,
+    };
+    let ok = verify_metered(&limits.login_account, &account_key, password, stored).await?;
+    Ok(match user {
+        Some(u) if ok && u.is_active() => Login::Ok(u),
+        Some(_) if ok => Login::Suspended,
+        _ => Login::Wrong,
+    })
 }
 
 /// A real hash of a random password, verified against when the login name is unknown, so that

@@ -638,3 +638,45 @@ async fn the_storefront_speaks_swahili_when_asked_and_remembers_it() {
         404
     );
 }
+
+/// The browser's form and the API log in through one path: the same answer for a wrong
+/// password, a login that is no email or phone, and an over-long password (refused without
+/// being hashed); the right password opens both doors.
+#[tokio::test]
+async fn the_form_and_the_api_share_one_login_path() {
+    let app = spawn_app().await;
+    app.register("door@soko.test").await;
+    let long = "x".repeat(2048);
+    let token = |login: &str, password: &str| {
+        app.http
+            .post(format!("{}/api/v1/auth/token", app.url))
+            .json(&serde_json::json!({"login": login, "password": password}))
+            .send()
+    };
+    for (login, password) in [
+        ("door@soko.test", "wrong horse"),
+        ("not a login", "correct horse"),
+        ("door@soko.test", long.as_str()),
+    ] {
+        let form = app
+            .post(
+                &browser(),
+                "/login",
+                &[("login", login), ("password", password)],
+            )
+            .await;
+        assert_eq!(form.status(), StatusCode::UNAUTHORIZED, "form: {login}");
+        let api = token(login, password).await.unwrap();
+        assert_eq!(api.status(), StatusCode::UNAUTHORIZED, "api: {login}");
+    }
+    let form = app
+        .post(
+            &browser(),
+            "/login",
+            &[("login", "door@soko.test"), ("password", "correct horse")],
+        )
+        .await;
+    assert_eq!(form.status(), StatusCode::SEE_OTHER);
+    let api = token("door@soko.test", "correct horse").await.unwrap();
+    assert_eq!(api.status(), StatusCode::OK);
+}

@@ -19,7 +19,7 @@ use crate::market::states::Role;
 use crate::market::{FieldError, FieldErrors, text};
 use crate::store::sellers::{self, Seller};
 use crate::store::users::{self, User};
-use crate::web::auth::{dummy_hash, hash_password, verify_metered};
+use crate::web::auth::{Login, authenticate, hash_password};
 
 /// A caller with a valid, unrevoked token of an active account.
 pub struct Caller(pub User);
@@ -226,49 +226,31 @@ pub async fn token(
     ClientIp(ip): ClientIp,
     Json(req): Json<LoginRequest>,
 ) -> Result<axum::Json<TokenResponse>, ApiError> {
-    s.limits
-        .login_ip
-        .check(&client_key(ip))
-        .map_err(throttled)?;
+    if req.login.trim().is_empty() {
+        return Err(ApiError::invalid("login", "is required"));
+    }
     if req.password.is_empty() {
         return Err(ApiError::invalid("password", "is required"));
     }
-    // Registration allows 200 characters; far longer is no password of ours (and costly to hash).
-    if req.password.len() > 1024 {
-        return Err(ApiError::unauthorized(
-            "invalid_credentials",
-            "wrong email, phone or password",
-        ));
-    }
-    let login = match normalize_login(&req.login) {
-        Ok((e, p)) => e.or(p).unwrap_or_default(),
-        Err(e) if req.login.trim().is_empty() => return Err(e.into()),
-        // Not an email or phone: no such account, refused below like a wrong password.
-        Err(_) => req.login.trim().to_lowercase().chars().take(254).collect(),
-    };
-    let account_key = format!("login:{login}");
-    s.limits
-        .login_account
-        .peek(&account_key)
-        .map_err(throttled)?;
-    let user = users::by_login(&s.app.db, &login).await?;
-    let stored = match &user {
-        Some(u) => u.password_hash.clone(),
-        None => dummy_hash().await?,
-    };
-    let ok = verify_metered(&s.limits.login_account, &account_key, req.password, stored)
-        .await
-        .map_err(|e| match e {
-            crate::web::Error::Throttled(wait) => throttled(wait),
-            e => e.into(),
-        })?;
-    match user {
-        Some(u) if ok && u.is_active() => Ok(axum::Json(token_response(&s, &u)?)),
-        Some(_) if ok => Err(ApiError::forbidden(
+    let outcome = authenticate(
+        &s.limits,
+        &s.app.db,
+        &client_key(ip),
+        &req.login,
+        req.password,
+    )
+    .await
+    .map_err(|e| match e {
+        crate::web::Error::Throttled(wait) => throttled(wait),
+        e => e.into(),
+    })?;
+    match outcome {
+        Login::Ok(u) => Ok(axum::Json(token_response(&s, &u)?)),
+        Login::Suspended => Err(ApiError::forbidden(
             "account_suspended",
             "this account is suspended",
         )),
-        _ => Err(ApiError::unauthorized(
+        Login::Wrong => Err(ApiError::unauthorized(
             "invalid_credentials",
             "wrong email, phone or password",
         )),
