@@ -161,14 +161,3 @@ pub async fn create_database(
     }
     Ok(())
 }
-
-pub async fn drop_database(conn: &mut MySqlConnection, database: &str) -> Result<(), Error> {
-    check_ident("database", database)?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS `{database}`"
-    )))
-    .execute(&mut *conn)
-    .timed()
-    .await?;
-    Ok(())
-}

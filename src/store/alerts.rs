@@ -187,19 +187,6 @@ pub async fn heartbeats(db: &MySqlPool) -> Result<Vec<(String, i64)>, Error> {
     .await?)
 }
 
-/// True when `table` exists in the current database (optional features such as backups).
-pub async fn table_exists(db: &MySqlPool, table: &str) -> Result<bool, Error> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM information_schema.tables \
-         WHERE table_schema = DATABASE() AND table_name = ?",
-    )
-    .bind(table)
-    .fetch_one(db)
-    .timed()
-    .await?;
-    Ok(n > 0)
-}
-
 fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;

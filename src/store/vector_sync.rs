@@ -263,29 +263,6 @@ pub async fn max_product_id(db: &MySqlPool) -> Result<u64, Error> {
     Ok(max.unwrap_or(0))
 }
 
-/// Product ids with a row of `profile` in `[from, to)` (benchmarks, recall, profile switch).
-pub async fn embedded_ids(
-    db: &MySqlPool,
-    profile: &str,
-    from: u64,
-    to: u64,
-) -> Result<Vec<(u64, Vec<f32>)>, Error> {
-    let rows: Vec<(u64, Vec<u8>)> = sqlx::query_as(
-        "SELECT product_id, vector FROM product_embeddings \
-         WHERE profile = ? AND product_id >= ? AND product_id < ? ORDER BY product_id",
-    )
-    .bind(profile)
-    .bind(from)
-    .bind(to)
-    .fetch_all(db)
-    .timed()
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, b)| (id, from_le_bytes(&b)))
-        .collect())
-}
-
 /// Cards of the public products among `ids`, in the order of `ids` (search results).
 pub async fn public_cards(db: &MySqlPool, ids: &[u64]) -> Result<Vec<Card>, Error> {
     if ids.is_empty() {

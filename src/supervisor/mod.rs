@@ -168,11 +168,6 @@ impl Services {
             .collect()
     }
 
-    /// Where the embedded MySQL sees this host's connections from, when not loopback.
-    pub fn mysql_peer(&self) -> Option<std::net::IpAddr> {
-        peer_of(self.mysql.as_ref()?)
-    }
-
     pub fn handle(&self, name: &str) -> Option<&Handle> {
         [&self.mysql, &self.milvus]
             .into_iter()

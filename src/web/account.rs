@@ -9,15 +9,11 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use serde::Deserialize;
 
-use super::auth::{Login, authenticate, hash_password};
+use super::auth::{Login, Refused, authenticate};
 use super::pages::{Field, FormPage, PageCtx, render};
 use super::session::{Visitor, clear_session_cookie, hash_token, start_session};
 use super::{AppState, Error};
-use crate::accounts::check_new_password;
-use crate::market::phone::Phone;
-use crate::market::states::Role;
-use crate::market::{FieldError, FieldErrors, text};
-use crate::store::{self, sessions, users};
+use crate::store::{sessions, users};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -56,15 +52,6 @@ async fn register_form(v: Visitor) -> Result<Response, Error> {
     Ok(render(&register_page(&v, &RegisterForm::default()))?.into_response())
 }
 
-/// Email if it has an @, else a phone number.
-fn parse_login(input: &str) -> Result<(Option<String>, Option<String>), FieldError> {
-    if input.contains('@') {
-        Ok((Some(text::email("login", input)?), None))
-    } else {
-        Ok((None, Some(Phone::parse("login", input)?.to_string())))
-    }
-}
-
 /// The client as the rate limiters count it (behind a trusted proxy: the forwarded address).
 fn client(
     s: &AppState,
@@ -82,53 +69,24 @@ async fn register(
     headers: HeaderMap,
     Form(f): Form<RegisterForm>,
 ) -> Result<Response, Error> {
-    // Each registration costs an argon2 hash: metered like logins, per client.
-    let limits = &s.settings.limits.0;
-    limits
-        .login_ip
-        .check(&client(&s, peer, &headers))
-        .map_err(Error::Throttled)?;
-    let mut errors = FieldErrors::default();
-    let name = errors.check(text::line("name", &f.name, 1, 120));
-    let login = errors.check(parse_login(&f.login));
-    errors.check(check_new_password(&f.password));
-    let (Some(name), Some((email, phone)), true) = (name, login, errors.is_empty()) else {
-        return Ok((
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            render(&register_page(&v, &f).with_errors(&errors))?,
-        )
-            .into_response());
-    };
-    let hash = hash_password(f.password.clone()).await?;
-    let created = users::create(
+    let outcome = super::auth::register(
+        &s.settings.limits.0,
         &s.db,
-        &users::NewUser {
-            email: email.as_deref(),
-            phone: phone.as_deref(),
-            name: &name,
-            password_hash: &hash,
-            role: Role::User,
-        },
+        &client(&s, peer, &headers),
+        &f.name,
+        &f.login,
+        &f.password,
     )
-    .await;
-    let id = match created {
-        Ok(id) => id,
-        Err(store::Error::Conflict(_)) => {
-            errors.0.push(FieldError::new(
-                "login",
-                "already has an account: log in instead",
-            ));
-            return Ok((
-                axum::http::StatusCode::CONFLICT,
-                render(&register_page(&v, &f).with_errors(&errors))?,
-            )
-                .into_response());
+    .await?;
+    let (status, errors) = match outcome {
+        Ok(user) => {
+            let cookie = start_session(&s, &user, &v, user_agent(&headers)).await?;
+            return Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/sell")).into_response());
         }
-        Err(e) => return Err(e.into()),
+        Err(Refused::Invalid(errors)) => (axum::http::StatusCode::UNPROCESSABLE_ENTITY, errors),
+        Err(Refused::Taken(errors)) => (axum::http::StatusCode::CONFLICT, errors),
     };
-    let user = users::by_id(&s.db, id).await?.ok_or(Error::NotFound)?;
-    let cookie = start_session(&s, &user, &v, user_agent(&headers)).await?;
-    Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/sell")).into_response())
+    Ok((status, render(&register_page(&v, &f).with_errors(&errors))?).into_response())
 }
 
 fn user_agent(headers: &HeaderMap) -> &str {

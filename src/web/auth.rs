@@ -22,6 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::Error;
 use super::api::limit::Limits;
 use crate::accounts::password::{hash_with, verify_with};
+use crate::market::{FieldError, FieldErrors};
 use crate::store::users::User;
 
 /// Requests allowed to wait for a slot, per slot: at ~30 ms a hash, a wait of a few hashes, so
@@ -232,6 +233,70 @@ pub async fn authenticate(
         Some(_) if ok => Login::Suspended,
         _ => Login::Wrong,
     })
+}
+
+/// Email if it has an @, else a phone number, as stored: `(email, phone)`.
+fn parse_login(input: &str) -> Result<(Option<String>, Option<String>), FieldError> {
+    use crate::market::{phone::Phone, text};
+    if input.trim().is_empty() {
+        return Err(FieldError::new("login", "is required"));
+    }
+    if input.contains('@') {
+        Ok((Some(text::email("login", input)?), None))
+    } else {
+        Ok((None, Some(Phone::parse("login", input)?.to_string())))
+    }
+}
+
+/// Why a registration was refused; the fields name what to fix.
+pub enum Refused {
+    Invalid(FieldErrors),
+    /// The login has an account already.
+    Taken(FieldErrors),
+}
+
+/// The one registration, for the browser's form and the API's `/auth/register` alike: metered
+/// per client like logins (each costs an argon2 hash), the name, login and new password
+/// checked by the domain's rules, the account created as a buyer.
+pub async fn register(
+    limits: &Limits,
+    db: &sqlx::MySqlPool,
+    client: &str,
+    name: &str,
+    login: &str,
+    password: &str,
+) -> Result<Result<User, Refused>, Error> {
+    use crate::store::users;
+    limits.login_ip.check(client).map_err(Error::Throttled)?;
+    let mut errors = FieldErrors::default();
+    let name = errors.check(crate::market::text::line("name", name, 1, 120));
+    let login = errors.check(parse_login(login));
+    errors.check(crate::accounts::check_new_password(password));
+    let (Some(name), Some((email, phone)), true) = (name, login, errors.is_empty()) else {
+        return Ok(Err(Refused::Invalid(errors)));
+    };
+    let hash = hash_password(password.to_owned()).await?;
+    let created = users::create(
+        db,
+        &users::NewUser {
+            email: email.as_deref(),
+            phone: phone.as_deref(),
+            name: &name,
+            password_hash: &hash,
+            role: crate::market::states::Role::User,
+        },
+    )
+    .await;
+    match created {
+        Ok(id) => Ok(Ok(users::by_id(db, id).await?.ok_or(Error::NotFound)?)),
+        Err(crate::store::Error::Conflict(_)) => {
+            Ok(Err(Refused::Taken(FieldErrors(vec![FieldError::new(
+                "login",
+                "already has an account: log in instead",
+            )]))))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A real hash of a random password, verified against when the login name is unknown, so that

@@ -13,13 +13,10 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ClientIp, Json};
 use super::limit::client_key;
 use super::{ApiState, seller::SellerOut};
-use crate::accounts::check_new_password;
-use crate::market::phone::Phone;
 use crate::market::states::Role;
-use crate::market::{FieldError, FieldErrors, text};
 use crate::store::sellers::{self, Seller};
 use crate::store::users::{self, User};
-use crate::web::auth::{Login, authenticate, hash_password};
+use crate::web::auth::{Login, Refused, authenticate};
 
 /// A caller with a valid, unrevoked token of an active account.
 pub struct Caller(pub User);
@@ -185,18 +182,6 @@ pub struct Me {
     pub seller: Option<SellerOut>,
 }
 
-/// Email if it has an @, else a phone number, as stored.
-fn normalize_login(input: &str) -> Result<(Option<String>, Option<String>), FieldError> {
-    if input.trim().is_empty() {
-        return Err(FieldError::new("login", "is required"));
-    }
-    if input.contains('@') {
-        Ok((Some(text::email("login", input)?), None))
-    } else {
-        Ok((None, Some(Phone::parse("login", input)?.to_string())))
-    }
-}
-
 fn throttled(wait: std::time::Duration) -> ApiError {
     ApiError {
         message: "too many login attempts; retry after the time in Retry-After".into(),
@@ -269,47 +254,33 @@ pub async fn register(
     ClientIp(ip): ClientIp,
     Json(req): Json<RegisterRequest>,
 ) -> Result<Response, ApiError> {
-    s.limits
-        .login_ip
-        .check(&client_key(ip))
-        .map_err(throttled)?;
-    let mut errors = FieldErrors::default();
-    let name = errors.check(text::line("name", &req.name, 1, 120));
-    let login = errors.check(normalize_login(&req.login));
-    errors.check(check_new_password(&req.password));
-    let (Some(name), Some((email, phone)), true) = (name, login, errors.is_empty()) else {
-        return Err(errors.into());
-    };
-    let hash = hash_password(req.password).await?;
-    let id = users::create(
+    let outcome = crate::web::auth::register(
+        &s.limits,
         &s.app.db,
-        &users::NewUser {
-            email: email.as_deref(),
-            phone: phone.as_deref(),
-            name: &name,
-            password_hash: &hash,
-            role: Role::User,
-        },
+        &client_key(ip),
+        &req.name,
+        &req.login,
+        &req.password,
     )
     .await
     .map_err(|e| match e {
-        crate::store::Error::Conflict(_) => ApiError {
-            fields: vec![FieldError::new(
-                "login",
-                "already has an account: log in instead",
-            )],
+        crate::web::Error::Throttled(wait) => throttled(wait),
+        e => e.into(),
+    })?;
+    match outcome {
+        Ok(user) => {
+            Ok((StatusCode::CREATED, axum::Json(token_response(&s, &user)?)).into_response())
+        }
+        Err(Refused::Invalid(errors)) => Err(errors.into()),
+        Err(Refused::Taken(errors)) => Err(ApiError {
+            fields: errors.0,
             ..ApiError::new(
                 StatusCode::CONFLICT,
                 "conflict",
                 "login already has an account",
             )
-        },
-        e => e.into(),
-    })?;
-    let user = users::by_id(&s.app.db, id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    Ok((StatusCode::CREATED, axum::Json(token_response(&s, &user)?)).into_response())
+        }),
+    }
 }
 
 /// Revoke every token (and browser session) of the caller.
