@@ -521,19 +521,9 @@ async fn backup_wipe_restore_round_trip_with_writes_during_the_backup() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("soko is running"));
 
     // Stop, wipe everything the appliance owns, restore.
-    app.signal(nix::sys::signal::Signal::SIGTERM);
-    assert_eq!(app.wait_exit(Duration::from_secs(60)).await, Some(0));
-    std::fs::remove_dir_all(&app.cfg.data_dir).unwrap();
-    let restored = app
-        .command(&["restore", set_dir.to_str().unwrap(), "--yes"])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&restored.stdout),
-        String::from_utf8_lossy(&restored.stderr)
-    );
-    assert!(restored.status.success(), "{text}");
+    let text = app
+        .wipe_and_restore(&set_dir, Duration::from_secs(60))
+        .await;
     assert!(text.contains("secrets file restored"), "{text}");
 
     // Up again on the restored data.

@@ -373,6 +373,25 @@ impl Appliance {
         }
     }
 
+    /// Stop `soko up` (SIGTERM, exit 0 within `within`), delete the whole data directory and
+    /// `soko restore` the backup set in `set_dir`: its output, asserted successful.
+    pub async fn wipe_and_restore(&mut self, set_dir: &Path, within: Duration) -> String {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        assert_eq!(self.wait_exit(within).await, Some(0));
+        std::fs::remove_dir_all(&self.cfg.data_dir).unwrap();
+        let restored = self
+            .command(&["restore", set_dir.to_str().unwrap(), "--yes"])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&restored.stdout),
+            String::from_utf8_lossy(&restored.stderr)
+        );
+        assert!(restored.status.success(), "{text}");
+        text
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(soko_bin());
         cmd.arg("--config").arg(&self.config).args(args);

@@ -189,6 +189,14 @@ fn throttled(wait: std::time::Duration) -> ApiError {
     }
 }
 
+/// A login or registration error as the API answers it (a throttle names the login limit).
+fn login_error(e: crate::web::Error) -> ApiError {
+    match e {
+        crate::web::Error::Throttled(wait) => throttled(wait),
+        e => e.into(),
+    }
+}
+
 fn token_response(s: &ApiState, user: &User) -> Result<TokenResponse, ApiError> {
     Ok(TokenResponse {
         access_token: s.keys.issue(user)?,
@@ -225,10 +233,7 @@ pub async fn token(
         req.password,
     )
     .await
-    .map_err(|e| match e {
-        crate::web::Error::Throttled(wait) => throttled(wait),
-        e => e.into(),
-    })?;
+    .map_err(login_error)?;
     match outcome {
         Login::Ok(u) => Ok(axum::Json(token_response(&s, &u)?)),
         Login::Suspended => Err(ApiError::forbidden(
@@ -263,10 +268,7 @@ pub async fn register(
         &req.password,
     )
     .await
-    .map_err(|e| match e {
-        crate::web::Error::Throttled(wait) => throttled(wait),
-        e => e.into(),
-    })?;
+    .map_err(login_error)?;
     match outcome {
         Ok(user) => {
             Ok((StatusCode::CREATED, axum::Json(token_response(&s, &user)?)).into_response())

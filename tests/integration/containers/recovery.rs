@@ -46,19 +46,8 @@ async fn backup_wipe_restore_in_the_container_runtime() {
 
     // Stop (both containers removed), wipe everything the appliance owns, Milvus's data
     // included, and restore.
-    app.signal(nix::sys::signal::Signal::SIGTERM);
-    assert_eq!(app.wait_exit(Duration::from_secs(90)).await, Some(0));
-    std::fs::remove_dir_all(&app.cfg.data_dir).unwrap();
-    let restored = app
-        .command(&["restore", set_dir.to_str().unwrap(), "--yes"])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&restored.stdout),
-        String::from_utf8_lossy(&restored.stderr)
-    );
-    assert!(restored.status.success(), "{text}");
+    app.wipe_and_restore(&set_dir, Duration::from_secs(90))
+        .await;
 
     // Up again: the same public products, their vectors back in a new Milvus standalone.
     app.start();
