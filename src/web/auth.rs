@@ -190,13 +190,10 @@ const MAX_PASSWORD_BYTES: usize = 1024;
 /// anything else as typed (trimmed, lower-cased, cut): no account has it, and it is throttled
 /// on its own key like any other name.
 pub fn login_name(input: &str) -> String {
-    use crate::market::{phone::Phone, text};
-    let parsed = if input.contains('@') {
-        text::email("login", input).ok()
-    } else {
-        Phone::parse("login", input).ok().map(|p| p.to_string())
-    };
-    parsed.unwrap_or_else(|| input.trim().to_lowercase().chars().take(254).collect())
+    match parse_login(input) {
+        Ok((email, phone)) => email.or(phone).unwrap_or_default(),
+        Err(_) => input.trim().to_lowercase().chars().take(254).collect(),
+    }
 }
 
 /// The one login check, for the browser's form and the API's `/auth/token` alike: attempts

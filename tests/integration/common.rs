@@ -373,6 +373,20 @@ impl Appliance {
         }
     }
 
+    /// `soko backup --json`, asserted successful: its outcome (`dir`, `set_id`, ...).
+    pub fn backup_json(&self) -> serde_json::Value {
+        let out = self.command(&["backup", "--json"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(outcome["ok"], true, "{outcome}");
+        outcome
+    }
+
     /// Stop `soko up` (SIGTERM, exit 0 within `within`), delete the whole data directory and
     /// `soko restore` the backup set in `set_dir`: its output, asserted successful.
     pub async fn wipe_and_restore(&mut self, set_dir: &Path, within: Duration) -> String {

@@ -32,15 +32,7 @@ async fn backup_wipe_restore_in_the_container_runtime() {
         .unwrap();
     assert!(embeddings >= before.len() as i64, "{embeddings}");
 
-    let out = app.command(&["backup", "--json"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(outcome["ok"], true, "{outcome}");
+    let outcome = app.backup_json();
     let set_dir = PathBuf::from(outcome["dir"].as_str().unwrap());
     db.close().await;
 
