@@ -305,6 +305,9 @@ impl App {
             let _ = t.await;
         }
         self.db.close().await;
+        if self.cfg.vectors.mode == Mode::Embedded {
+            self.vectors.seal_for_stop(Duration::from_secs(10)).await;
+        }
         self.services.stop().await;
         let _ = std::fs::remove_file(self.cfg.admin_socket());
         served.map_err(StartError::Web)?;

@@ -161,6 +161,43 @@ impl VectorStore {
         flushed.map(|()| true)
     }
 
+    /// Seal the growing segments before the engine stops (soko's ordered stop), within
+    /// `within`. Growing rows are held in memory twice and replayed from the message log at
+    /// the next start (at 10,000 products: Milvus standalone idled at 375–420 MB after such a
+    /// restart instead of 205 MB, `scripts/bench-milvus-memory`); sealed, they load from disk.
+    /// Milvus standalone seals idle segments itself after a minute: this covers a stop within
+    /// that minute. Nothing is lost without it (the log replays), so a failure is only logged.
+    pub async fn seal_for_stop(&self, within: std::time::Duration) {
+        let name = self.collection.clone();
+        let started = std::time::Instant::now();
+        let flushed = tokio::time::timeout(
+            within,
+            self.with_client(|client| async move {
+                client
+                    .flush(
+                        FlushRequest::builder()
+                            .collection_names([name])
+                            .wait_flushed_ms(within.as_millis() as i64)
+                            .build()?,
+                    )
+                    .await?;
+                Ok(())
+            }),
+        )
+        .await;
+        match flushed {
+            Ok(Ok(())) => tracing::info!(
+                ms = started.elapsed().as_millis() as u64,
+                "vectors: growing segments sealed before the stop"
+            ),
+            Ok(Err(e)) => tracing::warn!("vectors: sealing before the stop failed: {e}"),
+            Err(_) => tracing::warn!(
+                "vectors: sealing before the stop took over {} s; stopping anyway",
+                within.as_secs()
+            ),
+        }
+    }
+
     /// Seal everything written into segments and wait until the index covers them, on any
     /// engine (a real Milvus would do it by itself, later): for benchmarks and bulk loads
     /// that want the steady state now.
