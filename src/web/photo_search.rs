@@ -13,7 +13,7 @@ use axum::routing::get;
 use super::pages::{PageCtx, render};
 use super::session::Visitor;
 use super::storefront::{CardView, views};
-use super::visual::{self, RETRY_AFTER_SECS, Scored, VisualError};
+use super::visual::{self, BUSY_RETRY_AFTER_SECS, RETRY_AFTER_SECS, Scored, VisualError};
 use super::{AppState, Error};
 use crate::imaging::codec::MAX_BYTES;
 use crate::market::money::{Currency, Money};
@@ -208,7 +208,7 @@ async fn submit(State(s): State<AppState>, v: Visitor, form: Multipart) -> Resul
         Err(VisualError::BadImage(e)) => refuse(
             page,
             StatusCode::UNPROCESSABLE_ENTITY,
-            format!("That file is not a photo we can read ({e}). Try a JPEG, PNG or WebP."),
+            format!("That photo could not be used: {e}. Try a JPEG, PNG or WebP photo."),
         ),
         Err(VisualError::Unavailable(_)) => {
             let notice = "Search by photo is unavailable for a moment. Text search and the shop \
@@ -217,6 +217,15 @@ async fn submit(State(s): State<AppState>, v: Visitor, form: Multipart) -> Resul
             let mut resp = refuse(page, StatusCode::SERVICE_UNAVAILABLE, notice)?;
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, RETRY_AFTER_SECS.into());
+            Ok(resp)
+        }
+        Err(VisualError::Busy) => {
+            let notice = "Search by photo is busy with other searches right now. Please try \
+                          again in a moment."
+                .to_owned();
+            let mut resp = refuse(page, StatusCode::SERVICE_UNAVAILABLE, notice)?;
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, BUSY_RETRY_AFTER_SECS.into());
             Ok(resp)
         }
         Err(VisualError::NotFound) => Err(Error::NotFound),
