@@ -21,7 +21,17 @@ use crate::common::{TestApp, random_suffix, scratch, shared, test_db, test_vecto
 /// The web app on port 0 with `edit` applied to its config; with the image models when
 /// `models` (search by photo), else a plain collection.
 pub async fn spawn_with(models: bool, edit: impl FnOnce(&mut Config)) -> TestApp {
-    let (db, mut cfg) = test_db().await;
+    let (db, cfg) = test_db().await;
+    spawn_on(db, cfg, models, edit).await
+}
+
+/// [`spawn_with`] on a database of the caller's (from `test_db`).
+pub async fn spawn_on(
+    db: sqlx::MySqlPool,
+    mut cfg: Config,
+    models: bool,
+    edit: impl FnOnce(&mut Config),
+) -> TestApp {
     cfg.data_dir = scratch("limits");
     cfg.vectors.collection = format!("c_{}", random_suffix());
     edit(&mut cfg);
