@@ -80,9 +80,12 @@ impl Limits {
     }
 }
 
-/// Days of raw events the trending score reads (ten half-lives), which must be kept raw.
-pub fn trending_days(cfg: &Config) -> u32 {
-    (cfg.recommendations.trending_half_life_hours.get() * 10).div_ceil(24)
+/// Days of raw events that must stay raw: the trending score reads ten half-lives, the
+/// admin dashboard's figures 7 days (plus today).
+pub fn raw_days_needed(cfg: &Config) -> u32 {
+    (cfg.recommendations.trending_half_life_hours.get() * 10)
+        .div_ceil(24)
+        .max(8)
 }
 
 pub(super) fn validate(cfg: &Config, bad: &impl Fn(&str, String) -> Error) -> Result<(), Error> {
@@ -125,13 +128,13 @@ pub(super) fn validate(cfg: &Config, bad: &impl Fn(&str, String) -> Error) -> Re
             ));
         }
     }
-    let keep = trending_days(cfg);
+    let keep = raw_days_needed(cfg);
     if l.raw_event_days.get() < keep || l.raw_event_days.get() > 3650 {
         return Err(bad(
             "limits.raw_event_days",
             format!(
-                "must be from {keep} (the trending window: ten half-lives of \
-                 recommendations.trending_half_life_hours) to 3650, got {}",
+                "must be from {keep} (at least 8 days, and the trending window: ten \
+                 half-lives of recommendations.trending_half_life_hours) to 3650, got {}",
                 l.raw_event_days
             ),
         ));
