@@ -2,7 +2,8 @@
 //! exhaustion defences share: the per-client budget of `/search`, `/search/photo`, `/p/{id}`
 //! and `/p/{id}/whatsapp` (the API's GCRA [`Limiter`] keyed by the API's `client_ip()`), the
 //! photo-search slots (taken with `try_acquire`: a search that finds none answers 503 +
-//! Retry-After at once, nothing waits in a queue), the query-photo pixel cap, the per-seller
+//! Retry-After at once, nothing waits in a queue; and before that, room to receive the query
+//! photo at all, four uploads per slot, so parallel uploads cannot pile up in memory), the query-photo pixel cap, the per-seller
 //! quotas and the per-address cap on recorded events (see `limits:` in `appliance.yaml`).
 
 use std::net::{IpAddr, SocketAddr};
@@ -21,9 +22,14 @@ use super::api::limit::{Limiter, client_key};
 use crate::config::limits::Limits as LimitsConfig;
 use crate::market::quota::Quotas;
 
+/// Query photos received at once per photo-search slot.
+const UPLOADS_PER_SLOT: usize = 4;
+
 pub struct Guard {
     browse: Limiter,
     photo_slots: Arc<Semaphore>,
+    /// Query photos being received (each up to 8 MB in memory): four per slot.
+    photo_uploads: Arc<Semaphore>,
     /// Largest query photo for search by photo, in pixels.
     pub query_pixels: u64,
     pub quotas: Quotas,
@@ -45,6 +51,9 @@ impl Guard {
                 Duration::from_secs(c.browse_window_secs.get()),
             ),
             photo_slots: Arc::new(Semaphore::new(c.photo_search_concurrent.get() as usize)),
+            photo_uploads: Arc::new(Semaphore::new(
+                UPLOADS_PER_SLOT * c.photo_search_concurrent.get() as usize,
+            )),
             query_pixels: c.photo_query_pixels(),
             quotas: c.quotas(),
             events_per_address: c.events_per_address.get(),
@@ -57,6 +66,12 @@ impl Guard {
             address,
             per_address: self.events_per_address,
         }
+    }
+
+    /// Room to receive one query photo, taken before its body is read (so parallel uploads
+    /// cannot pile up in memory), or `None` at once when all is taken.
+    pub fn photo_upload(&self) -> Option<OwnedSemaphorePermit> {
+        self.photo_uploads.clone().try_acquire_owned().ok()
     }
 
     /// A photo-search slot, or `None` at once when all are taken.

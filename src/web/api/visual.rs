@@ -222,6 +222,13 @@ pub async fn search_image(
         city,
         exclude: None,
     };
+    // Room to receive the photo before reading it (parallel uploads cannot pile up).
+    let _receiving = s
+        .app
+        .settings
+        .guard
+        .photo_upload()
+        .ok_or(VisualError::Busy)?;
     let photo = photo_of(req).await?;
     let (found, timing) = visual::by_photo(&s.app, photo, &filter, limit).await?;
     Ok(results(&s, found, timing))

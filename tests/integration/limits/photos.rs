@@ -168,3 +168,59 @@ async fn a_query_photo_over_the_query_cap_is_refused_but_accepted_as_a_listing_p
     let (status, _, body) = api_search(&app, png(1000, 1000)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+#[tokio::test]
+async fn slow_query_uploads_cannot_pile_up_in_memory() {
+    use tokio::io::AsyncWriteExt;
+
+    let app = spawn_with(true, |c| {
+        c.limits.photo_search_concurrent = std::num::NonZeroU32::new(1).unwrap();
+        c.limits.browse_requests = 0;
+    })
+    .await;
+    let addr = app.url.trim_start_matches("http://").to_owned();
+    // Four uploads (the room for one slot) that announce 4 MB and send a few bytes: each holds
+    // its place while the server waits for the rest.
+    let mut slow = Vec::new();
+    for _ in 0..4 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /api/v1/search/image HTTP/1.1\r\nHost: {addr}\r\nContent-Type: image/png\r\n\
+             Content-Length: 4000000\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(&png(64, 64)[..200]).await.unwrap();
+        slow.push(s);
+    }
+    // A complete search meanwhile is refused at once: nothing more is received while they
+    // hold the room (before, it would have been read into memory and searched).
+    let start = Instant::now();
+    loop {
+        let (status, retry, body) = api_search(&app, png(200, 200)).await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            assert_eq!(body["error"]["code"], "visual_search_busy", "{body}");
+            assert_eq!(retry.as_deref(), Some("2"));
+            break;
+        }
+        // The four may still be on their way to the handler.
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never refused: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The slow clients go away: their room is free again.
+    drop(slow);
+    let start = Instant::now();
+    loop {
+        let (status, _, body) = api_search(&app, png(200, 200)).await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "still refused after the slow uploads ended: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
