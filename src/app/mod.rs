@@ -191,6 +191,14 @@ fn spawn_workers(
         workers::recommend::Settings::from_config(&cfg.recommendations),
         stop.clone(),
     ));
+    tokio::spawn(workers::event_rollup::run(
+        db.clone(),
+        cfg.limits.raw_event_days.get(),
+        // Six recommender rounds: a day waiting for the recommender is read by then; a round
+        // with nothing due is one indexed query.
+        std::time::Duration::from_secs(cfg.recommendations.interval_secs.get() * 6),
+        stop.clone(),
+    ));
     tokio::spawn(workers::vector_sync::start(
         cfg.embed.clone(),
         db.clone(),

@@ -9,6 +9,7 @@ pub mod api;
 pub mod backup;
 pub mod embed;
 pub mod http;
+pub mod limits;
 mod lines;
 pub mod metrics;
 pub mod recommend;
@@ -84,6 +85,9 @@ pub struct Config {
     pub embed: embed::Embed,
     /// Recommendations: trending half-life, neighbours, worker periods.
     pub recommendations: recommend::Recommendations,
+    /// What one client or seller may cost: page budgets, photo-search slots, quotas, event
+    /// dedupe and retention.
+    pub limits: limits::Limits,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -230,6 +234,7 @@ impl Default for Config {
             metrics: metrics::Metrics::default(),
             embed: embed::Embed::default(),
             recommendations: recommend::Recommendations::default(),
+            limits: limits::Limits::default(),
         }
     }
 }
@@ -545,6 +550,7 @@ impl Config {
         backup::validate(self, &bad)?;
         metrics::validate(self, &bad)?;
         embed::validate(self, &bad)?;
+        limits::validate(self, &bad)?;
         Ok(())
     }
 

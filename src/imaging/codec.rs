@@ -67,6 +67,11 @@ pub enum Refusal {
         mp = MAX_PIXELS / 1_000_000
     )]
     TooManyPixels(u32, u32),
+    #[error(
+        "the photo is {0}×{1} pixels; search by photo takes at most {2} megapixels \
+         (limits.photo_query_megapixels): send a smaller photo"
+    )]
+    QueryTooManyPixels(u32, u32, u64),
     #[error("the image needs more memory to open than the limit allows")]
     TooMuchMemory,
     #[error("no photo was chosen, or the file is empty")]
@@ -77,6 +82,9 @@ pub enum Refusal {
     Corrupt(String),
     #[error("a product may have at most {0} photos")]
     TooManyPhotos(u64),
+    /// The seller's quota of stored photo bytes (the message names it).
+    #[error("{0}")]
+    OverQuota(String),
 }
 
 impl Refusal {
@@ -84,7 +92,10 @@ impl Refusal {
     pub fn too_large(&self) -> bool {
         matches!(
             self,
-            Refusal::TooManyBytes | Refusal::TooManyPixels(..) | Refusal::TooMuchMemory
+            Refusal::TooManyBytes
+                | Refusal::TooManyPixels(..)
+                | Refusal::QueryTooManyPixels(..)
+                | Refusal::TooMuchMemory
         )
     }
 }
@@ -124,6 +135,12 @@ impl Decoded {
 /// the header alone) are checked before any pixel is decoded, so a small file that declares a
 /// huge image (a decompression bomb) is refused without allocating it.
 pub fn decode(bytes: &[u8]) -> Result<Decoded, Refusal> {
+    decode_within(bytes, MAX_PIXELS)
+}
+
+/// [`decode`] with a lower pixel cap (a search query photo): an image over `max_pixels` is
+/// refused from its header, before any pixel is decoded, naming the query limit.
+pub fn decode_within(bytes: &[u8], max_pixels: u64) -> Result<Decoded, Refusal> {
     if bytes.len() > MAX_BYTES {
         return Err(Refusal::TooManyBytes);
     }
@@ -145,6 +162,9 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, Refusal> {
     }
     if w > MAX_SIDE || h > MAX_SIDE || u64::from(w) * u64::from(h) > MAX_PIXELS {
         return Err(Refusal::TooManyPixels(w, h));
+    }
+    if u64::from(w) * u64::from(h) > max_pixels {
+        return Err(Refusal::QueryTooManyPixels(w, h, max_pixels / 1_000_000));
     }
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);

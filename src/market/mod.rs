@@ -7,6 +7,7 @@ pub mod money;
 pub mod orders;
 pub mod phone;
 pub mod product;
+pub mod quota;
 pub mod recommend;
 pub mod states;
 pub mod text;

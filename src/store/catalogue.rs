@@ -8,7 +8,8 @@ use sqlx::{FromRow, MySqlPool, Row};
 use super::Timed;
 use super::{Error, conflict_on};
 use crate::market::money::{Currency, Money};
-use crate::market::states::{Moderation, OutboxOp, ProductStatus};
+use crate::market::quota::{OverQuota, Quotas};
+use crate::market::states::{Moderation, OutboxOp, ProductStatus, SellerStatus};
 
 #[derive(Debug, Clone, FromRow, Serialize)]
 pub struct Category {
@@ -293,9 +294,56 @@ pub struct NewProduct<'a> {
     pub stock: u32,
 }
 
-/// Insert the product and its vector-sync job in one transaction.
+/// Insert the product and its vector-sync job in one transaction (no quota: seeding and
+/// operators; sellers go through [`create_product_within`]).
 pub async fn create_product(db: &MySqlPool, p: &NewProduct<'_>) -> Result<u64, Error> {
     let mut tx = db.begin().timed().await?;
+    let id = insert_product(&mut tx, p).await?;
+    tx.commit().timed().await?;
+    Ok(id)
+}
+
+/// [`create_product`] within the seller's product quota for their status: the seller row is
+/// locked while the products are counted, so parallel requests cannot overshoot it.
+pub async fn create_product_within(
+    db: &MySqlPool,
+    p: &NewProduct<'_>,
+    quotas: &Quotas,
+) -> Result<Result<u64, OverQuota>, Error> {
+    let mut tx = db.begin().timed().await?;
+    let status = lock_seller(&mut tx, p.seller_id).await?;
+    let have: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM products WHERE seller_id = ? AND deleted_at IS NULL",
+    )
+    .bind(p.seller_id)
+    .fetch_one(&mut *tx)
+    .timed()
+    .await?;
+    if let Err(over) = quotas.check_products(status, have.max(0) as u64) {
+        return Ok(Err(over));
+    }
+    let id = insert_product(&mut tx, p).await?;
+    tx.commit().timed().await?;
+    Ok(Ok(id))
+}
+
+/// Lock a seller's row for the rest of `tx` (serialising their quota checks); their status.
+pub(crate) async fn lock_seller(
+    tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
+    seller_id: u64,
+) -> Result<SellerStatus, Error> {
+    sqlx::query_scalar("SELECT status FROM sellers WHERE id = ? FOR UPDATE")
+        .bind(seller_id)
+        .fetch_optional(&mut **tx)
+        .timed()
+        .await?
+        .ok_or(Error::NotFound)
+}
+
+async fn insert_product(
+    tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
+    p: &NewProduct<'_>,
+) -> Result<u64, Error> {
     let id = sqlx::query(
         "INSERT INTO products (seller_id, category_id, name, description, price_minor, currency, stock) \
          VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -307,11 +355,10 @@ pub async fn create_product(db: &MySqlPool, p: &NewProduct<'_>) -> Result<u64, E
     .bind(p.price_minor)
     .bind(p.currency)
     .bind(p.stock)
-    .execute(&mut *tx).timed()
+    .execute(&mut **tx).timed()
     .await?
     .last_insert_id();
-    enqueue_vector(&mut tx, id, OutboxOp::Upsert).await?;
-    tx.commit().timed().await?;
+    enqueue_vector(tx, id, OutboxOp::Upsert).await?;
     Ok(id)
 }
 

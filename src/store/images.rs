@@ -17,6 +17,7 @@ use sqlx::{FromRow, MySqlPool};
 
 use super::Timed;
 use super::{Error, catalogue, jobs};
+use crate::market::quota::{OverQuota, Quotas};
 
 /// The job kind that makes an image's variants; its payload is the image's SHA-256.
 pub const VARIANTS_JOB: &str = "image_variants";
@@ -51,12 +52,56 @@ pub enum Added {
     Existing(u64),
     /// The product has [`MAX_PER_PRODUCT`] images already.
     Full,
+    /// The seller's stored photo bytes would pass their quota.
+    OverQuota(OverQuota),
 }
 
 /// Add an image at the end of a product's images. The row, the job that makes its variants and
 /// the product's vector re-sync are written in one transaction: all three or none.
 pub async fn add(db: &MySqlPool, img: &NewImage<'_>) -> Result<Added, Error> {
+    add_within(db, img, None).await
+}
+
+/// [`add`] within the seller's photo-bytes quota for their status (`None`: no quota). The
+/// seller row is locked while their bytes are added up (every photo of every product they
+/// ever listed: a deleted product's photos stay on disk for its past orders).
+pub async fn add_within(
+    db: &MySqlPool,
+    img: &NewImage<'_>,
+    quotas: Option<&Quotas>,
+) -> Result<Added, Error> {
     let mut tx = db.begin().timed().await?;
+    if let Some(quotas) = quotas {
+        let seller: Option<u64> = sqlx::query_scalar(
+            "SELECT seller_id FROM products WHERE id = ? AND deleted_at IS NULL",
+        )
+        .bind(img.product_id)
+        .fetch_optional(&mut *tx)
+        .timed()
+        .await?;
+        let seller = seller.ok_or(Error::NotFound)?;
+        let status = catalogue::lock_seller(&mut tx, seller).await?;
+        let stored: u64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(i.bytes), 0) AS UNSIGNED) FROM product_images i \
+             JOIN products p ON p.id = i.product_id WHERE p.seller_id = ?",
+        )
+        .bind(seller)
+        .fetch_one(&mut *tx)
+        .timed()
+        .await?;
+        let already: Option<u64> =
+            sqlx::query_scalar("SELECT id FROM product_images WHERE product_id = ? AND sha256 = ?")
+                .bind(img.product_id)
+                .bind(img.sha256)
+                .fetch_optional(&mut *tx)
+                .timed()
+                .await?;
+        if already.is_none()
+            && let Err(over) = quotas.check_bytes(status, stored, u64::from(img.bytes))
+        {
+            return Ok(Added::OverQuota(over));
+        }
+    }
     // Locking the product serialises uploads to it, so positions are handed out one at a time.
     let product: Option<u64> = sqlx::query_scalar(
         "SELECT id FROM products WHERE id = ? AND deleted_at IS NULL FOR UPDATE",

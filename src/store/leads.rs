@@ -1,5 +1,10 @@
 //! Interaction events and leads. A WhatsApp tap is both: a `whatsapp_start` event for the
 //! analytics and a lead in the seller's inbox, written together.
+//!
+//! Views and taps from the storefront and the API go through [`record_once`] and
+//! [`start_whatsapp_once`]: one per visitor, product and UTC day, and at most
+//! `per_address` distinct visitors per client address, product and day (`event_marks`), so
+//! repeated clicks and cookie-less floods add nothing after the first.
 
 use serde::Serialize;
 use sqlx::{FromRow, MySqlPool};
@@ -62,7 +67,17 @@ pub async fn record(db: &MySqlPool, e: &Event<'_>) -> Result<(), Error> {
 /// The WhatsApp tap: event and lead in one transaction. Returns the lead id.
 pub async fn start_whatsapp(db: &MySqlPool, e: &Event<'_>) -> Result<u64, Error> {
     let mut tx = db.begin().timed().await?;
-    insert_event(&mut *tx, e).await?;
+    let id = insert_lead(&mut tx, e).await?;
+    tx.commit().timed().await?;
+    Ok(id)
+}
+
+/// The `whatsapp_start` event and the lead, inside `tx`; the lead id.
+async fn insert_lead(
+    tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
+    e: &Event<'_>,
+) -> Result<u64, Error> {
+    insert_event(&mut **tx, e).await?;
     let id = sqlx::query(
         "INSERT INTO leads (product_id, seller_id, user_id, visitor) VALUES (?, ?, ?, ?)",
     )
@@ -70,12 +85,161 @@ pub async fn start_whatsapp(db: &MySqlPool, e: &Event<'_>) -> Result<u64, Error>
     .bind(e.seller_id)
     .bind(e.user_id)
     .bind(e.visitor)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .timed()
     .await?
     .last_insert_id();
-    tx.commit().timed().await?;
     Ok(id)
+}
+
+/// Who is recording, for the dedupe: the client's address key (see `web::api::limit`) and
+/// how many distinct visitors one address may record per product and day.
+pub struct Once<'a> {
+    pub address: &'a str,
+    pub per_address: u32,
+}
+
+/// The visitor key of the mark: the visitor id, or the address when there is none.
+fn mark_visitor<'a>(e: &'a Event<'_>, once: &'a Once<'_>) -> String {
+    if e.visitor.is_empty() {
+        format!("@{}", once.address)
+    } else {
+        e.visitor.to_owned()
+    }
+}
+
+/// Take today's mark for this visitor and product, inside `tx`: `false` when the visitor
+/// has one already or the address has used up its visitors (then nothing is to be written).
+async fn take_mark(
+    tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
+    e: &Event<'_>,
+    once: &Once<'_>,
+) -> Result<bool, Error> {
+    let visitor = mark_visitor(e, once);
+    let address: String = once.address.chars().take(64).collect();
+    let taken: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM event_marks WHERE day = UTC_DATE() AND kind = ? AND product_id = ? \
+         AND visitor = ?",
+    )
+    .bind(e.kind.as_str())
+    .bind(e.product_id)
+    .bind(&visitor)
+    .fetch_optional(&mut **tx)
+    .timed()
+    .await?;
+    if taken.is_some() {
+        return Ok(false);
+    }
+    let used: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM event_marks WHERE day = UTC_DATE() AND kind = ? AND product_id = ? \
+         AND address = ?",
+    )
+    .bind(e.kind.as_str())
+    .bind(e.product_id)
+    .bind(&address)
+    .fetch_one(&mut **tx)
+    .timed()
+    .await?;
+    if used >= i64::from(once.per_address) {
+        return Ok(false);
+    }
+    // A concurrent twin of this request may have taken the mark meanwhile: IGNORE, and the
+    // row count says which of the two records.
+    let inserted = sqlx::query(
+        "INSERT IGNORE INTO event_marks (day, kind, product_id, visitor, address) \
+         VALUES (UTC_DATE(), ?, ?, ?, ?)",
+    )
+    .bind(e.kind.as_str())
+    .bind(e.product_id)
+    .bind(&visitor)
+    .bind(&address)
+    .execute(&mut **tx)
+    .timed()
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+/// Two requests racing for the same mark can deadlock in InnoDB; the other one records.
+fn lost_race(e: &Error) -> bool {
+    matches!(e, Error::Sqlx(sqlx::Error::Database(d))
+        if d.message().to_ascii_lowercase().contains("deadlock"))
+}
+
+/// Record a view (or click, wishlist) once per visitor, product and day: `true` when it was
+/// written, `false` when it was a repeat (or over the address's cap).
+pub async fn record_once(db: &MySqlPool, e: &Event<'_>, once: &Once<'_>) -> Result<bool, Error> {
+    let attempt = async {
+        let mut tx = db.begin().timed().await?;
+        if !take_mark(&mut tx, e, once).await? {
+            return Ok(false);
+        }
+        insert_event(&mut *tx, e).await?;
+        tx.commit().timed().await?;
+        Ok(true)
+    };
+    match attempt.await {
+        Err(err) if lost_race(&err) => Ok(false),
+        other => other,
+    }
+}
+
+/// What a tap recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tapped {
+    /// The lead: new, or the one this visitor's earlier tap today made; `None` when the
+    /// address has used up its visitors for this product today.
+    pub lead_id: Option<u64>,
+    /// A new lead was written.
+    pub new: bool,
+}
+
+/// The WhatsApp tap, once per visitor, product and day: event and lead in one transaction.
+pub async fn start_whatsapp_once(
+    db: &MySqlPool,
+    e: &Event<'_>,
+    once: &Once<'_>,
+) -> Result<Tapped, Error> {
+    let earlier = async {
+        Ok::<_, Error>(Tapped {
+            lead_id: earlier_lead(db, e).await?,
+            new: false,
+        })
+    };
+    let attempt = async {
+        let mut tx = db.begin().timed().await?;
+        if take_mark(&mut tx, e, once).await? {
+            let id = insert_lead(&mut tx, e).await?;
+            tx.commit().timed().await?;
+            return Ok(Some(id));
+        }
+        Ok(None)
+    };
+    match attempt.await {
+        Ok(Some(id)) => Ok(Tapped {
+            lead_id: Some(id),
+            new: true,
+        }),
+        Ok(None) => earlier.await,
+        Err(err) if lost_race(&err) => earlier.await,
+        Err(err) => Err(err),
+    }
+}
+
+/// This visitor's lead for the product today, if any.
+async fn earlier_lead(db: &MySqlPool, e: &Event<'_>) -> Result<Option<u64>, Error> {
+    if e.visitor.is_empty() {
+        return Ok(None);
+    }
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM leads WHERE product_id = ? AND visitor = ? AND created_at >= UTC_DATE() \
+         ORDER BY id DESC LIMIT 1",
+    )
+    .bind(e.product_id)
+    .bind(e.visitor)
+    .fetch_optional(db)
+    .timed()
+    .await?)
 }
 
 #[derive(Debug, Clone, FromRow, Serialize)]
@@ -107,15 +271,22 @@ pub struct Totals {
     pub leads: i64,
 }
 
-/// Views and WhatsApp leads of a seller over the last `days`.
+/// Views and WhatsApp leads of a seller over the last `days` UTC days, today included: the
+/// raw events and the rolled-up days together (see `analytics`), so a roll-up changes nothing.
 pub async fn totals(db: &MySqlPool, seller_id: u64, days: u32) -> Result<Totals, Error> {
     Ok(sqlx::query_as(
-        "SELECT CAST(COALESCE(SUM(kind = 'view'), 0) AS SIGNED) AS views, \
-                CAST(COALESCE(SUM(kind = 'whatsapp_start'), 0) AS SIGNED) AS leads \
-         FROM events WHERE seller_id = ? AND created_at > UTC_TIMESTAMP(3) - INTERVAL ? DAY",
+        "SELECT CAST(COALESCE(SUM(v), 0) AS SIGNED) AS views, \
+                CAST(COALESCE(SUM(l), 0) AS SIGNED) AS leads FROM ( \
+           SELECT SUM(kind = 'view') AS v, SUM(kind = 'whatsapp_start') AS l \
+           FROM events WHERE seller_id = ? AND created_at >= UTC_DATE() - INTERVAL ? DAY \
+           UNION ALL \
+           SELECT SUM(IF(kind = 'view', n, 0)), SUM(IF(kind = 'whatsapp_start', n, 0)) \
+           FROM event_days WHERE seller_id = ? AND day >= UTC_DATE() - INTERVAL ? DAY) t",
     )
     .bind(seller_id)
-    .bind(days)
+    .bind(days.saturating_sub(1))
+    .bind(seller_id)
+    .bind(days.saturating_sub(1))
     .fetch_one(db)
     .timed()
     .await?)

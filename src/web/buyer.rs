@@ -7,6 +7,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
+use super::guard::ClientKey;
 use super::pages::{PageCtx, render};
 use super::session::Visitor;
 use super::storefront::{Home, views};
@@ -25,6 +26,7 @@ pub fn router() -> Router<AppState> {
 async fn toggle_favourite(
     State(s): State<AppState>,
     v: Visitor,
+    client: ClientKey,
     Path(id): Path<u64>,
 ) -> Result<Response, Error> {
     let user = v.require_user()?;
@@ -32,7 +34,8 @@ async fn toggle_favourite(
         .await?
         .ok_or(Error::NotFound)?;
     if reviews::toggle_favourite(&s.db, user.id, id).await? {
-        leads::record(
+        // Once a day per visitor: toggling on and off cannot add rows without end.
+        leads::record_once(
             &s.db,
             &leads::Event {
                 kind: leads::Kind::Wishlist,
@@ -43,6 +46,7 @@ async fn toggle_favourite(
                 referrer: "",
                 device: "other",
             },
+            &s.settings.guard.once(&client.0),
         )
         .await?;
     }

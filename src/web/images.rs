@@ -131,7 +131,9 @@ async fn upload(
             refusal
         }
     };
-    let status = if refusal.too_large() {
+    let status = if matches!(refusal, Refusal::OverQuota(_)) {
+        StatusCode::FORBIDDEN
+    } else if refusal.too_large() {
         StatusCode::PAYLOAD_TOO_LARGE
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
@@ -178,7 +180,7 @@ pub(crate) async fn accept(
             .map_err(|e| Error::Internal(format!("writing an image: {e}")))?
             .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))?
     };
-    let added = images::add(
+    let added = images::add_within(
         &s.db,
         &NewImage {
             product_id,
@@ -188,11 +190,16 @@ pub(crate) async fn accept(
             height,
             bytes: size,
         },
+        Some(&s.settings.guard.quotas),
     )
     .await;
     match added {
         Ok(Added::New(_)) => Ok(Accepted::Stored { sha, new: true }),
         Ok(Added::Existing(_)) => Ok(Accepted::Stored { sha, new: false }),
+        Ok(Added::OverQuota(over)) => {
+            forget(s, &files, &sha, &path, created).await;
+            Ok(Accepted::Refused(Refusal::OverQuota(over.to_string())))
+        }
         Ok(Added::Full) => {
             forget(s, &files, &sha, &path, created).await;
             Ok(Accepted::Refused(Refusal::TooManyPhotos(MAX_PER_PRODUCT)))

@@ -9,6 +9,7 @@ pub(crate) mod api;
 pub mod auth;
 mod buyer;
 mod error;
+pub mod guard;
 mod health;
 pub(crate) mod images;
 mod insights;
@@ -74,6 +75,8 @@ pub struct Settings {
     /// Request and login limits, shared by the JSON API and the browser's login and register
     /// forms: a client cannot double its attempts by switching between the two.
     pub(crate) limits: SharedLimits,
+    /// Page budgets, photo-search slots, quotas and event caps (`limits:`; see `guard`).
+    pub(crate) guard: Arc<guard::Guard>,
 }
 
 /// The rate limiters (see `api::limit`), shared across every clone of the settings.
@@ -95,6 +98,7 @@ impl Settings {
                 images_dir: cfg.data_dir.join("images"),
                 jwt_secret: ephemeral_secret(),
                 limits: SharedLimits(Arc::new(api::limit::Limits::new(&cfg.api))),
+                guard: Arc::new(guard::Guard::new(&cfg.limits)),
             }
         } else {
             Settings {
@@ -103,6 +107,7 @@ impl Settings {
                 images_dir: cfg.data_dir.join("images"),
                 jwt_secret: ephemeral_secret(),
                 limits: SharedLimits(Arc::new(api::limit::Limits::new(&cfg.api))),
+                guard: Arc::new(guard::Guard::new(&cfg.limits)),
             }
         }
     }
@@ -145,6 +150,11 @@ pub fn router(state: AppState, cfg: &Config) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             session::identify,
+        ))
+        // Outside the session lookup: a client over its page budget costs no query.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::browse,
         ));
     Router::new()
         .merge(health::router())

@@ -13,7 +13,7 @@ use axum::routing::get;
 use super::pages::{PageCtx, render};
 use super::session::Visitor;
 use super::storefront::{CardView, views};
-use super::visual::{self, RETRY_AFTER_SECS, Scored, VisualError};
+use super::visual::{self, BUSY_RETRY_AFTER_SECS, RETRY_AFTER_SECS, Scored, VisualError};
 use super::{AppState, Error};
 use crate::imaging::codec::MAX_BYTES;
 use crate::market::money::{Currency, Money};
@@ -137,7 +137,12 @@ async fn read_form(mut form: Multipart) -> Result<Submitted, String> {
 
 async fn submit(State(s): State<AppState>, v: Visitor, form: Multipart) -> Result<Response, Error> {
     let categories = catalogue::categories(&s.db).await?;
-    let submitted = read_form(form).await;
+    // Room to receive the photo, before reading it: the same refusal as a busy slot.
+    let receiving = s.settings.guard.photo_upload();
+    let submitted = match receiving {
+        Some(_) => read_form(form).await,
+        None => Ok(Submitted::default()),
+    };
     let f = match &submitted {
         Ok(f) => f,
         Err(_) => &Submitted::default(),
@@ -163,6 +168,9 @@ async fn submit(State(s): State<AppState>, v: Visitor, form: Multipart) -> Resul
         page.notice = Some(notice);
         Ok::<_, Error>((status, render(&page)?).into_response())
     };
+    if receiving.is_none() {
+        return busy(page);
+    }
     let f = match submitted {
         Err(e) => return refuse(page, StatusCode::UNPROCESSABLE_ENTITY, e),
         Ok(f) if f.too_large => {
@@ -208,7 +216,7 @@ async fn submit(State(s): State<AppState>, v: Visitor, form: Multipart) -> Resul
         Err(VisualError::BadImage(e)) => refuse(
             page,
             StatusCode::UNPROCESSABLE_ENTITY,
-            format!("That file is not a photo we can read ({e}). Try a JPEG, PNG or WebP."),
+            format!("That photo could not be used: {e}. Try a JPEG, PNG or WebP photo."),
         ),
         Err(VisualError::Unavailable(_)) => {
             let notice = "Search by photo is unavailable for a moment. Text search and the shop \
@@ -219,9 +227,22 @@ async fn submit(State(s): State<AppState>, v: Visitor, form: Multipart) -> Resul
                 .insert(header::RETRY_AFTER, RETRY_AFTER_SECS.into());
             Ok(resp)
         }
+        Err(VisualError::Busy) => busy(page),
         Err(VisualError::NotFound) => Err(Error::NotFound),
         Err(VisualError::Store(e)) => Err(e.into()),
     }
+}
+
+/// Every photo-search slot (or all room to receive photos) is taken: 503 at once.
+fn busy(mut page: PhotoSearch) -> Result<Response, Error> {
+    page.notice = Some(
+        "Search by photo is busy with other searches right now. Please try again in a moment."
+            .to_owned(),
+    );
+    let mut resp = (StatusCode::SERVICE_UNAVAILABLE, render(&page)?).into_response();
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, BUSY_RETRY_AFTER_SECS.into());
+    Ok(resp)
 }
 
 /// The "Similar items" block of a product page: the neighbours, or a friendly line when the

@@ -367,7 +367,7 @@ async fn create_product(
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
         }
     };
-    catalogue::create_product(
+    let created = catalogue::create_product_within(
         &s.db,
         &catalogue::NewProduct {
             seller_id: seller.id,
@@ -378,7 +378,13 @@ async fn create_product(
             currency: p.price.currency.code(),
             stock: p.stock,
         },
+        &s.settings.guard.quotas,
     )
     .await?;
+    if let Err(over) = created {
+        let mut page = product_page(&s, &v, &f, new_kind()).await?;
+        page.notice = Some(format!("The product was not added: {over}."));
+        return Ok((StatusCode::FORBIDDEN, render(&page)?).into_response());
+    }
     Ok(Redirect::to("/sell").into_response())
 }

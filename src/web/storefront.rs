@@ -8,6 +8,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
+use super::guard::ClientKey;
 use super::pages::{PageCtx, render};
 use super::session::Visitor;
 use super::{AppState, Error};
@@ -245,6 +246,7 @@ fn referrer_of(headers: &HeaderMap) -> &str {
 async fn product(
     State(s): State<AppState>,
     v: Visitor,
+    client: ClientKey,
     headers: HeaderMap,
     Path(id): Path<u64>,
 ) -> Result<Response, Error> {
@@ -257,7 +259,7 @@ async fn product(
     let image = catalogue::first_image(&s.db, id).await?;
     let device = device_of(&headers);
     if device != "bot" {
-        leads::record(
+        leads::record_once(
             &s.db,
             &leads::Event {
                 kind: leads::Kind::View,
@@ -268,6 +270,7 @@ async fn product(
                 referrer: referrer_of(&headers),
                 device,
             },
+            &s.settings.guard.once(&client.0),
         )
         .await?;
     }
@@ -303,10 +306,12 @@ async fn product(
     Ok(render(&page)?.into_response())
 }
 
-/// Record the lead, then send the buyer to the seller's own WhatsApp number.
+/// Record the lead (once per visitor, product and day), then send the buyer to the seller's
+/// own WhatsApp number: a repeated tap still opens WhatsApp.
 async fn whatsapp_start(
     State(s): State<AppState>,
     v: Visitor,
+    client: ClientKey,
     headers: HeaderMap,
     Path(id): Path<u64>,
 ) -> Result<Response, Error> {
@@ -318,7 +323,7 @@ async fn whatsapp_start(
         .ok_or(Error::NotFound)?;
     let phone = Phone::parse("whatsapp_phone", &seller.whatsapp_phone)
         .map_err(|e| Error::Internal(format!("seller {} has a bad number: {e}", seller.id)))?;
-    leads::start_whatsapp(
+    leads::start_whatsapp_once(
         &s.db,
         &leads::Event {
             kind: leads::Kind::WhatsappStart,
@@ -329,6 +334,7 @@ async fn whatsapp_start(
             referrer: referrer_of(&headers),
             device: device_of(&headers),
         },
+        &s.settings.guard.once(&client.0),
     )
     .await?;
     let text = whatsapp::message(&p.name, p.price, &format!("{}/p/{id}", s.settings.base_url));

@@ -17,13 +17,16 @@ use super::AppState;
 pub const RETRY_AFTER_SECS: u64 = 10;
 /// A search may not hold a page longer than this (Milvus restarting, a reconnect timing out).
 const SEARCH_TIMEOUT: Duration = Duration::from_secs(4);
-/// At most two photo embeddings at a time: each uses the cores for ~50 ms.
-static EMBEDS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+/// Seconds to wait when every photo-search slot was taken (a slot frees in ~100 ms).
+pub const BUSY_RETRY_AFTER_SECS: u64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VisualError {
     #[error("visual search is unavailable right now: {0}")]
     Unavailable(String),
+    /// Every photo-search slot is taken (`limits.photo_search_concurrent`): refused at once.
+    #[error("every photo-search slot is busy; try again in a moment")]
+    Busy,
     #[error("{0}")]
     BadImage(String),
     #[error("not found")]
@@ -113,19 +116,21 @@ pub async fn by_photo(
         .embedder()
         .ok_or_else(|| VisualError::Unavailable("the image model is still loading".into()))?;
     let started = Instant::now();
-    let _permit = EMBEDS
-        .acquire()
-        .await
-        .map_err(|e| VisualError::Unavailable(e.to_string()))?;
+    // A slot or 503 at once: a queue of waiting searches would hold every upload in memory.
+    let permit = s.settings.guard.photo_slot().ok_or(VisualError::Busy)?;
+    let max_pixels = s.settings.guard.query_pixels;
     let vector = tokio::task::spawn_blocking(move || {
-        let decoded = codec::decode(&bytes).map_err(|e| VisualError::BadImage(e.to_string()))?;
+        // The slot is held until the decode and the embedding are done, even if the client
+        // has gone away meanwhile.
+        let _permit = permit;
+        let decoded = codec::decode_within(&bytes, max_pixels)
+            .map_err(|e| VisualError::BadImage(e.to_string()))?;
         embedder
             .query_image(&decoded.image.to_rgb8())
             .map_err(|e| VisualError::BadImage(e.to_string()))
     })
     .await
     .map_err(|e| VisualError::Unavailable(format!("embedding failed: {e}")))??;
-    drop(_permit);
     crate::metrics::observe_with("embed", r#"what="query_image""#, started.elapsed(), false);
     let embed_ms = started.elapsed().as_millis() as u64;
     let started = Instant::now();

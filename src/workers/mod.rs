@@ -4,6 +4,7 @@
 
 pub mod backup;
 pub mod control;
+pub mod event_rollup;
 pub mod images;
 pub mod profile_switch;
 pub mod recommend;

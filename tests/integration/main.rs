@@ -20,6 +20,7 @@ mod faults;
 mod hardening;
 mod https_up;
 mod images;
+mod limits;
 mod logs;
 mod market;
 mod recommend;

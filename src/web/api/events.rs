@@ -10,7 +10,8 @@ use utoipa::ToSchema;
 use super::ApiState;
 use super::auth::MaybeCaller;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{self, Path};
+use super::extract::{self, ClientIp, Path};
+use super::limit::client_key;
 use crate::market::phone::Phone;
 use crate::market::whatsapp;
 use crate::store::{catalogue, leads, sellers};
@@ -27,7 +28,10 @@ pub struct EventRequest {
 
 #[derive(Serialize, ToSchema)]
 pub struct LeadOut {
-    pub lead_id: u64,
+    /// The lead (a repeated tap today answers the first one's, with 200); absent when this
+    /// client address has already recorded its share of leads for the product today.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lead_id: Option<u64>,
     /// Open this: the seller's own WhatsApp number with a message naming the product.
     pub whatsapp_url: String,
 }
@@ -91,6 +95,7 @@ fn event(headers: &HeaderMap, body: &Bytes) -> Result<Event, ApiError> {
 pub async fn view(
     State(s): State<ApiState>,
     MaybeCaller(user): MaybeCaller,
+    ClientIp(ip): ClientIp,
     Path(id): Path<u64>,
     headers: HeaderMap,
     body: Bytes,
@@ -100,7 +105,7 @@ pub async fn view(
         .await?
         .ok_or_else(ApiError::not_found)?;
     if e.device != "bot" {
-        leads::record(
+        leads::record_once(
             &s.app.db,
             &leads::Event {
                 kind: leads::Kind::View,
@@ -111,6 +116,7 @@ pub async fn view(
                 referrer: &e.referrer,
                 device: e.device,
             },
+            &s.app.settings.guard.once(&client_key(ip)),
         )
         .await?;
     }
@@ -122,10 +128,11 @@ pub async fn view(
 #[utoipa::path(post, path = "/products/{id}/lead", tag = "events",
     params(("id" = u64, Path, description = "Product id")),
     request_body(content = Option<EventRequest>, description = "optional"),
-    responses((status = 201, description = "Created", body = LeadOut), (status = 404, description = "not_found", body = ErrorBody)))]
+    responses((status = 201, description = "Created", body = LeadOut), (status = 200, description = "A repeated tap: recorded once per visitor, product and day", body = LeadOut), (status = 404, description = "not_found", body = ErrorBody)))]
 pub async fn lead(
     State(s): State<ApiState>,
     MaybeCaller(user): MaybeCaller,
+    ClientIp(ip): ClientIp,
     Path(id): Path<u64>,
     headers: HeaderMap,
     body: Bytes,
@@ -139,7 +146,7 @@ pub async fn lead(
         .ok_or_else(ApiError::not_found)?;
     let phone = Phone::parse("whatsapp_phone", &seller.whatsapp_phone)
         .map_err(|e| ApiError::internal(format!("seller {} has a bad number: {e}", seller.id)))?;
-    let lead_id = leads::start_whatsapp(
+    let tapped = leads::start_whatsapp_once(
         &s.app.db,
         &leads::Event {
             kind: leads::Kind::WhatsappStart,
@@ -150,6 +157,7 @@ pub async fn lead(
             referrer: &e.referrer,
             device: e.device,
         },
+        &s.app.settings.guard.once(&client_key(ip)),
     )
     .await?;
     let text = whatsapp::message(
@@ -158,9 +166,13 @@ pub async fn lead(
         &format!("{}/p/{id}", s.app.settings.base_url),
     );
     Ok((
-        StatusCode::CREATED,
+        if tapped.new {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
         axum::Json(LeadOut {
-            lead_id,
+            lead_id: tapped.lead_id,
             whatsapp_url: whatsapp::link(&phone, &text),
         }),
     ))

@@ -10,6 +10,7 @@ use super::ApiState;
 use super::auth::SellerCaller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Path;
+use crate::imaging::codec::Refusal;
 use crate::store::{catalogue, images};
 use crate::web::images::{Accepted, accept, drain, read_image_field};
 
@@ -39,6 +40,7 @@ pub struct ImageUpload {
     request_body(content = ImageUpload, content_type = "multipart/form-data"),
     responses((status = 201, description = "Created", body = ImageOut), (status = 200, description = "Already there", body = ImageOut),
         (status = 404, description = "not_found", body = ErrorBody),
+        (status = 403, description = "quota_exceeded: the seller's stored photos would pass their quota (the message names it)", body = ErrorBody),
         (status = 413, description = "image_too_large", body = ErrorBody),
         (status = 422, description = "image_refused: the message says why", body = ErrorBody)))]
 pub async fn upload(
@@ -74,6 +76,11 @@ pub async fn upload(
                 sha256: sha,
                 added: new,
             }),
+        )),
+        Accepted::Refused(refusal @ Refusal::OverQuota(_)) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "quota_exceeded",
+            refusal.to_string(),
         )),
         Accepted::Refused(refusal) if refusal.too_large() => Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -197,7 +197,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/seller/products", tag = "seller", security(("bearer" = [])),
     request_body = ProductInput,
     responses((status = 201, description = "Created", body = OwnProduct), (status = 401, description = "missing_token, invalid_token, token_expired or token_revoked", body = ErrorBody),
-        (status = 403, description = "forbidden, not_a_seller, seller_not_allowed or account_suspended", body = ErrorBody), (status = 422, description = "validation_failed: `field` names the input to fix", body = ErrorBody)))]
+        (status = 403, description = "forbidden, not_a_seller, seller_not_allowed, account_suspended, or quota_exceeded: the seller has as many products as their status allows (the message names the quota)", body = ErrorBody), (status = 422, description = "validation_failed: `field` names the input to fix", body = ErrorBody)))]
 pub async fn create(
     State(s): State<ApiState>,
     c: SellerCaller,
@@ -206,7 +206,7 @@ pub async fn create(
     may_write(&c.seller)?;
     draft(&input).require_new().map_err(ApiError::from)?;
     let v = check(&s, input).await?;
-    let id = catalogue::create_product(
+    let id = catalogue::create_product_within(
         &s.app.db,
         &catalogue::NewProduct {
             seller_id: c.seller.id,
@@ -217,8 +217,10 @@ pub async fn create(
             currency: v.currency.as_deref().unwrap_or(&s.currency),
             stock: v.stock.unwrap_or_default(),
         },
+        &s.app.settings.guard.quotas,
     )
-    .await?;
+    .await?
+    .map_err(|over| ApiError::forbidden("quota_exceeded", &over.to_string()))?;
     Ok((
         StatusCode::CREATED,
         axum::Json(own(&s, &c.seller, id).await?),

@@ -15,7 +15,9 @@ use crate::imaging::codec::MAX_BYTES;
 use crate::market::FieldErrors;
 use crate::store::catalogue;
 use crate::vectors::Filter;
-use crate::web::visual::{self, RETRY_AFTER_SECS, Scored, Timing, VisualError};
+use crate::web::visual::{
+    self, BUSY_RETRY_AFTER_SECS, RETRY_AFTER_SECS, Scored, Timing, VisualError,
+};
 
 const DEFAULT_LIMIT: u32 = 20;
 const MAX_LIMIT: u32 = 100;
@@ -66,6 +68,15 @@ impl From<VisualError> for ApiError {
                     format!("{m}; text search keeps working, try again shortly"),
                 );
                 e.retry_after = Some(RETRY_AFTER_SECS);
+                e
+            }
+            VisualError::Busy => {
+                let mut e = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "visual_search_busy",
+                    "every photo-search slot is busy; try again in a moment",
+                );
+                e.retry_after = Some(BUSY_RETRY_AFTER_SECS);
                 e
             }
             VisualError::BadImage(m) => ApiError::invalid("image", m),
@@ -168,7 +179,7 @@ async fn photo_of(mut req: Request) -> Result<Vec<u8>, ApiError> {
         (status = 413, description = "too_large", body = ErrorBody),
         (status = 415, description = "unsupported_media_type", body = ErrorBody),
         (status = 422, description = "validation_failed: not a readable photo, or a bad filter", body = ErrorBody),
-        (status = 503, description = "visual_search_unavailable: the vector index is down; see Retry-After", body = ErrorBody)))]
+        (status = 503, description = "visual_search_unavailable: the vector index is down, or visual_search_busy: every photo-search slot is taken; see Retry-After", body = ErrorBody)))]
 pub async fn search_image(
     State(s): State<ApiState>,
     Query(q): Query<ImageSearchQuery>,
@@ -211,6 +222,13 @@ pub async fn search_image(
         city,
         exclude: None,
     };
+    // Room to receive the photo before reading it (parallel uploads cannot pile up).
+    let _receiving = s
+        .app
+        .settings
+        .guard
+        .photo_upload()
+        .ok_or(VisualError::Busy)?;
     let photo = photo_of(req).await?;
     let (found, timing) = visual::by_photo(&s.app, photo, &filter, limit).await?;
     Ok(results(&s, found, timing))
