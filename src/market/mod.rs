@@ -7,6 +7,8 @@ pub mod money;
 pub mod orders;
 pub mod phone;
 pub mod product;
+#[cfg(test)]
+mod proptests;
 pub mod recommend;
 pub mod states;
 pub mod text;
