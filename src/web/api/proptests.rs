@@ -3,7 +3,8 @@
 //! query type, from random and percent-encoded bytes) and the query values' own parsers (price
 //! ranges, cursors, limits). Each gives a value or a 4xx naming what to fix; never a panic.
 //! And the multipart reader of photo uploads (pages and API): any body, cut anywhere, gives the
-//! `image` field's bytes or a refusal.
+//! `image` field's bytes or a refusal; and bearer tokens: any string, or a real token with any
+//! character changed, is refused (401) or reads as exactly the claims that were signed.
 
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::{StatusCode, Uri};
@@ -286,6 +287,64 @@ proptest! {
         };
         if let Some(Ok(bytes)) = read_upload(&content_type, body.clone()) {
             prop_assert!(bytes.len() <= body.len());
+        }
+    }
+}
+
+fn keys_and_token() -> (super::jwt::Keys, String) {
+    let keys = super::jwt::Keys::new(b"a secret of thirty-two bytes or more, for tests", 3600);
+    let user = crate::store::users::User {
+        id: 42,
+        email: Some("buyer@soko.test".into()),
+        phone: None,
+        name: "Wanjiru".into(),
+        password_hash: String::new(),
+        role: crate::market::states::Role::User,
+        status: crate::market::states::UserStatus::Active,
+        token_version: 3,
+        locale: "en".into(),
+    };
+    let token = keys.issue(&user).unwrap();
+    (keys, token)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn any_string_as_a_bearer_token_is_refused(token in prop_oneof![
+        any::<String>(),
+        "[A-Za-z0-9_-]{0,40}\\.[A-Za-z0-9_-]{0,80}\\.[A-Za-z0-9_-]{0,50}",
+        // {"alg":"none"} and {"alg":"HS512"} headers with any payload.
+        "[A-Za-z0-9_-]{0,80}".prop_map(|p| format!("eyJhbGciOiJub25lIn0.{p}.")),
+        "[A-Za-z0-9_-]{0,80}\\.[A-Za-z0-9_-]{0,50}".prop_map(|p| format!("eyJhbGciOiJIUzUxMiJ9.{p}")),
+    ]) {
+        let (keys, _) = keys_and_token();
+        let e = keys.verify(&token).unwrap_err();
+        prop_assert_eq!(e.status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn a_token_with_any_character_changed_is_refused_or_unchanged(
+        at in any::<prop::sample::Index>(),
+        to in "[A-Za-z0-9_.=+/-]",
+    ) {
+        let (keys, token) = keys_and_token();
+        let original = keys.verify(&token).unwrap();
+        let mut chars: Vec<char> = token.chars().collect();
+        let i = at.index(chars.len());
+        chars[i] = to.chars().next().unwrap();
+        let tampered: String = chars.into_iter().collect();
+        match keys.verify(&tampered) {
+            Err(e) => prop_assert_eq!(e.status, StatusCode::UNAUTHORIZED),
+            // Only a change the encoding ignores (the same character, or a last character's
+            // unused bits) may pass, and then it says exactly what was signed.
+            Ok(c) => {
+                prop_assert_eq!(c.sub, original.sub);
+                prop_assert_eq!(c.role, original.role);
+                prop_assert_eq!(c.ver, original.ver);
+                prop_assert_eq!(c.exp, original.exp);
+            }
         }
     }
 }
