@@ -628,3 +628,6 @@ fn describe_parse_error(e: &serde_norway::Error) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod proptests;

@@ -151,6 +151,9 @@ pub fn decode_within(bytes: &[u8], max_pixels: u64) -> Result<Decoded, Refusal> 
     if kind == Kind::Jpeg && !jpeg_complete(bytes) {
         return Err(Refusal::Corrupt("the JPEG data ends early".into()));
     }
+    if kind == Kind::Webp && !webp_complete(bytes) {
+        return Err(Refusal::Corrupt("the WebP data ends early".into()));
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), kind.format());
     let mut limits = Limits::default();
     limits.max_alloc = Some(MAX_ALLOC);
@@ -248,6 +251,34 @@ pub fn jpeg_complete(b: &[u8]) -> bool {
             }
         }
     }
+}
+
+/// Walk a WebP's RIFF chunks to the end the header declares. The VP8 decoder, like the JPEG
+/// one, paints a cut-off bitstream rather than fail, so an upload that stops early is caught
+/// here: every chunk must be whole (only the final padding byte may be missing).
+pub fn webp_complete(b: &[u8]) -> bool {
+    if b.len() < 12 || &b[..4] != b"RIFF" || &b[8..12] != b"WEBP" {
+        return false;
+    }
+    let declared = u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as usize;
+    let Some(riff_end) = declared.checked_add(8) else {
+        return false;
+    };
+    if riff_end > b.len() + 1 {
+        return false;
+    }
+    let end = riff_end.min(b.len());
+    let mut i = 12;
+    let mut chunks = 0;
+    while i + 8 <= end {
+        let size = u32::from_le_bytes([b[i + 4], b[i + 5], b[i + 6], b[i + 7]]) as usize;
+        let Some(data_end) = (i + 8).checked_add(size).filter(|e| *e <= end) else {
+            return false;
+        };
+        chunks += 1;
+        i = data_end + (size & 1);
+    }
+    chunks > 0 && i >= end
 }
 
 /// The image scaled down to `width` pixels wide, height in proportion; `None` when it is not

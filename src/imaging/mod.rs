@@ -4,4 +4,6 @@
 
 pub mod codec;
 pub mod meta;
+#[cfg(test)]
+mod proptests;
 pub mod synthetic;

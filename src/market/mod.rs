@@ -8,6 +8,8 @@ pub mod orders;
 pub mod phone;
 pub mod product;
 pub mod quota;
+#[cfg(test)]
+mod proptests;
 pub mod recommend;
 pub mod states;
 pub mod text;

@@ -17,6 +17,7 @@ mod deploy;
 mod embed;
 mod embed_siglip;
 mod faults;
+mod fuzz;
 mod hardening;
 mod https_up;
 mod images;

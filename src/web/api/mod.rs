@@ -19,6 +19,8 @@ mod insights;
 mod jwt;
 pub(crate) mod limit;
 mod openapi;
+#[cfg(test)]
+mod proptests;
 mod recommend;
 mod seller;
 mod visual;
