@@ -127,6 +127,10 @@ async fn spawn_unlimited() -> TestApp {
     cfg.api.rate_limit.requests = 0;
     cfg.api.rate_limit.login_requests = 0;
     cfg.api.rate_limit.login_failures = 0;
+    // The page budget and the photo-search slots would answer 429/503 before the handlers
+    // read the malformed input: off, so the sweep reaches them.
+    cfg.limits.browse_requests = 0;
+    cfg.limits.photo_search_concurrent = std::num::NonZeroU32::new(16).unwrap();
     soko::store::migrate::run(&db).await.unwrap();
     let vectors = Arc::new(test_vectors(&cfg));
     vectors.ensure_collection().await.unwrap();
