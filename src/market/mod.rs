@@ -7,9 +7,9 @@ pub mod money;
 pub mod orders;
 pub mod phone;
 pub mod product;
-pub mod quota;
 #[cfg(test)]
 mod proptests;
+pub mod quota;
 pub mod recommend;
 pub mod states;
 pub mod text;

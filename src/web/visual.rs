@@ -112,19 +112,21 @@ pub async fn by_photo(
 ) -> Result<(Vec<Scored>, Timing), VisualError> {
     // During a profile change the previous, complete collection answers, with its own model.
     let store = s.vectors.serving();
-    let embedder = store
-        .embedder()
-        .ok_or_else(|| VisualError::Unavailable("the image model is still loading".into()))?;
     let started = Instant::now();
     // A slot or 503 at once: a queue of waiting searches would hold every upload in memory.
     let permit = s.settings.guard.photo_slot().ok_or(VisualError::Busy)?;
     let max_pixels = s.settings.guard.query_pixels;
+    let models = store.clone();
     let vector = tokio::task::spawn_blocking(move || {
         // The slot is held until the decode and the embedding are done, even if the client
         // has gone away meanwhile.
         let _permit = permit;
+        // A bad photo is the client's error (422) whether or not the models are loaded yet.
         let decoded = codec::decode_within(&bytes, max_pixels)
             .map_err(|e| VisualError::BadImage(e.to_string()))?;
+        let embedder = models
+            .embedder()
+            .ok_or_else(|| VisualError::Unavailable("the image model is still loading".into()))?;
         embedder
             .query_image(&decoded.image.to_rgb8())
             .map_err(|e| VisualError::BadImage(e.to_string()))

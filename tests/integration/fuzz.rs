@@ -987,3 +987,28 @@ async fn a_webp_cut_short_is_refused_by_photo_search() {
     let r = search(whole).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
 }
+
+/// A photo the decoder refuses is the client's error whether or not the models have loaded: 422
+/// naming the cause, not 503 "still loading"; a good photo then gets the 503 with Retry-After.
+#[tokio::test]
+async fn a_bad_photo_is_refused_before_the_models_have_loaded() {
+    let app = spawn_unlimited().await;
+    assert!(app.vectors.embedder().is_none());
+    let search = |bytes: Vec<u8>, mime: &'static str| {
+        app.http
+            .post(format!("{}/api/v1/search/image", app.url))
+            .header("content-type", mime)
+            .body(bytes)
+            .send()
+    };
+    let r = search(b"not a photo at all".to_vec(), "image/jpeg")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let image = image::DynamicImage::ImageRgb8(soko::imaging::synthetic::photo(96, 64));
+    let good = soko::imaging::codec::webp(&image, 80.0).unwrap();
+    let r = search(good, "image/webp").await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(r.text().await.unwrap().contains("still loading"));
+}
