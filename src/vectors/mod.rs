@@ -36,13 +36,61 @@ pub enum Error {
     Unreachable { uri: String, message: String },
     #[error("vector store: {0}")]
     Milvus(String),
+    /// The server (or the SDK before sending) refused this request: a bad expression, a wrong
+    /// parameter. An error of the request, not of the server: see [`Error::trips_breaker`].
+    #[error("vector store refused the request: {0}")]
+    Query(String),
     #[error("vector store: {what} did not finish within {secs}s")]
     Timeout { what: &'static str, secs: u64 },
 }
 
+impl Error {
+    /// Whether this error says the server is unreachable or unavailable, so that callers should
+    /// skip it for a while (the breaker of `web::visual`). An error of one request (a bad
+    /// expression, a wrong parameter) never does: it would take visual search down for everyone.
+    pub fn trips_breaker(&self) -> bool {
+        !matches!(self, Error::Query(_))
+    }
+}
+
 impl From<sdk::error::Error> for Error {
     fn from(e: sdk::error::Error) -> Self {
-        Error::Milvus(e.to_string())
+        if request_error(&e) {
+            Error::Query(e.to_string())
+        } else {
+            Error::Milvus(e.to_string())
+        }
+    }
+}
+
+/// Milvus's parameter errors (`merr`: 1100 invalid, 1101 missing, 1102 too large); expression
+/// parse errors are among them.
+const PARAMETER_CODES: std::ops::RangeInclusive<i32> = 1100..=1199;
+/// `ErrorCode`s (the older field, which servers still fill) that blame the request:
+/// IllegalArgument (5; milvus-lite sends 6 for it, in both fields, for every filter parse,
+/// type and field error), IllegalDimension, IllegalTOPK, IllegalVectorID, IllegalMetricType.
+/// No Milvus server sends 6 otherwise (it is no `ErrorCode`).
+const LEGACY_REQUEST_CODES: [i32; 6] = [5, 6, 7, 10, 12, 23];
+
+/// An error of the request itself, as opposed to the server being unreachable, overloaded or
+/// not ready. Whatever is not clearly the request's counts as the server's (the breaker's
+/// safe side).
+fn request_error(e: &sdk::error::Error) -> bool {
+    use sdk::error::Error as E;
+    match e {
+        // Refused before anything was sent.
+        E::Validation(_) | E::Conversion(_) => true,
+        // gRPC: the arguments, not the transport (Unavailable, DeadlineExceeded, Cancelled,
+        // Unknown, Internal, ResourceExhausted ... are the server's).
+        E::Grpc(status) => matches!(
+            i32::from(status.code()),
+            3 /* InvalidArgument */ | 9 /* FailedPrecondition */ | 11 /* OutOfRange */
+        ),
+        E::Server(s) => {
+            PARAMETER_CODES.contains(&s.code()) || LEGACY_REQUEST_CODES.contains(&s.legacy_code())
+        }
+        E::RetryExhausted { source, .. } => request_error(source),
+        _ => false,
     }
 }
 

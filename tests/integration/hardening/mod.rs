@@ -5,6 +5,7 @@
 
 mod connections;
 mod passwords;
+mod vector_breaker;
 
 use std::time::Duration;
 
