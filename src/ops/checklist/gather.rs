@@ -75,6 +75,8 @@ pub fn local(cfg: &Config) -> Vec<CheckView> {
         rate_limit_check(cfg),
         cors_check(cfg),
         https_check(cfg),
+        proxy_check(cfg),
+        updates::this_machine(),
         error_tracking_check(dsn, cfg),
         logging_check(&log_facts(&cfg.log_dir())),
         alerts_check(cfg, None),
@@ -126,6 +128,17 @@ pub fn fix(name: &str) -> Option<&'static str> {
         }
         "rate-limit" => "set api.rate_limit.requests, login_requests and login_failures above 0",
         "cors" => "list only the https:// origins that need browser access in api.cors_origins",
+        "proxy" => {
+            "in appliance.yaml, under `api:`, set `trusted_proxies: [127.0.0.1]` (the proxy's \
+             address or range, such as 10.0.0.0/8), then restart soko; only the proxies listed \
+             may set X-Forwarded-For"
+        }
+        "updates" => {
+            "sudo apt-get install unattended-upgrades && sudo dpkg-reconfigure -plow \
+             unattended-upgrades (it writes APT::Periodic::Update-Package-Lists \"1\"; and \
+             APT::Periodic::Unattended-Upgrade \"1\"; to /etc/apt/apt.conf.d/20auto-upgrades); \
+             then `systemctl status apt-daily-upgrade.timer` shows when it runs"
+        }
         "https" => {
             "set `domain` to the shop's public name (DNS pointing here) and leave tls.mode: auto"
         }

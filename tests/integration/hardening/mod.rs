@@ -4,6 +4,7 @@
 //! measured (RSS, file descriptors, stop time) is soko alone.
 
 mod connections;
+mod doctor_posture;
 mod passwords;
 mod vector_breaker;
 
