@@ -6,6 +6,7 @@
 mod connections;
 mod doctor_posture;
 mod passwords;
+mod small_ones;
 mod vector_breaker;
 
 use std::time::Duration;
