@@ -29,6 +29,8 @@ pub struct SecretsFacts {
     pub our_uid: u32,
     /// Required secrets that are empty or absent.
     pub missing: Vec<&'static str>,
+    /// Why a secret is too weak to start with (`Secrets::check_strength`), if one is.
+    pub weak: Option<String>,
 }
 
 pub fn secrets_check(f: &SecretsFacts) -> CheckView {
@@ -62,6 +64,13 @@ pub fn secrets_check(f: &SecretsFacts) -> CheckView {
                 "{} belongs to uid {}, not to soko's user (uid {}): chown it to the user soko runs as",
                 f.path, f.owner, f.our_uid
             ),
+        );
+    }
+    if let Some(weak) = &f.weak {
+        return check(
+            "secrets",
+            Level::Red,
+            format!("{weak}: soko up refuses to start with it"),
         );
     }
     if !f.missing.is_empty() {

@@ -13,7 +13,13 @@ use super::*;
 pub fn secrets_facts(path: &Path) -> SecretsFacts {
     let meta = std::fs::metadata(path).ok();
     let mut missing = Vec::new();
+    let mut weak = None;
     if let Ok(s) = Secrets::load(path) {
+        let from_env = std::env::var_os("SOKO_JWT_SECRET").is_some_and(|v| !v.is_empty());
+        weak = s
+            .check_strength(path, from_env)
+            .err()
+            .map(|e| e.to_string());
         let empty =
             |v: &Option<crate::config::secrets::Secret>| v.as_ref().is_none_or(|s| s.is_empty());
         for (name, v) in [
@@ -32,6 +38,7 @@ pub fn secrets_facts(path: &Path) -> SecretsFacts {
         owner: meta.as_ref().map(|m| m.uid()).unwrap_or(0),
         our_uid: nix::unistd::geteuid().as_raw(),
         missing,
+        weak,
     }
 }
 

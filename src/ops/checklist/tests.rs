@@ -14,6 +14,7 @@ fn facts() -> SecretsFacts {
         owner: 1000,
         our_uid: 1000,
         missing: Vec::new(),
+        weak: None,
     }
 }
 
@@ -54,6 +55,16 @@ fn secrets_must_exist_be_private_owned_and_complete() {
         ..facts()
     });
     assert!(lacking.detail.contains("jwt_secret"));
+    let weak = secrets_check(&SecretsFacts {
+        weak: Some("SOKO_JWT_SECRET is 5 bytes long: ...".into()),
+        ..facts()
+    });
+    assert_eq!(weak.level, Level::Red);
+    assert!(
+        weak.detail.starts_with("SOKO_JWT_SECRET is 5 bytes"),
+        "{}",
+        weak.detail
+    );
 }
 
 #[test]
