@@ -193,9 +193,24 @@ pub fn updates_check(f: &UpdateFacts) -> CheckView {
     }
 }
 
-/// The check for this machine.
+/// How long this machine's verdict is reused: the snapshot asks on every `soko status` and
+/// console refresh, and dpkg's status file is megabytes on a real server.
+const FRESH_FOR: Duration = Duration::from_secs(60);
+
+/// The check for this machine (read at most every [`FRESH_FOR`]).
 pub fn this_machine() -> CheckView {
-    updates_check(&update_facts(Path::new("/"), SystemTime::now()))
+    use std::sync::Mutex;
+    use std::time::Instant;
+    static LAST: Mutex<Option<(Instant, CheckView)>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((at, c)) = last.as_ref()
+        && at.elapsed() < FRESH_FOR
+    {
+        return c.clone();
+    }
+    let c = updates_check(&update_facts(Path::new("/"), SystemTime::now()));
+    *last = Some((Instant::now(), c.clone()));
+    c
 }
 
 #[cfg(test)]
