@@ -417,3 +417,64 @@ impl VectorStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use milvus::proto::common::Status;
+
+    #[allow(deprecated)]
+    fn server(code: i32, legacy: i32) -> Error {
+        let status = Status {
+            code,
+            error_code: legacy,
+            reason: "x".into(),
+            ..Default::default()
+        };
+        Error::from(sdk::error::Error::from(status))
+    }
+
+    #[test]
+    fn errors_of_the_request_do_not_trip_the_breaker() {
+        // Milvus 2.x: parameter errors (a filter that does not parse: 1100), legacy
+        // IllegalArgument; milvus-lite: 6 in both fields for every filter error.
+        for (code, legacy) in [(1100, 1), (1101, 1), (0, 5), (6, 6), (0, 7), (0, 10)] {
+            let e = server(code, legacy);
+            assert!(matches!(e, Error::Query(_)), "{code}/{legacy}: {e:?}");
+            assert!(!e.trips_breaker());
+        }
+        let wrapped = sdk::error::Error::RetryExhausted {
+            attempts: 2,
+            source: Box::new(sdk::error::Error::from(Status {
+                code: 1100,
+                ..Default::default()
+            })),
+        };
+        assert!(!Error::from(wrapped).trips_breaker());
+    }
+
+    #[test]
+    fn the_server_unready_unavailable_or_failing_trips_it() {
+        // Not ready, unavailable, memory, rate limit, internal; legacy unexpected error,
+        // not-ready-serve, collection not loaded (milvus-lite's 101).
+        for (code, legacy) in [(1, 56), (2, 1), (3, 1), (8, 49), (5, 1), (0, 1), (101, 101)] {
+            let e = server(code, legacy);
+            assert!(matches!(e, Error::Milvus(_)), "{code}/{legacy}: {e:?}");
+            assert!(e.trips_breaker());
+        }
+        for e in [
+            sdk::error::Error::Timeout("rpc".into()),
+            sdk::error::Error::Unexpected("x".into()),
+            sdk::error::Error::MalformedResponse("x".into()),
+        ] {
+            assert!(Error::from(e).trips_breaker());
+        }
+        assert!(
+            Error::Unreachable {
+                uri: "http://127.0.0.1:1".into(),
+                message: "refused".into()
+            }
+            .trips_breaker()
+        );
+    }
+}
