@@ -124,34 +124,6 @@ impl Runtime for Reasoned {
     }
 }
 
-/// The variables a child process (MariaDB, milvus-lite, mariadb-install-db) inherits from
-/// `soko`; everything else, the `SOKO_*` secrets first, is withheld. A service's own
-/// variables come from its `Launch::env`. Containers get only their `ContainerSpec::env`.
-pub const CHILD_ENV_ALLOW: [&str; 11] = [
-    "PATH",
-    "HOME",
-    "USER",
-    "LOGNAME",
-    "LANG",
-    "LC_ALL",
-    "LC_CTYPE",
-    "LC_MESSAGES",
-    "TZ",
-    "TMPDIR",
-    "SSL_CERT_FILE",
-];
-
-/// Start `cmd` from an empty environment plus [`CHILD_ENV_ALLOW`] (as far as set here).
-pub fn clean_env(cmd: &mut Command) -> &mut Command {
-    cmd.env_clear();
-    for name in CHILD_ENV_ALLOW {
-        if let Some(v) = std::env::var_os(name) {
-            cmd.env(name, v);
-        }
-    }
-    cmd
-}
-
 /// Native child processes: each in its own process group (a terminal's Ctrl-C reaches only
 /// `soko`, which then stops the children in order), with the parent-death signal set so that a
 /// `kill -9` of `soko` still takes its children down.
@@ -169,7 +141,7 @@ impl Runtime for ProcessRuntime {
     ) -> BoxFuture<'a, Result<Box<dyn Running>, Error>> {
         Box::pin(async move {
             let mut cmd = Command::new(&launch.program);
-            clean_env(&mut cmd)
+            crate::process_env::clean(&mut cmd)
                 .args(&launch.args)
                 .envs(launch.env.iter().map(|(k, v)| (k, v)))
                 .current_dir(&launch.dir)
@@ -317,7 +289,7 @@ mod env_tests {
                 );
             }
         }
-        for name in super::CHILD_ENV_ALLOW {
+        for name in crate::process_env::ALLOW {
             assert!(!name.starts_with("SOKO_"));
         }
     }

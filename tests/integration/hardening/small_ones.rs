@@ -352,7 +352,7 @@ async fn children_start_without_sokos_secrets_in_their_environment() {
         for v in &vars {
             let key = v.split('=').next().unwrap();
             assert!(
-                soko::supervisor::runtime::CHILD_ENV_ALLOW.contains(&key)
+                soko::process_env::ALLOW.contains(&key)
                     || (name == "milvus" && key == "PYTHONUNBUFFERED"),
                 "{name} has {v:?} outside the allow-list"
             );
