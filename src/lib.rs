@@ -2,7 +2,7 @@
 //!
 //! Layers (a module uses only those below it): `cli` → `app` → `console`, `ops`, `tls`, `web`,
 //! `workers` → `supervisor` → `store`, `vectors`, `embed`, `accounts`, `imaging` → `market`,
-//! `config`, `metrics`, `clock`, `telemetry`. `ARCHITECTURE.md` at the repository's root has the
+//! `config`, `metrics`, `clock`, `telemetry`, `process_env`. `ARCHITECTURE.md` at the repository's root has the
 //! arrows, their few exceptions and where new code goes; the README says what runs where.
 
 pub mod accounts;
@@ -16,6 +16,7 @@ pub mod imaging;
 pub mod market;
 pub mod metrics;
 pub mod ops;
+pub mod process_env;
 pub mod store;
 pub mod supervisor;
 pub mod telemetry;

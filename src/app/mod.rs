@@ -69,6 +69,10 @@ fn refuse(message: impl std::fmt::Display) -> StartError {
 pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartError> {
     let started = Instant::now();
     let secrets = Secrets::load(&cfg.secrets_path())?;
+    let jwt_from_env = std::env::var_os("SOKO_JWT_SECRET").is_some_and(|v| !v.is_empty());
+    if let Err(e) = secrets.check_strength(&cfg.secrets_path(), jwt_from_env) {
+        return Err(refuse(e));
+    }
     let grace = Duration::from_secs(cfg.supervisor.stop_timeout_secs);
     // Containers or processes (`supervisor.runtime`); from here on the config says which.
     let selected = supervisor::select_runtime(&cfg).await.map_err(refuse)?;

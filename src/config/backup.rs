@@ -63,6 +63,11 @@ pub struct S3 {
     pub prefix: String,
     /// `endpoint/bucket/key` (MinIO, most self-hosted servers) instead of `bucket.endpoint/key`.
     pub path_style: bool,
+    /// Seconds to open a connection (TCP and TLS) to the endpoint.
+    pub connect_timeout_secs: u64,
+    /// Seconds a request may go without progress: no upload byte taken by the server, no
+    /// answer, no answer byte. A stuck server fails the copy instead of holding it for ever.
+    pub read_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +128,8 @@ impl Default for S3 {
             region: "us-east-1".into(),
             prefix: "soko/".into(),
             path_style: true,
+            connect_timeout_secs: 10,
+            read_timeout_secs: 60,
         }
     }
 }
@@ -253,6 +260,14 @@ pub(super) fn validate(cfg: &Config, bad: &impl Fn(&str, String) -> Error) -> Re
                 ),
             ));
         }
+        for (key, v) in [
+            ("backup.s3.connect_timeout_secs", s3.connect_timeout_secs),
+            ("backup.s3.read_timeout_secs", s3.read_timeout_secs),
+        ] {
+            if !(1..=3600).contains(&v) {
+                return Err(bad(key, format!("must be 1 to 3600 seconds, got {v}")));
+            }
+        }
         if s3.region.is_empty() {
             return Err(bad(
                 "backup.s3.region",
@@ -326,6 +341,15 @@ mod validation {
         );
         let ok = "backup:\n  s3:\n    endpoint: http://127.0.0.1:9000\n    bucket: shop-backups\n";
         let cfg = Config::parse(ok, Path::new("a.yaml")).unwrap();
-        assert_eq!(cfg.backup.s3.unwrap().region, "us-east-1");
+        let s3 = cfg.backup.s3.unwrap();
+        assert_eq!(s3.region, "us-east-1");
+        assert_eq!((s3.connect_timeout_secs, s3.read_timeout_secs), (10, 60));
+        let err = Config::parse(
+            &format!("{ok}    read_timeout_secs: 0\n"),
+            std::path::Path::new("appliance.yaml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("backup.s3.read_timeout_secs"), "{err}");
     }
 }

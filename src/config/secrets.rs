@@ -29,7 +29,17 @@ pub enum Error {
     Exposed { path: PathBuf, mode: u32 },
     #[error("cannot generate random secrets: {0}")]
     Random(String),
+    #[error(
+        "{source_name} is {len} bytes long: a key that signs API tokens must have at least \
+         {JWT_SECRET_MIN_BYTES} bytes (`openssl rand -hex 32` makes one; `soko init` generates \
+         jwt_secret in the secrets file when it is absent)"
+    )]
+    Weak { source_name: String, len: usize },
 }
+
+/// The shortest `jwt_secret` soko starts with: HS256 keys shorter than the hash (32 bytes)
+/// can be guessed offline from one token.
+pub const JWT_SECRET_MIN_BYTES: usize = 32;
 
 /// A value that never shows up in logs or `Debug` output.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +173,26 @@ impl Secrets {
             })
     }
 
+    /// Refuse a `jwt_secret` shorter than [`JWT_SECRET_MIN_BYTES`], naming where it came from:
+    /// `SOKO_JWT_SECRET` when `from_env` (the variable is set), else the file at `path`.
+    pub fn check_strength(&self, path: &Path, from_env: bool) -> Result<(), Error> {
+        let Some(jwt) = self.jwt_secret.as_ref().filter(|s| !s.is_empty()) else {
+            return Ok(());
+        };
+        let len = jwt.expose().len();
+        if len >= JWT_SECRET_MIN_BYTES {
+            return Ok(());
+        }
+        Err(Error::Weak {
+            source_name: if from_env {
+                "SOKO_JWT_SECRET".to_owned()
+            } else {
+                format!("jwt_secret in {}", path.display())
+            },
+            len,
+        })
+    }
+
     pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) {
         for (name, _) in FIELDS {
             if let Some(value) =
@@ -235,6 +265,26 @@ pub fn random_secret() -> Result<Secret, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_jwt_secret_is_refused_naming_its_source() {
+        let path = Path::new("/var/lib/soko/secrets.yaml");
+        let mut s = Secrets::default();
+        assert!(
+            s.check_strength(path, false).is_ok(),
+            "absent: a key per process"
+        );
+        s.jwt_secret = Some(Secret::new("x".repeat(31)));
+        let e = s.check_strength(path, true).unwrap_err().to_string();
+        assert!(e.starts_with("SOKO_JWT_SECRET is 31 bytes long"), "{e}");
+        let e = s.check_strength(path, false).unwrap_err().to_string();
+        assert!(
+            e.contains("jwt_secret in /var/lib/soko/secrets.yaml"),
+            "{e}"
+        );
+        s.jwt_secret = Some(Secret::new("x".repeat(32)));
+        assert!(s.check_strength(path, true).is_ok());
+    }
 
     #[test]
     fn ensure_generates_once_and_never_overwrites() {

@@ -31,7 +31,44 @@ pub fn line(
     if s.chars().any(char::is_control) {
         return Err(FieldError::new(field, "contains control characters"));
     }
+    if s.chars().any(is_format) {
+        return Err(FieldError::new(
+            field,
+            "contains invisible formatting characters (bidi controls or zero-width): remove them",
+        ));
+    }
     Ok(s.to_owned())
+}
+
+/// Unicode's format characters (general category Cf, Unicode 15.1): bidi overrides and
+/// isolates that make a name read differently from how it sorts and compares ("Mama
+/// Mboga\u{202E}..."), zero-width spaces and joiners that make two names look alike, the
+/// soft hyphen, invisible operators, tags. Single-line fields (names) refuse them.
+pub fn is_format(c: char) -> bool {
+    matches!(
+        c as u32,
+        0x00AD
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    )
 }
 
 /// Multi-line text (descriptions): newlines and tabs allowed, other control characters not.
@@ -104,6 +141,33 @@ pub fn slug(input: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn format_characters_are_refused_in_lines() {
+        for bad in [
+            "Mama \u{202E}abgoM",
+            "Zero\u{200B}width",
+            "Join\u{200D}er",
+            "\u{FEFF}Bom",
+            "Iso\u{2067}late\u{2069}",
+            "Soft\u{00AD}hyphen",
+            "Tag\u{E0041}",
+        ] {
+            let e = line("store_name", bad, 1, 80).unwrap_err();
+            assert_eq!(e.field, "store_name");
+            assert!(e.message.contains("invisible formatting"), "{bad:?}: {e:?}");
+        }
+        // Letters of every script, marks and emoji stay.
+        for good in [
+            "Duka la Mama Ngina",
+            "Café Ûhuru",
+            "محل البركة",
+            "Soko 🛒",
+            "नमस्ते",
+        ] {
+            assert_eq!(line("name", good, 1, 80).unwrap(), good);
+        }
+    }
 
     #[test]
     fn lines_are_trimmed_and_bounded() {

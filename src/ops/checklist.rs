@@ -29,6 +29,8 @@ pub struct SecretsFacts {
     pub our_uid: u32,
     /// Required secrets that are empty or absent.
     pub missing: Vec<&'static str>,
+    /// Why a secret is too weak to start with (`Secrets::check_strength`), if one is.
+    pub weak: Option<String>,
 }
 
 pub fn secrets_check(f: &SecretsFacts) -> CheckView {
@@ -62,6 +64,13 @@ pub fn secrets_check(f: &SecretsFacts) -> CheckView {
                 "{} belongs to uid {}, not to soko's user (uid {}): chown it to the user soko runs as",
                 f.path, f.owner, f.our_uid
             ),
+        );
+    }
+    if let Some(weak) = &f.weak {
+        return check(
+            "secrets",
+            Level::Red,
+            format!("{weak}: soko up refuses to start with it"),
         );
     }
     if !f.missing.is_empty() {
@@ -163,6 +172,47 @@ pub fn https_check(cfg: &Config) -> CheckView {
             "https",
             Level::Green,
             format!("HTTPS on {} ({:?})", cfg.tls.https_listen, cfg.tls.mode),
+        ),
+    }
+}
+
+/// Behind a proxy (`tls.mode: off` with a public domain) the connecting address is the proxy's:
+/// without `api.trusted_proxies` every visitor is one client, and one attacker spends the whole
+/// site's login and API budget (and locks everyone out of it).
+pub fn proxy_check(cfg: &Config) -> CheckView {
+    let proxies = &cfg.api.trusted_proxies;
+    if !proxies.is_empty() {
+        let list: Vec<String> = proxies.iter().map(|p| p.to_string()).collect();
+        return check(
+            "proxy",
+            Level::Green,
+            format!(
+                "client addresses from X-Forwarded-For of the trusted proxies {}",
+                list.join(", ")
+            ),
+        );
+    }
+    match cfg.tls_active() {
+        Active::Off if cfg.is_local_mode() => check(
+            "proxy",
+            Level::Green,
+            "local mode: clients connect directly to http.listen",
+        ),
+        Active::Off => check(
+            "proxy",
+            Level::Red,
+            format!(
+                "tls.mode is off (a proxy in front serves {}) but api.trusted_proxies is empty: \
+                 every visitor looks like the proxy's address, so one client spends the whole \
+                 site's login and API limits; set api.trusted_proxies to the proxy's address, \
+                 e.g. [127.0.0.1] for a proxy on this machine",
+                cfg.domain
+            ),
+        ),
+        _ => check(
+            "proxy",
+            Level::Green,
+            "HTTPS is served here: a client's address is the connecting one",
         ),
     }
 }
@@ -291,7 +341,9 @@ pub fn relaxed_in_local_mode(cfg: &Config, c: CheckView) -> CheckView {
         c.name.as_str(),
         "https" | "error-tracking" | "alerts" | "backups"
     );
-    if cfg.is_local_mode() && advisory && c.level == Level::Amber {
+    // The machine's own patching: a developer's machine is not the shop's server.
+    let machine = c.name == "updates" && c.level != Level::Green;
+    if cfg.is_local_mode() && ((advisory && c.level == Level::Amber) || machine) {
         CheckView {
             level: Level::Green,
             detail: format!("local mode, not needed yet: {}", c.detail),
@@ -383,8 +435,10 @@ pub fn alerts_check(cfg: &Config, undelivered: Option<i64>) -> CheckView {
 }
 
 mod gather;
+mod updates;
 
 pub use gather::{fix, gather, local, log_facts, secrets_facts};
+pub use updates::{UpdateFacts, update_facts, updates_check};
 
 #[cfg(test)]
 mod tests;

@@ -296,7 +296,8 @@ async fn init_datadir(install_db: &Path, dir: &Path, datadir: &Path) -> Result<(
         .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
     tracing::info!(service = "mysql", datadir = %datadir.display(), "initialising the data directory (first start)");
     let mut cmd = tokio::process::Command::new(install_db);
-    cmd.arg("--no-defaults")
+    crate::process_env::clean(&mut cmd)
+        .arg("--no-defaults")
         .arg(arg("--datadir=", &scratch))
         .arg("--auth-root-authentication-method=normal")
         .arg("--skip-test-db")

@@ -141,7 +141,8 @@ impl Runtime for ProcessRuntime {
     ) -> BoxFuture<'a, Result<Box<dyn Running>, Error>> {
         Box::pin(async move {
             let mut cmd = Command::new(&launch.program);
-            cmd.args(&launch.args)
+            crate::process_env::clean(&mut cmd)
+                .args(&launch.args)
                 .envs(launch.env.iter().map(|(k, v)| (k, v)))
                 .current_dir(&launch.dir)
                 .stdin(Stdio::null())
@@ -250,5 +251,46 @@ pub fn log_line(service: &'static str, line: &str) {
         tracing::warn!(target: "soko::child", service, "{line}");
     } else {
         tracing::info!(target: "soko::child", service, "{line}");
+    }
+}
+
+#[cfg(test)]
+mod env_tests {
+    use crate::config::Config;
+
+    /// Whatever soko's own environment holds, a service gets only its spec's variables:
+    /// processes the allow-list plus `Launch::env`, containers their `ContainerSpec::env`
+    /// (the engine passes nothing of soko's). Neither names a secret.
+    #[test]
+    fn services_get_only_their_own_variables() {
+        let cfg = Config::default();
+        for spec in [
+            super::super::mysql::spec(&cfg, true),
+            super::super::milvus::spec(&cfg, true),
+        ] {
+            let launch = &spec.launch;
+            for (k, _) in &launch.env {
+                let k = k.to_string_lossy();
+                assert!(!k.starts_with("SOKO_"), "{}: {k}", spec.name);
+            }
+            let container = launch.container.as_ref().expect("a container spec");
+            let body = container.create_body(spec.name, &cfg.data_dir);
+            let env = body.env.unwrap_or_default();
+            assert_eq!(env, container.env, "{}", spec.name);
+            for v in &env {
+                let key = v.split('=').next().unwrap_or_default();
+                assert!(
+                    !key.starts_with("SOKO_")
+                        && !key.contains("PASSWORD")
+                        && !key.contains("SECRET")
+                        && !key.contains("TOKEN"),
+                    "{}: {v}",
+                    spec.name
+                );
+            }
+        }
+        for name in crate::process_env::ALLOW {
+            assert!(!name.starts_with("SOKO_"));
+        }
     }
 }

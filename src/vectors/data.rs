@@ -270,15 +270,29 @@ impl VectorStore {
         limit: u32,
         nprobe: u32,
     ) -> Result<Vec<Hit>, Error> {
+        self.search_expr(vector, &filter.expr(), limit, nprobe)
+            .await
+    }
+
+    /// The search itself, with a Milvus boolean expression (empty: none). Only [`Filter::expr`]
+    /// writes expressions; this takes one as it is so that a bad one can be shown to be an
+    /// error of the request ([`Error::Query`]), not of the server.
+    pub async fn search_expr(
+        &self,
+        vector: &[f32],
+        expr: &str,
+        limit: u32,
+        nprobe: u32,
+    ) -> Result<Vec<Hit>, Error> {
         if vector.len() != self.dimension as usize {
-            return Err(Error::Milvus(format!(
+            return Err(Error::Query(format!(
                 "query vector has {} dimensions, the collection {}",
                 vector.len(),
                 self.dimension
             )));
         }
         let name = self.collection.clone();
-        let expr = filter.expr();
+        let expr = expr.to_owned();
         let vector = vector.to_vec();
         self.with_client(|client| async move {
             let mut request = SearchRequest::builder()

@@ -36,13 +36,61 @@ pub enum Error {
     Unreachable { uri: String, message: String },
     #[error("vector store: {0}")]
     Milvus(String),
+    /// The server (or the SDK before sending) refused this request: a bad expression, a wrong
+    /// parameter. An error of the request, not of the server: see [`Error::trips_breaker`].
+    #[error("vector store refused the request: {0}")]
+    Query(String),
     #[error("vector store: {what} did not finish within {secs}s")]
     Timeout { what: &'static str, secs: u64 },
 }
 
+impl Error {
+    /// Whether this error says the server is unreachable or unavailable, so that callers should
+    /// skip it for a while (the breaker of `web::visual`). An error of one request (a bad
+    /// expression, a wrong parameter) never does: it would take visual search down for everyone.
+    pub fn trips_breaker(&self) -> bool {
+        !matches!(self, Error::Query(_))
+    }
+}
+
 impl From<sdk::error::Error> for Error {
     fn from(e: sdk::error::Error) -> Self {
-        Error::Milvus(e.to_string())
+        if request_error(&e) {
+            Error::Query(e.to_string())
+        } else {
+            Error::Milvus(e.to_string())
+        }
+    }
+}
+
+/// Milvus's parameter errors (`merr`: 1100 invalid, 1101 missing, 1102 too large); expression
+/// parse errors are among them.
+const PARAMETER_CODES: std::ops::RangeInclusive<i32> = 1100..=1199;
+/// `ErrorCode`s (the older field, which servers still fill) that blame the request:
+/// IllegalArgument (5; milvus-lite sends 6 for it, in both fields, for every filter parse,
+/// type and field error), IllegalDimension, IllegalTOPK, IllegalVectorID, IllegalMetricType.
+/// No Milvus server sends 6 otherwise (it is no `ErrorCode`).
+const LEGACY_REQUEST_CODES: [i32; 6] = [5, 6, 7, 10, 12, 23];
+
+/// An error of the request itself, as opposed to the server being unreachable, overloaded or
+/// not ready. Whatever is not clearly the request's counts as the server's (the breaker's
+/// safe side).
+fn request_error(e: &sdk::error::Error) -> bool {
+    use sdk::error::Error as E;
+    match e {
+        // Refused before anything was sent.
+        E::Validation(_) | E::Conversion(_) => true,
+        // gRPC: the arguments, not the transport (Unavailable, DeadlineExceeded, Cancelled,
+        // Unknown, Internal, ResourceExhausted ... are the server's).
+        E::Grpc(status) => matches!(
+            i32::from(status.code()),
+            3 /* InvalidArgument */ | 9 /* FailedPrecondition */ | 11 /* OutOfRange */
+        ),
+        E::Server(s) => {
+            PARAMETER_CODES.contains(&s.code()) || LEGACY_REQUEST_CODES.contains(&s.legacy_code())
+        }
+        E::RetryExhausted { source, .. } => request_error(source),
+        _ => false,
     }
 }
 
@@ -367,5 +415,66 @@ impl VectorStore {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use milvus::proto::common::Status;
+
+    #[allow(deprecated)]
+    fn server(code: i32, legacy: i32) -> Error {
+        let status = Status {
+            code,
+            error_code: legacy,
+            reason: "x".into(),
+            ..Default::default()
+        };
+        Error::from(sdk::error::Error::from(status))
+    }
+
+    #[test]
+    fn errors_of_the_request_do_not_trip_the_breaker() {
+        // Milvus 2.x: parameter errors (a filter that does not parse: 1100), legacy
+        // IllegalArgument; milvus-lite: 6 in both fields for every filter error.
+        for (code, legacy) in [(1100, 1), (1101, 1), (0, 5), (6, 6), (0, 7), (0, 10)] {
+            let e = server(code, legacy);
+            assert!(matches!(e, Error::Query(_)), "{code}/{legacy}: {e:?}");
+            assert!(!e.trips_breaker());
+        }
+        let wrapped = sdk::error::Error::RetryExhausted {
+            attempts: 2,
+            source: Box::new(sdk::error::Error::from(Status {
+                code: 1100,
+                ..Default::default()
+            })),
+        };
+        assert!(!Error::from(wrapped).trips_breaker());
+    }
+
+    #[test]
+    fn the_server_unready_unavailable_or_failing_trips_it() {
+        // Not ready, unavailable, memory, rate limit, internal; legacy unexpected error,
+        // not-ready-serve, collection not loaded (milvus-lite's 101).
+        for (code, legacy) in [(1, 56), (2, 1), (3, 1), (8, 49), (5, 1), (0, 1), (101, 101)] {
+            let e = server(code, legacy);
+            assert!(matches!(e, Error::Milvus(_)), "{code}/{legacy}: {e:?}");
+            assert!(e.trips_breaker());
+        }
+        for e in [
+            sdk::error::Error::Timeout("rpc".into()),
+            sdk::error::Error::Unexpected("x".into()),
+            sdk::error::Error::MalformedResponse("x".into()),
+        ] {
+            assert!(Error::from(e).trips_breaker());
+        }
+        assert!(
+            Error::Unreachable {
+                uri: "http://127.0.0.1:1".into(),
+                message: "refused".into()
+            }
+            .trips_breaker()
+        );
     }
 }

@@ -43,6 +43,16 @@ async fn my_seller(s: &AppState, v: &Visitor) -> Result<sellers::Seller, Error> 
         .ok_or(Error::Forbidden)
 }
 
+/// The caller's seller, allowed to change lead and order status: not a suspended (or rejected)
+/// one, which keeps read access to its inbox and numbers but may act on nothing (403).
+async fn acting_seller(s: &AppState, v: &Visitor) -> Result<sellers::Seller, Error> {
+    let seller = my_seller(s, v).await?;
+    if !seller.status.may_edit() {
+        return Err(Error::Forbidden);
+    }
+    Ok(seller)
+}
+
 async fn series(s: &AppState, seller_id: u64, days: u32) -> Result<Vec<(String, i64, i64)>, Error> {
     let known: Vec<(String, i64, i64)> = analytics::daily(&s.db, seller_id, days)
         .await?
@@ -148,7 +158,7 @@ async fn lead_status(
     Path(id): Path<u64>,
     Form(f): Form<StatusForm>,
 ) -> Result<Response, Error> {
-    let seller = my_seller(&s, &v).await?;
+    let seller = acting_seller(&s, &v).await?;
     let Ok(status) = f.status.parse::<LeadStatus>() else {
         return Ok((
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -166,7 +176,7 @@ async fn order_status(
     Path(id): Path<u64>,
     Form(f): Form<StatusForm>,
 ) -> Result<Response, Error> {
-    let seller = my_seller(&s, &v).await?;
+    let seller = acting_seller(&s, &v).await?;
     // A word that is no status is refused like an impossible step (once the order is found).
     let moved = match f.status.parse::<OrderStatus>() {
         Ok(to) => orders::set_order_status(&s.db, seller.id, id, to).await,

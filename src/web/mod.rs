@@ -10,6 +10,7 @@ pub mod auth;
 mod buyer;
 mod error;
 pub mod guard;
+mod headers;
 mod health;
 pub(crate) mod images;
 mod insights;
@@ -188,30 +189,13 @@ pub fn router(state: AppState, cfg: &Config) -> Router {
         .layer(axum::middleware::from_fn(timing::record))
 }
 
-/// Strict headers on every response: no inline script or style, no framing, no sniffing.
+/// Strict headers on every response (see [`headers`]; the connection layer adds them too).
 async fn security_headers(
     req: Request<axum::body::Body>,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    use axum::http::HeaderValue;
     let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
-    h.insert(
-        "content-security-policy",
-        HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
-             object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
-        ),
-    );
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        "referrer-policy",
-        HeaderValue::from_static("strict-origin-when-cross-origin"),
-    );
-    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers::secure(resp.headers_mut());
     resp
 }
 

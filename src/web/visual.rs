@@ -84,6 +84,19 @@ async fn search(
     filter: &Filter,
     limit: u32,
 ) -> Result<Vec<Hit>, VisualError> {
+    guarded_search(store, vector, &filter.expr(), limit).await
+}
+
+/// A search behind the breaker: skipped while the index is marked down; a timeout or an error
+/// of the server (unreachable, unavailable) marks it down for [`DOWN_FOR`]; an error of this
+/// request (a bad expression, a wrong parameter: `vectors::Error::trips_breaker`) fails this
+/// request alone. `expr`: a Milvus expression as [`Filter::expr`] writes them.
+pub async fn guarded_search(
+    store: &VectorStore,
+    vector: &[f32],
+    expr: &str,
+    limit: u32,
+) -> Result<Vec<Hit>, VisualError> {
     if store.marked_down() {
         return Err(VisualError::Unavailable("the vector index is down".into()));
     }
@@ -91,8 +104,15 @@ async fn search(
         store.mark_down(DOWN_FOR);
         Err(VisualError::Unavailable(message.into()))
     };
-    match tokio::time::timeout(SEARCH_TIMEOUT, store.search(vector, filter, limit)).await {
+    let search = store.search_expr(vector, expr, limit, store.nprobe);
+    match tokio::time::timeout(SEARCH_TIMEOUT, search).await {
         Ok(Ok(hits)) => Ok(hits),
+        Ok(Err(e)) if !e.trips_breaker() => {
+            tracing::warn!("visual search refused (the breaker stays closed): {e}");
+            Err(VisualError::Unavailable(
+                "the vector index refused this search".into(),
+            ))
+        }
         Ok(Err(e)) => {
             tracing::warn!("visual search: {e}");
             failed("the vector index is not answering")

@@ -109,8 +109,15 @@ fn doctor_explains_each_failing_check_with_its_fix() {
             );
         }
     }
-    // Fixed: the secrets check turns green.
+    // Private now, but the 1-byte jwt_secret would stop `soko up`: still red, saying so.
     std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (_, text) = doctor(&app);
+    assert!(
+        line(&text, "FAIL  secrets").contains("is 1 bytes long"),
+        "{text}"
+    );
+    // Fixed: the short value removed, `soko init` generates the secrets; the check turns green.
+    std::fs::write(&secrets, "").unwrap();
     let status = Command::new(soko_bin())
         .arg("--config")
         .arg(&app.config)

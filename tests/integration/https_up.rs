@@ -130,7 +130,26 @@ async fn up_gets_a_certificate_from_pebble_serves_https_renews_and_reuses_it_aft
 
     // `soko status` carries the certificate and its check.
     let (code, status) = app.status();
-    assert_eq!(code, 0, "{status}");
+    // Red only for this machine's own patching (the `updates` check reads the host, which a
+    // test machine need not keep patched), or not at all.
+    let red: Vec<&serde_json::Value> = status["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["level"] == "red" && c["name"] != "updates")
+        .collect();
+    let updates_red = status["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["level"] == "red" && c["name"] == "updates");
+    assert!(red.is_empty(), "{red:?}");
+    if updates_red {
+        let services = status["services"].as_array().unwrap();
+        assert!(services.iter().all(|s| s["level"] != "red"), "{status}");
+    } else {
+        assert_eq!(code, 0, "{status}");
+    }
     assert_eq!(status["tls"]["serial"], first_serial.as_str(), "{status}");
     assert_eq!(status["tls"]["https_url"], base.as_str());
     let check = status["checks"]

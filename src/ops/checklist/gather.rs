@@ -13,7 +13,13 @@ use super::*;
 pub fn secrets_facts(path: &Path) -> SecretsFacts {
     let meta = std::fs::metadata(path).ok();
     let mut missing = Vec::new();
+    let mut weak = None;
     if let Ok(s) = Secrets::load(path) {
+        let from_env = std::env::var_os("SOKO_JWT_SECRET").is_some_and(|v| !v.is_empty());
+        weak = s
+            .check_strength(path, from_env)
+            .err()
+            .map(|e| e.to_string());
         let empty =
             |v: &Option<crate::config::secrets::Secret>| v.as_ref().is_none_or(|s| s.is_empty());
         for (name, v) in [
@@ -32,6 +38,7 @@ pub fn secrets_facts(path: &Path) -> SecretsFacts {
         owner: meta.as_ref().map(|m| m.uid()).unwrap_or(0),
         our_uid: nix::unistd::geteuid().as_raw(),
         missing,
+        weak,
     }
 }
 
@@ -75,6 +82,8 @@ pub fn local(cfg: &Config) -> Vec<CheckView> {
         rate_limit_check(cfg),
         cors_check(cfg),
         https_check(cfg),
+        proxy_check(cfg),
+        updates::this_machine(),
         error_tracking_check(dsn, cfg),
         logging_check(&log_facts(&cfg.log_dir())),
         alerts_check(cfg, None),
@@ -126,6 +135,17 @@ pub fn fix(name: &str) -> Option<&'static str> {
         }
         "rate-limit" => "set api.rate_limit.requests, login_requests and login_failures above 0",
         "cors" => "list only the https:// origins that need browser access in api.cors_origins",
+        "proxy" => {
+            "in appliance.yaml, under `api:`, set `trusted_proxies: [127.0.0.1]` (the proxy's \
+             address or range, such as 10.0.0.0/8), then restart soko; only the proxies listed \
+             may set X-Forwarded-For"
+        }
+        "updates" => {
+            "sudo apt-get install unattended-upgrades && sudo dpkg-reconfigure -plow \
+             unattended-upgrades (it writes APT::Periodic::Update-Package-Lists \"1\"; and \
+             APT::Periodic::Unattended-Upgrade \"1\"; to /etc/apt/apt.conf.d/20auto-upgrades); \
+             then `systemctl status apt-daily-upgrade.timer` shows when it runs"
+        }
         "https" => {
             "set `domain` to the shop's public name (DNS pointing here) and leave tls.mode: auto"
         }

@@ -14,6 +14,7 @@ fn facts() -> SecretsFacts {
         owner: 1000,
         our_uid: 1000,
         missing: Vec::new(),
+        weak: None,
     }
 }
 
@@ -54,6 +55,16 @@ fn secrets_must_exist_be_private_owned_and_complete() {
         ..facts()
     });
     assert!(lacking.detail.contains("jwt_secret"));
+    let weak = secrets_check(&SecretsFacts {
+        weak: Some("SOKO_JWT_SECRET is 5 bytes long: ...".into()),
+        ..facts()
+    });
+    assert_eq!(weak.level, Level::Red);
+    assert!(
+        weak.detail.starts_with("SOKO_JWT_SECRET is 5 bytes"),
+        "{}",
+        weak.detail
+    );
 }
 
 #[test]
@@ -245,4 +256,47 @@ fn production_only_recommendations_are_green_in_local_mode() {
         Level::Amber,
         "security stays"
     );
+}
+
+#[test]
+fn behind_a_proxy_without_trusted_proxies_is_red() {
+    let behind = cfg("domain: shop.example.co.ke\ntls:\n  mode: off\n");
+    let c = proxy_check(&behind);
+    assert_eq!(c.level, Level::Red, "{c:?}");
+    assert!(c.detail.contains("api.trusted_proxies"), "{}", c.detail);
+    assert!(
+        fix("proxy")
+            .unwrap()
+            .contains("trusted_proxies: [127.0.0.1]")
+    );
+    let named = cfg(
+        "domain: shop.example.co.ke\ntls:\n  mode: off\napi:\n  trusted_proxies: [127.0.0.1]\n",
+    );
+    let c = proxy_check(&named);
+    assert_eq!(c.level, Level::Green, "{c:?}");
+    assert!(c.detail.contains("127.0.0.1"), "{}", c.detail);
+    // HTTPS served here, or local mode: the connecting address is the client.
+    assert_eq!(
+        proxy_check(&cfg("domain: shop.example.co.ke\n")).level,
+        Level::Green
+    );
+    assert_eq!(proxy_check(&cfg("")).level, Level::Green);
+}
+
+#[test]
+fn os_updates_are_relaxed_only_in_local_mode() {
+    let red = updates_check(&UpdateFacts {
+        os: Some("Debian GNU/Linux 12 (bookworm)".into()),
+        debian_like: true,
+        installed: false,
+        enabled: None,
+        lists_refreshed: None,
+        last_run: None,
+    });
+    assert_eq!(red.level, Level::Red);
+    let local = relaxed_in_local_mode(&cfg(""), red.clone());
+    assert_eq!(local.level, Level::Green);
+    assert!(local.detail.starts_with("local mode"), "{}", local.detail);
+    let public = cfg("domain: shop.example.co.ke\n");
+    assert_eq!(relaxed_in_local_mode(&public, red).level, Level::Red);
 }

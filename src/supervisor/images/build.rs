@@ -176,7 +176,9 @@ async fn run_recipe(
     python: &Path,
 ) -> Result<(), Error> {
     let full = format!("{COMMON}\n{script}");
-    let status = tokio::process::Command::new("bash")
+    let mut cmd = crate::process_env::command("bash");
+    crate::process_env::pass(cmd.as_std_mut(), &crate::process_env::NETWORK);
+    let status = cmd
         .arg("-c")
         .arg(&full)
         .arg("soko-image-recipe")
@@ -221,7 +223,7 @@ async fn send_context(engine: &Engine, image: &str, context: &Path) -> Result<()
         socket: engine.socket.display().to_string(),
         message,
     };
-    let mut tar = tokio::process::Command::new("tar")
+    let mut tar = crate::process_env::command("tar")
         .arg("-C")
         .arg(context)
         .args(["-cf", "-", "."])

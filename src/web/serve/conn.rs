@@ -228,10 +228,12 @@ pub(super) async fn drive<H: Handshake>(
             let app = app.clone();
             async move {
                 req.extensions_mut().insert(ConnectInfo(peer));
-                let rsp = match app.oneshot(req.map(Body::new)).await {
+                let mut rsp = match app.oneshot(req.map(Body::new)).await {
                     Ok(rsp) => rsp,
                     Err(never) => match never {},
                 };
+                // Every answer of every listener, however early a layer made it.
+                crate::web::headers::secure(rsp.headers_mut());
                 Ok::<_, Infallible>(rsp.map(|body| Counted { body, _busy: busy }))
             }
         })

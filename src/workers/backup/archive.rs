@@ -12,6 +12,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
+use crate::process_env;
+
 use super::Error;
 use super::sigv4::hex;
 
@@ -35,7 +37,7 @@ fn io(what: &str, e: impl std::fmt::Display) -> Error {
 pub async fn compress(dest: &Path, level: u8, sources: Vec<Source>) -> Result<Written, Error> {
     let tmp = dest.with_extension("partial");
     let _ = std::fs::remove_file(&tmp);
-    let mut zstd = Command::new("zstd")
+    let mut zstd = process_env::command("zstd")
         .args([format!("-{level}").as_str(), "-q", "-c", "-T0", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -191,7 +193,7 @@ pub async fn verify(path: &Path, sha256: &str, expect: Expect) -> Result<Content
             path.display()
         )));
     }
-    let mut zstd = Command::new("zstd")
+    let mut zstd = process_env::command("zstd")
         .arg("-dcq")
         .arg(path)
         .stdout(Stdio::piped())
@@ -208,7 +210,7 @@ pub async fn verify(path: &Path, sha256: &str, expect: Expect) -> Result<Content
                 .expect("piped")
                 .try_into()
                 .map_err(|e| io("pipe", e))?;
-            let listing = Command::new("tar")
+            let listing = process_env::command("tar")
                 .args(["-tf", "-"])
                 .stdin(out)
                 .output()

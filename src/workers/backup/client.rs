@@ -9,6 +9,8 @@ use std::str::FromStr;
 
 use tokio::process::Command;
 
+use crate::process_env;
+
 use super::Error;
 use crate::config::{Config, Mode, secrets::Secrets};
 
@@ -95,7 +97,7 @@ impl Target {
 
     /// `mariadb-dump` with the options every archive shares.
     pub fn dump(&self, cnf: &Path) -> Command {
-        let mut c = Command::new("mariadb-dump");
+        let mut c = process_env::command("mariadb-dump");
         c.arg(format!("--defaults-extra-file={}", cnf.display()))
             .args([
                 "--single-transaction",
@@ -110,7 +112,7 @@ impl Target {
 
     /// The `mariadb` client on this database, reading SQL from its standard input.
     pub fn client(&self, cnf: &Path) -> Command {
-        let mut c = Command::new("mariadb");
+        let mut c = process_env::command("mariadb");
         c.arg(format!("--defaults-extra-file={}", cnf.display()))
             .arg("--batch")
             .arg(&self.database);

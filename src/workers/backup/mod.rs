@@ -398,7 +398,7 @@ impl Engine {
                 std::fs::create_dir_all(&t.images_dir)
                     .map_err(|e| Error::Io(format!("{}: {e}", t.images_dir.display())))?;
                 let files = count_files(&t.images_dir);
-                let mut cmd = tokio::process::Command::new("tar");
+                let mut cmd = crate::process_env::command("tar");
                 cmd.arg("-C").arg(&t.images_dir).args(["-cf", "-", "."]);
                 let w = archive::compress(path, level, vec![Source::Cmd(cmd)]).await?;
                 let c = archive::verify(path, &w.sha256, Expect::Tar).await?;

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use sqlx::MySqlPool;
-use tokio::process::Command;
+
+use crate::process_env;
 
 use super::archive::{self, Expect};
 use super::{Error, MANIFEST, Manifest, Target, file_name, read_manifest};
@@ -182,7 +183,7 @@ pub async fn secrets(plan: &Plan, dest: &Path) -> Result<bool, Error> {
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| Error::Io(format!("{}: {e}", tmp.display())))?;
-    let status = Command::new("zstd")
+    let status = process_env::command("zstd")
         .arg("-dcq")
         .arg(&p.path)
         .stdout(out)
@@ -275,7 +276,7 @@ pub async fn restore(
 /// `zstd -dc archive | mariadb database`.
 async fn load_sql(target: &Target, dir: &Path, archive: &Path) -> Result<(), Error> {
     let cnf = target.options_file(dir)?;
-    let mut zstd = Command::new("zstd")
+    let mut zstd = process_env::command("zstd")
         .arg("-dcq")
         .arg(archive)
         .stdout(Stdio::piped())
@@ -321,7 +322,7 @@ async fn images(images_dir: &Path, archive: &Path) -> Result<u64, Error> {
     let old = images_dir.with_file_name(format!("{name}.before-restore"));
     let _ = std::fs::remove_dir_all(&tmp);
     super::make_private_dir(&tmp)?;
-    let mut zstd = Command::new("zstd")
+    let mut zstd = process_env::command("zstd")
         .arg("-dcq")
         .arg(archive)
         .stdout(Stdio::piped())
@@ -334,7 +335,7 @@ async fn images(images_dir: &Path, archive: &Path) -> Result<u64, Error> {
         .expect("piped")
         .try_into()
         .map_err(|e| Error::Io(format!("pipe: {e}")))?;
-    let out = Command::new("tar")
+    let out = process_env::command("tar")
         .arg("-C")
         .arg(&tmp)
         .args(["-xf", "-"])

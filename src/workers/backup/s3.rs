@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, combinators::BoxBody};
@@ -63,11 +65,14 @@ impl Client {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
             .with_no_client_auth();
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_connect_timeout(Some(Duration::from_secs(cfg.connect_timeout_secs)));
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
-            .build();
+            .wrap_connector(tcp);
         Ok(Client {
             cfg: cfg.clone(),
             key_id: key_id.expose().to_owned(),
@@ -148,19 +153,35 @@ impl Client {
         if let Some(len) = length {
             req = req.header("content-length", len);
         }
+        // The upload's frames and the answer are watched: no progress for read_timeout_secs
+        // (a server that takes the connection and then says nothing) fails the request.
+        let watch = Arc::new(Watch::new());
+        let body = Watched {
+            inner: body,
+            watch: watch.clone(),
+        }
+        .boxed();
         let req = req
             .body(body)
             .map_err(|e| Error::S3(format!("{method} {uri}: {e}")))?;
-        let resp = self
-            .http
-            .request(req)
+        let stall = Duration::from_secs(self.cfg.read_timeout_secs);
+        let stalled = || {
+            Error::S3(format!(
+                "{method} {uri}: no progress for {} s (backup.s3.read_timeout_secs): the \
+                 server took the connection but does not answer",
+                stall.as_secs()
+            ))
+        };
+        let resp = watch
+            .bound(self.http.request(req), stall)
             .await
-            .map_err(|e| Error::S3(format!("{method} {uri}: {e}")))?;
+            .ok_or_else(stalled)?
+            .map_err(|e| Error::S3(format!("{method} {uri}: {}", chain(&e))))?;
         let (parts, body) = resp.into_parts();
-        let body = body
-            .collect()
+        let body = tokio::time::timeout(stall, body.collect())
             .await
-            .map_err(|e| Error::S3(format!("{method} {uri}: {e}")))?
+            .map_err(|_| stalled())?
+            .map_err(|e| Error::S3(format!("{method} {uri}: {}", chain(&e))))?
             .to_bytes();
         Ok((parts.status, parts.headers, body))
     }
@@ -296,6 +317,90 @@ fn s3_error(body: &[u8]) -> String {
         (Some(c), Some(m)) => format!("{c}: {m}"),
         (Some(c), None) => c.to_owned(),
         _ => text.chars().take(200).collect(),
+    }
+}
+
+/// An error with its causes: hyper's "client error (Connect)" says little without them.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// When a request last made progress (a body frame taken by the connection).
+struct Watch {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Watch {
+    fn new() -> Self {
+        Watch {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+
+    /// `fut`'s output, or `None` once it has gone `stall` without progress.
+    async fn bound<T>(
+        &self,
+        fut: impl std::future::Future<Output = T>,
+        stall: Duration,
+    ) -> Option<T> {
+        tokio::pin!(fut);
+        loop {
+            let due = self.last() + stall;
+            tokio::select! {
+                out = &mut fut => return Some(out),
+                () = tokio::time::sleep_until(due.into()) => {
+                    if self.last() + stall <= Instant::now() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A request body that marks each frame it hands to the connection as progress.
+struct Watched {
+    inner: ReqBody,
+    watch: Arc<Watch>,
+}
+
+impl Body for Watched {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        self.watch.touch();
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -1,10 +1,16 @@
 //! Attacks on a running `soko up` over real sockets: parallel password hashing (`passwords`),
-//! and slow, half-sent and stuck connections on every listener (`connections`). The appliance
+//! slow, half-sent and stuck connections on every listener (`connections`), HTTP/2 rapid
+//! reset (`rapid_reset`), and the backup tools' environment (`child_env`). The appliance
 //! runs on the run's shared MariaDB and milvus-lite (external mode), so that the process
 //! measured (RSS, file descriptors, stop time) is soko alone.
 
+mod child_env;
 mod connections;
+mod doctor_posture;
 mod passwords;
+mod rapid_reset;
+mod small_ones;
+mod vector_breaker;
 
 use std::time::Duration;
 
