@@ -197,10 +197,11 @@ pub fn login_name(input: &str) -> String {
 }
 
 /// The one login check, for the browser's form and the API's `/auth/token` alike: attempts
-/// metered per client (`login_ip`, keyed `client`) and failures per account (`login_account`);
-/// an unknown account costs the same argon2 work as a wrong password; an over-long password is
-/// refused unhashed; the right password of a suspended account is told apart only after it
-/// was checked. `Err(Error::Throttled)` when a limit is reached, `Err(Error::Busy..)` when every
+/// metered per client (`login_ip`, keyed `client`) and failures per account and client
+/// (`logins`, see `web::lockout`: the owner from another address is not held up); an unknown
+/// account costs the same argon2 work as a wrong password; an over-long password is refused
+/// unhashed; the right password of a suspended account is told apart only after it was
+/// checked. `Err(Error::Throttled)` when a limit is reached, `Err(Error::Busy..)` when every
 /// hashing slot is taken.
 pub async fn authenticate(
     limits: &Limits,
@@ -211,10 +212,9 @@ pub async fn authenticate(
 ) -> Result<Login, Error> {
     limits.login_ip.check(client).map_err(Error::Throttled)?;
     let login = login_name(input);
-    let account_key = format!("login:{login}");
     limits
-        .login_account
-        .peek(&account_key)
+        .logins
+        .peek(&login, client)
         .map_err(Error::Throttled)?;
     if password.is_empty() || password.len() > MAX_PASSWORD_BYTES || login.is_empty() {
         return Ok(Login::Wrong);
@@ -224,7 +224,17 @@ pub async fn authenticate(
         Some(u) => u.password_hash.clone(),
         None => dummy_hash().await?,
     };
-    let ok = verify_metered(&limits.login_account, &account_key, password, stored).await?;
+    // A slot first, so that a request refused for want of one costs nothing; then the attempt
+    // is counted, before the check, so that parallel guesses cannot overrun the allowance.
+    let slot = slot().await?;
+    let attempt = limits
+        .logins
+        .admit(&login, client)
+        .map_err(Error::Throttled)?;
+    let ok = slot.verify(password, stored).await?;
+    if ok {
+        limits.logins.succeeded(attempt, &login, client);
+    }
     Ok(match user {
         Some(u) if ok && u.is_active() => Login::Ok(u),
         Some(_) if ok => Login::Suspended,

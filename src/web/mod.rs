@@ -12,6 +12,7 @@ mod error;
 mod health;
 pub(crate) mod images;
 mod insights;
+pub mod lockout;
 mod pages;
 mod photo_search;
 pub mod recommend;
