@@ -142,7 +142,6 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
     tokio::spawn(keep::database(
         cfg.clone(),
         secrets.clone(),
-        db.clone(),
         mysql_status,
         shutdown.clone(),
     ));

@@ -113,6 +113,10 @@ pub struct Database {
     /// Embedded mode: the application database and its least-privilege user.
     pub name: String,
     pub user: String,
+    /// The user that owns the schema and runs the migrations (its password is
+    /// `database_owner_password` in the secrets). Embedded: created by soko; external: used
+    /// when that secret is set, else migrations run as `user` (see the README).
+    pub owner_user: String,
     pub max_connections: u32,
     pub embedded: EmbeddedDatabase,
 }
@@ -241,6 +245,7 @@ impl Default for Database {
             url: String::new(),
             name: "soko".into(),
             user: "soko".into(),
+            owner_user: "soko_owner".into(),
             max_connections: 16,
             embedded: EmbeddedDatabase::default(),
         }
@@ -413,6 +418,7 @@ impl Config {
         for (key, name) in [
             ("database.name", &self.database.name),
             ("database.user", &self.database.user),
+            ("database.owner_user", &self.database.owner_user),
         ] {
             if name.is_empty()
                 || name.len() > 32

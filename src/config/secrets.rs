@@ -65,6 +65,10 @@ pub struct Secrets {
     pub database_password: Option<Secret>,
     /// Embedded MariaDB only: root, reachable through the unix socket alone.
     pub mysql_root_password: Option<Secret>,
+    /// Password of the database owner (`database.owner_user`): migrations and operators'
+    /// commands; the running app's own user cannot change the schema or the audit log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_owner_password: Option<Secret>,
     /// External Milvus / Zilliz Cloud: API key or `user:password`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vectors_token: Option<Secret>,
@@ -89,9 +93,10 @@ pub struct Secrets {
 }
 
 /// The names, in file order, with whether `soko init` generates them.
-const FIELDS: [(&str, bool); 10] = [
+const FIELDS: [(&str, bool); 11] = [
     ("database_password", true),
     ("mysql_root_password", true),
+    ("database_owner_password", true),
     ("vectors_token", false),
     ("session_key", true),
     ("jwt_secret", true),
@@ -107,6 +112,7 @@ impl Secrets {
         match name {
             "database_password" => &mut self.database_password,
             "mysql_root_password" => &mut self.mysql_root_password,
+            "database_owner_password" => &mut self.database_owner_password,
             "vectors_token" => &mut self.vectors_token,
             "session_key" => &mut self.session_key,
             "jwt_secret" => &mut self.jwt_secret,
@@ -241,7 +247,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("secrets.yaml");
         let first = Secrets::ensure(&path).unwrap();
-        assert_eq!(first.len(), 4);
+        assert_eq!(first.len(), 5);
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let before = Secrets::read(&path).unwrap().unwrap();

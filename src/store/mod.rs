@@ -113,6 +113,25 @@ pub fn app_options(cfg: &config::Config, secrets: &Secrets) -> Result<MySqlConne
         .statement_cache_capacity(256))
 }
 
+/// Connection options of the schema's owner (`database.owner_user` with
+/// `database_owner_password`): migrations and operators' commands. External mode without that
+/// secret: the application user's (one user for both, as the operator set it up).
+pub fn owner_options(
+    cfg: &config::Config,
+    secrets: &Secrets,
+) -> Result<MySqlConnectOptions, Error> {
+    let password = secrets.database_owner_password.as_ref();
+    match (cfg.database.mode, password) {
+        (Mode::External, None) => app_options(cfg, secrets),
+        (_, Some(p)) => Ok(app_options(cfg, secrets)?
+            .username(&cfg.database.owner_user)
+            .password(p.expose())),
+        (Mode::Embedded, None) => Err(Error::Settings(
+            "database_owner_password is missing from the secrets file; run `soko init`".into(),
+        )),
+    }
+}
+
 /// A pool that connects lazily: the web layer starts even while MySQL is down, and answers
 /// 503 until it is back.
 pub fn pool(opts: MySqlConnectOptions, max_connections: u32) -> MySqlPool {

@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use serde::Deserialize;
 
+use super::audit::{self, Event};
 use super::auth::{Login, Refused, authenticate};
 use super::pages::{Field, FormPage, PageCtx, render};
 use super::session::{Visitor, clear_session_cookie, hash_token, start_session};
@@ -52,14 +53,14 @@ async fn register_form(v: Visitor) -> Result<Response, Error> {
     Ok(render(&register_page(&v, &RegisterForm::default()))?.into_response())
 }
 
-/// The client as the rate limiters count it (behind a trusted proxy: the forwarded address).
+/// The client's address (behind a trusted proxy: the forwarded one).
 fn client(
     s: &AppState,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: &HeaderMap,
-) -> String {
+) -> IpAddr {
     let peer = peer.map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.0.ip());
-    super::api::limit::client_key(s.settings.limits.0.client_ip(peer, headers))
+    s.settings.limits.0.client_ip(peer, headers)
 }
 
 async fn register(
@@ -72,7 +73,7 @@ async fn register(
     let outcome = super::auth::register(
         &s.settings.limits.0,
         &s.db,
-        &client(&s, peer, &headers),
+        &super::api::limit::client_key(client(&s, peer, &headers)),
         &f.name,
         &f.login,
         &f.password,
@@ -136,21 +137,25 @@ async fn login(
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Result<Response, Error> {
+    let ip = client(&s, peer, &headers);
     let outcome = authenticate(
         &s.settings.limits.0,
         &s.db,
-        &client(&s, peer, &headers),
+        ip,
+        "form",
         &f.login,
         f.password.clone(),
     )
     .await?;
     match outcome {
         Login::Ok(u) => {
+            let target = audit::user_target(u.id);
+            audit::record(&s.db, Event::Login, Some(u.id), &target, "form", ip).await?;
             let cookie = start_session(&s, &u, &v, user_agent(&headers)).await?;
             let to = if u.is_admin() { "/admin" } else { "/sell" };
             Ok(([(header::SET_COOKIE, cookie)], Redirect::to(to)).into_response())
         }
-        Login::Suspended => Ok((
+        Login::Suspended(_) => Ok((
             axum::http::StatusCode::FORBIDDEN,
             render(&login_page(
                 &v,
@@ -189,6 +194,16 @@ async fn logout_everywhere(State(s): State<AppState>, v: Visitor) -> Result<Resp
     let user = v.require_user()?;
     users::bump_token_version(&s.db, user.id).await?;
     sessions::delete_for_user(&s.db, user.id).await?;
+    let target = audit::user_target(user.id);
+    audit::record(
+        &s.db,
+        Event::LogoutEverywhere,
+        Some(user.id),
+        &target,
+        "form",
+        v.client_ip(),
+    )
+    .await?;
     Ok((
         [(
             header::SET_COOKIE,

@@ -11,6 +11,7 @@ use axum::routing::get;
 use axum::{Form, Router};
 use serde::Deserialize;
 
+use super::audit::{self, Event};
 use super::auth::{hash_password, verify_metered};
 use super::pages::{Field, PageCtx, render};
 use super::session::{Visitor, start_session};
@@ -119,6 +120,16 @@ async fn change_password(
     }
     let hash = hash_password(f.password).await?;
     users::set_password(&s.db, user.id, &hash).await?;
+    let target = audit::user_target(user.id);
+    audit::record(
+        &s.db,
+        Event::PasswordChanged,
+        Some(user.id),
+        &target,
+        "form",
+        v.client_ip(),
+    )
+    .await?;
     // Every session ended with the old password; this browser gets a new one.
     let fresh = users::by_id(&s.db, user.id)
         .await?

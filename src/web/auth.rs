@@ -21,6 +21,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::Error;
 use super::api::limit::Limits;
+use super::audit::{self, Event};
 use crate::accounts::password::{hash_with, verify_with};
 use crate::market::{FieldError, FieldErrors};
 use crate::store::users::User;
@@ -176,8 +177,8 @@ pub async fn verify_metered(
 /// What a login attempt came to.
 pub enum Login {
     Ok(User),
-    /// The right password of a suspended account.
-    Suspended,
+    /// The right password of a suspended account (its id).
+    Suspended(u64),
     /// An unknown account or a wrong password (told apart by no answer nor its timing).
     Wrong,
 }
@@ -203,13 +204,18 @@ pub fn login_name(input: &str) -> String {
 /// unhashed; the right password of a suspended account is told apart only after it was
 /// checked. `Err(Error::Throttled)` when a limit is reached, `Err(Error::Busy..)` when every
 /// hashing slot is taken.
+///
+/// Failures (and the right password of a suspended account) are written to the audit log with
+/// `ip` and `via`; a success is the caller's to record (a session, or a token).
 pub async fn authenticate(
     limits: &Limits,
     db: &sqlx::MySqlPool,
-    client: &str,
+    ip: std::net::IpAddr,
+    via: &str,
     input: &str,
     password: String,
 ) -> Result<Login, Error> {
+    let client = &super::api::limit::client_key(ip);
     limits.login_ip.check(client).map_err(Error::Throttled)?;
     let login = login_name(input);
     limits
@@ -217,6 +223,7 @@ pub async fn authenticate(
         .peek(&login, client)
         .map_err(Error::Throttled)?;
     if password.is_empty() || password.len() > MAX_PASSWORD_BYTES || login.is_empty() {
+        audit::record(db, Event::LoginFailed, None, &login, via, ip).await?;
         return Ok(Login::Wrong);
     }
     let user = crate::store::users::by_login(db, &login).await?;
@@ -235,11 +242,20 @@ pub async fn authenticate(
     if ok {
         limits.logins.succeeded(attempt, &login, client);
     }
-    Ok(match user {
+    let outcome = match user {
         Some(u) if ok && u.is_active() => Login::Ok(u),
-        Some(_) if ok => Login::Suspended,
+        Some(u) if ok => Login::Suspended(u.id),
         _ => Login::Wrong,
-    })
+    };
+    match &outcome {
+        Login::Ok(_) => {}
+        Login::Suspended(id) => {
+            let target = audit::user_target(*id);
+            audit::record(db, Event::LoginSuspended, Some(*id), &target, via, ip).await?;
+        }
+        Login::Wrong => audit::record(db, Event::LoginFailed, None, &login, via, ip).await?,
+    }
+    Ok(outcome)
 }
 
 /// Email if it has an @, else a phone number, as stored: `(email, phone)`.

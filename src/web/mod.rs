@@ -6,6 +6,7 @@ mod account;
 mod account_settings;
 mod admin;
 pub(crate) mod api;
+pub mod audit;
 pub mod auth;
 mod buyer;
 mod error;

@@ -16,7 +16,9 @@ use super::{ApiState, seller::SellerOut};
 use crate::market::states::Role;
 use crate::store::sellers::{self, Seller};
 use crate::store::users::{self, User};
+use crate::web::audit::{self, Event};
 use crate::web::auth::{Login, Refused, authenticate};
+use std::net::IpAddr;
 
 /// A caller with a valid, unrevoked token of an active account.
 pub struct Caller(pub User);
@@ -197,9 +199,21 @@ fn login_error(e: crate::web::Error) -> ApiError {
     }
 }
 
-fn token_response(s: &ApiState, user: &User) -> Result<TokenResponse, ApiError> {
+/// A token for `user`, written to the audit log with the client's address.
+async fn token_response(s: &ApiState, user: &User, ip: IpAddr) -> Result<TokenResponse, ApiError> {
+    let access_token = s.keys.issue(user)?;
+    let target = audit::user_target(user.id);
+    audit::record(
+        &s.app.db,
+        Event::TokenIssued,
+        Some(user.id),
+        &target,
+        "api",
+        ip,
+    )
+    .await?;
     Ok(TokenResponse {
-        access_token: s.keys.issue(user)?,
+        access_token,
         token_type: "Bearer",
         expires_in: s.keys.ttl_secs(),
         user: user.into(),
@@ -225,18 +239,12 @@ pub async fn token(
     if req.password.is_empty() {
         return Err(ApiError::invalid("password", "is required"));
     }
-    let outcome = authenticate(
-        &s.limits,
-        &s.app.db,
-        &client_key(ip),
-        &req.login,
-        req.password,
-    )
-    .await
-    .map_err(login_error)?;
+    let outcome = authenticate(&s.limits, &s.app.db, ip, "api", &req.login, req.password)
+        .await
+        .map_err(login_error)?;
     match outcome {
-        Login::Ok(u) => Ok(axum::Json(token_response(&s, &u)?)),
-        Login::Suspended => Err(ApiError::forbidden(
+        Login::Ok(u) => Ok(axum::Json(token_response(&s, &u, ip).await?)),
+        Login::Suspended(_) => Err(ApiError::forbidden(
             "account_suspended",
             "this account is suspended",
         )),
@@ -271,7 +279,8 @@ pub async fn register(
     .map_err(login_error)?;
     match outcome {
         Ok(user) => {
-            Ok((StatusCode::CREATED, axum::Json(token_response(&s, &user)?)).into_response())
+            let body = token_response(&s, &user, ip).await?;
+            Ok((StatusCode::CREATED, axum::Json(body)).into_response())
         }
         Err(Refused::Invalid(errors)) => Err(errors.into()),
         Err(Refused::Taken(errors)) => Err(ApiError {
@@ -292,10 +301,21 @@ pub async fn register(
         (status = 401, description = "missing_token, invalid_token, token_expired or token_revoked", body = ErrorBody)))]
 pub async fn logout_everywhere(
     State(s): State<ApiState>,
+    ClientIp(ip): ClientIp,
     Caller(user): Caller,
 ) -> Result<StatusCode, ApiError> {
     users::bump_token_version(&s.app.db, user.id).await?;
     crate::store::sessions::delete_for_user(&s.app.db, user.id).await?;
+    let target = audit::user_target(user.id);
+    audit::record(
+        &s.app.db,
+        Event::LogoutEverywhere,
+        Some(user.id),
+        &target,
+        "api",
+        ip,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,6 +1,8 @@
 //! Accounts under attack, over real sockets, several clients at once on loopback addresses
-//! (127.0.0.2, 127.0.0.3, …): failed logins that must not lock the owner out (`lockout`).
+//! (127.0.0.2, 127.0.0.3, …): failed logins that must not lock the owner out (`lockout`), and
+//! the audit log of authentication events, append-only in the database (`audit`).
 
+mod audit;
 mod lockout;
 
 use std::net::{IpAddr, Ipv4Addr};
