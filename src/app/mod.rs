@@ -207,6 +207,7 @@ impl App {
         Ok(
             WebState::new(&self.cfg, self.db.clone(), self.vectors.clone())
                 .jwt_secret(secrets.jwt_secret.as_ref())
+                .mail_password(&self.cfg, secrets.mail_password.as_ref())
                 .started(self.started)
                 .supervised(self.services.receivers())
                 .build(),

@@ -85,6 +85,9 @@ pub struct Secrets {
     /// Password of the SMTP login for alert email (`alerts.email`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smtp_password: Option<Secret>,
+    /// Password of the SMTP login for account mail (`mail:`, password reset links).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mail_password: Option<Secret>,
     /// Backups copied to S3-compatible storage: the access key id and its secret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3_access_key_id: Option<Secret>,
@@ -93,7 +96,7 @@ pub struct Secrets {
 }
 
 /// The names, in file order, with whether `soko init` generates them.
-const FIELDS: [(&str, bool); 11] = [
+const FIELDS: [(&str, bool); 12] = [
     ("database_password", true),
     ("mysql_root_password", true),
     ("database_owner_password", true),
@@ -103,6 +106,7 @@ const FIELDS: [(&str, bool); 11] = [
     ("sentry_dsn", false),
     ("alerts_webhook_secret", false),
     ("smtp_password", false),
+    ("mail_password", false),
     ("s3_access_key_id", false),
     ("s3_secret_access_key", false),
 ];
@@ -119,6 +123,7 @@ impl Secrets {
             "sentry_dsn" => &mut self.sentry_dsn,
             "alerts_webhook_secret" => &mut self.alerts_webhook_secret,
             "smtp_password" => &mut self.smtp_password,
+            "mail_password" => &mut self.mail_password,
             "s3_access_key_id" => &mut self.s3_access_key_id,
             "s3_secret_access_key" => &mut self.s3_secret_access_key,
             _ => unreachable!("unknown secret {name}"),

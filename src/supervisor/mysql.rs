@@ -381,7 +381,7 @@ pub async fn provision(
         &store::admin::Users {
             app: &cfg.database.user,
             app_password: app.expose(),
-            owner: &cfg.database.owner_user,
+            owner: &cfg.database.owner(),
             owner_password: owner.expose(),
         },
         &app_hosts(cfg, peer),

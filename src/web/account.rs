@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -79,15 +79,16 @@ async fn register(
         &f.password,
     )
     .await?;
-    let (status, errors) = match outcome {
-        Ok(user) => {
-            let cookie = start_session(&s, &user, &v, user_agent(&headers)).await?;
-            return Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/sell")).into_response());
-        }
-        Err(Refused::Invalid(errors)) => (axum::http::StatusCode::UNPROCESSABLE_ENTITY, errors),
-        Err(Refused::Taken(errors)) => (axum::http::StatusCode::CONFLICT, errors),
-    };
-    Ok((status, render(&register_page(&v, &f).with_errors(&errors))?).into_response())
+    match outcome {
+        // A new account and a login that had one get the same answer (no session either
+        // way): registering tells nobody who has an account.
+        Ok(_) | Err(Refused::Taken) => Ok(Redirect::to("/login?registered=1").into_response()),
+        Err(Refused::Invalid(errors)) => Ok((
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            render(&register_page(&v, &f).with_errors(&errors))?,
+        )
+            .into_response()),
+    }
 }
 
 fn user_agent(headers: &HeaderMap) -> &str {
@@ -119,13 +120,23 @@ fn login_page(v: &Visitor, f: &LoginForm, notice: Option<String>) -> FormPage {
     }
 }
 
-async fn login_form(v: Visitor) -> Result<Response, Error> {
-    Ok(render(&login_page(
-        &v,
-        &LoginForm::default(),
-        Some("New here? Create an account at /register.".into()),
-    ))?
-    .into_response())
+#[derive(Deserialize, Default)]
+struct LoginQuery {
+    registered: Option<String>,
+    reset: Option<String>,
+}
+
+async fn login_form(v: Visitor, Query(q): Query<LoginQuery>) -> Result<Response, Error> {
+    let notice = if q.registered.is_some() {
+        "If that email or phone was new here, your account is ready: log in with it. If it \
+         already had an account, log in with that account's password (forgot it? \
+         /password/forgot)."
+    } else if q.reset.is_some() {
+        "Your new password is set: log in with it."
+    } else {
+        "New here? Create an account at /register. Forgot your password? /password/forgot"
+    };
+    Ok(render(&login_page(&v, &LoginForm::default(), Some(notice.into())))?.into_response())
 }
 
 /// Login attempts are metered per client (`api.rate_limit.login_requests`) and failures per

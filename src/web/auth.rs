@@ -274,13 +274,16 @@ fn parse_login(input: &str) -> Result<(Option<String>, Option<String>), FieldErr
 /// Why a registration was refused; the fields name what to fix.
 pub enum Refused {
     Invalid(FieldErrors),
-    /// The login has an account already.
-    Taken(FieldErrors),
+    /// The login has an account already. Callers answer it exactly as a new account (see
+    /// [`register`]): nobody learns from registering who has an account.
+    Taken,
 }
 
 /// The one registration, for the browser's form and the API's `/auth/register` alike: metered
 /// per client like logins (each costs an argon2 hash), the name, login and new password
-/// checked by the domain's rules, the account created as a buyer.
+/// checked by the domain's rules, the account created as a buyer. A login that has an account
+/// already costs the same work (the hash, the insert refused by the unique key) and is answered
+/// the same way by both callers: "registered; now log in", with no session or token either way.
 pub async fn register(
     limits: &Limits,
     db: &sqlx::MySqlPool,
@@ -312,12 +315,7 @@ pub async fn register(
     .await;
     match created {
         Ok(id) => Ok(Ok(users::by_id(db, id).await?.ok_or(Error::NotFound)?)),
-        Err(crate::store::Error::Conflict(_)) => {
-            Ok(Err(Refused::Taken(FieldErrors(vec![FieldError::new(
-                "login",
-                "already has an account: log in instead",
-            )]))))
-        }
+        Err(crate::store::Error::Conflict(_)) => Ok(Err(Refused::Taken)),
         Err(e) => Err(e.into()),
     }
 }

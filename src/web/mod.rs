@@ -15,6 +15,7 @@ pub(crate) mod images;
 mod insights;
 pub mod lockout;
 mod pages;
+pub mod password_reset;
 mod photo_search;
 pub mod recommend;
 mod sell;
@@ -76,6 +77,10 @@ pub struct Settings {
     /// Request and login limits, shared by the JSON API and the browser's login and register
     /// forms: a client cannot double its attempts by switching between the two.
     pub(crate) limits: SharedLimits,
+    /// Account mail (password reset links): `None` while `mail.host` is empty.
+    pub mail: Option<Arc<crate::accounts::mail::Mailer>>,
+    /// How long a mailed reset link works (`mail.reset_ttl_secs`).
+    pub reset_ttl_secs: u64,
 }
 
 /// The rate limiters (see `api::limit`), shared across every clone of the settings.
@@ -97,6 +102,8 @@ impl Settings {
                 images_dir: cfg.data_dir.join("images"),
                 jwt_secret: ephemeral_secret(),
                 limits: SharedLimits(Arc::new(api::limit::Limits::new(&cfg.api))),
+                mail: crate::accounts::mail::Mailer::new(&cfg.mail, None).map(Arc::new),
+                reset_ttl_secs: cfg.mail.reset_ttl_secs,
             }
         } else {
             Settings {
@@ -105,8 +112,16 @@ impl Settings {
                 images_dir: cfg.data_dir.join("images"),
                 jwt_secret: ephemeral_secret(),
                 limits: SharedLimits(Arc::new(api::limit::Limits::new(&cfg.api))),
+                mail: crate::accounts::mail::Mailer::new(&cfg.mail, None).map(Arc::new),
+                reset_ttl_secs: cfg.mail.reset_ttl_secs,
             }
         }
+    }
+
+    /// The SMTP password of account mail (`mail_password`).
+    pub fn with_mail_password(mut self, cfg: &Config, secret: Option<&Secret>) -> Self {
+        self.mail = crate::accounts::mail::Mailer::new(&cfg.mail, secret).map(Arc::new);
+        self
     }
 
     /// Sign API tokens with the generated `jwt_secret` (tokens then survive restarts).
@@ -137,6 +152,7 @@ pub fn router(state: AppState, cfg: &Config) -> Router {
         .merge(buyer::router())
         .merge(account::router())
         .merge(account_settings::router())
+        .merge(password_reset::router())
         .merge(sell::router())
         .merge(sell_products::router())
         .merge(seller_page::router())

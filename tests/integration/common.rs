@@ -223,6 +223,16 @@ impl TestApp {
             "{}",
             r.text().await.unwrap()
         );
+        assert_eq!(r.headers()["location"], "/login?registered=1");
+        // Registering logs nobody in (it answers a taken login the same way): log in.
+        let r = self
+            .post(
+                &b,
+                "/login",
+                &[("login", login), ("password", "correct horse")],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
         b
     }
 

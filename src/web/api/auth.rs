@@ -255,10 +255,18 @@ pub async fn token(
     }
 }
 
-/// Create an account and log it in.
+#[derive(Serialize, ToSchema)]
+pub struct Registered {
+    /// Always `accepted`.
+    pub status: &'static str,
+    pub message: &'static str,
+}
+
+/// Create an account; then log in at `/auth/token`. The answer is the same whether the login
+/// was new or already had an account (no token either way): registering tells nobody who has
+/// an account.
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
-    responses((status = 201, description = "Created", body = TokenResponse),
-        (status = 409, description = "conflict: the login has an account", body = ErrorBody),
+    responses((status = 202, description = "Accepted: log in at /auth/token", body = Registered),
         (status = 422, description = "validation_failed", body = ErrorBody),
         (status = 429, description = "login_throttled / rate_limited", body = ErrorBody),
         (status = 503, description = "busy: every password check slot is taken", body = ErrorBody)))]
@@ -278,19 +286,16 @@ pub async fn register(
     .await
     .map_err(login_error)?;
     match outcome {
-        Ok(user) => {
-            let body = token_response(&s, &user, ip).await?;
-            Ok((StatusCode::CREATED, axum::Json(body)).into_response())
-        }
+        Ok(_) | Err(Refused::Taken) => Ok((
+            StatusCode::ACCEPTED,
+            axum::Json(Registered {
+                status: "accepted",
+                message: "if this login was new, its account is ready: log in at \
+                          POST /api/v1/auth/token (if it had one, with that account's password)",
+            }),
+        )
+            .into_response()),
         Err(Refused::Invalid(errors)) => Err(errors.into()),
-        Err(Refused::Taken(errors)) => Err(ApiError {
-            fields: errors.0,
-            ..ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                "login already has an account",
-            )
-        }),
     }
 }
 

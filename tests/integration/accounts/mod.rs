@@ -1,9 +1,12 @@
 //! Accounts under attack, over real sockets, several clients at once on loopback addresses
 //! (127.0.0.2, 127.0.0.3, …): failed logins that must not lock the owner out (`lockout`), and
-//! the audit log of authentication events, append-only in the database (`audit`).
+//! the audit log of authentication events, append-only in the database (`audit`), password
+//! reset by mail through a real SMTP server and by the operator, and registration that tells
+//! nobody who has an account (`reset`).
 
 mod audit;
 mod lockout;
+mod reset;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -15,16 +18,18 @@ use soko::store;
 
 use crate::common::{TestApp, csrf, shared, test_db, test_vectors};
 
-/// The web app on port 0 (on 127.0.0.1) with `edit` applied to its config.
+/// The web app on port 0 (on 127.0.0.1, its `http.listen`, so that its links point at it)
+/// with `edit` applied to its config.
 pub async fn spawn_with(edit: impl FnOnce(&mut Config)) -> TestApp {
     let (db, mut cfg) = test_db().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    cfg.http.listen = listener.local_addr().unwrap();
     edit(&mut cfg);
     store::migrate::run(&db).await.unwrap();
     let vectors = Arc::new(test_vectors(&cfg));
     let state = soko::app::WebState::new(&cfg, db.clone(), vectors.clone())
         .jwt_secret(shared().secrets.jwt_secret.as_ref())
         .build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     soko::app::spawn_web(listener, state, &cfg);
     TestApp {
