@@ -101,35 +101,54 @@ async fn forgot(
         .login_account
         .check(&format!("reset:{email}"))
         .is_ok();
-    let user = users::by_login(&s.db, &email).await?;
-    let actor = user.as_ref().map(|u| u.id);
-    audit::record(
-        &s.db,
-        Event::PasswordResetRequested,
-        actor,
-        &email,
-        "form",
-        ip,
-    )
-    .await?;
-    if let (Some(u), true) = (user, allowed) {
-        let token = new_link(&s.db, u.id, s.settings.reset_ttl_secs, "mail").await?;
-        let link = format!("{}{}", s.settings.base_url, link_path(&token));
-        let minutes = s.settings.reset_ttl_secs / 60;
-        let body = format!(
-            "Hello {},\n\nSomeone (we hope you) asked to choose a new password for your account. \
-             Open this link to do it; it works once, within {minutes} minutes:\n\n{link}\n\n\
-             If it was not you, ignore this mail: your password stays as it is.\n",
-            u.name
-        );
-        // In the background: the answer must not wait for (or be timed by) the SMTP server.
-        tokio::spawn(async move {
-            if let Err(e) = mailer.send(&email, "Choose a new password", body).await {
-                tracing::warn!("password reset mail not sent: {e}");
-            }
-        });
-    }
+    // Everything that depends on whether the account exists happens in the background, so
+    // that the answer takes the same time either way (and never waits for the SMTP server).
+    let (db, base_url, ttl) = (
+        s.db.clone(),
+        s.settings.base_url.clone(),
+        s.settings.reset_ttl_secs,
+    );
+    tokio::spawn(async move {
+        if let Err(e) = mail_link(&db, &mailer, &base_url, ttl, &email, allowed, ip).await {
+            tracing::warn!("password reset mail not sent: {e}");
+        }
+    });
     Ok(render(&forgot_page(&v, "", SENT))?.into_response())
+}
+
+/// Audit the request; when `email` has an account (and its allowance is not spent), store a
+/// new link and mail it.
+async fn mail_link(
+    db: &sqlx::MySqlPool,
+    mailer: &crate::accounts::mail::Mailer,
+    base_url: &str,
+    ttl_secs: u64,
+    email: &str,
+    allowed: bool,
+    ip: std::net::IpAddr,
+) -> Result<(), String> {
+    let user = users::by_login(db, email)
+        .await
+        .map_err(|e| e.to_string())?;
+    let actor = user.as_ref().map(|u| u.id);
+    audit::record(db, Event::PasswordResetRequested, actor, email, "form", ip)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (Some(u), true) = (user, allowed) else {
+        return Ok(());
+    };
+    let token = new_link(db, u.id, ttl_secs, "mail")
+        .await
+        .map_err(|e| e.to_string())?;
+    let link = format!("{base_url}{}", link_path(&token));
+    let minutes = ttl_secs / 60;
+    let body = format!(
+        "Hello {},\n\nSomeone (we hope you) asked to choose a new password for your account. \
+         Open this link to do it; it works once, within {minutes} minutes:\n\n{link}\n\n\
+         If it was not you, ignore this mail: your password stays as it is.\n",
+        u.name
+    );
+    mailer.send(email, "Choose a new password", body).await
 }
 
 #[derive(Deserialize, Default)]

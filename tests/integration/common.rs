@@ -531,6 +531,12 @@ impl Appliance {
         let secrets = Secrets::load(&self.cfg.secrets_path()).unwrap();
         store::pool(store::app_options(&self.cfg, &secrets).unwrap(), 2)
     }
+
+    /// The schema owner's pool (DDL: the app user has none).
+    pub fn owner_pool(&self) -> MySqlPool {
+        let secrets = Secrets::load(&self.cfg.secrets_path()).unwrap();
+        store::pool(store::owner_options(&self.cfg, &secrets).unwrap(), 1)
+    }
 }
 
 impl Drop for Appliance {
