@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::MySqlPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Mode, secrets::Secrets};
@@ -12,11 +11,11 @@ use crate::store;
 use crate::supervisor;
 use crate::vectors::VectorStore;
 
-/// Provision (embedded) and migrate once MySQL answers; retried with back-off until it works.
+/// Provision (embedded) and migrate once MySQL answers, as the schema's owner, then give the
+/// app's user its rights on the tables; retried with back-off until it works.
 pub(super) async fn database(
     cfg: Config,
     secrets: Secrets,
-    db: MySqlPool,
     mysql: Option<tokio::sync::watch::Receiver<supervisor::Status>>,
     stop: CancellationToken,
 ) {
@@ -30,7 +29,15 @@ pub(super) async fn database(
                     .and_then(|rx| rx.borrow().peer_host.as_deref()?.parse().ok());
                 supervisor::mysql::provision(&cfg, &secrets, peer).await?;
             }
-            store::migrate::run(&db).await
+            // As the schema's owner: the app's own user cannot change the schema.
+            let owner = store::pool(store::owner_options(&cfg, &secrets)?, 1);
+            let migrated = store::migrate::run(&owner).await;
+            owner.close().await;
+            let status = migrated?;
+            if cfg.database.mode == Mode::Embedded {
+                supervisor::mysql::grant_app_tables(&cfg, &secrets).await?;
+            }
+            Ok::<_, store::Error>(status)
         };
         match attempt.await {
             Ok(s) => {

@@ -146,7 +146,6 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
     tokio::spawn(keep::database(
         cfg.clone(),
         secrets.clone(),
-        db.clone(),
         mysql_status,
         shutdown.clone(),
     ));
@@ -220,6 +219,7 @@ impl App {
         Ok(
             WebState::new(&self.cfg, self.db.clone(), self.vectors.clone())
                 .jwt_secret(secrets.jwt_secret.as_ref())
+                .mail_password(&self.cfg, secrets.mail_password.as_ref())
                 .started(self.started)
                 .supervised(self.services.receivers())
                 .build(),

@@ -42,6 +42,12 @@ impl WebState {
         self
     }
 
+    /// The SMTP password of account mail (`mail_password` in the secrets).
+    pub fn mail_password(mut self, cfg: &Config, secret: Option<&Secret>) -> WebState {
+        self.settings = self.settings.with_mail_password(cfg, secret);
+        self
+    }
+
     pub fn started(mut self, at: Instant) -> WebState {
         self.started = at;
         self

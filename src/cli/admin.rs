@@ -1,5 +1,5 @@
 //! `soko admin`: account tasks that must work before any admin exists, such as creating the
-//! first admin.
+//! first admin, or without mail, such as a password reset link.
 
 use crate::config::Config;
 use std::io::Read;
@@ -39,17 +39,30 @@ enum Command {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Print a one-time link with which the account's owner chooses a new password (for
+    /// shops without mail, or phone-only accounts). The password is unchanged until the link
+    /// is used; it works once, for --hours.
+    ResetPassword {
+        /// The account's email address or phone number.
+        login: String,
+        /// How long the link works.
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=168))]
+        hours: u64,
+    },
 }
 
 pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
     crate::telemetry::init_terminal("warn");
-    let Command::CreateUser {
-        email,
-        phone,
-        name,
-        role,
-        password_stdin,
-    } = args.command;
+    let (email, phone, name, role, password_stdin) = match args.command {
+        Command::CreateUser {
+            email,
+            phone,
+            name,
+            role,
+            password_stdin,
+        } => (email, phone, name, role, password_stdin),
+        Command::ResetPassword { login, hours } => return reset_password(cfg, &login, hours).await,
+    };
     let email = email.map(|e| text::email("email", &e)).transpose()?;
     let phone = phone
         .map(|p| Phone::parse("phone", &p).map(|p| p.to_string()))
@@ -110,5 +123,45 @@ pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
     if generated {
         println!("password: {password}\n(shown once; change it after logging in)");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `soko admin reset-password`: a one-time link, printed (never mailed), recorded in the audit
+/// log; the account's password is unchanged until the link is used.
+async fn reset_password(cfg: Config, login: &str, hours: u64) -> anyhow::Result<ExitCode> {
+    let name = crate::web::auth::login_name(login);
+    Secrets::ensure(&cfg.secrets_path())?;
+    let secrets = Secrets::load(&cfg.secrets_path())?;
+    let (pool, temporary) = open_database(&cfg, &secrets).await?;
+    let result = async {
+        store::migrate::run(&pool).await?;
+        let user = users::by_login(&pool, &name)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no account has the login {name:?}"))?;
+        let token = random_token();
+        let hash = crate::web::session::hash_token(&token);
+        store::resets::create(&pool, user.id, &hash, hours * 3600, "operator").await?;
+        audit::append(
+            &pool,
+            &audit::Entry {
+                actor_user_id: None,
+                action: "password_reset_link",
+                target: &format!("user:{}", user.id),
+                detail: &format!("printed by soko admin reset-password, valid {hours} h"),
+                ip: "cli",
+            },
+        )
+        .await?;
+        anyhow::Ok((user, token))
+    }
+    .await;
+    close_database(pool, temporary).await;
+    let (user, token) = result?;
+    let base = crate::web::Settings::from_config(&cfg).base_url;
+    println!(
+        "reset link for account {} ({name}), valid {hours} h, works once:\n{base}{}",
+        user.id,
+        crate::web::password_reset::link_path(&token)
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -52,12 +52,21 @@ pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The application database: the running appliance's, or, when the embedded server is not
-/// running, one started just for this command (stop it with [`close_database`]).
+/// What [`close_database`] finishes: the server started for this command, if any, and the
+/// settings to give the app's user its rights on tables this command made.
+pub(crate) struct Opened {
+    temporary: Option<service::Handle>,
+    cfg: crate::config::Config,
+    secrets: Secrets,
+}
+
+/// The application database as its owner (operators' commands migrate, restore and write):
+/// the running appliance's, or, when the embedded server is not running, one started just for
+/// this command (stop it with [`close_database`]).
 pub(crate) async fn open_database(
     cfg: &crate::config::Config,
     secrets: &Secrets,
-) -> anyhow::Result<(sqlx::MySqlPool, Option<service::Handle>)> {
+) -> anyhow::Result<(sqlx::MySqlPool, Opened)> {
     let running = admin::fetch_status(&cfg.admin_socket(), Duration::from_secs(5))
         .await
         .is_ok();
@@ -94,14 +103,25 @@ pub(crate) async fn open_database(
         None
     };
     Ok((
-        store::pool(store::app_options(&cfg, secrets)?, 2),
-        temporary,
+        store::pool(store::owner_options(&cfg, secrets)?, 2),
+        Opened {
+            temporary,
+            cfg,
+            secrets: secrets.clone(),
+        },
     ))
 }
 
-pub(crate) async fn close_database(pool: sqlx::MySqlPool, temporary: Option<service::Handle>) {
+pub(crate) async fn close_database(pool: sqlx::MySqlPool, opened: Opened) {
     pool.close().await;
-    if let Some(handle) = temporary {
+    // The command may have made tables (migrations, a restore): the app's user gets its rights
+    // on them (embedded; an external server's users are the operator's).
+    if opened.cfg.database.mode == Mode::Embedded
+        && let Err(e) = mysql::grant_app_tables(&opened.cfg, &opened.secrets).await
+    {
+        eprintln!("warning: could not grant the application user its table rights: {e}");
+    }
+    if let Some(handle) = opened.temporary {
         handle.stop().await;
     }
 }

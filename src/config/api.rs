@@ -29,8 +29,16 @@ pub struct RateLimit {
     pub requests: u32,
     /// Login and registration attempts per client address per window (0: no limit).
     pub login_requests: u32,
-    /// Failed logins per account per window before its logins are refused (0: no limit).
+    /// Failed logins per account from one client address before that address waits before
+    /// each further attempt (doubling from a minute, up to `login_backoff_max_secs`); also the
+    /// wrong current passwords per account per window on the account page (0: no limit).
     pub login_failures: u32,
+    /// Login attempts per account per window from addresses that have not logged in to it
+    /// before, all together: slows an attacker rotating addresses, while the owner's own
+    /// addresses still get in (0: no limit).
+    pub login_account_failures: u32,
+    /// The longest one address waits between attempts on one account, in seconds.
+    pub login_backoff_max_secs: NonZeroU64,
 }
 
 impl Default for Api {
@@ -51,6 +59,8 @@ impl Default for RateLimit {
             requests: 100,
             login_requests: 10,
             login_failures: 5,
+            login_account_failures: 50,
+            login_backoff_max_secs: NonZeroU64::new(900).expect("non-zero"),
         }
     }
 }

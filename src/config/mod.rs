@@ -11,6 +11,7 @@ pub mod embed;
 pub mod http;
 pub mod limits;
 mod lines;
+pub mod mail;
 pub mod metrics;
 pub mod recommend;
 pub mod secrets;
@@ -88,6 +89,8 @@ pub struct Config {
     /// What one client or seller may cost: page budgets, photo-search slots, quotas, event
     /// dedupe and retention.
     pub limits: limits::Limits,
+    /// Account mail (password reset links) over SMTP; off while `mail.host` is empty.
+    pub mail: mail::Mail,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +120,10 @@ pub struct Database {
     /// Embedded mode: the application database and its least-privilege user.
     pub name: String,
     pub user: String,
+    /// The user that owns the schema and runs the migrations (its password is
+    /// `database_owner_password` in the secrets). Embedded: created by soko, `soko_owner` when
+    /// empty; external: empty runs migrations as `user` (see the README).
+    pub owner_user: String,
     pub max_connections: u32,
     pub embedded: EmbeddedDatabase,
 }
@@ -235,6 +242,19 @@ impl Default for Config {
             embed: embed::Embed::default(),
             recommendations: recommend::Recommendations::default(),
             limits: limits::Limits::default(),
+            mail: mail::Mail::default(),
+        }
+    }
+}
+
+impl Database {
+    /// The schema's owner: `owner_user`, or on the embedded server `soko_owner` when it is
+    /// empty; on an external server, `user` when it is empty.
+    pub fn owner(&self) -> String {
+        match (self.owner_user.is_empty(), self.mode) {
+            (false, _) => self.owner_user.clone(),
+            (true, Mode::Embedded) => "soko_owner".into(),
+            (true, Mode::External) => self.user.clone(),
         }
     }
 }
@@ -246,6 +266,7 @@ impl Default for Database {
             url: String::new(),
             name: "soko".into(),
             user: "soko".into(),
+            owner_user: String::new(),
             max_connections: 16,
             embedded: EmbeddedDatabase::default(),
         }
@@ -418,6 +439,7 @@ impl Config {
         for (key, name) in [
             ("database.name", &self.database.name),
             ("database.user", &self.database.user),
+            ("database.owner_user", &self.database.owner()),
         ] {
             if name.is_empty()
                 || name.len() > 32
@@ -547,6 +569,7 @@ impl Config {
             return Err(bad("logging.keep_files", "must be at least 1".into()));
         }
         alerts::validate(self, &bad)?;
+        mail::validate(self, &bad)?;
         backup::validate(self, &bad)?;
         metrics::validate(self, &bad)?;
         embed::validate(self, &bad)?;

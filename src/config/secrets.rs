@@ -75,6 +75,10 @@ pub struct Secrets {
     pub database_password: Option<Secret>,
     /// Embedded MariaDB only: root, reachable through the unix socket alone.
     pub mysql_root_password: Option<Secret>,
+    /// Password of the database owner (`database.owner_user`): migrations and operators'
+    /// commands; the running app's own user cannot change the schema or the audit log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_owner_password: Option<Secret>,
     /// External Milvus / Zilliz Cloud: API key or `user:password`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vectors_token: Option<Secret>,
@@ -91,6 +95,9 @@ pub struct Secrets {
     /// Password of the SMTP login for alert email (`alerts.email`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smtp_password: Option<Secret>,
+    /// Password of the SMTP login for account mail (`mail:`, password reset links).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mail_password: Option<Secret>,
     /// Backups copied to S3-compatible storage: the access key id and its secret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3_access_key_id: Option<Secret>,
@@ -99,15 +106,17 @@ pub struct Secrets {
 }
 
 /// The names, in file order, with whether `soko init` generates them.
-const FIELDS: [(&str, bool); 10] = [
+const FIELDS: [(&str, bool); 12] = [
     ("database_password", true),
     ("mysql_root_password", true),
+    ("database_owner_password", true),
     ("vectors_token", false),
     ("session_key", true),
     ("jwt_secret", true),
     ("sentry_dsn", false),
     ("alerts_webhook_secret", false),
     ("smtp_password", false),
+    ("mail_password", false),
     ("s3_access_key_id", false),
     ("s3_secret_access_key", false),
 ];
@@ -117,12 +126,14 @@ impl Secrets {
         match name {
             "database_password" => &mut self.database_password,
             "mysql_root_password" => &mut self.mysql_root_password,
+            "database_owner_password" => &mut self.database_owner_password,
             "vectors_token" => &mut self.vectors_token,
             "session_key" => &mut self.session_key,
             "jwt_secret" => &mut self.jwt_secret,
             "sentry_dsn" => &mut self.sentry_dsn,
             "alerts_webhook_secret" => &mut self.alerts_webhook_secret,
             "smtp_password" => &mut self.smtp_password,
+            "mail_password" => &mut self.mail_password,
             "s3_access_key_id" => &mut self.s3_access_key_id,
             "s3_secret_access_key" => &mut self.s3_secret_access_key,
             _ => unreachable!("unknown secret {name}"),
@@ -291,7 +302,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("secrets.yaml");
         let first = Secrets::ensure(&path).unwrap();
-        assert_eq!(first.len(), 4);
+        assert_eq!(first.len(), 5);
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let before = Secrets::read(&path).unwrap().unwrap();

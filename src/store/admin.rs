@@ -1,7 +1,8 @@
 //! Administration of the embedded MariaDB server as root (over its unix socket only): the first
-//! start's hardening, the application database and its least-privilege user, and databases for
-//! tests. DDL cannot take bind parameters, so names and passwords are checked against a strict
-//! alphabet before they are written into a statement.
+//! start's hardening, the application database, its owner and its least-privilege user (who may
+//! only read and add to the audit log), and databases for tests. DDL cannot take bind
+//! parameters, so names and passwords are checked against a strict alphabet before they are
+//! written into a statement.
 
 use std::path::Path;
 
@@ -82,22 +83,38 @@ impl std::fmt::Display for AppHost {
     }
 }
 
+/// The users [`bootstrap`] provisions: the schema's owner and the running app's.
+pub struct Users<'a> {
+    pub app: &'a str,
+    pub app_password: &'a str,
+    pub owner: &'a str,
+    pub owner_password: &'a str,
+}
+
 /// Idempotent hardening and provisioning, run after every start of the embedded server:
 /// drops anonymous users and root over TCP, sets root's password (socket only), creates the
-/// application database and user with only the rights the application needs.
+/// application database, its owner (every right on it: migrations, operators' commands) and
+/// the application user, with only the rights the running app needs (see
+/// [`grant_app_tables`]).
 pub async fn bootstrap(
     conn: &mut MySqlConnection,
     hostname: &str,
     root_password: &str,
     database: &str,
-    user: &str,
-    password: &str,
+    users: &Users<'_>,
     app_hosts: &[AppHost],
 ) -> Result<(), Error> {
     check_ident("database.name", database)?;
-    check_ident("database.user", user)?;
+    check_ident("database.user", users.app)?;
+    check_ident("database.owner_user", users.owner)?;
     check_password("mysql_root_password", root_password)?;
-    check_password("database_password", password)?;
+    check_password("database_password", users.app_password)?;
+    check_password("database_owner_password", users.owner_password)?;
+    if users.app == users.owner {
+        return Err(Error::Settings(
+            "database.owner_user must differ from database.user".into(),
+        ));
+    }
     let host = hostname.replace(['\'', '\\'], "");
     let app_hosts: Vec<String> = app_hosts.iter().map(AppHost::to_string).collect();
     let mut statements = vec![
@@ -113,17 +130,30 @@ pub async fn bootstrap(
         ),
     ];
     for app_host in &app_hosts {
-        // mysql_native_password: the one MariaDB plugin sqlx speaks.
+        for (user, password) in [
+            (users.app, users.app_password),
+            (users.owner, users.owner_password),
+        ] {
+            // mysql_native_password: the one MariaDB plugin sqlx speaks.
+            statements.extend([
+                format!(
+                    "CREATE USER IF NOT EXISTS '{user}'@'{app_host}' IDENTIFIED VIA \
+                     mysql_native_password USING PASSWORD('{password}')"
+                ),
+                format!(
+                    "ALTER USER '{user}'@'{app_host}' IDENTIFIED VIA mysql_native_password \
+                     USING PASSWORD('{password}')"
+                ),
+            ]);
+        }
+        let (owner, app) = (users.owner, users.app);
         statements.extend([
-            format!(
-                "CREATE USER IF NOT EXISTS '{user}'@'{app_host}' IDENTIFIED VIA \
-                 mysql_native_password USING PASSWORD('{password}')"
-            ),
-            format!(
-                "ALTER USER '{user}'@'{app_host}' IDENTIFIED VIA mysql_native_password \
-                 USING PASSWORD('{password}')"
-            ),
-            format!("GRANT {APP_PRIVILEGES} ON `{database}`.* TO '{user}'@'{app_host}'"),
+            format!("GRANT {OWNER_PRIVILEGES} ON `{database}`.* TO '{owner}'@'{app_host}'"),
+            // The app user's database-wide rights are cut back to reading and adding (an
+            // older soko granted it everything): the grant first, so that the revoke has a
+            // grant to take from, and the app is never without the rights it keeps.
+            format!("GRANT {APP_PRIVILEGES} ON `{database}`.* TO '{app}'@'{app_host}'"),
+            format!("REVOKE {APP_REVOKED} ON `{database}`.* FROM '{app}'@'{app_host}'"),
         ]);
     }
     statements.push("FLUSH PRIVILEGES".to_owned());
@@ -133,12 +163,68 @@ pub async fn bootstrap(
             .timed()
             .await?;
     }
-    Ok(())
+    grant_app_tables(conn, database, users.app).await
 }
 
-/// What the application user may do in its own database, and nothing elsewhere.
-pub const APP_PRIVILEGES: &str = "SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX, DROP, \
+/// What the application user may do everywhere in its own database, and nothing elsewhere:
+/// read and add rows. Changing and deleting them is granted table by table
+/// ([`grant_app_tables`]); never on [`APPEND_ONLY`] tables; no DDL at all.
+pub const APP_PRIVILEGES: &str = "SELECT, INSERT";
+/// What an older soko granted the application user database-wide, beyond [`APP_PRIVILEGES`].
+const APP_REVOKED: &str = "UPDATE, DELETE, CREATE, ALTER, INDEX, DROP, REFERENCES, \
+     CREATE TEMPORARY TABLES, LOCK TABLES, CREATE VIEW, SHOW VIEW";
+/// The tables the application may only read and add to.
+pub const APPEND_ONLY: [&str; 2] = ["audit_log", "_sqlx_migrations"];
+/// The schema's owner: everything on its database (migrations, restore, operators' commands).
+pub const OWNER_PRIVILEGES: &str = "ALL PRIVILEGES";
+/// What a test database grants the application user (tests set up data through it).
+pub const TEST_PRIVILEGES: &str = "SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX, DROP, \
      REFERENCES, CREATE TEMPORARY TABLES, LOCK TABLES, CREATE VIEW, SHOW VIEW";
+
+/// As root, after every migration: UPDATE and DELETE for the application user on every table
+/// of `database` but the append-only ones, from every host it has an account on. Idempotent.
+pub async fn grant_app_tables(
+    conn: &mut MySqlConnection,
+    database: &str,
+    user: &str,
+) -> Result<(), Error> {
+    check_ident("database.name", database)?;
+    check_ident("database.user", user)?;
+    let hosts: Vec<String> = sqlx::query_scalar("SELECT Host FROM mysql.user WHERE User = ?")
+        .bind(user)
+        .fetch_all(&mut *conn)
+        .timed()
+        .await?;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name FROM information_schema.tables \
+         WHERE table_schema = ? AND table_type = 'BASE TABLE'",
+    )
+    .bind(database)
+    .fetch_all(&mut *conn)
+    .timed()
+    .await?;
+    for host in &hosts {
+        // A host as MariaDB stores it: `localhost` or an address (see `AppHost`).
+        if !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".:-%".contains(&b))
+        {
+            return Err(Error::Settings(format!(
+                "unexpected host {host:?} of {user}"
+            )));
+        }
+        for table in tables.iter().filter(|t| !APPEND_ONLY.contains(&t.as_str())) {
+            check_ident("table", table)?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "GRANT UPDATE, DELETE ON `{database}`.`{table}` TO '{user}'@'{host}'"
+            )))
+            .execute(&mut *conn)
+            .timed()
+            .await?;
+        }
+    }
+    Ok(())
+}
 
 /// A fresh database for one test (or a scratch restore), granted to the application user.
 pub async fn create_database(
@@ -152,7 +238,7 @@ pub async fn create_database(
         format!(
             "CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
         ),
-        format!("GRANT {APP_PRIVILEGES} ON `{database}`.* TO '{user}'@'127.0.0.1'"),
+        format!("GRANT {TEST_PRIVILEGES} ON `{database}`.* TO '{user}'@'127.0.0.1'"),
     ] {
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
             .execute(&mut *conn)

@@ -14,6 +14,7 @@ pub mod leads;
 pub mod migrate;
 pub mod orders;
 pub mod recommend;
+pub mod resets;
 pub mod reviews;
 pub mod sellers;
 pub mod sessions;
@@ -111,6 +112,28 @@ pub fn app_options(cfg: &config::Config, secrets: &Secrets) -> Result<MySqlConne
         .charset("utf8mb4")
         .timezone(Some("+00:00".into()))
         .statement_cache_capacity(256))
+}
+
+/// Connection options of the schema's owner (`database.owner()` with
+/// `database_owner_password`): migrations and operators' commands. External mode without an
+/// `owner_user`: the application user's (one user for both, as the operator set it up).
+pub fn owner_options(
+    cfg: &config::Config,
+    secrets: &Secrets,
+) -> Result<MySqlConnectOptions, Error> {
+    if cfg.database.mode == Mode::External && cfg.database.owner_user.is_empty() {
+        return app_options(cfg, secrets);
+    }
+    let password = secrets.database_owner_password.as_ref().ok_or_else(|| {
+        Error::Settings(
+            "database_owner_password is missing from the secrets file (or \
+             SOKO_DATABASE_OWNER_PASSWORD); run `soko init`"
+                .into(),
+        )
+    })?;
+    Ok(app_options(cfg, secrets)?
+        .username(&cfg.database.owner())
+        .password(password.expose()))
 }
 
 /// A pool that connects lazily: the web layer starts even while MySQL is down, and answers

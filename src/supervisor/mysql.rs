@@ -328,8 +328,8 @@ async fn init_datadir(install_db: &Path, dir: &Path, datadir: &Path) -> Result<(
     Ok(())
 }
 
-/// Harden the embedded server and create the application database and user (idempotent; run
-/// after every start of `soko up` and by `soko migrate`).
+/// Harden the embedded server and create the application database, its owner and its user
+/// (idempotent; run after every start of `soko up` and by `soko migrate`).
 /// The application connects over TCP from loopback to a child process, and over the unix socket
 /// to a container (see `store::app_options`); TCP through the container's published port comes
 /// from the container network's gateway, `peer` (operators' tools use it).
@@ -365,6 +365,10 @@ pub async fn provision(
         .database_password
         .as_ref()
         .ok_or_else(|| missing("database_password"))?;
+    let owner = secrets
+        .database_owner_password
+        .as_ref()
+        .ok_or_else(|| missing("database_owner_password"))?;
     let paths = Paths::new(cfg);
     let mut conn = store::admin::connect_root(&paths.socket, root.expose()).await?;
     let host = nix::unistd::gethostname()
@@ -375,11 +379,28 @@ pub async fn provision(
         &host,
         root.expose(),
         &cfg.database.name,
-        &cfg.database.user,
-        app.expose(),
+        &store::admin::Users {
+            app: &cfg.database.user,
+            app_password: app.expose(),
+            owner: &cfg.database.owner(),
+            owner_password: owner.expose(),
+        },
         &app_hosts(cfg, peer),
     )
     .await
+}
+
+/// After migrations (embedded): the application user's rights on the tables they made (see
+/// `store::admin::grant_app_tables`), as root over the unix socket.
+pub async fn grant_app_tables(cfg: &Config, secrets: &Secrets) -> Result<(), store::Error> {
+    let root = secrets.mysql_root_password.as_ref().ok_or_else(|| {
+        store::Error::Settings(format!(
+            "mysql_root_password is missing from {}: run `soko init`",
+            cfg.secrets_path().display()
+        ))
+    })?;
+    let mut conn = store::admin::connect_root(&Paths::new(cfg).socket, root.expose()).await?;
+    store::admin::grant_app_tables(&mut conn, &cfg.database.name, &cfg.database.user).await
 }
 
 #[cfg(test)]

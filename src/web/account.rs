@@ -2,13 +2,14 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use serde::Deserialize;
 
+use super::audit::{self, Event};
 use super::auth::{Login, Refused, authenticate};
 use super::pages::{Field, FormPage, PageCtx, render};
 use super::session::{Visitor, clear_session_cookie, hash_token, start_session};
@@ -52,14 +53,14 @@ async fn register_form(v: Visitor) -> Result<Response, Error> {
     Ok(render(&register_page(&v, &RegisterForm::default()))?.into_response())
 }
 
-/// The client as the rate limiters count it (behind a trusted proxy: the forwarded address).
+/// The client's address (behind a trusted proxy: the forwarded one).
 fn client(
     s: &AppState,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: &HeaderMap,
-) -> String {
+) -> IpAddr {
     let peer = peer.map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.0.ip());
-    super::api::limit::client_key(s.settings.limits.0.client_ip(peer, headers))
+    s.settings.limits.0.client_ip(peer, headers)
 }
 
 async fn register(
@@ -72,21 +73,22 @@ async fn register(
     let outcome = super::auth::register(
         &s.settings.limits.0,
         &s.db,
-        &client(&s, peer, &headers),
+        &super::api::limit::client_key(client(&s, peer, &headers)),
         &f.name,
         &f.login,
         &f.password,
     )
     .await?;
-    let (status, errors) = match outcome {
-        Ok(user) => {
-            let cookie = start_session(&s, &user, &v, user_agent(&headers)).await?;
-            return Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/sell")).into_response());
-        }
-        Err(Refused::Invalid(errors)) => (axum::http::StatusCode::UNPROCESSABLE_ENTITY, errors),
-        Err(Refused::Taken(errors)) => (axum::http::StatusCode::CONFLICT, errors),
-    };
-    Ok((status, render(&register_page(&v, &f).with_errors(&errors))?).into_response())
+    match outcome {
+        // A new account and a login that had one get the same answer (no session either
+        // way): registering tells nobody who has an account.
+        Ok(_) | Err(Refused::Taken) => Ok(Redirect::to("/login?registered=1").into_response()),
+        Err(Refused::Invalid(errors)) => Ok((
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            render(&register_page(&v, &f).with_errors(&errors))?,
+        )
+            .into_response()),
+    }
 }
 
 fn user_agent(headers: &HeaderMap) -> &str {
@@ -118,13 +120,23 @@ fn login_page(v: &Visitor, f: &LoginForm, notice: Option<String>) -> FormPage {
     }
 }
 
-async fn login_form(v: Visitor) -> Result<Response, Error> {
-    Ok(render(&login_page(
-        &v,
-        &LoginForm::default(),
-        Some("New here? Create an account at /register.".into()),
-    ))?
-    .into_response())
+#[derive(Deserialize, Default)]
+struct LoginQuery {
+    registered: Option<String>,
+    reset: Option<String>,
+}
+
+async fn login_form(v: Visitor, Query(q): Query<LoginQuery>) -> Result<Response, Error> {
+    let notice = if q.registered.is_some() {
+        "If that email or phone was new here, your account is ready: log in with it. If it \
+         already had an account, log in with that account's password (forgot it? \
+         /password/forgot)."
+    } else if q.reset.is_some() {
+        "Your new password is set: log in with it."
+    } else {
+        "New here? Create an account at /register. Forgot your password? /password/forgot"
+    };
+    Ok(render(&login_page(&v, &LoginForm::default(), Some(notice.into())))?.into_response())
 }
 
 /// Login attempts are metered per client (`api.rate_limit.login_requests`) and failures per
@@ -136,21 +148,25 @@ async fn login(
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Result<Response, Error> {
+    let ip = client(&s, peer, &headers);
     let outcome = authenticate(
         &s.settings.limits.0,
         &s.db,
-        &client(&s, peer, &headers),
+        ip,
+        "form",
         &f.login,
         f.password.clone(),
     )
     .await?;
     match outcome {
         Login::Ok(u) => {
+            let target = audit::user_target(u.id);
+            audit::record(&s.db, Event::Login, Some(u.id), &target, "form", ip).await?;
             let cookie = start_session(&s, &u, &v, user_agent(&headers)).await?;
             let to = if u.is_admin() { "/admin" } else { "/sell" };
             Ok(([(header::SET_COOKIE, cookie)], Redirect::to(to)).into_response())
         }
-        Login::Suspended => Ok((
+        Login::Suspended(_) => Ok((
             axum::http::StatusCode::FORBIDDEN,
             render(&login_page(
                 &v,
@@ -189,6 +205,16 @@ async fn logout_everywhere(State(s): State<AppState>, v: Visitor) -> Result<Resp
     let user = v.require_user()?;
     users::bump_token_version(&s.db, user.id).await?;
     sessions::delete_for_user(&s.db, user.id).await?;
+    let target = audit::user_target(user.id);
+    audit::record(
+        &s.db,
+        Event::LogoutEverywhere,
+        Some(user.id),
+        &target,
+        "form",
+        v.client_ip(),
+    )
+    .await?;
     Ok((
         [(
             header::SET_COOKIE,

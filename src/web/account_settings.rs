@@ -1,6 +1,7 @@
 //! The account page: change the password (which ends every other session and revokes every API
 //! token, in the same transaction) and "log out everywhere". Wrong current passwords are
-//! metered per account, like failed logins.
+//! metered per account, like failed logins, and answered 401 (429 when throttled, 503 when
+//! every hashing slot is busy).
 
 use askama::Template;
 use axum::extract::State;
@@ -10,6 +11,7 @@ use axum::routing::get;
 use axum::{Form, Router};
 use serde::Deserialize;
 
+use super::audit::{self, Event};
 use super::auth::{hash_password, verify_metered};
 use super::pages::{Field, PageCtx, render};
 use super::session::{Visitor, start_session};
@@ -88,14 +90,14 @@ async fn change_password(
         .await?
         .ok_or(Error::LoginRequired)?
         .password_hash;
-    if !verify_metered(
+    let right = verify_metered(
         &limits.login_account,
         &account_key,
         f.current.clone(),
         stored,
     )
-    .await?
-    {
+    .await?;
+    if !right {
         errors.0.push(FieldError::new("current", "is not right"));
     }
     errors.check(check_new_password(&f.password));
@@ -106,11 +108,28 @@ async fn change_password(
         ));
     }
     if !errors.is_empty() {
+        // A wrong current password is a failed authentication (401), told apart from a new
+        // password that breaks the rules (422).
+        let status = if right {
+            StatusCode::UNPROCESSABLE_ENTITY
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
         let body = render(&page(&v, None, &errors))?;
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response());
+        return Ok((status, body).into_response());
     }
     let hash = hash_password(f.password).await?;
     users::set_password(&s.db, user.id, &hash).await?;
+    let target = audit::user_target(user.id);
+    audit::record(
+        &s.db,
+        Event::PasswordChanged,
+        Some(user.id),
+        &target,
+        "form",
+        v.client_ip(),
+    )
+    .await?;
     // Every session ended with the old password; this browser gets a new one.
     let fresh = users::by_id(&s.db, user.id)
         .await?

@@ -21,6 +21,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::Error;
 use super::api::limit::Limits;
+use super::audit::{self, Event};
 use crate::accounts::password::{hash_with, verify_with};
 use crate::market::{FieldError, FieldErrors};
 use crate::store::users::User;
@@ -176,8 +177,8 @@ pub async fn verify_metered(
 /// What a login attempt came to.
 pub enum Login {
     Ok(User),
-    /// The right password of a suspended account.
-    Suspended,
+    /// The right password of a suspended account (its id).
+    Suspended(u64),
     /// An unknown account or a wrong password (told apart by no answer nor its timing).
     Wrong,
 }
@@ -197,26 +198,32 @@ pub fn login_name(input: &str) -> String {
 }
 
 /// The one login check, for the browser's form and the API's `/auth/token` alike: attempts
-/// metered per client (`login_ip`, keyed `client`) and failures per account (`login_account`);
-/// an unknown account costs the same argon2 work as a wrong password; an over-long password is
-/// refused unhashed; the right password of a suspended account is told apart only after it
-/// was checked. `Err(Error::Throttled)` when a limit is reached, `Err(Error::Busy..)` when every
+/// metered per client (`login_ip`, keyed `client`) and failures per account and client
+/// (`logins`, see `web::lockout`: the owner from another address is not held up); an unknown
+/// account costs the same argon2 work as a wrong password; an over-long password is refused
+/// unhashed; the right password of a suspended account is told apart only after it was
+/// checked. `Err(Error::Throttled)` when a limit is reached, `Err(Error::Busy..)` when every
 /// hashing slot is taken.
+///
+/// Failures (and the right password of a suspended account) are written to the audit log with
+/// `ip` and `via`; a success is the caller's to record (a session, or a token).
 pub async fn authenticate(
     limits: &Limits,
     db: &sqlx::MySqlPool,
-    client: &str,
+    ip: std::net::IpAddr,
+    via: &str,
     input: &str,
     password: String,
 ) -> Result<Login, Error> {
+    let client = &super::api::limit::client_key(ip);
     limits.login_ip.check(client).map_err(Error::Throttled)?;
     let login = login_name(input);
-    let account_key = format!("login:{login}");
     limits
-        .login_account
-        .peek(&account_key)
+        .logins
+        .peek(&login, client)
         .map_err(Error::Throttled)?;
     if password.is_empty() || password.len() > MAX_PASSWORD_BYTES || login.is_empty() {
+        audit::record(db, Event::LoginFailed, None, &login, via, ip).await?;
         return Ok(Login::Wrong);
     }
     let user = crate::store::users::by_login(db, &login).await?;
@@ -224,12 +231,31 @@ pub async fn authenticate(
         Some(u) => u.password_hash.clone(),
         None => dummy_hash().await?,
     };
-    let ok = verify_metered(&limits.login_account, &account_key, password, stored).await?;
-    Ok(match user {
+    // A slot first, so that a request refused for want of one costs nothing; then the attempt
+    // is counted, before the check, so that parallel guesses cannot overrun the allowance.
+    let slot = slot().await?;
+    let attempt = limits
+        .logins
+        .admit(&login, client)
+        .map_err(Error::Throttled)?;
+    let ok = slot.verify(password, stored).await?;
+    if ok {
+        limits.logins.succeeded(attempt, &login, client);
+    }
+    let outcome = match user {
         Some(u) if ok && u.is_active() => Login::Ok(u),
-        Some(_) if ok => Login::Suspended,
+        Some(u) if ok => Login::Suspended(u.id),
         _ => Login::Wrong,
-    })
+    };
+    match &outcome {
+        Login::Ok(_) => {}
+        Login::Suspended(id) => {
+            let target = audit::user_target(*id);
+            audit::record(db, Event::LoginSuspended, Some(*id), &target, via, ip).await?;
+        }
+        Login::Wrong => audit::record(db, Event::LoginFailed, None, &login, via, ip).await?,
+    }
+    Ok(outcome)
 }
 
 /// Email if it has an @, else a phone number, as stored: `(email, phone)`.
@@ -248,13 +274,16 @@ fn parse_login(input: &str) -> Result<(Option<String>, Option<String>), FieldErr
 /// Why a registration was refused; the fields name what to fix.
 pub enum Refused {
     Invalid(FieldErrors),
-    /// The login has an account already.
-    Taken(FieldErrors),
+    /// The login has an account already. Callers answer it exactly as a new account (see
+    /// [`register`]): nobody learns from registering who has an account.
+    Taken,
 }
 
 /// The one registration, for the browser's form and the API's `/auth/register` alike: metered
 /// per client like logins (each costs an argon2 hash), the name, login and new password
-/// checked by the domain's rules, the account created as a buyer.
+/// checked by the domain's rules, the account created as a buyer. A login that has an account
+/// already costs the same work (the hash, the insert refused by the unique key) and is answered
+/// the same way by both callers: "registered; now log in", with no session or token either way.
 pub async fn register(
     limits: &Limits,
     db: &sqlx::MySqlPool,
@@ -286,12 +315,7 @@ pub async fn register(
     .await;
     match created {
         Ok(id) => Ok(Ok(users::by_id(db, id).await?.ok_or(Error::NotFound)?)),
-        Err(crate::store::Error::Conflict(_)) => {
-            Ok(Err(Refused::Taken(FieldErrors(vec![FieldError::new(
-                "login",
-                "already has an account: log in instead",
-            )]))))
-        }
+        Err(crate::store::Error::Conflict(_)) => Ok(Err(Refused::Taken)),
         Err(e) => Err(e.into()),
     }
 }

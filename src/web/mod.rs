@@ -6,6 +6,7 @@ mod account;
 mod account_settings;
 mod admin;
 pub(crate) mod api;
+pub mod audit;
 pub mod auth;
 mod buyer;
 mod error;
@@ -14,7 +15,9 @@ mod headers;
 mod health;
 pub(crate) mod images;
 mod insights;
+pub mod lockout;
 mod pages;
+pub mod password_reset;
 mod photo_search;
 pub mod recommend;
 mod sell;
@@ -78,6 +81,10 @@ pub struct Settings {
     pub(crate) limits: SharedLimits,
     /// Page budgets, photo-search slots, quotas and event caps (`limits:`; see `guard`).
     pub(crate) guard: Arc<guard::Guard>,
+    /// Account mail (password reset links): `None` while `mail.host` is empty.
+    pub mail: Option<Arc<crate::accounts::mail::Mailer>>,
+    /// How long a mailed reset link works (`mail.reset_ttl_secs`).
+    pub reset_ttl_secs: u64,
 }
 
 /// The rate limiters (see `api::limit`), shared across every clone of the settings.
@@ -100,6 +107,8 @@ impl Settings {
                 jwt_secret: ephemeral_secret(),
                 limits: SharedLimits(Arc::new(api::limit::Limits::new(&cfg.api))),
                 guard: Arc::new(guard::Guard::new(&cfg.limits)),
+                mail: crate::accounts::mail::Mailer::new(&cfg.mail, None).map(Arc::new),
+                reset_ttl_secs: cfg.mail.reset_ttl_secs,
             }
         } else {
             Settings {
@@ -109,8 +118,16 @@ impl Settings {
                 jwt_secret: ephemeral_secret(),
                 limits: SharedLimits(Arc::new(api::limit::Limits::new(&cfg.api))),
                 guard: Arc::new(guard::Guard::new(&cfg.limits)),
+                mail: crate::accounts::mail::Mailer::new(&cfg.mail, None).map(Arc::new),
+                reset_ttl_secs: cfg.mail.reset_ttl_secs,
             }
         }
+    }
+
+    /// The SMTP password of account mail (`mail_password`).
+    pub fn with_mail_password(mut self, cfg: &Config, secret: Option<&Secret>) -> Self {
+        self.mail = crate::accounts::mail::Mailer::new(&cfg.mail, secret).map(Arc::new);
+        self
     }
 
     /// Sign API tokens with the generated `jwt_secret` (tokens then survive restarts).
@@ -141,6 +158,7 @@ pub fn router(state: AppState, cfg: &Config) -> Router {
         .merge(buyer::router())
         .merge(account::router())
         .merge(account_settings::router())
+        .merge(password_reset::router())
         .merge(sell::router())
         .merge(sell_products::router())
         .merge(seller_page::router())

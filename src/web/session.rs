@@ -61,11 +61,18 @@ pub struct Visitor {
     pub user: Option<User>,
     pub visitor: String,
     pub csrf: String,
+    /// The client's address (`client_ip()`: behind a trusted proxy, the forwarded one).
     pub ip: String,
     pub lang: Lang,
 }
 
 impl Visitor {
+    pub fn client_ip(&self) -> std::net::IpAddr {
+        self.ip
+            .parse()
+            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]))
+    }
+
     pub fn require_user(&self) -> Result<&User, Error> {
         self.user.as_ref().ok_or(Error::LoginRequired)
     }
@@ -106,11 +113,18 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
     let session = cookie(headers, SESSION);
     let visitor_cookie = cookie(headers, VISITOR);
     let csrf_cookie = cookie(headers, CSRF);
-    let ip = req
+    // The client's address (behind a trusted proxy, the forwarded one): sessions and the
+    // audit log record it.
+    let peer = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_default();
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    let ip = state
+        .settings
+        .limits
+        .0
+        .client_ip(peer, req.headers())
+        .to_string();
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if unsafe_method {
         if let Err(e) = check_origin(headers) {

@@ -431,15 +431,18 @@ async fn backup_wipe_restore_round_trip_with_writes_during_the_backup() {
     .execute(&db)
     .await
     .unwrap();
-    // A writer that inserts into two tables in one transaction, all through the backup.
+    // A writer that inserts into two tables in one transaction, all through the backup (the
+    // tables made by the schema's owner: the app's user has no DDL).
+    let owner = app.owner_pool();
     for t in ["pair_a", "pair_b"] {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "CREATE TABLE {t} (id BIGINT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(64)) ENGINE=InnoDB"
         )))
-        .execute(&db)
+        .execute(&owner)
         .await
         .unwrap();
     }
+    owner.close().await;
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (db, stop) = (db.clone(), stop.clone());

@@ -142,6 +142,11 @@ async fn register(c: &Client, base: &str, name: &str, login: &str) {
     fill(c, "login", login).await;
     fill(c, "password", "a good long password").await;
     submit(c).await;
+    // Registering logs nobody in (a taken login gets the same answer): the login page next.
+    arrive(c, "/login").await;
+    fill(c, "login", login).await;
+    fill(c, "password", "a good long password").await;
+    submit(c).await;
 }
 
 #[tokio::test]

@@ -223,6 +223,16 @@ impl TestApp {
             "{}",
             r.text().await.unwrap()
         );
+        assert_eq!(r.headers()["location"], "/login?registered=1");
+        // Registering logs nobody in (it answers a taken login the same way): log in.
+        let r = self
+            .post(
+                &b,
+                "/login",
+                &[("login", login), ("password", "correct horse")],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
         b
     }
 
@@ -520,6 +530,12 @@ impl Appliance {
     pub fn app_pool(&self) -> MySqlPool {
         let secrets = Secrets::load(&self.cfg.secrets_path()).unwrap();
         store::pool(store::app_options(&self.cfg, &secrets).unwrap(), 2)
+    }
+
+    /// The schema owner's pool (DDL: the app user has none).
+    pub fn owner_pool(&self) -> MySqlPool {
+        let secrets = Secrets::load(&self.cfg.secrets_path()).unwrap();
+        store::pool(store::owner_options(&self.cfg, &secrets).unwrap(), 1)
     }
 }
 

@@ -82,10 +82,13 @@ async fn killed_children_are_restarted_and_no_committed_row_is_lost() {
 
     // A writer commits rows one by one and remembers the last acknowledged id.
     let pool = app.app_pool();
+    // Made by the schema's owner (the app's user has no DDL); the app's user writes to it.
+    let owner = app.owner_pool();
     sqlx::query("CREATE TABLE ledger (id BIGINT PRIMARY KEY) ENGINE = InnoDB")
-        .execute(&pool)
+        .execute(&owner)
         .await
         .unwrap();
+    owner.close().await;
     // The writer stops at its first error, or when told to: the pool may reconnect to the
     // restarted server before the writer notices the kill, and then it would never stop.
     let (acked, stop, writer) = writer(pool.clone(), 0);

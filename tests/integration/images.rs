@@ -101,6 +101,11 @@ pub(crate) async fn seller_with_product(app: &TestApp, n: u32) -> (Client, u64) 
         post_form(&b, app, "/register", &form).await,
         StatusCode::SEE_OTHER
     );
+    let form = [("login", login.as_str()), ("password", "correct horse")];
+    assert_eq!(
+        post_form(&b, app, "/login", &form).await,
+        StatusCode::SEE_OTHER
+    );
     let form = [
         ("store_name", store.as_str()),
         ("whatsapp", &phone),

@@ -5,6 +5,7 @@ mod common;
 mod pebble;
 mod receivers;
 
+mod accounts;
 mod alerts;
 mod api;
 mod backup;

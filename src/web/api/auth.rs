@@ -16,7 +16,9 @@ use super::{ApiState, seller::SellerOut};
 use crate::market::states::Role;
 use crate::store::sellers::{self, Seller};
 use crate::store::users::{self, User};
+use crate::web::audit::{self, Event};
 use crate::web::auth::{Login, Refused, authenticate};
+use std::net::IpAddr;
 
 /// A caller with a valid, unrevoked token of an active account.
 pub struct Caller(pub User);
@@ -197,9 +199,21 @@ fn login_error(e: crate::web::Error) -> ApiError {
     }
 }
 
-fn token_response(s: &ApiState, user: &User) -> Result<TokenResponse, ApiError> {
+/// A token for `user`, written to the audit log with the client's address.
+async fn token_response(s: &ApiState, user: &User, ip: IpAddr) -> Result<TokenResponse, ApiError> {
+    let access_token = s.keys.issue(user)?;
+    let target = audit::user_target(user.id);
+    audit::record(
+        &s.app.db,
+        Event::TokenIssued,
+        Some(user.id),
+        &target,
+        "api",
+        ip,
+    )
+    .await?;
     Ok(TokenResponse {
-        access_token: s.keys.issue(user)?,
+        access_token,
         token_type: "Bearer",
         expires_in: s.keys.ttl_secs(),
         user: user.into(),
@@ -225,18 +239,12 @@ pub async fn token(
     if req.password.is_empty() {
         return Err(ApiError::invalid("password", "is required"));
     }
-    let outcome = authenticate(
-        &s.limits,
-        &s.app.db,
-        &client_key(ip),
-        &req.login,
-        req.password,
-    )
-    .await
-    .map_err(login_error)?;
+    let outcome = authenticate(&s.limits, &s.app.db, ip, "api", &req.login, req.password)
+        .await
+        .map_err(login_error)?;
     match outcome {
-        Login::Ok(u) => Ok(axum::Json(token_response(&s, &u)?)),
-        Login::Suspended => Err(ApiError::forbidden(
+        Login::Ok(u) => Ok(axum::Json(token_response(&s, &u, ip).await?)),
+        Login::Suspended(_) => Err(ApiError::forbidden(
             "account_suspended",
             "this account is suspended",
         )),
@@ -247,10 +255,18 @@ pub async fn token(
     }
 }
 
-/// Create an account and log it in.
+#[derive(Serialize, ToSchema)]
+pub struct Registered {
+    /// Always `accepted`.
+    pub status: &'static str,
+    pub message: &'static str,
+}
+
+/// Create an account; then log in at `/auth/token`. The answer is the same whether the login
+/// was new or already had an account (no token either way): registering tells nobody who has
+/// an account.
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
-    responses((status = 201, description = "Created", body = TokenResponse),
-        (status = 409, description = "conflict: the login has an account", body = ErrorBody),
+    responses((status = 202, description = "Accepted: log in at /auth/token", body = Registered),
         (status = 422, description = "validation_failed", body = ErrorBody),
         (status = 429, description = "login_throttled / rate_limited", body = ErrorBody),
         (status = 503, description = "busy: every password check slot is taken", body = ErrorBody)))]
@@ -270,18 +286,16 @@ pub async fn register(
     .await
     .map_err(login_error)?;
     match outcome {
-        Ok(user) => {
-            Ok((StatusCode::CREATED, axum::Json(token_response(&s, &user)?)).into_response())
-        }
+        Ok(_) | Err(Refused::Taken) => Ok((
+            StatusCode::ACCEPTED,
+            axum::Json(Registered {
+                status: "accepted",
+                message: "if this login was new, its account is ready: log in at \
+                          POST /api/v1/auth/token (if it had one, with that account's password)",
+            }),
+        )
+            .into_response()),
         Err(Refused::Invalid(errors)) => Err(errors.into()),
-        Err(Refused::Taken(errors)) => Err(ApiError {
-            fields: errors.0,
-            ..ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                "login already has an account",
-            )
-        }),
     }
 }
 
@@ -292,10 +306,21 @@ pub async fn register(
         (status = 401, description = "missing_token, invalid_token, token_expired or token_revoked", body = ErrorBody)))]
 pub async fn logout_everywhere(
     State(s): State<ApiState>,
+    ClientIp(ip): ClientIp,
     Caller(user): Caller,
 ) -> Result<StatusCode, ApiError> {
     users::bump_token_version(&s.app.db, user.id).await?;
     crate::store::sessions::delete_for_user(&s.app.db, user.id).await?;
+    let target = audit::user_target(user.id);
+    audit::record(
+        &s.app.db,
+        Event::LogoutEverywhere,
+        Some(user.id),
+        &target,
+        "api",
+        ip,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

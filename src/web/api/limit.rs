@@ -105,7 +105,10 @@ impl Limiter {
 pub struct Limits {
     pub api: Limiter,
     pub login_ip: Limiter,
+    /// Wrong current passwords per account (the account page).
     pub login_account: Limiter,
+    /// Failed logins per (account, address), and per account from strangers' addresses.
+    pub logins: crate::web::lockout::Lockout,
     trusted: Vec<IpNet>,
 }
 
@@ -116,6 +119,12 @@ impl Limits {
             api: Limiter::new(c.rate_limit.requests, window),
             login_ip: Limiter::new(c.rate_limit.login_requests, window),
             login_account: Limiter::new(c.rate_limit.login_failures, window),
+            logins: crate::web::lockout::Lockout::new(
+                c.rate_limit.login_failures,
+                c.rate_limit.login_account_failures,
+                window,
+                Duration::from_secs(c.rate_limit.login_backoff_max_secs.get()),
+            ),
             trusted: c.trusted_proxies.clone(),
         }
     }

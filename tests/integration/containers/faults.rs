@@ -77,10 +77,13 @@ async fn mariadbd_killed_or_its_container_removed_is_restarted_and_loses_nothing
     app.start();
     app.wait_ready(&http, Duration::from_secs(180)).await;
     let pool = app.app_pool();
+    // Made by the schema's owner (the app's user has no DDL); the app's user writes to it.
+    let owner = app.owner_pool();
     sqlx::query("CREATE TABLE ledger (id BIGINT PRIMARY KEY) ENGINE = InnoDB")
-        .execute(&pool)
+        .execute(&owner)
         .await
         .unwrap();
+    owner.close().await;
 
     // kill -9 of mariadbd (PID 1 of its container, seen from the host).
     mysql_fault(&app, &http, &pool, async |s: &serde_json::Value| {

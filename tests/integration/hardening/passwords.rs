@@ -1,6 +1,6 @@
 //! Password hashing is bounded. Every hash runs behind a gate of one slot per core (and a short
 //! queue): 300 parallel password changes from a stolen session keep soko's memory bounded, are
-//! all answered at once (422 wrong password, 503 busy with Retry-After), and pages keep being
+//! all answered at once (401 wrong password, 503 busy with Retry-After), and pages keep being
 //! served. And the guesses are throttled per account, however parallel they come.
 
 use std::collections::BTreeMap;
@@ -83,7 +83,7 @@ async fn guess_in_parallel(b: &Client, base: &str, token: &str, n: usize) -> BTr
     let mut answers = BTreeMap::new();
     while let Some(done) = flood.join_next().await {
         let (status, retry_after) = done.unwrap().expect("every request is answered");
-        assert!(status == 422 || retry_after, "{status} without Retry-After");
+        assert!(status == 401 || retry_after, "{status} without Retry-After");
         *answers.entry(status).or_default() += 1;
     }
     answers
@@ -118,7 +118,7 @@ async fn parallel_password_changes_keep_memory_bounded_and_pages_served() {
          {peak} MiB at most; pages {pages:?}"
     );
     assert!(
-        answers.keys().all(|s| matches!(s, 422 | 503)),
+        answers.keys().all(|s| matches!(s, 401 | 503)),
         "{answers:?}"
     );
     assert!(answers.get(&503).copied().unwrap_or(0) > 0, "{answers:?}");
@@ -146,9 +146,9 @@ async fn password_change_guesses_are_throttled_per_account() {
     let answers = guess_in_parallel(&thief, &base, &token, 30).await;
     println!("30 parallel guesses: {answers:?}");
     // However parallel, no more guesses are checked than the allowance.
-    assert_eq!(answers.get(&422), Some(&3), "{answers:?}");
+    assert_eq!(answers.get(&401), Some(&3), "{answers:?}");
     assert!(
-        answers.keys().all(|s| matches!(s, 422 | 429 | 503)),
+        answers.keys().all(|s| matches!(s, 401 | 429 | 503)),
         "{answers:?}"
     );
     let r = thief

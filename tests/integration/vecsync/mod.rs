@@ -210,6 +210,11 @@ pub async fn seller(app: &TestApp, n: u32, city: &str) -> Client {
         post_form(&b, &app.url, "/register", &form).await,
         StatusCode::SEE_OTHER
     );
+    let form = [("login", login.as_str()), ("password", "correct horse")];
+    assert_eq!(
+        post_form(&b, &app.url, "/login", &form).await,
+        StatusCode::SEE_OTHER
+    );
     let store = format!("Duka {n}");
     let phone = format!("0722 100 {n:03}");
     let form = [
