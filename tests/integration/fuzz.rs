@@ -41,6 +41,8 @@ const PAGES: &[(&str, &[&str])] = &[
     ("/static/photo.js", &["GET"]),
     ("/register", &["GET", "POST"]),
     ("/login", &["GET", "POST"]),
+    ("/password/forgot", &["GET", "POST"]),
+    ("/password/reset/{token}", &["GET", "POST"]),
     ("/account", &["GET", "POST"]),
     ("/sell", &["GET", "POST"]),
     ("/sell/products/new", &["GET", "POST"]),
