@@ -66,7 +66,12 @@ async fn up_serves_reports_status_and_stops_in_reverse_order() {
     let users: Vec<String> = users.into_iter().map(|(u, h)| format!("{u}@{h}")).collect();
     assert_eq!(
         users,
-        ["mariadb.sys@localhost", "root@localhost", "soko@127.0.0.1"]
+        [
+            "mariadb.sys@localhost",
+            "root@localhost",
+            "soko@127.0.0.1",
+            "soko_owner@127.0.0.1"
+        ]
     );
 
     // Ordered start in the log: MySQL ready before Milvus started.

@@ -102,8 +102,8 @@ async fn the_console_pauses_a_worker_restarts_mysql_and_outlives_the_appliance()
     })
     .await;
 
-    // Pause the images worker from the console (rows: mysql, milvus, images).
-    tmux.keys(&["j", "j", "p"]);
+    // Pause the images worker from the console (rows: mysql, milvus, event-rollup, images).
+    tmux.keys(&["j", "j", "j", "p"]);
     tmux.until("the pause question", Duration::from_secs(5), |s| {
         s.contains("Pause the images worker?")
     })
