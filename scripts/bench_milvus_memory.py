@@ -108,7 +108,8 @@ def run_variant(label, image, env, volume, args):
     shutil.rmtree(data, ignore_errors=True)
     os.makedirs(data)
     c = Container(f"soko-bench-milvus-{label}", image, env, volume, data, args.memory_mb)
-    result = {"variant": label, "env": env, "products": args.products, "memory_mb": args.memory_mb}
+    result = {"variant": label, "env": env, "products": args.products, "memory_mb": args.memory_mb,
+              "write": "insert" if args.insert else "upsert"}
     try:
         client = c.start()
         if client is None:
@@ -131,7 +132,8 @@ def run_variant(label, image, env, volume, args):
             n = min(BATCH, args.products - first)
             v = rng.standard_normal((n, DIM)).astype(np.float32)
             v /= np.linalg.norm(v, axis=1, keepdims=True)
-            client.insert("products", [
+            write = client.insert if args.insert else client.upsert
+            write("products", [
                 {"id": first + i, "vector": v[i].tolist(), "seller_id": 1 + i % 50,
                  "category_id": 1 + i % 12, "price_minor": 100 * (i + 1),
                  "name": f"Product {first + i} kitenge dress", "city": "Nairobi"}
@@ -176,11 +178,12 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--compose", required=True)
     p.add_argument("--products", type=int, default=10000)
-    p.add_argument("--memory-mb", type=int, default=1024)
+    p.add_argument("--memory-mb", type=int, default=1536)
     p.add_argument("--only", default="")
     p.add_argument("--work", required=True)
     p.add_argument("--json", required=True)
     p.add_argument("--seal-wait", type=int, default=180)
+    p.add_argument("--insert", action="store_true", help="write with insert (soko's vector sync upserts)")
     args = p.parse_args()
     image, env, volume = compose_milvus(args.compose)
     variants = {"soko": env, "defaults": [e for e in env if not e.startswith(TUNING)]}
