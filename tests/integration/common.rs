@@ -334,16 +334,28 @@ impl TestApp {
 
 /// The web app on port 0 against a migrated test database and a fresh collection.
 pub async fn spawn_app() -> TestApp {
-    let (db, cfg) = test_db().await;
+    spawn_app_with(|_| {}).await
+}
+
+/// [`spawn_app`] with the configuration edited first (limits, headers, proxies...).
+pub async fn spawn_app_with(edit: impl FnOnce(&mut Config)) -> TestApp {
+    let (db, mut cfg) = test_db().await;
+    edit(&mut cfg);
     store::migrate::run(&db).await.unwrap();
     let vectors = Arc::new(test_vectors(&cfg));
+    serve_app(db, &cfg, vectors).await
+}
+
+/// The web app on a free loopback port over a migrated database and a vector store of the
+/// caller's (its collection is created here).
+pub async fn serve_app(db: MySqlPool, cfg: &Config, vectors: Arc<VectorStore>) -> TestApp {
     vectors.ensure_collection().await.unwrap();
-    let state = soko::app::WebState::new(&cfg, db.clone(), vectors.clone())
+    let state = soko::app::WebState::new(cfg, db.clone(), vectors.clone())
         .jwt_secret(shared().secrets.jwt_secret.as_ref())
         .build();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    soko::app::spawn_web(listener, state, &cfg);
+    soko::app::spawn_web(listener, state, cfg);
     TestApp {
         url,
         db,

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -16,7 +16,7 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::{TestApp, browser, csrf, shared, test_db, test_vectors};
+use crate::common::{TestApp, browser, csrf, spawn_app_with};
 
 /// Every route of the browser router (`src/web`, the JSON API aside: the sweep reads that one
 /// from the OpenAPI document) with the methods it answers. `the_sweep_lists_every_page_route`
@@ -125,29 +125,16 @@ fn the_sweep_lists_every_page_route() {
 /// The app on port 0 with no request or login rate limits (the sweep is one client sending a
 /// few thousand requests: it must reach the handlers, not the limiter).
 async fn spawn_unlimited() -> TestApp {
-    let (db, mut cfg) = test_db().await;
-    cfg.api.rate_limit.requests = 0;
-    cfg.api.rate_limit.login_requests = 0;
-    cfg.api.rate_limit.login_failures = 0;
-    // The page budget and the photo-search slots would answer 429/503 before the handlers
-    // read the malformed input: off, so the sweep reaches them.
-    cfg.limits.browse_requests = 0;
-    cfg.limits.photo_search_concurrent = std::num::NonZeroU32::new(16).unwrap();
-    soko::store::migrate::run(&db).await.unwrap();
-    let vectors = Arc::new(test_vectors(&cfg));
-    vectors.ensure_collection().await.unwrap();
-    let state = soko::app::WebState::new(&cfg, db.clone(), vectors.clone())
-        .jwt_secret(shared().secrets.jwt_secret.as_ref())
-        .build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    soko::app::spawn_web(listener, state, &cfg);
-    TestApp {
-        url,
-        db,
-        vectors,
-        http: Client::new(),
-    }
+    spawn_app_with(|cfg| {
+        cfg.api.rate_limit.requests = 0;
+        cfg.api.rate_limit.login_requests = 0;
+        cfg.api.rate_limit.login_failures = 0;
+        // The page budget and the photo-search slots would answer 429/503 before the handlers
+        // read the malformed input: off, so the sweep reaches them.
+        cfg.limits.browse_requests = 0;
+        cfg.limits.photo_search_concurrent = std::num::NonZeroU32::new(16).unwrap();
+    })
+    .await
 }
 
 /// Every panic in the test binary, with its thread's name: the app's tasks run on the thread

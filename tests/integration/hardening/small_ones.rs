@@ -4,38 +4,13 @@
 //! a short `SOKO_JWT_SECRET` refused at start; children started without soko's secrets; S3
 //! calls that give up on a server that never answers, the local archive kept.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use soko::config::Config;
 use soko::config::api::IpNet;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::{
-    Appliance, TestApp, browser, scratch, shared, spawn_app, test_db, test_vectors,
-};
-
-/// [`spawn_app`] with `edit` applied to its config.
-async fn spawn_with(edit: impl FnOnce(&mut Config)) -> TestApp {
-    let (db, mut cfg) = test_db().await;
-    edit(&mut cfg);
-    soko::store::migrate::run(&db).await.unwrap();
-    let vectors = Arc::new(test_vectors(&cfg));
-    vectors.ensure_collection().await.unwrap();
-    let state = soko::app::WebState::new(&cfg, db.clone(), vectors.clone())
-        .jwt_secret(shared().secrets.jwt_secret.as_ref())
-        .build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    soko::app::spawn_web(listener, state, &cfg);
-    TestApp {
-        url,
-        db,
-        vectors,
-        http: reqwest::Client::new(),
-    }
-}
+use crate::common::{Appliance, browser, scratch, shared, spawn_app, spawn_app_with, test_db};
 
 #[tokio::test]
 async fn a_suspended_seller_cannot_change_lead_or_order_status() {
@@ -162,7 +137,7 @@ async fn raw(url: &str, request: &[u8]) -> String {
 
 #[tokio::test]
 async fn every_answer_carries_csp_and_permissions_policy_timeouts_and_refusals_included() {
-    let app = spawn_with(|c| {
+    let app = spawn_app_with(|c| {
         c.http.request_timeout_secs = 2;
         c.http.body_limit_bytes = 4096;
     })
@@ -285,7 +260,7 @@ async fn names_with_invisible_formatting_characters_are_refused_naming_the_field
 #[tokio::test]
 async fn readyz_details_only_for_this_machine() {
     // A proxy on this machine is trusted: its X-Forwarded-For names the client.
-    let app = spawn_with(|c| {
+    let app = spawn_app_with(|c| {
         c.api.trusted_proxies = vec![IpNet::try_from("127.0.0.1".to_owned()).unwrap()];
     })
     .await;

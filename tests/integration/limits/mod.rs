@@ -16,7 +16,7 @@ use reqwest::redirect::Policy;
 use soko::config::Config;
 use soko::vectors::VectorStore;
 
-use crate::common::{TestApp, random_suffix, scratch, shared, test_db, test_vectors};
+use crate::common::{TestApp, random_suffix, scratch, serve_app, shared, test_db, test_vectors};
 
 /// The web app on port 0 with `edit` applied to its config; with the image models when
 /// `models` (search by photo), else a plain collection.
@@ -45,19 +45,7 @@ pub async fn spawn_on(
     } else {
         Arc::new(test_vectors(&cfg))
     };
-    vectors.ensure_collection().await.unwrap();
-    let state = soko::app::WebState::new(&cfg, db.clone(), vectors.clone())
-        .jwt_secret(shared().secrets.jwt_secret.as_ref())
-        .build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    soko::app::spawn_web(listener, state, &cfg);
-    TestApp {
-        url,
-        db,
-        vectors,
-        http: Client::new(),
-    }
+    serve_app(db, &cfg, vectors).await
 }
 
 /// A client connecting from `ip` (loopback has many addresses: 127.0.0.2, 127.0.0.3, ...),
