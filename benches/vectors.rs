@@ -201,8 +201,12 @@ async fn main() {
     let runtime = selected.runtime;
     let mut services = Services::start_mysql(&cfg, runtime.clone()).await.unwrap();
     services.start_milvus(&cfg, runtime).await.unwrap();
+    // The schema is the owner's to change (`soko seed` has migrated it); the app user reads
+    // and writes rows.
+    let owner = store::pool(store::owner_options(&cfg, &secrets).unwrap(), 1);
+    store::migrate::run(&owner).await.unwrap();
+    owner.close().await;
     let db = store::pool(store::app_options(&cfg, &secrets).unwrap(), 8);
-    store::migrate::run(&db).await.unwrap();
 
     let t = Instant::now();
     let embedder = Arc::new(
