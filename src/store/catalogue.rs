@@ -42,7 +42,8 @@ pub async fn create_category(
             .execute(db)
             .timed()
             .await
-            .map_err(|e| conflict_on(e, &[("categories_slug", "slug")]))?
+            .map_err(|e| conflict_on(e, &[("categories_slug", "slug")]))
+            .inspect(|_| super::generation::bump(db))?
             .last_insert_id(),
     )
 }
@@ -300,6 +301,7 @@ pub async fn create_product(db: &MySqlPool, p: &NewProduct<'_>) -> Result<u64, E
     let mut tx = db.begin().timed().await?;
     let id = insert_product(&mut tx, p).await?;
     tx.commit().timed().await?;
+    super::generation::bump(db);
     Ok(id)
 }
 
@@ -324,6 +326,7 @@ pub async fn create_product_within(
     }
     let id = insert_product(&mut tx, p).await?;
     tx.commit().timed().await?;
+    super::generation::bump(db);
     Ok(Ok(id))
 }
 
@@ -430,6 +433,7 @@ pub async fn moderate(
     enqueue_vector(&mut tx, id, OutboxOp::Upsert).await?;
     super::audit::append(&mut *tx, audit).await?;
     tx.commit().timed().await?;
+    super::generation::bump(db);
     Ok(())
 }
 
@@ -537,6 +541,7 @@ pub async fn update_product(
     .await?;
     enqueue_vector(&mut tx, id, OutboxOp::Upsert).await?;
     tx.commit().timed().await?;
+    super::generation::bump(db);
     Ok(())
 }
 
@@ -557,6 +562,7 @@ pub async fn set_product_status(
         .await?;
     enqueue_vector(&mut tx, id, OutboxOp::Upsert).await?;
     tx.commit().timed().await?;
+    super::generation::bump(db);
     Ok(())
 }
 
@@ -572,5 +578,6 @@ pub async fn delete_product(db: &MySqlPool, seller_id: u64, id: u64) -> Result<(
         .await?;
     enqueue_vector(&mut tx, id, OutboxOp::Delete).await?;
     tx.commit().timed().await?;
+    super::generation::bump(db);
     Ok(())
 }
