@@ -116,19 +116,25 @@ pub async fn feed(
     seller: Option<u64>,
     limit: u32,
 ) -> Result<Vec<Card>, Error> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{CARD} WHERE {PUBLIC} AND p.id < ? AND (? IS NULL OR p.category_id = ?) \
-         AND (? IS NULL OR p.seller_id = ?) ORDER BY p.id DESC LIMIT ?"
-    )))
-    .bind(before.unwrap_or(u64::MAX))
-    .bind(category)
-    .bind(category)
-    .bind(seller)
-    .bind(seller)
-    .bind(limit)
-    .fetch_all(db)
-    .timed()
-    .await?)
+    // A condition only where it is given (never `? IS NULL OR …`): the category and seller
+    // feeds then walk their own index (`products_category`, `products_seller`: key, id)
+    // backwards instead of the whole catalogue. Three fixed texts, each prepared once per
+    // connection (the pool's statement cache).
+    let by = match (category, seller) {
+        (Some(_), Some(_)) => " AND p.category_id = ? AND p.seller_id = ?",
+        (Some(_), None) => " AND p.category_id = ?",
+        (None, Some(_)) => " AND p.seller_id = ?",
+        (None, None) => "",
+    };
+    let sql = format!("{CARD} WHERE {PUBLIC} AND p.id < ?{by} ORDER BY p.id DESC LIMIT ?");
+    let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(before.unwrap_or(u64::MAX));
+    if let Some(c) = category {
+        q = q.bind(c);
+    }
+    if let Some(s) = seller {
+        q = q.bind(s);
+    }
+    Ok(q.bind(limit).fetch_all(db).timed().await?)
 }
 
 #[derive(Debug, Clone, Default)]
