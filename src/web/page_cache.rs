@@ -241,5 +241,10 @@ mod tests {
         c.put("a|1".into(), page(10));
         assert!(c.get("a|1", 7).is_some());
         assert!(c.get("a|1", 8).is_none());
+        // ... nor one older than the TTL.
+        let mut c = cache(1 << 20);
+        c.ttl = Duration::ZERO;
+        c.put("a|1".into(), page(10));
+        assert!(c.get("a|1", 7).is_none());
     }
 }

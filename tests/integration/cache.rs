@@ -7,8 +7,14 @@ use reqwest::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH, SET_COOKIE, VARY};
 use reqwest::{Client, Response, StatusCode};
 use sqlx::MySqlPool;
 
-use crate::common::{TestApp, browser, spawn_app, spawn_app_with};
+use crate::common::{TestApp, browser, spawn_app_with};
 use crate::images::{jpeg, seller_with_product, upload};
+
+/// The app with a page TTL far longer than any test: a page changes only through the
+/// catalogue generation (the writes), never because time passed.
+async fn spawn_app() -> TestApp {
+    spawn_app_with(|c| c.cache.page_ttl_secs = 3600).await
+}
 
 /// A client without a cookie jar (a CDN, a crawler, a first visit).
 fn bare() -> Client {
@@ -442,7 +448,11 @@ async fn views_are_counted_once_per_visitor_on_cache_hits() {
 #[tokio::test]
 async fn the_page_cache_stays_within_its_budget() {
     // 1 MiB: about fifty feed pages of forty cards.
-    let app = spawn_app_with(|c| c.cache.page_mb = 1).await;
+    let app = spawn_app_with(|c| {
+        c.cache.page_mb = 1;
+        c.cache.page_ttl_secs = 3600;
+    })
+    .await;
     let (seller, _admin, _, _) = shop(&app).await;
     for i in 0..40 {
         app.add_product(
