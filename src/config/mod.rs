@@ -7,6 +7,7 @@
 pub mod alerts;
 pub mod api;
 pub mod backup;
+pub mod cache;
 pub mod embed;
 pub mod http;
 pub mod limits;
@@ -91,6 +92,8 @@ pub struct Config {
     pub limits: limits::Limits,
     /// Account mail (password reset links) over SMTP; off while `mail.host` is empty.
     pub mail: mail::Mail,
+    /// The in-memory cache of anonymous pages and the HTTP caching headers.
+    pub cache: cache::Cache,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -243,6 +246,7 @@ impl Default for Config {
             recommendations: recommend::Recommendations::default(),
             limits: limits::Limits::default(),
             mail: mail::Mail::default(),
+            cache: cache::Cache::default(),
         }
     }
 }
@@ -574,6 +578,7 @@ impl Config {
         metrics::validate(self, &bad)?;
         embed::validate(self, &bad)?;
         limits::validate(self, &bad)?;
+        cache::validate(self, &bad)?;
         Ok(())
     }
 

@@ -135,3 +135,17 @@ fn container_settings_name_key_and_line() {
         "{err}"
     );
 }
+
+#[test]
+fn bad_page_cache_values_name_their_key() {
+    for (yaml, key) in [
+        ("cache:\n  page_ttl_secs: 0\n", "cache.page_ttl_secs"),
+        ("cache:\n  page_mb: 100000\n", "cache.page_mb"),
+        ("cache:\n  s_maxage_secs: 999999\n", "cache.s_maxage_secs"),
+    ] {
+        let err = parse(yaml).unwrap_err().to_string();
+        assert!(err.contains(key) && err.contains("yaml:2"), "{err}");
+    }
+    let ok = parse("cache:\n  page_mb: 0\n  s_maxage_secs: 0\n").unwrap();
+    assert_eq!(ok.cache.page_bytes(), 0);
+}

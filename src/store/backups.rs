@@ -259,6 +259,7 @@ pub async fn enqueue_public_products(db: &MySqlPool) -> Result<u64, Error> {
     .execute(db)
     .timed()
     .await?;
+    super::generation::bump(db);
     Ok(r.rows_affected())
 }
 
@@ -285,6 +286,7 @@ pub async fn drop_all_tables(db: &MySqlPool) -> Result<(), Error> {
         .execute(&mut *conn)
         .timed()
         .await?;
+    super::generation::bump(db);
     Ok(())
 }
 

@@ -44,5 +44,6 @@ pub async fn insert_products(db: &MySqlPool, rows: &[BulkProduct]) -> Result<u64
     .execute(&mut *tx).timed()
     .await?;
     tx.commit().timed().await?;
+    super::generation::bump(db);
     Ok(first)
 }

@@ -42,7 +42,8 @@ pub async fn create_category(
             .execute(db)
             .timed()
             .await
-            .map_err(|e| conflict_on(e, &[("categories_slug", "slug")]))?
+            .map_err(|e| conflict_on(e, &[("categories_slug", "slug")]))
+            .inspect(|_| super::generation::bump(db))?
             .last_insert_id(),
     )
 }
@@ -115,19 +116,25 @@ pub async fn feed(
     seller: Option<u64>,
     limit: u32,
 ) -> Result<Vec<Card>, Error> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{CARD} WHERE {PUBLIC} AND p.id < ? AND (? IS NULL OR p.category_id = ?) \
-         AND (? IS NULL OR p.seller_id = ?) ORDER BY p.id DESC LIMIT ?"
-    )))
-    .bind(before.unwrap_or(u64::MAX))
-    .bind(category)
-    .bind(category)
-    .bind(seller)
-    .bind(seller)
-    .bind(limit)
-    .fetch_all(db)
-    .timed()
-    .await?)
+    // A condition only where it is given (never `? IS NULL OR …`): the category and seller
+    // feeds then walk their own index (`products_category`, `products_seller`: key, id)
+    // backwards instead of the whole catalogue. Three fixed texts, each prepared once per
+    // connection (the pool's statement cache).
+    let by = match (category, seller) {
+        (Some(_), Some(_)) => " AND p.category_id = ? AND p.seller_id = ?",
+        (Some(_), None) => " AND p.category_id = ?",
+        (None, Some(_)) => " AND p.seller_id = ?",
+        (None, None) => "",
+    };
+    let sql = format!("{CARD} WHERE {PUBLIC} AND p.id < ?{by} ORDER BY p.id DESC LIMIT ?");
+    let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(before.unwrap_or(u64::MAX));
+    if let Some(c) = category {
+        q = q.bind(c);
+    }
+    if let Some(s) = seller {
+        q = q.bind(s);
+    }
+    Ok(q.bind(limit).fetch_all(db).timed().await?)
 }
 
 #[derive(Debug, Clone, Default)]
@@ -300,6 +307,7 @@ pub async fn create_product(db: &MySqlPool, p: &NewProduct<'_>) -> Result<u64, E
     let mut tx = db.begin().timed().await?;
     let id = insert_product(&mut tx, p).await?;
     tx.commit().timed().await?;
+    super::generation::bump(db);
     Ok(id)
 }
 
@@ -324,6 +332,7 @@ pub async fn create_product_within(
     }
     let id = insert_product(&mut tx, p).await?;
     tx.commit().timed().await?;
+    super::generation::bump(db);
     Ok(Ok(id))
 }
 
@@ -430,6 +439,7 @@ pub async fn moderate(
     enqueue_vector(&mut tx, id, OutboxOp::Upsert).await?;
     super::audit::append(&mut *tx, audit).await?;
     tx.commit().timed().await?;
+    super::generation::bump(db);
     Ok(())
 }
 
@@ -537,6 +547,7 @@ pub async fn update_product(
     .await?;
     enqueue_vector(&mut tx, id, OutboxOp::Upsert).await?;
     tx.commit().timed().await?;
+    super::generation::bump(db);
     Ok(())
 }
 
@@ -557,6 +568,7 @@ pub async fn set_product_status(
         .await?;
     enqueue_vector(&mut tx, id, OutboxOp::Upsert).await?;
     tx.commit().timed().await?;
+    super::generation::bump(db);
     Ok(())
 }
 
@@ -572,5 +584,6 @@ pub async fn delete_product(db: &MySqlPool, seller_id: u64, id: u64) -> Result<(
         .await?;
     enqueue_vector(&mut tx, id, OutboxOp::Delete).await?;
     tx.commit().timed().await?;
+    super::generation::bump(db);
     Ok(())
 }

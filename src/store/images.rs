@@ -157,6 +157,7 @@ pub async fn add_within(
     )
     .await?;
     tx.commit().timed().await?;
+    super::generation::bump(db);
     Ok(Added::New(id))
 }
 

@@ -382,6 +382,7 @@ pub async fn replace_trending(db: &MySqlPool, rows: &[(u64, f64)]) -> Result<(),
     }
     set_state(&mut tx, "trending", 0).await?;
     tx.commit().timed().await?;
+    super::generation::bump(db);
     Ok(())
 }
 

@@ -43,6 +43,7 @@ pub async fn add(
     .timed()
     .await?;
     tx.commit().timed().await?;
+    super::generation::bump(db);
     Ok(())
 }
 

@@ -142,5 +142,6 @@ pub async fn set_status(
     .await?;
     super::audit::append(&mut *tx, audit).await?;
     tx.commit().timed().await?;
+    super::generation::bump(db);
     Ok(())
 }

@@ -65,6 +65,7 @@ async fn watchlist(State(s): State<AppState>, v: Visitor) -> Result<Html<String>
         next: None,
         for_you: Vec::new(),
         trending: Vec::new(),
+        for_you_fragment: false,
         empty_message: v.lang.t("empty_watchlist").into(),
     })
 }

@@ -65,8 +65,9 @@ impl IntoResponse for Error {
             status,
             Html(format!(
                 "<!doctype html><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
-                 <link rel=stylesheet href=\"/static/app.css\"><main class=page><h1>{}</h1><p>{}</p>\
+                 <link rel=stylesheet href=\"{}\"><main class=page><h1>{}</h1><p>{}</p>\
                  <p><a href=\"/\">Back to the shop</a></p></main>",
+                super::assets::url("app.css"),
                 status.as_u16(),
                 self
             )),

@@ -6,6 +6,7 @@ mod account;
 mod account_settings;
 mod admin;
 pub(crate) mod api;
+pub(crate) mod assets;
 pub mod audit;
 pub mod auth;
 mod buyer;
@@ -16,6 +17,7 @@ mod health;
 pub(crate) mod images;
 mod insights;
 pub mod lockout;
+pub mod page_cache;
 mod pages;
 pub mod password_reset;
 mod photo_search;
@@ -85,6 +87,8 @@ pub struct Settings {
     pub mail: Option<Arc<crate::accounts::mail::Mailer>>,
     /// How long a mailed reset link works (`mail.reset_ttl_secs`).
     pub reset_ttl_secs: u64,
+    /// Anonymous pages rendered once (`cache:`; see `page_cache`).
+    pub pages: Arc<page_cache::PageCache>,
 }
 
 /// The rate limiters (see `api::limit`), shared across every clone of the settings.
@@ -109,6 +113,7 @@ impl Settings {
                 guard: Arc::new(guard::Guard::new(&cfg.limits)),
                 mail: crate::accounts::mail::Mailer::new(&cfg.mail, None).map(Arc::new),
                 reset_ttl_secs: cfg.mail.reset_ttl_secs,
+                pages: Arc::new(page_cache::PageCache::new(&cfg.cache)),
             }
         } else {
             Settings {
@@ -120,6 +125,7 @@ impl Settings {
                 guard: Arc::new(guard::Guard::new(&cfg.limits)),
                 mail: crate::accounts::mail::Mailer::new(&cfg.mail, None).map(Arc::new),
                 reset_ttl_secs: cfg.mail.reset_ttl_secs,
+                pages: Arc::new(page_cache::PageCache::new(&cfg.cache)),
             }
         }
     }
@@ -179,6 +185,8 @@ pub fn router(state: AppState, cfg: &Config) -> Router {
         .merge(health::router())
         // Images: outside the browser middleware (no session lookup, no cookies, cacheable).
         .merge(images::public_router())
+        // Static files: outside the browser middleware too (no session lookup, no cookies).
+        .merge(assets::router())
         .merge(browser)
         // The JSON API: outside the browser middleware (no cookies, no CSRF; bearer tokens).
         .nest("/api/v1", api::router(state.clone(), cfg))

@@ -26,6 +26,22 @@ impl PageCtx {
         }
     }
 
+    /// The context of a page that is the same for every anonymous visitor (cached and
+    /// publicly cacheable: no account, no CSRF token).
+    pub fn shared(lang: Lang) -> Self {
+        PageCtx {
+            user: None,
+            csrf: String::new(),
+            query: String::new(),
+            lang,
+        }
+    }
+
+    /// The content-hashed URL of a static file (`app.css`, `app.js`, `photo.js`).
+    pub fn asset(&self, name: &str) -> &'static str {
+        super::assets::url(name)
+    }
+
     /// The storefront string `key` in the visitor's language.
     pub fn t(&self, key: &str) -> &'static str {
         self.lang.t(key)

@@ -30,7 +30,6 @@ const PAGE_WAIT: std::time::Duration = std::time::Duration::from_millis(800);
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/search/photo", get(form).post(submit))
-        .route("/static/photo.js", get(js))
         .layer(DefaultBodyLimit::max(MAX_BYTES + 64 * 1024))
 }
 
@@ -77,16 +76,6 @@ async fn form(State(s): State<AppState>, v: Visitor) -> Result<Response, Error> 
         results: Vec::new(),
     };
     Ok(render(&page)?.into_response())
-}
-
-async fn js() -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        include_str!("static/photo.js"),
-    )
 }
 
 /// The form's fields: the photo and the filters.

@@ -4,13 +4,16 @@
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::response::Html;
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
+use super::page_cache::{PageCache, Shared};
 use super::pages::{PageCtx, render};
 use super::session::Visitor;
 use super::storefront::{CardView, views};
 use super::{AppState, Error};
+use crate::market::i18n::Lang;
 use crate::store::{catalogue, sellers};
 
 pub fn router() -> Router<AppState> {
@@ -38,9 +41,29 @@ struct SellerPage {
 async fn seller_page(
     State(s): State<AppState>,
     v: Visitor,
+    headers: HeaderMap,
     Path(slug): Path<String>,
-) -> Result<Html<String>, Error> {
-    let seller = sellers::by_slug(&s.db, &slug)
+) -> Result<Response, Error> {
+    if v.user.is_some() {
+        return Ok(Html(render_seller(&s, v.lang, Some(&v), &slug).await?).into_response());
+    }
+    let key = PageCache::key(v.lang, &format!("/s/{slug}"));
+    let render = async { Ok((render_seller(&s, v.lang, None, &slug).await?, 0)) };
+    let (page, hit) = super::storefront::shared_page(&s, key, render).await?;
+    let shared = Shared {
+        needs_visitor: false,
+    };
+    Ok(s.settings.pages.respond(&page, &headers, hit, shared))
+}
+
+/// The seller page, for a logged-in visitor (`who`) or the same for every anonymous one.
+async fn render_seller(
+    s: &AppState,
+    lang: Lang,
+    who: Option<&Visitor>,
+    slug: &str,
+) -> Result<String, Error> {
+    let seller = sellers::by_slug(&s.db, slug)
         .await?
         .filter(|s| s.is_approved())
         .ok_or(Error::NotFound)?;
@@ -55,8 +78,8 @@ async fn seller_page(
     } else {
         seller.description.chars().take(160).collect()
     };
-    render(&SellerPage {
-        page: PageCtx::new(&v),
+    Ok(render(&SellerPage {
+        page: who.map_or_else(|| PageCtx::shared(lang), PageCtx::new),
         canonical: format!("{}/s/{}", s.settings.base_url, seller.slug),
         base_url: s.settings.base_url.clone(),
         store_name: seller.store_name,
@@ -66,6 +89,7 @@ async fn seller_page(
         summary,
         image,
         cards,
-        empty_message: v.lang.t("seller_empty").into(),
-    })
+        empty_message: lang.t("seller_empty").into(),
+    })?
+    .0)
 }

@@ -4,9 +4,15 @@
 //! Cookies: `soko_session` (random token; the database keeps only its SHA-256), `soko_visitor`
 //! (random id), `soko_csrf` (random; double-submit). All HttpOnly, SameSite=Lax, and Secure
 //! when the site is served over TLS.
+//!
+//! Anonymous pages that are the same for everyone (marked `page_cache::Shared`) get no CSRF
+//! cookie (they hold no form that needs one: the pages with forms hand it out) and the visitor
+//! cookie only where a view was recorded under it, so that a CDN may keep them. Any answer that
+//! carries a `Set-Cookie` or belongs to a session is `Cache-Control: private, no-store`; any
+//! other answer that did not choose is `private, no-cache`.
 
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::header::{COOKIE, HOST, ORIGIN, SET_COOKIE};
+use axum::http::header::{CACHE_CONTROL, COOKIE, HOST, ORIGIN, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
@@ -152,6 +158,7 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
             .then(|| random_token()[..32].to_owned()),
         csrf: csrf_cookie.is_none().then(random_token),
     };
+    let logged_in = user.is_some();
     let lang = lang_cookie(req.headers())
         .or_else(|| user.as_ref().and_then(|u| Lang::parse(&u.locale)))
         .unwrap_or_default();
@@ -169,17 +176,31 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
     req.extensions_mut().insert(v);
     let mut resp = next.run(req).await;
     let secure = state.settings.secure_cookies;
-    if let Some(id) = fresh.visitor {
+    let shared = resp
+        .extensions()
+        .get::<super::page_cache::Shared>()
+        .copied();
+    if let Some(id) = fresh.visitor
+        && shared.is_none_or(|s| s.needs_visitor)
+    {
         resp.headers_mut().append(
             SET_COOKIE,
             set_cookie(VISITOR, &id, 365 * 24 * 3600, secure),
         );
     }
-    if let Some(token) = fresh.csrf {
+    if let Some(token) = fresh.csrf
+        && shared.is_none()
+    {
         resp.headers_mut().append(
             SET_COOKIE,
             set_cookie(CSRF, &token, 365 * 24 * 3600, secure),
         );
+    }
+    let headers = resp.headers_mut();
+    if logged_in || headers.contains_key(SET_COOKIE) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    } else if !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
     }
     resp
 }

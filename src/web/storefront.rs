@@ -1,22 +1,26 @@
 //! The storefront: feed, search, product page, the WhatsApp funnel, seller pages.
 
+use std::sync::Arc;
+
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
 use super::guard::ClientKey;
+use super::page_cache::{Page, PageCache, Shared};
 use super::pages::{PageCtx, render};
 use super::session::Visitor;
 use super::{AppState, Error};
+use crate::market::i18n::Lang;
 use crate::market::money::{Currency, Money};
 use crate::market::phone::Phone;
 use crate::market::whatsapp;
 use crate::store::catalogue::{self, Card, SearchFilter};
-use crate::store::{leads, reviews, sellers};
+use crate::store::{generation, leads, reviews, sellers};
 
 pub const PAGE_SIZE: u32 = 40;
 
@@ -26,8 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/search", get(search))
         .route("/p/{id}", get(product))
         .route("/p/{id}/whatsapp", get(whatsapp_start))
-        .route("/static/app.css", get(css))
-        .route("/static/app.js", get(js))
+        .route("/fragment/for-you", get(for_you_fragment))
         .route("/robots.txt", get(robots))
         .route("/lang/{code}", get(switch_language))
 }
@@ -79,6 +82,17 @@ pub(crate) struct Home {
     /// "Recommended for you" and "Trending" strips (the feed's first page only).
     pub for_you: Vec<CardView>,
     pub trending: Vec<CardView>,
+    /// The shared (anonymous) feed: a placeholder that `app.js` fills from
+    /// `/fragment/for-you`, in place of `for_you`.
+    pub for_you_fragment: bool,
+}
+
+/// "Recommended for you" alone: the feed's strip for one visitor.
+#[derive(Template)]
+#[template(path = "for_you.html")]
+struct ForYou {
+    page: PageCtx,
+    for_you: Vec<CardView>,
 }
 
 #[derive(Deserialize)]
@@ -87,13 +101,55 @@ struct FeedQuery {
     before: Option<u64>,
 }
 
+/// Serve an anonymous page from the page cache, or render it (at the generation read before
+/// its queries) and keep it. `render` returns the HTML and the product page's seller.
+pub(crate) async fn shared_page<F>(
+    s: &AppState,
+    key: String,
+    render: F,
+) -> Result<(Arc<Page>, bool), Error>
+where
+    F: std::future::Future<Output = Result<(String, u64), Error>>,
+{
+    let generation = generation::current(&s.db);
+    if let Some(page) = s.settings.pages.get(&key, generation) {
+        return Ok((page, true));
+    }
+    let (html, seller_id) = render.await?;
+    let page = Arc::new(Page::new(html, seller_id, generation));
+    s.settings.pages.put(key, page.clone());
+    Ok((page, false))
+}
+
 async fn home(
     State(s): State<AppState>,
     v: Visitor,
+    headers: HeaderMap,
     Query(q): Query<FeedQuery>,
-) -> Result<Html<String>, Error> {
+) -> Result<Response, Error> {
+    if v.user.is_some() {
+        return Ok(Html(render_home(&s, v.lang, Some(&v), &q).await?).into_response());
+    }
+    let path = format!("/?category={:?}&before={:?}", q.category, q.before);
+    let key = PageCache::key(v.lang, &path);
+    let render = async { Ok((render_home(&s, v.lang, None, &q).await?, 0)) };
+    let (page, hit) = shared_page(&s, key, render).await?;
+    let shared = Shared {
+        needs_visitor: false,
+    };
+    Ok(s.settings.pages.respond(&page, &headers, hit, shared))
+}
+
+/// The feed: for a logged-in visitor (`who`, with their "recommended for you" strip), or the
+/// same for every anonymous one (the strip comes from `/fragment/for-you`).
+async fn render_home(
+    s: &AppState,
+    lang: Lang,
+    who: Option<&Visitor>,
+    q: &FeedQuery,
+) -> Result<String, Error> {
     let categories = catalogue::categories(&s.db).await?;
-    let active = q.category.unwrap_or_default();
+    let active = q.category.clone().unwrap_or_default();
     let category = categories.iter().find(|c| c.slug == active);
     let cards = catalogue::feed(&s.db, q.before, category.map(|c| c.id), None, PAGE_SIZE).await?;
     let next = (cards.len() == PAGE_SIZE as usize).then(|| {
@@ -103,27 +159,52 @@ async fn home(
             None => format!("/?before={last}"),
         }
     });
-    let (for_you, trending) = if category.is_none() && q.before.is_none() {
-        let user = v.user.as_ref().map(|u| u.id);
-        let mine =
-            super::recommend::for_actors(&s.db, user, Some(&v.visitor), super::recommend::STRIP);
-        let hot = super::recommend::trending(&s.db, None, super::recommend::STRIP);
-        let (mine, hot) = tokio::join!(mine, hot);
-        (pick_views(mine?), pick_views(hot?))
-    } else {
-        (Vec::new(), Vec::new())
+    let first_page = category.is_none() && q.before.is_none();
+    let (for_you, trending) = match who {
+        Some(v) if first_page => {
+            let user = v.user.as_ref().map(|u| u.id);
+            let mine = super::recommend::for_actors(
+                &s.db,
+                user,
+                Some(&v.visitor),
+                super::recommend::STRIP,
+            );
+            let hot = super::recommend::trending(&s.db, None, super::recommend::STRIP);
+            let (mine, hot) = tokio::join!(mine, hot);
+            (pick_views(mine?), pick_views(hot?))
+        }
+        None if first_page => {
+            let hot = super::recommend::trending(&s.db, None, super::recommend::STRIP).await?;
+            (Vec::new(), pick_views(hot))
+        }
+        _ => (Vec::new(), Vec::new()),
     };
-    render(&Home {
+    Ok(render(&Home {
         for_you,
         trending,
-        page: PageCtx::new(&v),
-        heading: category.map_or_else(|| v.lang.t("fresh").to_owned(), |c| c.name.clone()),
+        for_you_fragment: who.is_none() && first_page,
+        page: who.map_or_else(|| PageCtx::shared(lang), PageCtx::new),
+        heading: category.map_or_else(|| lang.t("fresh").to_owned(), |c| c.name.clone()),
         active_category: active,
         categories: categories.clone(),
         cards: views(cards),
         next,
-        empty_message: v.lang.t("empty_feed").into(),
-    })
+        empty_message: lang.t("empty_feed").into(),
+    })?
+    .0)
+}
+
+/// The "recommended for you" strip of the feed, for this visitor (fetched by `app.js`; never
+/// shared: `private, no-store`); empty when there is nothing to show.
+async fn for_you_fragment(State(s): State<AppState>, v: Visitor) -> Result<Response, Error> {
+    let user = v.user.as_ref().map(|u| u.id);
+    let mine = super::recommend::for_actors(&s.db, user, Some(&v.visitor), super::recommend::STRIP)
+        .await?;
+    let strip = ForYou {
+        page: PageCtx::new(&v),
+        for_you: pick_views(mine),
+    };
+    Ok(render(&strip)?.into_response())
 }
 
 #[derive(Deserialize)]
@@ -180,6 +261,7 @@ async fn search(
         next: None,
         for_you: Vec::new(),
         trending: Vec::new(),
+        for_you_fragment: false,
         empty_message: if text.is_empty() {
             v.lang.t("search_hint").into()
         } else {
@@ -250,37 +332,83 @@ async fn product(
     headers: HeaderMap,
     Path(id): Path<u64>,
 ) -> Result<Response, Error> {
+    if v.user.is_some() {
+        let (html, seller_id) = render_product(&s, v.lang, Some(&v), id).await?;
+        count_view(&s, &v, &client, &headers, id, seller_id).await?;
+        return Ok(Html(html).into_response());
+    }
+    let key = PageCache::key(v.lang, &format!("/p/{id}"));
+    let render = render_product(&s, v.lang, None, id);
+    let (page, hit) = shared_page(&s, key, render).await?;
+    // Counted on a hit too: the page is shared, the view is this visitor's.
+    let counted = count_view(&s, &v, &client, &headers, id, page.seller_id).await?;
+    let shared = Shared {
+        needs_visitor: counted,
+    };
+    Ok(s.settings.pages.respond(&page, &headers, hit, shared))
+}
+
+/// Record a view of the product (once per visitor, product and day); bots are not counted.
+/// Whether one was recorded under the visitor id.
+async fn count_view(
+    s: &AppState,
+    v: &Visitor,
+    client: &ClientKey,
+    headers: &HeaderMap,
+    id: u64,
+    seller_id: u64,
+) -> Result<bool, Error> {
+    let device = device_of(headers);
+    if device == "bot" {
+        return Ok(false);
+    }
+    leads::record_once(
+        &s.db,
+        &leads::Event {
+            kind: leads::Kind::View,
+            product_id: id,
+            seller_id,
+            user_id: v.user.as_ref().map(|u| u.id),
+            visitor: &v.visitor,
+            referrer: referrer_of(headers),
+            device,
+        },
+        &s.settings.guard.once(&client.0),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// The product page and its seller's id: for a logged-in visitor (`who`: their favourite and
+/// review forms) or the same for every anonymous one. The page's reads run side by side.
+async fn render_product(
+    s: &AppState,
+    lang: Lang,
+    who: Option<&Visitor>,
+    id: u64,
+) -> Result<(String, u64), Error> {
     let p = catalogue::public_product(&s.db, id)
         .await?
         .ok_or(Error::NotFound)?;
-    let seller = sellers::by_id(&s.db, p.seller_id)
-        .await?
-        .ok_or(Error::NotFound)?;
-    let image = catalogue::first_image(&s.db, id).await?;
-    let device = device_of(&headers);
-    if device != "bot" {
-        leads::record_once(
-            &s.db,
-            &leads::Event {
-                kind: leads::Kind::View,
-                product_id: id,
-                seller_id: p.seller_id,
-                user_id: v.user.as_ref().map(|u| u.id),
-                visitor: &v.visitor,
-                referrer: referrer_of(&headers),
-                device,
-            },
-            &s.settings.guard.once(&client.0),
-        )
-        .await?;
-    }
-    let summary: String = p.description.chars().take(160).collect();
-    let favourite = match &v.user {
-        Some(u) => reviews::is_favourite(&s.db, u.id, id).await?,
-        None => false,
+    let user = who.and_then(|v| v.user.as_ref());
+    let favourite = async {
+        match user {
+            Some(u) => reviews::is_favourite(&s.db, u.id, id).await,
+            None => Ok(false),
+        }
     };
+    let (seller, image, reviews, also, similar, favourite) = tokio::join!(
+        sellers::by_id(&s.db, p.seller_id),
+        catalogue::first_image(&s.db, id),
+        reviews::for_product(&s.db, id, 50),
+        super::recommend::for_product(&s.db, id, p.category_id, super::recommend::STRIP),
+        super::photo_search::similar_block(s, id),
+        favourite,
+    );
+    let seller = seller?.ok_or(Error::NotFound)?;
+    let summary: String = p.description.chars().take(160).collect();
     let page = ProductPage {
-        page: PageCtx::new(&v),
+        page: who.map_or_else(|| PageCtx::shared(lang), PageCtx::new),
         id,
         price: price_text(p.price),
         canonical: format!("{}/p/{id}", s.settings.base_url),
@@ -288,22 +416,19 @@ async fn product(
         summary,
         description: p.description,
         stock: p.stock,
-        image,
+        image: image?,
         name: p.name,
         seller_rating: seller.rating(),
         seller_name: seller.store_name,
         seller_slug: seller.slug,
         seller_city: seller.city,
-        reviews: reviews::for_product(&s.db, id, 50).await?,
-        favourite,
-        logged_in: v.user.is_some(),
-        also: pick_views(
-            super::recommend::for_product(&s.db, id, p.category_id, super::recommend::STRIP)
-                .await?,
-        ),
-        similar: super::photo_search::similar_block(&s, id).await,
+        reviews: reviews?,
+        favourite: favourite?,
+        logged_in: user.is_some(),
+        also: pick_views(also?),
+        similar,
     };
-    Ok(render(&page)?.into_response())
+    Ok((render(&page)?.0, p.seller_id))
 }
 
 /// Record the lead (once per visitor, product and day), then send the buyer to the seller's
@@ -339,28 +464,6 @@ async fn whatsapp_start(
     .await?;
     let text = whatsapp::message(&p.name, p.price, &format!("{}/p/{id}", s.settings.base_url));
     Ok(Redirect::to(&whatsapp::link(&phone, &text)).into_response())
-}
-
-async fn css() -> impl IntoResponse {
-    (
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        include_str!("static/app.css"),
-    )
-}
-
-async fn js() -> impl IntoResponse {
-    (
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        include_str!("static/app.js"),
-    )
 }
 
 async fn robots(State(s): State<AppState>) -> impl IntoResponse {

@@ -153,6 +153,7 @@ async fn step_inner(pool: &MySqlPool, s: &Settings, abort: bool) -> Result<usize
         return Err(Error::Aborted);
     }
     tx.commit().await?;
+    crate::store::generation::bump(pool);
     crate::metrics::observe_with("recommend", r#"what="compute""#, started.elapsed(), false);
     tracing::info!(
         recommend.compute_ms = started.elapsed().as_millis() as u64,
@@ -297,6 +298,7 @@ pub async fn full_refresh(pool: &MySqlPool, s: &Settings) -> Result<usize, Error
         let mut tx = pool.begin().await?;
         recompute(&mut tx, &chunk, s).await?;
         tx.commit().await?;
+        crate::store::generation::bump(pool);
         (after, done) = (last, done + chunk.len());
     }
     let mut tx = pool.begin().await?;

@@ -321,7 +321,24 @@ async fn a_seller_lists_a_buyer_finds_it_on_a_phone_and_contacts_them() {
         "{dash}"
     );
     assert!(dash.contains("Papyrus market basket"));
-    for c in [seller, admin, buyer] {
+
+    // A newcomer's feed is the shared (cached) page; app.js fills its "recommended for you"
+    // strip from the visitor's own fragment (with no history of theirs: trending).
+    let s = soko::workers::recommend::Settings::default();
+    soko::workers::recommend::refresh_trending(&app.db, &s)
+        .await
+        .unwrap();
+    let newcomer = driver.session().await;
+    newcomer.goto(&base).await.unwrap();
+    let strip = wait_for(&newcomer, "//section[@id='for-you']//li/a").await;
+    assert!(
+        strip
+            .text()
+            .await
+            .unwrap()
+            .contains("Papyrus market basket")
+    );
+    for c in [seller, admin, buyer, newcomer] {
         c.close().await.unwrap();
     }
 }

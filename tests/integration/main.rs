@@ -11,6 +11,7 @@ mod api;
 mod backup;
 mod boot;
 mod browser;
+mod cache;
 mod cli;
 mod console;
 mod containers;

@@ -292,6 +292,14 @@ async fn pages_carry_strict_security_headers() {
     assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
     assert!(!csp.contains("unsafe-inline"));
     assert_eq!(h["x-content-type-options"], "nosniff");
+    // The feed is shared and sets no cookie (see web::page_cache); a page with a form does.
+    assert!(h.get("set-cookie").is_none());
+    let r = browser()
+        .get(format!("{}/login", app.url))
+        .send()
+        .await
+        .unwrap();
+    let h = r.headers();
     assert!(
         h.get_all("set-cookie")
             .iter()

@@ -27,6 +27,21 @@
   observer.observe(more);
 })();
 
+// The shared (cached) feed holds a placeholder for "Recommended for you": fetch this
+// visitor's strip and put it in place. Without JS the feed shows trending only.
+(function () {
+  var slot = document.querySelector("section[data-fragment]");
+  if (!slot || !window.fetch) return;
+  fetch(slot.getAttribute("data-fragment"), { credentials: "same-origin" })
+    .then(function (r) { return r.ok ? r.text() : ""; })
+    .then(function (html) {
+      var doc = new DOMParser().parseFromString(html, "text/html");
+      var strip = doc.querySelector("section#for-you");
+      if (strip && slot.parentNode) slot.parentNode.replaceChild(document.importNode(strip, true), slot);
+    })
+    .catch(function () {}); // the feed stands without it
+})();
+
 // Forms marked data-confirm (e.g. deleting a product) ask first; without JS they just submit.
 document.addEventListener("submit", function (e) {
   var f = e.target;
