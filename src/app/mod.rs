@@ -185,6 +185,8 @@ fn spawn_workers(
     vectors: &Arc<VectorStore>,
     stop: &CancellationToken,
 ) -> Result<Arc<workers::backup::Engine>, StartError> {
+    // The lowered pool for background computation, from `background:` (before any worker).
+    crate::background::shared_pool(&cfg.background);
     let images = || store::images::Files::new(cfg.data_dir.join("images"));
     tokio::spawn(workers::images::run(db.clone(), images(), stop.clone()));
     let backup = Arc::new(workers::backup::Engine::new(db.clone(), cfg, secrets)?);
@@ -204,6 +206,7 @@ fn spawn_workers(
     ));
     tokio::spawn(workers::vector_sync::start(
         cfg.embed.clone(),
+        cfg.background.clone(),
         db.clone(),
         vectors.clone(),
         images(),

@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod api;
+pub mod background;
 pub mod backup;
 pub mod embed;
 pub mod http;
@@ -91,6 +92,8 @@ pub struct Config {
     pub limits: limits::Limits,
     /// Account mail (password reset links) over SMTP; off while `mail.host` is empty.
     pub mail: mail::Mail,
+    /// How background work yields to the shop, and how views are written behind the pages.
+    pub background: background::Background,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -243,6 +246,7 @@ impl Default for Config {
             recommendations: recommend::Recommendations::default(),
             limits: limits::Limits::default(),
             mail: mail::Mail::default(),
+            background: background::Background::default(),
         }
     }
 }
@@ -574,6 +578,7 @@ impl Config {
         metrics::validate(self, &bad)?;
         embed::validate(self, &bad)?;
         limits::validate(self, &bad)?;
+        background::validate(self, &bad)?;
         Ok(())
     }
 
