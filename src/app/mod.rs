@@ -252,6 +252,7 @@ impl App {
             "serving"
         );
         let state = self.web_state()?;
+        let views = state.views.clone();
         let alerts = Arc::new(std::sync::RwLock::new(Vec::new()));
         let control: Arc<dyn admin::Control> = Arc::new(Control {
             services: self.services.clone(),
@@ -319,6 +320,8 @@ impl App {
         if let Some(t) = metrics_task {
             let _ = t.await;
         }
+        // The web servers are drained: write the buffered views before the pool closes.
+        views.close().await;
         self.db.close().await;
         if self.cfg.vectors.mode == Mode::Embedded {
             self.vectors.seal_for_stop(Duration::from_secs(10)).await;

@@ -184,6 +184,112 @@ pub async fn record_once(db: &MySqlPool, e: &Event<'_>, once: &Once<'_>) -> Resu
     }
 }
 
+/// One view (or other non-critical event) waiting in the view writer, owned.
+#[derive(Debug, Clone)]
+pub struct Buffered {
+    pub kind: Kind,
+    pub product_id: u64,
+    pub seller_id: u64,
+    pub user_id: Option<u64>,
+    pub visitor: String,
+    pub referrer: String,
+    pub device: &'static str,
+    /// The client's address key (see `Once`).
+    pub address: String,
+}
+
+impl Buffered {
+    fn event(&self) -> Event<'_> {
+        Event {
+            kind: self.kind,
+            product_id: self.product_id,
+            seller_id: self.seller_id,
+            user_id: self.user_id,
+            visitor: &self.visitor,
+            referrer: &self.referrer,
+            device: self.device,
+        }
+    }
+}
+
+/// What a group write did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Group {
+    /// Rows written to `events`.
+    pub written: u64,
+    /// Left out by the once-per-visitor/product/day rule or the per-address cap.
+    pub repeats: u64,
+}
+
+/// Rows per multi-row INSERT (well under MariaDB's 65,535 placeholders: 7 per row).
+const ROWS_PER_INSERT: usize = 1000;
+
+/// Record a group of views in one transaction with the rules of [`record_once`] (once per
+/// visitor, product and day; at most `per_address` visitors per address, product and day):
+/// each takes its mark, and the ones that got one are written with multi-row INSERTs. Two
+/// views of the same visitor and product in the group are one. A deadlock with a concurrent
+/// tap (InnoDB) is retried once with the whole group.
+pub async fn record_group(
+    db: &MySqlPool,
+    views: &[Buffered],
+    per_address: u32,
+) -> Result<Group, Error> {
+    let mut seen = std::collections::HashSet::new();
+    let unique: Vec<&Buffered> = views
+        .iter()
+        .filter(|v| {
+            let once = Once {
+                address: &v.address,
+                per_address,
+            };
+            seen.insert((
+                v.kind.as_str(),
+                v.product_id,
+                mark_visitor(&v.event(), &once),
+            ))
+        })
+        .collect();
+    let attempt = || async {
+        let mut tx = db.begin().timed().await?;
+        let mut taken = Vec::new();
+        for v in &unique {
+            let once = Once {
+                address: &v.address,
+                per_address,
+            };
+            if take_mark(&mut tx, &v.event(), &once).await? {
+                taken.push(*v);
+            }
+        }
+        for chunk in taken.chunks(ROWS_PER_INSERT) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO events (kind, product_id, seller_id, user_id, visitor, referrer, \
+                 device) ",
+            );
+            q.push_values(chunk, |mut row, v| {
+                row.push_bind(v.kind.as_str())
+                    .push_bind(v.product_id)
+                    .push_bind(v.seller_id)
+                    .push_bind(v.user_id)
+                    .push_bind(v.visitor.as_str())
+                    .push_bind(v.referrer.chars().take(255).collect::<String>())
+                    .push_bind(v.device);
+            });
+            q.build().execute(&mut *tx).timed().await?;
+        }
+        tx.commit().timed().await?;
+        Ok::<_, Error>(taken.len() as u64)
+    };
+    let written = match attempt().await {
+        Err(err) if lost_race(&err) => attempt().await?,
+        other => other?,
+    };
+    Ok(Group {
+        written,
+        repeats: views.len() as u64 - written,
+    })
+}
+
 /// What a tap recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tapped {

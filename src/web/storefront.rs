@@ -259,20 +259,17 @@ async fn product(
     let image = catalogue::first_image(&s.db, id).await?;
     let device = device_of(&headers);
     if device != "bot" {
-        leads::record_once(
-            &s.db,
-            &leads::Event {
-                kind: leads::Kind::View,
-                product_id: id,
-                seller_id: p.seller_id,
-                user_id: v.user.as_ref().map(|u| u.id),
-                visitor: &v.visitor,
-                referrer: referrer_of(&headers),
-                device,
-            },
-            &s.settings.guard.once(&client.0),
-        )
-        .await?;
+        // Written behind the page, in groups (`view_writer`): the page never waits for it.
+        s.views.record(leads::Buffered {
+            kind: leads::Kind::View,
+            product_id: id,
+            seller_id: p.seller_id,
+            user_id: v.user.as_ref().map(|u| u.id),
+            visitor: v.visitor.clone(),
+            referrer: referrer_of(&headers).to_owned(),
+            device,
+            address: client.0.clone(),
+        });
     }
     let summary: String = p.description.chars().take(160).collect();
     let favourite = match &v.user {
