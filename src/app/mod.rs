@@ -18,6 +18,7 @@ mod error;
 mod host;
 mod https;
 mod keep;
+pub mod notify;
 mod observe;
 mod state;
 
@@ -136,6 +137,7 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
         source,
     })?;
     let runtime = selected.runtime;
+    notify::status("starting the database");
     let mut services = Services::start_mysql(&cfg, runtime.clone()).await?;
     let mysql_status = services.mysql.as_ref().map(|h| h.status.clone());
     let db = store::pool(
@@ -149,6 +151,7 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
         mysql_status,
         shutdown.clone(),
     ));
+    notify::status("starting the vector store");
     services.start_milvus(&cfg, runtime).await?;
     let services = Arc::new(services);
     let profile = cfg.embed.profile.profile();
@@ -159,6 +162,7 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
         profile.dim() as u32,
     ));
     tokio::spawn(keep::collection(vectors.clone(), shutdown.clone()));
+    notify::status("starting the workers");
     let backup = spawn_workers(&cfg, &secrets, &db, &vectors, &shutdown)?;
     Ok(App {
         cfg,
@@ -234,6 +238,7 @@ impl App {
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
+            notify::send("STOPPING=1");
             tracing::info!("shutting down: web, then milvus, then mysql");
             shutdown.cancel();
         });
@@ -253,6 +258,9 @@ impl App {
         );
         let state = self.web_state()?;
         let views = state.views.clone();
+        notify::status("web server listening; checking readiness");
+        notify::spawn_ready(state.clone(), self.shutdown.clone());
+        notify::spawn_watchdog(self.services.receivers(), self.shutdown.clone());
         let alerts = Arc::new(std::sync::RwLock::new(Vec::new()));
         let control: Arc<dyn admin::Control> = Arc::new(Control {
             services: self.services.clone(),
