@@ -69,6 +69,8 @@ fn refuse(message: impl std::fmt::Display) -> StartError {
 /// snapshot shows as the config file.
 pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartError> {
     let started = Instant::now();
+    // systemd's watchdog (when it asks for one) is fed from here on.
+    notify::spawn_watchdog();
     let secrets = Secrets::load(&cfg.secrets_path())?;
     let jwt_from_env = std::env::var_os("SOKO_JWT_SECRET").is_some_and(|v| !v.is_empty());
     if let Err(e) = secrets.check_strength(&cfg.secrets_path(), jwt_from_env) {
@@ -260,7 +262,7 @@ impl App {
         let views = state.views.clone();
         notify::status("web server listening; checking readiness");
         notify::spawn_ready(state.clone(), self.shutdown.clone());
-        notify::spawn_watchdog(self.services.receivers(), self.shutdown.clone());
+        notify::watch_supervisors(self.services.receivers());
         let alerts = Arc::new(std::sync::RwLock::new(Vec::new()));
         let control: Arc<dyn admin::Control> = Arc::new(Control {
             services: self.services.clone(),

@@ -12,7 +12,7 @@
 //! - `STOPPING=1` when a stop signal arrives.
 
 use std::os::unix::net::{SocketAddr, UnixDatagram};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -111,11 +111,21 @@ pub fn spawn_ready(state: AppState, stop: CancellationToken) {
     });
 }
 
-/// `WATCHDOG=1` every half period while the runtime and the supervisor are alive.
-pub fn spawn_watchdog(
-    supervised: Vec<watch::Receiver<supervisor::Status>>,
-    stop: CancellationToken,
-) {
+/// The supervised services' status channels the watchdog checks (set once they exist).
+fn supervised() -> &'static Mutex<Vec<watch::Receiver<supervisor::Status>>> {
+    static S: OnceLock<Mutex<Vec<watch::Receiver<supervisor::Status>>>> = OnceLock::new();
+    S.get_or_init(Mutex::default)
+}
+
+/// From now on the watchdog also checks these services' supervisors.
+pub fn watch_supervisors(rx: Vec<watch::Receiver<supervisor::Status>>) {
+    *supervised().lock().unwrap_or_else(|e| e.into_inner()) = rx;
+}
+
+/// `WATCHDOG=1` every half period while the runtime and the supervisors are alive; started
+/// first thing in `build` (starting MariaDB and Milvus can take a while) and running until
+/// the process ends.
+pub fn spawn_watchdog() {
     let (Some(_), Some(period)) = (notifier(), watchdog_period()) else {
         return;
     };
@@ -123,16 +133,17 @@ pub fn spawn_watchdog(
     tokio::spawn(async move {
         let mut next = Instant::now() + every;
         loop {
-            tokio::select! {
-                () = tokio::time::sleep_until(next.into()) => {}
-                () = stop.cancelled() => return,
-            }
+            tokio::time::sleep_until(next.into()).await;
             let late = next.elapsed();
             next = Instant::now() + every;
             // The event loop: this task woke on time, and another task runs promptly.
             let scheduled = tokio::time::timeout(every / 2, tokio::spawn(async {})).await;
-            // The supervisor: every service's supervising task still holds its channel.
-            let supervisors = supervised.iter().all(|rx| rx.has_changed().is_ok());
+            // The supervisors: every service's supervising task still holds its channel.
+            let supervisors = supervised()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .all(|rx| rx.has_changed().is_ok());
             if late < every / 2 && matches!(scheduled, Ok(Ok(()))) && supervisors {
                 send("WATCHDOG=1");
             } else {
