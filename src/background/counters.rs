@@ -56,6 +56,11 @@ pub fn flushed(written: u64, repeats: u64) {
     FLUSHES.fetch_add(1, Relaxed);
 }
 
+/// `n` views the writer knew to be repeats (or over the address's cap) without asking.
+pub fn skipped(n: u64) {
+    REPEATS.fetch_add(n, Relaxed);
+}
+
 pub fn lost(n: u64) {
     LOST.fetch_add(n, Relaxed);
 }

@@ -5,11 +5,13 @@
 //! or as soon as `background.view_batch` are waiting, and once more when the appliance stops
 //! ([`ViewWriter::close`], in `App::serve`'s ordered stop, before the pool closes). A full
 //! buffer drops the view and counts it (`background::counters`, in `/metrics` and
-//! `soko status`). Leads (WhatsApp taps), wishlists and orders stay synchronous.
+//! `soko status`). Repeats the writer already saw today are skipped without a query (`Known`).
+//! Leads (WhatsApp taps), wishlists and orders stay synchronous.
 //!
 //! What a crash can lose: the views of the last flush interval (1 s by default) and those
 //! still waiting in the buffer; a clean stop loses none.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::background::counters;
 use crate::config::background::Background;
-use crate::store::leads::{self, Buffered};
+use crate::store::leads::{self, Buffered, Mark};
 
 pub struct ViewWriter {
     /// The buffer itself: `background.view_buffer` views; the writer drains it when due.
@@ -52,6 +54,7 @@ impl ViewWriter {
                 rx,
                 batch,
                 per_address,
+                known: Known::default(),
             },
             Duration::from_millis(u64::from(cfg.view_flush_ms.get())),
             due.clone(),
@@ -95,6 +98,56 @@ struct Writer {
     rx: mpsc::Receiver<Buffered>,
     batch: usize,
     per_address: u32,
+    known: Known,
+}
+
+/// What today's groups found, so that a repeat of a visitor already counted today, or a new
+/// visitor of an address that has used up its visitors, costs no query: only views the
+/// database would refuse anyway are skipped (marks are only added during a day).
+#[derive(Default)]
+struct Known {
+    /// The UTC day (days since 1970) the sets are of.
+    day: u64,
+    /// (kind, product, mark visitor) with today's mark.
+    marked: HashSet<(&'static str, u64, String)>,
+    /// (kind, product, address) whose visitors are used up today.
+    capped: HashSet<(&'static str, u64, String)>,
+}
+
+/// Entries kept at most (a few tens of MB at worst); then the sets start again.
+const KNOWN_MAX: usize = 200_000;
+
+impl Known {
+    fn refresh(&mut self) {
+        let today = crate::clock::now_unix() / 86_400;
+        if self.day != today || self.marked.len() + self.capped.len() > KNOWN_MAX {
+            *self = Known {
+                day: today,
+                ..Known::default()
+            };
+        }
+    }
+
+    fn refused(&self, v: &Buffered) -> bool {
+        let kind = v.kind.as_str();
+        self.marked
+            .contains(&(kind, v.product_id, v.mark_visitor()))
+            || self
+                .capped
+                .contains(&(kind, v.product_id, v.address.clone()))
+    }
+
+    fn learn(&mut self, v: &Buffered, mark: Mark) {
+        let kind = v.kind.as_str();
+        match mark {
+            Mark::Taken | Mark::Repeat => {
+                self.marked.insert((kind, v.product_id, v.mark_visitor()));
+            }
+            Mark::Capped => {
+                self.capped.insert((kind, v.product_id, v.address.clone()));
+            }
+        }
+    }
 }
 
 impl Writer {
@@ -112,9 +165,21 @@ impl Writer {
         }
     }
 
-    async fn write(&self, group: &mut Vec<Buffered>) {
+    async fn write(&mut self, group: &mut Vec<Buffered>) {
+        self.known.refresh();
+        let before = group.len();
+        group.retain(|v| !self.known.refused(v));
+        counters::skipped((before - group.len()) as u64);
+        if group.is_empty() {
+            return;
+        }
         match leads::record_group(&self.db, group, self.per_address).await {
-            Ok(g) => counters::flushed(g.written, g.repeats),
+            Ok(g) => {
+                for (v, mark) in group.iter().zip(&g.marks) {
+                    self.known.learn(v, *mark);
+                }
+                counters::flushed(g.written, g.repeats);
+            }
             Err(e) => {
                 tracing::warn!(views = group.len(), "views not written: {e}");
                 counters::lost(group.len() as u64);
