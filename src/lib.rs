@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod app;
+pub mod background;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -128,6 +128,7 @@ impl admin::Control for Control {
                 )),
                 workers: crate::workers::control::switches().views(),
                 vector_sync,
+                background: Some(crate::background::BackgroundView::now(&self.cfg.background)),
             }
         })
     }

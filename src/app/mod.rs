@@ -18,6 +18,7 @@ mod error;
 mod host;
 mod https;
 mod keep;
+pub mod notify;
 mod observe;
 mod state;
 
@@ -68,6 +69,8 @@ fn refuse(message: impl std::fmt::Display) -> StartError {
 /// snapshot shows as the config file.
 pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartError> {
     let started = Instant::now();
+    // systemd's watchdog (when it asks for one) is fed from here on.
+    notify::spawn_watchdog();
     let secrets = Secrets::load(&cfg.secrets_path())?;
     let jwt_from_env = std::env::var_os("SOKO_JWT_SECRET").is_some_and(|v| !v.is_empty());
     if let Err(e) = secrets.check_strength(&cfg.secrets_path(), jwt_from_env) {
@@ -136,6 +139,7 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
         source,
     })?;
     let runtime = selected.runtime;
+    notify::status("starting the database");
     let mut services = Services::start_mysql(&cfg, runtime.clone()).await?;
     let mysql_status = services.mysql.as_ref().map(|h| h.status.clone());
     let db = store::pool(
@@ -149,6 +153,7 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
         mysql_status,
         shutdown.clone(),
     ));
+    notify::status("starting the vector store");
     services.start_milvus(&cfg, runtime).await?;
     let services = Arc::new(services);
     let profile = cfg.embed.profile.profile();
@@ -159,6 +164,7 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
         profile.dim() as u32,
     ));
     tokio::spawn(keep::collection(vectors.clone(), shutdown.clone()));
+    notify::status("starting the workers");
     let backup = spawn_workers(&cfg, &secrets, &db, &vectors, &shutdown)?;
     Ok(App {
         cfg,
@@ -185,6 +191,8 @@ fn spawn_workers(
     vectors: &Arc<VectorStore>,
     stop: &CancellationToken,
 ) -> Result<Arc<workers::backup::Engine>, StartError> {
+    // The lowered pool for background computation, from `background:` (before any worker).
+    crate::background::shared_pool(&cfg.background);
     let images = || store::images::Files::new(cfg.data_dir.join("images"));
     tokio::spawn(workers::images::run(db.clone(), images(), stop.clone()));
     let backup = Arc::new(workers::backup::Engine::new(db.clone(), cfg, secrets)?);
@@ -204,6 +212,7 @@ fn spawn_workers(
     ));
     tokio::spawn(workers::vector_sync::start(
         cfg.embed.clone(),
+        cfg.background.clone(),
         db.clone(),
         vectors.clone(),
         images(),
@@ -231,6 +240,7 @@ impl App {
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
+            notify::send("STOPPING=1");
             tracing::info!("shutting down: web, then milvus, then mysql");
             shutdown.cancel();
         });
@@ -249,6 +259,10 @@ impl App {
             "serving"
         );
         let state = self.web_state()?;
+        let views = state.views.clone();
+        notify::status("web server listening; checking readiness");
+        notify::spawn_ready(state.clone(), self.shutdown.clone());
+        notify::watch_supervisors(self.services.receivers());
         let alerts = Arc::new(std::sync::RwLock::new(Vec::new()));
         let control: Arc<dyn admin::Control> = Arc::new(Control {
             services: self.services.clone(),
@@ -316,6 +330,8 @@ impl App {
         if let Some(t) = metrics_task {
             let _ = t.await;
         }
+        // The web servers are drained: write the buffered views before the pool closes.
+        views.close().await;
         self.db.close().await;
         if self.cfg.vectors.mode == Mode::Embedded {
             self.vectors.seal_for_stop(Duration::from_secs(10)).await;

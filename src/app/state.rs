@@ -23,6 +23,8 @@ pub struct WebState {
     settings: Settings,
     started: Instant,
     supervised: Vec<watch::Receiver<supervisor::Status>>,
+    background: crate::config::background::Background,
+    events_per_address: u32,
 }
 
 impl WebState {
@@ -33,6 +35,8 @@ impl WebState {
             settings: Settings::from_config(cfg),
             started: Instant::now(),
             supervised: Vec::new(),
+            background: cfg.background.clone(),
+            events_per_address: cfg.limits.events_per_address.get(),
         }
     }
 
@@ -59,8 +63,15 @@ impl WebState {
         self
     }
 
+    /// The state, and the view writer's task started on its pool (needs a Tokio runtime).
     pub fn build(self) -> AppState {
+        let views = web::view_writer::ViewWriter::spawn(
+            self.db.clone(),
+            &self.background,
+            self.events_per_address,
+        );
         AppState {
+            views: Arc::new(views),
             db: self.db,
             vectors: self.vectors,
             started: self.started,

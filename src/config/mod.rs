@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod api;
+pub mod background;
 pub mod backup;
 pub mod cache;
 pub mod embed;
@@ -94,6 +95,8 @@ pub struct Config {
     pub mail: mail::Mail,
     /// The in-memory cache of anonymous pages and the HTTP caching headers.
     pub cache: cache::Cache,
+    /// How background work yields to the shop, and how views are written behind the pages.
+    pub background: background::Background,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,6 +250,7 @@ impl Default for Config {
             limits: limits::Limits::default(),
             mail: mail::Mail::default(),
             cache: cache::Cache::default(),
+            background: background::Background::default(),
         }
     }
 }
@@ -579,6 +583,7 @@ impl Config {
         embed::validate(self, &bad)?;
         limits::validate(self, &bad)?;
         cache::validate(self, &bad)?;
+        background::validate(self, &bad)?;
         Ok(())
     }
 

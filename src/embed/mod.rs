@@ -113,6 +113,9 @@ pub struct Embedder {
     text: Box<dyn TextEmbedder>,
     /// The `embed.threads` workers every computation runs on.
     pool: Arc<rayon::ThreadPool>,
+    /// Where product vectors (background work) are computed: the lowered pool of
+    /// `background::pool` once set, else `pool`. Queries stay on `pool`.
+    background: Option<Arc<rayon::ThreadPool>>,
 }
 
 impl Embedder {
@@ -174,7 +177,14 @@ impl Embedder {
             image,
             text,
             pool: Arc::new(pool),
+            background: None,
         })
+    }
+
+    /// Compute product vectors on `pool` (the background pool, lowered) from now on.
+    pub fn with_background(mut self, pool: Arc<rayon::ThreadPool>) -> Embedder {
+        self.background = Some(pool);
+        self
     }
 
     /// The image vector (raw, as the model gives it), computed on the embedding pool.
@@ -193,10 +203,17 @@ impl Embedder {
 
     /// The product's hybrid vector: [√0.6·unit(img), √0.4·unit(text)] (image part zeros when
     /// the product has no photo), so inner product = 0.6·cos(image) + 0.4·cos(text).
+    /// Computed on the background pool when there is one (see [`Embedder::with_background`]).
     pub fn product(&self, image: Option<&image::RgbImage>, text: &str) -> Result<Vec<f32>, Error> {
-        let img = image.map(|i| self.image_vector(i)).transpose()?;
-        let txt = self.text_vector(text)?;
-        Ok(hybrid(img.as_deref(), &txt, self.profile.image_dim))
+        let work = || {
+            let img = image.map(|i| self.image.embed(i)).transpose()?;
+            let txt = self.text.embed(text)?;
+            Ok(hybrid(img.as_deref(), &txt, self.profile.image_dim))
+        };
+        match &self.background {
+            Some(pool) => pool.install(work),
+            None => self.pool.install(work),
+        }
     }
 
     /// A photo search query in the same space: [unit(img), 0...]; the inner product with a

@@ -49,6 +49,9 @@ pub struct Snapshot {
     /// Outbox backlog, heartbeat and reconciliation of the vector index (absent while MySQL
     /// does not answer).
     pub vector_sync: Option<super::sync_view::SyncView>,
+    /// Background threads and priority, and the view writer's counters.
+    #[serde(default)]
+    pub background: Option<crate::background::BackgroundView>,
 }
 
 pub use crate::workers::control::WorkerView;

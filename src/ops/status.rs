@@ -212,6 +212,7 @@ mod tests {
             resources: None,
             workers: Vec::new(),
             vector_sync: None,
+            background: None,
         }
     }
 
@@ -230,6 +231,35 @@ mod tests {
         assert!(text.contains("crash-loop"), "{text}");
         assert!(text.contains("last error: exited with code 1"), "{text}");
         assert!(text.contains("up 1m 5s"), "{text}");
+    }
+
+    #[test]
+    fn text_shows_background_threads_and_dropped_views() {
+        let mut s = snapshot(State::Running, true, true);
+        s.background = Some(crate::background::BackgroundView {
+            threads: 1,
+            priority: "batch".into(),
+            pace_latency_ms: 50,
+            hot: true,
+            views: crate::background::counters::Views {
+                queued: 10,
+                written: 4,
+                repeats: 1,
+                dropped: 5,
+                lost: 0,
+                flushes: 2,
+            },
+        });
+        let text = render_text(&s, 100);
+        assert!(
+            text.contains("background: 1 thread(s) at batch priority, backing off above 50 ms (backing off now)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("10 queued, 4 written, 1 repeats, 5 dropped (buffer full), 0 lost"),
+            "{text}"
+        );
+        assert!(text.contains("warn  background"), "{text}");
     }
 
     fn tls(issued: bool, days: i64, alert: Option<&str>) -> TlsView {

@@ -24,6 +24,28 @@ pub fn millis(ms: Option<f64>) -> String {
 }
 
 pub fn workers(out: &mut String, s: &Snapshot, now_unix: u64) {
+    if let Some(b) = &s.background {
+        let v = &b.views;
+        let _ = writeln!(
+            out,
+            "\n{}  background: {} thread(s) at {} priority, backing off above {} ms{}\n      \
+             views: {} queued, {} written, {} repeats, {} dropped (buffer full), {} lost",
+            if v.dropped + v.lost > 0 {
+                "warn"
+            } else {
+                "ok  "
+            },
+            b.threads,
+            b.priority,
+            b.pace_latency_ms,
+            if b.hot { " (backing off now)" } else { "" },
+            v.queued,
+            v.written,
+            v.repeats,
+            v.dropped,
+            v.lost
+        );
+    }
     if s.workers.is_empty() {
         return;
     }

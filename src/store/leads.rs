@@ -108,6 +108,17 @@ fn mark_visitor<'a>(e: &'a Event<'_>, once: &'a Once<'_>) -> String {
     }
 }
 
+/// What taking a mark found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// The mark is this event's: write it.
+    Taken,
+    /// The visitor has today's mark for the product already.
+    Repeat,
+    /// The address has used up its visitors for the product today.
+    Capped,
+}
+
 /// Take today's mark for this visitor and product, inside `tx`: `false` when the visitor
 /// has one already or the address has used up its visitors (then nothing is to be written).
 async fn take_mark(
@@ -115,6 +126,14 @@ async fn take_mark(
     e: &Event<'_>,
     once: &Once<'_>,
 ) -> Result<bool, Error> {
+    Ok(take_mark_why(tx, e, once).await? == Mark::Taken)
+}
+
+async fn take_mark_why(
+    tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
+    e: &Event<'_>,
+    once: &Once<'_>,
+) -> Result<Mark, Error> {
     let visitor = mark_visitor(e, once);
     let address: String = once.address.chars().take(64).collect();
     let taken: Option<i64> = sqlx::query_scalar(
@@ -128,7 +147,7 @@ async fn take_mark(
     .timed()
     .await?;
     if taken.is_some() {
-        return Ok(false);
+        return Ok(Mark::Repeat);
     }
     let used: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM event_marks WHERE day = UTC_DATE() AND kind = ? AND product_id = ? \
@@ -141,7 +160,7 @@ async fn take_mark(
     .timed()
     .await?;
     if used >= i64::from(once.per_address) {
-        return Ok(false);
+        return Ok(Mark::Capped);
     }
     // A concurrent twin of this request may have taken the mark meanwhile: IGNORE, and the
     // row count says which of the two records.
@@ -157,7 +176,11 @@ async fn take_mark(
     .timed()
     .await?
     .rows_affected();
-    Ok(inserted == 1)
+    Ok(if inserted == 1 {
+        Mark::Taken
+    } else {
+        Mark::Repeat
+    })
 }
 
 /// Two requests racing for the same mark can deadlock in InnoDB; the other one records.
@@ -182,6 +205,136 @@ pub async fn record_once(db: &MySqlPool, e: &Event<'_>, once: &Once<'_>) -> Resu
         Err(err) if lost_race(&err) => Ok(false),
         other => other,
     }
+}
+
+/// One view (or other non-critical event) waiting in the view writer, owned.
+#[derive(Debug, Clone)]
+pub struct Buffered {
+    pub kind: Kind,
+    pub product_id: u64,
+    pub seller_id: u64,
+    pub user_id: Option<u64>,
+    pub visitor: String,
+    pub referrer: String,
+    pub device: &'static str,
+    /// The client's address key (see `Once`).
+    pub address: String,
+}
+
+impl Buffered {
+    /// Who the once-a-day mark is for: the visitor, or the address without one.
+    pub fn mark_visitor(&self) -> String {
+        mark_visitor(
+            &self.event(),
+            &Once {
+                address: &self.address,
+                per_address: 0,
+            },
+        )
+    }
+
+    fn event(&self) -> Event<'_> {
+        Event {
+            kind: self.kind,
+            product_id: self.product_id,
+            seller_id: self.seller_id,
+            user_id: self.user_id,
+            visitor: &self.visitor,
+            referrer: &self.referrer,
+            device: self.device,
+        }
+    }
+}
+
+/// What a group write did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Group {
+    /// Rows written to `events`.
+    pub written: u64,
+    /// Left out by the once-per-visitor/product/day rule or the per-address cap.
+    pub repeats: u64,
+    /// Per view of the group, in order: what its mark was.
+    pub marks: Vec<Mark>,
+}
+
+/// Rows per multi-row INSERT (well under MariaDB's 65,535 placeholders: 7 per row).
+const ROWS_PER_INSERT: usize = 1000;
+
+/// Record a group of views in one transaction with the rules of [`record_once`] (once per
+/// visitor, product and day; at most `per_address` visitors per address, product and day):
+/// each takes its mark, and the ones that got one are written with multi-row INSERTs. Two
+/// views of the same visitor and product in the group are one. A deadlock with a concurrent
+/// tap (InnoDB) is retried once with the whole group.
+pub async fn record_group(
+    db: &MySqlPool,
+    views: &[Buffered],
+    per_address: u32,
+) -> Result<Group, Error> {
+    let mut seen = std::collections::HashSet::new();
+    // The first view of each visitor and product in the group; the others are repeats.
+    let first: Vec<bool> = views
+        .iter()
+        .map(|v| seen.insert((v.kind.as_str(), v.product_id, v.mark_visitor())))
+        .collect();
+    let unique: Vec<&Buffered> = views
+        .iter()
+        .zip(&first)
+        .filter_map(|(v, f)| f.then_some(v))
+        .collect();
+    let attempt = || async {
+        let mut tx = db.begin().timed().await?;
+        let mut taken = Vec::new();
+        let mut marks = Vec::with_capacity(unique.len());
+        for v in &unique {
+            let once = Once {
+                address: &v.address,
+                per_address,
+            };
+            let mark = take_mark_why(&mut tx, &v.event(), &once).await?;
+            if mark == Mark::Taken {
+                taken.push(*v);
+            }
+            marks.push(mark);
+        }
+        for chunk in taken.chunks(ROWS_PER_INSERT) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO events (kind, product_id, seller_id, user_id, visitor, referrer, \
+                 device) ",
+            );
+            q.push_values(chunk, |mut row, v| {
+                row.push_bind(v.kind.as_str())
+                    .push_bind(v.product_id)
+                    .push_bind(v.seller_id)
+                    .push_bind(v.user_id)
+                    .push_bind(v.visitor.as_str())
+                    .push_bind(v.referrer.chars().take(255).collect::<String>())
+                    .push_bind(v.device);
+            });
+            q.build().execute(&mut *tx).timed().await?;
+        }
+        tx.commit().timed().await?;
+        Ok::<_, Error>((taken.len() as u64, marks))
+    };
+    let (written, unique_marks) = match attempt().await {
+        Err(err) if lost_race(&err) => attempt().await?,
+        other => other?,
+    };
+    let mut unique_marks = unique_marks.into_iter();
+    let marks = first
+        .iter()
+        .map(|&f| {
+            if f {
+                unique_marks.next().unwrap_or(Mark::Repeat)
+            } else {
+                Mark::Repeat
+            }
+        })
+        .collect();
+    Ok(Group {
+        written,
+        repeats: views.len() as u64 - written,
+        marks,
+    })
 }
 
 /// What a tap recorded.

@@ -29,6 +29,7 @@ pub mod serve;
 pub mod session;
 mod storefront;
 mod timing;
+pub mod view_writer;
 pub mod visual;
 
 pub use error::Error;
@@ -64,6 +65,8 @@ pub struct AppState {
     /// The supervisor's view of the embedded servers (none in tests or for external ones).
     pub supervised: Vec<watch::Receiver<supervisor::Status>>,
     pub settings: Arc<Settings>,
+    /// Product views, written behind the pages in groups (see `view_writer`).
+    pub views: Arc<view_writer::ViewWriter>,
 }
 
 /// What pages need from the config.

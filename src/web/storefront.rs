@@ -334,14 +334,14 @@ async fn product(
 ) -> Result<Response, Error> {
     if v.user.is_some() {
         let (html, seller_id) = render_product(&s, v.lang, Some(&v), id).await?;
-        count_view(&s, &v, &client, &headers, id, seller_id).await?;
+        count_view(&s, &v, &client, &headers, id, seller_id);
         return Ok(Html(html).into_response());
     }
     let key = PageCache::key(v.lang, &format!("/p/{id}"));
     let render = render_product(&s, v.lang, None, id);
     let (page, hit) = shared_page(&s, key, render).await?;
     // Counted on a hit too: the page is shared, the view is this visitor's.
-    let counted = count_view(&s, &v, &client, &headers, id, page.seller_id).await?;
+    let counted = count_view(&s, &v, &client, &headers, id, page.seller_id);
     let shared = Shared {
         needs_visitor: counted,
     };
@@ -350,33 +350,30 @@ async fn product(
 
 /// Record a view of the product (once per visitor, product and day); bots are not counted.
 /// Whether one was recorded under the visitor id.
-async fn count_view(
+fn count_view(
     s: &AppState,
     v: &Visitor,
     client: &ClientKey,
     headers: &HeaderMap,
     id: u64,
     seller_id: u64,
-) -> Result<bool, Error> {
+) -> bool {
     let device = device_of(headers);
     if device == "bot" {
-        return Ok(false);
+        return false;
     }
-    leads::record_once(
-        &s.db,
-        &leads::Event {
-            kind: leads::Kind::View,
-            product_id: id,
-            seller_id,
-            user_id: v.user.as_ref().map(|u| u.id),
-            visitor: &v.visitor,
-            referrer: referrer_of(headers),
-            device,
-        },
-        &s.settings.guard.once(&client.0),
-    )
-    .await?;
-    Ok(true)
+    // Written behind the page, in groups (`view_writer`): the page never waits for it.
+    s.views.record(leads::Buffered {
+        kind: leads::Kind::View,
+        product_id: id,
+        seller_id,
+        user_id: v.user.as_ref().map(|u| u.id),
+        visitor: v.visitor.clone(),
+        referrer: referrer_of(headers).to_owned(),
+        device,
+        address: client.0.clone(),
+    });
+    true
 }
 
 /// The product page and its seller's id: for a logged-in visitor (`who`: their favourite and

@@ -29,7 +29,10 @@ pub async fn record(
         method_label(&method),
         status
     );
-    metrics::observe_with("http", &labels, started.elapsed(), status >= 500);
+    let elapsed = started.elapsed();
+    metrics::observe_with("http", &labels, elapsed, status >= 500);
+    // The signal background loops pace themselves by.
+    crate::background::pressure::record(elapsed);
     resp
 }
 

@@ -47,7 +47,9 @@ pub async fn run_batch(db: &MySqlPool, files: &Files) -> Result<usize, store::Er
     for job in &claimed {
         let (f, sha) = (files.clone(), job.payload.clone());
         let started = Instant::now();
-        let outcome = tokio::task::spawn_blocking(move || make_variants(&f, &sha))
+        // On the background pool: its threads run at the lower priority (`background:`).
+        let pool = crate::background::current_pool();
+        let outcome = tokio::task::spawn_blocking(move || pool.install(|| make_variants(&f, &sha)))
             .await
             .unwrap_or_else(|e| Err(JobError::Retry(format!("the job panicked: {e}"))));
         match outcome {
@@ -123,6 +125,7 @@ pub async fn run(db: MySqlPool, files: Files, stop: CancellationToken) {
         db: db.clone(),
         files,
         done: 0,
+        pacer: crate::background::Pacer::new(1),
     };
     run_loop(pace, db, job, stop).await;
 }
@@ -133,12 +136,18 @@ struct Variants {
     files: Files,
     /// Jobs claimed since start.
     done: usize,
+    /// Slow requests: a pause before the next batch (`background::pressure`).
+    pacer: crate::background::Pacer,
 }
 
 impl Job for Variants {
     type Error = store::Error;
 
     async fn claim_and_run(&mut self) -> Result<Outcome, store::Error> {
+        let (_, wait) = self.pacer.next_batch();
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
         let n = run_batch(&self.db, &self.files).await?;
         self.done += n;
         Ok(if n > 0 {

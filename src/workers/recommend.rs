@@ -31,6 +31,8 @@ pub enum Error {
     Store(#[from] store::Error),
     #[error("the batch was aborted before its commit")]
     Aborted,
+    #[error("{0}")]
+    Compute(String),
 }
 
 impl From<sqlx::Error> for Error {
@@ -186,18 +188,22 @@ pub async fn recompute(
         neighbours: CANDIDATES.max(s.params.neighbours),
         ..s.params.clone()
     };
-    let collab: HashMap<u64, Vec<(u64, f64)>> = items
-        .iter()
-        .map(|i| {
-            let n = m.neighbours(
-                *i,
-                |j| norms.get(&j).copied().unwrap_or(0.0),
-                s.max_row,
-                &wide,
-            );
-            (*i, n)
-        })
-        .collect();
+    // The maths on the background pool (lowered threads, `background:`), off the runtime.
+    let (todo, max_row) = (items.to_vec(), s.max_row);
+    let collab: HashMap<u64, Vec<(u64, f64)>> = on_background(move || {
+        todo.iter()
+            .map(|i| {
+                let n = m.neighbours(
+                    *i,
+                    |j| norms.get(&j).copied().unwrap_or(0.0),
+                    max_row,
+                    &wide,
+                );
+                (*i, n)
+            })
+            .collect()
+    })
+    .await?;
     let visual = visual_neighbours(conn, items, &collab, s.params.neighbours).await?;
     let mut rows = Vec::new();
     for i in items {
@@ -245,6 +251,28 @@ async fn visual_neighbours(
     needed.sort_unstable();
     needed.dedup();
     let vectors = db::embeddings(conn, &profile, &needed).await?;
+    let (items, collab) = (items.to_vec(), collab.clone());
+    on_background(move || visual_from(&items, &collab, &pool, &vectors, k)).await
+}
+
+/// Run `work` on the background pool and wait for it.
+async fn on_background<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Error> {
+    let pool = crate::background::current_pool();
+    tokio::task::spawn_blocking(move || pool.install(work))
+        .await
+        .map_err(|e| Error::Compute(format!("recommendation maths panicked: {e}")))
+}
+
+/// The brute-force cosine part of [`visual_neighbours`].
+fn visual_from(
+    items: &[u64],
+    collab: &HashMap<u64, Vec<(u64, f64)>>,
+    pool: &[u64],
+    vectors: &HashMap<u64, Vec<f32>>,
+    k: usize,
+) -> HashMap<u64, Vec<(u64, f64)>> {
     let mut out = HashMap::new();
     for i in items {
         let Some(target) = vectors.get(i) else {
@@ -252,7 +280,7 @@ async fn visual_neighbours(
         };
         let ids: Vec<u64> = match collab.get(i) {
             Some(c) if !c.is_empty() => c.iter().map(|(id, _)| *id).collect(),
-            _ => pool.clone(),
+            _ => pool.to_vec(),
         };
         let candidates: Vec<(u64, &[f32])> = ids
             .iter()
@@ -261,7 +289,7 @@ async fn visual_neighbours(
             .collect();
         out.insert(*i, maths::visual_neighbours(target, &candidates, k));
     }
-    Ok(out)
+    out
 }
 
 /// Recompute trending from the events of the last ten half-lives; how many products scored.

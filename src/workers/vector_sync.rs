@@ -17,6 +17,8 @@ use sqlx::MySqlPool;
 use tokio_util::sync::CancellationToken;
 
 use super::run_loop::{Job, Outcome, Pace, run_loop};
+use crate::background::Pacer;
+use crate::config::background::Background;
 use crate::embed::Embedder;
 use crate::imaging::codec::{self, Kind};
 use crate::store;
@@ -91,7 +93,12 @@ pub fn product_text(name: &str, description: &str) -> String {
 impl Syncer {
     /// Claim one batch and sync it. Tests and benchmarks drive the worker with this.
     pub async fn run_batch(&self) -> Result<BatchStats, Error> {
-        let rows = outbox::claim(&self.db, BATCH, LEASE).await?;
+        self.run_batch_of(BATCH).await
+    }
+
+    /// Claim at most `limit` rows and sync them (the worker's pacer picks `limit`).
+    pub async fn run_batch_of(&self, limit: u32) -> Result<BatchStats, Error> {
+        let rows = outbox::claim(&self.db, limit, LEASE).await?;
         let mut stats = BatchStats {
             claimed: rows.len(),
             ..BatchStats::default()
@@ -275,12 +282,20 @@ pub struct Detail {
     pub last_batch: BatchStats,
     pub last_error: Option<String>,
     pub reconcile: Option<super::reconcile::Report>,
+    /// The pace kept by the shop's request latency, and the background threads' priority.
+    pub pace: crate::background::pressure::PaceView,
 }
 
 /// Run until `stop`: batches while rows are due, a look every half second otherwise, a heartbeat
 /// every 10 s, a reconciliation at start and every 10 minutes. While Milvus is unreachable no
 /// rows are claimed (the outbox waits, no attempts are burnt); MySQL errors back off to 30 s.
 pub async fn run(syncer: Syncer, stop: CancellationToken) {
+    run_paced(syncer, Background::default(), stop).await
+}
+
+/// [`run`] with the `background:` settings: batches of at most [`BATCH`], smaller and spaced
+/// while the shop's requests are slow (see `background::pressure`).
+pub async fn run_paced(syncer: Syncer, bg: Background, stop: CancellationToken) {
     let pace = Pace {
         name: WORKER,
         label: "vector sync",
@@ -302,6 +317,9 @@ pub async fn run(syncer: Syncer, stop: CancellationToken) {
         vectors_down: false,
         last_switch_check: None,
         last_flush: Instant::now(),
+        pacer: Pacer::new(BATCH),
+        threads: bg.effective_threads(),
+        priority: bg.priority.to_string(),
     };
     run_loop(pace, db, job, stop).await;
 }
@@ -315,6 +333,9 @@ struct Rounds {
     vectors_down: bool,
     last_switch_check: Option<Instant>,
     last_flush: Instant,
+    pacer: Pacer,
+    threads: usize,
+    priority: String,
 }
 
 impl Job for Rounds {
@@ -343,7 +364,12 @@ impl Job for Rounds {
                 Err(e) => tracing::warn!("reconciliation failed: {e}"),
             }
         }
-        match syncer.run_batch().await {
+        // Slow requests: a smaller batch, after a pause (the shop comes first).
+        let (limit, wait) = self.pacer.next_batch();
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        match syncer.run_batch_of(limit).await {
             Ok(stats) if stats.claimed > 0 => {
                 self.detail.last_batch = stats;
                 self.detail.synced_since_start += (stats.upserted + stats.deleted) as u64;
@@ -371,6 +397,7 @@ impl Job for Rounds {
 
     fn heartbeat(&mut self) -> String {
         self.detail.serving = self.syncer.vectors.serving().collection.clone();
+        self.detail.pace = self.pacer.view(self.threads, &self.priority);
         serde_json::to_string(&self.detail).unwrap_or_default()
     }
 
@@ -411,6 +438,7 @@ impl Job for Rounds {
 /// once in the log, visual search stays 503, everything else runs.
 pub async fn start(
     cfg: crate::config::embed::Embed,
+    bg: Background,
     db: MySqlPool,
     vectors: Arc<VectorStore>,
     files: Files,
@@ -422,9 +450,10 @@ pub async fn start(
         .register(WORKER)
         .active("loading the embedding models");
     let started = Instant::now();
+    let pool = crate::background::shared_pool(&bg);
     let loaded = tokio::task::spawn_blocking({
         let cfg = cfg.clone();
-        move || Embedder::load(&cfg)
+        move || Embedder::load(&cfg).map(|e| e.with_background(pool))
     })
     .await;
     let embedder = match loaded {
@@ -448,13 +477,14 @@ pub async fn start(
     if let Err(e) = super::profile_switch::prepare(&cfg, &db, &vectors).await {
         tracing::warn!("profile change check failed: {e}");
     }
-    run(
+    run_paced(
         Syncer {
             db,
             vectors,
             embedder,
             files,
         },
+        bg,
         stop,
     )
     .await;

@@ -312,9 +312,18 @@ async fn a_seller_lists_a_buyer_finds_it_on_a_phone_and_contacts_them() {
         "{text}"
     );
 
-    // The seller sees the view and the lead.
-    seller.goto(&format!("{base}/sell")).await.unwrap();
-    let dash = seller.source().await.unwrap();
+    // The seller sees the view and the lead (the view is written behind the page, in a group
+    // about a second later: `web::view_writer`).
+    let started = std::time::Instant::now();
+    let dash = loop {
+        seller.goto(&format!("{base}/sell")).await.unwrap();
+        let dash = seller.source().await.unwrap();
+        if dash.contains("<strong>1</strong> views") || started.elapsed() > Duration::from_secs(60)
+        {
+            break dash;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert!(
         dash.contains("<strong>1</strong> views")
             && dash.contains("<strong>1</strong> WhatsApp leads"),

@@ -570,3 +570,21 @@ impl Drop for Appliance {
 pub fn alive(pid: i64) -> bool {
     soko::supervisor::pidfile::alive(pid as i32)
 }
+
+/// Poll `read` until it gives `want` (views are written behind the pages, in groups about once
+/// a second); the last value read once a generous deadline has passed.
+pub async fn eventually<T, F, Fut>(mut read: F, want: T) -> T
+where
+    T: PartialEq,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let start = Instant::now();
+    loop {
+        let got = read().await;
+        if got == want || start.elapsed() > Duration::from_secs(60) {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

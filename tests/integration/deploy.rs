@@ -23,6 +23,9 @@ fn the_systemd_unit_is_hardened() {
         "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
         "StandardError=journal",
         "ExecStart=/usr/local/bin/soko up",
+        "Type=notify",
+        "NotifyAccess=main",
+        "WatchdogSec=",
     ] {
         assert!(
             UNIT.lines()

@@ -8,6 +8,7 @@ mod receivers;
 mod accounts;
 mod alerts;
 mod api;
+mod background;
 mod backup;
 mod boot;
 mod browser;

@@ -78,9 +78,16 @@ async fn seller_lists_admin_approves_buyer_finds_and_contacts_on_whatsapp() {
         "{to}"
     );
 
-    let (views, leads): (i64, i64) = sqlx::query_as(
-        "SELECT CAST(SUM(kind = 'view') AS SIGNED), CAST(SUM(kind = 'whatsapp_start') AS SIGNED) FROM events",
-    ).fetch_one(&app.db).await.unwrap();
+    // The view is written behind the page (`web::view_writer`), within about a second.
+    let (views, leads): (i64, i64) = crate::common::eventually(
+        || async {
+            sqlx::query_as(
+                "SELECT CAST(SUM(kind = 'view') AS SIGNED), CAST(SUM(kind = 'whatsapp_start') AS SIGNED) FROM events",
+            ).fetch_one(&app.db).await.unwrap()
+        },
+        (1, 1),
+    )
+    .await;
     assert_eq!((views, leads), (1, 1));
     let dashboard = seller
         .get(format!("{}/sell", app.url))
@@ -431,14 +438,25 @@ async fn favourites_reviews_leads_orders_analytics_and_sitemap() {
         .await
         .unwrap();
     assert!(html.contains("<svg") && html.contains("Clay pot"), "{html}");
-    let csv = seller
-        .get(format!("{}/sell/analytics.csv?days=7", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // The view is written behind the page (`web::view_writer`), within about a second.
+    let csv = {
+        let mut csv = String::new();
+        for _ in 0..600 {
+            csv = seller
+                .get(format!("{}/sell/analytics.csv?days=7", app.url))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if csv.lines().last().unwrap_or("").ends_with(",1,1,100.0") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        csv
+    };
     assert!(csv.starts_with("day,views,leads,conversion_percent\n"));
     assert_eq!(csv.lines().count(), 8);
     // One product-page view and one WhatsApp tap today.

@@ -75,6 +75,19 @@ async fn event(
     .unwrap();
 }
 
+/// Wait until `n` views are written: the pages write them behind the answer, in groups
+/// (`web::view_writer`).
+async fn views_written(db: &MySqlPool, n: i64) {
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM events WHERE kind = 'view'")
+            .fetch_one(db)
+            .await
+            .unwrap()
+    };
+    let got = crate::common::eventually(|| async { count().await >= n }, true).await;
+    assert!(got, "{n} views not written: {}", count().await);
+}
+
 async fn drain(db: &MySqlPool, s: &Settings) {
     while worker::step(db, s).await.unwrap() > 0 {}
 }
@@ -131,6 +144,7 @@ async fn co_engagement_through_the_pages_drives_also_viewed_and_for_you_and_hidd
     page(&third, &app, &format!("/p/{a}")).await;
     page(&third, &app, &format!("/p/{c}")).await;
     let s = Settings::default();
+    views_written(&app.db, 6).await;
     drain(&app.db, &s).await;
 
     let html = page(&browser(), &app, &format!("/p/{a}")).await;
@@ -156,6 +170,7 @@ async fn co_engagement_through_the_pages_drives_also_viewed_and_for_you_and_hidd
     let home = page(&newcomer, &app, "/").await;
     assert!(section(&home, "trending").contains("Trending"), "{home}");
     page(&newcomer, &app, &format!("/p/{a}")).await;
+    views_written(&app.db, 8).await;
     drain(&app.db, &s).await;
     // The feed is shared (cached): the visitor's own strip comes from the fragment app.js
     // fetches into its placeholder.
@@ -219,6 +234,7 @@ async fn the_api_merges_an_apps_anonymous_history_into_the_account_after_login()
         .unwrap();
     assert_eq!(r.status(), 204);
     let s = Settings::default();
+    views_written(&app.db, 5).await;
     drain(&app.db, &s).await;
     worker::refresh_trending(&app.db, &s).await.unwrap();
 

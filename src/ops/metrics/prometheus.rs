@@ -282,7 +282,47 @@ pub fn prometheus(m: &Metrics, procs: &[ProcessFigures], figures: &StatusFigures
     let others: Vec<&ProcessFigures> = procs.iter().filter(|p| p.name != SOKO).collect();
     services(&mut out, &others);
     status(&mut out, figures);
+    views(&mut out, &crate::background::counters::views());
     out
+}
+
+/// The view writer's counters (`web::view_writer`): views are written behind the pages.
+fn views(out: &mut String, v: &crate::background::counters::Views) {
+    for (name, help, value) in [
+        (
+            "soko_views_queued_total",
+            "Product views handed to the view writer.",
+            v.queued,
+        ),
+        (
+            "soko_views_written_total",
+            "Product views written to the database.",
+            v.written,
+        ),
+        (
+            "soko_views_repeats_total",
+            "Product views left out by the once-per-visitor/product/day rule.",
+            v.repeats,
+        ),
+        (
+            "soko_views_dropped_total",
+            "Product views dropped because the view buffer was full (the page did not wait).",
+            v.dropped,
+        ),
+        (
+            "soko_views_lost_total",
+            "Product views whose group the database did not take.",
+            v.lost,
+        ),
+        (
+            "soko_view_flushes_total",
+            "Transactions that wrote a group of views.",
+            v.flushes,
+        ),
+    ] {
+        family(out, name, "counter", help);
+        sample(out, name, "", value);
+    }
 }
 
 #[cfg(test)]
@@ -367,6 +407,7 @@ mod tests {
             "soko_vector_sync_backlog 7\n",
             "soko_alerts_firing{alert=\"disk-full\"} 1\n",
             "soko_alerts_firing{alert=\"backup-failed\"} 0\n",
+            "\nsoko_views_dropped_total ",
         ] {
             assert!(text.contains(want), "{want} in\n{text}");
         }

@@ -176,7 +176,7 @@ async fn run_recipe(
     python: &Path,
 ) -> Result<(), Error> {
     let full = format!("{COMMON}\n{script}");
-    let mut cmd = crate::process_env::command("bash");
+    let mut cmd = crate::background::child_command("bash");
     crate::process_env::pass(cmd.as_std_mut(), &crate::process_env::NETWORK);
     let status = cmd
         .arg("-c")

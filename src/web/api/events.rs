@@ -105,20 +105,17 @@ pub async fn view(
         .await?
         .ok_or_else(ApiError::not_found)?;
     if e.device != "bot" {
-        leads::record_once(
-            &s.app.db,
-            &leads::Event {
-                kind: leads::Kind::View,
-                product_id: id,
-                seller_id: p.seller_id,
-                user_id: user.map(|u| u.id),
-                visitor: &e.visitor,
-                referrer: &e.referrer,
-                device: e.device,
-            },
-            &s.app.settings.guard.once(&client_key(ip)),
-        )
-        .await?;
+        // Written behind the answer, in groups (`web::view_writer`).
+        s.app.views.record(leads::Buffered {
+            kind: leads::Kind::View,
+            product_id: id,
+            seller_id: p.seller_id,
+            user_id: user.map(|u| u.id),
+            visitor: e.visitor,
+            referrer: e.referrer,
+            device: e.device,
+            address: client_key(ip),
+        });
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -37,7 +37,7 @@ fn io(what: &str, e: impl std::fmt::Display) -> Error {
 pub async fn compress(dest: &Path, level: u8, sources: Vec<Source>) -> Result<Written, Error> {
     let tmp = dest.with_extension("partial");
     let _ = std::fs::remove_file(&tmp);
-    let mut zstd = process_env::command("zstd")
+    let mut zstd = crate::background::child_command("zstd")
         .args([format!("-{level}").as_str(), "-q", "-c", "-T0", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -97,7 +97,8 @@ impl Target {
 
     /// `mariadb-dump` with the options every archive shares.
     pub fn dump(&self, cnf: &Path) -> Command {
-        let mut c = process_env::command("mariadb-dump");
+        // Beside the shop: nice 19 and idle disk priority (`background.priority`).
+        let mut c = crate::background::child_command("mariadb-dump");
         c.arg(format!("--defaults-extra-file={}", cnf.display()))
             .args([
                 "--single-transaction",

@@ -185,11 +185,17 @@ async fn a_token_lists_a_product_that_buyers_find_view_and_contact_on_whatsapp()
 
     let (_, inbox) = api.get("/seller/leads", Some(&token)).await;
     assert_eq!(inbox[0]["product_id"], id, "{inbox}");
+    // The view is written behind the answer (`web::view_writer`), within about a second.
+    let counted = crate::common::eventually(
+        || async {
+            let (_, stats) = api.get("/seller/analytics?days=7", Some(&token)).await;
+            (stats["views"].as_i64(), stats["leads"].as_i64())
+        },
+        (Some(1), Some(1)),
+    )
+    .await;
+    assert_eq!(counted, (Some(1), Some(1)));
     let (_, stats) = api.get("/seller/analytics?days=7", Some(&token)).await;
-    assert_eq!(
-        (stats["views"].as_i64(), stats["leads"].as_i64()),
-        (Some(1), Some(1))
-    );
     assert_eq!(stats["daily"].as_array().unwrap().len(), 7);
     assert_eq!(stats["conversion_percent"], 100.0);
 

@@ -66,6 +66,9 @@ async fn retention_rolls_up_and_prunes_old_events_while_insights_stay_the_same()
             .await
             .unwrap();
     }
+    // The pages write views behind the answer, in groups (`web::view_writer`).
+    let today = "SELECT COUNT(*) FROM events WHERE kind = 'view'";
+    assert_eq!(crate::common::eventually(|| count(&db, today), 2).await, 2);
     // History: views and taps from 3 to 40 days ago (a shop that has been open a while).
     let seller_id: u64 = sqlx::query_scalar("SELECT id FROM sellers")
         .fetch_one(&db)
