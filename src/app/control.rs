@@ -32,6 +32,7 @@ pub(super) struct Control {
     pub(super) log_dir: PathBuf,
     pub(super) data_path: PathBuf,
     pub(super) cfg_profile: &'static str,
+    pub(super) search: crate::search::Search,
 }
 
 impl Control {
@@ -128,6 +129,7 @@ impl admin::Control for Control {
                 )),
                 workers: crate::workers::control::switches().views(),
                 vector_sync,
+                search: Some(self.search.state().line()),
             }
         })
     }

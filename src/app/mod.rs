@@ -55,6 +55,7 @@ pub struct App {
     admin: tokio::net::UnixListener,
     shutdown: CancellationToken,
     backup: Arc<workers::backup::Engine>,
+    search: crate::search::Search,
 }
 
 /// A refusal: logged here, printed by the caller; nothing was started.
@@ -160,6 +161,11 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
     ));
     tokio::spawn(keep::collection(vectors.clone(), shutdown.clone()));
     let backup = spawn_workers(&cfg, &secrets, &db, &vectors, &shutdown)?;
+    let search = crate::search::Search::start(
+        db.clone(),
+        crate::search::Options::from_config(&cfg),
+        shutdown.clone(),
+    );
     Ok(App {
         cfg,
         config_path,
@@ -173,6 +179,7 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
         admin,
         shutdown,
         backup,
+        search,
     })
 }
 
@@ -222,6 +229,7 @@ impl App {
                 .mail_password(&self.cfg, secrets.mail_password.as_ref())
                 .started(self.started)
                 .supervised(self.services.receivers())
+                .search(self.search.clone())
                 .build(),
         )
     }
@@ -267,6 +275,7 @@ impl App {
             log_dir: self.cfg.log_dir(),
             data_path: self.cfg.data_dir.clone(),
             cfg_profile: self.cfg.embed.profile.profile().name,
+            search: self.search.clone(),
         });
         observe::spawn_alerts(
             &self.cfg,

@@ -23,6 +23,8 @@ pub struct WebState {
     settings: Settings,
     started: Instant,
     supervised: Vec<watch::Receiver<supervisor::Status>>,
+    search: Option<crate::search::Search>,
+    search_options: crate::search::Options,
 }
 
 impl WebState {
@@ -33,7 +35,16 @@ impl WebState {
             settings: Settings::from_config(cfg),
             started: Instant::now(),
             supervised: Vec::new(),
+            search: None,
+            search_options: crate::search::Options::from_config(cfg),
         }
+    }
+
+    /// The appliance's search index (else [`build`](Self::build) starts one of its own, which
+    /// runs as long as the runtime: tests and benches).
+    pub fn search(mut self, search: crate::search::Search) -> WebState {
+        self.search = Some(search);
+        self
     }
 
     /// Sign API tokens with the secrets file's `jwt_secret` (else a key for this process).
@@ -60,7 +71,15 @@ impl WebState {
     }
 
     pub fn build(self) -> AppState {
+        let search = self.search.unwrap_or_else(|| {
+            crate::search::Search::start(
+                self.db.clone(),
+                self.search_options,
+                tokio_util::sync::CancellationToken::new(),
+            )
+        });
         AppState {
+            search,
             db: self.db,
             vectors: self.vectors,
             started: self.started,

@@ -14,6 +14,7 @@ mod lines;
 pub mod mail;
 pub mod metrics;
 pub mod recommend;
+pub mod search;
 pub mod secrets;
 pub mod tls;
 
@@ -89,6 +90,8 @@ pub struct Config {
     /// What one client or seller may cost: page budgets, photo-search slots, quotas, event
     /// dedupe and retention.
     pub limits: limits::Limits,
+    /// The embedded text-search index: writer memory, change-log retention.
+    pub search: search::Search,
     /// Account mail (password reset links) over SMTP; off while `mail.host` is empty.
     pub mail: mail::Mail,
 }
@@ -242,6 +245,7 @@ impl Default for Config {
             embed: embed::Embed::default(),
             recommendations: recommend::Recommendations::default(),
             limits: limits::Limits::default(),
+            search: search::Search::default(),
             mail: mail::Mail::default(),
         }
     }
@@ -574,6 +578,7 @@ impl Config {
         metrics::validate(self, &bad)?;
         embed::validate(self, &bad)?;
         limits::validate(self, &bad)?;
+        search::validate(self, &bad)?;
         Ok(())
     }
 

@@ -120,6 +120,7 @@ pub fn snapshot() -> Snapshot {
         alerts: Vec::new(),
         backups: None,
         vector_sync: None,
+        search: None,
         traffic: Some(TrafficView {
             slot_secs: 10,
             window_secs: 60,

@@ -49,6 +49,9 @@ pub struct Snapshot {
     /// Outbox backlog, heartbeat and reconciliation of the vector index (absent while MySQL
     /// does not answer).
     pub vector_sync: Option<super::sync_view::SyncView>,
+    /// The text-search index: one line (ready, rebuilding, broken and answering from SQL).
+    #[serde(default)]
+    pub search: Option<String>,
 }
 
 pub use crate::workers::control::WorkerView;

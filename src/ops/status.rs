@@ -212,6 +212,7 @@ mod tests {
             resources: None,
             workers: Vec::new(),
             vector_sync: None,
+            search: None,
         }
     }
 

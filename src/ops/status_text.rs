@@ -24,6 +24,9 @@ pub fn millis(ms: Option<f64>) -> String {
 }
 
 pub fn workers(out: &mut String, s: &Snapshot, now_unix: u64) {
+    if let Some(line) = &s.search {
+        let _ = writeln!(out, "\n      SEARCH       {line}");
+    }
     if s.workers.is_empty() {
         return;
     }

@@ -62,6 +62,8 @@ pub struct AppState {
     /// The supervisor's view of the embedded servers (none in tests or for external ones).
     pub supervised: Vec<watch::Receiver<supervisor::Status>>,
     pub settings: Arc<Settings>,
+    /// Text search: the embedded index, or SQL while it is not there.
+    pub search: crate::search::Search,
 }
 
 /// What pages need from the config.
