@@ -135,3 +135,29 @@ pub fn document(f: &Fields, d: &Doc) -> TantivyDocument {
     doc.add_text(f.city, &d.city);
     doc
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_folded_and_paired_with_their_english_stems() {
+        assert_eq!(
+            words("Baskets, CAFÉ vikapu"),
+            [
+                ("baskets".to_owned(), "basket".to_owned()),
+                ("cafe".to_owned(), "cafe".to_owned()),
+                ("vikapu".to_owned(), "vikapu".to_owned()),
+            ]
+        );
+        assert!(words(" ,. ").is_empty());
+    }
+
+    #[test]
+    fn typo_distance_grows_with_the_word() {
+        use super::super::query::distance;
+        assert_eq!(distance("cat"), 0);
+        assert_eq!(distance("bsket"), 1);
+        assert_eq!(distance("necklace"), 2);
+    }
+}

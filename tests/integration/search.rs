@@ -540,3 +540,31 @@ async fn a_corrupted_index_is_rebuilt_and_search_answers_meanwhile() {
     assert!(before.iter().all(|f| !after.contains(f)), "not rebuilt");
     token.cancel();
 }
+
+#[tokio::test]
+async fn an_index_behind_the_pruned_change_log_is_rebuilt() {
+    let (db, _) = test_db().await;
+    soko::store::migrate::run(&db).await.unwrap();
+    let c = catalogue(&db).await;
+    let dir = scratch("search-pruned").join("index");
+    let token = CancellationToken::new();
+    let first = Search::start(db.clone(), options(&dir), token.clone());
+    ready(&first).await;
+    stop(first, token, &dir).await;
+    let before = segment_files(&dir);
+
+    // While no index runs: a new product, then the log pruned past it (as after days away).
+    let new = product(&db, c.seller_a, None, "Carved giraffe", "Jacaranda wood", 120_000).await;
+    let pruned = soko::store::search::prune(&db, 0).await.unwrap();
+    assert!(pruned > 0);
+    assert!(soko::store::search::horizon(&db).await.unwrap() > 0);
+
+    let token = CancellationToken::new();
+    let second = Search::start(db.clone(), options(&dir), token.clone());
+    ready(&second).await;
+    // The change itself is gone from the log: only a rebuild from MySQL can know the product.
+    assert_eq!(found(&second, "girafe").await, [new]);
+    let after = segment_files(&dir);
+    assert!(before.iter().all(|f| !after.contains(f)), "not rebuilt");
+    token.cancel();
+}
