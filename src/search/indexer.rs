@@ -197,7 +197,10 @@ fn fields_of(index: &Index) -> Result<Fields, Error> {
 async fn rebuild(inner: &Inner, dir: &Path, heap: usize) -> Result<(Index, Writer, u64), Error> {
     set_state(inner, State::Rebuilding { done: 0 });
     let started = Instant::now();
-    let cursor = changes::latest_change(&inner.db).await?;
+    // Never below the pruned horizon (an empty log after pruning reads as 0).
+    let cursor = changes::latest_change(&inner.db)
+        .await?
+        .max(changes::horizon(&inner.db).await?);
     let d = dir.to_owned();
     let (index, writer) =
         tokio::task::spawn_blocking(move || -> Result<(Index, IndexWriter), Error> {

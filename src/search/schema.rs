@@ -153,6 +153,69 @@ mod tests {
         assert!(words(" ,. ").is_empty());
     }
 
+    /// The index size of a catalogue shaped like `soko seed --demo --products 100000` (names
+    /// and descriptions of its generator, six sellers, six categories), for the README. Not a
+    /// benchmark: it times nothing. `cargo test --lib index_size -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn index_size_of_a_demo_shaped_catalogue() {
+        let dir = std::env::temp_dir().join(format!("soko-index-size-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (schema, f) = schema();
+        let index = Index::create_in_dir(&dir, schema).unwrap();
+        register(&index);
+        let mut w: tantivy::IndexWriter = index.writer_with_num_threads(1, 48 << 20).unwrap();
+        let bases = [
+            "Sisal kiondo basket",
+            "Soapstone elephant carving",
+            "Maasai beaded necklace",
+            "Makonde wood bowl",
+            "Ankara print maxi dress",
+            "Kikoi beach wrap",
+            "Leather sandals",
+            "Kitenge shirt",
+            "Clay cooking pot",
+            "Enamel kettle",
+            "Wooden spoon set",
+            "Woven table mat",
+        ];
+        let adjectives = [
+            "Handmade", "Classic", "Premium", "Everyday", "Festive", "Compact",
+        ];
+        let cities = ["Nairobi", "Mombasa", "Kisumu", "Nakuru", "Eldoret", "Thika"];
+        for i in 0..100_000u64 {
+            let base = bases[i as usize % bases.len()];
+            let adjective = adjectives[(i as usize / bases.len()) % adjectives.len()];
+            let d = Doc {
+                id: i + 1,
+                name: format!("{adjective} {} #{i}", base.to_lowercase()),
+                description: format!("{adjective} {base}. Generated listing {i} for load tests."),
+                category_id: Some(i % 6 + 1),
+                category_name: Some("Crafts".into()),
+                category_name_sw: Some("Kazi za mikono".into()),
+                store_name: format!("Demo seller {}", i % 6),
+                city: cities[i as usize % 6].into(),
+                price_minor: Some(100_000 + (i as i64 % 97) * 1000),
+                currency: "KES".into(),
+            };
+            w.add_document(document(&f, &d)).unwrap();
+        }
+        w.commit().unwrap();
+        w.wait_merging_threads().unwrap();
+        let bytes: u64 = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        println!(
+            "index of 100,000 demo-shaped products: {} KiB",
+            bytes / 1024
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn typo_distance_grows_with_the_word() {
         use super::super::query::distance;

@@ -554,7 +554,15 @@ async fn an_index_behind_the_pruned_change_log_is_rebuilt() {
     let before = segment_files(&dir);
 
     // While no index runs: a new product, then the log pruned past it (as after days away).
-    let new = product(&db, c.seller_a, None, "Carved giraffe", "Jacaranda wood", 120_000).await;
+    let new = product(
+        &db,
+        c.seller_a,
+        None,
+        "Carved giraffe",
+        "Jacaranda wood",
+        120_000,
+    )
+    .await;
     let pruned = soko::store::search::prune(&db, 0).await.unwrap();
     assert!(pruned > 0);
     assert!(soko::store::search::horizon(&db).await.unwrap() > 0);
