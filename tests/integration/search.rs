@@ -426,8 +426,11 @@ async fn found(search: &Search, text: &str) -> Vec<u64> {
 }
 
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
+    // Empty while a rebuild has removed the directory.
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "idx"))
@@ -574,5 +577,35 @@ async fn an_index_behind_the_pruned_change_log_is_rebuilt() {
     assert_eq!(found(&second, "girafe").await, [new]);
     let after = segment_files(&dir);
     assert!(before.iter().all(|f| !after.contains(f)), "not rebuilt");
+    token.cancel();
+}
+
+#[tokio::test]
+async fn a_rebuild_request_in_the_log_rebuilds_a_running_index() {
+    let (db, _) = test_db().await;
+    soko::store::migrate::run(&db).await.unwrap();
+    let c = catalogue(&db).await;
+    let dir = scratch("search-rebuild").join("index");
+    let token = CancellationToken::new();
+    let search = Search::start(db.clone(), options(&dir), token.clone());
+    ready(&search).await;
+    let before = segment_files(&dir);
+    // What `soko search rebuild` (and a restore) writes.
+    soko::store::search::record_all(&db).await.unwrap();
+    // The next search waits for the log to be applied, which is a rebuild: it answers either way.
+    assert!(found(&search, "basket").await.contains(&c.woven));
+    let d = dir.clone();
+    let b = before.clone();
+    until("the rebuilt index", || {
+        let (d, b) = (d.clone(), b.clone());
+        async move {
+            d.join("meta.json").exists()
+                && !segment_files(&d).is_empty()
+                && segment_files(&d).iter().all(|f| !b.contains(f))
+        }
+    })
+    .await;
+    ready(&search).await;
+    assert_eq!(found(&search, "bsket").await[0], c.woven);
     token.cancel();
 }
