@@ -225,6 +225,23 @@ mod tests {
     }
 
     #[test]
+    fn text_shows_the_search_index_line() {
+        let mut s = snapshot(State::Running, true, true);
+        assert!(!render_text(&s, 100).contains("SEARCH"));
+        s.search = Some(
+            crate::search::State::Broken {
+                error: "index: corrupt".into(),
+            }
+            .line(),
+        );
+        let text = render_text(&s, 100);
+        assert!(
+            text.contains("SEARCH       broken, answering from SQL: index: corrupt"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn text_shows_crash_loop_with_its_reason() {
         let text = render_text(&snapshot(State::CrashLoop, false, true), 100);
         assert!(text.contains("UNHEALTHY"), "{text}");
