@@ -34,6 +34,10 @@ pub use query::Facets;
 /// who saves a product and then searches finds it); after that it answers from what it has.
 const FRESHNESS_WAIT: Duration = Duration::from_secs(3);
 
+/// Searches wait for the indexer only when it is this few changes behind (a seller's save, an
+/// admin's decision); further behind, it is applying a bulk load and they answer at once.
+const WAIT_AT_MOST_BEHIND: u64 = 2_000;
+
 /// What the index needs from the config.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -159,8 +163,15 @@ impl Search {
         }
         let latest = changes::latest_change(&self.inner.db).await?;
         let mut rx = self.inner.applied.subscribe();
-        if *rx.borrow() < latest {
+        let applied = *rx.borrow();
+        if applied < latest {
             self.inner.wake.notify_one();
+            if latest - applied > WAIT_AT_MOST_BEHIND {
+                // A bulk load or a restore being applied: answer now from what the index has
+                // (the cards are still read with the public condition) rather than queue
+                // every search behind it.
+                return Ok(self.inner.live.load_full());
+            }
             let caught_up = tokio::time::timeout(FRESHNESS_WAIT, rx.wait_for(|a| *a >= latest));
             if caught_up.await.is_err() {
                 tracing::warn!(

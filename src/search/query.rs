@@ -63,7 +63,8 @@ fn word_query(f: &Fields, plain: &str, stem: &str, prefix: bool) -> Box<dyn Quer
             ));
         }
     }
-    if prefix {
+    // A one-letter prefix would union the postings of a good part of the dictionary.
+    if prefix && plain.chars().count() >= 2 {
         for (field, boost) in [(f.name, 0.6), (f.cat, 0.3), (f.seller, 0.3)] {
             any.push(boosted(
                 FuzzyTermQuery::new_prefix(term(field, plain), 0, true),
