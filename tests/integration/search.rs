@@ -609,3 +609,51 @@ async fn a_rebuild_request_in_the_log_rebuilds_a_running_index() {
     assert_eq!(found(&search, "bsket").await[0], c.woven);
     token.cancel();
 }
+
+#[tokio::test]
+async fn search_pages_walk_through_every_match() {
+    let (app, c) = app_with_catalogue().await;
+    let rows: Vec<soko::store::bulk::BulkProduct> = (0..45)
+        .map(|i| soko::store::bulk::BulkProduct {
+            seller_id: c.seller_a,
+            category_id: None,
+            name: format!("Enamel mug {i}"),
+            description: "Tin".into(),
+            price_minor: 50_000 + i,
+            stock: 1,
+        })
+        .collect();
+    soko::store::bulk::insert_products(&app.db, &rows)
+        .await
+        .unwrap();
+    let page = |n: u32| {
+        let url = format!("{}/search?q=mug&page={n}", app.url);
+        let http = app.http.clone();
+        async move { http.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let cards = |html: &str| -> Vec<String> {
+        html.split("<li class=\"card\">")
+            .skip(1)
+            .map(|li| {
+                li.split("href=\"/p/")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let first = page(1).await;
+    assert_eq!(cards(&first).len(), 40, "{first}");
+    assert!(first.contains("rel=\"next\""), "{first}");
+    assert!(first.contains("page=2"), "{first}");
+    let second = page(2).await;
+    assert_eq!(cards(&second).len(), 5, "{second}");
+    assert!(!second.contains("rel=\"next\""), "{second}");
+    let mut all: Vec<String> = cards(&first).into_iter().chain(cards(&second)).collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 45);
+}
