@@ -17,7 +17,7 @@ use soko::store::catalogue::{self, NewProduct, ProductChanges, SearchFilter};
 use crate::common::{TestApp, scratch, spawn_app, test_db};
 
 /// The fixed catalogue's product ids.
-struct Catalogue {
+pub(crate) struct Catalogue {
     seller_a: u64,
     woven: u64,
     sisal: u64,
@@ -201,7 +201,7 @@ async fn suggestions(app: &TestApp, path: &str) -> Vec<String> {
 
 /// The app with the fixed catalogue, once its index answers (suggestions come only from the
 /// index: SQL has none).
-async fn app_with_catalogue() -> (TestApp, Catalogue) {
+pub(crate) async fn app_with_catalogue() -> (TestApp, Catalogue) {
     let app = spawn_app().await;
     let c = catalogue(&app.db).await;
     let a = &app;
