@@ -14,7 +14,7 @@ use soko::market::states::{ProductStatus, SellerStatus};
 use soko::search::{Options, Search, State};
 use soko::store::catalogue::{self, NewProduct, ProductChanges, SearchFilter};
 
-use crate::common::{TestApp, scratch, spawn_app, test_db};
+use crate::common::{Appliance, TestApp, scratch, spawn_app, test_db};
 
 /// The fixed catalogue's product ids.
 pub(crate) struct Catalogue {
@@ -656,4 +656,59 @@ async fn search_pages_walk_through_every_match() {
     all.sort();
     all.dedup();
     assert_eq!(all.len(), 45);
+}
+
+#[tokio::test]
+async fn soko_up_searches_its_index_shows_it_in_status_and_rebuilds_on_request() {
+    let http = reqwest::Client::new();
+    let mut app = Appliance::prepare("search-up", |_| {});
+    app.start();
+    app.wait_ready(&http, Duration::from_secs(120)).await;
+    let db = app.app_pool();
+    let c = catalogue(&db).await;
+    let first_hit = |q: &'static str| {
+        let (http, url) = (
+            http.clone(),
+            app.url(&format!("/api/v1/products/search?q={q}")),
+        );
+        async move {
+            let body: serde_json::Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            body["items"][0]["id"].as_u64()
+        }
+    };
+    // A typo only the index forgives.
+    until("soko up's index", || async {
+        first_hit("bsket").await == Some(c.woven)
+    })
+    .await;
+    let (_, status) = app.status();
+    let line = status["search"].as_str().unwrap_or_default().to_owned();
+    assert!(line.starts_with("ready: "), "{status}");
+    let text = app.command(&["status"]).output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("SEARCH       ready: "), "{text}");
+
+    // `soko search rebuild` beside the running appliance: its index is rebuilt from MySQL.
+    let dir = app.cfg.data_dir.join("search").join(&app.cfg.database.name);
+    let before = segment_files(&dir);
+    assert!(!before.is_empty(), "{}", dir.display());
+    let out = app.command(&["search", "rebuild"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = dir.clone();
+    until("the rebuilt index", || {
+        let (d, b) = (d.clone(), before.clone());
+        async move {
+            let now = segment_files(&d);
+            !now.is_empty() && now.iter().all(|f| !b.contains(f))
+        }
+    })
+    .await;
+    until("search after the rebuild", || async {
+        first_hit("bsket").await == Some(c.woven)
+    })
+    .await;
 }
