@@ -121,18 +121,39 @@ pub fn build(
     Some(Box::new(BooleanQuery::new(all)))
 }
 
-/// Matches per category id and per city, over every match (not just the page shown).
+/// The search page's price bands, in minor units, both ends included (as the `min`/`max`
+/// filters include them, so a band's count is what its link finds).
+pub const PRICE_BANDS: [(i64, Option<i64>); 5] = [
+    (0, Some(50_000)),
+    (50_000, Some(200_000)),
+    (200_000, Some(500_000)),
+    (500_000, Some(2_000_000)),
+    (2_000_000, None),
+];
+
+/// Matches per category id, per city and per price band, over every match (not just the page
+/// shown).
 #[derive(Debug, Clone, Default)]
 pub struct Facets {
     pub categories: Vec<(u64, u64)>,
     pub cities: Vec<(String, u64)>,
+    /// Matches per [`PRICE_BANDS`] entry.
+    pub price_bands: [u64; PRICE_BANDS.len()],
 }
+
+type FacetFruit = (
+    HashMap<u64, u64>,
+    HashMap<String, u64>,
+    [u64; PRICE_BANDS.len()],
+);
 
 pub struct FacetCollector;
 
 pub struct FacetSegment {
     category: Option<Column<u64>>,
     city: Option<StrColumn>,
+    price: Option<Column<i64>>,
+    bands: [u64; PRICE_BANDS.len()],
     categories: HashMap<u64, u64>,
     city_ords: HashMap<u64, u64>,
 }
@@ -149,6 +170,8 @@ impl Collector for FacetCollector {
         Ok(FacetSegment {
             category: segment.fast_fields().column_opt::<u64>("category")?,
             city: segment.fast_fields().str("city")?,
+            price: segment.fast_fields().column_opt::<i64>("price")?,
+            bands: [0; PRICE_BANDS.len()],
             categories: HashMap::new(),
             city_ords: HashMap::new(),
         })
@@ -158,13 +181,14 @@ impl Collector for FacetCollector {
         false
     }
 
-    fn merge_fruits(
-        &self,
-        parts: Vec<(HashMap<u64, u64>, HashMap<String, u64>)>,
-    ) -> tantivy::Result<Facets> {
+    fn merge_fruits(&self, parts: Vec<FacetFruit>) -> tantivy::Result<Facets> {
         let mut categories: HashMap<u64, u64> = HashMap::new();
         let mut cities: HashMap<String, u64> = HashMap::new();
-        for (c, t) in parts {
+        let mut price_bands = [0; PRICE_BANDS.len()];
+        for (c, t, b) in parts {
+            for (sum, n) in price_bands.iter_mut().zip(b) {
+                *sum += n;
+            }
             for (k, n) in c {
                 *categories.entry(k).or_default() += n;
             }
@@ -176,16 +200,27 @@ impl Collector for FacetCollector {
         categories.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let mut cities: Vec<(String, u64)> = cities.into_iter().collect();
         cities.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        Ok(Facets { categories, cities })
+        Ok(Facets {
+            categories,
+            cities,
+            price_bands,
+        })
     }
 }
 
 impl SegmentCollector for FacetSegment {
-    type Fruit = (HashMap<u64, u64>, HashMap<String, u64>);
+    type Fruit = FacetFruit;
 
     fn collect(&mut self, doc: DocId, _: Score) {
         if let Some(c) = self.category.as_ref().and_then(|col| col.first(doc)) {
             *self.categories.entry(c).or_default() += 1;
+        }
+        if let Some(p) = self.price.as_ref().and_then(|col| col.first(doc)) {
+            for (n, (lo, hi)) in self.bands.iter_mut().zip(PRICE_BANDS) {
+                if p >= lo && hi.is_none_or(|hi| p <= hi) {
+                    *n += 1;
+                }
+            }
         }
         if let Some(city) = &self.city {
             for ord in city.term_ords(doc) {
@@ -204,7 +239,7 @@ impl SegmentCollector for FacetSegment {
                 }
             }
         }
-        (self.categories, cities)
+        (self.categories, cities, self.bands)
     }
 }
 

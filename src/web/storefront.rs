@@ -263,7 +263,35 @@ async fn search(
                 }
             })
             .collect();
-        for (title, links) in [("Category", cats), ("City", cities)] {
+        let major = |minor: i64| (minor / 100).to_string();
+        let kes = |minor: i64| Money::new(minor, Currency::KES).to_string();
+        let prices: Vec<FacetLink> = crate::search::query::PRICE_BANDS
+            .iter()
+            .zip(found.facets.price_bands)
+            .filter(|(_, n)| *n > 0)
+            .map(|(&(lo, hi), n)| {
+                let on = filter.min_minor.unwrap_or(0) == lo && filter.max_minor == hi;
+                let (min, max) = if on {
+                    (String::new(), String::new())
+                } else {
+                    (
+                        if lo > 0 { major(lo) } else { String::new() },
+                        hi.map(major).unwrap_or_default(),
+                    )
+                };
+                FacetLink {
+                    label: match hi {
+                        Some(hi) if lo == 0 => format!("up to {}", kes(hi)),
+                        Some(hi) => format!("{} – {}", kes(lo), kes(hi)),
+                        None => format!("{} and up", kes(lo)),
+                    },
+                    href: href(&[("min", &min), ("max", &max)]),
+                    count: n,
+                    on,
+                }
+            })
+            .collect();
+        for (title, links) in [("Category", cats), ("City", cities), ("Price", prices)] {
             if !links.is_empty() {
                 facets.push(FacetGroup {
                     title: title.into(),

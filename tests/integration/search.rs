@@ -285,6 +285,21 @@ async fn relevance_on_a_fixed_query_set() {
         "{html}"
     );
     assert!(!html.contains("Kitchen <span"), "{html}");
+    // Price bands, both ends included: the bag (800) and the woven basket (1,500), the sisal
+    // set (4,500); each band's link applies its range.
+    assert!(
+        html.contains("KSh 500 – KSh 2,000 <span class=\"count\">(2)</span>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("KSh 2,000 – KSh 5,000 <span class=\"count\">(1)</span>"),
+        "{html}"
+    );
+    assert!(!html.contains("up to KSh 500"), "{html}");
+    assert_eq!(
+        ids(&app, "q=basket&min=50000&max=200000").await,
+        [c.woven, c.bag]
+    );
     // With the city applied, the facets count within it, and its link removes it.
     let html = app
         .http
