@@ -18,6 +18,7 @@ pub mod market;
 pub mod metrics;
 pub mod ops;
 pub mod process_env;
+pub mod search;
 pub mod store;
 pub mod supervisor;
 pub mod telemetry;

@@ -32,6 +32,7 @@ pub(super) struct Control {
     pub(super) log_dir: PathBuf,
     pub(super) data_path: PathBuf,
     pub(super) cfg_profile: &'static str,
+    pub(super) search: crate::search::Search,
 }
 
 impl Control {
@@ -129,6 +130,7 @@ impl admin::Control for Control {
                 workers: crate::workers::control::switches().views(),
                 vector_sync,
                 background: Some(crate::background::BackgroundView::now(&self.cfg.background)),
+                search: Some(self.search.state().line()),
             }
         })
     }

@@ -56,6 +56,7 @@ pub struct App {
     admin: tokio::net::UnixListener,
     shutdown: CancellationToken,
     backup: Arc<workers::backup::Engine>,
+    search: crate::search::Search,
 }
 
 /// A refusal: logged here, printed by the caller; nothing was started.
@@ -166,6 +167,11 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
     tokio::spawn(keep::collection(vectors.clone(), shutdown.clone()));
     notify::status("starting the workers");
     let backup = spawn_workers(&cfg, &secrets, &db, &vectors, &shutdown)?;
+    let search = crate::search::Search::start(
+        db.clone(),
+        crate::search::Options::from_config(&cfg),
+        shutdown.clone(),
+    );
     Ok(App {
         cfg,
         config_path,
@@ -179,6 +185,7 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
         admin,
         shutdown,
         backup,
+        search,
     })
 }
 
@@ -231,6 +238,7 @@ impl App {
                 .mail_password(&self.cfg, secrets.mail_password.as_ref())
                 .started(self.started)
                 .supervised(self.services.receivers())
+                .search(self.search.clone())
                 .build(),
         )
     }
@@ -281,6 +289,7 @@ impl App {
             log_dir: self.cfg.log_dir(),
             data_path: self.cfg.data_dir.clone(),
             cfg_profile: self.cfg.embed.profile.profile().name,
+            search: self.search.clone(),
         });
         observe::spawn_alerts(
             &self.cfg,

@@ -25,6 +25,8 @@ pub struct WebState {
     supervised: Vec<watch::Receiver<supervisor::Status>>,
     background: crate::config::background::Background,
     events_per_address: u32,
+    search: Option<crate::search::Search>,
+    search_options: crate::search::Options,
 }
 
 impl WebState {
@@ -37,7 +39,16 @@ impl WebState {
             supervised: Vec::new(),
             background: cfg.background.clone(),
             events_per_address: cfg.limits.events_per_address.get(),
+            search: None,
+            search_options: crate::search::Options::from_config(cfg),
         }
+    }
+
+    /// The appliance's search index (else [`build`](Self::build) starts one of its own, which
+    /// runs as long as the runtime: tests and benches).
+    pub fn search(mut self, search: crate::search::Search) -> WebState {
+        self.search = Some(search);
+        self
     }
 
     /// Sign API tokens with the secrets file's `jwt_secret` (else a key for this process).
@@ -70,8 +81,16 @@ impl WebState {
             &self.background,
             self.events_per_address,
         );
+        let search = self.search.unwrap_or_else(|| {
+            crate::search::Search::start(
+                self.db.clone(),
+                self.search_options,
+                tokio_util::sync::CancellationToken::new(),
+            )
+        });
         AppState {
             views: Arc::new(views),
+            search,
             db: self.db,
             vectors: self.vectors,
             started: self.started,

@@ -11,6 +11,7 @@ mod init;
 mod migrate;
 mod recommend;
 mod restore;
+mod search;
 mod seed;
 mod seed_photos;
 mod status;
@@ -66,6 +67,8 @@ pub enum Command {
     Console(console::Args),
     /// Recommendations now: fold in new events, trending, `--full` every neighbour list.
     Recommend(recommend::Args),
+    /// The text-search index: `soko search rebuild` rebuilds every node's from MySQL.
+    Search(search::Args),
     /// The container images of MariaDB and Milvus standalone: `soko images build` makes them
     /// here, without a registry; `soko images status` checks them.
     Images(images::Args),
@@ -112,6 +115,7 @@ pub fn main() -> ExitCode {
             Command::Restore(args) => restore::run(loaded.cfg, args).await,
             Command::Console(args) => console::run(loaded.cfg, args).await,
             Command::Recommend(args) => recommend::run(loaded.cfg, args).await,
+            Command::Search(args) => search::run(loaded.cfg, args).await,
             Command::Images(args) => images::run(loaded.cfg, args).await,
         }
     });

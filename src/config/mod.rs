@@ -16,6 +16,7 @@ mod lines;
 pub mod mail;
 pub mod metrics;
 pub mod recommend;
+pub mod search;
 pub mod secrets;
 pub mod tls;
 
@@ -91,6 +92,8 @@ pub struct Config {
     /// What one client or seller may cost: page budgets, photo-search slots, quotas, event
     /// dedupe and retention.
     pub limits: limits::Limits,
+    /// The embedded text-search index: writer memory, change-log retention.
+    pub search: search::Search,
     /// Account mail (password reset links) over SMTP; off while `mail.host` is empty.
     pub mail: mail::Mail,
     /// The in-memory cache of anonymous pages and the HTTP caching headers.
@@ -248,6 +251,7 @@ impl Default for Config {
             embed: embed::Embed::default(),
             recommendations: recommend::Recommendations::default(),
             limits: limits::Limits::default(),
+            search: search::Search::default(),
             mail: mail::Mail::default(),
             cache: cache::Cache::default(),
             background: background::Background::default(),
@@ -584,6 +588,7 @@ impl Config {
         limits::validate(self, &bad)?;
         cache::validate(self, &bad)?;
         background::validate(self, &bad)?;
+        search::validate(self, &bad)?;
         Ok(())
     }
 

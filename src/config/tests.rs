@@ -149,3 +149,22 @@ fn bad_page_cache_values_name_their_key() {
     let ok = parse("cache:\n  page_mb: 0\n  s_maxage_secs: 0\n").unwrap();
     assert_eq!(ok.cache.page_bytes(), 0);
 }
+
+#[test]
+fn search_keys_are_validated_naming_the_key_and_the_line() {
+    let err = parse("search:\n  writer_heap_mb: 4\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("search.writer_heap_mb"), "{err}");
+    assert!(err.contains("appliance.yaml:2"), "{err}");
+    let err = parse("search:\n  change_log_days: 1000\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("search.change_log_days"), "{err}");
+    let err = parse("search:\n  change_log_days: 0\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("change_log_days"), "{err}");
+    let ok = parse("search:\n  writer_heap_mb: 64\n  change_log_days: 3\n").unwrap();
+    assert_eq!(ok.search.writer_heap_mb.get(), 64);
+}

@@ -121,6 +121,7 @@ pub fn snapshot() -> Snapshot {
         backups: None,
         vector_sync: None,
         background: None,
+        search: None,
         traffic: Some(TrafficView {
             slot_secs: 10,
             window_secs: 60,

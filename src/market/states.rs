@@ -160,6 +160,17 @@ string_enum! {
 }
 
 string_enum! {
+    /// What a text-search change touches (`search_changes.scope`): one product, every product
+    /// of a seller or of a category, or everything (after a restore).
+    pub enum SearchScope {
+        Product = "product",
+        Seller = "seller",
+        Category = "category",
+        All = "all",
+    }
+}
+
+string_enum! {
     /// What the vector sync does with a product (`vector_outbox.op`).
     pub enum OutboxOp {
         Upsert = "upsert",

@@ -52,6 +52,9 @@ pub struct Snapshot {
     /// Background threads and priority, and the view writer's counters.
     #[serde(default)]
     pub background: Option<crate::background::BackgroundView>,
+    /// The text-search index: one line (ready, rebuilding, broken and answering from SQL).
+    #[serde(default)]
+    pub search: Option<String>,
 }
 
 pub use crate::workers::control::WorkerView;

@@ -213,6 +213,7 @@ mod tests {
             workers: Vec::new(),
             vector_sync: None,
             background: None,
+            search: None,
         }
     }
 
@@ -222,6 +223,23 @@ mod tests {
         assert_eq!(snapshot(State::Running, true, false).level(), Level::Amber);
         assert_eq!(snapshot(State::Backoff, false, true).level(), Level::Amber);
         assert_eq!(snapshot(State::CrashLoop, false, true).level(), Level::Red);
+    }
+
+    #[test]
+    fn text_shows_the_search_index_line() {
+        let mut s = snapshot(State::Running, true, true);
+        assert!(!render_text(&s, 100).contains("SEARCH"));
+        s.search = Some(
+            crate::search::State::Broken {
+                error: "index: corrupt".into(),
+            }
+            .line(),
+        );
+        let text = render_text(&s, 100);
+        assert!(
+            text.contains("SEARCH       broken, answering from SQL: index: corrupt"),
+            "{text}"
+        );
     }
 
     #[test]

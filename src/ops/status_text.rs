@@ -46,6 +46,9 @@ pub fn workers(out: &mut String, s: &Snapshot, now_unix: u64) {
             v.lost
         );
     }
+    if let Some(line) = &s.search {
+        let _ = writeln!(out, "\n      SEARCH       {line}");
+    }
     if s.workers.is_empty() {
         return;
     }

@@ -259,6 +259,8 @@ pub async fn enqueue_public_products(db: &MySqlPool) -> Result<u64, Error> {
     .execute(db)
     .timed()
     .await?;
+    // And every node's text-search index rebuilds from the restored catalogue.
+    super::search::record_all(db).await?;
     super::generation::bump(db);
     Ok(r.rows_affected())
 }

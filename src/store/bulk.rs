@@ -43,6 +43,7 @@ pub async fn insert_products(db: &MySqlPool, rows: &[BulkProduct]) -> Result<u64
     .bind(first + rows.len() as u64)
     .execute(&mut *tx).timed()
     .await?;
+    super::search::record_range(&mut tx, first, first + rows.len() as u64).await?;
     tx.commit().timed().await?;
     super::generation::bump(db);
     Ok(first)

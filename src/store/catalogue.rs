@@ -1,5 +1,6 @@
-//! Categories and products. Every product write also records a `vector_outbox` row in the
-//! same transaction, so the vector store catches up even after a crash.
+//! Categories and products. Every product write also records a `vector_outbox` row and a
+//! `search_changes` row in the same transaction, so the vector store and the text-search index
+//! catch up even after a crash.
 
 use serde::Serialize;
 use sqlx::mysql::MySqlRow;
@@ -382,7 +383,8 @@ pub(crate) async fn enqueue_vector(
         .execute(&mut **tx)
         .timed()
         .await?;
-    Ok(())
+    // Every write that re-syncs a vector can change what text search finds too.
+    super::search::record(tx, super::search::Scope::Product, product_id).await
 }
 
 /// (`p`, product id) and (`s`, seller slug) of everything public, for the sitemap.

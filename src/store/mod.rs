@@ -17,6 +17,7 @@ pub mod orders;
 pub mod recommend;
 pub mod resets;
 pub mod reviews;
+pub mod search;
 pub mod sellers;
 pub mod sessions;
 pub mod users;

@@ -140,6 +140,7 @@ pub async fn set_status(
     .execute(&mut *tx)
     .timed()
     .await?;
+    super::search::record(&mut tx, super::search::Scope::Seller, id).await?;
     super::audit::append(&mut *tx, audit).await?;
     tx.commit().timed().await?;
     super::generation::bump(db);

@@ -57,6 +57,7 @@ async fn watchlist(State(s): State<AppState>, v: Visitor) -> Result<Html<String>
     let user = v.require_user()?;
     let cards = reviews::favourites(&s.db, user.id).await?;
     render(&Home {
+        facets: Vec::new(),
         page: PageCtx::new(&v),
         heading: v.lang.t("your_watchlist").into(),
         categories: Vec::new(),

@@ -67,6 +67,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Product views, written behind the pages in groups (see `view_writer`).
     pub views: Arc<view_writer::ViewWriter>,
+    /// Text search: the embedded index, or SQL while it is not there.
+    pub search: crate::search::Search,
 }
 
 /// What pages need from the config.

@@ -28,6 +28,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/search", get(search))
+        .route("/search/suggest", get(suggest))
         .route("/p/{id}", get(product))
         .route("/p/{id}/whatsapp", get(whatsapp_start))
         .route("/fragment/for-you", get(for_you_fragment))
@@ -85,6 +86,8 @@ pub(crate) struct Home {
     /// The shared (anonymous) feed: a placeholder that `app.js` fills from
     /// `/fragment/for-you`, in place of `for_you`.
     pub for_you_fragment: bool,
+    /// The search page's facet counts (matches per category and city).
+    pub facets: Vec<FacetGroup>,
 }
 
 /// "Recommended for you" alone: the feed's strip for one visitor.
@@ -93,6 +96,19 @@ pub(crate) struct Home {
 struct ForYou {
     page: PageCtx,
     for_you: Vec<CardView>,
+}
+
+pub(crate) struct FacetGroup {
+    pub title: String,
+    pub links: Vec<FacetLink>,
+}
+
+pub(crate) struct FacetLink {
+    pub label: String,
+    pub href: String,
+    pub count: u64,
+    /// This filter is applied (its link removes it).
+    pub on: bool,
 }
 
 #[derive(Deserialize)]
@@ -180,6 +196,7 @@ async fn render_home(
         _ => (Vec::new(), Vec::new()),
     };
     Ok(render(&Home {
+        facets: Vec::new(),
         for_you,
         trending,
         for_you_fragment: who.is_none() && first_page,
@@ -215,14 +232,19 @@ struct SearchQuery {
     min: Option<String>,
     max: Option<String>,
     city: Option<String>,
+    /// 1-based; pages past the first come from the index only.
+    page: Option<String>,
 }
+
+/// Pages of search results one can walk through (40 each).
+const MAX_SEARCH_PAGES: usize = 25;
 
 async fn search(
     State(s): State<AppState>,
     v: Visitor,
     Query(q): Query<SearchQuery>,
 ) -> Result<Html<String>, Error> {
-    // Bounded: a 10 KB query is cut, not fed to the full-text parser whole.
+    // Bounded: a 10 KB query is cut, not fed to the index or the full-text parser whole.
     let text: String = q.q.trim().chars().take(200).collect();
     let categories = catalogue::categories(&s.db).await?;
     let category = q
@@ -239,13 +261,134 @@ async fn search(
         category: category.map(|c| c.id),
         min_minor: money(&q.min),
         max_minor: money(&q.max),
-        city: q.city.filter(|c| !c.trim().is_empty()),
+        city: q
+            .city
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned),
     };
-    let cards = if text.is_empty() {
-        Vec::new()
+    let page_no = q
+        .page
+        .as_deref()
+        .and_then(|p| p.trim().parse::<usize>().ok())
+        .unwrap_or(1)
+        .clamp(1, MAX_SEARCH_PAGES);
+    let offset = (page_no - 1) * PAGE_SIZE as usize;
+    let found = if text.is_empty() {
+        None
     } else {
-        catalogue::search(&s.db, &text, &filter, PAGE_SIZE).await?
+        Some(s.search.search(&text, &filter, offset, PAGE_SIZE).await?)
     };
+    // Links keep the other filters; `set` replaces (or with "" removes) one of them.
+    let href = |set: &[(&str, &str)]| {
+        let mut pairs: Vec<(&str, String)> = vec![("q", text.clone())];
+        let mut keep = |k: &'static str, v: Option<String>| {
+            let v = set
+                .iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| v.to_string())
+                .or(v);
+            if let Some(v) = v.filter(|v| !v.is_empty()) {
+                pairs.push((k, v));
+            }
+        };
+        keep("category", category.map(|c| c.slug.clone()));
+        keep("min", q.min.clone());
+        keep("max", q.max.clone());
+        keep("city", filter.city.clone());
+        keep("page", None);
+        let query: Vec<String> = pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={}", url_escape(v)))
+            .collect();
+        format!("/search?{}", query.join("&"))
+    };
+    let mut facets = Vec::new();
+    let mut next = None;
+    if let Some(found) = &found {
+        let cats: Vec<FacetLink> = found
+            .facets
+            .categories
+            .iter()
+            .filter_map(|(id, n)| {
+                let c = categories.iter().find(|c| c.id == *id)?;
+                let on = category.is_some_and(|a| a.id == c.id);
+                Some(FacetLink {
+                    label: if v.lang.code() == "sw" && !c.name_sw.is_empty() {
+                        c.name_sw.clone()
+                    } else {
+                        c.name.clone()
+                    },
+                    href: href(&[("category", if on { "" } else { &c.slug })]),
+                    count: *n,
+                    on,
+                })
+            })
+            .collect();
+        let cities: Vec<FacetLink> = found
+            .facets
+            .cities
+            .iter()
+            .take(12)
+            .map(|(city, n)| {
+                let on = filter
+                    .city
+                    .as_deref()
+                    .is_some_and(|f| f.eq_ignore_ascii_case(city));
+                FacetLink {
+                    label: city.clone(),
+                    href: href(&[("city", if on { "" } else { city })]),
+                    count: *n,
+                    on,
+                }
+            })
+            .collect();
+        let major = |minor: i64| (minor / 100).to_string();
+        let kes = |minor: i64| Money::new(minor, Currency::KES).to_string();
+        let prices: Vec<FacetLink> = crate::search::query::PRICE_BANDS
+            .iter()
+            .zip(found.facets.price_bands)
+            .filter(|(_, n)| *n > 0)
+            .map(|(&(lo, hi), n)| {
+                let on = filter.min_minor.unwrap_or(0) == lo && filter.max_minor == hi;
+                let (min, max) = if on {
+                    (String::new(), String::new())
+                } else {
+                    (
+                        if lo > 0 { major(lo) } else { String::new() },
+                        hi.map(major).unwrap_or_default(),
+                    )
+                };
+                FacetLink {
+                    label: match hi {
+                        Some(hi) if lo == 0 => format!("up to {}", kes(hi)),
+                        Some(hi) => format!("{} – {}", kes(lo), kes(hi)),
+                        None => format!("{} and up", kes(lo)),
+                    },
+                    href: href(&[("min", &min), ("max", &max)]),
+                    count: n,
+                    on,
+                }
+            })
+            .collect();
+        for (title, links) in [("Category", cats), ("City", cities), ("Price", prices)] {
+            if !links.is_empty() {
+                facets.push(FacetGroup {
+                    title: title.into(),
+                    links,
+                });
+            }
+        }
+        if found.total.is_some_and(|t| t > offset + found.cards.len())
+            && found.cards.len() == PAGE_SIZE as usize
+            && page_no < MAX_SEARCH_PAGES
+        {
+            let n = (page_no + 1).to_string();
+            next = Some(href(&[("page", &n)]));
+        }
+    }
+    let cards = found.map(|f| f.cards).unwrap_or_default();
     let mut page = PageCtx::new(&v);
     page.query = text.clone();
     render(&Home {
@@ -258,16 +401,50 @@ async fn search(
         active_category: category.map(|c| c.slug.clone()).unwrap_or_default(),
         categories,
         cards: views(cards),
-        next: None,
+        next,
         for_you: Vec::new(),
         trending: Vec::new(),
         for_you_fragment: false,
+        facets,
         empty_message: if text.is_empty() {
             v.lang.t("search_hint").into()
         } else {
             v.lang.t("no_results").into()
         },
     })
+}
+
+/// A query-string value, percent-encoded (everything but unreserved characters).
+fn url_escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[derive(Deserialize)]
+struct SuggestQuery {
+    #[serde(default)]
+    q: String,
+}
+
+/// The search box's suggestions: `{"q": "...", "suggestions": [{"id", "name"}]}`, at most 8.
+async fn suggest(
+    State(s): State<AppState>,
+    Query(q): Query<SuggestQuery>,
+) -> Result<Response, Error> {
+    let text: String = q.q.trim().chars().take(100).collect();
+    let suggestions = if text.is_empty() {
+        Vec::new()
+    } else {
+        s.search.suggest(&text, 8).await?
+    };
+    Ok(axum::Json(serde_json::json!({ "q": text, "suggestions": suggestions })).into_response())
 }
 
 #[derive(Template)]

@@ -351,3 +351,31 @@ async fn a_seller_lists_a_buyer_finds_it_on_a_phone_and_contacts_them() {
         c.close().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn the_search_box_suggests_product_names_as_one_types() {
+    let (app, _) = crate::search::app_with_catalogue().await;
+    let driver = Driver::start().await;
+    let buyer = driver.session().await;
+    buyer.goto(&app.url).await.unwrap();
+    let field = buyer
+        .find(Locator::Css("form.search input[name=q]"))
+        .await
+        .unwrap();
+    field.send_keys("sisal bas").await.unwrap();
+    // app.js asks /search/suggest and fills the box's <datalist>.
+    let option = "//datalist[@id='search-suggestions']/option[@value='Sisal baskets set']";
+    if let Err(e) = buyer
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::XPath(option))
+        .await
+    {
+        panic!("no suggestion ({e}):\n{}", buyer.source().await.unwrap());
+    }
+    assert_eq!(
+        field.attr("list").await.unwrap().as_deref(),
+        Some("search-suggestions")
+    );
+    buyer.close().await.unwrap();
+}

@@ -27,6 +27,7 @@ const PAGES: &[(&str, &[&str])] = &[
     ("/readyz", &["GET"]),
     ("/", &["GET"]),
     ("/search", &["GET"]),
+    ("/search/suggest", &["GET"]),
     ("/p/{id}", &["GET"]),
     ("/p/{id}/whatsapp", &["GET"]),
     ("/fragment/for-you", &["GET"]),

@@ -28,6 +28,7 @@ mod limits;
 mod logs;
 mod market;
 mod recommend;
+mod search;
 mod seller_tools;
 mod sentry;
 mod storage;

@@ -230,10 +230,63 @@ pub async fn search(
             .map(|c| c.trim().to_owned())
             .filter(|c| !c.is_empty()),
     };
-    let cards = catalogue::search(&s.app.db, &text, &filter, limit).await?;
+    let cards = s.app.search.search(&text, &filter, 0, limit).await?.cards;
     let mut page = card_page(&s, cards, limit);
     page.next_before = None; // relevance order has no id cursor
     Ok(axum::Json(page))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SuggestQuery {
+    /// What was typed so far (1 to 100 characters); the last word may be unfinished.
+    pub q: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Suggestion {
+    pub id: u64,
+    pub name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Suggestions {
+    pub q: String,
+    /// At most 8 product names, best first; empty while the search index is being built.
+    pub suggestions: Vec<Suggestion>,
+}
+
+/// Suggestions for a search box: products whose words start with what was typed (typos forgiven).
+#[utoipa::path(get, path = "/products/suggest", tag = "catalogue", params(SuggestQuery),
+    responses((status = 200, description = "OK", body = Suggestions), (status = 422, description = "validation_failed: `field` names the input to fix", body = ErrorBody)))]
+pub async fn suggest(
+    State(s): State<ApiState>,
+    Query(q): Query<SuggestQuery>,
+) -> Result<axum::Json<Suggestions>, ApiError> {
+    let text = q.q.as_deref().unwrap_or_default().trim();
+    if text.is_empty() || text.chars().count() > 100 {
+        let mut errors = FieldErrors::default();
+        errors.0.push(crate::market::FieldError::new(
+            "q",
+            "is required, 1 to 100 characters",
+        ));
+        return Err(errors.into());
+    }
+    let suggestions = s
+        .app
+        .search
+        .suggest(text, 8)
+        .await?
+        .into_iter()
+        .map(|x| Suggestion {
+            id: x.id,
+            name: x.name,
+        })
+        .collect();
+    Ok(axum::Json(Suggestions {
+        q: text.to_owned(),
+        suggestions,
+    }))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -58,6 +58,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(catalogue::categories))
         .routes(routes!(catalogue::products))
         .routes(routes!(catalogue::search))
+        .routes(routes!(catalogue::suggest))
         .routes(routes!(catalogue::product))
         .routes(routes!(catalogue::seller))
         .routes(routes!(events::view))

@@ -47,3 +47,36 @@ document.addEventListener("submit", function (e) {
   var f = e.target;
   if (f.dataset && f.dataset.confirm && !window.confirm(f.dataset.confirm)) e.preventDefault();
 });
+
+// Search-box suggestions: as the visitor types, product names from /search/suggest fill a
+// <datalist> under the box (the browser draws it); submitting still goes to /search.
+(function () {
+  var box = document.querySelector("form.search input[name=q]");
+  if (!box || !window.fetch) return;
+  var list = document.createElement("datalist");
+  list.id = "search-suggestions";
+  box.setAttribute("list", list.id);
+  box.setAttribute("autocomplete", "off");
+  box.parentNode.appendChild(list);
+  var timer = null, asked = "";
+  box.addEventListener("input", function () {
+    clearTimeout(timer);
+    timer = setTimeout(function () {
+      var q = box.value.trim();
+      if (q.length < 2 || q === asked) return;
+      asked = q;
+      fetch("/search/suggest?q=" + encodeURIComponent(q), { credentials: "same-origin" })
+        .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+        .then(function (data) {
+          if (data.q !== box.value.trim()) return;
+          list.textContent = "";
+          data.suggestions.forEach(function (s) {
+            var o = document.createElement("option");
+            o.value = s.name;
+            list.appendChild(o);
+          });
+        })
+        .catch(function () {});
+    }, 150);
+  });
+})();

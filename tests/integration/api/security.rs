@@ -345,6 +345,7 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_answers()
         "GET /categories",
         "GET /products",
         "GET /products/search",
+        "GET /products/suggest",
         "GET /products/{id}",
         "POST /products/{id}/view",
         "POST /products/{id}/lead",
