@@ -195,7 +195,11 @@ async fn the_console_pauses_a_worker_restarts_mysql_and_outlives_the_appliance()
         .iter()
         .find(|s| s.status.name == "mysql")
         .unwrap();
-    assert_eq!(mysql.status.restarts, 1);
+    assert_eq!(
+        mysql.status.restarts, 1,
+        "one restart asked for; the service: {:?}",
+        mysql.status
+    );
 
     // The log tail: over the socket with a level filter, and searched in the Logs pane.
     let q = |level: &str, text: &str| soko::ops::logs::LogQuery {

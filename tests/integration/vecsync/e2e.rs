@@ -213,7 +213,19 @@ pub(crate) async fn photo_search_and_similar_items(v: super::Visual) {
         .await
         .unwrap();
     assert!(form_html.contains(r#"accept="image/*" capture="environment""#));
-    assert!(form_html.contains(r#"src="/static/photo.js""#));
+    // The script under its content-hashed URL (`web::assets`), and that URL serves it.
+    let script = form_html
+        .split(r#"src="/static/photo."#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page loads photo.js");
+    assert!(script.ends_with(".js"), "{script}");
+    let js = buyer
+        .get(format!("{}/static/photo.{script}", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(js.status(), 200);
     let token = token_after(&buyer, &page_url, "action=\"/search/photo?csrf=").await;
     let post = |with_token: bool| {
         let part = Part::bytes(query.clone())
