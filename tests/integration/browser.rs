@@ -379,3 +379,76 @@ async fn the_search_box_suggests_product_names_as_one_types() {
     );
     buyer.close().await.unwrap();
 }
+
+/// Infinite scroll appends the next page's cards to the listing itself, not to the trending
+/// strip above it (app.js used to take the page's first `ul.grid`, the strip's).
+#[tokio::test]
+async fn the_feed_grows_as_one_scrolls_and_the_strips_stay_as_they_were() {
+    let app = spawn_app().await;
+    let (seller, first) = crate::images::seller_with_product(&app, 1).await;
+    let admin = app.admin().await;
+    app.approve_all(&admin).await;
+    for i in 0..44 {
+        app.add_product(&seller, &format!("Kiondo basket {i}"), "900")
+            .await;
+    }
+    // A view of the first product, written behind the page, then trending computed: the
+    // shared feed shows a trending strip above the listing.
+    let visitor = crate::common::browser();
+    let r = visitor
+        .get(format!("{}/p/{first}", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let views = crate::common::eventually(
+        || async {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM events WHERE kind = 'view'")
+                .fetch_one(&app.db)
+                .await
+                .unwrap()
+        },
+        1,
+    )
+    .await;
+    assert_eq!(views, 1);
+    soko::workers::recommend::refresh_trending(
+        &app.db,
+        &soko::workers::recommend::Settings::default(),
+    )
+    .await
+    .unwrap();
+
+    let driver = Driver::start().await;
+    let buyer = driver.session().await;
+    buyer.goto(&app.url).await.unwrap();
+    let count = |xpath: &'static str| {
+        let buyer = &buyer;
+        async move { buyer.find_all(Locator::XPath(xpath)).await.unwrap().len() }
+    };
+    let trending = "//section[@id='trending']//li";
+    let listing = "//ul[@id='cards']/li";
+    assert_eq!(
+        count(trending).await,
+        1,
+        "{}",
+        buyer.source().await.unwrap()
+    );
+    assert_eq!(count(listing).await, 40);
+    buyer
+        .execute("window.scrollTo(0, document.body.scrollHeight)", vec![])
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while count(listing).await < 45 && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        count(listing).await,
+        45,
+        "the listing holds both pages:\n{}",
+        buyer.source().await.unwrap()
+    );
+    assert_eq!(count(trending).await, 1, "the strip is as it was");
+    buyer.close().await.unwrap();
+}

@@ -5,7 +5,7 @@
 // append its cards, keeping the link (and the plain pagination) as the fallback.
 (function () {
   var more = document.querySelector(".more a[rel=next]");
-  var grid = document.querySelector("ul.grid");
+  var grid = document.getElementById("cards"); // the listing, not a strip above it
   if (!more || !grid || !("IntersectionObserver" in window) || !window.fetch) return;
   var busy = false;
   var observer = new IntersectionObserver(function (entries) {
@@ -15,7 +15,7 @@
       .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
       .then(function (html) {
         var doc = new DOMParser().parseFromString(html, "text/html");
-        doc.querySelectorAll("ul.grid > li").forEach(function (li) {
+        doc.querySelectorAll("#cards > li").forEach(function (li) {
           grid.appendChild(document.importNode(li, true));
         });
         var next = doc.querySelector(".more a[rel=next]");
