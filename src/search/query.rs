@@ -154,9 +154,16 @@ pub struct FacetSegment {
     city: Option<StrColumn>,
     price: Option<Column<i64>>,
     bands: [u64; PRICE_BANDS.len()],
-    categories: HashMap<u64, u64>,
-    city_ords: HashMap<u64, u64>,
+    /// Counts by category id below [`DENSE_CATEGORIES`] (every id a shop has), above in a map;
+    /// cities by the segment's term ordinal. Counted per match, so no hashing on the way: a
+    /// search for a common word counts tens of thousands of matches.
+    categories: Vec<u64>,
+    sparse_categories: HashMap<u64, u64>,
+    city_ords: Vec<u64>,
 }
+
+/// Category ids counted in a plain array.
+const DENSE_CATEGORIES: u64 = 4096;
 
 impl Collector for FacetCollector {
     type Fruit = Facets;
@@ -167,13 +174,15 @@ impl Collector for FacetCollector {
         _: SegmentOrdinal,
         segment: &SegmentReader,
     ) -> tantivy::Result<FacetSegment> {
+        let city = segment.fast_fields().str("city")?;
         Ok(FacetSegment {
             category: segment.fast_fields().column_opt::<u64>("category")?,
-            city: segment.fast_fields().str("city")?,
+            city_ords: vec![0; city.as_ref().map_or(0, |c| c.num_terms())],
+            city,
             price: segment.fast_fields().column_opt::<i64>("price")?,
             bands: [0; PRICE_BANDS.len()],
-            categories: HashMap::new(),
-            city_ords: HashMap::new(),
+            categories: Vec::new(),
+            sparse_categories: HashMap::new(),
         })
     }
 
@@ -213,7 +222,15 @@ impl SegmentCollector for FacetSegment {
 
     fn collect(&mut self, doc: DocId, _: Score) {
         if let Some(c) = self.category.as_ref().and_then(|col| col.first(doc)) {
-            *self.categories.entry(c).or_default() += 1;
+            if c < DENSE_CATEGORIES {
+                let i = c as usize;
+                if i >= self.categories.len() {
+                    self.categories.resize(i + 1, 0);
+                }
+                self.categories[i] += 1;
+            } else {
+                *self.sparse_categories.entry(c).or_default() += 1;
+            }
         }
         if let Some(p) = self.price.as_ref().and_then(|col| col.first(doc)) {
             for (n, (lo, hi)) in self.bands.iter_mut().zip(PRICE_BANDS) {
@@ -224,7 +241,9 @@ impl SegmentCollector for FacetSegment {
         }
         if let Some(city) = &self.city {
             for ord in city.term_ords(doc) {
-                *self.city_ords.entry(ord).or_default() += 1;
+                if let Some(n) = self.city_ords.get_mut(ord as usize) {
+                    *n += 1;
+                }
             }
         }
     }
@@ -232,14 +251,20 @@ impl SegmentCollector for FacetSegment {
     fn harvest(self) -> Self::Fruit {
         let mut cities = HashMap::new();
         if let Some(col) = &self.city {
-            for (ord, n) in self.city_ords {
+            for (ord, &n) in self.city_ords.iter().enumerate() {
                 let mut s = String::new();
-                if col.ord_to_str(ord, &mut s).unwrap_or(false) {
+                if n > 0 && col.ord_to_str(ord as u64, &mut s).unwrap_or(false) {
                     *cities.entry(s).or_default() += n;
                 }
             }
         }
-        (self.categories, cities, self.bands)
+        let mut categories = self.sparse_categories;
+        for (id, &n) in self.categories.iter().enumerate() {
+            if n > 0 {
+                *categories.entry(id as u64).or_default() += n;
+            }
+        }
+        (categories, cities, self.bands)
     }
 }
 

@@ -121,13 +121,27 @@ pub async fn feed(
     // feeds then walk their own index (`products_category`, `products_seller`: key, id)
     // backwards instead of the whole catalogue. Three fixed texts, each prepared once per
     // connection (the pool's statement cache).
-    let by = match (category, seller) {
-        (Some(_), Some(_)) => " AND p.category_id = ? AND p.seller_id = ?",
-        (Some(_), None) => " AND p.category_id = ?",
-        (None, Some(_)) => " AND p.seller_id = ?",
-        (None, None) => "",
+    //
+    // The index is named: MariaDB 10.11 otherwise reads it by its leading equality parts alone
+    // (`ref`) and skips every entry above the cursor one by one, ~50,000 for a cursor halfway
+    // down 100,000 products (1.6 s under load in `scripts/bench-web`'s `feed_deep`); named, it
+    // is a `range` scan that starts at the cursor (EXPLAIN: key_len 10 instead of 2).
+    let (index, by) = match (category, seller) {
+        (Some(_), Some(_)) => (
+            "products_seller",
+            " AND p.category_id = ? AND p.seller_id = ?",
+        ),
+        (Some(_), None) => ("products_category", " AND p.category_id = ?"),
+        (None, Some(_)) => ("products_seller", " AND p.seller_id = ?"),
+        (None, None) => ("products_feed", ""),
     };
-    let sql = format!("{CARD} WHERE {PUBLIC} AND p.id < ?{by} ORDER BY p.id DESC LIMIT ?");
+    let card = CARD.replacen(
+        "FROM products p ",
+        &format!("FROM products p FORCE INDEX ({index}) "),
+        1,
+    );
+    debug_assert!(card.contains("FORCE INDEX"), "{card}");
+    let sql = format!("{card} WHERE {PUBLIC} AND p.id < ?{by} ORDER BY p.id DESC LIMIT ?");
     let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(before.unwrap_or(u64::MAX));
     if let Some(c) = category {
         q = q.bind(c);
