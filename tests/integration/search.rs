@@ -581,8 +581,19 @@ async fn an_index_behind_the_pruned_change_log_is_rebuilt() {
         120_000,
     )
     .await;
+    // Every row a day old, so that pruning at 0 days takes them all: a row written within the
+    // same millisecond as the prune would otherwise stay (`created_at < now` is false).
+    sqlx::query("UPDATE search_changes SET created_at = created_at - INTERVAL 1 DAY")
+        .execute(&db)
+        .await
+        .unwrap();
     let pruned = soko::store::search::prune(&db, 0).await.unwrap();
     assert!(pruned > 0);
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM search_changes")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the new product's change is pruned too");
     assert!(soko::store::search::horizon(&db).await.unwrap() > 0);
 
     let token = CancellationToken::new();
