@@ -88,15 +88,16 @@ impl WebState {
                 tokio_util::sync::CancellationToken::new(),
             )
         });
-        AppState {
+        AppState::new(web::AppShared {
             views: Arc::new(views),
             search,
+            generation: crate::store::generation::counter(&self.db),
             db: self.db,
             vectors: self.vectors,
             started: self.started,
             supervised: self.supervised,
             settings: Arc::new(self.settings),
-        }
+        })
     }
 }
 

@@ -16,7 +16,8 @@ use sqlx::MySqlPool;
 static COUNTERS: LazyLock<Mutex<HashMap<String, Arc<AtomicU64>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
-/// The counter of `db`'s database (the same one for every pool to it).
+/// The counter of `db`'s database (the same one for every pool to it); the web state keeps
+/// it, so pages read it without this lookup.
 pub fn counter(db: &MySqlPool) -> Arc<AtomicU64> {
     let o = db.connect_options();
     let key = format!(
@@ -37,9 +38,4 @@ pub fn counter(db: &MySqlPool) -> Arc<AtomicU64> {
 /// Something an anonymous page shows has changed (call after the write, or its commit).
 pub fn bump(db: &MySqlPool) {
     counter(db).fetch_add(1, Ordering::AcqRel);
-}
-
-/// The current generation of `db`'s catalogue.
-pub fn current(db: &MySqlPool) -> u64 {
-    counter(db).load(Ordering::Acquire)
 }

@@ -56,9 +56,27 @@ use crate::vectors::VectorStore;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// What every handler may reach.
+/// What every handler may reach: one allocation shared by every request (axum clones the state
+/// for each handler and middleware, so a clone is one reference count, not one per field).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppShared>);
+
+impl AppState {
+    pub fn new(shared: AppShared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppShared;
+
+    fn deref(&self) -> &AppShared {
+        &self.0
+    }
+}
+
+/// The fields of [`AppState`].
+pub struct AppShared {
     pub db: MySqlPool,
     pub vectors: Arc<VectorStore>,
     pub started: Instant,
@@ -69,6 +87,9 @@ pub struct AppState {
     pub views: Arc<view_writer::ViewWriter>,
     /// Text search: the embedded index, or SQL while it is not there.
     pub search: crate::search::Search,
+    /// This database's catalogue generation (`store::generation`), looked up once: the page
+    /// cache reads it on every anonymous page.
+    pub generation: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// What pages need from the config.
@@ -154,7 +175,7 @@ fn ephemeral_secret() -> Secret {
     crate::config::secrets::random_secret().unwrap_or_else(|_| Secret::new(session::random_token()))
 }
 
-impl AppState {
+impl AppShared {
     pub fn supervised_statuses(&self) -> Vec<supervisor::Status> {
         self.supervised
             .iter()

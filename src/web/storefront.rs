@@ -20,7 +20,7 @@ use crate::market::money::{Currency, Money};
 use crate::market::phone::Phone;
 use crate::market::whatsapp;
 use crate::store::catalogue::{self, Card, SearchFilter};
-use crate::store::{generation, leads, reviews, sellers};
+use crate::store::{leads, reviews, sellers};
 
 pub const PAGE_SIZE: u32 = 40;
 
@@ -127,7 +127,7 @@ pub(crate) async fn shared_page<F>(
 where
     F: std::future::Future<Output = Result<(String, u64), Error>>,
 {
-    let generation = generation::current(&s.db);
+    let generation = s.generation.load(std::sync::atomic::Ordering::Acquire);
     if let Some(page) = s.settings.pages.get(&key, generation) {
         return Ok((page, true));
     }
