@@ -154,6 +154,9 @@ pub fn decode_within(bytes: &[u8], max_pixels: u64) -> Result<Decoded, Refusal> 
     if kind == Kind::Webp && !webp_complete(bytes) {
         return Err(Refusal::Corrupt("the WebP data ends early".into()));
     }
+    if kind == Kind::Png && !png_complete(bytes) {
+        return Err(Refusal::Corrupt("the PNG data ends early".into()));
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), kind.format());
     let mut limits = Limits::default();
     limits.max_alloc = Some(MAX_ALLOC);
@@ -251,6 +254,30 @@ pub fn jpeg_complete(b: &[u8]) -> bool {
             }
         }
     }
+}
+
+/// Walk a PNG's chunks to a whole `IEND`. The PNG decoder stops once it has the pixels, so a
+/// file cut inside its last chunk (the end marker or its checksum) would pass it.
+pub fn png_complete(b: &[u8]) -> bool {
+    if !b.starts_with(b"\x89PNG\r\n\x1a\n") {
+        return false;
+    }
+    let mut i = 8;
+    while let Some(head) = b.get(i..i + 8) {
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        // Length, type, data, CRC.
+        let Some(end) = len.checked_add(12).and_then(|n| n.checked_add(i)) else {
+            return false;
+        };
+        if end > b.len() {
+            return false;
+        }
+        if &head[4..8] == b"IEND" {
+            return true;
+        }
+        i = end;
+    }
+    false
 }
 
 /// Walk a WebP's RIFF chunks to the end the header declares. The VP8 decoder, like the JPEG

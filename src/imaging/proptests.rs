@@ -302,3 +302,19 @@ fn the_counting_allocator_sees_what_is_allocated() {
         "a 1000×1000 PNG allocates its pixels: {peak}"
     );
 }
+
+/// Every cut of a PNG's last twelve bytes (its `IEND` chunk and checksum) is refused: the
+/// decoder has the pixels by then and would accept it (the proptest above found the case).
+#[test]
+fn a_png_cut_inside_its_end_marker_is_refused() {
+    let (kind, photo) = &photos()[1];
+    assert_eq!(*kind, Kind::Png);
+    assert!(codec::decode(photo).is_ok());
+    for cut in 1..=12 {
+        let short = &photo[..photo.len() - cut];
+        assert!(
+            matches!(codec::decode(short), Err(ref r) if !r.too_large()),
+            "cut {cut}"
+        );
+    }
+}
