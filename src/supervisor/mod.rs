@@ -2,6 +2,7 @@
 //! private data directory, loopback listener, readiness, captured output, restart with
 //! back-off, crash-loop detection, ordered graceful stop.
 
+pub mod binlog;
 pub mod container;
 pub mod images;
 pub mod milvus;

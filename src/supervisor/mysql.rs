@@ -68,8 +68,8 @@ fn running_as_root() -> bool {
 }
 
 /// Server settings shared by both runtimes (everything but paths, port, address and user).
-fn tuning(pool_mb: u64) -> Vec<String> {
-    vec![
+fn tuning(pool_mb: u64, server_id: u32) -> Vec<String> {
+    let mut args = vec![
         "--skip-name-resolve".into(),
         format!("--innodb-buffer-pool-size={pool_mb}M"),
         "--innodb-log-file-size=48M".into(),
@@ -87,7 +87,9 @@ fn tuning(pool_mb: u64) -> Vec<String> {
         // No host cache, no DNS, no symlinked tables.
         "--skip-symbolic-links".into(),
         "--local-infile=0".into(),
-    ]
+    ];
+    args.extend(super::binlog::args(server_id));
+    args
 }
 
 /// The datadir's mount point inside the container.
@@ -101,6 +103,12 @@ pub fn spec(cfg: &Config, container: bool) -> ServiceSpec {
     let paths = Paths::new(cfg);
     let e = &cfg.database.embedded;
     let pool = buffer_pool_mb(e.buffer_pool_mb, total_ram_bytes());
+    // Unreadable or unwritable: the server then starts without a binlog's server id of its own
+    // and says so in the log (a read-only data directory fails later, and more clearly).
+    let server_id = super::binlog::server_id(&paths.dir).unwrap_or_else(|e| {
+        tracing::error!("mysql: server id: {e}; using 1");
+        1
+    });
     let mut args: Vec<OsString> = vec![
         "--no-defaults".into(),
         arg("--datadir=", &paths.datadir),
@@ -109,7 +117,7 @@ pub fn spec(cfg: &Config, container: bool) -> ServiceSpec {
         format!("--port={}", e.port).into(),
         "--bind-address=127.0.0.1".into(),
     ];
-    args.extend(tuning(pool).into_iter().map(OsString::from));
+    args.extend(tuning(pool, server_id).into_iter().map(OsString::from));
     if running_as_root() {
         args.push("--user=root".into());
     }
@@ -120,7 +128,7 @@ pub fn spec(cfg: &Config, container: bool) -> ServiceSpec {
         Target::Tcp(port)
     };
     let probe: Probe = Arc::new(move || Box::pin(handshake(target.clone())));
-    let container_spec = container.then(|| container_spec(cfg, pool));
+    let container_spec = container.then(|| container_spec(cfg, pool, server_id));
     let prepare: Prepare = if container {
         let (link, target) = (paths.socket.clone(), paths.dir.join("run/mysqld.sock"));
         Arc::new(move || {
@@ -155,7 +163,7 @@ pub fn spec(cfg: &Config, container: bool) -> ServiceSpec {
 /// image's `mysql` user — a datadir a child process made as root changes hands once — and
 /// initialises it on the first start; then `mariadbd` replaces the shell as PID 1 and drops to
 /// `mysql` itself. Memory limit: the buffer pool plus 256 MiB unless configured.
-fn container_spec(cfg: &Config, pool_mb: u64) -> ContainerSpec {
+fn container_spec(cfg: &Config, pool_mb: u64, server_id: u32) -> ContainerSpec {
     let e = &cfg.database.embedded;
     let d = CONTAINER_DIR;
     let mut server = vec![
@@ -169,7 +177,7 @@ fn container_spec(cfg: &Config, pool_mb: u64) -> ContainerSpec {
         "--bind-address=0.0.0.0".into(),
         "--user=mysql".into(),
     ];
-    server.extend(tuning(pool_mb));
+    server.extend(tuning(pool_mb, server_id));
     let script = [
         "set -e".to_owned(),
         format!("mkdir -p {d}/run"),
