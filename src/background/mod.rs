@@ -29,6 +29,7 @@ pub fn shared_pool(cfg: &Background) -> std::sync::Arc<rayon::ThreadPool> {
         pressure::set_threshold(std::time::Duration::from_millis(u64::from(
             cfg.pace_latency_ms.get(),
         )));
+        pressure::set_busy(cfg.busy_requests_per_sec, cfg.busy_share_pct.get());
         Arc::new(pool(cfg.effective_threads(), cfg.priority.into()))
     })
     .clone()
@@ -59,6 +60,12 @@ pub struct BackgroundView {
     pub pace_latency_ms: u64,
     /// The shop is slow now (background loops are backing off).
     pub hot: bool,
+    /// From this many requests a second the shop is busy (0: never) ...
+    pub busy_requests_per_sec: u64,
+    /// ... and background loops keep to this share of the time (percent).
+    pub busy_share_pct: u64,
+    /// The shop is busy now.
+    pub busy: bool,
     pub views: counters::Views,
 }
 
@@ -69,6 +76,9 @@ impl BackgroundView {
             priority: cfg.priority.to_string(),
             pace_latency_ms: pressure::threshold().as_millis() as u64,
             hot: pressure::hot(),
+            busy_requests_per_sec: pressure::busy_settings().0,
+            busy_share_pct: pressure::busy_settings().1,
+            busy: pressure::busy(),
             views: counters::views(),
         }
     }

@@ -6,6 +6,14 @@
 //! batch (down to 1) and sleeps before it (100 ms doubling to 2 s); once the mean falls it
 //! doubles the batch back to its maximum and stops sleeping. Idle shop: no requests, no
 //! signal, full pace.
+//!
+//! Latency alone rises late on a small box: MariaDB and Milvus serve the sync's writes at the
+//! shop's priority, and the pages slow down well before their mean crosses the threshold. So
+//! while the shop is busy — at least `background.busy_requests_per_sec` answered over the last
+//! two seconds — a loop also keeps to a duty cycle of `background.busy_share_pct` of the time:
+//! after a batch that took `t` it waits `t × (100 − share) / share` before the next (a batch of
+//! 1 s at 20 % waits 4 s). That bounds what the sync asks of the shared servers, whatever
+//! their priority; a quiet shop (a few visitors) embeds at full speed.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -47,6 +55,21 @@ pub fn threshold() -> Duration {
     Duration::from_micros(THRESHOLD_US.load(Relaxed))
 }
 
+/// Requests per second from which the shop counts as busy (0: never), and the share of the
+/// time (percent) background loops keep to while it is.
+static BUSY_RPS: AtomicU64 = AtomicU64::new(20);
+static BUSY_SHARE_PCT: AtomicU64 = AtomicU64::new(20);
+
+pub fn set_busy(requests_per_sec: u32, share_pct: u32) {
+    BUSY_RPS.store(u64::from(requests_per_sec), Relaxed);
+    BUSY_SHARE_PCT.store(u64::from(share_pct.clamp(1, 100)), Relaxed);
+}
+
+/// (requests per second, share percent) as set.
+pub fn busy_settings() -> (u64, u64) {
+    (BUSY_RPS.load(Relaxed), BUSY_SHARE_PCT.load(Relaxed))
+}
+
 /// One answered request took `elapsed`.
 pub fn record(elapsed: Duration) {
     let s = signal();
@@ -69,17 +92,29 @@ pub fn record(elapsed: Duration) {
     b[1].count += 1;
 }
 
-/// The mean request latency over the current and the previous second; `None` without
-/// requests in that time.
-pub fn recent_mean() -> Option<Duration> {
+/// Sum of latencies (µs) and count of the requests answered in the current and the previous
+/// second.
+fn recent() -> (u64, u64) {
     let s = signal();
     let now = s.epoch.elapsed().as_secs();
     let b = *s.buckets.lock().unwrap_or_else(|e| e.into_inner());
-    let (sum, count) = b
-        .iter()
+    b.iter()
         .filter(|b| b.count > 0 && now.saturating_sub(b.second) <= 1)
-        .fold((0u64, 0u64), |(s, c), b| (s + b.sum_us, c + b.count));
+        .fold((0u64, 0u64), |(s, c), b| (s + b.sum_us, c + b.count))
+}
+
+/// The mean request latency over the current and the previous second; `None` without
+/// requests in that time.
+pub fn recent_mean() -> Option<Duration> {
+    let (sum, count) = recent();
     (count > 0).then(|| Duration::from_micros(sum / count))
+}
+
+/// The shop is busy: at least `busy_requests_per_sec` requests a second over the last two
+/// seconds (the current one counted as whole, so a burst counts at once).
+pub fn busy() -> bool {
+    let rps = BUSY_RPS.load(Relaxed);
+    rps > 0 && recent().1 >= 2 * rps
 }
 
 /// The shop is slow now: background work should step back.
@@ -89,6 +124,8 @@ pub fn hot() -> bool {
 
 const FIRST_SLEEP: Duration = Duration::from_millis(100);
 const MAX_SLEEP: Duration = Duration::from_secs(2);
+/// A batch that took very long (a stalled server) does not park the loop for minutes.
+const MAX_DUTY_WAIT: Duration = Duration::from_secs(30);
 
 /// A batch loop's pace (see the module).
 #[derive(Debug, Clone)]
@@ -97,6 +134,11 @@ pub struct Pacer {
     batch: u32,
     sleep: Duration,
     backoffs: u64,
+    /// How long the last batch took (its share of the time while the shop is busy).
+    last: Duration,
+    /// Waits kept for the duty cycle while the shop was busy.
+    yields: u64,
+    busy: bool,
 }
 
 /// What a heartbeat shows of a pacer.
@@ -110,6 +152,10 @@ pub struct PaceView {
     pub backoffs: u64,
     /// The shop was slow at the last batch.
     pub hot: bool,
+    /// The shop was busy at the last batch (the loop kept to its share of the time).
+    pub busy: bool,
+    /// Waits kept for that share since start.
+    pub yields: u64,
     /// Background threads and their priority (`background.threads`, `background.priority`).
     pub threads: usize,
     pub priority: String,
@@ -122,15 +168,24 @@ impl Pacer {
             batch: max.max(1),
             sleep: Duration::ZERO,
             backoffs: 0,
+            last: Duration::ZERO,
+            yields: 0,
+            busy: false,
         }
     }
 
     /// Before a batch: its size and how long to wait first, by the current signal.
     pub fn next_batch(&mut self) -> (u32, Duration) {
-        self.step(hot())
+        let (_, share) = busy_settings();
+        self.step(hot(), busy(), share)
     }
 
-    fn step(&mut self, hot: bool) -> (u32, Duration) {
+    /// After a batch that did work: how long it took.
+    pub fn finished(&mut self, took: Duration) {
+        self.last = took;
+    }
+
+    fn step(&mut self, hot: bool, busy: bool, share_pct: u64) -> (u32, Duration) {
         if hot {
             self.batch = (self.batch / 2).max(1);
             self.sleep = (self.sleep * 2).clamp(FIRST_SLEEP, MAX_SLEEP);
@@ -139,7 +194,19 @@ impl Pacer {
             self.batch = self.batch.saturating_mul(2).min(self.max);
             self.sleep = Duration::ZERO;
         }
-        (self.batch, self.sleep)
+        self.busy = busy;
+        let mut wait = self.sleep;
+        if busy && share_pct < 100 && !self.last.is_zero() {
+            let share = share_pct.max(1) as u32;
+            let duty = (self.last * (100 - share) / share).min(MAX_DUTY_WAIT);
+            if duty > wait {
+                wait = duty;
+                self.yields += 1;
+            }
+        }
+        // Spent: an idle round (nothing to do) does not keep the next one waiting.
+        self.last = Duration::ZERO;
+        (self.batch, wait)
     }
 
     pub fn view(&self, threads: usize, priority: &str) -> PaceView {
@@ -148,6 +215,8 @@ impl Pacer {
             max_batch: self.max,
             backoffs: self.backoffs,
             hot: !self.sleep.is_zero(),
+            busy: self.busy,
+            yields: self.yields,
             threads,
             priority: priority.to_owned(),
         }
@@ -161,18 +230,41 @@ mod tests {
     #[test]
     fn a_pacer_shrinks_and_sleeps_while_hot_and_recovers_when_calm() {
         let mut p = Pacer::new(64);
-        assert_eq!(p.step(false), (64, Duration::ZERO));
-        assert_eq!(p.step(true), (32, FIRST_SLEEP));
-        assert_eq!(p.step(true), (16, FIRST_SLEEP * 2));
+        assert_eq!(p.step(false, false, 20), (64, Duration::ZERO));
+        assert_eq!(p.step(true, false, 20), (32, FIRST_SLEEP));
+        assert_eq!(p.step(true, false, 20), (16, FIRST_SLEEP * 2));
         for _ in 0..10 {
-            p.step(true);
+            p.step(true, false, 20);
         }
-        assert_eq!(p.step(true), (1, MAX_SLEEP));
-        assert_eq!(p.step(false), (2, Duration::ZERO));
+        assert_eq!(p.step(true, false, 20), (1, MAX_SLEEP));
+        assert_eq!(p.step(false, false, 20), (2, Duration::ZERO));
         for _ in 0..6 {
-            p.step(false);
+            p.step(false, false, 20);
         }
-        assert_eq!(p.step(false), (64, Duration::ZERO));
+        assert_eq!(p.step(false, false, 20), (64, Duration::ZERO));
         assert_eq!(p.view(1, "batch").backoffs, 13);
+    }
+
+    #[test]
+    fn a_busy_shop_gets_the_time_a_batch_took_back_fourfold_at_twenty_percent() {
+        let mut p = Pacer::new(64);
+        p.finished(Duration::from_millis(500));
+        assert_eq!(p.step(false, true, 20), (64, Duration::from_secs(2)));
+        // The wait is spent: a round without work adds none.
+        assert_eq!(p.step(false, true, 20), (64, Duration::ZERO));
+        // A quiet shop: full pace.
+        p.finished(Duration::from_millis(500));
+        assert_eq!(p.step(false, false, 20), (64, Duration::ZERO));
+        // 100 %: off.
+        p.finished(Duration::from_millis(500));
+        assert_eq!(p.step(false, true, 100), (64, Duration::ZERO));
+        // Slow and busy: the longer of the two waits.
+        p.finished(Duration::from_millis(10));
+        assert_eq!(p.step(true, true, 50), (32, FIRST_SLEEP));
+        p.finished(Duration::from_secs(100));
+        assert_eq!(p.step(false, true, 20).1, MAX_DUTY_WAIT);
+        let v = p.view(1, "batch");
+        assert!(v.busy);
+        assert_eq!(v.yields, 2);
     }
 }

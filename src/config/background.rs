@@ -22,6 +22,11 @@ pub struct Background {
     /// Mean request latency (over the last two seconds) in milliseconds above which background
     /// loops back off: they sleep between batches and shrink them until it falls again.
     pub pace_latency_ms: NonZeroU32,
+    /// From this many answered requests a second (over the last two seconds) the shop is busy
+    /// (0: never) ...
+    pub busy_requests_per_sec: u32,
+    /// ... and background loops then keep to this share of the time, percent (100: no limit).
+    pub busy_share_pct: NonZeroU32,
     /// Product views waiting to be written; when full, more views are counted and dropped
     /// (the page never waits).
     pub view_buffer: NonZeroU32,
@@ -56,6 +61,8 @@ impl Default for Background {
             threads: 0,
             priority: Priority::Batch,
             pace_latency_ms: n(50),
+            busy_requests_per_sec: 20,
+            busy_share_pct: n(20),
             view_buffer: n(10_000),
             view_flush_ms: n(1_000),
             view_batch: n(500),
@@ -93,6 +100,24 @@ pub(super) fn validate(cfg: &Config, bad: &impl Fn(&str, String) -> Error) -> Re
         return Err(bad(
             "background.pace_latency_ms",
             format!("must be from 1 to 60000, got {}", b.pace_latency_ms),
+        ));
+    }
+    if b.busy_requests_per_sec > 1_000_000 {
+        return Err(bad(
+            "background.busy_requests_per_sec",
+            format!(
+                "must be from 0 (never busy) to 1000000, got {}",
+                b.busy_requests_per_sec
+            ),
+        ));
+    }
+    if b.busy_share_pct.get() > 100 {
+        return Err(bad(
+            "background.busy_share_pct",
+            format!(
+                "must be a percentage from 1 to 100 (100: no limit), got {}",
+                b.busy_share_pct
+            ),
         ));
     }
     if b.view_buffer.get() > 1_000_000 {

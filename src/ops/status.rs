@@ -259,6 +259,9 @@ mod tests {
             priority: "batch".into(),
             pace_latency_ms: 50,
             hot: true,
+            busy_requests_per_sec: 20,
+            busy_share_pct: 20,
+            busy: true,
             views: crate::background::counters::Views {
                 queued: 10,
                 written: 4,
@@ -270,7 +273,7 @@ mod tests {
         });
         let text = render_text(&s, 100);
         assert!(
-            text.contains("background: 1 thread(s) at batch priority, backing off above 50 ms (backing off now)"),
+            text.contains("background: 1 thread(s) at batch priority, backing off above 50 ms (backing off now), 20 % of the time from 20 requests/s (busy now)"),
             "{text}"
         );
         assert!(

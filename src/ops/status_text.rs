@@ -28,7 +28,7 @@ pub fn workers(out: &mut String, s: &Snapshot, now_unix: u64) {
         let v = &b.views;
         let _ = writeln!(
             out,
-            "\n{}  background: {} thread(s) at {} priority, backing off above {} ms{}\n      \
+            "\n{}  background: {} thread(s) at {} priority, backing off above {} ms{}, {}\n      \
              views: {} queued, {} written, {} repeats, {} dropped (buffer full), {} lost",
             if v.dropped + v.lost > 0 {
                 "warn"
@@ -39,6 +39,16 @@ pub fn workers(out: &mut String, s: &Snapshot, now_unix: u64) {
             b.priority,
             b.pace_latency_ms,
             if b.hot { " (backing off now)" } else { "" },
+            if b.busy_requests_per_sec == 0 || b.busy_share_pct >= 100 {
+                "no share limit while busy".to_owned()
+            } else {
+                format!(
+                    "{} % of the time from {} requests/s{}",
+                    b.busy_share_pct,
+                    b.busy_requests_per_sec,
+                    if b.busy { " (busy now)" } else { "" }
+                )
+            },
             v.queued,
             v.written,
             v.repeats,

@@ -144,11 +144,11 @@ impl Job for Variants {
     type Error = store::Error;
 
     async fn claim_and_run(&mut self) -> Result<Outcome, store::Error> {
-        let (_, wait) = self.pacer.next_batch();
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
+        let started = std::time::Instant::now();
         let n = run_batch(&self.db, &self.files).await?;
+        if n > 0 {
+            self.pacer.finished(started.elapsed());
+        }
         self.done += n;
         Ok(if n > 0 {
             Outcome::Worked
@@ -163,6 +163,10 @@ impl Job for Variants {
 
     fn heartbeat(&mut self) -> String {
         self.heartbeat_detail()
+    }
+
+    fn yield_first(&mut self) -> std::time::Duration {
+        self.pacer.next_batch().1
     }
 }
 

@@ -50,6 +50,12 @@ pub trait Job: Send {
     fn wait(&self, delay: Duration) -> Duration {
         delay
     }
+
+    /// Before each round: how long to yield to the shop first (a [`crate::background::Pacer`]'s
+    /// wait). The loop waits it out, or stops during it.
+    fn yield_first(&mut self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// A worker's name and pace.
@@ -78,6 +84,13 @@ pub async fn run_loop(pace: Pace, db: MySqlPool, mut job: impl Job, stop: Cancel
     while !stop.is_cancelled() {
         if !switch.wait_if_paused(&stop).await {
             return;
+        }
+        let first = job.yield_first();
+        if !first.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(first) => {}
+                () = stop.cancelled() => return,
+            }
         }
         let outcome = match job.claim_and_run().await {
             Ok(outcome) => {

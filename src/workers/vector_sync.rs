@@ -318,6 +318,7 @@ pub async fn run_paced(syncer: Syncer, bg: Background, stop: CancellationToken) 
         last_switch_check: None,
         last_flush: Instant::now(),
         pacer: Pacer::new(BATCH),
+        limit: BATCH,
         threads: bg.effective_threads(),
         priority: bg.priority.to_string(),
     };
@@ -334,6 +335,8 @@ struct Rounds {
     last_switch_check: Option<Instant>,
     last_flush: Instant,
     pacer: Pacer,
+    /// The batch size the pacer chose for this round.
+    limit: u32,
     threads: usize,
     priority: String,
 }
@@ -364,13 +367,11 @@ impl Job for Rounds {
                 Err(e) => tracing::warn!("reconciliation failed: {e}"),
             }
         }
-        // Slow requests: a smaller batch, after a pause (the shop comes first).
-        let (limit, wait) = self.pacer.next_batch();
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-        match syncer.run_batch_of(limit).await {
+        // Slow requests: a smaller batch (after the pause `yield_first` kept).
+        let started = Instant::now();
+        match syncer.run_batch_of(self.limit).await {
             Ok(stats) if stats.claimed > 0 => {
+                self.pacer.finished(started.elapsed());
                 self.detail.last_batch = stats;
                 self.detail.synced_since_start += (stats.upserted + stats.deleted) as u64;
                 self.detail.embedded_since_start += stats.embedded as u64;
@@ -422,6 +423,12 @@ impl Job for Rounds {
                 tracing::warn!("profile change: {e}");
             }
         }
+    }
+
+    fn yield_first(&mut self) -> Duration {
+        let (limit, wait) = self.pacer.next_batch();
+        self.limit = limit;
+        wait
     }
 
     fn wait(&self, delay: Duration) -> Duration {

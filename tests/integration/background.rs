@@ -311,3 +311,83 @@ async fn soko_up_notifies_systemd_lowers_and_paces_background_work_and_keeps_vie
     wait_for(&inbox, "STOPPING=1", 1, &soko).await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn while_the_shop_is_busy_the_vector_sync_keeps_to_its_share_of_the_time() {
+    let (db, db_cfg) = test_db().await;
+    let app = spawn_on(db.clone(), db_cfg.clone(), false, |_| {}).await;
+    let s = seller(&app, 1, "Nyeri").await;
+    app.add_product(&s, "Clay pot", "700").await;
+    let sh = shared();
+    let mut soko = Appliance::prepare("busy-share", |c| {
+        c.database.mode = Mode::External;
+        c.database.url = format!(
+            "mysql://{}@127.0.0.1:{}/{}",
+            db_cfg.database.user, db_cfg.database.embedded.port, db_cfg.database.name
+        );
+        c.vectors.mode = Mode::External;
+        c.vectors.url = format!("http://127.0.0.1:{}", sh.cfg.vectors.embedded.port);
+        c.vectors.collection = format!("b_{}", random_suffix());
+        // Never slow: only the busy share may space the batches.
+        c.background.pace_latency_ms = NonZeroU32::new(60_000).unwrap();
+        c.background.busy_requests_per_sec = 1;
+        c.background.busy_share_pct = NonZeroU32::new(20).unwrap();
+        c.limits.browse_requests = 0;
+    });
+    let password = sh
+        .secrets
+        .database_password
+        .as_ref()
+        .unwrap()
+        .expose()
+        .to_owned();
+    soko.start_with_env(&[("SOKO_DATABASE_PASSWORD", password.as_str())]);
+    let http = reqwest::Client::new();
+    soko.wait_ready(&http, Duration::from_secs(240)).await;
+
+    let (_, status) = soko.status();
+    assert_eq!(status["background"]["busy_share_pct"], 20, "{status}");
+
+    let load = tokio::spawn({
+        let (http, url) = (http.clone(), soko.url("/"));
+        async move {
+            loop {
+                let _ = http.get(&url).send().await;
+            }
+        }
+    });
+    // New products while the shop is busy (one a second): each batch is followed by a kept
+    // wait.
+    let start = Instant::now();
+    let mut busy_seen = false;
+    let yielded = loop {
+        app.add_product(&s, "Clay pot", "700").await;
+        let (_, status) = soko.status();
+        busy_seen |= status["background"]["busy"] == true;
+        let b = heartbeat(&db).await;
+        if b["pace"]["busy"] == true && b["pace"]["yields"].as_u64().unwrap_or(0) > 0 {
+            break true;
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    load.abort();
+    assert!(yielded, "no share kept: {}", heartbeat(&db).await);
+    assert!(busy_seen, "status never showed the shop busy");
+    // Spaced, not stopped: every product added under load is synced.
+    let synced = eventually(
+        || async {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM vector_outbox")
+                .fetch_one(&db)
+                .await
+                .unwrap()
+        },
+        0,
+    )
+    .await;
+    assert_eq!(synced, 0, "{}", soko.log_text());
+    soko.signal(Signal::SIGTERM);
+    assert_eq!(soko.wait_exit(Duration::from_secs(60)).await, Some(0));
+}
