@@ -38,6 +38,11 @@ const FRESHNESS_WAIT: Duration = Duration::from_secs(3);
 /// admin's decision); further behind, it is applying a bulk load and they answer at once.
 const WAIT_AT_MOST_BEHIND: u64 = 2_000;
 
+/// The newest change id read from MySQL is reused for this long while the catalogue generation
+/// of this process has not moved (no write here since): under load that saves a query per
+/// search; a write made on another node is seen this much later.
+const LATEST_REUSE: Duration = Duration::from_millis(250);
+
 /// What the index needs from the config.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -97,6 +102,10 @@ struct Inner {
     applied: watch::Sender<u64>,
     wake: Notify,
     rebuild: std::sync::atomic::AtomicBool,
+    /// This database's catalogue generation (`store::generation`), and the newest change id
+    /// last read: (generation then, when, id).
+    generation: Arc<std::sync::atomic::AtomicU64>,
+    latest: Mutex<Option<(u64, std::time::Instant, u64)>>,
 }
 
 /// The handle every search goes through (cheap to clone).
@@ -126,6 +135,8 @@ impl Search {
         let (applied, _) = watch::channel(0);
         let s = Search {
             inner: Arc::new(Inner {
+                generation: store::generation::counter(&db),
+                latest: Mutex::new(None),
                 db,
                 opts,
                 live: ArcSwapOption::empty(),
@@ -161,7 +172,7 @@ impl Search {
         if self.inner.live.load().is_none() {
             return Ok(None);
         }
-        let latest = changes::latest_change(&self.inner.db).await?;
+        let latest = self.latest_change().await?;
         let mut rx = self.inner.applied.subscribe();
         let applied = *rx.borrow();
         if applied < latest {
@@ -183,6 +194,23 @@ impl Search {
         Ok(self.inner.live.load_full())
     }
 
+    /// The newest change id: from MySQL, or the one read less than [`LATEST_REUSE`] ago when
+    /// nothing was written through this process since.
+    async fn latest_change(&self) -> Result<u64, store::Error> {
+        use std::sync::atomic::Ordering::Acquire;
+        let generation = self.inner.generation.load(Acquire);
+        let lock = || self.inner.latest.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((g, at, id)) = *lock()
+            && g == generation
+            && at.elapsed() < LATEST_REUSE
+        {
+            return Ok(id);
+        }
+        let id = changes::latest_change(&self.inner.db).await?;
+        *lock() = Some((generation, std::time::Instant::now(), id));
+        Ok(id)
+    }
+
     /// Ranked ids from the index, `None` when there is no index or it failed (logged).
     async fn ranked(
         &self,
@@ -197,14 +225,14 @@ impl Search {
         };
         let (text, filter) = (text.to_owned(), filter.clone());
         let page = tokio::task::spawn_blocking(move || -> tantivy::Result<Option<query::Page>> {
-            let Some(q) = query::build(&live.fields, &text, &filter, prefix) else {
+            let searcher = live.reader.searcher();
+            let Some(q) = query::build(&searcher, &live.fields, &text, &filter, prefix) else {
                 return Ok(Some(query::Page {
                     ids: Vec::new(),
                     total: 0,
                     facets: Facets::default(),
                 }));
             };
-            let searcher = live.reader.searcher();
             query::run(&searcher, q.as_ref(), offset, limit, !prefix).map(Some)
         })
         .await;

@@ -319,6 +319,14 @@ async fn relevance_on_a_fixed_query_set() {
         html.contains("href=\"/search?q=basket\" class=\"on\">Nairobi"),
         "{html}"
     );
+
+    // A word the index has is what the visitor meant: no typo neighbours. A word it lacks
+    // finds both neighbours.
+    let lamp = product(&app.db, c.seller_a, None, "Clay lamp", "", 50_000).await;
+    let lamb = product(&app.db, c.seller_a, None, "Roast lamb", "", 50_000).await;
+    assert_eq!(ids(&app, "q=lamp").await, [lamp]);
+    assert_eq!(ids(&app, "q=lamb").await, [lamb]);
+    assert_eq!(sorted(ids(&app, "q=lamq").await), sorted(vec![lamp, lamb]));
 }
 
 #[tokio::test]
