@@ -100,15 +100,20 @@ pub const CONTAINER_PORT: u16 = 3306;
 /// `container`: run in the container runtime (the first start's datadir initialisation then
 /// happens inside the container, as the image's `mysql` user).
 pub fn spec(cfg: &Config, container: bool) -> ServiceSpec {
-    let paths = Paths::new(cfg);
-    let e = &cfg.database.embedded;
-    let pool = buffer_pool_mb(e.buffer_pool_mb, total_ram_bytes());
-    // Unreadable or unwritable: the server then starts without a binlog's server id of its own
-    // and says so in the log (a read-only data directory fails later, and more clearly).
-    let server_id = super::binlog::server_id(&paths.dir).unwrap_or_else(|e| {
+    // Unreadable or unwritable: the server then starts with server id 1 and says so in the
+    // log (a read-only data directory fails later, and more clearly).
+    let server_id = super::binlog::server_id(&Paths::new(cfg).dir).unwrap_or_else(|e| {
         tracing::error!("mysql: server id: {e}; using 1");
         1
     });
+    spec_with(cfg, container, server_id)
+}
+
+/// [`spec`] with the given server id (`soko images compose` writes a file for any box: 1).
+pub fn spec_with(cfg: &Config, container: bool, server_id: u32) -> ServiceSpec {
+    let paths = Paths::new(cfg);
+    let e = &cfg.database.embedded;
+    let pool = buffer_pool_mb(e.buffer_pool_mb, total_ram_bytes());
     let mut args: Vec<OsString> = vec![
         "--no-defaults".into(),
         arg("--datadir=", &paths.datadir),

@@ -47,6 +47,46 @@ fn log_serve(what: &'static str, started: Instant, n: usize) {
     );
 }
 
+/// Trending lists are reused this long while the catalogue generation stands (every write a
+/// page shows bumps it, the trending refresh too): a product page whose own neighbours are few
+/// fills its strip from them, and the feed shows one, so without this each page asked MySQL
+/// for the same lists. Writes made on another node show this much later.
+const TRENDING_REUSE: std::time::Duration = std::time::Duration::from_secs(5);
+
+type TrendingKey = (usize, Option<u64>, u32);
+type TrendingList = std::sync::Arc<Vec<(u64, f64)>>;
+/// (generation, when read, the list).
+type TrendingEntry = (u64, Instant, TrendingList);
+
+/// `db::trending`, through a cache keyed by database, category and limit.
+async fn trending_list(
+    db: &MySqlPool,
+    category: Option<u64>,
+    limit: u32,
+) -> Result<TrendingList, store::Error> {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex};
+    static CACHE: LazyLock<Mutex<HashMap<TrendingKey, TrendingEntry>>> =
+        LazyLock::new(|| Mutex::new(HashMap::new()));
+    let counter = store::generation::counter(db);
+    let generation = counter.load(std::sync::atomic::Ordering::Acquire);
+    let key = (std::sync::Arc::as_ptr(&counter) as usize, category, limit);
+    let lock = || CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((g, at, list)) = lock().get(&key)
+        && *g == generation
+        && at.elapsed() < TRENDING_REUSE
+    {
+        return Ok(list.clone());
+    }
+    let list = std::sync::Arc::new(db::trending(db, category, limit).await?);
+    let mut cache = lock();
+    if cache.len() >= 4096 {
+        cache.clear();
+    }
+    cache.insert(key, (generation, Instant::now(), list.clone()));
+    Ok(list)
+}
+
 /// Trending public products (in a category, when given).
 pub async fn trending(
     db: &MySqlPool,
@@ -54,10 +94,10 @@ pub async fn trending(
     limit: u32,
 ) -> Result<Vec<Pick>, store::Error> {
     let started = Instant::now();
-    let scored: Vec<Scored> = db::trending(db, category, limit)
+    let scored: Vec<Scored> = trending_list(db, category, limit)
         .await?
-        .into_iter()
-        .map(|(id, score)| Scored {
+        .iter()
+        .map(|&(id, score)| Scored {
             id,
             score,
             source: Source::Popular,
@@ -92,9 +132,14 @@ pub async fn for_product(
     if scored.len() < limit as usize {
         let mut fallback: Vec<u64> = Vec::new();
         if category.is_some() {
-            fallback.extend(db::trending(db, category, limit).await?.iter().map(|t| t.0));
+            fallback.extend(
+                trending_list(db, category, limit)
+                    .await?
+                    .iter()
+                    .map(|t| t.0),
+            );
         }
-        fallback.extend(db::trending(db, None, limit).await?.iter().map(|t| t.0));
+        fallback.extend(trending_list(db, None, limit).await?.iter().map(|t| t.0));
         scored = maths::fill(scored, &fallback, &[product_id], limit as usize);
     }
     let ids: Vec<u64> = scored.iter().map(|s| s.id).collect();

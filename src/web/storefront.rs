@@ -576,7 +576,7 @@ async fn render_product(
         catalogue::first_image(&s.db, id),
         reviews::for_product(&s.db, id, 50),
         super::recommend::for_product(&s.db, id, p.category_id, super::recommend::STRIP),
-        super::photo_search::similar_block(s, id),
+        super::photo_search::similar_block_now(s, id),
         favourite,
     );
     let seller = seller?.ok_or(Error::NotFound)?;

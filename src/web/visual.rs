@@ -184,6 +184,19 @@ pub async fn by_photo(
 
 /// The nearest public neighbours of a public product by its stored hybrid vector (itself
 /// excluded). The score is 0.6 cos(image) + 0.4 cos(text), shown as the similarity.
+/// The neighbours of a product already known to be public, only when a recent answer is
+/// cached (no vector search): `None` otherwise.
+pub async fn similar_cached(
+    s: &AppState,
+    id: u64,
+    limit: u32,
+) -> Result<Option<Vec<Scored>>, VisualError> {
+    let Some(hits) = s.vectors.serving().neighbours.get(id, limit) else {
+        return Ok(None);
+    };
+    Ok(Some(cards(s, &hits, |score| score).await?))
+}
+
 pub async fn similar(
     s: &AppState,
     id: u64,

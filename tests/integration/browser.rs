@@ -278,6 +278,9 @@ async fn a_seller_lists_a_buyer_finds_it_on_a_phone_and_contacts_them() {
         .as_f64()
         .unwrap();
     assert!(width <= 420.0, "phone-sized viewport, got {width}");
+    // "Similar items" not ready when the page was made: app.js puts the block in place from its
+    // fragment (with the items, or the line saying why there are none).
+    wait_for(&buyer, "//section[@id='similar' and not(@data-fragment)]").await;
     // Kept for a look: the product page as a phone shows it.
     let png = buyer.screenshot().await.unwrap();
     std::fs::write(driver.screens.join("product-phone.png"), png).unwrap();

@@ -31,6 +31,7 @@ const PAGES: &[(&str, &[&str])] = &[
     ("/p/{id}", &["GET"]),
     ("/p/{id}/whatsapp", &["GET"]),
     ("/fragment/for-you", &["GET"]),
+    ("/fragment/similar/{id}", &["GET"]),
     ("/static/{file}", &["GET"]),
     ("/robots.txt", &["GET"]),
     ("/lang/{code}", &["GET"]),

@@ -27,7 +27,9 @@ const HEADER: &str = "\
 /// The Compose document for `cfg` (its data directory, ports, images and limits).
 pub fn render(cfg: &Config) -> String {
     let services = [
-        ("mysql", mysql::spec(cfg, true)),
+        // The file is a reference for any box: no install's own server id (a standby set up
+        // from it must be given another: see the README's standby section).
+        ("mysql", mysql::spec_with(cfg, true, 1)),
         ("milvus", milvus::spec(cfg, true)),
     ];
     let mut out = serde_json::Map::new();

@@ -27,19 +27,22 @@
   observer.observe(more);
 })();
 
-// The shared (cached) feed holds a placeholder for "Recommended for you": fetch this
-// visitor's strip and put it in place. Without JS the feed shows trending only.
+// Placeholders filled after the page: the shared (cached) feed's "Recommended for you" (this
+// visitor's strip; without JS the feed shows trending only) and a product page's "Similar
+// items" when they were not ready (without JS, a link to them). Each is replaced by the
+// section of the same id in what its data-fragment address answers.
 (function () {
-  var slot = document.querySelector("section[data-fragment]");
-  if (!slot || !window.fetch) return;
-  fetch(slot.getAttribute("data-fragment"), { credentials: "same-origin" })
-    .then(function (r) { return r.ok ? r.text() : ""; })
-    .then(function (html) {
-      var doc = new DOMParser().parseFromString(html, "text/html");
-      var strip = doc.querySelector("section#for-you");
-      if (strip && slot.parentNode) slot.parentNode.replaceChild(document.importNode(strip, true), slot);
-    })
-    .catch(function () {}); // the feed stands without it
+  if (!window.fetch) return;
+  document.querySelectorAll("section[data-fragment]").forEach(function (slot) {
+    fetch(slot.getAttribute("data-fragment"), { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : ""; })
+      .then(function (html) {
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var found = slot.id && doc.getElementById(slot.id);
+        if (found && slot.parentNode) slot.parentNode.replaceChild(document.importNode(found, true), slot);
+      })
+      .catch(function () {}); // the page stands without it
+  });
 })();
 
 // Forms marked data-confirm (e.g. deleting a product) ask first; without JS they just submit.

@@ -278,6 +278,36 @@ pub(crate) async fn photo_search_and_similar_items(v: super::Visual) {
     let similar = ids(&r.json::<Value>().await.unwrap());
     assert_eq!(similar[0], m2, "{similar:?}");
     assert!(!similar.contains(&m1));
+    // A page whose neighbours nobody asked for yet defers them to its fragment (no vector
+    // search holds the page up); the fragment searches and shows them.
+    let html = app
+        .http
+        .get(format!("{}/p/{m2}", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let fragment = format!("/fragment/similar/{m2}");
+    assert!(
+        html.contains(&format!("data-fragment=\"{fragment}\"")) && !html.contains("% similar"),
+        "{html}"
+    );
+    let part = app
+        .http
+        .get(format!("{}{fragment}", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        part.contains("<section id=\"similar\">") && part.contains(&format!("href=\"/p/{m1}\"")),
+        "{part}"
+    );
+    // Asked for through the API first: the page shows them at once.
     let html = app
         .http
         .get(format!("{}/p/{m1}", app.url))

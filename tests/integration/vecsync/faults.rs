@@ -263,8 +263,17 @@ async fn milvus_killed_visual_503_rest_works_outbox_drains_after() {
         .await
         .unwrap();
     assert_eq!(page.status(), 200, "the product page survives");
+    // Its neighbours are not cached: the page defers them to the fragment, which says so.
+    let fragment = format!("/fragment/similar/{}", first[1]);
+    let html = page.text().await.unwrap();
     assert!(
-        page.text()
+        html.contains(&format!("data-fragment=\"{fragment}\"")),
+        "{html}"
+    );
+    let r = http.get(app.url(&fragment)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.text()
             .await
             .unwrap()
             .contains("Similar items are unavailable right now")
