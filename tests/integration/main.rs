@@ -10,6 +10,7 @@ mod alerts;
 mod api;
 mod background;
 mod backup;
+mod backup_s3;
 mod boot;
 mod browser;
 mod cache;

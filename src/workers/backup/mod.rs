@@ -12,6 +12,7 @@ pub mod archive;
 mod client;
 mod files;
 mod outcome;
+pub mod remote;
 pub mod restore;
 pub mod s3;
 mod schedule;
@@ -455,8 +456,22 @@ impl Engine {
                     }
                     pruned.push(p.clone());
                 }
+                // Its copy in S3 goes with it (a failed delete is caught up by the S3 pass
+                // below, once every archive of the set is pruned).
+                if let (Some(at), Some(Ok(s3))) = (&row.copied_to, &self.s3)
+                    && let Some(key) = remote::key_of(s3, at)
+                {
+                    match s3.delete(key).await {
+                        Ok(()) => pruned.push(at.clone()),
+                        Err(e) => tracing::warn!("pruning {at}: {e}"),
+                    }
+                }
                 backups::mark_pruned(&self.db, row.id).await?;
             }
+        }
+        if let Some(Ok(s3)) = &self.s3 {
+            let known = backups::set_ids(&self.db).await?;
+            pruned.extend(remote::prune(s3, &self.cfg.retention, &known, now).await?);
         }
         Ok(pruned)
     }

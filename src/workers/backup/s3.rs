@@ -480,6 +480,12 @@ impl Client {
 
     /// The object's size, `None` when it does not exist.
     pub async fn head(&self, key: &str) -> Result<Option<u64>, Error> {
+        Ok(self.stat(key).await?.map(|(size, _)| size))
+    }
+
+    /// The object's size and ETag (a multipart object's ends in `-<parts>`), `None` when it
+    /// does not exist.
+    pub async fn stat(&self, key: &str) -> Result<Option<(u64, String)>, Error> {
         let (status, headers, _) = self
             .send("HEAD", key, &[], Bytes::new(), sigv4::EMPTY_SHA256, None)
             .await?;
@@ -492,10 +498,16 @@ impl Client {
                 self.location(key)
             )));
         }
-        Ok(headers
-            .get("content-length")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok()))
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let size = header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        Ok(Some((size, header("etag").unwrap_or_default())))
     }
 
     /// Create the bucket (in the client's region); an existing one of ours is fine.
