@@ -28,6 +28,9 @@ pub struct Backup {
     pub min_free_mb: u64,
     /// Copy every archive to S3-compatible storage (AWS S3, MinIO, Garage, R2, B2 ...).
     pub s3: Option<S3>,
+    /// `soko up` and `soko migrate` take a full backup set before applying pending
+    /// migrations, and wait for it (a failed backup holds the migrations back).
+    pub before_migrations: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,6 +102,7 @@ impl Default for Backup {
             disk_margin_percent: 150,
             min_free_mb: 256,
             s3: None,
+            before_migrations: true,
         }
     }
 }

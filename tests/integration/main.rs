@@ -34,5 +34,6 @@ mod seller_tools;
 mod sentry;
 mod storage;
 mod tls;
+mod upgrade;
 mod vecsync;
 mod web;

@@ -17,6 +17,7 @@ pub mod restore;
 pub mod s3;
 mod schedule;
 pub mod sigv4;
+pub mod upgrade;
 
 use std::path::{Path, PathBuf};
 
@@ -62,6 +63,20 @@ pub fn file_name(kind: Kind) -> &'static str {
 }
 
 pub const MANIFEST: &str = "manifest.json";
+
+/// The `backups.reason` column holds 16 characters: a longer reason (`pre-migration 12->13`)
+/// is recorded there by its first word, and in full in the set's manifest.
+pub(crate) fn row_reason(reason: &str) -> &str {
+    if reason.len() <= 16 {
+        reason
+    } else {
+        reason
+            .split(' ')
+            .next()
+            .filter(|w| w.len() <= 16)
+            .unwrap_or("other")
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
@@ -175,7 +190,10 @@ impl Engine {
         let ids = {
             let mut ids = Vec::new();
             for k in &kinds {
-                ids.push((*k, backups::begin(&self.db, &set_id, *k, reason).await?));
+                ids.push((
+                    *k,
+                    backups::begin(&self.db, &set_id, *k, row_reason(reason)).await?,
+                ));
             }
             ids
         };
