@@ -41,6 +41,7 @@ enum From {
 }
 
 /// Where the set comes from.
+#[derive(Debug)]
 enum Source {
     Local(PathBuf),
     /// (bucket and prefix when the URL named them, the set id or the newest).
@@ -243,4 +244,57 @@ pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
     );
     println!("done: start soko again with `soko up` (or `systemctl start soko`)");
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(source: Option<&str>, from: Option<From>) -> Args {
+        Args {
+            source: source.map(str::to_owned),
+            from,
+            yes: true,
+        }
+    }
+
+    #[test]
+    fn sources_local_s3_urls_and_from_s3() {
+        let s3 = |a: &Args| match source(a).unwrap() {
+            Source::S3 {
+                bucket,
+                prefix,
+                set,
+            } => (bucket, prefix, set),
+            Source::Local(p) => panic!("local {p:?}"),
+        };
+        let (b, p, s) = s3(&args(Some("s3://shop-backups/soko/20261204T023000Z"), None));
+        assert_eq!(b.as_deref(), Some("shop-backups"));
+        assert_eq!(p.as_deref(), Some("soko/"));
+        assert_eq!(s.as_deref(), Some("20261204T023000Z"));
+        // No set: the newest under the prefix.
+        let (_, p, s) = s3(&args(Some("s3://shop-backups/a/b/"), None));
+        assert_eq!((p.as_deref(), s), (Some("a/b/"), None));
+        let (_, p, s) = s3(&args(Some("s3://shop-backups/SET"), None));
+        assert_eq!((p.as_deref(), s.as_deref()), (Some(""), Some("SET")));
+        // --from s3: the configured bucket and prefix.
+        let (b, p, s) = s3(&args(Some("SET"), Some(From::S3)));
+        assert_eq!((b, p, s.as_deref()), (None, None, Some("SET")));
+        let (_, _, s) = s3(&args(None, Some(From::S3)));
+        assert_eq!(s, None);
+        assert!(matches!(
+            source(&args(Some("/var/backups/x"), None)),
+            Ok(Source::Local(_))
+        ));
+        assert!(
+            source(&args(Some("s3:///x"), None))
+                .unwrap_err()
+                .contains("no bucket")
+        );
+        assert!(
+            source(&args(None, None))
+                .unwrap_err()
+                .contains("name what to restore")
+        );
+    }
 }
