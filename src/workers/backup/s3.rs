@@ -572,11 +572,12 @@ fn transient(status: hyper::StatusCode) -> bool {
     status.is_server_error() || status == hyper::StatusCode::TOO_MANY_REQUESTS
 }
 
+/// A failed answer as an error: `Error::S3` (tried again) only when it is transient.
 fn status_error(status: hyper::StatusCode, what: String) -> Error {
     if transient(status) {
         Error::S3(format!("{what} (answered {status})"))
     } else {
-        Error::S3(format!("{what} (answered {status}, not retried)"))
+        Error::Refused(format!("copy in S3: {what} (answered {status})"))
     }
 }
 
@@ -912,5 +913,17 @@ mod tests {
         let err = client(endpoint).head("k").await.unwrap_err().to_string();
         assert!(err.contains("403"), "{err}");
         assert_eq!(seen.load(Ordering::SeqCst), 1);
+        // A download of a missing object: one try, and nothing written.
+        let (endpoint, seen) = flaky(1, "404 Not Found").await;
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("x.zst");
+        let err = client(endpoint)
+            .get_file("k", &dest, "00")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("404"), "{err}");
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+        assert!(!dest.exists());
     }
 }
