@@ -926,4 +926,70 @@ mod tests {
         assert_eq!(seen.load(Ordering::SeqCst), 1);
         assert!(!dest.exists());
     }
+
+    /// A local server answering each request by its request line (`answer`); the request
+    /// lines it saw.
+    async fn scripted(answer: fn(&str) -> String) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&head);
+                    let line = text.lines().next().unwrap_or_default().to_owned();
+                    log.lock().unwrap().push(line.clone());
+                    let _ = conn.write_all(answer(&line).as_bytes()).await;
+                    let _ = conn.shutdown().await;
+                });
+            }
+        });
+        (format!("http://{addr}"), seen)
+    }
+
+    #[tokio::test]
+    async fn a_failed_multipart_upload_is_aborted() {
+        crate::init_crypto();
+        let (endpoint, seen) = scripted(|line| {
+            let body = "<InitiateMultipartUploadResult><UploadId>up-1</UploadId></InitiateMultipartUploadResult>";
+            if line.starts_with("POST") && line.contains("uploads") {
+                format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())
+            } else if line.starts_with("DELETE") {
+                "HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n".into()
+            } else {
+                "HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".into()
+            }
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.zst");
+        std::fs::write(&path, vec![7u8; 6 << 20]).unwrap();
+        let mut c = client(endpoint);
+        c.cfg.multipart_mb = 5;
+        let err = c
+            .put_file("set/big.zst", &path, "unused")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("part 1"), "{err}");
+        let seen = seen.lock().unwrap().clone();
+        assert!(
+            seen[0].starts_with("POST") && seen[0].contains("uploads"),
+            "{seen:?}"
+        );
+        assert!(
+            seen.iter()
+                .any(|l| l.starts_with("DELETE") && l.contains("uploadId=up-1")),
+            "{seen:?}"
+        );
+    }
 }
