@@ -10,6 +10,7 @@ use crate::config::{Config, Mode, secrets::Secrets};
 use crate::store;
 use crate::supervisor;
 use crate::vectors::VectorStore;
+use crate::workers::backup::upgrade::{self, Before};
 
 /// Provision (embedded) and migrate once MySQL answers, as the schema's owner, then give the
 /// app's user its rights on the tables; retried with back-off until it works.
@@ -20,6 +21,8 @@ pub(super) async fn database(
     stop: CancellationToken,
 ) {
     let mut delay = Duration::from_millis(500);
+    // Taken once per start: a migration that fails is retried, not backed up again.
+    let mut before: Option<Before> = None;
     loop {
         let attempt = async {
             if cfg.database.mode == Mode::Embedded {
@@ -27,17 +30,44 @@ pub(super) async fn database(
                 let peer = mysql
                     .as_ref()
                     .and_then(|rx| rx.borrow().peer_host.as_deref()?.parse().ok());
-                supervisor::mysql::provision(&cfg, &secrets, peer).await?;
+                supervisor::mysql::provision(&cfg, &secrets, peer)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if let Some(done) = supervisor::upgrade::after_start(&cfg, &secrets).await? {
+                    tracing::warn!("{done}");
+                }
             }
             // As the schema's owner: the app's own user cannot change the schema.
-            let owner = store::pool(store::owner_options(&cfg, &secrets)?, 1);
-            let migrated = store::migrate::run(&owner).await;
+            let owner = store::pool(
+                store::owner_options(&cfg, &secrets).map_err(|e| e.to_string())?,
+                1,
+            );
+            let migrated = async {
+                if before.is_none() {
+                    let b = upgrade::before_migrations(&owner, &cfg, &secrets)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if let Some(line) = b.say() {
+                        tracing::warn!("{line}");
+                    }
+                    before = Some(b);
+                }
+                store::migrate::run(&owner)
+                    .await
+                    .map_err(|e| match &before {
+                        Some(b) => b.failed(&e),
+                        None => e.to_string(),
+                    })
+            }
+            .await;
             owner.close().await;
             let status = migrated?;
             if cfg.database.mode == Mode::Embedded {
-                supervisor::mysql::grant_app_tables(&cfg, &secrets).await?;
+                supervisor::mysql::grant_app_tables(&cfg, &secrets)
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
-            Ok::<_, store::Error>(status)
+            Ok::<_, String>(status)
         };
         match attempt.await {
             Ok(s) => {

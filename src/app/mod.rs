@@ -107,6 +107,8 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
         }
         return Err(StartError::Refused(missing));
     }
+    // A datadir written by a newer MariaDB than the installed one: refused, with the fix.
+    supervisor::upgrade::check(&cfg).map_err(refuse)?;
     let mut wanted = Vec::new();
     if cfg.database.mode == Mode::Embedded {
         wanted.push((cfg.database.embedded.port, "mysql (database.embedded.port)"));

@@ -62,7 +62,12 @@ async fn direct(cfg: &crate::config::Config) -> anyhow::Result<BackupOutcome> {
     let secrets = Secrets::load(&cfg.secrets_path())?;
     let (pool, temporary) = open_database(cfg, &secrets).await?;
     let result = async {
-        store::migrate::run(&pool).await?;
+        // A fresh database gets its tables (the run records itself in `backups`); one with
+        // pending migrations is backed up as it is: migrating is `soko migrate`'s, after its
+        // own backup.
+        if store::migrate::status(&pool).await?.applied == 0 {
+            store::migrate::run(&pool).await?;
+        }
         let engine = Engine::new(pool.clone(), cfg, &secrets)?;
         let kinds = [Kind::Database, Kind::Vectors, Kind::Images];
         anyhow::Ok(engine.run(&kinds, "manual").await?)

@@ -9,6 +9,7 @@ use crate::config::{Mode, secrets::Secrets};
 use crate::ops::admin;
 use crate::store;
 use crate::supervisor::{self, mysql, pidfile::PidFile, service};
+use crate::workers::backup::upgrade;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -22,11 +23,19 @@ pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
     Secrets::ensure(&cfg.secrets_path())?;
     let secrets = Secrets::load(&cfg.secrets_path())?;
     let (pool, temporary) = open_database(&cfg, &secrets).await?;
-    let result = if args.status {
-        store::migrate::status(&pool).await
-    } else {
-        store::migrate::run(&pool).await
-    };
+    let result = async {
+        if args.status {
+            return Ok(store::migrate::status(&pool).await?);
+        }
+        let before = upgrade::before_migrations(&pool, &cfg, &secrets).await?;
+        if let Some(line) = before.say() {
+            println!("{line}");
+        }
+        store::migrate::run(&pool)
+            .await
+            .map_err(|e| anyhow::anyhow!(before.failed(&e)))
+    }
+    .await;
     close_database(pool, temporary).await;
     let status = result?;
     println!(
@@ -79,6 +88,9 @@ pub(crate) async fn open_database(
         let selected = supervisor::select_runtime(cfg).await?;
         cfg.supervisor.runtime = selected.choice();
         selected.remove_leftovers(cfg).await?;
+        if selected.container.is_none() {
+            supervisor::upgrade::check(cfg).map_err(anyhow::Error::msg)?;
+        }
         let spec = mysql::spec(cfg, selected.container.is_some());
         supervisor::make_private_dir(&spec.launch.dir)?;
         let handle = service::spawn(
@@ -97,6 +109,14 @@ pub(crate) async fn open_database(
         if let Err(e) = mysql::provision(cfg, secrets, supervisor::peer_of(&handle)).await {
             handle.stop().await;
             return Err(e.into());
+        }
+        match supervisor::upgrade::after_start(cfg, secrets).await {
+            Ok(Some(done)) => println!("{done}"),
+            Ok(None) => {}
+            Err(e) => {
+                handle.stop().await;
+                anyhow::bail!("{e}");
+            }
         }
         Some(handle)
     } else {

@@ -17,16 +17,117 @@ use super::migrate::{close_database, open_database};
 use crate::config::secrets::Secrets;
 use crate::ops::admin;
 use crate::store;
-use crate::workers::backup::{Target, restore};
+use crate::workers::backup::{Target, remote, restore, s3};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A backup set directory (`<backup.dir>/<set>`), its manifest.json, or one archive in it
-    /// (restores only that part).
-    path: PathBuf,
+    /// (restores only that part); or `s3://<bucket>/<prefix><set>` (the endpoint and keys from
+    /// `backup.s3` and the secrets); with `--from s3`, the set's id (the newest when left out).
+    source: Option<String>,
+    /// `s3`: take the set from the bucket of `backup.s3` (works on a fresh box that has only
+    /// appliance.yaml and the S3 keys).
+    #[arg(long, value_enum)]
+    from: Option<From>,
     /// Do not ask for confirmation (needed when not run from a terminal).
     #[arg(long)]
     yes: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum From {
+    Local,
+    S3,
+}
+
+/// Where the set comes from.
+#[derive(Debug)]
+enum Source {
+    Local(PathBuf),
+    /// (bucket and prefix when the URL named them, the set id or the newest).
+    S3 {
+        bucket: Option<String>,
+        prefix: Option<String>,
+        set: Option<String>,
+    },
+}
+
+fn source(args: &Args) -> Result<Source, String> {
+    match (args.from, args.source.as_deref()) {
+        (Some(From::S3), set) => Ok(Source::S3 {
+            bucket: None,
+            prefix: None,
+            set: set.map(str::to_owned),
+        }),
+        (_, Some(url)) if url.starts_with("s3://") => {
+            let rest = &url["s3://".len()..];
+            let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(format!(
+                    "{url}: no bucket: write s3://<bucket>/<prefix><set>, e.g. s3://shop-backups/soko/20261204T023000Z"
+                ));
+            }
+            let (prefix, set) = match key.rsplit_once('/') {
+                Some((p, s)) => (format!("{p}/"), s),
+                None => (String::new(), key),
+            };
+            Ok(Source::S3 {
+                bucket: Some(bucket.to_owned()),
+                prefix: Some(prefix),
+                set: (!set.is_empty()).then(|| set.to_owned()),
+            })
+        }
+        (_, Some(path)) => Ok(Source::Local(PathBuf::from(path))),
+        (_, None) => Err(
+            "name what to restore: a set directory, s3://<bucket>/<prefix><set>, or --from s3 [SET]"
+                .into(),
+        ),
+    }
+}
+
+/// Download the set from S3 into a private directory under the backup dir (removed when
+/// dropped, after the restore). The set's directory there.
+async fn from_s3(
+    cfg: &Config,
+    bucket: Option<String>,
+    prefix: Option<String>,
+    set: Option<String>,
+) -> anyhow::Result<(PathBuf, Scratch)> {
+    let Some(mut s3cfg) = cfg.backup.s3.clone() else {
+        anyhow::bail!(
+            "backup.s3 is not set in the configuration: restoring from S3 needs at least \
+             backup.s3.endpoint and backup.s3.bucket, and the keys in SOKO_S3_ACCESS_KEY_ID / \
+             SOKO_S3_SECRET_ACCESS_KEY (or the secrets file)"
+        );
+    };
+    if let Some(b) = bucket {
+        s3cfg.bucket = b;
+    }
+    if let Some(p) = prefix {
+        s3cfg.prefix = p;
+    }
+    let secrets = Secrets::load(&cfg.secrets_path())?;
+    let client = s3::Client::new(&s3cfg, &secrets)?;
+    let backup_dir = cfg.backup.dir_for(cfg);
+    crate::workers::backup::make_private_dir(&backup_dir)?;
+    let root = backup_dir.join(format!(".from-s3-{}", std::process::id()));
+    let scratch = Scratch(root.clone());
+    println!(
+        "downloading {} from {} ...",
+        set.as_deref().unwrap_or("the newest set"),
+        client.location(&s3cfg.prefix)
+    );
+    let dir = remote::download(&client, set.as_deref(), &root).await?;
+    Ok((dir, scratch))
+}
+
+/// A directory removed when dropped.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
@@ -58,7 +159,22 @@ pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_CONFIG));
     };
 
-    let plan = restore::plan(&args.path)?;
+    let (path, _scratch) = match source(&args) {
+        Ok(Source::Local(p)) => (p, None),
+        Ok(Source::S3 {
+            bucket,
+            prefix,
+            set,
+        }) => {
+            let (dir, scratch) = from_s3(&cfg, bucket, prefix, set).await?;
+            (dir, Some(scratch))
+        }
+        Err(e) => {
+            eprintln!("soko: {e}");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    let plan = restore::plan(&path)?;
     println!(
         "backup set {} (made by soko {}, schema version {}):",
         plan.manifest.set_id, plan.manifest.soko_version, plan.manifest.schema_version
@@ -128,4 +244,57 @@ pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
     );
     println!("done: start soko again with `soko up` (or `systemctl start soko`)");
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(source: Option<&str>, from: Option<From>) -> Args {
+        Args {
+            source: source.map(str::to_owned),
+            from,
+            yes: true,
+        }
+    }
+
+    #[test]
+    fn sources_local_s3_urls_and_from_s3() {
+        let s3 = |a: &Args| match source(a).unwrap() {
+            Source::S3 {
+                bucket,
+                prefix,
+                set,
+            } => (bucket, prefix, set),
+            Source::Local(p) => panic!("local {p:?}"),
+        };
+        let (b, p, s) = s3(&args(Some("s3://shop-backups/soko/20261204T023000Z"), None));
+        assert_eq!(b.as_deref(), Some("shop-backups"));
+        assert_eq!(p.as_deref(), Some("soko/"));
+        assert_eq!(s.as_deref(), Some("20261204T023000Z"));
+        // No set: the newest under the prefix.
+        let (_, p, s) = s3(&args(Some("s3://shop-backups/a/b/"), None));
+        assert_eq!((p.as_deref(), s), (Some("a/b/"), None));
+        let (_, p, s) = s3(&args(Some("s3://shop-backups/SET"), None));
+        assert_eq!((p.as_deref(), s.as_deref()), (Some(""), Some("SET")));
+        // --from s3: the configured bucket and prefix.
+        let (b, p, s) = s3(&args(Some("SET"), Some(From::S3)));
+        assert_eq!((b, p, s.as_deref()), (None, None, Some("SET")));
+        let (_, _, s) = s3(&args(None, Some(From::S3)));
+        assert_eq!(s, None);
+        assert!(matches!(
+            source(&args(Some("/var/backups/x"), None)),
+            Ok(Source::Local(_))
+        ));
+        assert!(
+            source(&args(Some("s3:///x"), None))
+                .unwrap_err()
+                .contains("no bucket")
+        );
+        assert!(
+            source(&args(None, None))
+                .unwrap_err()
+                .contains("name what to restore")
+        );
+    }
 }

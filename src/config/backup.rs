@@ -28,6 +28,9 @@ pub struct Backup {
     pub min_free_mb: u64,
     /// Copy every archive to S3-compatible storage (AWS S3, MinIO, Garage, R2, B2 ...).
     pub s3: Option<S3>,
+    /// `soko up` and `soko migrate` take a full backup set before applying pending
+    /// migrations, and wait for it (a failed backup holds the migrations back).
+    pub before_migrations: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,6 +71,9 @@ pub struct S3 {
     /// Seconds a request may go without progress: no upload byte taken by the server, no
     /// answer, no answer byte. A stuck server fails the copy instead of holding it for ever.
     pub read_timeout_secs: u64,
+    /// Archives larger than this many MiB go up as a multipart upload in parts of this size
+    /// (a single PUT stops at 5 GiB); 5 (S3's smallest part) to 5120.
+    pub multipart_mb: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +102,7 @@ impl Default for Backup {
             disk_margin_percent: 150,
             min_free_mb: 256,
             s3: None,
+            before_migrations: true,
         }
     }
 }
@@ -130,6 +137,7 @@ impl Default for S3 {
             path_style: true,
             connect_timeout_secs: 10,
             read_timeout_secs: 60,
+            multipart_mb: 64,
         }
     }
 }
@@ -268,6 +276,15 @@ pub(super) fn validate(cfg: &Config, bad: &impl Fn(&str, String) -> Error) -> Re
                 return Err(bad(key, format!("must be 1 to 3600 seconds, got {v}")));
             }
         }
+        if !(5..=5120).contains(&s3.multipart_mb) {
+            return Err(bad(
+                "backup.s3.multipart_mb",
+                format!(
+                    "must be 5 (S3's smallest part) to 5120 MiB, got {}",
+                    s3.multipart_mb
+                ),
+            ));
+        }
         if s3.region.is_empty() {
             return Err(bad(
                 "backup.s3.region",
@@ -351,5 +368,12 @@ mod validation {
         .unwrap_err()
         .to_string();
         assert!(err.contains("backup.s3.read_timeout_secs"), "{err}");
+        let err = Config::parse(
+            &format!("{ok}    multipart_mb: 1\n"),
+            std::path::Path::new("appliance.yaml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("backup.s3.multipart_mb"), "{err}");
     }
 }

@@ -125,6 +125,19 @@ pub async fn good(db: &MySqlPool, kind: BackupKind) -> Result<Vec<Row>, Error> {
     .await?)
 }
 
+/// Every set this database knows, with whether any of its archives is still live ('ok' or
+/// 'running'): S3 pruning deletes the copies of sets that are all pruned and leaves alone
+/// the sets of another box (unknown here).
+pub async fn set_ids(db: &MySqlPool) -> Result<Vec<(String, bool)>, Error> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT set_id, CAST(SUM(status IN ('ok', 'running')) AS SIGNED) FROM backups GROUP BY set_id",
+    )
+    .fetch_all(db)
+    .timed()
+    .await?;
+    Ok(rows.into_iter().map(|(s, live)| (s, live > 0)).collect())
+}
+
 /// The newest row of each kind and status (for the scheduler and the status view).
 pub async fn latest(db: &MySqlPool) -> Result<Vec<Row>, Error> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(

@@ -11,6 +11,7 @@ pub mod pidfile;
 pub mod ports;
 pub mod runtime;
 pub mod service;
+pub mod upgrade;
 
 use std::path::PathBuf;
 use std::sync::Arc;

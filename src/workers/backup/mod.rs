@@ -12,10 +12,12 @@ pub mod archive;
 mod client;
 mod files;
 mod outcome;
+pub mod remote;
 pub mod restore;
 pub mod s3;
 mod schedule;
 pub mod sigv4;
+pub mod upgrade;
 
 use std::path::{Path, PathBuf};
 
@@ -61,6 +63,20 @@ pub fn file_name(kind: Kind) -> &'static str {
 }
 
 pub const MANIFEST: &str = "manifest.json";
+
+/// The `backups.reason` column holds 16 characters: a longer reason (`pre-migration 12->13`)
+/// is recorded there by its first word, and in full in the set's manifest.
+pub(crate) fn row_reason(reason: &str) -> &str {
+    if reason.len() <= 16 {
+        reason
+    } else {
+        reason
+            .split(' ')
+            .next()
+            .filter(|w| w.len() <= 16)
+            .unwrap_or("other")
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
@@ -174,7 +190,10 @@ impl Engine {
         let ids = {
             let mut ids = Vec::new();
             for k in &kinds {
-                ids.push((*k, backups::begin(&self.db, &set_id, *k, reason).await?));
+                ids.push((
+                    *k,
+                    backups::begin(&self.db, &set_id, *k, row_reason(reason)).await?,
+                ));
             }
             ids
         };
@@ -455,8 +474,22 @@ impl Engine {
                     }
                     pruned.push(p.clone());
                 }
+                // Its copy in S3 goes with it (a failed delete is caught up by the S3 pass
+                // below, once every archive of the set is pruned).
+                if let (Some(at), Some(Ok(s3))) = (&row.copied_to, &self.s3)
+                    && let Some(key) = remote::key_of(s3, at)
+                {
+                    match s3.delete(key).await {
+                        Ok(()) => pruned.push(at.clone()),
+                        Err(e) => tracing::warn!("pruning {at}: {e}"),
+                    }
+                }
                 backups::mark_pruned(&self.db, row.id).await?;
             }
+        }
+        if let Some(Ok(s3)) = &self.s3 {
+            let known = backups::set_ids(&self.db).await?;
+            pruned.extend(remote::prune(s3, &self.cfg.retention, &known, now).await?);
         }
         Ok(pruned)
     }

@@ -249,7 +249,7 @@ pub async fn restore(
                         set_id: m.set_id.clone(),
                         kind: e.kind,
                         status: BackupStatus::Ok,
-                        reason: m.reason.clone(),
+                        reason: super::row_reason(&m.reason).to_owned(),
                         path: Some(dir.join(&e.file).display().to_string()),
                         bytes: Some(e.bytes),
                         sha256: Some(e.sha256.clone()),

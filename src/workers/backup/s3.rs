@@ -10,7 +10,7 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, combinators::BoxBody};
+use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
 use hyper::body::{Body, Frame, SizeHint};
 use hyper_util::client::legacy::{Client as HyperClient, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
@@ -31,6 +31,8 @@ pub struct Client {
     scheme: String,
     authority: String,
     http: HyperClient<Connector, ReqBody>,
+    /// The first wait before a request is tried again.
+    pub backoff: Duration,
 }
 
 impl Client {
@@ -80,6 +82,7 @@ impl Client {
             scheme: scheme.to_owned(),
             authority,
             http: HyperClient::builder(TokioExecutor::new()).build(connector),
+            backoff: Duration::from_millis(500),
         })
     }
 
@@ -108,7 +111,10 @@ impl Client {
         }
     }
 
-    async fn send(
+    /// One signed request; the answer's head, its body still streaming. The upload's frames
+    /// and the answer are watched: no progress for read_timeout_secs (a server that takes the
+    /// connection and then says nothing) fails the request.
+    async fn request(
         &self,
         method: &str,
         key: &str,
@@ -116,7 +122,7 @@ impl Client {
         body: ReqBody,
         payload_sha256: &str,
         length: Option<u64>,
-    ) -> Result<(hyper::StatusCode, hyper::HeaderMap, Bytes), Error> {
+    ) -> Result<(hyper::http::response::Parts, hyper::body::Incoming, String), Error> {
         let (host, path) = self.target(key);
         let date = sigv4::amz_date(crate::clock::now_unix() as i64);
         let auth = sigv4::authorization(
@@ -153,8 +159,6 @@ impl Client {
         if let Some(len) = length {
             req = req.header("content-length", len);
         }
-        // The upload's frames and the answer are watched: no progress for read_timeout_secs
-        // (a server that takes the connection and then says nothing) fails the request.
         let watch = Arc::new(Watch::new());
         let body = Watched {
             inner: body,
@@ -164,54 +168,90 @@ impl Client {
         let req = req
             .body(body)
             .map_err(|e| Error::S3(format!("{method} {uri}: {e}")))?;
-        let stall = Duration::from_secs(self.cfg.read_timeout_secs);
-        let stalled = || {
-            Error::S3(format!(
-                "{method} {uri}: no progress for {} s (backup.s3.read_timeout_secs): the \
-                 server took the connection but does not answer",
-                stall.as_secs()
-            ))
-        };
         let resp = watch
-            .bound(self.http.request(req), stall)
+            .bound(self.http.request(req), self.stall())
             .await
-            .ok_or_else(stalled)?
+            .ok_or_else(|| self.stalled(method, &uri))?
             .map_err(|e| Error::S3(format!("{method} {uri}: {}", chain(&e))))?;
         let (parts, body) = resp.into_parts();
-        let body = tokio::time::timeout(stall, body.collect())
+        Ok((parts, body, uri))
+    }
+
+    fn stall(&self) -> Duration {
+        Duration::from_secs(self.cfg.read_timeout_secs)
+    }
+
+    fn stalled(&self, method: &str, uri: &str) -> Error {
+        Error::S3(format!(
+            "{method} {uri}: no progress for {} s (backup.s3.read_timeout_secs): the \
+             server took the connection but does not answer",
+            self.cfg.read_timeout_secs
+        ))
+    }
+
+    /// One request with its whole answer.
+    async fn send_once(
+        &self,
+        method: &str,
+        key: &str,
+        query: &[(&str, &str)],
+        body: ReqBody,
+        payload_sha256: &str,
+        length: Option<u64>,
+    ) -> Result<(hyper::StatusCode, hyper::HeaderMap, Bytes), Error> {
+        let (parts, body, uri) = self
+            .request(method, key, query, body, payload_sha256, length)
+            .await?;
+        let body = tokio::time::timeout(self.stall(), body.collect())
             .await
-            .map_err(|_| stalled())?
+            .map_err(|_| self.stalled(method, &uri))?
             .map_err(|e| Error::S3(format!("{method} {uri}: {}", chain(&e))))?
             .to_bytes();
         Ok((parts.status, parts.headers, body))
     }
 
-    fn empty() -> ReqBody {
-        Empty::new().map_err(|never| match never {}).boxed()
+    /// A request with an empty or in-memory body, retried (see [`retrying`]).
+    async fn send(
+        &self,
+        method: &str,
+        key: &str,
+        query: &[(&str, &str)],
+        body: Bytes,
+        payload_sha256: &str,
+        length: Option<u64>,
+    ) -> Result<(hyper::StatusCode, hyper::HeaderMap, Bytes), Error> {
+        retrying(self.backoff, || {
+            let body = Full::new(body.clone())
+                .map_err(|never| match never {})
+                .boxed();
+            self.send_once(method, key, query, body, payload_sha256, length)
+        })
+        .await
     }
 
-    /// Upload `path` as `key`, then HEAD it and compare the size. The copy's location.
+    /// Upload `path` as `key` (one PUT, or a multipart upload past `backup.s3.multipart_mb`),
+    /// then HEAD it and compare the size. The copy's location.
     pub async fn put_file(&self, key: &str, path: &Path, sha256: &str) -> Result<String, Error> {
-        let file = tokio::fs::File::open(path)
-            .await
-            .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
-        let len = file
-            .metadata()
+        let len = tokio::fs::metadata(path)
             .await
             .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?
             .len();
-        let body = FileBody {
-            file,
-            remaining: len,
-        }
-        .boxed();
-        let (status, _, text) = self.send("PUT", key, &[], body, sha256, Some(len)).await?;
-        if !status.is_success() {
-            return Err(Error::S3(format!(
-                "PUT {} answered {status}: {}",
-                self.location(key),
-                s3_error(&text)
-            )));
+        if len > self.part_bytes() {
+            self.put_multipart(key, path, len).await?;
+        } else {
+            let (status, _, text) = retrying(self.backoff, || async {
+                let body = FileBody::open(path, 0, len).await?.boxed();
+                self.send_once("PUT", key, &[], body, sha256, Some(len))
+                    .await
+            })
+            .await?;
+            if !status.is_success() {
+                return Err(Error::S3(format!(
+                    "PUT {} answered {status}: {}",
+                    self.location(key),
+                    s3_error(&text)
+                )));
+            }
         }
         match self.head(key).await? {
             Some(n) if n == len => Ok(self.location(key)),
@@ -226,10 +266,228 @@ impl Client {
         }
     }
 
+    fn part_bytes(&self) -> u64 {
+        self.cfg.multipart_mb.max(5) << 20
+    }
+
+    /// A multipart upload in parts of `backup.s3.multipart_mb` (each signed with its own
+    /// SHA-256 and retried on its own); aborted on failure, so no parts are left billed.
+    async fn put_multipart(&self, key: &str, path: &Path, len: u64) -> Result<(), Error> {
+        let (status, _, body) = self
+            .send(
+                "POST",
+                key,
+                &[("uploads", "")],
+                Bytes::new(),
+                sigv4::EMPTY_SHA256,
+                Some(0),
+            )
+            .await?;
+        let text = String::from_utf8_lossy(&body);
+        let upload_id = match between(&text, "<UploadId>", "</UploadId>") {
+            Some(id) if status.is_success() => xml_unescape(id),
+            _ => {
+                return Err(Error::S3(format!(
+                    "starting a multipart upload of {} answered {status}: {}",
+                    self.location(key),
+                    s3_error(&body)
+                )));
+            }
+        };
+        let result = self.upload_parts(key, path, len, &upload_id).await;
+        if result.is_err() {
+            let abort = self
+                .send(
+                    "DELETE",
+                    key,
+                    &[("uploadId", &upload_id)],
+                    Bytes::new(),
+                    sigv4::EMPTY_SHA256,
+                    None,
+                )
+                .await;
+            if let Err(e) = abort {
+                tracing::warn!(key, "aborting the multipart upload failed: {e}");
+            }
+        }
+        result
+    }
+
+    async fn upload_parts(
+        &self,
+        key: &str,
+        path: &Path,
+        len: u64,
+        upload_id: &str,
+    ) -> Result<(), Error> {
+        let part = self.part_bytes();
+        let mut etags = Vec::new();
+        let mut offset = 0u64;
+        let mut number = 1u32;
+        while offset < len {
+            let n = part.min(len - offset);
+            let sha = sha256_range(path, offset, n).await?;
+            let number_s = number.to_string();
+            let query = [("partNumber", number_s.as_str()), ("uploadId", upload_id)];
+            let (status, headers, text) = retrying(self.backoff, || async {
+                let body = FileBody::open(path, offset, n).await?.boxed();
+                self.send_once("PUT", key, &query, body, &sha, Some(n))
+                    .await
+            })
+            .await?;
+            let etag = headers.get("etag").and_then(|v| v.to_str().ok());
+            match etag {
+                Some(etag) if status.is_success() => etags.push(etag.to_owned()),
+                _ => {
+                    return Err(Error::S3(format!(
+                        "part {number} of {} answered {status}: {}",
+                        self.location(key),
+                        s3_error(&text)
+                    )));
+                }
+            }
+            offset += n;
+            number += 1;
+        }
+        let mut xml = String::from("<CompleteMultipartUpload>");
+        for (i, etag) in etags.iter().enumerate() {
+            xml.push_str(&format!(
+                "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>",
+                i + 1,
+                etag.replace('&', "&amp;").replace('"', "&quot;")
+            ));
+        }
+        xml.push_str("</CompleteMultipartUpload>");
+        let sha = sigv4::sha256_hex(xml.as_bytes());
+        let len = xml.len() as u64;
+        let (status, _, body) = self
+            .send(
+                "POST",
+                key,
+                &[("uploadId", upload_id)],
+                Bytes::from(xml),
+                &sha,
+                Some(len),
+            )
+            .await?;
+        // S3 may answer 200 with an error document when completing.
+        if !status.is_success() || String::from_utf8_lossy(&body).contains("<Error>") {
+            return Err(Error::S3(format!(
+                "completing the multipart upload of {} answered {status}: {}",
+                self.location(key),
+                s3_error(&body)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Download `key` into `dest` (0600, written beside it and renamed into place), its
+    /// SHA-256 checked against `sha256` on the way. The bytes written.
+    pub async fn get_file(&self, key: &str, dest: &Path, sha256: &str) -> Result<u64, Error> {
+        let (bytes, actual) = retrying(self.backoff, || self.get_once(key, dest)).await?;
+        if actual != sha256 {
+            let _ = std::fs::remove_file(dest);
+            return Err(Error::Corrupt(format!(
+                "{}: checksum mismatch after download (expected {sha256}, found {actual})",
+                self.location(key)
+            )));
+        }
+        Ok(bytes)
+    }
+
+    async fn get_once(&self, key: &str, dest: &Path) -> Result<(u64, String), Error> {
+        use sha2::Digest;
+        use tokio::io::AsyncWriteExt;
+        let (parts, mut body, uri) = self
+            .request("GET", key, &[], empty(), sigv4::EMPTY_SHA256, None)
+            .await?;
+        if !parts.status.is_success() {
+            let text = tokio::time::timeout(self.stall(), body.collect())
+                .await
+                .ok()
+                .and_then(|b| b.ok())
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            return Err(status_error(
+                parts.status,
+                format!("GET {}: {}", self.location(key), s3_error(&text)),
+            ));
+        }
+        let tmp = dest.with_extension("download");
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .await
+            .map_err(|e| Error::Io(format!("{}: {e}", tmp.display())))?;
+        let mut hash = sha2::Sha256::new();
+        let mut total = 0u64;
+        loop {
+            let frame = tokio::time::timeout(self.stall(), body.frame())
+                .await
+                .map_err(|_| self.stalled("GET", &uri))?;
+            let Some(frame) = frame else { break };
+            let frame = frame.map_err(|e| Error::S3(format!("GET {uri}: {}", chain(&e))))?;
+            if let Ok(data) = frame.into_data() {
+                hash.update(&data);
+                file.write_all(&data)
+                    .await
+                    .map_err(|e| Error::Io(format!("{}: {e}", tmp.display())))?;
+                total += data.len() as u64;
+            }
+        }
+        file.sync_all()
+            .await
+            .map_err(|e| Error::Io(format!("{}: {e}", tmp.display())))?;
+        std::fs::rename(&tmp, dest).map_err(|e| Error::Io(format!("{}: {e}", dest.display())))?;
+        Ok((total, sigv4::hex(&hash.finalize())))
+    }
+
+    /// A small object (a manifest) in memory; `None` when it does not exist.
+    pub async fn get_small(&self, key: &str) -> Result<Option<Bytes>, Error> {
+        let (status, _, body) = self
+            .send("GET", key, &[], Bytes::new(), sigv4::EMPTY_SHA256, None)
+            .await?;
+        if status == hyper::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(Error::S3(format!(
+                "GET {} answered {status}: {}",
+                self.location(key),
+                s3_error(&body)
+            )));
+        }
+        Ok(Some(body))
+    }
+
+    /// Delete one object (a missing one is fine).
+    pub async fn delete(&self, key: &str) -> Result<(), Error> {
+        let (status, _, body) = self
+            .send("DELETE", key, &[], Bytes::new(), sigv4::EMPTY_SHA256, None)
+            .await?;
+        if status.is_success() || status == hyper::StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        Err(Error::S3(format!(
+            "DELETE {} answered {status}: {}",
+            self.location(key),
+            s3_error(&body)
+        )))
+    }
+
     /// The object's size, `None` when it does not exist.
     pub async fn head(&self, key: &str) -> Result<Option<u64>, Error> {
+        Ok(self.stat(key).await?.map(|(size, _)| size))
+    }
+
+    /// The object's size and ETag (a multipart object's ends in `-<parts>`), `None` when it
+    /// does not exist.
+    pub async fn stat(&self, key: &str) -> Result<Option<(u64, String)>, Error> {
         let (status, headers, _) = self
-            .send("HEAD", key, &[], Self::empty(), sigv4::EMPTY_SHA256, None)
+            .send("HEAD", key, &[], Bytes::new(), sigv4::EMPTY_SHA256, None)
             .await?;
         if status == hyper::StatusCode::NOT_FOUND {
             return Ok(None);
@@ -240,16 +498,22 @@ impl Client {
                 self.location(key)
             )));
         }
-        Ok(headers
-            .get("content-length")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok()))
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let size = header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        Ok(Some((size, header("etag").unwrap_or_default())))
     }
 
     /// Create the bucket (in the client's region); an existing one of ours is fine.
     pub async fn create_bucket(&self) -> Result<(), Error> {
         let (status, _, body) = self
-            .send("PUT", "", &[], Self::empty(), sigv4::EMPTY_SHA256, Some(0))
+            .send("PUT", "", &[], Bytes::new(), sigv4::EMPTY_SHA256, Some(0))
             .await?;
         if status.is_success() || s3_error(&body).starts_with("BucketAlreadyOwnedByYou") {
             return Ok(());
@@ -261,36 +525,135 @@ impl Client {
         )))
     }
 
-    /// Keys and sizes under `prefix` (first 1000).
+    /// Keys and sizes under `prefix`, every page of the listing.
     pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, Error> {
-        let (status, _, body) = self
-            .send(
-                "GET",
-                "",
-                &[("list-type", "2"), ("prefix", prefix)],
-                Self::empty(),
-                sigv4::EMPTY_SHA256,
-                None,
-            )
-            .await?;
-        if !status.is_success() {
-            return Err(Error::S3(format!(
-                "listing s3://{}/{prefix} answered {status}: {}",
-                self.cfg.bucket,
-                s3_error(&body)
-            )));
-        }
-        let text = String::from_utf8_lossy(&body);
-        Ok(text
-            .split("<Contents>")
-            .skip(1)
-            .filter_map(|c| {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut query = vec![("list-type", "2"), ("prefix", prefix)];
+            if let Some(t) = &token {
+                query.push(("continuation-token", t.as_str()));
+            }
+            let (status, _, body) = self
+                .send("GET", "", &query, Bytes::new(), sigv4::EMPTY_SHA256, None)
+                .await?;
+            if !status.is_success() {
+                return Err(Error::S3(format!(
+                    "listing s3://{}/{prefix} answered {status}: {}",
+                    self.cfg.bucket,
+                    s3_error(&body)
+                )));
+            }
+            let text = String::from_utf8_lossy(&body);
+            out.extend(text.split("<Contents>").skip(1).filter_map(|c| {
                 let key = between(c, "<Key>", "</Key>")?;
                 let size = between(c, "<Size>", "</Size>")?.parse().ok()?;
                 Some((xml_unescape(key), size))
-            })
-            .collect())
+            }));
+            let truncated = between(&text, "<IsTruncated>", "</IsTruncated>") == Some("true");
+            match between(&text, "<NextContinuationToken>", "</NextContinuationToken>") {
+                Some(t) if truncated => token = Some(xml_unescape(t)),
+                _ => return Ok(out),
+            }
+        }
     }
+
+    pub fn prefix(&self) -> &str {
+        &self.cfg.prefix
+    }
+}
+
+fn empty() -> ReqBody {
+    Empty::new().map_err(|never| match never {}).boxed()
+}
+
+/// An answer worth trying again: the server's trouble (5xx) or too many requests (429).
+fn transient(status: hyper::StatusCode) -> bool {
+    status.is_server_error() || status == hyper::StatusCode::TOO_MANY_REQUESTS
+}
+
+/// A failed answer as an error: `Error::S3` (tried again) only when it is transient.
+fn status_error(status: hyper::StatusCode, what: String) -> Error {
+    if transient(status) {
+        Error::S3(format!("{what} (answered {status})"))
+    } else {
+        Error::Refused(format!("copy in S3: {what} (answered {status})"))
+    }
+}
+
+/// Tries a request makes before its failure stands.
+pub const TRIES: u32 = 3;
+
+/// Run `attempt` up to [`TRIES`] times: again after a network error, a timeout, or an answer
+/// of 5xx / 429, waiting `backoff`, then 4 × `backoff`. The last answer or error stands.
+async fn retrying<T, F, Fut>(backoff: Duration, mut attempt: F) -> Result<T, Error>
+where
+    T: Answer,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    let mut wait = backoff;
+    for n in 1..=TRIES {
+        let out = attempt().await;
+        let again = match &out {
+            Ok(a) => a.transient(),
+            Err(Error::S3(_)) => true,
+            Err(_) => false,
+        };
+        if !again || n == TRIES {
+            return out;
+        }
+        match &out {
+            Ok(_) => tracing::warn!(try_ = n, "S3 answered a transient error; trying again"),
+            Err(e) => tracing::warn!(try_ = n, "S3 request failed: {e}; trying again"),
+        }
+        tokio::time::sleep(wait).await;
+        wait *= 4;
+    }
+    unreachable!("the last try returns")
+}
+
+/// What `retrying` looks at in a successful exchange.
+trait Answer {
+    fn transient(&self) -> bool;
+}
+
+impl Answer for (hyper::StatusCode, hyper::HeaderMap, Bytes) {
+    fn transient(&self) -> bool {
+        transient(self.0)
+    }
+}
+
+impl Answer for (u64, String) {
+    fn transient(&self) -> bool {
+        false
+    }
+}
+
+/// SHA-256 of `len` bytes of `path` from `offset`.
+async fn sha256_range(path: &Path, offset: u64, len: u64) -> Result<String, Error> {
+    use sha2::Digest;
+    use tokio::io::AsyncReadExt;
+    let mut f = FileBody::open(path, offset, len).await?.file;
+    let mut hash = sha2::Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut left = len;
+    while left > 0 {
+        let want = left.min(buf.len() as u64) as usize;
+        let n = f
+            .read(&mut buf[..want])
+            .await
+            .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        if n == 0 {
+            return Err(Error::Io(format!(
+                "{}: the archive shrank while it was uploaded",
+                path.display()
+            )));
+        }
+        hash.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(sigv4::hex(&hash.finalize()))
 }
 
 fn between<'a>(s: &'a str, open: &str, close: &str) -> Option<&'a str> {
@@ -404,10 +767,28 @@ impl Body for Watched {
     }
 }
 
-/// A file streamed as a request body in 64 KiB frames.
+/// A file (or `remaining` bytes of it from an offset) streamed as a request body in 64 KiB
+/// frames.
 struct FileBody {
     file: tokio::fs::File,
     remaining: u64,
+}
+
+impl FileBody {
+    async fn open(path: &Path, offset: u64, len: u64) -> Result<FileBody, Error> {
+        use tokio::io::AsyncSeekExt;
+        let io = |e: std::io::Error| Error::Io(format!("{}: {e}", path.display()));
+        let mut file = tokio::fs::File::open(path).await.map_err(io)?;
+        if offset > 0 {
+            file.seek(std::io::SeekFrom::Start(offset))
+                .await
+                .map_err(io)?;
+        }
+        Ok(FileBody {
+            file,
+            remaining: len,
+        })
+    }
 }
 
 impl Body for FileBody {
@@ -443,5 +824,172 @@ impl Body for FileBody {
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::with_exact(self.remaining)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::config::secrets::Secret;
+
+    /// A real HTTP server on a local socket that answers the first `fail` requests with
+    /// `status`, then 200 with a Content-Length of 42. The number of requests it saw.
+    async fn flaky(fail: usize, status: &'static str) -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(AtomicUsize::new(0));
+        let count = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut conn, _)) = listener.accept().await else {
+                    return;
+                };
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let n = count.fetch_add(1, Ordering::SeqCst);
+                    let answer = if n < fail {
+                        format!(
+                            "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        )
+                    } else {
+                        "HTTP/1.1 200 OK\r\ncontent-length: 42\r\nconnection: close\r\n\r\n".into()
+                    };
+                    let _ = conn.write_all(answer.as_bytes()).await;
+                    let _ = conn.shutdown().await;
+                });
+            }
+        });
+        (format!("http://{addr}"), seen)
+    }
+
+    fn client(endpoint: String) -> Client {
+        let cfg = S3Config {
+            endpoint,
+            bucket: "b-test".into(),
+            ..S3Config::default()
+        };
+        let secrets = Secrets {
+            s3_access_key_id: Some(Secret::new("AKIATEST")),
+            s3_secret_access_key: Some(Secret::new("secret")),
+            ..Secrets::default()
+        };
+        let mut c = Client::new(&cfg, &secrets).unwrap();
+        c.backoff = Duration::from_millis(10);
+        c
+    }
+
+    #[tokio::test]
+    async fn a_server_error_twice_is_retried_and_the_third_try_stands() {
+        crate::init_crypto();
+        let (endpoint, seen) = flaky(2, "503 Service Unavailable").await;
+        let size = client(endpoint).head("k").await.unwrap();
+        assert_eq!(size, Some(42));
+        assert_eq!(seen.load(Ordering::SeqCst), 3);
+        let (endpoint, seen) = flaky(2, "429 Too Many Requests").await;
+        assert_eq!(client(endpoint).head("k").await.unwrap(), Some(42));
+        assert_eq!(seen.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn three_failures_give_up_and_a_client_error_is_not_retried() {
+        crate::init_crypto();
+        let (endpoint, seen) = flaky(3, "500 Internal Server Error").await;
+        let err = client(endpoint).head("k").await.unwrap_err().to_string();
+        assert!(err.contains("500"), "{err}");
+        assert_eq!(seen.load(Ordering::SeqCst), TRIES as usize);
+        let (endpoint, seen) = flaky(1, "403 Forbidden").await;
+        let err = client(endpoint).head("k").await.unwrap_err().to_string();
+        assert!(err.contains("403"), "{err}");
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+        // A download of a missing object: one try, and nothing written.
+        let (endpoint, seen) = flaky(1, "404 Not Found").await;
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("x.zst");
+        let err = client(endpoint)
+            .get_file("k", &dest, "00")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("404"), "{err}");
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+        assert!(!dest.exists());
+    }
+
+    /// A local server answering each request by its request line (`answer`); the request
+    /// lines it saw.
+    async fn scripted(answer: fn(&str) -> String) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&head);
+                    let line = text.lines().next().unwrap_or_default().to_owned();
+                    log.lock().unwrap().push(line.clone());
+                    let _ = conn.write_all(answer(&line).as_bytes()).await;
+                    let _ = conn.shutdown().await;
+                });
+            }
+        });
+        (format!("http://{addr}"), seen)
+    }
+
+    #[tokio::test]
+    async fn a_failed_multipart_upload_is_aborted() {
+        crate::init_crypto();
+        let (endpoint, seen) = scripted(|line| {
+            let body = "<InitiateMultipartUploadResult><UploadId>up-1</UploadId></InitiateMultipartUploadResult>";
+            if line.starts_with("POST") && line.contains("uploads") {
+                format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())
+            } else if line.starts_with("DELETE") {
+                "HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n".into()
+            } else {
+                "HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".into()
+            }
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.zst");
+        std::fs::write(&path, vec![7u8; 6 << 20]).unwrap();
+        let mut c = client(endpoint);
+        c.cfg.multipart_mb = 5;
+        let err = c
+            .put_file("set/big.zst", &path, "unused")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("part 1"), "{err}");
+        let seen = seen.lock().unwrap().clone();
+        assert!(
+            seen[0].starts_with("POST") && seen[0].contains("uploads"),
+            "{seen:?}"
+        );
+        assert!(
+            seen.iter()
+                .any(|l| l.starts_with("DELETE") && l.contains("uploadId=up-1")),
+            "{seen:?}"
+        );
     }
 }
