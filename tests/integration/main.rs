@@ -10,6 +10,7 @@ mod alerts;
 mod api;
 mod background;
 mod backup;
+mod backup_seal;
 mod boot;
 mod browser;
 mod cache;
