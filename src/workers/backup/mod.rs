@@ -1,8 +1,10 @@
 //! Backups: the database (`mariadb-dump --single-transaction`, without the vectors), the product
 //! vectors (`product_embeddings`, weekly: Milvus is rebuilt from them), the uploaded images (a
 //! tar of the content-addressed store) and the secrets file (an archive of its own). Each
-//! archive is zstd-compressed, SHA-256 checksummed, read back and checked, recorded in the
-//! `backups` table, optionally copied to S3, and pruned by the retention policy.
+//! archive is zstd-compressed, encrypted with age when `backup.encrypt_to` is set (`seal`),
+//! SHA-256 checksummed, checked on its way and read back, recorded in the `backups` table,
+//! optionally copied to S3, and pruned by the retention policy. The manifest is signed
+//! (`manifest.sig`); `drill` restores a set into a scratch database and compares it.
 //!
 //! A run is one directory `<backup.dir>/<set_id>/` with the archives and a `manifest.json`.
 //! Runs are one at a time (a named lock in MySQL). `schedule` decides from the `backups` table
