@@ -486,3 +486,50 @@ async fn keygen_then_an_encrypted_backup_restores_on_a_wiped_box_with_the_identi
     assert_eq!(after, products);
     db.close().await;
 }
+
+/// The drill runs by itself: the scheduler of `soko up` (on a box whose scheduled backups made
+/// a set) drills it once and records it in `backup_drills`, from which the next one is due.
+#[tokio::test]
+async fn the_scheduler_runs_the_drill_by_itself_and_records_it() {
+    let (mut engine, db, dir) = engine("seal-drill-schedule", "").await;
+    engine.cfg.scheduled = true;
+    engine.cfg.verify_every_days = 1;
+    let out = engine.run(&ALL, "schedule").await.unwrap();
+    assert!(out.ok, "{out:?}");
+    assert!(store::drills::latest(&db).await.unwrap().is_none());
+    let engine = std::sync::Arc::new(engine);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(soko::workers::backup::schedule(
+        engine.clone(),
+        stop.clone(),
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let drill = loop {
+        if let Some(d) = store::drills::latest(&db).await.unwrap() {
+            break d;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no drill within 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    stop.cancel();
+    task.await.unwrap();
+    assert!(drill.ok, "{drill:?}");
+    assert_eq!(drill.set_id, out.set_id);
+    assert_eq!(drill.reason, "schedule");
+    // Recorded: not due again for a day.
+    let now = soko::clock::now_unix() as i64;
+    assert!(!soko::workers::backup::drill::drill_due(
+        1,
+        Some(&drill),
+        now
+    ));
+    assert!(soko::workers::backup::drill::drill_due(
+        1,
+        Some(&drill),
+        now + 86_400
+    ));
+    let _ = std::fs::remove_dir_all(dir);
+}
