@@ -1,7 +1,6 @@
 //! `soko backup`: run a backup now (through the running appliance's admin socket, or directly
 //! when soko is stopped); `soko backup list`: the recorded archives.
 
-use crate::config::Config;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -25,6 +24,31 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Sub {
+    /// Make the key pair backups are encrypted to: prints the identity ONCE (or writes it to
+    /// --out, 0600) and sets backup.encrypt_to in the config file.
+    Keygen {
+        /// Write the identity to this file (created, mode 0600) instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+        /// Replace a backup.encrypt_to already set.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The restore drill: load the newest (or the given) set into a scratch database, compare
+    /// every table with the manifest, drop it. Exits non-zero on any difference.
+    Verify {
+        /// A backup set directory; default: the newest with a database dump.
+        set: Option<std::path::PathBuf>,
+        /// The identity file from `soko backup keygen` (default: this box's own key).
+        #[arg(long, value_name = "FILE")]
+        identity: Option<std::path::PathBuf>,
+        /// Also trust manifests signed by this key (hex).
+        #[arg(long, value_name = "KEY")]
+        verify_key: Vec<String>,
+        /// Drill a set whose manifest is unsigned or signed by an unknown key.
+        #[arg(long)]
+        trust_unverified: bool,
+    },
     /// The recorded archives, newest first.
     List {
         /// How many rows.
@@ -36,9 +60,31 @@ enum Sub {
 /// A run over the socket may take long on a big catalogue.
 const RUN_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
-pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
+pub async fn run(loaded: super::Loaded, args: Args) -> anyhow::Result<ExitCode> {
     crate::telemetry::init_terminal("warn");
+    let cfg = loaded.cfg;
     match args.command {
+        Some(Sub::Keygen { out, force }) => {
+            super::backup_seal::keygen(&cfg, &loaded.path, out.as_deref(), force)
+        }
+        Some(Sub::Verify {
+            set,
+            identity,
+            verify_key,
+            trust_unverified,
+        }) => {
+            super::backup_seal::verify(
+                &cfg,
+                super::backup_seal::VerifyArgs {
+                    set: set.as_deref(),
+                    identity: identity.as_deref(),
+                    verify_keys: &verify_key,
+                    trust_unverified,
+                    json: args.json,
+                },
+            )
+            .await
+        }
         Some(Sub::List { limit }) => list(&cfg, limit, args.json).await,
         None => {
             let outcome = match admin::run_backup(&cfg.admin_socket(), RUN_TIMEOUT).await {

@@ -3,6 +3,7 @@
 
 mod admin;
 mod backup;
+mod backup_seal;
 mod cert;
 mod console;
 mod doctor;
@@ -111,7 +112,7 @@ pub fn main() -> ExitCode {
             Command::Admin(args) => admin::run(loaded.cfg, args).await,
             Command::Seed(args) => seed::run(loaded.cfg, args).await,
             Command::Cert(args) => cert::run(loaded.cfg, args).await,
-            Command::Backup(args) => backup::run(loaded.cfg, args).await,
+            Command::Backup(args) => backup::run(loaded, args).await,
             Command::Restore(args) => restore::run(loaded.cfg, args).await,
             Command::Console(args) => console::run(loaded.cfg, args).await,
             Command::Recommend(args) => recommend::run(loaded.cfg, args).await,

@@ -32,6 +32,39 @@ pub struct Args {
     /// Do not ask for confirmation (needed when not run from a terminal).
     #[arg(long)]
     yes: bool,
+    /// The age identity file from `soko backup keygen`: decrypts the archives, and its
+    /// verifying-key line checks the manifests' signatures. Without it, this box's own keys
+    /// (its secrets file) are used.
+    #[arg(long, value_name = "FILE")]
+    identity: Option<PathBuf>,
+    /// Also trust manifests signed by this key (64 hex characters, printed by `soko backup
+    /// keygen`): for a set made unencrypted, restored on a new box.
+    #[arg(long, value_name = "KEY")]
+    verify_key: Vec<String>,
+    /// Restore a set whose manifest is unsigned or signed by an unknown key (a set made before
+    /// manifests were signed). Archives are still checked against the manifest.
+    #[arg(long)]
+    trust_unverified: bool,
+}
+
+/// What the restore opens sets with: the `--identity` file's identity (else this box's), the
+/// keys it trusts (this box's, the identity file's, `--verify-key`).
+pub fn opener(
+    cfg: &Config,
+    identity: Option<&std::path::Path>,
+    verify_keys: &[String],
+    trust_unverified: bool,
+) -> anyhow::Result<restore::Opener> {
+    let own = Secrets::read(&cfg.secrets_path())?.unwrap_or_default();
+    let mut opener = restore::Opener::from_box(&own)?;
+    if let Some(path) = identity {
+        opener.use_identity_file(path)?;
+    }
+    for k in verify_keys {
+        opener.trust_key(k)?;
+    }
+    opener.unverified_ok = trust_unverified;
+    Ok(opener)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -185,9 +218,18 @@ pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
     if plan.part(crate::config::backup::Kind::Secrets).is_none() {
         eprintln!("WARNING: this backup has NO copy of the secrets file");
     }
-    print!("checking the archives ... ");
-    restore::verify(&plan, store::migrate::expected_version()).await?;
+    let opener = opener(
+        &cfg,
+        args.identity.as_deref(),
+        &args.verify_key,
+        args.trust_unverified,
+    )?;
+    print!("checking the signature and the archives ... ");
+    let warnings = restore::verify(&plan, store::migrate::expected_version(), &opener).await?;
     println!("ok");
+    for w in warnings {
+        eprintln!("WARNING: {w}");
+    }
     if !args.yes {
         if !std::io::stdin().is_terminal() {
             eprintln!(
@@ -207,7 +249,7 @@ pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     }
-    if restore::secrets(&plan, &cfg.secrets_path()).await? {
+    if restore::secrets(&plan, &cfg.secrets_path(), &opener).await? {
         println!("secrets file restored to {}", cfg.secrets_path().display());
     } else if plan.part(crate::config::backup::Kind::Secrets).is_some() {
         println!(
@@ -220,7 +262,9 @@ pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
     let (pool, temporary) = open_database(&cfg, &secrets).await?;
     let result = async {
         let target = Target::from_config(&cfg, &secrets)?;
-        anyhow::Ok(restore::restore(&plan, &pool, &target, &cfg.backup.dir_for(&cfg)).await?)
+        anyhow::Ok(
+            restore::restore(&plan, &pool, &target, &cfg.backup.dir_for(&cfg), &opener).await?,
+        )
     }
     .await;
     close_database(pool, temporary).await;
@@ -255,6 +299,9 @@ mod tests {
             source: source.map(str::to_owned),
             from,
             yes: true,
+            identity: None,
+            verify_key: Vec::new(),
+            trust_unverified: false,
         }
     }
 

@@ -6,6 +6,7 @@
 //! is due next. The worker (`workers::backup`) and the status view (`ops::backup_view`) share it.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +32,11 @@ pub struct Backup {
     /// `soko up` and `soko migrate` take a full backup set before applying pending
     /// migrations, and wait for it (a failed backup holds the migrations back).
     pub before_migrations: bool,
+    /// The age recipient (`age1...`, from `soko backup keygen`) every archive is encrypted
+    /// to. Empty: archives are written unencrypted and the secrets are not copied to S3.
+    pub encrypt_to: String,
+    /// The restore drill (`soko backup verify`) runs by itself every this many days; 0: never.
+    pub verify_every_days: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,6 +109,8 @@ impl Default for Backup {
             min_free_mb: 256,
             s3: None,
             before_migrations: true,
+            encrypt_to: String::new(),
+            verify_every_days: 7,
         }
     }
 }
@@ -235,6 +243,23 @@ pub(super) fn validate(cfg: &Config, bad: &impl Fn(&str, String) -> Error) -> Re
         return Err(bad(
             "backup.retention.max_days",
             "must be at least 1".into(),
+        ));
+    }
+    if !b.encrypt_to.trim().is_empty()
+        && age::x25519::Recipient::from_str(b.encrypt_to.trim()).is_err()
+    {
+        return Err(bad(
+            "backup.encrypt_to",
+            format!(
+                "must be an age X25519 recipient (age1..., made by `soko backup keygen`), got {:?}",
+                b.encrypt_to
+            ),
+        ));
+    }
+    if b.verify_every_days > 365 {
+        return Err(bad(
+            "backup.verify_every_days",
+            format!("must be 0 (off) to 365 days, got {}", b.verify_every_days),
         ));
     }
     if b.disk_margin_percent < 100 {
@@ -375,5 +400,15 @@ mod validation {
         .unwrap_err()
         .to_string();
         assert!(err.contains("backup.s3.multipart_mb"), "{err}");
+        let err = Config::parse(
+            "backup:\n  encrypt_to: age1nope\n",
+            std::path::Path::new("appliance.yaml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("backup.encrypt_to") && err.contains(":2"),
+            "{err}"
+        );
     }
 }

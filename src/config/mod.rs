@@ -9,6 +9,7 @@ pub mod api;
 pub mod background;
 pub mod backup;
 pub mod cache;
+pub mod edit;
 pub mod embed;
 pub mod http;
 pub mod limits;

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use age::secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
@@ -103,10 +104,18 @@ pub struct Secrets {
     pub s3_access_key_id: Option<Secret>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3_secret_access_key: Option<Secret>,
+    /// Signs backup manifests (an Ed25519 seed, hex): a restore refuses a set whose manifest
+    /// was not signed by a key it trusts. Generated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_signing_key: Option<Secret>,
+    /// This box's own age identity: encrypted archives are sealed to it as well as to
+    /// `backup.encrypt_to`, so the restore drill runs here without the operator's key. Generated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_box_identity: Option<Secret>,
 }
 
 /// The names, in file order, with whether `soko init` generates them.
-const FIELDS: [(&str, bool); 12] = [
+const FIELDS: [(&str, bool); 14] = [
     ("database_password", true),
     ("mysql_root_password", true),
     ("database_owner_password", true),
@@ -119,6 +128,8 @@ const FIELDS: [(&str, bool); 12] = [
     ("mail_password", false),
     ("s3_access_key_id", false),
     ("s3_secret_access_key", false),
+    ("backup_signing_key", true),
+    ("backup_box_identity", true),
 ];
 
 impl Secrets {
@@ -136,6 +147,8 @@ impl Secrets {
             "mail_password" => &mut self.mail_password,
             "s3_access_key_id" => &mut self.s3_access_key_id,
             "s3_secret_access_key" => &mut self.s3_secret_access_key,
+            "backup_signing_key" => &mut self.backup_signing_key,
+            "backup_box_identity" => &mut self.backup_box_identity,
             _ => unreachable!("unknown secret {name}"),
         }
     }
@@ -222,7 +235,16 @@ impl Secrets {
         for (name, generate) in FIELDS {
             let slot = secrets.slot(name);
             if generate && slot.as_ref().is_none_or(Secret::is_empty) {
-                *slot = Some(random_secret()?);
+                *slot = Some(if name == "backup_box_identity" {
+                    Secret(
+                        age::x25519::Identity::generate()
+                            .to_string()
+                            .expose_secret()
+                            .to_owned(),
+                    )
+                } else {
+                    random_secret()?
+                });
                 generated.push(name);
             }
         }
@@ -302,7 +324,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("secrets.yaml");
         let first = Secrets::ensure(&path).unwrap();
-        assert_eq!(first.len(), 5);
+        assert_eq!(first.len(), 7);
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let before = Secrets::read(&path).unwrap().unwrap();

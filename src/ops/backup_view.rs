@@ -24,6 +24,10 @@ pub struct BackupView {
     pub s3_error: Option<String>,
     /// Could not read the `backups` table.
     pub error: Option<String>,
+    /// Archives are encrypted (`backup.encrypt_to` is set).
+    pub encrypted: bool,
+    /// The newest restore drill (`soko backup verify`).
+    pub drill: Option<crate::store::drills::Drill>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -109,13 +113,19 @@ pub fn from_rows(rows: &[Row], cfg: &Backup, dir: &str, now: i64) -> BackupView 
             .unwrap_or_else(|| "off".into()),
         s3_error,
         error: None,
+        encrypted: !cfg.encrypt_to.trim().is_empty(),
+        drill: None,
     }
 }
 
 pub async fn build(db: &MySqlPool, cfg: &Backup, dir: &str) -> BackupView {
     let now = crate::clock::now_unix() as i64;
     match store::backups::latest(db).await {
-        Ok(rows) => from_rows(&rows, cfg, dir, now),
+        Ok(rows) => {
+            let mut view = from_rows(&rows, cfg, dir, now);
+            view.drill = store::drills::latest(db).await.ok().flatten();
+            view
+        }
         Err(e) => BackupView {
             dir: dir.into(),
             scheduled: cfg.scheduled,
@@ -154,6 +164,14 @@ pub fn alert_inputs(v: &BackupView) -> Option<crate::ops::alerts::BackupInputs> 
     })
 }
 
+/// The newest restore drill failed: on which set and why (the `backup-drill-failed` alert).
+pub fn drill_failure(v: &BackupView) -> Option<String> {
+    v.drill
+        .as_ref()
+        .filter(|d| !d.ok)
+        .map(|d| format!("set {}: {}", d.set_id, d.detail))
+}
+
 pub fn check(v: &BackupView) -> CheckView {
     let make = |level, detail: String| CheckView {
         name: "backups".into(),
@@ -174,6 +192,17 @@ pub fn check(v: &BackupView) -> CheckView {
                 "the last {} backup failed: {}",
                 k.kind,
                 k.last_failure.as_deref().unwrap_or("unknown error")
+            ),
+        );
+    }
+    if let Some(d) = v.drill.as_ref().filter(|d| !d.ok) {
+        return make(
+            Level::Red,
+            format!(
+                "the restore drill of {} on set {} FAILED: {}",
+                utc(d.started_at),
+                d.set_id,
+                d.detail
             ),
         );
     }
@@ -214,6 +243,14 @@ pub fn check(v: &BackupView) -> CheckView {
                 .into(),
         );
     }
+    if !v.encrypted {
+        return make(
+            Level::Amber,
+            "backups are UNENCRYPTED (anyone who reads them owns the shop; the secrets are not \
+             copied to S3): run `soko backup keygen` to set backup.encrypt_to"
+                .into(),
+        );
+    }
     let db = v.kinds.iter().find(|k| k.kind == "database");
     make(
         Level::Green,
@@ -234,15 +271,29 @@ pub fn check(v: &BackupView) -> CheckView {
 /// The backup lines of `soko status`.
 pub fn render_text(v: &BackupView) -> String {
     let mut out = format!(
-        "backups {} | copy {}{}\n",
+        "backups {} | copy {}{}{}\n",
         v.dir,
         v.s3,
         if v.secrets_included {
             ""
         } else {
             " | NO SECRETS IN THE NEWEST SET"
+        },
+        if v.encrypted {
+            " | encrypted"
+        } else {
+            " | UNENCRYPTED"
         }
     );
+    if let Some(d) = &v.drill {
+        out.push_str(&format!(
+            "  drill     {} set {} {}: {}\n",
+            utc(d.started_at),
+            d.set_id,
+            if d.ok { "passed" } else { "FAILED" },
+            d.detail
+        ));
+    }
     for k in &v.kinds {
         out.push_str(&format!(
             "  {:<9} last good {}{} | next {}{}\n",
@@ -287,7 +338,10 @@ mod tests {
 
     #[test]
     fn levels_follow_failures_age_and_secrets() {
-        let cfg = Backup::default();
+        let cfg = Backup {
+            encrypt_to: "age1recipient".into(),
+            ..Backup::default()
+        };
         let now = 1_795_860_000;
         let good = |set: &str, at: i64| {
             vec![
@@ -301,6 +355,34 @@ mod tests {
         assert_eq!(check(&v).level, Level::Green, "{:?}", check(&v));
         assert!(v.secrets_included);
         assert!(v.kinds[0].next_run.is_some());
+        // Unencrypted: amber, saying how to fix it.
+        let plain = from_rows(&good("s1", now - 3600), &Backup::default(), "/b", now);
+        let c = check(&plain);
+        assert_eq!(c.level, Level::Amber);
+        assert!(
+            c.detail.contains("UNENCRYPTED") && c.detail.contains("keygen"),
+            "{c:?}"
+        );
+        // A failed restore drill: red, and the alert's input.
+        let mut drilled = v.clone();
+        drilled.drill = Some(crate::store::drills::Drill {
+            set_id: "s1".into(),
+            reason: "schedule".into(),
+            ok: false,
+            tables: 30,
+            mismatched: 1,
+            detail: "1 of 30 tables differ: users".into(),
+            started_at: now - 60,
+            finished_at: now - 50,
+        });
+        let c = check(&drilled);
+        assert_eq!(c.level, Level::Red);
+        assert!(
+            c.detail.contains("drill") && c.detail.contains("users"),
+            "{c:?}"
+        );
+        assert!(drill_failure(&drilled).unwrap().contains("users"));
+        assert!(drill_failure(&v).is_none());
         // Two days old: overdue.
         let v = from_rows(&good("s1", now - 2 * 86400), &cfg, "/b", now);
         assert_eq!(check(&v).level, Level::Red);

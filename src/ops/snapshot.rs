@@ -192,6 +192,10 @@ impl AlertInputs {
                 .backups
                 .as_ref()
                 .and_then(crate::ops::backup_view::alert_inputs),
+            backup_drill_failure: s
+                .backups
+                .as_ref()
+                .and_then(crate::ops::backup_view::drill_failure),
             http_error_rate: s.traffic.as_ref().and_then(|t| {
                 // Over the last window, and only with enough requests to mean something: one
                 // failed request of two is no "error rate".

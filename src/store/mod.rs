@@ -8,6 +8,7 @@ pub mod audit;
 pub mod backups;
 pub mod bulk;
 pub mod catalogue;
+pub mod drills;
 pub mod generation;
 pub mod images;
 pub mod jobs;

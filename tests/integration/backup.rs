@@ -42,7 +42,8 @@ async fn a_corrupted_archive_is_refused_by_its_checksum() {
     let set = PathBuf::from(&out.dir);
     let plan = restore::plan(&set).unwrap();
     assert_eq!(plan.parts.len(), 4);
-    restore::verify(&plan, store::migrate::expected_version())
+    let opener = restore::Opener::from_box(&shared().secrets).unwrap();
+    restore::verify(&plan, store::migrate::expected_version(), &opener)
         .await
         .unwrap();
     // Flip one byte in the middle of the database dump.
@@ -51,13 +52,16 @@ async fn a_corrupted_archive_is_refused_by_its_checksum() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x55;
     std::fs::write(&db_file, &bytes).unwrap();
-    let err = restore::verify(&plan, store::migrate::expected_version())
+    let err = restore::verify(&plan, store::migrate::expected_version(), &opener)
         .await
         .unwrap_err()
         .to_string();
     assert!(err.contains("checksum mismatch"), "{err}");
     // A dump from a newer schema than this soko knows is refused too.
-    let err = restore::verify(&plan, 1).await.unwrap_err().to_string();
+    let err = restore::verify(&plan, 1, &opener)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("newer than this soko knows"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -323,13 +327,38 @@ async fn s3_copy_lands_in_the_bucket_and_a_wrong_key_fails_the_run() {
                 .to_string_lossy()
         );
         let size = listed.iter().find(|(k, _)| *k == key).map(|(_, s)| *s);
+        if a.kind == "secrets" {
+            // Unencrypted backups: the secrets stay off the bucket, and the outcome says so.
+            assert_eq!(size, None, "{key} in {listed:?}");
+            assert_eq!(a.copied_to, None);
+            continue;
+        }
         assert_eq!(size, a.bytes, "{key} in {listed:?}");
         assert_eq!(
             a.copied_to.as_deref(),
             Some(format!("s3://soko-backups/{key}").as_str())
         );
     }
+    assert!(
+        out.warnings
+            .iter()
+            .any(|w| w.contains("secrets archive was NOT copied")),
+        "{:?}",
+        out.warnings
+    );
     assert!(listed.iter().any(|(k, _)| k.ends_with("/manifest.json")));
+    assert!(listed.iter().any(|(k, _)| k.ends_with("/manifest.sig")));
+    // Encrypted: the secrets go too.
+    let mut sealed_cfg = cfg.clone();
+    sealed_cfg.backup.encrypt_to = soko::workers::backup::seal::generate_identity().1;
+    let mut engine = Engine::new(db.clone(), &sealed_cfg, &secrets).unwrap();
+    engine.target.images_dir = dir.join("images");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let sealed = engine.run(&ALL, "manual").await.unwrap();
+    assert!(sealed.ok && sealed.warnings.is_empty(), "{sealed:#?}");
+    let listed = client.list("shop/").await.unwrap();
+    let key = format!("shop/{}/secrets.yaml.zst", sealed.set_id);
+    assert!(listed.iter().any(|(k, _)| *k == key), "{listed:?}");
 
     // The wrong secret: the server recomputes the signature and refuses it; the run fails and
     // nothing is green.

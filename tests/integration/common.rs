@@ -414,9 +414,22 @@ impl Appliance {
     pub async fn wipe_and_restore(&mut self, set_dir: &Path, within: Duration) -> String {
         self.signal(nix::sys::signal::Signal::SIGTERM);
         assert_eq!(self.wait_exit(within).await, Some(0));
+        // The key that verifies the set's signature, as the operator kept it (`soko backup
+        // keygen` prints it): the box's own copy goes with the data directory.
+        let key = soko::workers::backup::seal::verify_key(
+            &Secrets::load(&self.cfg.secrets_path()).unwrap(),
+        )
+        .unwrap()
+        .unwrap();
         std::fs::remove_dir_all(&self.cfg.data_dir).unwrap();
         let restored = self
-            .command(&["restore", set_dir.to_str().unwrap(), "--yes"])
+            .command(&[
+                "restore",
+                set_dir.to_str().unwrap(),
+                "--yes",
+                "--verify-key",
+                &key,
+            ])
             .output()
             .unwrap();
         let text = format!(

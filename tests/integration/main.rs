@@ -11,6 +11,7 @@ mod api;
 mod background;
 mod backup;
 mod backup_s3;
+mod backup_seal;
 mod boot;
 mod browser;
 mod cache;

@@ -64,6 +64,8 @@ pub struct AlertInputs {
     pub services: Vec<(String, State)>,
     pub cert_days_left: Option<i64>,
     pub backup: Option<BackupInputs>,
+    /// The newest restore drill (`Snapshot.backups.drill`) failed: on which set and why.
+    pub backup_drill_failure: Option<String>,
     pub disk_used_percent: Option<f64>,
     pub http_error_rate: Option<f64>,
 }
@@ -130,10 +132,17 @@ pub fn cert_rule(i: &AlertInputs, t: &Thresholds) -> Option<Condition> {
 }
 
 pub fn backup_rules(i: &AlertInputs, now: i64) -> Vec<Condition> {
-    let Some(b) = &i.backup else {
-        return Vec::new();
-    };
     let mut out = Vec::new();
+    if let Some(why) = &i.backup_drill_failure {
+        out.push(Condition {
+            key: "backup-drill-failed".into(),
+            level: Level::Red,
+            summary: format!("the restore drill failed, the backups may not restore: {why}"),
+        });
+    }
+    let Some(b) = &i.backup else {
+        return out;
+    };
     let failed_last = match (b.last_failure, b.last_success) {
         (Some(f), Some(s)) => f > s,
         (Some(_), None) => true,

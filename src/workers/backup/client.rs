@@ -114,11 +114,39 @@ impl Target {
     /// The `mariadb` client on this database, reading SQL from its standard input.
     pub fn client(&self, cnf: &Path) -> Command {
         let mut c = process_env::command("mariadb");
+        // --sandbox: the client's own commands that reach the file system or a shell are
+        // refused, whatever the SQL fed to it says.
         c.arg(format!("--defaults-extra-file={}", cnf.display()))
             .arg("--batch")
+            .arg("--sandbox")
             .arg(&self.database);
         c
     }
+
+    /// Run one statement with the `mariadb` client, on no database in particular (the drill's
+    /// `CREATE DATABASE` / `DROP DATABASE` of its scratch schema).
+    pub async fn run_sql(&self, dir: &Path, sql: &str) -> Result<(), Error> {
+        let cnf = self.options_file(dir)?;
+        let out = process_env::command("mariadb")
+            .arg(format!("--defaults-extra-file={}", cnf.path().display()))
+            .args(["--batch", "--sandbox", "-e", sql])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .map_err(|e| Error::Io(format!("cannot run mariadb: {e}")))?;
+        if !out.status.success() {
+            return Err(Error::Tool(format!(
+                "{sql}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A short random hex suffix (scratch names, temporary files).
+pub(super) fn suffix() -> String {
+    rand_suffix()
 }
 
 fn rand_suffix() -> String {

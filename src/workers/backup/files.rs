@@ -11,6 +11,7 @@ pub(super) fn remove_set_if_empty(dir: &Path) {
     let archives = Kind::ALL.iter().any(|k| dir.join(file_name(*k)).exists());
     if !archives && dir.join(MANIFEST).exists() {
         let _ = std::fs::remove_file(dir.join(MANIFEST));
+        let _ = std::fs::remove_file(dir.join(super::seal::SIGNATURE));
         let _ = std::fs::remove_dir(dir);
     }
 }

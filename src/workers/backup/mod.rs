@@ -1,8 +1,10 @@
 //! Backups: the database (`mariadb-dump --single-transaction`, without the vectors), the product
 //! vectors (`product_embeddings`, weekly: Milvus is rebuilt from them), the uploaded images (a
 //! tar of the content-addressed store) and the secrets file (an archive of its own). Each
-//! archive is zstd-compressed, SHA-256 checksummed, read back and checked, recorded in the
-//! `backups` table, optionally copied to S3, and pruned by the retention policy.
+//! archive is zstd-compressed, encrypted with age when `backup.encrypt_to` is set (`seal`),
+//! SHA-256 checksummed, checked on its way and read back, recorded in the `backups` table,
+//! optionally copied to S3, and pruned by the retention policy. The manifest is signed
+//! (`manifest.sig`); `drill` restores a set into a scratch database and compares it.
 //!
 //! A run is one directory `<backup.dir>/<set_id>/` with the archives and a `manifest.json`.
 //! Runs are one at a time (a named lock in MySQL). `schedule` decides from the `backups` table
@@ -10,12 +12,14 @@
 
 pub mod archive;
 mod client;
+pub mod drill;
 mod files;
 mod outcome;
 pub mod remote;
 pub mod restore;
 pub mod s3;
 mod schedule;
+pub mod seal;
 pub mod sigv4;
 pub mod upgrade;
 
@@ -91,6 +95,13 @@ pub struct Manifest {
     /// `product_embeddings` profiles in the vectors archive: (profile, dim, rows).
     #[serde(default)]
     pub vectors: Vec<(String, u32, i64)>,
+    /// The database dump's tables as dumped: rows and a checksum of their rows, what the
+    /// restore drill (`soko backup verify`) compares a scratch restore with.
+    #[serde(default)]
+    pub tables: Vec<archive::TableSum>,
+    /// The archives are age-encrypted (`backup.encrypt_to`).
+    #[serde(default)]
+    pub encrypted: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -108,6 +119,9 @@ pub struct Engine {
     pub dir: PathBuf,
     pub target: Target,
     s3: Option<Result<s3::Client, String>>,
+    pub sealer: seal::Sealer,
+    /// This box's keys: what the scheduled restore drill opens sets with.
+    pub box_opener: seal::Opener,
 }
 
 impl Engine {
@@ -122,6 +136,8 @@ impl Engine {
                 .as_ref()
                 .map(|s| s3::Client::new(s, secrets).map_err(|e| e.to_string())),
             cfg: cfg.backup.clone(),
+            sealer: seal::Sealer::new(&cfg.backup.encrypt_to, secrets)?,
+            box_opener: seal::Opener::from_box(secrets)?,
         })
     }
 
@@ -225,11 +241,22 @@ impl Engine {
             archives: Vec::new(),
             secrets_included: false,
             vectors: Vec::new(),
+            tables: Vec::new(),
+            encrypted: self.sealer.encrypts(),
         };
         for (kind, id) in ids {
             let path = set_dir.join(file_name(kind));
             let made = self.make(kind, &path, &mut manifest).await;
             let copied = match (&made, &self.s3) {
+                // Whoever reads the bucket would own the shop.
+                (Ok(_), Some(Ok(_))) if kind == Kind::Secrets && !self.sealer.encrypts() => {
+                    outcome.warnings.push(
+                        "the secrets archive was NOT copied to S3: backups are unencrypted \
+                         (set backup.encrypt_to with `soko backup keygen`)"
+                            .into(),
+                    );
+                    None
+                }
                 (Ok(w), Some(Ok(s3))) => Some(
                     s3.put_file(&s3.key(&set_id, file_name(kind)), &path, &w.sha256)
                         .await,
@@ -291,17 +318,21 @@ impl Engine {
             ));
         }
         write_manifest(&set_dir, &manifest)?;
-        if let Some(Ok(s3)) = &self.s3
-            && let Err(e) = s3
-                .put_file(
-                    &s3.key(&set_id, MANIFEST),
-                    &set_dir.join(MANIFEST),
-                    &archive::sha256_file(&set_dir.join(MANIFEST)).await?,
-                )
-                .await
-        {
-            outcome.ok = false;
-            outcome.warnings.push(format!("manifest not copied: {e}"));
+        let signed = self.sealer.sign(&set_dir)?;
+        if let Some(Ok(s3)) = &self.s3 {
+            for name in std::iter::once(MANIFEST).chain(signed.as_ref().map(|_| seal::SIGNATURE)) {
+                if let Err(e) = s3
+                    .put_file(
+                        &s3.key(&set_id, name),
+                        &set_dir.join(name),
+                        &archive::sha256_file(&set_dir.join(name)).await?,
+                    )
+                    .await
+                {
+                    outcome.ok = false;
+                    outcome.warnings.push(format!("{name} not copied: {e}"));
+                }
+            }
         }
         match self.prune().await {
             Ok(pruned) if !pruned.is_empty() => {
@@ -382,8 +413,9 @@ impl Engine {
                 }
                 full.arg(&t.database);
                 sources.push(Source::Cmd(full));
-                let w = archive::compress(path, level, sources).await?;
-                let c = archive::verify(path, &w.sha256, Expect::SqlDump).await?;
+                let (w, c) =
+                    archive::compress(path, level, sources, &self.sealer, Expect::SqlDump).await?;
+                manifest.tables = c.tables.clone();
                 // Two dumps in one archive: the first one's completion line is mid-file.
                 if c.create_tables != tables.len() as u64 {
                     return Err(Error::Corrupt(format!(
@@ -402,8 +434,14 @@ impl Engine {
                 cmd.args(["--no-create-info", "--skip-triggers"])
                     .arg(&t.database)
                     .arg("product_embeddings");
-                let w = archive::compress(path, level, vec![Source::Cmd(cmd)]).await?;
-                let c = archive::verify(path, &w.sha256, Expect::SqlDump).await?;
+                let (w, c) = archive::compress(
+                    path,
+                    level,
+                    vec![Source::Cmd(cmd)],
+                    &self.sealer,
+                    Expect::SqlDump,
+                )
+                .await?;
                 let rows: i64 = manifest.vectors.iter().map(|v| v.2).sum();
                 if rows > 0 && c.insert_lines == 0 {
                     return Err(Error::Corrupt(format!(
@@ -419,8 +457,14 @@ impl Engine {
                 let files = count_files(&t.images_dir);
                 let mut cmd = crate::process_env::command("tar");
                 cmd.arg("-C").arg(&t.images_dir).args(["-cf", "-", "."]);
-                let w = archive::compress(path, level, vec![Source::Cmd(cmd)]).await?;
-                let c = archive::verify(path, &w.sha256, Expect::Tar).await?;
+                let (w, c) = archive::compress(
+                    path,
+                    level,
+                    vec![Source::Cmd(cmd)],
+                    &self.sealer,
+                    Expect::Tar,
+                )
+                .await?;
                 if files > 0 && c.tar_files == 0 {
                     return Err(Error::Corrupt(format!(
                         "{}: the archive holds no files, the image store {files}",
@@ -436,9 +480,14 @@ impl Engine {
                         t.secrets_path.display()
                     ))
                 })?;
-                let w = archive::compress(path, level, vec![Source::File(t.secrets_path.clone())])
-                    .await?;
-                let c = archive::verify(path, &w.sha256, Expect::Raw).await?;
+                let (w, c) = archive::compress(
+                    path,
+                    level,
+                    vec![Source::File(t.secrets_path.clone())],
+                    &self.sealer,
+                    Expect::Raw,
+                )
+                .await?;
                 if c.sha256 != sigv4::sha256_hex(&original) {
                     return Err(Error::Corrupt(format!(
                         "{}: does not hold the secrets file as it is",

@@ -138,8 +138,6 @@ async fn fetch_set(
     let m = &set.manifest;
     let dir = root.join(&m.set_id);
     make_private_dir(&dir)?;
-    let mut manifest = m.clone();
-    manifest.archives.clear();
     for e in set.present(client) {
         if only.is_some_and(|k| k != e.kind) || e.file != file_name(e.kind) {
             continue;
@@ -154,9 +152,19 @@ async fn fetch_set(
             )));
         }
         tracing::info!(set = %m.set_id, kind = %e.kind, bytes, "downloaded from S3");
-        manifest.archives.push(e.clone());
     }
-    super::files::write_manifest(&dir, &manifest)?;
+    // The manifest and its signature as they are (the restore checks the signature over the
+    // exact bytes); archives it lists but S3 lacks (the secrets of an unencrypted set never go
+    // there) are simply absent, and the restore goes without them or takes them from an
+    // older set.
+    for name in [MANIFEST, super::seal::SIGNATURE] {
+        let key = client.key(&m.set_id, name);
+        if let Some(body) = client.get_small(&key).await? {
+            let path = dir.join(name);
+            std::fs::write(&path, &body)
+                .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        }
+    }
     Ok(dir)
 }
 

@@ -15,6 +15,7 @@ use sqlx::MySqlPool;
 use crate::process_env;
 
 use super::archive::{self, Expect};
+pub use super::seal::Opener;
 use super::{Error, MANIFEST, Manifest, Target, file_name, read_manifest};
 use crate::config::backup::Kind;
 use crate::market::states::BackupStatus;
@@ -67,6 +68,12 @@ pub fn plan(path: &Path) -> Result<Plan, Error> {
     let manifest = read_manifest(&set_dir)?;
     let mut parts = Vec::new();
     for e in &manifest.archives {
+        // The secrets of an unencrypted set are kept off S3: a set downloaded from there
+        // lacks them, and a restore goes without (it writes the secrets only where there are
+        // none anyway).
+        if e.kind == Kind::Secrets && only.is_none() && !set_dir.join(&e.file).exists() {
+            continue;
+        }
         if only.is_none_or(|k| k == e.kind) {
             parts.push(Part {
                 kind: e.kind,
@@ -142,8 +149,17 @@ fn older_part(dir: &Path, set_id: &str, kind: Kind) -> Option<Part> {
         })
 }
 
-/// Check every archive of the plan and the schema version; nothing is changed.
-pub async fn verify(plan: &Plan, known_schema: i64) -> Result<(), Error> {
+/// Check the signature of every manifest the plan draws on, every archive (checksum,
+/// decryption, decompression, parse) and the schema version; nothing is changed. Warnings
+/// (a set restored unverified on `--trust-unverified`) are returned.
+pub async fn verify(plan: &Plan, known_schema: i64, opener: &Opener) -> Result<Vec<String>, Error> {
+    let mut warnings = Vec::new();
+    let mut sets: Vec<&Path> = plan.parts.iter().filter_map(|p| p.path.parent()).collect();
+    sets.sort();
+    sets.dedup();
+    for dir in sets {
+        warnings.extend(opener.check_manifest(dir)?);
+    }
     if let Some(db) = plan.part(Kind::Database)
         && db.schema_version > known_schema
     {
@@ -159,13 +175,13 @@ pub async fn verify(plan: &Plan, known_schema: i64) -> Result<(), Error> {
             Kind::Images => Expect::Tar,
             Kind::Secrets => Expect::Raw,
         };
-        archive::verify(&p.path, &p.sha256, expect).await?;
+        archive::verify(&p.path, &p.sha256, expect, opener).await?;
     }
-    Ok(())
+    Ok(warnings)
 }
 
 /// Restore the secrets file to `dest` when there is none there. True when it was written.
-pub async fn secrets(plan: &Plan, dest: &Path) -> Result<bool, Error> {
+pub async fn secrets(plan: &Plan, dest: &Path, opener: &Opener) -> Result<bool, Error> {
     let Some(p) = plan.part(Kind::Secrets) else {
         return Ok(false);
     };
@@ -183,14 +199,16 @@ pub async fn secrets(plan: &Plan, dest: &Path) -> Result<bool, Error> {
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| Error::Io(format!("{}: {e}", tmp.display())))?;
-    let status = process_env::command("zstd")
-        .arg("-dcq")
-        .arg(&p.path)
-        .stdout(out)
-        .status()
+    let (mut zstd, feeder) = archive::unpack(&p.path, opener)?;
+    let mut from = zstd.stdout.take().expect("piped");
+    let mut to = tokio::fs::File::from_std(out);
+    let copied = tokio::io::copy(&mut from, &mut to).await;
+    let status = zstd
+        .wait()
         .await
         .map_err(|e| Error::Io(format!("cannot run zstd: {e}")))?;
-    if !status.success() {
+    archive::joined(feeder)?;
+    if copied.is_err() || !status.success() {
         return Err(Error::Corrupt(format!(
             "{}: does not decompress",
             p.path.display()
@@ -215,18 +233,19 @@ pub async fn restore(
     db: &MySqlPool,
     target: &Target,
     backup_dir: &Path,
+    opener: &Opener,
 ) -> Result<Report, Error> {
     let mut report = Report::default();
     if let Some(p) = plan.part(Kind::Database) {
         backups::drop_all_tables(db).await?;
-        load_sql(target, backup_dir, &p.path).await?;
+        load_sql(target, backup_dir, &p.path, opener).await?;
         report
             .restored
             .push(format!("database from set {}", p.set_id));
     }
     if let Some(p) = plan.part(Kind::Vectors) {
         backups::clear_embeddings(db).await?;
-        load_sql(target, backup_dir, &p.path).await?;
+        load_sql(target, backup_dir, &p.path, opener).await?;
         report
             .restored
             .push(format!("vectors from set {}", p.set_id));
@@ -265,7 +284,7 @@ pub async fn restore(
         backups::insert_history(db, &rows).await?;
     }
     if let Some(p) = plan.part(Kind::Images) {
-        report.image_files = images(&target.images_dir, &p.path).await?;
+        report.image_files = images(&target.images_dir, &p.path, opener).await?;
         report
             .restored
             .push(format!("images from set {}", p.set_id));
@@ -273,16 +292,17 @@ pub async fn restore(
     Ok(report)
 }
 
-/// `zstd -dc archive | mariadb database`.
-async fn load_sql(target: &Target, dir: &Path, archive: &Path) -> Result<(), Error> {
+/// `zstd -dc archive | mariadb --sandbox database` (decrypted first when sealed). In sandbox
+/// mode the client refuses its own commands that reach the file system or a shell (`\!`,
+/// `source`, `tee`, `LOAD DATA LOCAL`...): a dump cannot run anything on this box.
+pub async fn load_sql(
+    target: &Target,
+    dir: &Path,
+    archive: &Path,
+    opener: &Opener,
+) -> Result<(), Error> {
     let cnf = target.options_file(dir)?;
-    let mut zstd = process_env::command("zstd")
-        .arg("-dcq")
-        .arg(archive)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| Error::Io(format!("cannot run zstd: {e}")))?;
+    let (mut zstd, feeder) = archive::unpack(archive, opener)?;
     let input: Stdio = zstd
         .stdout
         .take()
@@ -296,6 +316,7 @@ async fn load_sql(target: &Target, dir: &Path, archive: &Path) -> Result<(), Err
         .await
         .map_err(|e| Error::Io(format!("cannot run mariadb: {e}")))?;
     let unpacked = zstd.wait().await.map_err(|e| Error::Io(e.to_string()))?;
+    archive::joined(feeder)?;
     if !out.status.success() {
         return Err(Error::Tool(format!(
             "loading {} failed: {}",
@@ -313,7 +334,7 @@ async fn load_sql(target: &Target, dir: &Path, archive: &Path) -> Result<(), Err
 }
 
 /// Unpack into `<images>.restoring`, then swap it with the store. The number of files.
-async fn images(images_dir: &Path, archive: &Path) -> Result<u64, Error> {
+async fn images(images_dir: &Path, archive: &Path, opener: &Opener) -> Result<u64, Error> {
     let name = images_dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -322,13 +343,7 @@ async fn images(images_dir: &Path, archive: &Path) -> Result<u64, Error> {
     let old = images_dir.with_file_name(format!("{name}.before-restore"));
     let _ = std::fs::remove_dir_all(&tmp);
     super::make_private_dir(&tmp)?;
-    let mut zstd = process_env::command("zstd")
-        .arg("-dcq")
-        .arg(archive)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| Error::Io(format!("cannot run zstd: {e}")))?;
+    let (mut zstd, feeder) = archive::unpack(archive, opener)?;
     let input: Stdio = zstd
         .stdout
         .take()
@@ -344,6 +359,7 @@ async fn images(images_dir: &Path, archive: &Path) -> Result<u64, Error> {
         .await
         .map_err(|e| Error::Io(format!("cannot run tar: {e}")))?;
     let _ = zstd.wait().await;
+    archive::joined(feeder)?;
     if !out.status.success() {
         return Err(Error::Tool(format!(
             "unpacking {} failed: {}",

@@ -69,6 +69,7 @@ pub async fn schedule(engine: Arc<Engine>, stop: CancellationToken) {
         if !engine.cfg.scheduled {
             continue;
         }
+        scheduled_drill(&engine, &stop).await;
         let now = crate::clock::now_unix() as i64;
         let rows = match backups::latest(&engine.db).await {
             Ok(rows) => rows,
@@ -91,6 +92,40 @@ pub async fn schedule(engine: Arc<Engine>, stop: CancellationToken) {
             () = stop.cancelled() => return,
         }
     }
+}
+
+/// The restore drill, when `backup.verify_every_days` says it is due (from `backup_drills`:
+/// a restart neither repeats nor forgets it) and a scheduled backup has made a set (sets made
+/// by hand alone, as on a box just set up, do not start it). Under the backup lock, so that
+/// no run prunes the set meanwhile.
+async fn scheduled_drill(engine: &Engine, stop: &CancellationToken) {
+    let now = crate::clock::now_unix() as i64;
+    let last = match crate::store::drills::latest(&engine.db).await {
+        Ok(last) => last,
+        Err(e) => {
+            tracing::debug!("restore drill schedule: {e}");
+            return;
+        }
+    };
+    if !super::drill::drill_due(engine.cfg.verify_every_days, last.as_ref(), now)
+        || !super::restore::manifests(&engine.dir)
+            .iter()
+            .any(|(_, m)| m.reason == "schedule")
+    {
+        return;
+    }
+    let Ok(Some(lock)) = backups::Lock::try_acquire(&engine.db).await else {
+        return;
+    };
+    tokio::select! {
+        r = engine.drill(None, &engine.box_opener, "schedule") => {
+            if let Err(e) = r {
+                tracing::error!("restore drill could not be recorded: {e}");
+            }
+        }
+        () = stop.cancelled() => {}
+    }
+    lock.release().await;
 }
 
 #[cfg(test)]
