@@ -17,7 +17,7 @@ use super::migrate::{close_database, open_database};
 use crate::config::secrets::Secrets;
 use crate::ops::admin;
 use crate::store;
-use crate::workers::backup::{Target, restore};
+use crate::workers::backup::{Target, binlog, replay, restore};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -27,6 +27,10 @@ pub struct Args {
     /// Do not ask for confirmation (needed when not run from a terminal).
     #[arg(long)]
     yes: bool,
+    /// Point-in-time recovery: after the dump, replay the shipped binlogs up to this instant
+    /// (RFC 3339, e.g. 2026-12-04T10:15:00Z); without a value, to the end of the shipped logs.
+    #[arg(long, num_args = 0..=1, default_missing_value = "end", value_name = "TIME")]
+    until: Option<String>,
 }
 
 pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
@@ -69,8 +73,31 @@ pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
     if plan.part(crate::config::backup::Kind::Secrets).is_none() {
         eprintln!("WARNING: this backup has NO copy of the secrets file");
     }
+    let replay = match &args.until {
+        Some(u) => {
+            let until = replay::Until::parse(u)?;
+            let rp = replay::plan(&plan, until)?;
+            println!(
+                "point in time: {} (window of set {}: {} to {}), {} binlog file(s) after the dump at {}:{}",
+                rp.stop
+                    .map(binlog::rfc3339)
+                    .unwrap_or_else(|| "the end of the shipped binlogs".into()),
+                rp.set_id,
+                binlog::rfc3339(rp.from),
+                binlog::rfc3339(rp.until),
+                rp.files.len(),
+                rp.start.file,
+                rp.start.pos
+            );
+            Some(rp)
+        }
+        None => None,
+    };
     print!("checking the archives ... ");
     restore::verify(&plan, store::migrate::expected_version()).await?;
+    if let Some(rp) = &replay {
+        replay::verify(rp).await?;
+    }
     println!("ok");
     if !args.yes {
         if !std::io::stdin().is_terminal() {
@@ -104,13 +131,44 @@ pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
     let (pool, temporary) = open_database(&cfg, &secrets).await?;
     let result = async {
         let target = Target::from_config(&cfg, &secrets)?;
-        anyhow::Ok(restore::restore(&plan, &pool, &target, &cfg.backup.dir_for(&cfg)).await?)
+        anyhow::Ok(
+            restore::restore_until(
+                &plan,
+                &pool,
+                &target,
+                &cfg.backup.dir_for(&cfg),
+                replay.as_ref(),
+            )
+            .await?,
+        )
     }
     .await;
     close_database(pool, temporary).await;
     let report = result?;
     for r in &report.restored {
         println!("restored {r}");
+    }
+    if let Some(r) = &report.replayed {
+        println!(
+            "replayed {} binlog file(s) ({}): {} transactions, {} row changes, events up to {}{}",
+            r.files.len(),
+            if r.files.is_empty() {
+                "none after the dump".to_owned()
+            } else {
+                r.files.join(", ")
+            },
+            r.scan.transactions,
+            r.scan.rows,
+            r.scan
+                .last_event_at
+                .map(binlog::rfc3339)
+                .unwrap_or_else(|| "-".into()),
+            r.scan
+                .last_gtid
+                .as_deref()
+                .map(|g| format!(" (last GTID {g})"))
+                .unwrap_or_default()
+        );
     }
     println!(
         "schema version {} | {} image files | {} products queued to rebuild the vector index{}",

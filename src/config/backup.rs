@@ -28,6 +28,9 @@ pub struct Backup {
     pub min_free_mb: u64,
     /// Copy every archive to S3-compatible storage (AWS S3, MinIO, Garage, R2, B2 ...).
     pub s3: Option<S3>,
+    /// Point-in-time recovery: ship the closed binary log files this often (seconds), when
+    /// the server writes one and `scheduled` is on (`soko backup binlogs` ships at any time).
+    pub binlog_every_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,6 +99,7 @@ impl Default for Backup {
             disk_margin_percent: 150,
             min_free_mb: 256,
             s3: None,
+            binlog_every_secs: 300,
         }
     }
 }
@@ -235,6 +239,15 @@ pub(super) fn validate(cfg: &Config, bad: &impl Fn(&str, String) -> Error) -> Re
             format!("must be at least 100, got {}", b.disk_margin_percent),
         ));
     }
+    if !(10..=86_400).contains(&b.binlog_every_secs) {
+        return Err(bad(
+            "backup.binlog_every_secs",
+            format!(
+                "must be from 10 to 86400 seconds, got {}",
+                b.binlog_every_secs
+            ),
+        ));
+    }
     if let Some(s3) = &b.s3 {
         let scheme = s3.endpoint.split_once("://").map(|(s, _)| s);
         if !matches!(scheme, Some("http" | "https")) || s3.endpoint.contains('@') {
@@ -351,5 +364,11 @@ mod validation {
         .unwrap_err()
         .to_string();
         assert!(err.contains("backup.s3.read_timeout_secs"), "{err}");
+        let err = Config::parse("backup:\n  binlog_every_secs: 0\n", Path::new("a.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("backup.binlog_every_secs"), "{err}");
+        let cfg = Config::parse("backup: {}\n", Path::new("a.yaml")).unwrap();
+        assert_eq!(cfg.backup.binlog_every_secs, 300);
     }
 }

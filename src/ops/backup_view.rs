@@ -24,6 +24,9 @@ pub struct BackupView {
     pub s3_error: Option<String>,
     /// Could not read the `backups` table.
     pub error: Option<String>,
+    /// Point-in-time recovery: the restorable window (`None`: no kept dump records a binlog
+    /// position).
+    pub window: Option<crate::workers::backup::binlog::Window>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -109,13 +112,20 @@ pub fn from_rows(rows: &[Row], cfg: &Backup, dir: &str, now: i64) -> BackupView 
             .unwrap_or_else(|| "off".into()),
         s3_error,
         error: None,
+        window: None,
     }
 }
 
 pub async fn build(db: &MySqlPool, cfg: &Backup, dir: &str) -> BackupView {
     let now = crate::clock::now_unix() as i64;
     match store::backups::latest(db).await {
-        Ok(rows) => from_rows(&rows, cfg, dir, now),
+        Ok(rows) => BackupView {
+            window: crate::workers::backup::binlog::restorable_window(db)
+                .await
+                .ok()
+                .flatten(),
+            ..from_rows(&rows, cfg, dir, now)
+        },
         Err(e) => BackupView {
             dir: dir.into(),
             scheduled: cfg.scheduled,
@@ -258,6 +268,15 @@ pub fn render_text(v: &BackupView) -> String {
                 (Some(s), Some(e)) if s == "failed" => format!(" | FAILED: {e}"),
                 _ => String::new(),
             }
+        ));
+    }
+    if let Some(w) = &v.window {
+        use crate::workers::backup::binlog::rfc3339;
+        out.push_str(&format!(
+            "  point in time: restorable from {} to {} ({} binlog file(s) shipped)\n",
+            rfc3339(w.from),
+            rfc3339(w.until),
+            w.binlogs
         ));
     }
     out

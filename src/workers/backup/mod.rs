@@ -9,9 +9,11 @@
 //! what is due, so a restart neither repeats nor forgets a run.
 
 pub mod archive;
+pub mod binlog;
 mod client;
 mod files;
 mod outcome;
+pub mod replay;
 pub mod restore;
 pub mod s3;
 mod schedule;
@@ -75,6 +77,10 @@ pub struct Manifest {
     /// `product_embeddings` profiles in the vectors archive: (profile, dim, rows).
     #[serde(default)]
     pub vectors: Vec<(String, u32, i64)>,
+    /// Where the dump stands in the server's binary log: point-in-time recovery replays the
+    /// shipped binlogs from here (`None`: the server writes no binary log).
+    #[serde(default)]
+    pub binlog: Option<binlog::DumpPosition>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -206,6 +212,7 @@ impl Engine {
             archives: Vec::new(),
             secrets_included: false,
             vectors: Vec::new(),
+            binlog: None,
         };
         for (kind, id) in ids {
             let path = set_dir.join(file_name(kind));
@@ -358,6 +365,11 @@ impl Engine {
                     sources.push(Source::Cmd(schema));
                 }
                 let mut full = t.dump(cnf.path());
+                // The binlog coordinates of the dump's snapshot, for point-in-time recovery.
+                let binlog = binlog::dump_server(&self.db, t).await?;
+                if binlog.is_some() {
+                    full.arg("--master-data=2");
+                }
                 for x in &separate {
                     full.arg(format!("--ignore-table={}.{x}", t.database));
                 }
@@ -373,6 +385,9 @@ impl Engine {
                         c.create_tables,
                         tables.len()
                     )));
+                }
+                if let Some(server_id) = binlog {
+                    manifest.binlog = Some(binlog::dump_position(&self.db, path, server_id).await?);
                 }
                 Ok(w)
             }
@@ -458,6 +473,8 @@ impl Engine {
                 backups::mark_pruned(&self.db, row.id).await?;
             }
         }
+        // The binary logs go with their base dumps.
+        pruned.extend(self.prune_binlogs().await?);
         Ok(pruned)
     }
 }
