@@ -150,7 +150,7 @@ pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
     }
     if let Some(r) = &report.replayed {
         println!(
-            "replayed {} binlog file(s) ({}): {} transactions, {} row changes, events up to {}{}",
+            "replayed {} binlog file(s) ({}): {} transactions, {} row changes, events up to {}{} in {:.2} s",
             r.files.len(),
             if r.files.is_empty() {
                 "none after the dump".to_owned()
@@ -167,7 +167,8 @@ pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
                 .last_gtid
                 .as_deref()
                 .map(|g| format!(" (last GTID {g})"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            r.secs
         );
     }
     println!(

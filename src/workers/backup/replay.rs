@@ -68,6 +68,8 @@ pub struct ReplayPlan {
 pub struct ReplayReport {
     pub files: Vec<String>,
     pub scan: Scan,
+    /// Seconds the replay itself took (the `mariadb-binlog | mariadb` pipe).
+    pub secs: f64,
 }
 
 /// What `--until` replays for `plan`, checked against the set's window; nothing is changed.
@@ -177,7 +179,10 @@ pub async fn replay(rp: &ReplayPlan, target: &Target, work: &Path) -> Result<Rep
             report.files.push(r.file_name.clone());
         }
         report.scan = binlog::scan(&raws, Some(rp.start.pos), rp.stop).await?;
-        apply(target, work, &raws, rp.start.pos, rp.stop).await
+        let started = std::time::Instant::now();
+        apply(target, work, &raws, rp.start.pos, rp.stop).await?;
+        report.secs = started.elapsed().as_secs_f64();
+        Ok(())
     }
     .await;
     let _ = std::fs::remove_dir_all(&tmp);
