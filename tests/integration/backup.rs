@@ -174,13 +174,13 @@ async fn retention_prunes_by_count_and_by_age() {
 
 /// moto's S3 + IAM server on a free port with IAM auth on (it then verifies SigV4 signatures
 /// against the keys it issued); killed on drop.
-struct Moto {
+pub(crate) struct Moto {
     child: Child,
     port: u16,
 }
 
 impl Moto {
-    fn start() -> Moto {
+    pub(crate) fn start() -> Moto {
         let bin = std::env::var_os("SOKO_TEST_MOTO_SERVER")
             .map(PathBuf::from)
             .unwrap_or_else(|| "/opt/soko/moto/bin/moto_server".into());
@@ -198,11 +198,11 @@ impl Moto {
         Moto { child, port }
     }
 
-    fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         for _ in 0..200 {
             if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
                 .await
@@ -257,7 +257,7 @@ impl Moto {
     }
 
     /// A user allowed everything on S3, and its access key (id, secret).
-    async fn issue_key(&self) -> (String, String) {
+    pub(crate) async fn issue_key(&self) -> (String, String) {
         self.iam(&[("Action", "CreateUser"), ("UserName", "soko")])
             .await;
         let xml = self

@@ -263,3 +263,66 @@ fn newer_time(outcome: &serde_json::Value) -> i64 {
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
     m["created_at"].as_i64().unwrap()
 }
+
+#[tokio::test]
+async fn shipped_binlogs_are_copied_to_s3() {
+    use soko::config::backup::S3;
+    use soko::config::secrets::Secret;
+    let server = crate::backup::Moto::start();
+    server.wait().await;
+    let (key_id, secret) = server.issue_key().await;
+    let s3cfg = S3 {
+        endpoint: server.endpoint(),
+        bucket: "soko-pitr".into(),
+        prefix: "shop/".into(),
+        ..S3::default()
+    };
+    let mut secrets = crate::common::shared().secrets.clone();
+    secrets.s3_access_key_id = Some(Secret::new(&key_id));
+    secrets.s3_secret_access_key = Some(Secret::new(&secret));
+    let client = soko::workers::backup::s3::Client::new(&s3cfg, &secrets).unwrap();
+    client.create_bucket().await.unwrap();
+    let mut app = Appliance::prepare("pitr-s3", |cfg| {
+        cfg.backup.dir = cfg.data_dir.parent().unwrap().join("backups");
+        cfg.backup.scheduled = false;
+        cfg.backup.s3 = Some(s3cfg.clone());
+    });
+    let env = [
+        ("SOKO_S3_ACCESS_KEY_ID", key_id.as_str()),
+        ("SOKO_S3_SECRET_ACCESS_KEY", secret.as_str()),
+    ];
+    let http = reqwest::Client::new();
+    app.start_with_env(&env);
+    app.wait_ready(&http, Duration::from_secs(120)).await;
+    let with_keys = |args: &[&str]| -> serde_json::Value {
+        let out = app.command(args).envs(env).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    };
+    let backup = with_keys(&["backup", "--json"]);
+    assert_eq!(backup["ok"], true, "{backup}");
+    let shipped = with_keys(&["backup", "binlogs", "--json"]);
+    assert_eq!(shipped["ok"], true, "{shipped}");
+    let files = shipped["shipped"].as_array().unwrap();
+    assert!(!files.is_empty(), "{shipped}");
+    let listed = client.list("shop/binlogs/").await.unwrap();
+    for f in files {
+        let name = format!(
+            "{}-{}.zst",
+            f["server_id"].as_u64().unwrap(),
+            f["file_name"].as_str().unwrap()
+        );
+        let key = format!("shop/binlogs/{name}");
+        let size = listed.iter().find(|(k, _)| *k == key).map(|(_, s)| *s);
+        assert_eq!(size, f["bytes"].as_u64(), "{key} in {listed:?}");
+        assert_eq!(
+            f["copied_to"].as_str(),
+            Some(format!("s3://soko-pitr/{key}").as_str())
+        );
+    }
+}
