@@ -326,3 +326,43 @@ async fn shipped_binlogs_are_copied_to_s3() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_schedule_ships_binlogs_by_itself() {
+    let mut app = Appliance::prepare("pitr-schedule", |cfg| {
+        cfg.backup.dir = cfg.data_dir.parent().unwrap().join("backups");
+        cfg.backup.scheduled = true;
+        cfg.backup.binlog_every_secs = 10;
+    });
+    let http = reqwest::Client::new();
+    app.start();
+    app.wait_ready(&http, Duration::from_secs(120)).await;
+    let backup = app.backup_json();
+    let set_id = backup["set_id"].as_str().unwrap().to_owned();
+    // Without any command: within a few periods the closed files are shipped and recorded,
+    // resting on the dump just made.
+    let start = std::time::Instant::now();
+    let list = loop {
+        let list = json(&app, &["backup", "list", "--json"]);
+        if !list["binlogs"].as_array().unwrap().is_empty() {
+            break list;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "nothing shipped: {list}\n{}",
+            app.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let first = &list["binlogs"][0];
+    assert_eq!(
+        first["base_set_id"].as_str(),
+        Some(set_id.as_str()),
+        "{list}"
+    );
+    assert!(
+        Path::new(first["path"].as_str().unwrap()).exists(),
+        "{list}"
+    );
+    assert!(list["window"]["until"].as_i64() >= list["window"]["from"].as_i64());
+}
