@@ -37,6 +37,9 @@ enum Sub {
     Binlogs,
 }
 
+/// How long `soko backup binlogs` waits for a backup run in progress.
+const BUSY_WAIT: Duration = Duration::from_secs(3600);
+
 /// A run over the socket may take long on a big catalogue.
 const RUN_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
@@ -86,7 +89,21 @@ async fn binlogs(cfg: &Config, json: bool) -> anyhow::Result<ExitCode> {
     let result = async {
         store::migrate::run(&pool).await?;
         let engine = Engine::new(pool.clone(), cfg, &secrets)?;
-        anyhow::Ok(engine.ship_binlogs(None).await?)
+        // A backup run (or soko up's start-up check) may hold the lock for a while: wait.
+        let started = std::time::Instant::now();
+        let mut said = false;
+        loop {
+            match engine.ship_binlogs(None).await {
+                Err(crate::workers::backup::Error::Busy) if started.elapsed() < BUSY_WAIT => {
+                    if !said {
+                        eprintln!("a backup run is in progress: waiting for it to finish");
+                        said = true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                r => break anyhow::Ok(r?),
+            }
+        }
     }
     .await;
     close_database(pool, temporary).await;

@@ -21,9 +21,31 @@ fn run(app: &Appliance, args: &[&str]) -> (bool, String, String) {
 }
 
 fn json(app: &Appliance, args: &[&str]) -> serde_json::Value {
-    let (ok, out, err) = run(app, args);
-    assert!(ok, "{args:?}\n{out}\n{err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    json_with(app, args, &[])
+}
+
+/// A command's JSON, asserted successful. soko up's start-up check of the backup history
+/// holds the backup lock a moment: a run refused for it is asked again.
+fn json_with(app: &Appliance, args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
+    let start = std::time::Instant::now();
+    loop {
+        let out = app
+            .command(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let (ok, text, err) = (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        if !ok && err.contains("another backup") && start.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
+        }
+        assert!(ok, "{args:?}\n{text}\n{err}");
+        return serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    }
 }
 
 async fn server_now(db: &MySqlPool) -> i64 {
@@ -86,7 +108,7 @@ async fn restore_until_a_moment_before_a_destructive_delete_brings_every_row_bac
         .unwrap();
 
     // The base dump records where it stands in the binary log.
-    let outcome = app.backup_json();
+    let outcome = json(&app, &["backup", "--json"]);
     let set_dir = PathBuf::from(outcome["dir"].as_str().unwrap());
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(set_dir.join("manifest.json")).unwrap()).unwrap();
@@ -233,7 +255,7 @@ async fn restore_until_a_moment_before_a_destructive_delete_brings_every_row_bac
 
     // A new dump (keep = 1) prunes the old one and the binlogs it rested on, here and on
     // the server.
-    let newer = app.backup_json();
+    let newer = json(&app, &["backup", "--json"]);
     assert_ne!(newer["set_id"], outcome["set_id"]);
     assert!(
         shipped_files(&binlog_dir).is_empty(),
@@ -294,16 +316,7 @@ async fn shipped_binlogs_are_copied_to_s3() {
     let http = reqwest::Client::new();
     app.start_with_env(&env);
     app.wait_ready(&http, Duration::from_secs(120)).await;
-    let with_keys = |args: &[&str]| -> serde_json::Value {
-        let out = app.command(args).envs(env).output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{args:?}\n{text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
-    };
+    let with_keys = |args: &[&str]| json_with(&app, args, &env);
     let backup = with_keys(&["backup", "--json"]);
     assert_eq!(backup["ok"], true, "{backup}");
     let shipped = with_keys(&["backup", "binlogs", "--json"]);
@@ -337,7 +350,7 @@ async fn the_schedule_ships_binlogs_by_itself() {
     let http = reqwest::Client::new();
     app.start();
     app.wait_ready(&http, Duration::from_secs(120)).await;
-    let backup = app.backup_json();
+    let backup = json(&app, &["backup", "--json"]);
     let set_id = backup["set_id"].as_str().unwrap().to_owned();
     // Without any command: within a few periods the closed files are shipped and recorded,
     // resting on the dump just made.
