@@ -66,6 +66,26 @@ fn rfc3339(t: i64) -> String {
     soko::workers::backup::binlog::rfc3339(t)
 }
 
+/// `soko up`, ready, and its database set up to the end: readiness comes with the migrations,
+/// a moment before the app's user has its rights on the tables (a backup run started in that
+/// moment cannot record itself).
+async fn up(app: &mut Appliance, env: &[(&str, &str)]) {
+    const DONE: &str = "database ready, migrations current";
+    let before = app.log_text().matches(DONE).count();
+    app.start_with_env(env);
+    app.wait_ready(&reqwest::Client::new(), Duration::from_secs(120))
+        .await;
+    let start = std::time::Instant::now();
+    while app.log_text().matches(DONE).count() <= before {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the database was not set up:\n{}",
+            app.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn stop(app: &mut Appliance) {
     app.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(app.wait_exit(Duration::from_secs(60)).await, Some(0));
@@ -92,9 +112,7 @@ async fn restore_until_a_moment_before_a_destructive_delete_brings_every_row_bac
         cfg.backup.retention.keep = 1;
     });
     let binlog_dir = app.cfg.backup.dir.join("binlogs");
-    let http = reqwest::Client::new();
-    app.start();
-    app.wait_ready(&http, Duration::from_secs(120)).await;
+    up(&mut app, &[]).await;
     let owner = app.owner_pool();
     sqlx::query("CREATE TABLE pitr_rows (id BIGINT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(64)) ENGINE=InnoDB")
         .execute(&owner)
@@ -235,8 +253,7 @@ async fn restore_until_a_moment_before_a_destructive_delete_brings_every_row_bac
         out.contains("replayed ") && out.contains(position["file"].as_str().unwrap()),
         "{out}"
     );
-    app.start();
-    app.wait_ready(&http, Duration::from_secs(120)).await;
+    up(&mut app, &[]).await;
     let db = app.app_pool();
     assert_eq!(values(&db).await, kept);
     db.close().await;
@@ -245,8 +262,7 @@ async fn restore_until_a_moment_before_a_destructive_delete_brings_every_row_bac
     // To the end of the shipped logs: the deletion too.
     let (ok, out, err) = run(&app, &["restore", set, "--yes", "--until"]);
     assert!(ok, "{out}\n{err}");
-    app.start();
-    app.wait_ready(&http, Duration::from_secs(120)).await;
+    up(&mut app, &[]).await;
     let db = app.app_pool();
     assert_eq!(values(&db).await, Vec::<String>::new());
     // The history came back: the shipped files are listed.
@@ -313,9 +329,7 @@ async fn shipped_binlogs_are_copied_to_s3() {
         ("SOKO_S3_ACCESS_KEY_ID", key_id.as_str()),
         ("SOKO_S3_SECRET_ACCESS_KEY", secret.as_str()),
     ];
-    let http = reqwest::Client::new();
-    app.start_with_env(&env);
-    app.wait_ready(&http, Duration::from_secs(120)).await;
+    up(&mut app, &env).await;
     let with_keys = |args: &[&str]| json_with(&app, args, &env);
     let backup = with_keys(&["backup", "--json"]);
     assert_eq!(backup["ok"], true, "{backup}");
@@ -347,9 +361,7 @@ async fn the_schedule_ships_binlogs_by_itself() {
         cfg.backup.scheduled = true;
         cfg.backup.binlog_every_secs = 10;
     });
-    let http = reqwest::Client::new();
-    app.start();
-    app.wait_ready(&http, Duration::from_secs(120)).await;
+    up(&mut app, &[]).await;
     let backup = json(&app, &["backup", "--json"]);
     let set_id = backup["set_id"].as_str().unwrap().to_owned();
     // Without any command: within a few periods the closed files are shipped and recorded,
