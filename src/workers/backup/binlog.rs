@@ -479,27 +479,12 @@ pub(super) async fn admin_sql(target: &Target, dir: &Path, sql: &str) -> Result<
 impl Engine {
     /// The kept (good) database dumps that record a binlog position: (time, position).
     pub async fn kept_dumps(&self) -> Result<Vec<(i64, DumpPosition)>, Error> {
-        let rows = backups::good(&self.db, Kind::Database).await?;
-        let mut out = Vec::new();
-        for r in rows {
-            let Some(path) = &r.path else { continue };
-            let Some(set_dir) = Path::new(path).parent() else {
-                continue;
-            };
-            if let Ok(m) = read_manifest(set_dir)
-                && let Some(pos) = m.binlog
-            {
-                out.push((m.created_at, pos));
-            }
-        }
-        Ok(out)
+        kept_dumps(&self.db).await
     }
 
     /// The restorable window now (`None`: no kept dump records a binlog position).
     pub async fn window(&self) -> Result<Option<Window>, Error> {
-        let dumps = self.kept_dumps().await?;
-        let rows = backup_binlogs::all(&self.db).await?;
-        Ok(window(&dumps, &rows))
+        restorable_window(&self.db).await
     }
 
     /// Rotate the binary log and ship every closed file not shipped yet. With
@@ -770,20 +755,26 @@ impl Engine {
     }
 }
 
-/// The window from the database alone (the status view): the kept dumps' manifests are read
-/// from the paths in `backups`.
-pub async fn restorable_window(db: &MySqlPool) -> Result<Option<Window>, Error> {
+/// The kept (good) database dumps that record a binlog position, (time, position): their
+/// manifests, read from the paths in `backups`.
+pub async fn kept_dumps(db: &MySqlPool) -> Result<Vec<(i64, DumpPosition)>, Error> {
     let rows = backups::good(db, Kind::Database).await?;
-    let mut dumps = Vec::new();
+    let mut out = Vec::new();
     for r in rows {
         let Some(path) = &r.path else { continue };
         if let Some(set_dir) = Path::new(path).parent()
             && let Ok(m) = read_manifest(set_dir)
             && let Some(pos) = m.binlog
         {
-            dumps.push((m.created_at, pos));
+            out.push((m.created_at, pos));
         }
     }
+    Ok(out)
+}
+
+/// The window from the database alone (`soko backup list`, the status view).
+pub async fn restorable_window(db: &MySqlPool) -> Result<Option<Window>, Error> {
+    let dumps = kept_dumps(db).await?;
     let binlogs = backup_binlogs::all(db).await?;
     Ok(window(&dumps, &binlogs))
 }
