@@ -1,6 +1,7 @@
 //! `soko backup`: run a backup now (through the running appliance's admin socket, or directly
 //! when soko is stopped); `soko backup list`: the recorded archives.
 
+use crate::config::Config;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use crate::ops::status::utc;
 use crate::store;
 use crate::workers::backup::BackupOutcome;
 use crate::workers::backup::Engine;
+use crate::workers::backup::binlog;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -55,7 +57,13 @@ enum Sub {
         #[arg(long, default_value_t = 40)]
         limit: u32,
     },
+    /// Point-in-time recovery: rotate the binary log and ship the closed files now (the
+    /// schedule does it every `backup.binlog_every_secs`).
+    Binlogs,
 }
+
+/// How long `soko backup binlogs` waits for a backup run in progress.
+const BUSY_WAIT: Duration = Duration::from_secs(3600);
 
 /// A run over the socket may take long on a big catalogue.
 const RUN_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
@@ -86,6 +94,7 @@ pub async fn run(loaded: super::Loaded, args: Args) -> anyhow::Result<ExitCode> 
             .await
         }
         Some(Sub::List { limit }) => list(&cfg, limit, args.json).await,
+        Some(Sub::Binlogs) => binlogs(&cfg, args.json).await,
         None => {
             let outcome = match admin::run_backup(&cfg.admin_socket(), RUN_TIMEOUT).await {
                 Ok(o) => o,
@@ -121,6 +130,76 @@ async fn direct(cfg: &crate::config::Config) -> anyhow::Result<BackupOutcome> {
     .await;
     close_database(pool, temporary).await;
     result
+}
+
+/// `soko backup binlogs`: straight on the database, whether soko runs or not (runs are kept
+/// one at a time by the lock in MySQL).
+async fn binlogs(cfg: &Config, json: bool) -> anyhow::Result<ExitCode> {
+    Secrets::ensure(&cfg.secrets_path())?;
+    let secrets = Secrets::load(&cfg.secrets_path())?;
+    let (pool, temporary) = open_database(cfg, &secrets).await?;
+    let result = async {
+        store::migrate::run(&pool).await?;
+        let engine = Engine::new(pool.clone(), cfg, &secrets)?;
+        // A backup run (or soko up's start-up check) may hold the lock for a while: wait.
+        let started = std::time::Instant::now();
+        let mut said = false;
+        loop {
+            match engine.ship_binlogs(None).await {
+                Err(crate::workers::backup::Error::Busy) if started.elapsed() < BUSY_WAIT => {
+                    if !said {
+                        eprintln!("a backup run is in progress: waiting for it to finish");
+                        said = true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                r => break anyhow::Ok(r?),
+            }
+        }
+    }
+    .await;
+    close_database(pool, temporary).await;
+    let o = result?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&o)?);
+    } else {
+        for r in &o.shipped {
+            println!(
+                "shipped {} ({} KiB, {} transactions, events {} to {}){}",
+                r.file_name,
+                r.bytes >> 10,
+                r.transactions,
+                r.first_event_at
+                    .map(binlog::rfc3339)
+                    .unwrap_or_else(|| "-".into()),
+                r.last_event_at
+                    .map(binlog::rfc3339)
+                    .unwrap_or_else(|| "-".into()),
+                r.copied_to
+                    .as_deref()
+                    .map(|c| format!(", copied to {c}"))
+                    .unwrap_or_default()
+            );
+        }
+        if let Some(n) = &o.note {
+            println!("{n}");
+        }
+        for e in &o.errors {
+            eprintln!("ERROR: {e}");
+        }
+        if let Some(w) = &o.window {
+            println!(
+                "restorable window: {} to {}",
+                binlog::rfc3339(w.from),
+                binlog::rfc3339(w.until)
+            );
+        }
+    }
+    Ok(if o.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn print_outcome(o: &BackupOutcome, json: bool) {
@@ -166,11 +245,44 @@ async fn list(cfg: &crate::config::Config, limit: u32, json: bool) -> anyhow::Re
     let secrets = Secrets::load(&cfg.secrets_path())?;
     let (pool, temporary) = open_database(cfg, &secrets).await?;
     let rows = store::backups::recent(&pool, limit).await;
+    let shipped = store::backup_binlogs::all(&pool).await;
+    let window = binlog::restorable_window(&pool).await;
     close_database(pool, temporary).await;
     let rows = rows?;
+    let shipped: Vec<_> = shipped?.into_iter().filter(|r| r.status == "ok").collect();
+    let window = window?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "archives": rows,
+                "binlogs": shipped,
+                "window": window,
+            }))?
+        );
         return Ok(ExitCode::SUCCESS);
+    }
+    match &window {
+        Some(w) => println!(
+            "restorable window: {} to {} ({} kept dump(s), {} binlog file(s) shipped;              `soko restore SET --until TIME`)",
+            binlog::rfc3339(w.from),
+            binlog::rfc3339(w.until),
+            w.dumps,
+            w.binlogs
+        ),
+        None => {
+            println!("restorable window: none (no kept database backup records a binlog position)")
+        }
+    }
+    if let Some(last) = shipped.last() {
+        println!(
+            "last binlog shipped: {} ({} KiB, events to {})",
+            last.file_name,
+            last.bytes >> 10,
+            last.last_event_at
+                .map(binlog::rfc3339)
+                .unwrap_or_else(|| "-".into())
+        );
     }
     if rows.is_empty() {
         println!("no backups recorded yet; run one with `soko backup`");

@@ -17,7 +17,7 @@ use super::migrate::{close_database, open_database};
 use crate::config::secrets::Secrets;
 use crate::ops::admin;
 use crate::store;
-use crate::workers::backup::{Target, remote, restore, s3};
+use crate::workers::backup::{Target, binlog, remote, replay, restore, s3};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -45,6 +45,10 @@ pub struct Args {
     /// manifests were signed). Archives are still checked against the manifest.
     #[arg(long)]
     trust_unverified: bool,
+    /// Point-in-time recovery: after the dump, replay the shipped binlogs up to this instant
+    /// (RFC 3339, e.g. 2026-12-04T10:15:00Z); without a value, to the end of the shipped logs.
+    #[arg(long, num_args = 0..=1, default_missing_value = "end", value_name = "TIME")]
+    until: Option<String>,
 }
 
 /// What the restore opens sets with: the `--identity` file's identity (else this box's), the
@@ -224,8 +228,31 @@ pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
         &args.verify_key,
         args.trust_unverified,
     )?;
+    let replay = match &args.until {
+        Some(u) => {
+            let until = replay::Until::parse(u)?;
+            let rp = replay::plan(&plan, until)?;
+            println!(
+                "point in time: {} (window of set {}: {} to {}), {} binlog file(s) after the dump at {}:{}",
+                rp.stop
+                    .map(binlog::rfc3339)
+                    .unwrap_or_else(|| "the end of the shipped binlogs".into()),
+                rp.set_id,
+                binlog::rfc3339(rp.from),
+                binlog::rfc3339(rp.until),
+                rp.files.len(),
+                rp.start.file,
+                rp.start.pos
+            );
+            Some(rp)
+        }
+        None => None,
+    };
     print!("checking the signature and the archives ... ");
     let warnings = restore::verify(&plan, store::migrate::expected_version(), &opener).await?;
+    if let Some(rp) = &replay {
+        replay::verify(rp, &opener).await?;
+    }
     println!("ok");
     for w in warnings {
         eprintln!("WARNING: {w}");
@@ -263,7 +290,15 @@ pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
     let result = async {
         let target = Target::from_config(&cfg, &secrets)?;
         anyhow::Ok(
-            restore::restore(&plan, &pool, &target, &cfg.backup.dir_for(&cfg), &opener).await?,
+            restore::restore_until(
+                &plan,
+                &pool,
+                &target,
+                &cfg.backup.dir_for(&cfg),
+                &opener,
+                replay.as_ref(),
+            )
+            .await?,
         )
     }
     .await;
@@ -271,6 +306,29 @@ pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
     let report = result?;
     for r in &report.restored {
         println!("restored {r}");
+    }
+    if let Some(r) = &report.replayed {
+        println!(
+            "replayed {} binlog file(s) ({}): {} transactions, {} row changes, events up to {}{} in {:.2} s",
+            r.files.len(),
+            if r.files.is_empty() {
+                "none after the dump".to_owned()
+            } else {
+                r.files.join(", ")
+            },
+            r.scan.transactions,
+            r.scan.rows,
+            r.scan
+                .last_event_at
+                .map(binlog::rfc3339)
+                .unwrap_or_else(|| "-".into()),
+            r.scan
+                .last_gtid
+                .as_deref()
+                .map(|g| format!(" (last GTID {g})"))
+                .unwrap_or_default(),
+            r.secs
+        );
     }
     println!(
         "schema version {} | {} image files | {} products queued to rebuild the vector index{}",
@@ -302,6 +360,7 @@ mod tests {
             identity: None,
             verify_key: Vec::new(),
             trust_unverified: false,
+            until: None,
         }
     }
 

@@ -37,6 +37,9 @@ pub struct Backup {
     pub encrypt_to: String,
     /// The restore drill (`soko backup verify`) runs by itself every this many days; 0: never.
     pub verify_every_days: u32,
+    /// Point-in-time recovery: ship the closed binary log files this often (seconds), when
+    /// the server writes one and `scheduled` is on (`soko backup binlogs` ships at any time).
+    pub binlog_every_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,6 +114,7 @@ impl Default for Backup {
             before_migrations: true,
             encrypt_to: String::new(),
             verify_every_days: 7,
+            binlog_every_secs: 300,
         }
     }
 }
@@ -268,6 +272,15 @@ pub(super) fn validate(cfg: &Config, bad: &impl Fn(&str, String) -> Error) -> Re
             format!("must be at least 100, got {}", b.disk_margin_percent),
         ));
     }
+    if !(10..=86_400).contains(&b.binlog_every_secs) {
+        return Err(bad(
+            "backup.binlog_every_secs",
+            format!(
+                "must be from 10 to 86400 seconds, got {}",
+                b.binlog_every_secs
+            ),
+        ));
+    }
     if let Some(s3) = &b.s3 {
         let scheme = s3.endpoint.split_once("://").map(|(s, _)| s);
         if !matches!(scheme, Some("http" | "https")) || s3.endpoint.contains('@') {
@@ -410,5 +423,11 @@ mod validation {
             err.contains("backup.encrypt_to") && err.contains(":2"),
             "{err}"
         );
+        let err = Config::parse("backup:\n  binlog_every_secs: 0\n", Path::new("a.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("backup.binlog_every_secs"), "{err}");
+        let cfg = Config::parse("backup: {}\n", Path::new("a.yaml")).unwrap();
+        assert_eq!(cfg.backup.binlog_every_secs, 300);
     }
 }

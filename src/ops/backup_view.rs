@@ -28,6 +28,9 @@ pub struct BackupView {
     pub encrypted: bool,
     /// The newest restore drill (`soko backup verify`).
     pub drill: Option<crate::store::drills::Drill>,
+    /// Point-in-time recovery: the restorable window (`None`: no kept dump records a binlog
+    /// position).
+    pub window: Option<crate::workers::backup::binlog::Window>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -115,6 +118,7 @@ pub fn from_rows(rows: &[Row], cfg: &Backup, dir: &str, now: i64) -> BackupView 
         error: None,
         encrypted: !cfg.encrypt_to.trim().is_empty(),
         drill: None,
+        window: None,
     }
 }
 
@@ -124,6 +128,10 @@ pub async fn build(db: &MySqlPool, cfg: &Backup, dir: &str) -> BackupView {
         Ok(rows) => {
             let mut view = from_rows(&rows, cfg, dir, now);
             view.drill = store::drills::latest(db).await.ok().flatten();
+            view.window = crate::workers::backup::binlog::restorable_window(db)
+                .await
+                .ok()
+                .flatten();
             view
         }
         Err(e) => BackupView {
@@ -309,6 +317,15 @@ pub fn render_text(v: &BackupView) -> String {
                 (Some(s), Some(e)) if s == "failed" => format!(" | FAILED: {e}"),
                 _ => String::new(),
             }
+        ));
+    }
+    if let Some(w) = &v.window {
+        use crate::workers::backup::binlog::rfc3339;
+        out.push_str(&format!(
+            "  point in time: restorable from {} to {} ({} binlog file(s) shipped)\n",
+            rfc3339(w.from),
+            rfc3339(w.until),
+            w.binlogs
         ));
     }
     out

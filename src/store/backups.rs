@@ -148,6 +148,15 @@ pub async fn latest(db: &MySqlPool) -> Result<Vec<Row>, Error> {
     .await?)
 }
 
+/// Before [`insert_history`]: rows a point-in-time replay brought back go.
+pub async fn clear_history(db: &MySqlPool) -> Result<(), Error> {
+    sqlx::query("DELETE FROM backups")
+        .execute(db)
+        .timed()
+        .await?;
+    Ok(())
+}
+
 /// After a restore: the history of the archives found on disk (the restored table is empty).
 pub async fn insert_history(db: &MySqlPool, rows: &[Row]) -> Result<(), Error> {
     let mut tx = db.begin().timed().await?;

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod alerts;
 pub mod analytics;
 pub mod audit;
+pub mod backup_binlogs;
 pub mod backups;
 pub mod bulk;
 pub mod catalogue;

@@ -29,6 +29,7 @@ mod images;
 mod limits;
 mod logs;
 mod market;
+mod pitr;
 mod recommend;
 mod search;
 mod seller_tools;

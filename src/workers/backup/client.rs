@@ -62,8 +62,22 @@ impl Target {
         Ok(t)
     }
 
+    /// The embedded server, reached as root over its socket.
+    pub fn embedded(&self) -> bool {
+        self.socket.is_some()
+    }
+
     /// A `[client]` options file in `dir`, removed when dropped.
     pub fn options_file(&self, dir: &Path) -> Result<OptionsFile, Error> {
+        self.options_file_with(dir, true)
+    }
+
+    /// The same without `default-character-set`, which `mariadb-binlog` does not know.
+    pub fn binlog_options_file(&self, dir: &Path) -> Result<OptionsFile, Error> {
+        self.options_file_with(dir, false)
+    }
+
+    fn options_file_with(&self, dir: &Path, charset: bool) -> Result<OptionsFile, Error> {
         let path = dir.join(format!(
             ".client-{}-{}.cnf",
             std::process::id(),
@@ -83,7 +97,9 @@ impl Target {
         if let Some((h, p)) = &self.host {
             body.push_str(&format!("host={}\nport={p}\nprotocol=tcp\n", quote(h)));
         }
-        body.push_str("default-character-set=utf8mb4\n");
+        if charset {
+            body.push_str("default-character-set=utf8mb4\n");
+        }
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)

@@ -11,11 +11,13 @@
 //! what is due, so a restart neither repeats nor forgets a run.
 
 pub mod archive;
+pub mod binlog;
 mod client;
 pub mod drill;
 mod files;
 mod outcome;
 pub mod remote;
+pub mod replay;
 pub mod restore;
 pub mod s3;
 mod schedule;
@@ -102,6 +104,10 @@ pub struct Manifest {
     /// The archives are age-encrypted (`backup.encrypt_to`).
     #[serde(default)]
     pub encrypted: bool,
+    /// Where the dump stands in the server's binary log: point-in-time recovery replays the
+    /// shipped binlogs from here (`None`: the server writes no binary log).
+    #[serde(default)]
+    pub binlog: Option<binlog::DumpPosition>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -243,6 +249,7 @@ impl Engine {
             vectors: Vec::new(),
             tables: Vec::new(),
             encrypted: self.sealer.encrypts(),
+            binlog: None,
         };
         for (kind, id) in ids {
             let path = set_dir.join(file_name(kind));
@@ -408,6 +415,11 @@ impl Engine {
                     sources.push(Source::Cmd(schema));
                 }
                 let mut full = t.dump(cnf.path());
+                // The binlog coordinates of the dump's snapshot, for point-in-time recovery.
+                let binlog = binlog::dump_server(&self.db, t).await?;
+                if binlog.is_some() {
+                    full.arg("--master-data=2");
+                }
                 for x in &separate {
                     full.arg(format!("--ignore-table={}.{x}", t.database));
                 }
@@ -424,6 +436,11 @@ impl Engine {
                         c.create_tables,
                         tables.len()
                     )));
+                }
+                if let Some(server_id) = binlog {
+                    manifest.binlog = Some(
+                        binlog::dump_position(&self.db, path, server_id, &self.box_opener).await?,
+                    );
                 }
                 Ok(w)
             }
@@ -540,6 +557,8 @@ impl Engine {
             let known = backups::set_ids(&self.db).await?;
             pruned.extend(remote::prune(s3, &self.cfg.retention, &known, now).await?);
         }
+        // The binary logs go with their base dumps.
+        pruned.extend(self.prune_binlogs().await?);
         Ok(pruned)
     }
 }

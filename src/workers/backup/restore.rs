@@ -225,6 +225,8 @@ pub struct Report {
     pub dangling_vectors: u64,
     pub schema_version: i64,
     pub image_files: u64,
+    /// `--until`: the binlogs replayed after the dump.
+    pub replayed: Option<super::replay::ReplayReport>,
 }
 
 /// Restore the database, vectors and images of a verified plan.
@@ -235,6 +237,19 @@ pub async fn restore(
     backup_dir: &Path,
     opener: &Opener,
 ) -> Result<Report, Error> {
+    restore_until(plan, db, target, backup_dir, opener, None).await
+}
+
+/// The same, replaying the binlogs of a verified `replay` plan after the dump is loaded
+/// (point-in-time recovery).
+pub async fn restore_until(
+    plan: &Plan,
+    db: &MySqlPool,
+    target: &Target,
+    backup_dir: &Path,
+    opener: &Opener,
+    replay: Option<&super::replay::ReplayPlan>,
+) -> Result<Report, Error> {
     let mut report = Report::default();
     if let Some(p) = plan.part(Kind::Database) {
         backups::drop_all_tables(db).await?;
@@ -242,6 +257,9 @@ pub async fn restore(
         report
             .restored
             .push(format!("database from set {}", p.set_id));
+        if let Some(rp) = replay {
+            report.replayed = Some(super::replay::replay(rp, target, backup_dir, opener).await?);
+        }
     }
     if let Some(p) = plan.part(Kind::Vectors) {
         backups::clear_embeddings(db).await?;
@@ -281,7 +299,11 @@ pub async fn restore(
                     .collect::<Vec<_>>()
             })
             .collect();
+        // Replayed binlogs may hold rows of later runs: the manifests are the history.
+        backups::clear_history(db).await?;
         backups::insert_history(db, &rows).await?;
+        let binlogs = super::binlog::sidecars(&backup_dir.join(super::binlog::DIR));
+        crate::store::backup_binlogs::replace_all(db, &binlogs).await?;
     }
     if let Some(p) = plan.part(Kind::Images) {
         report.image_files = images(&target.images_dir, &p.path, opener).await?;

@@ -42,12 +42,21 @@ pub async fn schedule(engine: Arc<Engine>, stop: CancellationToken) {
     let started = crate::clock::now_unix() as i64;
     let mut tick = Duration::from_secs(5);
     let mut recovered = false;
+    // Point-in-time recovery: binlogs shipped every `binlog_every_secs` (what is shipped is in
+    // MySQL; only the timing and the GTID position of the last rotation live here).
+    let binlog_every = engine.cfg.binlog_every_secs.max(1) as i64;
+    let mut binlog_last = started;
+    let mut binlog_gtid: Option<String> = None;
     loop {
         tokio::select! {
             () = tokio::time::sleep(tick) => {}
             () = stop.cancelled() => return,
         }
-        tick = Duration::from_secs(if recovered { 60 } else { 5 });
+        tick = Duration::from_secs(if recovered {
+            60.min(binlog_every as u64)
+        } else {
+            5
+        });
         if !recovered {
             // Once the database answers and is migrated (soko up migrates in the background).
             match engine.recover().await {
@@ -71,6 +80,18 @@ pub async fn schedule(engine: Arc<Engine>, stop: CancellationToken) {
         }
         scheduled_drill(&engine, &stop).await;
         let now = crate::clock::now_unix() as i64;
+        if now - binlog_last >= binlog_every {
+            binlog_last = now;
+            tokio::select! {
+                r = engine.ship_binlogs(binlog_gtid.as_deref()) => match r {
+                    Ok(o) => binlog_gtid = o.ok.then_some(o.gtid_binlog_pos),
+                    Err(Error::Busy) => {}
+                    Err(Error::Refused(e)) => tracing::debug!("binlogs not shipped: {e}"),
+                    Err(e) => tracing::error!("shipping binlogs could not start: {e}"),
+                },
+                () = stop.cancelled() => return,
+            }
+        }
         let rows = match backups::latest(&engine.db).await {
             Ok(rows) => rows,
             Err(e) => {
