@@ -18,6 +18,8 @@ pub(super) async fn database(
     secrets: Secrets,
     mysql: Option<tokio::sync::watch::Receiver<supervisor::Status>>,
     stop: CancellationToken,
+    // `false` on a standby: its schema comes from the primary, and its server is read-only.
+    migrate: bool,
 ) {
     let mut delay = Duration::from_millis(500);
     loop {
@@ -29,6 +31,9 @@ pub(super) async fn database(
                     .and_then(|rx| rx.borrow().peer_host.as_deref()?.parse().ok());
                 supervisor::mysql::provision(&cfg, &secrets, peer).await?;
             }
+            if !migrate {
+                return Ok(None);
+            }
             // As the schema's owner: the app's own user cannot change the schema.
             let owner = store::pool(store::owner_options(&cfg, &secrets)?, 1);
             let migrated = store::migrate::run(&owner).await;
@@ -37,11 +42,15 @@ pub(super) async fn database(
             if cfg.database.mode == Mode::Embedded {
                 supervisor::mysql::grant_app_tables(&cfg, &secrets).await?;
             }
-            Ok::<_, store::Error>(status)
+            Ok::<_, store::Error>(Some(status))
         };
         match attempt.await {
-            Ok(s) => {
+            Ok(Some(s)) => {
                 tracing::info!(version = s.applied, "database ready, migrations current");
+                return;
+            }
+            Ok(None) => {
+                tracing::info!("database ready (standby: the schema follows the primary)");
                 return;
             }
             Err(e) => tracing::warn!("database not ready yet: {e}; retrying in {delay:?}"),

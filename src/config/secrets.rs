@@ -103,10 +103,14 @@ pub struct Secrets {
     pub s3_access_key_id: Option<Secret>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3_secret_access_key: Option<Secret>,
+    /// Warm standby: the password of the primary's replication users (`soko standby grant`
+    /// draws it and prints it once, inside the standby's token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication_password: Option<Secret>,
 }
 
 /// The names, in file order, with whether `soko init` generates them.
-const FIELDS: [(&str, bool); 12] = [
+const FIELDS: [(&str, bool); 13] = [
     ("database_password", true),
     ("mysql_root_password", true),
     ("database_owner_password", true),
@@ -119,6 +123,7 @@ const FIELDS: [(&str, bool); 12] = [
     ("mail_password", false),
     ("s3_access_key_id", false),
     ("s3_secret_access_key", false),
+    ("replication_password", false),
 ];
 
 impl Secrets {
@@ -136,6 +141,7 @@ impl Secrets {
             "mail_password" => &mut self.mail_password,
             "s3_access_key_id" => &mut self.s3_access_key_id,
             "s3_secret_access_key" => &mut self.s3_secret_access_key,
+            "replication_password" => &mut self.replication_password,
             _ => unreachable!("unknown secret {name}"),
         }
     }
@@ -230,6 +236,15 @@ impl Secrets {
             secrets.write(path)?;
         }
         Ok(generated)
+    }
+
+    /// A new `replication_password` drawn and written into the file at `path` (the rest kept).
+    pub fn rotate_replication_password(path: &Path) -> Result<Secret, Error> {
+        let mut secrets = Self::read(path)?.unwrap_or_default();
+        let password = random_secret()?;
+        secrets.replication_password = Some(password.clone());
+        secrets.write(path)?;
+        Ok(password)
     }
 
     /// Atomic write: a 0600 temporary file, fsync, rename, fsync of the directory.

@@ -115,9 +115,14 @@ pub fn spec(cfg: &Config, container: bool) -> ServiceSpec {
         arg("--socket=", &paths.socket),
         arg("--pid-file=", &paths.pid_file),
         format!("--port={}", e.port).into(),
-        "--bind-address=127.0.0.1".into(),
+        format!("--bind-address={}", super::replication::bind_address(cfg)).into(),
     ];
     args.extend(tuning(pool, server_id).into_iter().map(OsString::from));
+    args.extend(
+        super::replication::server_args(cfg, &paths.dir)
+            .into_iter()
+            .map(OsString::from),
+    );
     if running_as_root() {
         args.push("--user=root".into());
     }
@@ -178,6 +183,7 @@ fn container_spec(cfg: &Config, pool_mb: u64, server_id: u32) -> ContainerSpec {
         "--user=mysql".into(),
     ];
     server.extend(tuning(pool_mb, server_id));
+    server.extend(super::replication::server_args(cfg, Path::new(d)));
     let script = [
         "set -e".to_owned(),
         format!("mkdir -p {d}/run"),
@@ -379,6 +385,8 @@ pub async fn provision(
         .ok_or_else(|| missing("database_owner_password"))?;
     let paths = Paths::new(cfg);
     let mut conn = store::admin::connect_root(&paths.socket, root.expose()).await?;
+    // Accounts are each node's own: never written to the binary log a standby replays.
+    store::replication::local_only(&mut conn).await?;
     let host = nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_else(|_| "localhost".into());
@@ -408,6 +416,7 @@ pub async fn grant_app_tables(cfg: &Config, secrets: &Secrets) -> Result<(), sto
         ))
     })?;
     let mut conn = store::admin::connect_root(&Paths::new(cfg).socket, root.expose()).await?;
+    store::replication::local_only(&mut conn).await?;
     store::admin::grant_app_tables(&mut conn, &cfg.database.name, &cfg.database.user).await
 }
 
