@@ -189,6 +189,8 @@ fn container_spec(cfg: &Config, pool_mb: u64, server_id: u32) -> ContainerSpec {
         format!("mkdir -p {d}/run"),
         format!("chown mysql:mysql {d} {d}/run"),
         format!("chmod 0711 {d}; chmod 0755 {d}/run"),
+        // The replication certificate's key (made by soko as this host's user, 0600).
+        format!("if [ -d {d}/tls ]; then chown -R mysql:mysql {d}/tls; fi"),
         // No `$` in the script: Compose would read it as a variable (compose/compose.yaml).
         format!(
             "if find {d}/data -maxdepth 0 ! -user mysql 2>/dev/null | grep -q .; then \
