@@ -329,13 +329,35 @@ impl App {
             search: self.search.clone(),
             standby: self.standby.clone(),
         });
-        observe::spawn_alerts(
-            &self.cfg,
-            self.db.clone(),
-            control.clone(),
-            alerts,
-            self.shutdown.clone(),
-        )?;
+        if self.standby.is_standby() {
+            // The alert table and its notices are the primary's (replicated, read-only here):
+            // a standby would send them again and could not mark them sent. Its own state is
+            // the red `replication` check in `soko status` and /readyz's 503.
+            let (cfg, db, control, standby, stop) = (
+                self.cfg.clone(),
+                self.db.clone(),
+                control.clone(),
+                self.standby.clone(),
+                self.shutdown.clone(),
+            );
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = standby.primary() => {}
+                    () = stop.cancelled() => return,
+                }
+                if let Err(e) = observe::spawn_alerts(&cfg, db, control, alerts, stop) {
+                    tracing::error!("alerts after the promotion: {e}");
+                }
+            });
+        } else {
+            observe::spawn_alerts(
+                &self.cfg,
+                self.db.clone(),
+                control.clone(),
+                alerts,
+                self.shutdown.clone(),
+            )?;
+        }
         let metrics_task = match self.cfg.metrics.listen {
             Some(addr) => match TcpListener::bind(addr).await {
                 Ok(l) => {
