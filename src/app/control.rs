@@ -33,6 +33,7 @@ pub(super) struct Control {
     pub(super) data_path: PathBuf,
     pub(super) cfg_profile: &'static str,
     pub(super) search: crate::search::Search,
+    pub(super) standby: Arc<super::standby::Standby>,
 }
 
 impl Control {
@@ -67,6 +68,7 @@ impl admin::Control for Control {
                 self.cfg_profile,
             )
             .await;
+            let replication = self.standby.view(&self.cfg).await;
             let services = self
                 .services
                 .statuses()
@@ -100,6 +102,7 @@ impl admin::Control for Control {
                             .as_ref()
                             .map(|v| crate::ops::sync_view::check(v, uptime)),
                     );
+                    checks.push(replication.check());
                     let inputs = crate::ops::backup_view::alert_inputs(&backups);
                     checks.extend(
                         crate::ops::checklist::gather(
@@ -131,6 +134,7 @@ impl admin::Control for Control {
                 vector_sync,
                 background: Some(crate::background::BackgroundView::now(&self.cfg.background)),
                 search: Some(self.search.state().line()),
+                replication: Some(replication),
             }
         })
     }
@@ -156,6 +160,10 @@ impl admin::Control for Control {
                     .map_err(|e| e.to_string()),
             )
         })
+    }
+
+    fn promote(&self) -> admin::PromoteFuture<'_> {
+        Box::pin(async move { self.standby.promote(&self.cfg, &self.db).await })
     }
 
     fn metrics_text(

@@ -19,6 +19,8 @@ pub(super) async fn database(
     secrets: Secrets,
     mysql: Option<tokio::sync::watch::Receiver<supervisor::Status>>,
     stop: CancellationToken,
+    // `false` on a standby: its schema comes from the primary, and its server is read-only.
+    migrate: bool,
 ) {
     let mut delay = Duration::from_millis(500);
     // Taken once per start: a migration that fails is retried, not backed up again.
@@ -36,6 +38,9 @@ pub(super) async fn database(
                 if let Some(done) = supervisor::upgrade::after_start(&cfg, &secrets).await? {
                     tracing::warn!("{done}");
                 }
+            }
+            if !migrate {
+                return Ok(None);
             }
             // As the schema's owner: the app's own user cannot change the schema.
             let owner = store::pool(
@@ -67,11 +72,15 @@ pub(super) async fn database(
                     .await
                     .map_err(|e| e.to_string())?;
             }
-            Ok::<_, String>(status)
+            Ok::<_, String>(Some(status))
         };
         match attempt.await {
-            Ok(s) => {
+            Ok(Some(s)) => {
                 tracing::info!(version = s.applied, "database ready, migrations current");
+                return;
+            }
+            Ok(None) => {
+                tracing::info!("database ready (standby: the schema follows the primary)");
                 return;
             }
             Err(e) => tracing::warn!("database not ready yet: {e}; retrying in {delay:?}"),

@@ -20,6 +20,7 @@ mod https;
 mod keep;
 pub mod notify;
 mod observe;
+mod standby;
 mod state;
 
 pub use error::StartError;
@@ -57,6 +58,8 @@ pub struct App {
     shutdown: CancellationToken,
     backup: Arc<workers::backup::Engine>,
     search: crate::search::Search,
+    /// The node's role: a standby serves nothing public and runs no writer (see `standby`).
+    standby: Arc<standby::Standby>,
 }
 
 /// A refusal: logged here, printed by the caller; nothing was started.
@@ -76,6 +79,11 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
     let jwt_from_env = std::env::var_os("SOKO_JWT_SECRET").is_some_and(|v| !v.is_empty());
     if let Err(e) = secrets.check_strength(&cfg.secrets_path(), jwt_from_env) {
         return Err(refuse(e));
+    }
+    let role = supervisor::replication::role(&cfg.data_dir).map_err(refuse)?;
+    let standby = standby::Standby::new(role);
+    if role == supervisor::replication::Role::Standby {
+        tracing::warn!("this node is a warm standby: it serves nothing until `soko promote`");
     }
     let grace = Duration::from_secs(cfg.supervisor.stop_timeout_secs);
     // Containers or processes (`supervisor.runtime`); from here on the config says which.
@@ -153,8 +161,9 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
     tokio::spawn(keep::database(
         cfg.clone(),
         secrets.clone(),
-        mysql_status,
+        mysql_status.clone(),
         shutdown.clone(),
+        !standby.is_standby(),
     ));
     notify::status("starting the vector store");
     services.start_milvus(&cfg, runtime).await?;
@@ -168,7 +177,36 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
     ));
     tokio::spawn(keep::collection(vectors.clone(), shutdown.clone()));
     notify::status("starting the workers");
-    let backup = spawn_workers(&cfg, &secrets, &db, &vectors, &shutdown)?;
+    let backup = Arc::new(workers::backup::Engine::new(db.clone(), &cfg, &secrets)?);
+    {
+        // On a standby the writers (and the migrations) wait for the promotion.
+        let (cfg, secrets, db, vectors, stop, backup, standby) = (
+            cfg.clone(),
+            secrets.clone(),
+            db.clone(),
+            vectors.clone(),
+            shutdown.clone(),
+            backup.clone(),
+            standby.clone(),
+        );
+        let was_standby = standby.is_standby();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = standby.primary() => {}
+                () = stop.cancelled() => return,
+            }
+            if was_standby {
+                tokio::spawn(keep::database(
+                    cfg.clone(),
+                    secrets.clone(),
+                    mysql_status,
+                    stop.clone(),
+                    true,
+                ));
+            }
+            spawn_workers(&cfg, &db, &vectors, backup, &stop);
+        });
+    }
     let search = crate::search::Search::start(
         db.clone(),
         crate::search::Options::from_config(&cfg),
@@ -188,6 +226,7 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
         shutdown,
         backup,
         search,
+        standby,
     })
 }
 
@@ -195,17 +234,16 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
 /// vector sync; each stops with `stop`. The backup engine is shared with the admin socket.
 fn spawn_workers(
     cfg: &Config,
-    secrets: &Secrets,
     db: &MySqlPool,
     vectors: &Arc<VectorStore>,
+    backup: Arc<workers::backup::Engine>,
     stop: &CancellationToken,
-) -> Result<Arc<workers::backup::Engine>, StartError> {
+) {
     // The lowered pool for background computation, from `background:` (before any worker).
     crate::background::shared_pool(&cfg.background);
     let images = || store::images::Files::new(cfg.data_dir.join("images"));
     tokio::spawn(workers::images::run(db.clone(), images(), stop.clone()));
-    let backup = Arc::new(workers::backup::Engine::new(db.clone(), cfg, secrets)?);
-    tokio::spawn(workers::backup::schedule(backup.clone(), stop.clone()));
+    tokio::spawn(workers::backup::schedule(backup, stop.clone()));
     tokio::spawn(workers::recommend::run(
         db.clone(),
         workers::recommend::Settings::from_config(&cfg.recommendations),
@@ -227,7 +265,6 @@ fn spawn_workers(
         images(),
         stop.clone(),
     ));
-    Ok(backup)
 }
 
 impl App {
@@ -292,14 +329,37 @@ impl App {
             data_path: self.cfg.data_dir.clone(),
             cfg_profile: self.cfg.embed.profile.profile().name,
             search: self.search.clone(),
+            standby: self.standby.clone(),
         });
-        observe::spawn_alerts(
-            &self.cfg,
-            self.db.clone(),
-            control.clone(),
-            alerts,
-            self.shutdown.clone(),
-        )?;
+        if self.standby.is_standby() {
+            // The alert table and its notices are the primary's (replicated, read-only here):
+            // a standby would send them again and could not mark them sent. Its own state is
+            // the red `replication` check in `soko status` and /readyz's 503.
+            let (cfg, db, control, standby, stop) = (
+                self.cfg.clone(),
+                self.db.clone(),
+                control.clone(),
+                self.standby.clone(),
+                self.shutdown.clone(),
+            );
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = standby.primary() => {}
+                    () = stop.cancelled() => return,
+                }
+                if let Err(e) = observe::spawn_alerts(&cfg, db, control, alerts, stop) {
+                    tracing::error!("alerts after the promotion: {e}");
+                }
+            });
+        } else {
+            observe::spawn_alerts(
+                &self.cfg,
+                self.db.clone(),
+                control.clone(),
+                alerts,
+                self.shutdown.clone(),
+            )?;
+        }
         let metrics_task = match self.cfg.metrics.listen {
             Some(addr) => match TcpListener::bind(addr).await {
                 Ok(l) => {
@@ -322,7 +382,11 @@ impl App {
             control,
             self.shutdown.clone().cancelled_owned(),
         ));
-        let app = web::router(state, &self.cfg);
+        let gate = self.standby.clone();
+        let app =
+            web::router(state, &self.cfg).layer(axum::middleware::from_fn(move |req, next| {
+                standby::gate(gate.clone(), req, next)
+            }));
         let https_task = self
             .https
             .map(|h| h.spawn(app.clone(), &self.cfg.http, self.shutdown.clone()));

@@ -10,11 +10,13 @@ mod doctor;
 mod images;
 mod init;
 mod migrate;
+mod promote;
 mod recommend;
 mod restore;
 mod search;
 mod seed;
 mod seed_photos;
+mod standby;
 mod status;
 pub mod up;
 
@@ -73,6 +75,11 @@ pub enum Command {
     /// The container images of MariaDB and Milvus standalone: `soko images build` makes them
     /// here, without a registry; `soko images status` checks them.
     Images(images::Args),
+    /// Warm standby: `soko standby grant` on the primary prints a token; `soko standby
+    /// --primary HOST[:PORT] --token T` on a second box makes it follow the primary.
+    Standby(standby::Args),
+    /// Turn this standby into the primary: stop replicating, accept writes, serve.
+    Promote(promote::Args),
 }
 
 /// Exit codes: 0 fine, 1 unhealthy or failed checks, 2 bad configuration or usage, 3 not
@@ -118,6 +125,8 @@ pub fn main() -> ExitCode {
             Command::Recommend(args) => recommend::run(loaded.cfg, args).await,
             Command::Search(args) => search::run(loaded.cfg, args).await,
             Command::Images(args) => images::run(loaded.cfg, args).await,
+            Command::Standby(args) => standby::run(loaded.cfg, args).await,
+            Command::Promote(args) => promote::run(loaded.cfg, args).await,
         }
     });
     // Children are stopped by the commands themselves; do not wait for idle blocking threads.

@@ -150,6 +150,10 @@ pub struct EmbeddedDatabase {
     pub image: String,
     /// Container runtime: memory limit in MiB; 0 sizes it from the buffer pool.
     pub memory_mb: u64,
+    /// A warm standby replicates from this server: the address (beside loopback) the server
+    /// also listens on, with TLS on and a certificate of its own (`soko standby grant`).
+    /// `None` (the default): loopback only, no replication.
+    pub replication_listen: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -295,6 +299,7 @@ impl Default for EmbeddedDatabase {
             buffer_pool_mb: 0,
             image: DEFAULT_MARIADB_IMAGE.into(),
             memory_mb: 0,
+            replication_listen: None,
         }
     }
 }

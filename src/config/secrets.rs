@@ -112,10 +112,14 @@ pub struct Secrets {
     /// `backup.encrypt_to`, so the restore drill runs here without the operator's key. Generated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup_box_identity: Option<Secret>,
+    /// Warm standby: the password of the primary's replication users (`soko standby grant`
+    /// draws it and prints it once, inside the standby's token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication_password: Option<Secret>,
 }
 
 /// The names, in file order, with whether `soko init` generates them.
-const FIELDS: [(&str, bool); 14] = [
+const FIELDS: [(&str, bool); 15] = [
     ("database_password", true),
     ("mysql_root_password", true),
     ("database_owner_password", true),
@@ -130,6 +134,7 @@ const FIELDS: [(&str, bool); 14] = [
     ("s3_secret_access_key", false),
     ("backup_signing_key", true),
     ("backup_box_identity", true),
+    ("replication_password", false),
 ];
 
 impl Secrets {
@@ -149,6 +154,7 @@ impl Secrets {
             "s3_secret_access_key" => &mut self.s3_secret_access_key,
             "backup_signing_key" => &mut self.backup_signing_key,
             "backup_box_identity" => &mut self.backup_box_identity,
+            "replication_password" => &mut self.replication_password,
             _ => unreachable!("unknown secret {name}"),
         }
     }
@@ -252,6 +258,15 @@ impl Secrets {
             secrets.write(path)?;
         }
         Ok(generated)
+    }
+
+    /// A new `replication_password` drawn and written into the file at `path` (the rest kept).
+    pub fn rotate_replication_password(path: &Path) -> Result<Secret, Error> {
+        let mut secrets = Self::read(path)?.unwrap_or_default();
+        let password = random_secret()?;
+        secrets.replication_password = Some(password.clone());
+        secrets.write(path)?;
+        Ok(password)
     }
 
     /// Atomic write: a 0600 temporary file, fsync, rename, fsync of the directory.

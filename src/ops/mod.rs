@@ -9,6 +9,7 @@ pub mod logs;
 pub mod metrics;
 pub mod preflight;
 pub mod readiness;
+pub mod replication_view;
 pub mod resources;
 pub mod snapshot;
 pub mod status;

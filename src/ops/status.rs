@@ -213,6 +213,7 @@ mod tests {
             workers: Vec::new(),
             vector_sync: None,
             background: None,
+            replication: None,
             search: None,
         }
     }

@@ -17,6 +17,7 @@ pub mod leads;
 pub mod migrate;
 pub mod orders;
 pub mod recommend;
+pub mod replication;
 pub mod resets;
 pub mod reviews;
 pub mod search;

@@ -67,6 +67,13 @@ pub fn server_id(dir: &Path) -> std::io::Result<u32> {
 pub fn args(server_id: u32) -> Vec<String> {
     vec![
         format!("--server-id={server_id}"),
+        // Each install writes its GTIDs in a domain of its own: a standby's local writes
+        // (provisioning as root) never collide with the sequence it replicates (strict mode
+        // refuses out-of-order numbers within one domain).
+        format!("--gtid-domain-id={server_id}"),
+        // Accounts are per node (provisioned from each node's secrets): a replica skips the
+        // primary's changes to them.
+        "--replicate-wild-ignore-table=mysql.%".into(),
         format!("--log-bin={BASENAME}"),
         format!("--log-bin-index={BASENAME}.index"),
         "--binlog-format=ROW".into(),

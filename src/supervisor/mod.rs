@@ -9,6 +9,7 @@ pub mod milvus;
 pub mod mysql;
 pub mod pidfile;
 pub mod ports;
+pub mod replication;
 pub mod runtime;
 pub mod service;
 pub mod upgrade;

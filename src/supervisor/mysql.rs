@@ -120,9 +120,14 @@ pub fn spec_with(cfg: &Config, container: bool, server_id: u32) -> ServiceSpec {
         arg("--socket=", &paths.socket),
         arg("--pid-file=", &paths.pid_file),
         format!("--port={}", e.port).into(),
-        "--bind-address=127.0.0.1".into(),
+        format!("--bind-address={}", super::replication::bind_address(cfg)).into(),
     ];
     args.extend(tuning(pool, server_id).into_iter().map(OsString::from));
+    args.extend(
+        super::replication::server_args(cfg, &paths.dir)
+            .into_iter()
+            .map(OsString::from),
+    );
     if running_as_root() {
         args.push("--user=root".into());
     }
@@ -183,11 +188,14 @@ fn container_spec(cfg: &Config, pool_mb: u64, server_id: u32) -> ContainerSpec {
         "--user=mysql".into(),
     ];
     server.extend(tuning(pool_mb, server_id));
+    server.extend(super::replication::server_args(cfg, Path::new(d)));
     let script = [
         "set -e".to_owned(),
         format!("mkdir -p {d}/run"),
         format!("chown mysql:mysql {d} {d}/run"),
         format!("chmod 0711 {d}; chmod 0755 {d}/run"),
+        // The replication certificate's key (made by soko as this host's user, 0600).
+        format!("if [ -d {d}/tls ]; then chown -R mysql:mysql {d}/tls; fi"),
         // No `$` in the script: Compose would read it as a variable (compose/compose.yaml).
         format!(
             "if find {d}/data -maxdepth 0 ! -user mysql 2>/dev/null | grep -q .; then \
@@ -384,6 +392,8 @@ pub async fn provision(
         .ok_or_else(|| missing("database_owner_password"))?;
     let paths = Paths::new(cfg);
     let mut conn = store::admin::connect_root(&paths.socket, root.expose()).await?;
+    // Accounts are each node's own: never written to the binary log a standby replays.
+    store::replication::local_only(&mut conn).await?;
     let host = nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_else(|_| "localhost".into());
@@ -413,6 +423,7 @@ pub async fn grant_app_tables(cfg: &Config, secrets: &Secrets) -> Result<(), sto
         ))
     })?;
     let mut conn = store::admin::connect_root(&Paths::new(cfg).socket, root.expose()).await?;
+    store::replication::local_only(&mut conn).await?;
     store::admin::grant_app_tables(&mut conn, &cfg.database.name, &cfg.database.user).await
 }
 

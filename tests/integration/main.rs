@@ -34,6 +34,7 @@ mod recommend;
 mod search;
 mod seller_tools;
 mod sentry;
+mod standby;
 mod storage;
 mod tls;
 mod upgrade;

@@ -211,3 +211,10 @@ pub async fn restart_service(
 pub async fn run_backup_text(path: &Path, timeout: Duration) -> Result<String, ClientError> {
     request(path, "POST", "/v1/backup", timeout).await.map(text)
 }
+
+/// `POST /v1/promote`: the running standby becomes the primary; what it did, as text.
+pub async fn promote(path: &Path, timeout: Duration) -> Result<String, ClientError> {
+    request(path, "POST", "/v1/promote", timeout)
+        .await
+        .map(text)
+}

@@ -49,6 +49,11 @@ pub trait Control: Send + Sync + 'static {
     fn log_dir(&self) -> Option<PathBuf> {
         None
     }
+    /// Turn this standby into the primary (`soko promote`): `Ok` says what was done, `Err`
+    /// why not (not a standby, the database refused).
+    fn promote(&self) -> PromoteFuture<'_> {
+        Box::pin(async { Err("this appliance cannot be promoted".to_owned()) })
+    }
     /// Pause or resume a background worker; false if there is no worker by that name.
     fn set_worker_paused(&self, name: &str, paused: bool) -> bool {
         crate::workers::control::switches().set_paused(name, paused)
@@ -69,6 +74,10 @@ pub struct RenewOutcome {
 pub type BackupFuture<'a> = std::pin::Pin<
     Box<dyn std::future::Future<Output = Option<Result<BackupOutcome, String>>> + Send + 'a>,
 >;
+
+/// What `Control::promote` returns.
+pub type PromoteFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + 'a>>;
 
 /// What the server answers on `/v1/tls` when HTTPS is off (the client recognises it).
 const TLS_OFF: &str = "HTTPS is off (local mode or tls.mode off): there is no certificate\n";

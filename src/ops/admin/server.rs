@@ -25,6 +25,7 @@ pub fn router(control: Shared) -> Router {
         .route("/v1/tls", get(tls_status))
         .route("/v1/tls/renew", post(tls_renew))
         .route("/v1/backup", post(backup_now))
+        .route("/v1/promote", post(promote))
         .route("/metrics", get(metrics))
         .route("/v1/logs", get(logs))
         .route("/v1/workers/{name}/{action}", post(worker))
@@ -77,6 +78,15 @@ async fn backup_now(State(c): State<Shared>) -> axum::response::Response {
             "this appliance has no backup engine\n",
         )
             .into_response(),
+    }
+}
+
+/// `POST /v1/promote`: this standby becomes the primary; 409 with the reason when it cannot.
+async fn promote(State(c): State<Shared>) -> Response {
+    tracing::warn!("promotion requested over the admin socket");
+    match c.promote().await {
+        Ok(done) => (StatusCode::OK, format!("{done}\n")).into_response(),
+        Err(e) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
     }
 }
 
