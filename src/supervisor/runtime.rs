@@ -265,7 +265,8 @@ mod env_tests {
     fn services_get_only_their_own_variables() {
         let cfg = Config::default();
         for spec in [
-            super::super::mysql::spec(&cfg, true),
+            // `spec_with`: `spec` would draw a server id under the default data directory.
+            super::super::mysql::spec_with(&cfg, true, 1),
             super::super::milvus::spec(&cfg, true),
         ] {
             let launch = &spec.launch;

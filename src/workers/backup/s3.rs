@@ -946,9 +946,27 @@ mod tests {
                             Ok(n) => head.extend_from_slice(&buf[..n]),
                         }
                     }
-                    let text = String::from_utf8_lossy(&head);
+                    let text = String::from_utf8_lossy(&head).into_owned();
                     let line = text.lines().next().unwrap_or_default().to_owned();
                     log.lock().unwrap().push(line.clone());
+                    // Read the whole body before answering, as a real server does: answering
+                    // early races the client's write (a broken pipe instead of the status).
+                    let length: usize = text
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse().ok())?
+                        })
+                        .unwrap_or(0);
+                    let end = head.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4;
+                    let mut got = head.len().saturating_sub(end);
+                    while got < length {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got += n,
+                        }
+                    }
                     let _ = conn.write_all(answer(&line).as_bytes()).await;
                     let _ = conn.shutdown().await;
                 });
