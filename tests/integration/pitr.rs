@@ -324,6 +324,8 @@ async fn shipped_binlogs_are_copied_to_s3() {
         cfg.backup.dir = cfg.data_dir.parent().unwrap().join("backups");
         cfg.backup.scheduled = false;
         cfg.backup.s3 = Some(s3cfg.clone());
+        // The next dump prunes the first, and the binlogs it rested on go from S3 too.
+        cfg.backup.retention.keep = 1;
     });
     let env = [
         ("SOKO_S3_ACCESS_KEY_ID", key_id.as_str()),
@@ -350,6 +352,20 @@ async fn shipped_binlogs_are_copied_to_s3() {
         assert_eq!(
             f["copied_to"].as_str(),
             Some(format!("s3://soko-pitr/{key}").as_str())
+        );
+    }
+    let newer = with_keys(&["backup", "--json"]);
+    assert_eq!(newer["ok"], true, "{newer}");
+    let left = client.list("shop/binlogs/").await.unwrap();
+    for f in files {
+        let name = format!(
+            "shop/binlogs/{}-{}.zst",
+            f["server_id"].as_u64().unwrap(),
+            f["file_name"].as_str().unwrap()
+        );
+        assert!(
+            !left.iter().any(|(k, _)| *k == name),
+            "{name} still in S3: {left:?}"
         );
     }
 }

@@ -728,6 +728,16 @@ impl Engine {
                     Err(e) => return Err(Error::Io(format!("{}: {e}", p.display()))),
                 }
             }
+            // Its copy in S3 goes too (the sidecar is local only). A failed delete is said and
+            // left for the bucket's own lifecycle rules: the local pruning stands.
+            if let (Some(location), Some(Ok(client))) = (&r.copied_to, &self.s3)
+                && let Some(key) = super::remote::key_of(client, location)
+            {
+                match client.delete(key).await {
+                    Ok(()) => pruned.push(location.clone()),
+                    Err(e) => tracing::warn!("pruning {location}: {e}"),
+                }
+            }
             backup_binlogs::mark_pruned(&self.db, r.server_id, &r.file_name).await?;
             pruned.push(r.path.clone());
         }
