@@ -207,6 +207,7 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
             spawn_workers(&cfg, &db, &vectors, backup, &stop);
         });
     }
+    standby.follow_images(&cfg, &db, &shutdown);
     let search = crate::search::Search::start(
         db.clone(),
         crate::search::Options::from_config(&cfg),

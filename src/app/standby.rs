@@ -16,7 +16,10 @@ use axum::response::{IntoResponse, Response};
 use crate::config::{Config, Mode, secrets::Secrets};
 use crate::ops::replication_view::ReplicationView;
 use crate::store;
+use crate::store::images::Files;
 use crate::supervisor::{mysql, replication};
+use crate::workers::image_follow::{self, SharedView};
+use std::time::Duration;
 
 /// Shared by the web gate, the admin socket and the task that starts the writers.
 pub(super) struct Standby {
@@ -24,6 +27,8 @@ pub(super) struct Standby {
     /// Serialises promotions.
     promoting: tokio::sync::Mutex<()>,
     promoted: tokio::sync::Notify,
+    /// The copy of the primary's photos (while a standby; kept after for the record).
+    images: Option<SharedView>,
 }
 
 impl Standby {
@@ -32,7 +37,42 @@ impl Standby {
             standby: AtomicBool::new(role == replication::Role::Standby),
             promoting: tokio::sync::Mutex::new(()),
             promoted: tokio::sync::Notify::new(),
+            images: (role == replication::Role::Standby).then(SharedView::default),
         })
+    }
+
+    /// While a standby: copy the primary's photos (`workers::image_follow`) until promoted or
+    /// `stop`.
+    pub(super) fn follow_images(
+        self: &Arc<Self>,
+        cfg: &Config,
+        db: &sqlx::MySqlPool,
+        stop: &tokio_util::sync::CancellationToken,
+    ) {
+        let Some(view) = self.images.clone() else {
+            return;
+        };
+        let Some(source) = cfg.standby_images_source() else {
+            tracing::warn!(
+                "standby: the primary's photos are not copied (set standby.images_from to its storefront)"
+            );
+            return;
+        };
+        let until = stop.child_token();
+        let (me, cancel) = (self.clone(), until.clone());
+        tokio::spawn(async move {
+            me.primary().await;
+            cancel.cancel();
+        });
+        tokio::spawn(image_follow::run(
+            db.clone(),
+            Files::new(cfg.data_dir.join("images")),
+            source,
+            Duration::from_secs(cfg.standby.images_every_secs),
+            cfg.standby.images_parallel,
+            view,
+            until,
+        ));
     }
 
     pub(super) fn is_standby(&self) -> bool {
@@ -93,8 +133,18 @@ impl Standby {
             }
         };
         tracing::warn!(%gtid, "promoted: this node is now the primary");
+        let photos = match self.images.as_ref().map(|v| v.lock().unwrap().clone()) {
+            Some(v) if v.source.is_none() => {
+                "; the primary's photos were not copied (standby.images_from): restore the images archive of the newest backup".to_owned()
+            }
+            Some(v) if v.missing > 0 || v.last_round_unix.is_none() => format!(
+                "; {} of the primary's photos had not been copied: restore the images archive of the newest backup",
+                if v.last_round_unix.is_none() { "some".to_owned() } else { v.missing.to_string() }
+            ),
+            _ => String::new(),
+        };
         Ok(format!(
-            "promoted: replication stopped at GTID {}; the database accepts writes and the shop serves; {queued}",
+            "promoted: replication stopped at GTID {}; the database accepts writes and the shop serves; {queued}{photos}",
             if gtid.is_empty() { "-" } else { &gtid }
         ))
     }
@@ -110,6 +160,7 @@ impl Standby {
             role: role.as_str().into(),
             replica: None,
             error: None,
+            images: self.images.as_ref().map(|v| v.lock().unwrap().clone()),
         };
         if cfg.database.mode != Mode::Embedded {
             return view;

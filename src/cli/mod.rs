@@ -125,7 +125,7 @@ pub fn main() -> ExitCode {
             Command::Recommend(args) => recommend::run(loaded.cfg, args).await,
             Command::Search(args) => search::run(loaded.cfg, args).await,
             Command::Images(args) => images::run(loaded.cfg, args).await,
-            Command::Standby(args) => standby::run(loaded.cfg, args).await,
+            Command::Standby(args) => standby::run(loaded, args).await,
             Command::Promote(args) => promote::run(loaded.cfg, args).await,
         }
     });

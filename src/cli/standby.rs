@@ -38,6 +38,11 @@ pub struct Args {
     /// database is replaced by the primary's.
     #[arg(long)]
     yes: bool,
+    /// The primary's storefront, where this standby copies the photos from, as
+    /// `http(s)://HOST[:PORT]`: sets `standby.images_from` in the config file (default:
+    /// `https://<domain>`).
+    #[arg(long, value_name = "URL")]
+    images_from: Option<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -134,7 +139,8 @@ fn parse_primary(text: &str, default_port: u16) -> Result<(String, u16), String>
     Ok((host.to_owned(), port))
 }
 
-pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
+pub async fn run(loaded: super::Loaded, args: Args) -> anyhow::Result<ExitCode> {
+    let cfg = loaded.cfg;
     crate::telemetry::init_terminal("warn");
     if cfg.database.mode != Mode::Embedded {
         eprintln!(
@@ -153,9 +159,49 @@ pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
                 );
                 return Ok(ExitCode::from(EXIT_CONFIG));
             };
-            follow(cfg, &primary, &token, args.yes).await
+            // A bad URL is refused before anything changes, naming the flag.
+            if let Some(url) = &args.images_from {
+                let text = std::fs::read_to_string(&loaded.path).unwrap_or_default();
+                let edited = crate::config::edit::set_in_section(
+                    &text,
+                    "standby",
+                    "images_from",
+                    &yaml_string(url),
+                );
+                if let Some(Err(e)) = edited.map(|t| Config::parse(&t, &loaded.path)) {
+                    eprintln!("soko: --images-from: {e}");
+                    return Ok(ExitCode::from(EXIT_CONFIG));
+                }
+            }
+            let code = follow(cfg.clone(), &primary, &token, args.yes).await?;
+            if code != ExitCode::SUCCESS {
+                return Ok(code);
+            }
+            if let Some(url) = &args.images_from {
+                crate::config::edit::set_in_file(
+                    &loaded.path,
+                    "standby",
+                    "images_from",
+                    &yaml_string(url),
+                )?;
+                println!(
+                    "standby.images_from set to {url} in {}: photos are copied from there",
+                    loaded.path.display()
+                );
+            } else if cfg.standby_images_source().is_none() {
+                println!(
+                    "photos: not copied until standby.images_from names the primary's storefront \
+                     (or run `soko standby ... --images-from URL`)"
+                );
+            }
+            Ok(code)
         }
     }
+}
+
+/// A YAML double-quoted scalar.
+fn yaml_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
 }
 
 async fn grant(cfg: Config, args: GrantArgs) -> anyhow::Result<ExitCode> {

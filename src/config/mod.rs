@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod recommend;
 pub mod search;
 pub mod secrets;
+pub mod standby;
 pub mod tls;
 
 use std::fmt;
@@ -101,6 +102,8 @@ pub struct Config {
     pub cache: cache::Cache,
     /// How background work yields to the shop, and how views are written behind the pages.
     pub background: background::Background,
+    /// A warm standby's copy of the primary's photos.
+    pub standby: standby::Standby,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -260,6 +263,7 @@ impl Default for Config {
             mail: mail::Mail::default(),
             cache: cache::Cache::default(),
             background: background::Background::default(),
+            standby: standby::Standby::default(),
         }
     }
 }
@@ -594,6 +598,7 @@ impl Config {
         limits::validate(self, &bad)?;
         cache::validate(self, &bad)?;
         background::validate(self, &bad)?;
+        standby::validate(self, &bad)?;
         search::validate(self, &bad)?;
         Ok(())
     }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::check::{CheckView, Level};
 use crate::store::replication::ReplicaStatus;
+use crate::workers::image_follow::FollowView;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReplicationView {
@@ -14,11 +15,22 @@ pub struct ReplicationView {
     pub replica: Option<ReplicaStatus>,
     /// Why the replica's state could not be read.
     pub error: Option<String>,
+    /// A standby's copy of the primary's photos (`None` on a node that never was a standby).
+    #[serde(default)]
+    pub images: Option<FollowView>,
 }
 
 impl ReplicationView {
-    /// One line for `soko status`.
+    /// One line for `soko status` (two on a standby: the database, then its photos).
     pub fn line(&self) -> String {
+        let db = self.database_line();
+        match &self.images {
+            Some(i) if self.role == "standby" => format!("{db}\n                   {}", i.line()),
+            _ => db,
+        }
+    }
+
+    fn database_line(&self) -> String {
         match (&self.replica, &self.error) {
             (_, Some(e)) => format!("{}: replication unknown: {e}", self.role),
             (None, None) => format!("{}: not replicating", self.role),
@@ -46,15 +58,23 @@ impl ReplicationView {
             .replica
             .as_ref()
             .is_some_and(|r| r.io_running == "Yes" && r.sql_running);
-        let level = if self.role == "standby" && !running {
-            Level::Red
+        let photos_behind = self.role == "standby"
+            && self
+                .images
+                .as_ref()
+                .is_none_or(|i| i.source.is_none() || i.failed > 0);
+        let (level, detail) = if self.role == "standby" && !running {
+            (Level::Red, self.database_line())
+        } else if photos_behind {
+            let photos = self.images.clone().unwrap_or_default().line();
+            (Level::Amber, format!("{} · {photos}", self.database_line()))
         } else {
-            Level::Green
+            (Level::Green, self.database_line())
         };
         CheckView {
             name: "replication".into(),
             level,
-            detail: self.line(),
+            detail,
         }
     }
 }
@@ -76,6 +96,7 @@ mod tests {
                 last_error: Some("error connecting to master".into()),
             }),
             error: None,
+            images: None,
         };
         let c = v.check();
         assert_eq!(c.level, Level::Red);
@@ -85,7 +106,18 @@ mod tests {
             c.detail
         );
         v.replica.as_mut().unwrap().io_running = "Yes".into();
+        // Replicating, but its photos are not copied: amber, saying why.
+        let c = v.check();
+        assert_eq!(c.level, Level::Amber);
+        assert!(c.detail.contains("standby.images_from"), "{}", c.detail);
+        v.images = Some(FollowView {
+            source: Some("http://10.0.0.5".into()),
+            rows: 3,
+            last_round_unix: Some(1),
+            ..FollowView::default()
+        });
         assert_eq!(v.check().level, Level::Green);
+        assert!(v.line().contains("photos: 3 of 3 here"), "{}", v.line());
         v.role = "primary".into();
         v.replica = None;
         assert_eq!(v.check().level, Level::Green);

@@ -187,19 +187,29 @@ pub async fn insert_history(db: &MySqlPool, rows: &[Row]) -> Result<(), Error> {
 /// One backup run at a time per database, across processes (`soko up`'s scheduler, a
 /// `soko backup` run directly): a named server lock held by a connection of its own. The lock
 /// goes with the connection, so a killed process cannot leave it behind.
-pub struct Lock(MySqlConnection);
+pub struct Lock(MySqlConnection, &'static str);
 
 impl Lock {
     /// `None` when another run holds it.
     pub async fn try_acquire(db: &MySqlPool) -> Result<Option<Lock>, Error> {
+        Lock::try_named(db, "soko_backup:").await
+    }
+
+    /// The restore drill's own lock (one drill at a time: a drill sweeps scratch databases
+    /// that interrupted drills left behind, never one in use).
+    pub async fn try_drill(db: &MySqlPool) -> Result<Option<Lock>, Error> {
+        Lock::try_named(db, "soko_drill:").await
+    }
+
+    async fn try_named(db: &MySqlPool, name: &'static str) -> Result<Option<Lock>, Error> {
         let mut conn = db.acquire().await?.detach();
-        let got: Option<i64> =
-            sqlx::query_scalar("SELECT GET_LOCK(CONCAT('soko_backup:', DATABASE()), 0)")
-                .fetch_one(&mut conn)
-                .timed()
-                .await?;
+        let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(CONCAT(?, DATABASE()), 0)")
+            .bind(name)
+            .fetch_one(&mut conn)
+            .timed()
+            .await?;
         if got == Some(1) {
-            Ok(Some(Lock(conn)))
+            Ok(Some(Lock(conn, name)))
         } else {
             let _ = conn.close().await;
             Ok(None)
@@ -209,7 +219,8 @@ impl Lock {
     /// Released explicitly before the connection closes: a closing connection gives its locks
     /// back only when the server has finished with it, and the next run may ask sooner.
     pub async fn release(mut self) {
-        let _ = sqlx::query("DO RELEASE_LOCK(CONCAT('soko_backup:', DATABASE()))")
+        let _ = sqlx::query("DO RELEASE_LOCK(CONCAT(?, DATABASE()))")
+            .bind(self.1)
             .execute(&mut self.0)
             .timed()
             .await;

@@ -173,6 +173,23 @@ pub async fn for_product(db: &MySqlPool, product_id: u64) -> Result<Vec<Image>, 
     .await?)
 }
 
+/// Image rows after `after` (by id), at most `limit`, in id order: `(id, sha256, mime)`. A warm
+/// standby walks them to find the photos it lacks.
+pub async fn rows_after(
+    db: &MySqlPool,
+    after: u64,
+    limit: u32,
+) -> Result<Vec<(u64, String, String)>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT id, sha256, mime FROM product_images WHERE id > ? ORDER BY id LIMIT ?",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db)
+    .timed()
+    .await?)
+}
+
 /// Whether any product image names these bytes.
 pub async fn sha_in_use(db: &MySqlPool, sha256: &str) -> Result<bool, Error> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM product_images WHERE sha256 = ?")

@@ -5,6 +5,7 @@
 pub mod backup;
 pub mod control;
 pub mod event_rollup;
+pub mod image_follow;
 pub mod images;
 pub mod profile_switch;
 pub mod recommend;

@@ -286,6 +286,21 @@ fn forge_database(engine: &Engine, set: &Path, edit: impl Fn(&str) -> String) {
 #[tokio::test]
 async fn the_drill_passes_on_a_good_set_and_fails_red_with_an_alert_when_data_differs() {
     let (engine, db, dir) = engine("seal-drill", "").await;
+    // A drill that was interrupted (soko killed) left its scratch database: the next sweeps it.
+    let left_behind = format!("{}_drill_0badc0de", engine.target.database);
+    let sh = shared();
+    let mut root = store::admin::connect_root(
+        &soko::supervisor::mysql::Paths::new(&sh.cfg).socket,
+        sh.secrets.mysql_root_password.as_ref().unwrap().expose(),
+    )
+    .await
+    .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE `{left_behind}`"
+    )))
+    .execute(&mut root)
+    .await
+    .unwrap();
     let out = engine.run(&ALL, "manual").await.unwrap();
     assert!(out.ok, "{out:?}");
     let set = PathBuf::from(&out.dir);
@@ -313,6 +328,17 @@ async fn the_drill_passes_on_a_good_set_and_fails_red_with_an_alert_when_data_di
     .await
     .unwrap();
     assert_eq!(scratch_left, 0);
+    let swept: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+    )
+    .bind(&left_behind)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(
+        swept, 0,
+        "the interrupted drill's scratch database is still there"
+    );
     let last = store::drills::latest(&db).await.unwrap().unwrap();
     assert!(last.ok && last.set_id == out.set_id, "{last:?}");
 

@@ -12,6 +12,8 @@ use sqlx::{Connection, MySqlConnection, MySqlPool};
 
 use crate::common::*;
 use soko::config::secrets::Secrets;
+use soko::imaging::codec::{Kind, VARIANTS};
+use soko::store::images::Files;
 
 const READY: Duration = Duration::from_secs(180);
 
@@ -59,6 +61,25 @@ async fn replication_until(
     }
 }
 
+/// The original of `(sha, mime)` under `files`.
+fn original(files: &Files, (sha, mime): &(String, String)) -> std::path::PathBuf {
+    let kind = Kind::ALL.into_iter().find(|k| k.mime() == mime).unwrap();
+    files.original(sha, kind.ext())
+}
+
+/// How many of the photos have their original and every variant under `files`.
+fn photos_here(files: &Files, shots: &[(String, String)]) -> usize {
+    shots
+        .iter()
+        .filter(|s| {
+            original(files, s).is_file()
+                && VARIANTS
+                    .iter()
+                    .all(|(w, _)| files.variant(&s.0, *w).is_file())
+        })
+        .count()
+}
+
 fn replicating(r: &serde_json::Value) -> bool {
     r["role"] == "standby"
         && r["replica"]["io_running"] == "Yes"
@@ -97,7 +118,27 @@ async fn a_standby_follows_refuses_the_public_and_takes_over_after_the_primary_i
     write(0, 20).await;
     let token = grant(&primary);
 
-    let mut standby = Appliance::prepare("standby-replica", |c| c.backup.scheduled = false);
+    // The photos: the primary's worker makes every variant; then one original on its disk is
+    // damaged, so that the standby must refuse it (it no longer hashes to its name).
+    let shots: Vec<(String, String)> = sqlx::query_as("SELECT sha256, mime FROM product_images")
+        .fetch_all(&pdb)
+        .await
+        .unwrap();
+    assert!(!shots.is_empty(), "the demo seed has photos");
+    let pfiles = Files::new(primary.cfg.data_dir.join("images"));
+    assert_eq!(
+        eventually(|| async { photos_here(&pfiles, &shots) }, shots.len()).await,
+        shots.len(),
+        "the primary made every variant"
+    );
+    let damaged = original(&pfiles, &shots[0]);
+    let good = std::fs::read(&damaged).unwrap();
+    std::fs::write(&damaged, b"not the photo").unwrap();
+
+    let mut standby = Appliance::prepare("standby-replica", |c| {
+        c.backup.scheduled = false;
+        c.standby.images_every_secs = 1;
+    });
     let primary_addr = format!("127.0.0.1:{}", primary.cfg.database.embedded.port);
     let out = standby
         .command(&[
@@ -107,6 +148,8 @@ async fn a_standby_follows_refuses_the_public_and_takes_over_after_the_primary_i
             "--token",
             &token,
             "--yes",
+            "--images-from",
+            &primary.url(""),
         ])
         .output()
         .unwrap();
@@ -122,6 +165,47 @@ async fn a_standby_follows_refuses_the_public_and_takes_over_after_the_primary_i
     assert!(
         !r["replica"]["gtid"].as_str().unwrap_or("").is_empty(),
         "{r}"
+    );
+
+    // The photos come from the primary's storefront, checked: the damaged one is refused ...
+    let r = replication_until(&standby, |r| {
+        r["images"]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not to their name"))
+    })
+    .await;
+    assert_eq!(r["images"]["failed"], 1, "{r}");
+    let sfiles = Files::new(standby.cfg.data_dir.join("images"));
+    assert!(!original(&sfiles, &shots[0]).exists());
+    // ... until the primary has it right again; then every file is the primary's, byte for byte.
+    std::fs::write(&damaged, &good).unwrap();
+    let n = shots.len() as u64;
+    let r = replication_until(&standby, |r| {
+        r["images"]["missing"] == 0 && r["images"]["rows"] == n
+    })
+    .await;
+    assert_eq!(r["images"]["missing"], 0, "{r}\n{}", standby.log_text());
+    assert!(r["images"]["last_error"].is_null(), "{r}");
+    assert_eq!(photos_here(&sfiles, &shots), shots.len());
+    for shot in &shots {
+        assert_eq!(
+            std::fs::read(original(&sfiles, shot)).unwrap(),
+            std::fs::read(original(&pfiles, shot)).unwrap()
+        );
+        for (w, _) in VARIANTS {
+            assert_eq!(
+                std::fs::read(sfiles.variant(&shot.0, w)).unwrap(),
+                std::fs::read(pfiles.variant(&shot.0, w)).unwrap()
+            );
+        }
+    }
+    let (_, json) = standby.status();
+    let check = json["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "replication").cloned());
+    assert!(
+        check.as_ref().is_some_and(|c| c["level"] == "green"),
+        "{check:?}"
     );
 
     // Writes on the primary appear on the standby.
@@ -217,6 +301,17 @@ async fn a_standby_follows_refuses_the_public_and_takes_over_after_the_primary_i
         .await
         .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
+    // Its photos are served from its own disk, variants and all.
+    let photo = http
+        .get(standby.url(&format!("/img/{}/320.webp", shots[0].0)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(photo.status(), StatusCode::OK);
+    assert_eq!(
+        photo.headers()["etag"].to_str().unwrap(),
+        format!("\"{}-320\"", shots[0].0)
+    );
     standby.wait_ready(&http, READY).await;
     sqlx::query("INSERT INTO failover_rows (id, v) VALUES (9999, 'after')")
         .execute(&sdb)

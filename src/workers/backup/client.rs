@@ -142,10 +142,15 @@ impl Target {
     /// Run one statement with the `mariadb` client, on no database in particular (the drill's
     /// `CREATE DATABASE` / `DROP DATABASE` of its scratch schema).
     pub async fn run_sql(&self, dir: &Path, sql: &str) -> Result<(), Error> {
+        self.query_lines(dir, sql).await.map(drop)
+    }
+
+    /// [`Self::run_sql`], answering the rows it printed, one line each (no column names).
+    pub async fn query_lines(&self, dir: &Path, sql: &str) -> Result<Vec<String>, Error> {
         let cnf = self.options_file(dir)?;
         let out = process_env::command("mariadb")
             .arg(format!("--defaults-extra-file={}", cnf.path().display()))
-            .args(["--batch", "--sandbox", "-e", sql])
+            .args(["--batch", "--skip-column-names", "--sandbox", "-e", sql])
             .stdin(std::process::Stdio::null())
             .output()
             .await
@@ -156,7 +161,10 @@ impl Target {
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect())
     }
 }
 

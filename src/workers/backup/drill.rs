@@ -16,6 +16,7 @@ use super::restore::{self, manifests};
 use super::seal::Opener;
 use super::{Engine, Error, read_manifest};
 use crate::config::backup::Kind;
+use crate::store::backups;
 use crate::store::drills::{self, Drill};
 
 /// One table of the drill's comparison.
@@ -125,6 +126,14 @@ impl Engine {
         reason: &str,
     ) -> Result<DrillReport, Error> {
         let started = crate::clock::now_unix() as i64;
+        let Some(lock) = backups::Lock::try_drill(&self.db).await? else {
+            return Err(Error::Refused(
+                "another restore drill is running (soko backup verify, or the weekly one): \
+                 try again when it has finished"
+                    .into(),
+            ));
+        };
+        self.sweep_scratch().await;
         let report = match set.map(Path::to_owned).or_else(|| newest_set(&self.dir)) {
             None => DrillReport {
                 ok: false,
@@ -136,6 +145,7 @@ impl Engine {
             },
             Some(set) => self.drill_set(&set, opener).await,
         };
+        lock.release().await;
         let d = Drill {
             set_id: report.set_id.clone(),
             reason: reason.into(),
@@ -153,6 +163,41 @@ impl Engine {
             tracing::error!(set = %report.set_id, "restore drill FAILED: {}", d.detail);
         }
         Ok(report)
+    }
+
+    /// Drop the scratch databases of drills that were interrupted (soko killed mid-drill):
+    /// named `<database>_drill_<8 hex digits>`, never in use while this drill holds the lock.
+    async fn sweep_scratch(&self) {
+        let prefix = format!("{}_drill_", self.target.database);
+        let like = prefix.replace('_', "\\_");
+        let names = match self
+            .target
+            .query_lines(&self.dir, &format!("SHOW DATABASES LIKE '{like}%'"))
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!("cannot list the drills' scratch databases: {e}");
+                return;
+            }
+        };
+        for name in names {
+            if !is_scratch_name(&prefix, &name) {
+                continue;
+            }
+            match self
+                .target
+                .run_sql(&self.dir, &format!("DROP DATABASE IF EXISTS `{name}`"))
+                .await
+            {
+                Ok(()) => {
+                    tracing::warn!(database = %name, "dropped an interrupted drill's scratch database")
+                }
+                Err(e) => {
+                    tracing::error!(database = %name, "cannot drop an interrupted drill's scratch database: {e}")
+                }
+            }
+        }
     }
 
     async fn drill_set(&self, set: &Path, opener: &Opener) -> DrillReport {
@@ -234,6 +279,13 @@ impl Engine {
     }
 }
 
+/// `name` is `<prefix><8 lowercase hex digits>`: a scratch database a drill made.
+fn is_scratch_name(prefix: &str, name: &str) -> bool {
+    name.strip_prefix(prefix).is_some_and(|rest| {
+        rest.len() == 8 && rest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
 /// The drill is due: on, and the last one (or none) older than its period.
 pub fn drill_due(every_days: u32, last: Option<&Drill>, now: i64) -> bool {
     every_days > 0 && last.is_none_or(|d| now - d.started_at >= every_days as i64 * 86_400)
@@ -247,6 +299,23 @@ pub fn set_manifest(set: &Path) -> Result<super::Manifest, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_drills_own_scratch_names_are_swept() {
+        let p = "soko_drill_";
+        assert!(is_scratch_name(p, "soko_drill_0badc0de"));
+        for other in [
+            "soko",
+            "soko_drill_",
+            "soko_drill_0badc0dex",
+            "soko_drill_0BADC0DE",
+            "soko_drill_0badc0d",
+            "soko2_drill_0badc0de",
+            "soko_drill_0badc0de_",
+        ] {
+            assert!(!is_scratch_name(p, other), "{other}");
+        }
+    }
 
     fn t(table: &str, rows: u64, sha: &str) -> TableSum {
         TableSum {
