@@ -172,13 +172,18 @@ impl admin::Control for Control {
         Box::pin(async move {
             let tls = self.tls.as_ref().map(|t| t.view());
             let alerts = self.alerts.read().map(|a| a.clone()).unwrap_or_default();
-            let figures = crate::ops::metrics::StatusFigures::collect(
+            let mut figures = crate::ops::metrics::StatusFigures::collect(
                 &self.db,
                 &self.backup.cfg,
                 tls.as_ref(),
                 &alerts,
             )
             .await;
+            if self.cfg.database.mode == crate::config::Mode::Embedded {
+                let view = self.standby.view(&self.cfg).await;
+                figures.replication =
+                    Some(crate::ops::metrics::ReplicationFigures::from_view(&view));
+            }
             crate::ops::metrics::prometheus(crate::metrics::global(), &self.processes(), &figures)
         })
     }

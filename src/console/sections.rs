@@ -218,6 +218,26 @@ pub fn generic(f: &mut Frame, area: Rect, app: &App, key: &str, title: &str) {
     }
 }
 
+/// This node's role and, on a standby, its replication and photos: the status lines, coloured
+/// by the `replication` check.
+pub fn replication(f: &mut Frame, area: Rect, app: &App) {
+    let Some(r) = app.snapshot.as_ref().and_then(|s| s.replication.as_ref()) else {
+        return;
+    };
+    let colour = level_color(r.check().level);
+    let lines: Vec<Line> = r
+        .line()
+        .lines()
+        .map(|l| Line::styled(l.trim().to_owned(), Style::default().fg(colour)))
+        .collect();
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(titled("Replication")),
+        area,
+    );
+}
+
 pub fn logs(f: &mut Frame, area: Rect, app: &App) {
     let l = &app.logs;
     let [bar, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);

@@ -206,3 +206,42 @@ fn tiny_terminals_and_an_empty_console_draw_without_panicking() {
     assert!(text.contains("disconnected — retrying"), "{text}");
     assert!(text.contains("soko is not running"), "{text}");
 }
+
+#[test]
+fn the_backups_tab_shows_a_standbys_replication_and_photos_below_the_backups() {
+    let mut s = sample::snapshot();
+    s.replication = Some(crate::ops::replication_view::ReplicationView {
+        role: "standby".into(),
+        replica: Some(crate::store::replication::ReplicaStatus {
+            primary: "10.0.0.5:3307".into(),
+            io_running: "Yes".into(),
+            sql_running: true,
+            seconds_behind: Some(1),
+            gtid: "7-7-1200".into(),
+            last_error: None,
+        }),
+        error: None,
+        images: Some(crate::workers::image_follow::FollowView {
+            source: Some("http://10.0.0.5:8080".into()),
+            rows: 900,
+            missing: 12,
+            last_round_unix: Some(sample::NOW),
+            ..Default::default()
+        }),
+    });
+    let raw = sample::raw(&s);
+    let mut a = App::new("/var/lib/soko/run/admin.sock".into());
+    a.now = sample::NOW;
+    a.update(Ok((s, raw)));
+    a.tab = Tab::Backups;
+    let (text, _) = render(&a, 120, 40);
+    for want in [
+        "Backups",
+        "Replication",
+        "standby of 10.0.0.5:3307",
+        "7-7-1200",
+        "photos: 888 of 900 here",
+    ] {
+        assert!(text.contains(want), "{want} in\n{text}");
+    }
+}

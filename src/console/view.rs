@@ -52,6 +52,19 @@ pub fn draw(f: &mut Frame, app: &App) {
         Tab::Resources => panes::resources(f, body, app),
         Tab::Certificates => sections::certificates(f, body, app),
         Tab::Checklist => sections::checklist(f, body, app),
+        // Recovery in one place: the backups (drill, restorable window) and, below, this
+        // node's role and replication (a standby's lag, GTID and photos).
+        Tab::Backups
+            if app
+                .snapshot
+                .as_ref()
+                .is_some_and(|s| s.replication.is_some()) =>
+        {
+            let [top, bottom] =
+                Layout::vertical([Constraint::Min(6), Constraint::Length(5)]).areas(body);
+            sections::generic(f, top, app, "backups", "Backups");
+            sections::replication(f, bottom, app);
+        }
         Tab::Backups => sections::generic(f, body, app, "backups", "Backups"),
         Tab::VectorSync => sections::generic(f, body, app, "vector_sync", "Vector sync"),
         Tab::Alerts => sections::generic(f, body, app, "alerts", "Alerts"),

@@ -10,7 +10,7 @@ mod status_figures;
 use serde::{Deserialize, Serialize};
 
 pub use prometheus::prometheus;
-pub use status_figures::StatusFigures;
+pub use status_figures::{ReplicationFigures, StatusFigures};
 
 use crate::metrics::histogram::SLOT_SECS;
 use crate::metrics::{Counts, Metrics};

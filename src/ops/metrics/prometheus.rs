@@ -248,6 +248,52 @@ fn status(out: &mut String, s: &StatusFigures) {
     for (alert, firing) in &s.alerts {
         sample(out, name, &label("alert", alert), u8::from(*firing));
     }
+    let name = "soko_backup_restorable_until_timestamp_seconds";
+    family(
+        out,
+        name,
+        "gauge",
+        "Point-in-time recovery: the newest instant `soko restore --until` can reach, Unix seconds.",
+    );
+    if let Some(at) = s.restorable_until {
+        sample(out, name, "", at);
+    }
+    let r = s.replication.as_ref();
+    let name = "soko_standby";
+    family(out, name, "gauge", "1 on a warm standby, 0 on the primary.");
+    if let Some(r) = r {
+        sample(out, name, "", u8::from(r.standby));
+    }
+    let name = "soko_replication_running";
+    family(
+        out,
+        name,
+        "gauge",
+        "On a standby: 1 while both replication threads run.",
+    );
+    let name_lag = "soko_replication_lag_seconds";
+    if let Some(r) = r.filter(|r| r.standby) {
+        sample(out, name, "", u8::from(r.running));
+    }
+    family(
+        out,
+        name_lag,
+        "gauge",
+        "On a standby: how far replication is behind the primary (Seconds_Behind_Master).",
+    );
+    if let Some(lag) = r.filter(|r| r.standby).and_then(|r| r.seconds_behind) {
+        sample(out, name_lag, "", lag);
+    }
+    let name = "soko_standby_photos_missing";
+    family(
+        out,
+        name,
+        "gauge",
+        "On a standby: image rows whose files have not been copied from the primary yet.",
+    );
+    if let Some(n) = r.filter(|r| r.standby).and_then(|r| r.photos_missing) {
+        sample(out, name, "", n);
+    }
 }
 
 /// The whole exposition: the registry `m`, the processes (`soko` itself, measured here when
@@ -381,6 +427,13 @@ mod tests {
             certificates: vec![("shop.example".into(), 1_800_000_000)],
             vector_sync_backlog: Some(7),
             alerts: vec![("disk-full".into(), true), ("backup-failed".into(), false)],
+            restorable_until: Some(1_700_000_300),
+            replication: Some(super::super::ReplicationFigures {
+                standby: true,
+                running: true,
+                seconds_behind: Some(2),
+                photos_missing: Some(5),
+            }),
         };
         let text = prometheus(&m, &[mysql, milvus], &figures);
         let families = families(&text);
@@ -407,6 +460,11 @@ mod tests {
             "soko_vector_sync_backlog 7\n",
             "soko_alerts_firing{alert=\"disk-full\"} 1\n",
             "soko_alerts_firing{alert=\"backup-failed\"} 0\n",
+            "\nsoko_backup_restorable_until_timestamp_seconds 1700000300\n",
+            "\nsoko_standby 1\n",
+            "\nsoko_replication_running 1\n",
+            "\nsoko_replication_lag_seconds 2\n",
+            "\nsoko_standby_photos_missing 5\n",
             "\nsoko_views_dropped_total ",
         ] {
             assert!(text.contains(want), "{want} in\n{text}");

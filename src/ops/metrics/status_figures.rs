@@ -26,6 +26,38 @@ pub struct StatusFigures {
     pub vector_sync_backlog: Option<i64>,
     /// Every alert the evaluator knows (resolved ones too), and whether it fires.
     pub alerts: Vec<(String, bool)>,
+    /// Point-in-time recovery: the newest instant a restore can reach (Unix seconds).
+    pub restorable_until: Option<i64>,
+    /// This node's role and, on a standby, its replication and photos.
+    pub replication: Option<ReplicationFigures>,
+}
+
+/// A standby's figures (`None` fields: not known, e.g. `Seconds_Behind_Master` is NULL while
+/// the IO thread reconnects).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReplicationFigures {
+    pub standby: bool,
+    /// Both replication threads run.
+    pub running: bool,
+    pub seconds_behind: Option<u64>,
+    /// Image rows whose files are not here yet.
+    pub photos_missing: Option<u64>,
+}
+
+impl ReplicationFigures {
+    pub fn from_view(v: &crate::ops::replication_view::ReplicationView) -> ReplicationFigures {
+        let replica = v.replica.as_ref();
+        ReplicationFigures {
+            standby: v.role == "standby",
+            running: replica.is_some_and(|r| r.io_running == "Yes" && r.sql_running),
+            seconds_behind: replica.and_then(|r| r.seconds_behind),
+            photos_missing: v
+                .images
+                .as_ref()
+                .filter(|i| i.last_round_unix.is_some())
+                .map(|i| i.missing),
+        }
+    }
 }
 
 impl StatusFigures {
@@ -38,7 +70,7 @@ impl StatusFigures {
         vector_sync_backlog: Option<i64>,
         alerts: &[AlertView],
     ) -> StatusFigures {
-        let backups = backups
+        let kinds = backups
             .filter(|b| b.error.is_none())
             .map(|b| {
                 b.kinds
@@ -52,11 +84,18 @@ impl StatusFigures {
             .and_then(|t| Some((t, t.not_after?)))
             .map(|(t, at)| t.names.iter().map(|n| (n.clone(), at)).collect())
             .unwrap_or_default();
+        let restorable_until = backups
+            .as_ref()
+            .filter(|b| b.error.is_none())
+            .and_then(|b| b.window.as_ref())
+            .map(|w| w.until);
         StatusFigures {
-            backups,
+            backups: kinds,
             certificates,
             vector_sync_backlog,
             alerts: alerts.iter().map(|a| (a.key.clone(), a.firing())).collect(),
+            restorable_until,
+            replication: None,
         }
     }
 
