@@ -185,8 +185,7 @@ async fn take_mark_why(
 
 /// Two requests racing for the same mark can deadlock in InnoDB; the other one records.
 fn lost_race(e: &Error) -> bool {
-    matches!(e, Error::Sqlx(sqlx::Error::Database(d))
-        if d.message().to_ascii_lowercase().contains("deadlock"))
+    super::is_deadlock(e)
 }
 
 /// Record a view (or click, wishlist) once per visitor, product and day: `true` when it was

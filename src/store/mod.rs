@@ -141,6 +141,14 @@ pub fn owner_options(
         .password(password.expose()))
 }
 
+/// InnoDB chose this transaction as a deadlock's victim and rolled it back (1213): running it
+/// again is the server's own advice.
+pub fn is_deadlock(e: &Error) -> bool {
+    matches!(e, Error::Sqlx(sqlx::Error::Database(d))
+        if d.code().as_deref() == Some("40001")
+            || d.message().to_ascii_lowercase().contains("deadlock"))
+}
+
 /// A pool that connects lazily: the web layer starts even while MySQL is down, and answers
 /// 503 until it is back.
 pub fn pool(opts: MySqlConnectOptions, max_connections: u32) -> MySqlPool {

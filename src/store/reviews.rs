@@ -69,23 +69,37 @@ pub async fn toggle_favourite(
     user_id: u64,
     product_id: u64,
 ) -> Result<bool, Error> {
+    // Two taps racing (a double tap, two tabs) can deadlock in InnoDB: the DELETE's gap lock
+    // against the other's INSERT. The server then rolls one back and says to run it again,
+    // which is what this does (the toggle is one transaction, so a retry is whole).
+    let mut attempt = 0;
+    loop {
+        match toggle_once(db, user_id, product_id).await {
+            Err(e) if attempt < 3 && super::is_deadlock(&e) => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+async fn toggle_once(db: &MySqlPool, user_id: u64, product_id: u64) -> Result<bool, Error> {
+    let mut tx = db.begin().timed().await?;
     let removed = sqlx::query("DELETE FROM favourites WHERE user_id = ? AND product_id = ?")
         .bind(user_id)
         .bind(product_id)
-        .execute(db)
+        .execute(&mut *tx)
         .timed()
         .await?
         .rows_affected();
-    if removed > 0 {
-        return Ok(false);
+    if removed == 0 {
+        sqlx::query("INSERT IGNORE INTO favourites (user_id, product_id) VALUES (?, ?)")
+            .bind(user_id)
+            .bind(product_id)
+            .execute(&mut *tx)
+            .timed()
+            .await?;
     }
-    sqlx::query("INSERT IGNORE INTO favourites (user_id, product_id) VALUES (?, ?)")
-        .bind(user_id)
-        .bind(product_id)
-        .execute(db)
-        .timed()
-        .await?;
-    Ok(true)
+    tx.commit().timed().await?;
+    Ok(removed == 0)
 }
 
 pub async fn is_favourite(db: &MySqlPool, user_id: u64, product_id: u64) -> Result<bool, Error> {

@@ -339,6 +339,13 @@ pub async fn spawn_app() -> TestApp {
 
 /// [`spawn_app`] with the configuration edited first (limits, headers, proxies...).
 pub async fn spawn_app_with(edit: impl FnOnce(&mut Config)) -> TestApp {
+    // SOKO_TEST_LOG=warn (an env filter): the in-process app's logs on the test's output.
+    if let Ok(filter) = std::env::var("SOKO_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
     let (db, mut cfg) = test_db().await;
     edit(&mut cfg);
     store::migrate::run(&db).await.unwrap();
