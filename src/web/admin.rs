@@ -86,17 +86,13 @@ async fn moderate_product(
     let Ok(moderation) = f.moderation.parse::<Moderation>() else {
         return Ok((
             StatusCode::UNPROCESSABLE_ENTITY,
-            "moderation: must be approved, flagged or rejected",
+            v.lang.t("moderation_invalid"),
         )
             .into_response());
     };
     let reason = text::line("reason", &f.reason, 0, 500).map_err(|_| Error::Forbidden)?;
     if moderation == Moderation::Rejected && reason.is_empty() {
-        return Ok((
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "reason: the seller needs to know why",
-        )
-            .into_response());
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, v.lang.t("reason_needed")).into_response());
     }
     catalogue::moderate(
         &s.db,
