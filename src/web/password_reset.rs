@@ -261,3 +261,29 @@ async fn reset(
     .await?;
     Ok(Redirect::to("/login?reset=1").into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reset_mail_is_in_the_readers_language() {
+        let link = "https://shop.example/password/reset/abc";
+        let (subject, body) = reset_mail(Lang::Sw, "Amina", 30, link);
+        assert_eq!(subject, "Chagua nenosiri jipya");
+        assert!(body.starts_with("Habari Amina,"), "{body}");
+        assert!(
+            body.contains("ndani ya dakika 30") && body.contains(link),
+            "{body}"
+        );
+        let (subject, body) = reset_mail(Lang::En, "Amina", 30, link);
+        assert_eq!(subject, "Choose a new password");
+        assert!(body.starts_with("Hello Amina,") && body.contains("within 30 minutes"));
+        for (_, body) in [
+            reset_mail(Lang::Sw, "A", 1, link),
+            reset_mail(Lang::En, "A", 1, link),
+        ] {
+            assert!(!body.contains('{'), "{body}");
+        }
+    }
+}

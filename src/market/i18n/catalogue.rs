@@ -485,6 +485,16 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ),
     ("swahili_name", "Swahili name", "Jina la Kiswahili"),
     ("add_category", "Add category", "Ongeza kundi"),
+    (
+        "category_name_length",
+        "name: 2 to 80 characters",
+        "jina: herufi 2 hadi 80",
+    ),
+    (
+        "category_exists",
+        "name: that category exists",
+        "jina: kundi hilo tayari lipo",
+    ),
     ("accounts", "Accounts", "Akaunti"),
     (
         "account_search_hint",
