@@ -65,7 +65,7 @@ fn english_leaks(html: &str) -> Vec<String> {
         if en == sw {
             continue;
         }
-        for part in en.split(|c| c == '{' || c == '}') {
+        for part in en.split(['{', '}']) {
             let part = part.trim_matches(|c: char| c.is_whitespace() || ",.:;()“”".contains(c));
             if part.is_empty() || part.chars().all(|c| c.is_ascii_digit()) {
                 continue;
