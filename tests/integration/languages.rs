@@ -187,7 +187,6 @@ fn html_pages(s: &Shop) -> Vec<String> {
         "/sitemap.xml",
         "/img/{sha}/{variant}",
         "/sell/analytics.csv",
-        "/fragment/for-you",
     ];
     crate::fuzz::PAGES
         .iter()
@@ -221,7 +220,7 @@ async fn every_page_reads_in_swahili() {
     ] {
         for path in &pages {
             let (status, kind, body) = get_text(b, &format!("{}{path}", app.url)).await;
-            if status.is_redirection() {
+            if status.is_redirection() || status == StatusCode::NO_CONTENT {
                 continue; // e.g. /sell for the admin, who has no shop
             }
             assert!(kind.starts_with("text/html"), "{who} {path}: {kind}");
