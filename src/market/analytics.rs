@@ -59,8 +59,39 @@ pub fn conversion(views: i64, leads: i64) -> Option<f64> {
     (views > 0).then(|| (leads as f64 * 1000.0 / views as f64).round() / 10.0)
 }
 
+/// The words of the chart, in the reader's language.
+pub struct ChartWords<'a> {
+    /// The chart's accessible name ("Views and leads per day").
+    pub title: &'a str,
+    /// "{0} views" for a day's grey bar.
+    pub views: &'a str,
+    /// "{0} leads" for a day's green bar.
+    pub leads: &'a str,
+    /// A day `2026-12-05` as the reader writes it.
+    pub day: &'a (dyn Fn(&str) -> String + Sync),
+}
+
 /// Views (grey) and leads (green) per day as an inline SVG bar chart. Built from numbers only.
 pub fn svg_chart(series: &[(String, i64, i64)]) -> String {
+    svg_chart_with(
+        series,
+        &ChartWords {
+            title: "Views and leads per day",
+            views: "{0} views",
+            leads: "{0} leads",
+            day: &|d| d.to_owned(),
+        },
+    )
+}
+
+/// [`svg_chart`] with the words given (the text is escaped: a word can hold no markup).
+pub fn svg_chart_with(series: &[(String, i64, i64)], words: &ChartWords<'_>) -> String {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
     let (w, h) = (600.0_f64, 160.0_f64);
     let max = series
         .iter()
@@ -71,16 +102,20 @@ pub fn svg_chart(series: &[(String, i64, i64)]) -> String {
     let slot = w / series.len().max(1) as f64;
     let bar = (slot / 2.0 - 1.0).max(1.0);
     let mut out = format!(
-        "<svg viewBox=\"0 0 {w} {}\" width=\"100%\" role=\"img\" aria-label=\"Views and leads per day\" xmlns=\"http://www.w3.org/2000/svg\">",
-        h + 20.0
+        "<svg viewBox=\"0 0 {w} {}\" width=\"100%\" role=\"img\" aria-label=\"{}\" xmlns=\"http://www.w3.org/2000/svg\">",
+        h + 20.0,
+        esc(words.title)
     );
     for (i, (day, views, leads)) in series.iter().enumerate() {
         let x = i as f64 * slot;
         let vh = *views as f64 / max * h;
         let lh = *leads as f64 / max * h;
+        let day = esc(&(words.day)(day));
+        let views = esc(&words.views.replace("{0}", &views.to_string()));
+        let leads = esc(&words.leads.replace("{0}", &leads.to_string()));
         out.push_str(&format!(
-            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{bar:.1}\" height=\"{vh:.1}\" fill=\"#999\"><title>{day}: {views} views</title></rect>\
-             <rect x=\"{:.1}\" y=\"{:.1}\" width=\"{bar:.1}\" height=\"{lh:.1}\" fill=\"#25d366\"><title>{day}: {leads} leads</title></rect>",
+            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{bar:.1}\" height=\"{vh:.1}\" fill=\"#999\"><title>{day}: {views}</title></rect>\
+             <rect x=\"{:.1}\" y=\"{:.1}\" width=\"{bar:.1}\" height=\"{lh:.1}\" fill=\"#25d366\"><title>{day}: {leads}</title></rect>",
             h - vh,
             x + bar + 1.0,
             h - lh
@@ -89,7 +124,10 @@ pub fn svg_chart(series: &[(String, i64, i64)]) -> String {
     if let (Some(first), Some(last)) = (series.first(), series.last()) {
         out.push_str(&format!(
             "<text x=\"0\" y=\"{}\" font-size=\"12\" fill=\"currentColor\">{}</text><text x=\"{w}\" y=\"{}\" font-size=\"12\" text-anchor=\"end\" fill=\"currentColor\">{}</text>",
-            h + 16.0, first.0, h + 16.0, last.0
+            h + 16.0,
+            esc(&(words.day)(&first.0)),
+            h + 16.0,
+            esc(&(words.day)(&last.0))
         ));
     }
     out.push_str("</svg>");

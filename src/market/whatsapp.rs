@@ -1,15 +1,20 @@
 //! The WhatsApp lead funnel: a `wa.me` link to the seller's own number with a message that names
 //! the product, its price and its link.
 
+use super::i18n::Lang;
 use super::money::Money;
 use super::phone::Phone;
 
 /// The prefilled message, as the original promised (and with the product's link added).
 pub fn message(product: &str, price: Option<Money>, link: &str) -> String {
-    let price = price.map_or_else(|| "Contact for price".to_owned(), |p| p.to_string());
-    format!(
-        "Hi! I'm interested in your product: {product}\nPrice: {price}\n{link}\nIs this available for delivery?"
-    )
+    message_in(Lang::En, product, price, link)
+}
+
+/// The buyer's first WhatsApp message in the buyer's language.
+pub fn message_in(lang: Lang, product: &str, price: Option<Money>, link: &str) -> String {
+    let price = super::i18n::format::money(lang, price);
+    lang.tf2("whatsapp_message", product, price)
+        .replace("{2}", link)
 }
 
 /// `https://wa.me/254712345678?text=...`

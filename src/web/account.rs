@@ -35,16 +35,17 @@ pub struct RegisterForm {
 }
 
 fn register_page(v: &Visitor, f: &RegisterForm) -> FormPage {
+    let l = v.lang;
     FormPage {
         page: PageCtx::new(v),
-        title: "Create your account",
+        title: l.t("register_title"),
         action: "/register".into(),
-        submit: "Create account",
+        submit: l.t("register_submit"),
         notice: None,
         fields: vec![
-            Field::new("name", "Your name", "text", &f.name),
-            Field::new("login", "Email or phone", "text", &f.login),
-            Field::new("password", "Password (8+ characters)", "password", ""),
+            Field::new("name", l.t("your_name"), "text", &f.name),
+            Field::new("login", l.t("email_or_phone"), "text", &f.login),
+            Field::new("password", l.t("password_8"), "password", ""),
         ],
     }
 }
@@ -107,15 +108,16 @@ pub struct LoginForm {
 }
 
 fn login_page(v: &Visitor, f: &LoginForm, notice: Option<String>) -> FormPage {
+    let l = v.lang;
     FormPage {
         page: PageCtx::new(v),
-        title: "Log in",
+        title: l.t("log_in"),
         action: "/login".into(),
-        submit: "Log in",
+        submit: l.t("log_in"),
         notice,
         fields: vec![
-            Field::new("login", "Email or phone", "text", &f.login),
-            Field::new("password", "Password", "password", ""),
+            Field::new("login", l.t("email_or_phone"), "text", &f.login),
+            Field::new("password", l.t("password"), "password", ""),
         ],
     }
 }
@@ -128,13 +130,11 @@ struct LoginQuery {
 
 async fn login_form(v: Visitor, Query(q): Query<LoginQuery>) -> Result<Response, Error> {
     let notice = if q.registered.is_some() {
-        "If that email or phone was new here, your account is ready: log in with it. If it \
-         already had an account, log in with that account's password (forgot it? \
-         /password/forgot)."
+        v.lang.t("login_registered")
     } else if q.reset.is_some() {
-        "Your new password is set: log in with it."
+        v.lang.t("login_after_reset")
     } else {
-        "New here? Create an account at /register. Forgot your password? /password/forgot"
+        v.lang.t("login_hint")
     };
     Ok(render(&login_page(&v, &LoginForm::default(), Some(notice.into())))?.into_response())
 }
@@ -171,17 +171,13 @@ async fn login(
             render(&login_page(
                 &v,
                 &f,
-                Some("This account is suspended.".into()),
+                Some(v.lang.t("account_suspended").into()),
             ))?,
         )
             .into_response()),
         Login::Wrong => Ok((
             axum::http::StatusCode::UNAUTHORIZED,
-            render(&login_page(
-                &v,
-                &f,
-                Some("Wrong email, phone or password.".into()),
-            ))?,
+            render(&login_page(&v, &f, Some(v.lang.t("login_wrong").into())))?,
         )
             .into_response()),
     }

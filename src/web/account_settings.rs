@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::audit::{self, Event};
 use super::auth::{hash_password, verify_metered};
-use super::pages::{Field, PageCtx, render};
+use super::pages::{Field, PageCtx, field_errors, render};
 use super::session::{Visitor, start_session};
 use super::{AppState, Error};
 use crate::accounts::check_new_password;
@@ -36,19 +36,18 @@ struct AccountPage {
 }
 
 fn page(v: &Visitor, notice: Option<String>, errors: &FieldErrors) -> AccountPage {
+    let l = v.lang;
     let mut fields = vec![
-        Field::new("current", "Current password", "password", ""),
-        Field::new("password", "New password", "password", ""),
-        Field::new("confirm", "New password again", "password", ""),
+        Field::new("current", l.t("current_password"), "password", ""),
+        Field::new("password", l.t("new_password"), "password", ""),
+        Field::new("confirm", l.t("new_password_again"), "password", ""),
     ];
-    for f in &mut fields {
-        f.error = errors.get(f.name).map(str::to_owned);
-    }
+    field_errors(l, &mut fields, errors);
     AccountPage {
         page: PageCtx::new(v),
-        title: "Your account",
+        title: l.t("your_account"),
         action: "/account".into(),
-        submit: "Change password",
+        submit: l.t("change_password"),
         notice,
         fields,
     }

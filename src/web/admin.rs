@@ -86,17 +86,13 @@ async fn moderate_product(
     let Ok(moderation) = f.moderation.parse::<Moderation>() else {
         return Ok((
             StatusCode::UNPROCESSABLE_ENTITY,
-            "moderation: must be approved, flagged or rejected",
+            v.lang.t("moderation_invalid"),
         )
             .into_response());
     };
     let reason = text::line("reason", &f.reason, 0, 500).map_err(|_| Error::Forbidden)?;
     if moderation == Moderation::Rejected && reason.is_empty() {
-        return Ok((
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "reason: the seller needs to know why",
-        )
-            .into_response());
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, v.lang.t("reason_needed")).into_response());
     }
     catalogue::moderate(
         &s.db,
@@ -132,7 +128,11 @@ async fn add_category(
         text::line("name", &f.name, 2, 80),
         text::line("name_sw", &f.name_sw, 0, 80),
     ) else {
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, "name: 2 to 80 characters").into_response());
+        return Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            v.lang.t("category_name_length"),
+        )
+            .into_response());
     };
     let slug = text::slug(&name, 60);
     match catalogue::create_category(&s.db, &slug, &name, &name_sw).await {
@@ -151,7 +151,7 @@ async fn add_category(
             Ok(Redirect::to("/admin").into_response())
         }
         Err(store::Error::Conflict(_)) => {
-            Ok((StatusCode::CONFLICT, "name: that category exists").into_response())
+            Ok((StatusCode::CONFLICT, v.lang.t("category_exists")).into_response())
         }
         Err(e) => Err(e.into()),
     }

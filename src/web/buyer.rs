@@ -97,16 +97,12 @@ async fn add_review(
         .filter(|r| (1..=5).contains(r));
     let body = text::paragraph("body", &f.body, 2000).ok();
     let (Some(rating), Some(body)) = (rating, body) else {
-        return Ok((
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "rating must be 1 to 5 stars; review up to 2000 characters",
-        )
-            .into_response());
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, v.lang.t("review_invalid")).into_response());
     };
     match reviews::add(&s.db, id, user.id, rating, &body).await {
         Ok(()) => Ok(Redirect::to(&format!("/p/{id}#reviews")).into_response()),
         Err(store::Error::Conflict(_)) => {
-            Ok((StatusCode::CONFLICT, "you already reviewed this product").into_response())
+            Ok((StatusCode::CONFLICT, v.lang.t("review_twice")).into_response())
         }
         Err(e) => Err(e.into()),
     }

@@ -1,10 +1,22 @@
 //! The web layer's errors, each mapped to a status. Internal errors are logged with their cause
-//! and answered with an opaque message: never SQL text or a stack trace.
+//! and answered with an opaque message: never SQL text or a stack trace. The page says it in
+//! the visitor's language: `session::identify` runs every browser request inside [`LANG`].
 
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
+use crate::market::i18n::{Lang, format};
 use crate::store;
+
+tokio::task_local! {
+    /// The language of the request being answered (set by `session::identify`).
+    pub static LANG: Lang;
+}
+
+/// The language of the request being answered; English outside a browser request.
+pub fn current_lang() -> Lang {
+    LANG.try_with(|l| *l).unwrap_or_default()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -46,8 +58,25 @@ impl From<askama::Error> for Error {
     }
 }
 
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
+impl Error {
+    /// What the page tells a person, in `lang`.
+    pub fn message(&self, lang: Lang) -> String {
+        match self {
+            Error::LoginRequired => lang.t("err_login_required").to_owned(),
+            Error::Forbidden => lang.t("err_forbidden").to_owned(),
+            Error::NotFound => lang.t("err_not_found").to_owned(),
+            Error::Csrf => lang.t("err_csrf").to_owned(),
+            Error::Unavailable => lang.t("err_unavailable").to_owned(),
+            Error::Busy => lang.t("err_busy").to_owned(),
+            Error::Throttled(wait) => {
+                lang.tf1("err_throttled", format::duration(lang, wait.as_secs()))
+            }
+            Error::Internal(_) => lang.t("err_internal").to_owned(),
+        }
+    }
+
+    /// The answer, its page in `lang`.
+    pub fn response_in(self, lang: Lang) -> Response {
         let status = match &self {
             Error::LoginRequired => {
                 return (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response();
@@ -64,12 +93,14 @@ impl IntoResponse for Error {
         let mut resp = (
             status,
             Html(format!(
-                "<!doctype html><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
+                "<!doctype html><html lang=\"{}\"><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
                  <link rel=stylesheet href=\"{}\"><main class=page><h1>{}</h1><p>{}</p>\
-                 <p><a href=\"/\">Back to the shop</a></p></main>",
+                 <p><a href=\"/\">{}</a></p></main>",
+                lang.code(),
                 super::assets::url("app.css"),
                 status.as_u16(),
-                self
+                escape(&self.message(lang)),
+                escape(lang.t("err_back")),
             )),
         )
             .into_response();
@@ -89,4 +120,17 @@ impl IntoResponse for Error {
         }
         resp
     }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        self.response_in(current_lang())
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

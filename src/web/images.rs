@@ -138,7 +138,9 @@ async fn upload(
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    let reason = format!("That photo was not added: {refusal}.");
+    let reason = v
+        .lang
+        .tf1("photo_not_added", v.lang.message(&refusal.to_string()));
     render_page(&s, &v, product, status, Some(reason)).await
 }
 

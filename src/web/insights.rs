@@ -11,9 +11,9 @@ use serde::Deserialize;
 
 use super::pages::{PageCtx, render};
 use super::session::Visitor;
-use super::storefront::price_text;
 use super::{AppState, Error};
-use crate::market::analytics::{conversion, csv, fill_days, svg_chart};
+use crate::market::analytics::{ChartWords, conversion, csv, fill_days, svg_chart_with};
+use crate::market::i18n::format;
 use crate::market::orders::{LeadStatus, OrderStatus};
 use crate::store::{self, analytics, leads, orders, sellers};
 
@@ -89,10 +89,20 @@ async fn page(
     Query(w): Query<Window>,
 ) -> Result<Response, Error> {
     let seller = my_seller(&s, &v).await?;
+    let lang = v.lang;
     let days = w.days();
     let data = series(&s, seller.id, days).await?;
     let views: i64 = data.iter().map(|d| d.1).sum();
     let leads_n: i64 = data.iter().map(|d| d.2).sum();
+    let chart = svg_chart_with(
+        &data,
+        &ChartWords {
+            title: lang.t("chart_title"),
+            views: lang.t("chart_views"),
+            leads: lang.t("chart_leads"),
+            day: &|d| format::date(lang, d),
+        },
+    );
     let orders = orders::for_seller(&s.db, seller.id, 100)
         .await?
         .into_iter()
@@ -101,7 +111,7 @@ async fn page(
                 o.id,
                 o.created_at,
                 o.product_name,
-                price_text(Some(o.total)),
+                o.total.to_string(),
                 o.status,
             )
         })
@@ -112,8 +122,8 @@ async fn page(
         days,
         views,
         leads: leads_n,
-        conversion: conversion(views, leads_n).map_or_else(|| "–".into(), |c| format!("{c:.1} %")),
-        chart: svg_chart(&data),
+        conversion: format::percent(lang, conversion(views, leads_n)),
+        chart,
         top: analytics::top_products(&s.db, seller.id, days, 10).await?,
         inbox: leads::inbox(&s.db, seller.id, 100).await?,
         orders,

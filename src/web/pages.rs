@@ -6,7 +6,8 @@ use axum::response::Html;
 use super::Error;
 use super::session::Visitor;
 use crate::market::FieldErrors;
-use crate::market::i18n::Lang;
+use crate::market::i18n::{Lang, format};
+use crate::market::money::Money;
 
 /// What the layout needs on every page.
 pub struct PageCtx {
@@ -42,9 +43,63 @@ impl PageCtx {
         super::assets::url(name)
     }
 
-    /// The storefront string `key` in the visitor's language.
+    /// The catalogue's text of `key` in the visitor's language (see `market::i18n`).
     pub fn t(&self, key: &str) -> &'static str {
         self.lang.t(key)
+    }
+
+    /// `key` with `{0}` filled in.
+    pub fn tf1(&self, key: &str, a: impl std::fmt::Display) -> String {
+        self.lang.tf1(key, a)
+    }
+
+    /// `key` with `{0}` and `{1}` filled in.
+    pub fn tf2(&self, key: &str, a: impl std::fmt::Display, b: impl std::fmt::Display) -> String {
+        self.lang.tf2(key, a, b)
+    }
+
+    /// A stored state word (`pending`, `shipped`, …) in the visitor's language.
+    pub fn state(&self, word: &str) -> &'static str {
+        self.lang.state(word)
+    }
+
+    /// A count with thousands separators.
+    pub fn num(&self, n: impl format::Number) -> String {
+        format::number(self.lang, n)
+    }
+
+    /// A price (`KSh 1,200`), or "Contact for price".
+    pub fn price(&self, p: &Option<Money>) -> String {
+        format::money(self.lang, *p)
+    }
+
+    /// A stored UTC date as the visitor reads it (`5 Des 2026`).
+    pub fn date(&self, s: &str) -> String {
+        format::date(self.lang, s)
+    }
+
+    /// A stored UTC moment with its time of day (`5 Des 2026, 14:03`).
+    pub fn date_time(&self, s: &str) -> String {
+        format::date_time(self.lang, s)
+    }
+
+    /// A stored UTC moment as "how long ago" (`dakika 5 zilizopita`; older: the date).
+    pub fn ago(&self, s: &str) -> String {
+        format::ago(self.lang, s, crate::clock::now_unix() as i64)
+    }
+
+    /// A category's name in the visitor's language (its Swahili name when it has one).
+    pub fn category(&self, c: &crate::store::catalogue::Category) -> String {
+        category_name(self.lang, c)
+    }
+}
+
+/// A category's name in `lang`: the Swahili name when set, else the name.
+pub fn category_name(lang: Lang, c: &crate::store::catalogue::Category) -> String {
+    if lang == Lang::Sw && !c.name_sw.is_empty() {
+        c.name_sw.clone()
+    } else {
+        c.name.clone()
     }
 }
 
@@ -52,6 +107,8 @@ pub fn render(t: &impl Template) -> Result<Html<String>, Error> {
     Ok(Html(t.render()?))
 }
 
+/// A form field; its label is catalogue text (`lang.t("…")`), its error a whole sentence in
+/// the page's language (see [`FormPage::with_errors`]).
 pub struct Field {
     pub name: &'static str,
     pub label: &'static str,
@@ -98,11 +155,18 @@ pub struct FormPage {
 }
 
 impl FormPage {
-    /// Attach each field's error message.
+    /// Attach each field's error message, in the page's language.
     pub fn with_errors(mut self, errors: &FieldErrors) -> Self {
-        for f in &mut self.fields {
-            f.error = errors.get(f.name).map(str::to_owned);
-        }
+        field_errors(self.page.lang, &mut self.fields, errors);
         self
+    }
+}
+
+/// Each field's problem as one sentence in `lang` ("Price is required" / "Bei: inahitajika").
+pub fn field_errors(lang: Lang, fields: &mut [Field], errors: &FieldErrors) {
+    for f in fields {
+        f.error = errors
+            .get(f.name)
+            .map(|message| lang.field_error(f.label, message));
     }
 }

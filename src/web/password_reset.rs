@@ -15,6 +15,7 @@ use super::audit::{self, Event};
 use super::pages::{Field, FormPage, PageCtx, render};
 use super::session::{Visitor, hash_token};
 use super::{AppState, Error};
+use crate::market::i18n::Lang;
 use crate::market::{FieldError, FieldErrors};
 use crate::store::{resets, users};
 
@@ -47,28 +48,23 @@ struct ForgotForm {
     login: String,
 }
 
-const SENT: &str = "If an account uses that email address, a link to choose a new password is on \
-     its way there. It works once, within the next minutes. No mail? Check the spam folder, or \
-     ask the shop's operator.";
-const NO_MAIL: &str = "This shop sends no mail: ask its operator for a reset link (they run \
-     `soko admin reset-password`).";
-
 fn forgot_page(v: &Visitor, login: &str, notice: &str) -> FormPage {
+    let l = v.lang;
     FormPage {
         page: PageCtx::new(v),
-        title: "Forgot your password?",
+        title: l.t("forgot_title"),
         action: "/password/forgot".into(),
-        submit: "Send me a link",
+        submit: l.t("forgot_submit"),
         notice: (!notice.is_empty()).then(|| notice.to_owned()),
-        fields: vec![Field::new("login", "Your email address", "email", login)],
+        fields: vec![Field::new("login", l.t("your_email"), "email", login)],
     }
 }
 
 async fn forgot_form(State(s): State<AppState>, v: Visitor) -> Result<Response, Error> {
     let notice = if s.settings.mail.is_some() {
-        "We mail a link to the account's address."
+        v.lang.t("forgot_we_mail")
     } else {
-        NO_MAIL
+        v.lang.t("forgot_no_mail")
     };
     Ok(render(&forgot_page(&v, "", notice))?.into_response())
 }
@@ -94,7 +90,7 @@ async fn forgot(
         }
     };
     let Some(mailer) = s.settings.mail.clone() else {
-        return Ok(render(&forgot_page(&v, &f.login, NO_MAIL))?.into_response());
+        return Ok(render(&forgot_page(&v, &f.login, v.lang.t("forgot_no_mail")))?.into_response());
     };
     // At most `login_failures` mails per address a window: the same answer when over it.
     let allowed = limits
@@ -103,30 +99,50 @@ async fn forgot(
         .is_ok();
     // Everything that depends on whether the account exists happens in the background, so
     // that the answer takes the same time either way (and never waits for the SMTP server).
-    let (db, base_url, ttl) = (
+    let (db, base_url, ttl, lang) = (
         s.db.clone(),
         s.settings.base_url.clone(),
         s.settings.reset_ttl_secs,
+        v.lang,
     );
     tokio::spawn(async move {
-        if let Err(e) = mail_link(&db, &mailer, &base_url, ttl, &email, allowed, ip).await {
+        let asked = Asked {
+            email: &email,
+            allowed,
+            ip,
+            lang,
+        };
+        if let Err(e) = mail_link(&db, &mailer, &base_url, ttl, &asked).await {
             tracing::warn!("password reset mail not sent: {e}");
         }
     });
-    Ok(render(&forgot_page(&v, "", SENT))?.into_response())
+    Ok(render(&forgot_page(&v, "", v.lang.t("forgot_sent")))?.into_response())
+}
+
+/// A reset request: the address, whether its allowance is not spent, where it came from and
+/// the language of the page it was asked on.
+struct Asked<'a> {
+    email: &'a str,
+    allowed: bool,
+    ip: std::net::IpAddr,
+    lang: Lang,
 }
 
 /// Audit the request; when `email` has an account (and its allowance is not spent), store a
-/// new link and mail it.
+/// new link and mail it, in the account's language (else the language it was asked in).
 async fn mail_link(
     db: &sqlx::MySqlPool,
     mailer: &crate::accounts::mail::Mailer,
     base_url: &str,
     ttl_secs: u64,
-    email: &str,
-    allowed: bool,
-    ip: std::net::IpAddr,
+    asked: &Asked<'_>,
 ) -> Result<(), String> {
+    let Asked {
+        email,
+        allowed,
+        ip,
+        lang,
+    } = *asked;
     let user = users::by_login(db, email)
         .await
         .map_err(|e| e.to_string())?;
@@ -141,14 +157,17 @@ async fn mail_link(
         .await
         .map_err(|e| e.to_string())?;
     let link = format!("{base_url}{}", link_path(&token));
-    let minutes = ttl_secs / 60;
-    let body = format!(
-        "Hello {},\n\nSomeone (we hope you) asked to choose a new password for your account. \
-         Open this link to do it; it works once, within {minutes} minutes:\n\n{link}\n\n\
-         If it was not you, ignore this mail: your password stays as it is.\n",
-        u.name
-    );
-    mailer.send(email, "Choose a new password", body).await
+    let lang = Lang::parse(&u.locale).unwrap_or(lang);
+    let (subject, body) = reset_mail(lang, &u.name, ttl_secs / 60, &link);
+    mailer.send(email, &subject, body).await
+}
+
+/// The reset mail's subject and body in `lang`.
+pub fn reset_mail(lang: Lang, name: &str, minutes: u64, link: &str) -> (String, String) {
+    let body = lang
+        .tf2("reset_mail_body", name, minutes)
+        .replace("{2}", link);
+    (lang.t("reset_mail_subject").to_owned(), body)
 }
 
 #[derive(Deserialize, Default)]
@@ -160,15 +179,16 @@ struct ResetForm {
 }
 
 fn reset_page(v: &Visitor, token: &str, errors: &FieldErrors) -> FormPage {
+    let l = v.lang;
     FormPage {
         page: PageCtx::new(v),
-        title: "Choose a new password",
+        title: l.t("reset_title"),
         action: link_path(token),
-        submit: "Set the new password",
+        submit: l.t("reset_submit"),
         notice: None,
         fields: vec![
-            Field::new("password", "New password (8+ characters)", "password", ""),
-            Field::new("confirm", "New password again", "password", ""),
+            Field::new("password", l.t("new_password_8"), "password", ""),
+            Field::new("confirm", l.t("new_password_again"), "password", ""),
         ],
     }
     .with_errors(errors)
@@ -176,15 +196,14 @@ fn reset_page(v: &Visitor, token: &str, errors: &FieldErrors) -> FormPage {
 
 /// 410 Gone: the link is unknown, used or expired.
 fn gone(v: &Visitor) -> Result<Response, Error> {
+    let l = v.lang;
     let page = FormPage {
         page: PageCtx::new(v),
-        title: "This link no longer works",
+        title: l.t("link_gone_title"),
         action: "/password/forgot".into(),
-        submit: "Send me a new link",
-        notice: Some(
-            "A reset link works once, for a short while: this one was used or has expired.".into(),
-        ),
-        fields: vec![Field::new("login", "Your email address", "email", "")],
+        submit: l.t("link_gone_submit"),
+        notice: Some(l.t("link_gone_notice").into()),
+        fields: vec![Field::new("login", l.t("your_email"), "email", "")],
     };
     Ok((StatusCode::GONE, render(&page)?).into_response())
 }
@@ -241,4 +260,30 @@ async fn reset(
     )
     .await?;
     Ok(Redirect::to("/login?reset=1").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reset_mail_is_in_the_readers_language() {
+        let link = "https://shop.example/password/reset/abc";
+        let (subject, body) = reset_mail(Lang::Sw, "Amina", 30, link);
+        assert_eq!(subject, "Chagua nenosiri jipya");
+        assert!(body.starts_with("Habari Amina,"), "{body}");
+        assert!(
+            body.contains("ndani ya dakika 30") && body.contains(link),
+            "{body}"
+        );
+        let (subject, body) = reset_mail(Lang::En, "Amina", 30, link);
+        assert_eq!(subject, "Choose a new password");
+        assert!(body.starts_with("Hello Amina,") && body.contains("within 30 minutes"));
+        for (_, body) in [
+            reset_mail(Lang::Sw, "A", 1, link),
+            reset_mail(Lang::En, "A", 1, link),
+        ] {
+            assert!(!body.contains('{'), "{body}");
+        }
+    }
 }

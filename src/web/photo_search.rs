@@ -127,6 +127,7 @@ async fn read_form(mut form: Multipart) -> Result<Submitted, String> {
 
 async fn submit(State(s): State<AppState>, v: Visitor, form: Multipart) -> Result<Response, Error> {
     let categories = catalogue::categories(&s.db).await?;
+    let lang = v.lang;
     // Room to receive the photo, before reading it: the same refusal as a busy slot.
     let receiving = s.settings.guard.photo_upload();
     let submitted = match receiving {
@@ -162,26 +163,26 @@ async fn submit(State(s): State<AppState>, v: Visitor, form: Multipart) -> Resul
         return busy(page);
     }
     let f = match submitted {
-        Err(e) => return refuse(page, StatusCode::UNPROCESSABLE_ENTITY, e),
+        Err(e) => return refuse(page, StatusCode::UNPROCESSABLE_ENTITY, lang.message(&e)),
         Ok(f) if f.too_large => {
-            let notice = format!("The photo is larger than {} MB.", MAX_BYTES / (1024 * 1024));
+            let notice = lang.tf1("photo_too_large", MAX_BYTES / (1024 * 1024));
             return refuse(page, StatusCode::PAYLOAD_TOO_LARGE, notice);
         }
         Ok(f) if f.photo.is_empty() => {
             return refuse(
                 page,
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "Choose a photo first.".into(),
+                lang.t("photo_choose_first").into(),
             );
         }
         Ok(f) => f,
     };
     let (Ok(min_minor), Ok(max_minor)) = (money(&f.min), money(&f.max)) else {
-        let notice = "Prices are amounts in shillings, like 4500.".to_owned();
+        let notice = lang.t("photo_prices_hint").to_owned();
         return refuse(page, StatusCode::UNPROCESSABLE_ENTITY, notice);
     };
     if !Filter::plain(&f.city) {
-        let notice = "The city must be plain text.".to_owned();
+        let notice = lang.t("photo_city_plain").to_owned();
         return refuse(page, StatusCode::UNPROCESSABLE_ENTITY, notice);
     }
     let category = page
@@ -206,12 +207,10 @@ async fn submit(State(s): State<AppState>, v: Visitor, form: Multipart) -> Resul
         Err(VisualError::BadImage(e)) => refuse(
             page,
             StatusCode::UNPROCESSABLE_ENTITY,
-            format!("That photo could not be used: {e}. Try a JPEG, PNG or WebP photo."),
+            lang.tf1("photo_unusable", lang.message(&e.to_string())),
         ),
         Err(VisualError::Unavailable(_)) => {
-            let notice = "Search by photo is unavailable for a moment. Text search and the shop \
-                          work as usual; please try again shortly."
-                .to_owned();
+            let notice = lang.t("photo_unavailable").to_owned();
             let mut resp = refuse(page, StatusCode::SERVICE_UNAVAILABLE, notice)?;
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, RETRY_AFTER_SECS.into());
@@ -225,10 +224,7 @@ async fn submit(State(s): State<AppState>, v: Visitor, form: Multipart) -> Resul
 
 /// Every photo-search slot (or all room to receive photos) is taken: 503 at once.
 fn busy(mut page: PhotoSearch) -> Result<Response, Error> {
-    page.notice = Some(
-        "Search by photo is busy with other searches right now. Please try again in a moment."
-            .to_owned(),
-    );
+    page.notice = Some(page.page.lang.t("photo_busy").to_owned());
     let mut resp = (StatusCode::SERVICE_UNAVAILABLE, render(&page)?).into_response();
     resp.headers_mut()
         .insert(header::RETRY_AFTER, BUSY_RETRY_AFTER_SECS.into());
@@ -242,7 +238,8 @@ fn busy(mut page: PhotoSearch) -> Result<Response, Error> {
 /// up a page (with milvus-lite it takes about 1.2 ms per 1,000 products, one at a time).
 pub struct SimilarBlock {
     pub items: Vec<ScoredView>,
-    pub notice: Option<&'static str>,
+    /// The vector index is away: the block says so ("similar_unavailable").
+    pub unavailable: bool,
     pub fragment: Option<String>,
 }
 
@@ -251,19 +248,19 @@ pub async fn similar_block_now(s: &AppState, id: u64) -> SimilarBlock {
     match visual::similar_cached(s, id, SIMILAR).await {
         Ok(Some(results)) => SimilarBlock {
             items: scored_views(results),
-            notice: None,
+            unavailable: false,
             fragment: None,
         },
         Ok(None) => SimilarBlock {
             items: Vec::new(),
-            notice: None,
+            unavailable: false,
             fragment: Some(format!("/fragment/similar/{id}")),
         },
         Err(e) => {
             tracing::warn!(product = id, "similar items: {e}");
             SimilarBlock {
                 items: Vec::new(),
-                notice: Some("Similar items are unavailable right now."),
+                unavailable: true,
                 fragment: None,
             }
         }
@@ -273,19 +270,25 @@ pub async fn similar_block_now(s: &AppState, id: u64) -> SimilarBlock {
 #[derive(Template)]
 #[template(path = "similar_fragment.html")]
 struct SimilarFragment {
+    page: PageCtx,
     similar: SimilarBlock,
 }
 
 /// `/fragment/similar/{id}`: the block alone, searched now (bounded by the page wait).
 async fn similar_fragment(
     State(s): State<AppState>,
+    v: Visitor,
     axum::extract::Path(id): axum::extract::Path<u64>,
 ) -> Result<Response, Error> {
     if catalogue::public_product(&s.db, id).await?.is_none() {
         return Err(Error::NotFound);
     }
     let similar = similar_block(&s, id).await;
-    Ok(render(&SimilarFragment { similar })?.into_response())
+    Ok(render(&SimilarFragment {
+        page: PageCtx::shared(v.lang),
+        similar,
+    })?
+    .into_response())
 }
 
 pub async fn similar_block(s: &AppState, id: u64) -> SimilarBlock {
@@ -296,7 +299,7 @@ pub async fn similar_block(s: &AppState, id: u64) -> SimilarBlock {
     match found {
         Ok((results, _)) => SimilarBlock {
             items: scored_views(results),
-            notice: None,
+            unavailable: false,
             fragment: None,
         },
         Err(e) => {
@@ -305,7 +308,7 @@ pub async fn similar_block(s: &AppState, id: u64) -> SimilarBlock {
             }
             SimilarBlock {
                 items: Vec::new(),
-                notice: Some("Similar items are unavailable right now."),
+                unavailable: true,
                 fragment: None,
             }
         }

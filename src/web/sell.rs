@@ -9,10 +9,10 @@ use axum::routing::get;
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use super::pages::{Field, FormPage, PageCtx, render};
+use super::pages::{Field, FormPage, PageCtx, category_name, render};
 use super::session::Visitor;
-use super::storefront::price_text;
 use super::{AppState, Error};
+use crate::market::i18n::{Lang, format};
 use crate::market::money::{Currency, Money};
 use crate::market::phone::Phone;
 use crate::market::product::{PriceInput, ProductDraft, StockInput, ValidProduct};
@@ -43,30 +43,31 @@ pub struct OnboardForm {
     catalogue_url: String,
 }
 
-async fn category_options(s: &AppState) -> Result<Vec<(String, String)>, Error> {
-    let mut options = vec![(String::new(), "Choose…".to_owned())];
+async fn category_options(s: &AppState, lang: Lang) -> Result<Vec<(String, String)>, Error> {
+    let mut options = vec![(String::new(), lang.t("choose").to_owned())];
     options.extend(
         catalogue::categories(&s.db)
             .await?
             .into_iter()
-            .map(|c| (c.slug, c.name)),
+            .map(|c| (c.slug.clone(), category_name(lang, &c))),
     );
     Ok(options)
 }
 
 async fn onboard_page(s: &AppState, v: &Visitor, f: &OnboardForm) -> Result<FormPage, Error> {
+    let l = v.lang;
     Ok(FormPage {
         page: PageCtx::new(v),
-        title: "Sell on Soko",
+        title: l.t("sell_title"),
         action: "/sell".into(),
-        submit: "Send for approval",
-        notice: Some("Buyers reach you on WhatsApp: use the number your shop answers.".into()),
+        submit: l.t("sell_submit"),
+        notice: Some(l.t("sell_notice").into()),
         fields: vec![
-            Field::new("store_name", "Business name", "text", &f.store_name),
-            Field::new("whatsapp", "WhatsApp number", "tel", &f.whatsapp),
+            Field::new("store_name", l.t("business_name"), "text", &f.store_name),
+            Field::new("whatsapp", l.t("whatsapp_number"), "tel", &f.whatsapp),
             Field::new(
                 "city",
-                "City",
+                l.t("city"),
                 "text",
                 if f.city.is_empty() {
                     "Nairobi"
@@ -74,12 +75,12 @@ async fn onboard_page(s: &AppState, v: &Visitor, f: &OnboardForm) -> Result<Form
                     &f.city
                 },
             ),
-            Field::new("category", "Main category", "select", &f.category)
-                .options(category_options(s).await?),
-            Field::new("description", "About your shop", "textarea", &f.description),
+            Field::new("category", l.t("main_category"), "select", &f.category)
+                .options(category_options(s, l).await?),
+            Field::new("description", l.t("about_shop"), "textarea", &f.description),
             Field::new(
                 "catalogue_url",
-                "Catalogue link (optional)",
+                l.t("catalogue_link"),
                 "url",
                 &f.catalogue_url,
             )
@@ -108,24 +109,28 @@ async fn sell(State(s): State<AppState>, v: Visitor) -> Result<Response, Error> 
         return Ok(render(&onboard_page(&s, &v, &OnboardForm::default()).await?)?.into_response());
     };
     let totals = leads::totals(&s.db, seller.id, 7).await?;
-    let conversion = if totals.views > 0 {
-        format!("{:.1} %", totals.leads as f64 * 100.0 / totals.views as f64)
-    } else {
-        "–".to_owned()
-    };
+    let lang = v.lang;
+    let conversion = format::percent(
+        lang,
+        (totals.views > 0).then(|| totals.leads as f64 * 100.0 / totals.views as f64),
+    );
     let products = catalogue::seller_products(&s.db, seller.id)
         .await?
         .into_iter()
         .map(|p| {
             let state = if p.moderation != Moderation::Approved {
-                format!("{} {}", p.moderation, p.moderation_reason)
+                format!(
+                    "{} {}",
+                    lang.state(p.moderation.as_str()),
+                    p.moderation_reason
+                )
             } else {
-                p.status.to_string()
+                lang.state(p.status.as_str()).to_owned()
             };
             (
                 p.id,
                 p.name,
-                price_text(p.price),
+                format::money(lang, p.price),
                 p.stock,
                 state,
                 p.status.to_string(),
@@ -245,31 +250,37 @@ pub(super) async fn product_page(
     f: &ProductForm,
     kind: FormKind,
 ) -> Result<FormPage, Error> {
+    let l = v.lang;
     Ok(FormPage {
         page: PageCtx::new(v),
         title: kind.title,
         action: kind.action,
-        submit: "Save product",
+        submit: l.t("save_product"),
         notice: None,
         fields: vec![
-            Field::new("name", "Name", "text", &f.name),
-            Field::new("price", "Price (KSh)", "text", &f.price),
+            Field::new("name", l.t("name"), "text", &f.name),
+            Field::new("price", l.t("price_ksh"), "text", &f.price),
             Field::new(
                 "stock",
-                "In stock",
+                l.t("in_stock_label"),
                 "number",
                 if f.stock.is_empty() { "1" } else { &f.stock },
             ),
-            Field::new("category", "Category", "select", &f.category)
-                .options(category_options(s).await?),
-            Field::new("description", "Description", "textarea", &f.description),
+            Field::new("category", l.t("category"), "select", &f.category)
+                .options(category_options(s, l).await?),
+            Field::new(
+                "description",
+                l.t("description"),
+                "textarea",
+                &f.description,
+            ),
         ],
     })
 }
 
-fn new_kind() -> FormKind {
+fn new_kind(lang: Lang) -> FormKind {
     FormKind {
-        title: "Add a product",
+        title: lang.t("add_product"),
         action: "/sell/products/new".into(),
     }
 }
@@ -349,7 +360,10 @@ pub(super) async fn active_seller(s: &AppState, v: &Visitor) -> Result<sellers::
 
 async fn new_product_form(State(s): State<AppState>, v: Visitor) -> Result<Response, Error> {
     v.require_user()?;
-    Ok(render(&product_page(&s, &v, &ProductForm::default(), new_kind()).await?)?.into_response())
+    Ok(
+        render(&product_page(&s, &v, &ProductForm::default(), new_kind(v.lang)).await?)?
+            .into_response(),
+    )
 }
 
 async fn create_product(
@@ -361,7 +375,7 @@ async fn create_product(
     let p = match validate(&s, &f).await {
         Ok(p) => p,
         Err(errors) => {
-            let page = product_page(&s, &v, &f, new_kind())
+            let page = product_page(&s, &v, &f, new_kind(v.lang))
                 .await?
                 .with_errors(&errors);
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
@@ -382,8 +396,11 @@ async fn create_product(
     )
     .await?;
     if let Err(over) = created {
-        let mut page = product_page(&s, &v, &f, new_kind()).await?;
-        page.notice = Some(format!("The product was not added: {over}."));
+        let mut page = product_page(&s, &v, &f, new_kind(v.lang)).await?;
+        page.notice = Some(
+            v.lang
+                .tf1("product_not_added", v.lang.message(&over.to_string())),
+        );
         return Ok((StatusCode::FORBIDDEN, render(&page)?).into_response());
     }
     Ok(Redirect::to("/sell").into_response())

@@ -27,9 +27,9 @@ pub fn router() -> Router<AppState> {
         .route("/sell/products/{id}/delete", post(delete))
 }
 
-fn edit_kind(id: u64) -> FormKind {
+fn edit_kind(lang: crate::market::i18n::Lang, id: u64) -> FormKind {
     FormKind {
-        title: "Edit product",
+        title: lang.t("edit_product"),
         action: format!("/sell/products/{id}/edit"),
     }
 }
@@ -74,7 +74,7 @@ async fn edit_form(
         .await?
         .ok_or(Error::NotFound)?;
     let form = form_of(&s, &p).await?;
-    Ok(render(&product_page(&s, &v, &form, edit_kind(id)).await?)?.into_response())
+    Ok(render(&product_page(&s, &v, &form, edit_kind(v.lang, id)).await?)?.into_response())
 }
 
 async fn save_product(
@@ -87,7 +87,7 @@ async fn save_product(
     let p = match validate(&s, &f).await {
         Ok(p) => p,
         Err(errors) => {
-            let page = product_page(&s, &v, &f, edit_kind(id))
+            let page = product_page(&s, &v, &f, edit_kind(v.lang, id))
                 .await?
                 .with_errors(&errors);
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());

@@ -74,7 +74,7 @@ async fn render_seller(
         n => format!("{:.1} ★ ({n})", f64::from(seller.rating_sum) / f64::from(n)),
     };
     let summary = if seller.description.is_empty() {
-        format!("{} in {} on Soko", seller.store_name, seller.city)
+        lang.tf2("seller_summary", &seller.store_name, &seller.city)
     } else {
         seller.description.chars().take(160).collect()
     };

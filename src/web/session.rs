@@ -16,7 +16,7 @@ use axum::http::header::{CACHE_CONTROL, COOKIE, HOST, ORIGIN, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use sha2::{Digest, Sha256};
 
 use super::{AppState, Error};
@@ -131,10 +131,13 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
         .0
         .client_ip(peer, req.headers())
         .to_string();
+    // The language of refusals before the account is known: the cookie's.
+    let cookie_lang = lang_cookie(req.headers());
+    let early = cookie_lang.unwrap_or_default();
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if unsafe_method {
         if let Err(e) = check_origin(headers) {
-            return e.into_response();
+            return e.response_in(early);
         }
         let sent = submitted_csrf(&mut req).await;
         let ok = match (&csrf_cookie, &sent) {
@@ -142,13 +145,13 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
             _ => false,
         };
         if !ok {
-            return Error::Csrf.into_response();
+            return Error::Csrf.response_in(early);
         }
     }
     let user = match &session {
         Some(token) => match sessions::user(&state.db, &hash_token(token)).await {
             Ok(u) => u,
-            Err(e) => return Error::from(e).into_response(),
+            Err(e) => return Error::from(e).response_in(early),
         },
         None => None,
     };
@@ -159,7 +162,7 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
         csrf: csrf_cookie.is_none().then(random_token),
     };
     let logged_in = user.is_some();
-    let lang = lang_cookie(req.headers())
+    let lang = cookie_lang
         .or_else(|| user.as_ref().and_then(|u| Lang::parse(&u.locale)))
         .unwrap_or_default();
     let v = Visitor {
@@ -174,7 +177,8 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
         ip,
     };
     req.extensions_mut().insert(v);
-    let mut resp = next.run(req).await;
+    // Errors answered inside (`web::Error`) speak the visitor's language.
+    let mut resp = super::error::LANG.scope(lang, next.run(req)).await;
     let secure = state.settings.secure_cookies;
     let shared = resp
         .extensions()

@@ -39,24 +39,18 @@ pub fn router() -> Router<AppState> {
 pub struct CardView {
     pub id: u64,
     pub name: String,
-    pub price: String,
+    /// Shown through `page.price`, in the reader's language.
+    pub price: Option<Money>,
     pub seller: String,
     pub city: String,
     pub image: Option<String>,
-}
-
-pub fn price_text(price: Option<Money>) -> String {
-    match price {
-        Some(m) => m.to_string(),
-        None => "Contact for price".to_owned(),
-    }
 }
 
 pub(crate) fn views(cards: Vec<Card>) -> Vec<CardView> {
     cards
         .into_iter()
         .map(|c| CardView {
-            price: price_text(c.price),
+            price: c.price,
             id: c.id,
             name: c.name,
             seller: c.seller_name,
@@ -201,7 +195,10 @@ async fn render_home(
         trending,
         for_you_fragment: who.is_none() && first_page,
         page: who.map_or_else(|| PageCtx::shared(lang), PageCtx::new),
-        heading: category.map_or_else(|| lang.t("fresh").to_owned(), |c| c.name.clone()),
+        heading: category.map_or_else(
+            || lang.t("fresh").to_owned(),
+            |c| super::pages::category_name(lang, c),
+        ),
         active_category: active,
         categories: categories.clone(),
         cards: views(cards),
@@ -315,11 +312,7 @@ async fn search(
                 let c = categories.iter().find(|c| c.id == *id)?;
                 let on = category.is_some_and(|a| a.id == c.id);
                 Some(FacetLink {
-                    label: if v.lang.code() == "sw" && !c.name_sw.is_empty() {
-                        c.name_sw.clone()
-                    } else {
-                        c.name.clone()
-                    },
+                    label: super::pages::category_name(v.lang, c),
                     href: href(&[("category", if on { "" } else { &c.slug })]),
                     count: *n,
                     on,
@@ -362,9 +355,9 @@ async fn search(
                 };
                 FacetLink {
                     label: match hi {
-                        Some(hi) if lo == 0 => format!("up to {}", kes(hi)),
+                        Some(hi) if lo == 0 => v.lang.tf1("price_up_to", kes(hi)),
                         Some(hi) => format!("{} – {}", kes(lo), kes(hi)),
-                        None => format!("{} and up", kes(lo)),
+                        None => v.lang.tf1("price_and_up", kes(lo)),
                     },
                     href: href(&[("min", &min), ("max", &max)]),
                     count: n,
@@ -372,10 +365,10 @@ async fn search(
                 }
             })
             .collect();
-        for (title, links) in [("Category", cats), ("City", cities), ("Price", prices)] {
+        for (title, links) in [("category", cats), ("city", cities), ("price", prices)] {
             if !links.is_empty() {
                 facets.push(FacetGroup {
-                    title: title.into(),
+                    title: v.lang.t(title).into(),
                     links,
                 });
             }
@@ -394,9 +387,9 @@ async fn search(
     render(&Home {
         page,
         heading: if text.is_empty() {
-            "Search".into()
+            v.lang.t("search").into()
         } else {
-            format!("Results for “{text}”")
+            v.lang.tf1("results_for_q", &text)
         },
         active_category: category.map(|c| c.slug.clone()).unwrap_or_default(),
         categories,
@@ -584,7 +577,7 @@ async fn render_product(
     let page = ProductPage {
         page: who.map_or_else(|| PageCtx::shared(lang), PageCtx::new),
         id,
-        price: price_text(p.price),
+        price: crate::market::i18n::format::money(lang, p.price),
         canonical: format!("{}/p/{id}", s.settings.base_url),
         base_url: s.settings.base_url.clone(),
         summary,
@@ -636,7 +629,12 @@ async fn whatsapp_start(
         &s.settings.guard.once(&client.0),
     )
     .await?;
-    let text = whatsapp::message(&p.name, p.price, &format!("{}/p/{id}", s.settings.base_url));
+    let text = whatsapp::message_in(
+        v.lang,
+        &p.name,
+        p.price,
+        &format!("{}/p/{id}", s.settings.base_url),
+    );
     Ok(Redirect::to(&whatsapp::link(&phone, &text)).into_response())
 }
 

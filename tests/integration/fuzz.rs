@@ -22,7 +22,7 @@ use crate::common::{TestApp, browser, csrf, spawn_app_with};
 /// from the OpenAPI document) with the methods it answers. `the_sweep_lists_every_page_route`
 /// holds this list to the router's source; the sweep itself fails on a method listed here that
 /// no request got past routing with (405 everywhere).
-const PAGES: &[(&str, &[&str])] = &[
+pub(crate) const PAGES: &[(&str, &[&str])] = &[
     ("/healthz", &["GET"]),
     ("/readyz", &["GET"]),
     ("/", &["GET"]),

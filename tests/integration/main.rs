@@ -26,6 +26,7 @@ mod fuzz;
 mod hardening;
 mod https_up;
 mod images;
+mod languages;
 mod limits;
 mod logs;
 mod market;

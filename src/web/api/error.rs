@@ -1,6 +1,9 @@
 //! API errors: always JSON, `{"error": {"code", "message", "field"?, "fields"?}, "request_id"}`.
 //! The code is stable (clients branch on it); the message is for people. Internal causes are
-//! logged and never sent: no SQL text, no stack trace.
+//! logged and never sent: no SQL text, no stack trace. Messages are English (machine-facing)
+//! unless the request's `Accept-Language` prefers Swahili: then every message with a Swahili
+//! form in `market::i18n::messages` is answered in it (with `Content-Language: sw`); the codes
+//! never change.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -195,6 +198,31 @@ impl From<crate::web::Error> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The messages in `lang` where they have a translation (`market::i18n::messages`); the
+    /// codes and field names as they are.
+    pub fn in_language(mut self, lang: crate::market::i18n::Lang) -> Self {
+        use crate::market::i18n::{Lang, messages};
+        if lang == Lang::En {
+            return self;
+        }
+        let tr = |m: &str| messages::to_swahili(m).unwrap_or_else(|| m.to_owned());
+        for f in &mut self.fields {
+            f.message = tr(&f.message);
+        }
+        self.message = if self.code == "validation_failed" && !self.fields.is_empty() {
+            self.fields
+                .iter()
+                .map(|f| format!("{}: {}", f.field, f.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        } else {
+            tr(&self.message)
+        };
+        self
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = (self.status, axum::Json(self.body(""))).into_response();
@@ -222,6 +250,12 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let lang = req
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::market::i18n::Lang::from_accept_language)
+        .unwrap_or_default();
     let mut resp = next.run(req).await;
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -250,10 +284,15 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
             _ => ApiError::new(status, "bad_request", "the request was not understood"),
         },
     };
+    let error = error.in_language(lang);
     let (mut parts, _) = resp.into_parts();
     parts.headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
+    );
+    parts.headers.insert(
+        header::CONTENT_LANGUAGE,
+        HeaderValue::from_static(lang.code()),
     );
     parts.headers.remove(header::CONTENT_LENGTH);
     let body = serde_json::to_vec(&error.body(&request_id)).unwrap_or_default();
