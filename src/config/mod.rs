@@ -16,6 +16,7 @@ pub mod limits;
 mod lines;
 pub mod mail;
 pub mod metrics;
+pub mod quality;
 pub mod recommend;
 pub mod search;
 pub mod secrets;
@@ -101,6 +102,8 @@ pub struct Config {
     pub cache: cache::Cache,
     /// How background work yields to the shop, and how views are written behind the pages.
     pub background: background::Background,
+    /// Quality control of listings: banned words, flagged listings public or held, thresholds.
+    pub quality: quality::Quality,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -260,6 +263,7 @@ impl Default for Config {
             mail: mail::Mail::default(),
             cache: cache::Cache::default(),
             background: background::Background::default(),
+            quality: quality::Quality::default(),
         }
     }
 }
@@ -595,6 +599,7 @@ impl Config {
         cache::validate(self, &bad)?;
         background::validate(self, &bad)?;
         search::validate(self, &bad)?;
+        quality::validate(self, &bad)?;
         Ok(())
     }
 

@@ -7,6 +7,7 @@ pub mod control;
 pub mod event_rollup;
 pub mod images;
 pub mod profile_switch;
+pub mod quality;
 pub mod recommend;
 pub mod reconcile;
 pub mod run_loop;
