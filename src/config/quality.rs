@@ -92,7 +92,10 @@ pub(super) fn validate(cfg: &Config, bad: &impl Fn(&str, String) -> Error) -> Re
     let q = &cfg.quality;
     for (i, w) in q.banned_words.iter().enumerate() {
         let trimmed = w.trim();
-        if trimmed.is_empty() || trimmed.chars().count() > 60 || !trimmed.chars().any(char::is_alphanumeric) {
+        if trimmed.is_empty()
+            || trimmed.chars().count() > 60
+            || !trimmed.chars().any(char::is_alphanumeric)
+        {
             return Err(bad(
                 "quality.banned_words",
                 format!(
@@ -105,7 +108,10 @@ pub(super) fn validate(cfg: &Config, bad: &impl Fn(&str, String) -> Error) -> Re
     if q.banned_words.len() > 5000 {
         return Err(bad(
             "quality.banned_words",
-            format!("must list at most 5000 entries, got {}", q.banned_words.len()),
+            format!(
+                "must list at most 5000 entries, got {}",
+                q.banned_words.len()
+            ),
         ));
     }
     if !(16..=4096).contains(&q.min_side_px) {

@@ -183,7 +183,10 @@ fn quality_keys_are_validated_naming_the_key_and_the_line() {
     let err = parse("quality:\n  banned_words:\n    - ok\n    - \"  \"\n")
         .unwrap_err()
         .to_string();
-    assert!(err.contains("quality.banned_words") && err.contains("entry 2"), "{err}");
+    assert!(
+        err.contains("quality.banned_words") && err.contains("entry 2"),
+        "{err}"
+    );
     for (key, value) in [
         ("blur_threshold", "-1"),
         ("near_duplicate_bits", "40"),

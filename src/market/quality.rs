@@ -244,7 +244,9 @@ pub fn phone_number(text: &str) -> Option<String> {
     let chars: Vec<char> = text.chars().collect();
     let mut i = 0;
     while i < chars.len() {
-        if chars[i].is_ascii_digit() || (chars[i] == '+' && chars.get(i + 1).is_some_and(|c| c.is_ascii_digit())) {
+        if chars[i].is_ascii_digit()
+            || (chars[i] == '+' && chars.get(i + 1).is_some_and(|c| c.is_ascii_digit()))
+        {
             let start = i;
             let mut digits = 0;
             let mut end = i;
@@ -279,7 +281,12 @@ pub fn link(text: &str) -> Option<String> {
     ];
     for token in text.split_whitespace() {
         let t = token
-            .trim_matches(|c: char| matches!(c, '(' | ')' | ',' | '"' | '\'' | '<' | '>' | '!' | '?' | ';' | ':'))
+            .trim_matches(|c: char| {
+                matches!(
+                    c,
+                    '(' | ')' | ',' | '"' | '\'' | '<' | '>' | '!' | '?' | ';' | ':'
+                )
+            })
             .trim_end_matches('.');
         let lower = t.to_lowercase();
         let bare = lower.split(['/', '?', '#']).next().unwrap_or_default();
@@ -412,7 +419,7 @@ pub fn check_price(price: Option<i64>, spread: Option<&Spread>, threshold: f64) 
         return None;
     }
     let confidence = (0.6 + 0.05 * (z.abs() - threshold)).min(0.9);
-    let side = if z > 0 { "above" } else { "below" };
+    let side = if z > 0.0 { "above" } else { "below" };
     Some(Finding::flag(
         Check::PriceOutlier,
         confidence,
@@ -445,12 +452,27 @@ mod tests {
 
     #[test]
     fn spam_patterns_flag() {
-        assert_eq!(phone_number("call +254 712 345 678 now").as_deref(), Some("+254 712 345 678"));
-        assert_eq!(phone_number("0712-345-678").as_deref(), Some("0712-345-678"));
+        assert_eq!(
+            phone_number("call +254 712 345 678 now").as_deref(),
+            Some("+254 712 345 678")
+        );
+        assert_eq!(
+            phone_number("0712-345-678").as_deref(),
+            Some("0712-345-678")
+        );
         assert!(phone_number("size 42, 3 pieces, 2024").is_none());
-        assert_eq!(link("see https://x.example/a").as_deref(), Some("https://x.example/a"));
-        assert_eq!(link("visit www.shop.co.ke.").as_deref(), Some("www.shop.co.ke"));
-        assert_eq!(link("order at myshop.co.ke today").as_deref(), Some("myshop.co.ke"));
+        assert_eq!(
+            link("see https://x.example/a").as_deref(),
+            Some("https://x.example/a")
+        );
+        assert_eq!(
+            link("visit www.shop.co.ke.").as_deref(),
+            Some("www.shop.co.ke")
+        );
+        assert_eq!(
+            link("order at myshop.co.ke today").as_deref(),
+            Some("myshop.co.ke")
+        );
         assert!(link("size 4.5 and 3.2kg, e.g. cotton").is_none());
         assert!(shouting("BEST PRICE IN TOWN BUY NOW"));
         assert!(!shouting("Best price in TOWN"));
@@ -465,10 +487,17 @@ mod tests {
 
     #[test]
     fn clean_text_is_approved() {
-        let f = check_text(&banned(), "Kikapu basket", "Woven by hand in Machakos from sisal.");
+        let f = check_text(
+            &banned(),
+            "Kikapu basket",
+            "Woven by hand in Machakos from sisal.",
+        );
         assert!(f.is_empty(), "{f:?}");
         let v = decide(f);
-        assert_eq!((v.decision, v.confidence), (Decision::Approved, CLEAN_CONFIDENCE));
+        assert_eq!(
+            (v.decision, v.confidence),
+            (Decision::Approved, CLEAN_CONFIDENCE)
+        );
     }
 
     #[test]
@@ -483,7 +512,12 @@ mod tests {
         let f = check_price(Some(100_000), Some(&s), 3.5).unwrap();
         assert_eq!(f.check, Check::PriceOutlier);
         assert!(f.detail.contains("above"), "{}", f.detail);
-        assert!(check_price(Some(10), Some(&s), 3.5).unwrap().detail.contains("below"));
+        assert!(
+            check_price(Some(10), Some(&s), 3.5)
+                .unwrap()
+                .detail
+                .contains("below")
+        );
         // Too few prices: no spread, no finding.
         assert!(Spread::of(&prices[..3], 5).is_none());
         assert!(check_price(None, Some(&s), 3.5).is_none());

@@ -78,7 +78,9 @@ impl Kind<'_> {
             Kind::SourceGone { source } => {
                 format!("{source} no longer answers; its listings stay as they were.")
             }
-            Kind::ProductApproved { name, .. } => format!("\u{201c}{name}\u{201d} is approved and public."),
+            Kind::ProductApproved { name, .. } => {
+                format!("\u{201c}{name}\u{201d} is approved and public.")
+            }
             Kind::ProductFlagged { name, reasons, .. } => format!(
                 "\u{201c}{name}\u{201d} waits for a review and is not public meanwhile: {reasons}"
             ),

@@ -21,11 +21,13 @@ use crate::market::quality::{Decision, Verdict};
 use crate::market::states::{Moderation, OutboxOp};
 
 /// Ask for a check of `product_id`'s listing, inside the write's transaction. A listing
-/// already queued or being checked is checked again (its `wanted` moves on).
+/// already queued or being checked is checked again (its `wanted` moves on); the attempts
+/// start again from zero unless a worker holds the listing (its claim names the attempt).
 pub async fn enqueue(tx: &mut Transaction<'_, MySql>, product_id: u64) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO listing_checks (product_id, findings) VALUES (?, '[]') \
-         ON DUPLICATE KEY UPDATE wanted = wanted + 1, queued = 1, attempts = 0, \
+         ON DUPLICATE KEY UPDATE wanted = wanted + 1, queued = 1, \
+           attempts = IF(locked_until > UTC_TIMESTAMP(3), attempts, 0), \
            last_error = NULL, next_attempt_at = UTC_TIMESTAMP(3)",
     )
     .bind(product_id)
@@ -78,7 +80,12 @@ pub async fn claim(db: &MySqlPool, limit: u32, lease: Duration) -> Result<Vec<Cl
 }
 
 /// The check could not finish (the database went away mid-check): try again after `retry_in`.
-pub async fn retry(db: &MySqlPool, c: &Claim, error: &str, retry_in: Duration) -> Result<(), Error> {
+pub async fn retry(
+    db: &MySqlPool,
+    c: &Claim,
+    error: &str,
+    retry_in: Duration,
+) -> Result<(), Error> {
     let error: String = error.chars().take(1000).collect();
     sqlx::query(
         "UPDATE listing_checks SET locked_until = NULL, last_error = ?, \
@@ -290,13 +297,12 @@ pub async fn apply(
     hold_flagged: bool,
 ) -> Result<Applied, Error> {
     let mut tx = db.begin().timed().await?;
-    let row: Option<(u64, String)> = sqlx::query_as(
-        "SELECT wanted, review FROM listing_checks WHERE product_id = ? FOR UPDATE",
-    )
-    .bind(c.product_id)
-    .fetch_optional(&mut *tx)
-    .timed()
-    .await?;
+    let row: Option<(u64, String)> =
+        sqlx::query_as("SELECT wanted, review FROM listing_checks WHERE product_id = ? FOR UPDATE")
+            .bind(c.product_id)
+            .fetch_optional(&mut *tx)
+            .timed()
+            .await?;
     let Some((wanted, review)) = row else {
         return Ok(Applied::Gone);
     };

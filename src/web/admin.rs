@@ -158,7 +158,11 @@ async fn review_listing(
     } else {
         reason
     };
-    let action = if approve { "quality.approve" } else { "quality.reject" };
+    let action = if approve {
+        "quality.approve"
+    } else {
+        "quality.reject"
+    };
     quality::review(
         &s.db,
         id,

@@ -22,9 +22,9 @@ use crate::imaging::quality::{self as iq, Facts};
 use crate::market::quality::{
     BannedWords, Check, Finding, Spread, Verdict, check_price, check_text, decide,
 };
+use crate::store;
 use crate::store::images::{Files, valid_sha};
 use crate::store::quality::{self as sq, Applied, Subject};
-use crate::store;
 
 /// The name in `worker_heartbeats`.
 pub const WORKER: &str = "quality";
@@ -95,7 +95,10 @@ pub async fn run_batch(db: &MySqlPool, files: &Files, s: &Settings) -> Result<us
                         moderation = %m, ms, reasons = %v.summary(), "listing checked"
                     ),
                     Applied::Stale => {
-                        tracing::debug!(product = c.product_id, "listing changed while checked; again")
+                        tracing::debug!(
+                            product = c.product_id,
+                            "listing changed while checked; again"
+                        )
                     }
                     Applied::Gone => {}
                 }
@@ -103,7 +106,11 @@ pub async fn run_batch(db: &MySqlPool, files: &Files, s: &Settings) -> Result<us
             Ok(None) => {}
             Err(e) => {
                 let wait = backoff(c.attempts);
-                tracing::warn!(product = c.product_id, attempt = c.attempts, "listing check failed: {e}; retrying in {wait:?}");
+                tracing::warn!(
+                    product = c.product_id,
+                    attempt = c.attempts,
+                    "listing check failed: {e}; retrying in {wait:?}"
+                );
                 sq::retry(db, c, &e.to_string(), wait).await?;
             }
         }
@@ -127,7 +134,11 @@ pub async fn check(
         let prices =
             sq::category_prices(db, category, &p.currency, p.product_id, PRICE_SAMPLE).await?;
         let spread = Spread::of(&prices, s.price_min_samples as usize);
-        findings.extend(check_price(p.price_minor, spread.as_ref(), s.price_outlier_z));
+        findings.extend(check_price(
+            p.price_minor,
+            spread.as_ref(),
+            s.price_outlier_z,
+        ));
     }
     let shas: Vec<String> = p.images.iter().map(|i| i.sha256.clone()).collect();
     let mut known = sq::facts(db, &shas).await?;
@@ -167,7 +178,9 @@ pub async fn check(
             findings.push(Finding::flag(
                 Check::NearDuplicate,
                 0.8 - 0.02 * f64::from(d),
-                format!("{label} looks like another seller's listing #{other} ({d} of 64 bits differ)"),
+                format!(
+                    "{label} looks like another seller's listing #{other} ({d} of 64 bits differ)"
+                ),
             ));
         }
     }
@@ -182,7 +195,10 @@ pub fn photo_findings(label: &str, f: &Facts, s: &Settings) -> Vec<Finding> {
         out.push(Finding::flag(
             Check::TooSmall,
             0.7,
-            format!("{label} is {}×{} px; at least {} px on the shorter side", f.width, f.height, s.min_side_px),
+            format!(
+                "{label} is {}×{} px; at least {} px on the shorter side",
+                f.width, f.height, s.min_side_px
+            ),
         ));
     }
     if s.blur_threshold > 0.0 && f.sharpness < s.blur_threshold {
@@ -190,7 +206,10 @@ pub fn photo_findings(label: &str, f: &Facts, s: &Settings) -> Vec<Finding> {
         out.push(Finding::flag(
             Check::Blurry,
             0.55 + 0.35 * how_far,
-            format!("{label} looks blurry (sharpness {:.0}, below {:.0})", f.sharpness, s.blur_threshold),
+            format!(
+                "{label} looks blurry (sharpness {:.0}, below {:.0})",
+                f.sharpness, s.blur_threshold
+            ),
         ));
     }
     out
@@ -261,7 +280,11 @@ impl Job for Checks {
             self.pacer.finished(started.elapsed());
         }
         self.done += n;
-        Ok(if n > 0 { Outcome::Worked } else { Outcome::Idle })
+        Ok(if n > 0 {
+            Outcome::Worked
+        } else {
+            Outcome::Idle
+        })
     }
 
     fn activity(&self, _: Outcome) -> Option<String> {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use image::{DynamicImage, ImageFormat};
 use reqwest::{Client, StatusCode};
-use soko::imaging::synthetic::photo;
+use soko::imaging::synthetic::mosaic;
 use soko::market::quality::Decision;
 use soko::market::states::Moderation;
 use soko::store::images::Files;
@@ -56,23 +56,25 @@ fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
     out.into_inner()
 }
 
-/// A sharp photo (sensor noise, edges), distinct per `seed` (mirrored and shifted).
+/// A sharp photo (edges, sensor noise), a different picture for each `seed`.
 fn sharp(seed: u32) -> Vec<u8> {
-    let mut img = DynamicImage::ImageRgb8(photo(800 + seed * 16, 600));
-    if seed % 2 == 1 {
-        img = img.fliph();
-    }
-    encode(&img, ImageFormat::Png)
+    encode(
+        &DynamicImage::ImageRgb8(mosaic(800, 600, seed + 1)),
+        ImageFormat::Png,
+    )
 }
 
-/// The same scene, out of focus.
+/// A photo out of focus.
 fn blurry() -> Vec<u8> {
-    let img = DynamicImage::ImageRgb8(photo(800, 600)).blur(8.0);
+    let img = DynamicImage::ImageRgb8(mosaic(800, 600, 40)).blur(8.0);
     encode(&img, ImageFormat::Png)
 }
 
 fn tiny() -> Vec<u8> {
-    encode(&DynamicImage::ImageRgb8(photo(120, 90)), ImageFormat::Png)
+    encode(
+        &DynamicImage::ImageRgb8(mosaic(120, 90, 41)),
+        ImageFormat::Png,
+    )
 }
 
 /// An approved seller (logged in) with the given store name; (browser, seller id).
@@ -92,7 +94,14 @@ async fn seller(app: &TestApp, admin: &Client, n: u32) -> (Client, u64) {
 }
 
 /// A listing through the seller's form; its id.
-async fn list(app: &TestApp, b: &Client, name: &str, price: &str, category: &str, description: &str) -> u64 {
+async fn list(
+    app: &TestApp,
+    b: &Client,
+    name: &str,
+    price: &str,
+    category: &str,
+    description: &str,
+) -> u64 {
     let r = app
         .post(
             b,
@@ -106,7 +115,12 @@ async fn list(app: &TestApp, b: &Client, name: &str, price: &str, category: &str
             ],
         )
         .await;
-    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", r.text().await.unwrap());
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap()
+    );
     sqlx::query_scalar("SELECT MAX(id) FROM products")
         .fetch_one(&app.db)
         .await
@@ -123,7 +137,10 @@ async fn add_photo(app: &TestApp, b: &Client, id: u64, png: Vec<u8>) {
 }
 
 async fn check_of(app: &TestApp, id: u64) -> quality::CheckRow {
-    quality::find(&app.db, id).await.unwrap().expect("a check row")
+    quality::find(&app.db, id)
+        .await
+        .unwrap()
+        .expect("a check row")
 }
 
 async fn moderation(app: &TestApp, id: u64) -> Moderation {
@@ -146,30 +163,63 @@ async fn public_anywhere(app: &TestApp, id: u64, word: &str) -> Vec<&'static str
     if page(format!("{}/p/{id}", app.url)).await.status() == StatusCode::OK {
         seen.push("product page");
     }
-    if page(format!("{}/api/v1/products/{id}", app.url)).await.status() == StatusCode::OK {
+    if page(format!("{}/api/v1/products/{id}", app.url))
+        .await
+        .status()
+        == StatusCode::OK
+    {
         seen.push("product API");
     }
     let href = format!("/p/{id}\"");
-    if page(format!("{}/", app.url)).await.text().await.unwrap().contains(&href) {
+    if page(format!("{}/", app.url))
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains(&href)
+    {
         seen.push("home feed");
     }
-    if page(format!("{}/search?q={word}", app.url)).await.text().await.unwrap().contains(&href) {
+    if page(format!("{}/search?q={word}", app.url))
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains(&href)
+    {
         seen.push("search page");
     }
-    let feed: serde_json::Value = page(format!("{}/api/v1/products", app.url)).await.json().await.unwrap();
+    let feed: serde_json::Value = page(format!("{}/api/v1/products", app.url))
+        .await
+        .json()
+        .await
+        .unwrap();
     if feed.to_string().contains(&format!("\"id\":{id},")) {
         seen.push("feed API");
     }
-    if catalogue::public_product(&app.db, id).await.unwrap().is_some() {
+    if catalogue::public_product(&app.db, id)
+        .await
+        .unwrap()
+        .is_some()
+    {
         seen.push("store public_product");
     }
     if !search::docs_of(&app.db, &[id]).await.unwrap().is_empty() {
         seen.push("search index docs");
     }
-    if vector_sync::sync_rows(&app.db, &[id]).await.unwrap().iter().any(|r| r.public) {
+    if vector_sync::sync_rows(&app.db, &[id])
+        .await
+        .unwrap()
+        .iter()
+        .any(|r| r.public)
+    {
         seen.push("vector sync (public)");
     }
-    if !vector_sync::public_cards(&app.db, &[id]).await.unwrap().is_empty() {
+    if !vector_sync::public_cards(&app.db, &[id])
+        .await
+        .unwrap()
+        .is_empty()
+    {
         seen.push("photo search cards");
     }
     seen
@@ -183,7 +233,15 @@ async fn listings_are_checked_and_decided() {
     let (b, b_id) = seller(&app, &admin, 2).await;
 
     // A sharp original: approved, public.
-    let original = list(&app, &a, "Kikapu basket", "1,200", "", "Woven by hand from sisal").await;
+    let original = list(
+        &app,
+        &a,
+        "Kikapu basket",
+        "1,200",
+        "",
+        "Woven by hand from sisal",
+    )
+    .await;
     add_photo(&app, &a, original, sharp(0)).await;
     assert!(drain(&app, &files, &s).await >= 1);
     let c = check_of(&app, original).await;
@@ -219,11 +277,18 @@ async fn listings_are_checked_and_decided() {
     assert_eq!(c.decision, Some(Decision::Flagged), "{c:?}");
     assert!(c.summary.contains("duplicate_photo"), "{c:?}");
     assert!(c.summary.contains(&format!("#{original}")), "{c:?}");
-    assert_eq!(check_of(&app, original).await.decision, Some(Decision::Approved));
+    assert_eq!(
+        check_of(&app, original).await.decision,
+        Some(Decision::Approved)
+    );
 
     // A near copy (the same photo scaled down and re-encoded as JPEG): a near duplicate.
     let near = list(&app, &b, "Basket", "1,000", "", "Handmade too").await;
-    let scaled = image::load_from_memory(&sharp(0)).unwrap().resize(640, 480, image::imageops::FilterType::Triangle);
+    let scaled = image::load_from_memory(&sharp(0)).unwrap().resize(
+        640,
+        480,
+        image::imageops::FilterType::Triangle,
+    );
     add_photo(&app, &b, near, encode(&scaled, ImageFormat::Png)).await;
     drain(&app, &files, &s).await;
     let c = check_of(&app, near).await;
@@ -233,7 +298,12 @@ async fn listings_are_checked_and_decided() {
     let own = list(&app, &b, "Wooden spoon", "250", "", "Olive wood").await;
     add_photo(&app, &b, own, sharp(3)).await;
     drain(&app, &files, &s).await;
-    assert_eq!(check_of(&app, own).await.decision, Some(Decision::Approved), "{:?}", check_of(&app, own).await);
+    assert_eq!(
+        check_of(&app, own).await.decision,
+        Some(Decision::Approved),
+        "{:?}",
+        check_of(&app, own).await
+    );
 
     // An edit is checked again: a phone number and a link in the description flag it.
     catalogue::update_product(
@@ -250,17 +320,37 @@ async fn listings_are_checked_and_decided() {
     assert!(check_of(&app, own).await.queued);
     drain(&app, &files, &s).await;
     let c = check_of(&app, own).await;
-    assert!(c.summary.contains("phone_in_text") && c.summary.contains("link_in_text"), "{c:?}");
+    assert!(
+        c.summary.contains("phone_in_text") && c.summary.contains("link_in_text"),
+        "{c:?}"
+    );
 
     // The admin's queue lists the flagged ones with their reasons and thumbnails.
-    let html = admin.get(format!("{}/admin", app.url)).send().await.unwrap().text().await.unwrap();
+    let html = admin
+        .get(format!("{}/admin", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let queue_at = html.find("Quality control queue").expect("the QC queue");
-    let queue = &html[queue_at..html[queue_at..].find("<h2>Products").map(|i| i + queue_at).unwrap()];
+    let queue = &html[queue_at
+        ..html[queue_at..]
+            .find("<h2>Products")
+            .map(|i| i + queue_at)
+            .unwrap()];
     for id in [soft, small, copy, own] {
-        assert!(queue.contains(&format!("action=\"/admin/quality/{id}\"")), "{id} in {queue}");
+        assert!(
+            queue.contains(&format!("action=\"/admin/quality/{id}\"")),
+            "{id} in {queue}"
+        );
     }
     assert!(!queue.contains(&format!("action=\"/admin/quality/{original}\"")));
-    assert!(queue.contains("looks blurry") && queue.contains("/320.webp"), "{queue}");
+    assert!(
+        queue.contains("looks blurry") && queue.contains("/320.webp"),
+        "{queue}"
+    );
 }
 
 #[tokio::test]
@@ -269,7 +359,15 @@ async fn banned_words_reject_everywhere_and_the_admin_decides() {
     let admin = app.admin().await;
     let (a, a_id) = seller(&app, &admin, 1).await;
 
-    let bad = list(&app, &a, "Rolex watch", "5,000", "", "A good COUNTERFEIT, looks real").await;
+    let bad = list(
+        &app,
+        &a,
+        "Rolex watch",
+        "5,000",
+        "",
+        "A good COUNTERFEIT, looks real",
+    )
+    .await;
     add_photo(&app, &a, bad, sharp(1)).await;
     let sw = list(&app, &a, "Mfuko", "500", "", "Tunauza bangi pia").await;
     // Before the check the listing is public, as every listing was before quality control.
@@ -296,7 +394,14 @@ async fn banned_words_reject_everywhere_and_the_admin_decides() {
     assert!(changed.contains(&bad), "{changed:?}");
 
     // The seller is told, on the dashboard.
-    let dash = a.get(format!("{}/sell", app.url)).send().await.unwrap().text().await.unwrap();
+    let dash = a
+        .get(format!("{}/sell", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(dash.contains("Notifications (2 new)"), "{dash}");
     assert!(dash.contains("was rejected and is not public"), "{dash}");
     assert!(dash.contains("banned words: counterfeit"), "{dash}");
@@ -304,7 +409,13 @@ async fn banned_words_reject_everywhere_and_the_admin_decides() {
 
     // The admin approves the Rolex from the queue (a false positive, say): public again,
     // audited, out of the queue, the seller told.
-    let r = app.post(&admin, &format!("/admin/quality/{bad}"), &[("decision", "approve")]).await;
+    let r = app
+        .post(
+            &admin,
+            &format!("/admin/quality/{bad}"),
+            &[("decision", "approve")],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(moderation(&app, bad).await, Moderation::Approved);
     assert_eq!(check_of(&app, bad).await.review, "approved");
@@ -323,16 +434,32 @@ async fn banned_words_reject_everywhere_and_the_admin_decides() {
 
     // And rejects the other one for good with a reason.
     let r = app
-        .post(&admin, &format!("/admin/quality/{sw}"), &[("decision", "reject"), ("reason", "prohibited goods")])
+        .post(
+            &admin,
+            &format!("/admin/quality/{sw}"),
+            &[("decision", "reject"), ("reason", "prohibited goods")],
+        )
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(check_of(&app, sw).await.review, "rejected");
     // A bad decision names the field.
-    let r = app.post(&admin, &format!("/admin/quality/{sw}"), &[("decision", "maybe")]).await;
+    let r = app
+        .post(
+            &admin,
+            &format!("/admin/quality/{sw}"),
+            &[("decision", "maybe")],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.text().await.unwrap().contains("decision"));
     // Only admins decide.
-    let r = app.post(&a, &format!("/admin/quality/{sw}"), &[("decision", "approve")]).await;
+    let r = app
+        .post(
+            &a,
+            &format!("/admin/quality/{sw}"),
+            &[("decision", "approve")],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
     // An admin's rejection stands when the seller edits the listing: checked again, still not
@@ -350,17 +477,30 @@ async fn banned_words_reject_everywhere_and_the_admin_decides() {
     .unwrap();
     drain(&app, &files, &s).await;
     let c = check_of(&app, sw).await;
-    assert_eq!((c.decision, c.review.as_str()), (Some(Decision::Approved), "pending"), "{c:?}");
+    assert_eq!(
+        (c.decision, c.review.as_str()),
+        (Some(Decision::Approved), "pending"),
+        "{c:?}"
+    );
     assert_eq!(moderation(&app, sw).await, Moderation::Rejected);
 
     // Notifications: shown, then marked read.
-    let dash = a.get(format!("{}/sell", app.url)).send().await.unwrap().text().await.unwrap();
+    let dash = a
+        .get(format!("{}/sell", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(dash.contains("is approved and public"), "{dash}");
     assert!(dash.contains("prohibited goods"), "{dash}");
     let r = app.post(&a, "/sell/notifications/read", &[]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(notifications::unread(&app.db, a_id).await.unwrap(), 0);
-    let r = app.post(&a, "/sell/notifications/read", &[("up_to", "soon")]).await;
+    let r = app
+        .post(&a, "/sell/notifications/read", &[("up_to", "soon")])
+        .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.text().await.unwrap().contains("up_to"));
 }
@@ -373,8 +513,13 @@ async fn a_price_outlier_is_flagged_and_held_when_configured() {
     .await;
     let admin = app.admin().await;
     let (a, a_id) = seller(&app, &admin, 1).await;
-    let cat = catalogue::create_category(&app.db, "kitchen", "Kitchen", "Jikoni").await.unwrap();
-    for (i, price) in [1000, 1100, 900, 1200, 950, 1050, 1000, 800, 1150, 990].iter().enumerate() {
+    let cat = catalogue::create_category(&app.db, "kitchen", "Kitchen", "Jikoni")
+        .await
+        .unwrap();
+    for (i, price) in [1000, 1100, 900, 1200, 950, 1050, 1000, 800, 1150, 990]
+        .iter()
+        .enumerate()
+    {
         let name = format!("Sufuria {i}");
         catalogue::create_product(
             &app.db,
@@ -393,18 +538,53 @@ async fn a_price_outlier_is_flagged_and_held_when_configured() {
     }
     drain(&app, &files, &s).await;
     // In line with the category: approved.
-    let fair = list(&app, &a, "Sufuria kubwa", "1,020", "kitchen", "Aluminium pot").await;
+    let fair = list(
+        &app,
+        &a,
+        "Sufuria kubwa",
+        "1,020",
+        "kitchen",
+        "Aluminium pot",
+    )
+    .await;
     // A hundred times the usual: flagged, and held (not public) while it waits.
-    let odd = list(&app, &a, "Sufuria ya dhahabu", "100,000", "kitchen", "Aluminium pot").await;
+    let odd = list(
+        &app,
+        &a,
+        "Sufuria ya dhahabu",
+        "100,000",
+        "kitchen",
+        "Aluminium pot",
+    )
+    .await;
     drain(&app, &files, &s).await;
-    assert_eq!(check_of(&app, fair).await.decision, Some(Decision::Approved));
+    assert_eq!(
+        check_of(&app, fair).await.decision,
+        Some(Decision::Approved)
+    );
     let c = check_of(&app, odd).await;
     assert_eq!(c.decision, Some(Decision::Flagged), "{c:?}");
-    assert!(c.summary.contains("price_outlier") && c.summary.contains("above"), "{c:?}");
+    assert!(
+        c.summary.contains("price_outlier") && c.summary.contains("above"),
+        "{c:?}"
+    );
     assert_eq!(moderation(&app, odd).await, Moderation::Flagged);
-    assert_eq!(public_anywhere(&app, odd, "dhahabu").await, Vec::<&str>::new());
-    let dash = a.get(format!("{}/sell", app.url)).send().await.unwrap().text().await.unwrap();
-    assert!(dash.contains("waits for a review and is not public"), "{dash}");
+    assert_eq!(
+        public_anywhere(&app, odd, "dhahabu").await,
+        Vec::<&str>::new()
+    );
+    let dash = a
+        .get(format!("{}/sell", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        dash.contains("waits for a review and is not public"),
+        "{dash}"
+    );
 
     // The admin approves it through the API: public, audited.
     let token = {
@@ -416,7 +596,10 @@ async fn a_price_outlier_is_flagged_and_held_when_configured() {
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
-        r.json::<serde_json::Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+        r.json::<serde_json::Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     };
     let queue: serde_json::Value = app
         .http
@@ -428,7 +611,12 @@ async fn a_price_outlier_is_flagged_and_held_when_configured() {
         .json()
         .await
         .unwrap();
-    let item = queue.as_array().unwrap().iter().find(|q| q["product_id"] == odd).expect("in the queue");
+    let item = queue
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["product_id"] == odd)
+        .expect("in the queue");
     assert_eq!(item["decision"], "flagged");
     assert_eq!(item["moderation"], "flagged");
     let r = app
@@ -472,13 +660,19 @@ async fn a_check_that_errors_flags_and_an_edit_during_a_check_is_checked_again()
     std::fs::remove_file(path).unwrap();
     drain(&app, &files, &s).await;
     let c = check_of(&app, id).await;
-    assert_eq!((c.decision, c.confidence), (Some(Decision::Flagged), 500), "{c:?}");
+    assert_eq!(
+        (c.decision, c.confidence),
+        (Some(Decision::Flagged), 500),
+        "{c:?}"
+    );
     assert!(c.summary.contains("check_error"), "{c:?}");
     assert_eq!(moderation(&app, id).await, Moderation::Approved);
 
     // A claim whose listing changes before the decision is written: the decision is not
     // applied, and the listing stays queued for the new text.
-    let claimed = quality::claim(&app.db, 10, std::time::Duration::from_secs(300)).await.unwrap();
+    let claimed = quality::claim(&app.db, 10, std::time::Duration::from_secs(300))
+        .await
+        .unwrap();
     assert!(claimed.is_empty(), "nothing is due");
     catalogue::update_product(
         &app.db,
@@ -491,7 +685,9 @@ async fn a_check_that_errors_flags_and_an_edit_during_a_check_is_checked_again()
     )
     .await
     .unwrap();
-    let claimed = quality::claim(&app.db, 10, std::time::Duration::from_secs(300)).await.unwrap();
+    let claimed = quality::claim(&app.db, 10, std::time::Duration::from_secs(300))
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
     catalogue::update_product(
         &app.db,
@@ -507,9 +703,13 @@ async fn a_check_that_errors_flags_and_an_edit_during_a_check_is_checked_again()
     let subject = quality::subject(&app.db, id).await.unwrap().unwrap();
     let mut stale = subject.clone();
     stale.description = "Woven".into();
-    let verdict = soko::workers::quality::check(&app.db, &files, &s, &stale).await.unwrap();
+    let verdict = soko::workers::quality::check(&app.db, &files, &s, &stale)
+        .await
+        .unwrap();
     assert_eq!(
-        quality::apply(&app.db, &claimed[0], &verdict, false).await.unwrap(),
+        quality::apply(&app.db, &claimed[0], &verdict, false)
+            .await
+            .unwrap(),
         quality::Applied::Stale
     );
     assert!(check_of(&app, id).await.queued);

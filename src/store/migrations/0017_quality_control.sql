@@ -34,7 +34,7 @@ CREATE TABLE listing_checks (
     created_at      DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
     KEY listing_checks_due (queued, next_attempt_at),
     KEY listing_checks_review (review, checked_at),
-    CONSTRAINT listing_checks_product FOREIGN KEY (product_id) REFERENCES products (id)
+    CONSTRAINT listing_checks_product FOREIGN KEY (product_id) REFERENCES products (id) ON DELETE CASCADE
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
 
 -- What quality control measured of a photo, once per SHA-256: its size, sharpness (variance
@@ -46,7 +46,7 @@ CREATE TABLE image_facts (
     sharpness   DOUBLE NOT NULL,
     dhash       BIGINT UNSIGNED NOT NULL,
     created_at  DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
-) ENGINE = InnoDB DEFAULT CHARSET = ascii COLLATE = ascii_bin;
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
 
 -- What a seller is told: a listing approved or rejected, an import finished or failed, a
 -- source gone. Read on the dashboard; `read_at` once they mark it read.
@@ -60,5 +60,5 @@ CREATE TABLE seller_notifications (
     created_at  DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
     read_at     DATETIME(3) NULL,
     KEY seller_notifications_seller (seller_id, read_at, id),
-    CONSTRAINT seller_notifications_seller FOREIGN KEY (seller_id) REFERENCES sellers (id)
+    CONSTRAINT seller_notifications_seller FOREIGN KEY (seller_id) REFERENCES sellers (id) ON DELETE CASCADE
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;

@@ -225,7 +225,11 @@ pub async fn decide_quality(
         admin.id,
         &audit::Entry {
             actor_user_id: Some(admin.id),
-            action: if approve { "quality.approve" } else { "quality.reject" },
+            action: if approve {
+                "quality.approve"
+            } else {
+                "quality.reject"
+            },
             target: &format!("product:{id}"),
             detail: &format!("{reason} (api)"),
             ip: &ip.to_string(),
