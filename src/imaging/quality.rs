@@ -20,35 +20,26 @@ pub struct Facts {
     pub dhash: u64,
 }
 
-/// Measure a decoded photo.
+/// Measure a decoded photo: one grey copy at [`BLUR_SIDE`] serves both measures.
 pub fn facts(image: &DynamicImage) -> Facts {
+    let grey = grey_within(image, BLUR_SIDE);
     Facts {
         width: image.width(),
         height: image.height(),
-        sharpness: sharpness(image),
-        dhash: dhash(image),
+        sharpness: laplacian_variance(&grey),
+        dhash: dhash_grey(&grey),
     }
 }
 
-/// The grey image scaled so its long side is at most `side` (never enlarged).
+/// The grey image scaled so its long side is at most `side` (never enlarged), by the fast
+/// thumbnail filter (an area average: what blur there is stays, no ringing is added). The
+/// `DynamicImage` methods, not the generic `imageops`: they are compiled (and optimised) with
+/// the image crate, also in debug builds.
 fn grey_within(image: &DynamicImage, side: u32) -> GrayImage {
-    let (w, h) = (image.width(), image.height());
-    let long = w.max(h);
-    if long <= side {
+    if image.width().max(image.height()) <= side {
         return image.to_luma8();
     }
-    let (nw, nh) = if w >= h {
-        (
-            side,
-            ((u64::from(h) * u64::from(side)) / u64::from(w)).max(1) as u32,
-        )
-    } else {
-        (
-            ((u64::from(w) * u64::from(side)) / u64::from(h)).max(1) as u32,
-            side,
-        )
-    };
-    image.resize_exact(nw, nh, FilterType::Triangle).to_luma8()
+    image.thumbnail(side, side).to_luma8()
 }
 
 /// Variance of the 4-neighbour Laplacian over the grey image at [`BLUR_SIDE`]; 0 for an image
@@ -60,20 +51,30 @@ pub fn sharpness(image: &DynamicImage) -> f64 {
 /// Variance of the 4-neighbour Laplacian (up + down + left + right − 4 × centre) over the
 /// inner pixels.
 pub fn laplacian_variance(g: &GrayImage) -> f64 {
-    let (w, h) = g.dimensions();
+    let (w, h) = (g.width() as usize, g.height() as usize);
     if w < 3 || h < 3 {
         return 0.0;
     }
-    let px = |x: u32, y: u32| f64::from(g.get_pixel(x, y).0[0]);
-    let (mut sum, mut sq, mut n) = (0.0, 0.0, 0.0);
+    let px = g.as_raw();
+    let (mut sum, mut sq) = (0.0f64, 0.0f64);
     for y in 1..h - 1 {
+        let (up, row, down) = (
+            &px[(y - 1) * w..y * w],
+            &px[y * w..(y + 1) * w],
+            &px[(y + 1) * w..(y + 2) * w],
+        );
         for x in 1..w - 1 {
-            let l = px(x, y - 1) + px(x, y + 1) + px(x - 1, y) + px(x + 1, y) - 4.0 * px(x, y);
+            let l = i32::from(up[x])
+                + i32::from(down[x])
+                + i32::from(row[x - 1])
+                + i32::from(row[x + 1])
+                - 4 * i32::from(row[x]);
+            let l = f64::from(l);
             sum += l;
             sq += l * l;
-            n += 1.0;
         }
     }
+    let n = ((w - 2) * (h - 2)) as f64;
     let mean = sum / n;
     (sq / n - mean * mean).max(0.0)
 }
@@ -81,7 +82,13 @@ pub fn laplacian_variance(g: &GrayImage) -> f64 {
 /// The difference hash: the image in grey at 9 × 8, each bit whether a pixel is brighter than
 /// its right-hand neighbour. Resizing, recompression and small colour changes keep most bits.
 pub fn dhash(image: &DynamicImage) -> u64 {
-    let small = image.resize_exact(9, 8, FilterType::Triangle).to_luma8();
+    dhash_grey(&grey_within(image, BLUR_SIDE))
+}
+
+fn dhash_grey(grey: &GrayImage) -> u64 {
+    let small = DynamicImage::ImageLuma8(grey.clone())
+        .resize_exact(9, 8, FilterType::Triangle)
+        .to_luma8();
     let mut bits = 0u64;
     for y in 0..8 {
         for x in 0..8 {
