@@ -718,3 +718,84 @@ async fn a_check_that_errors_flags_and_an_edit_during_a_check_is_checked_again()
     assert_eq!(check_of(&app, id).await.decision, Some(Decision::Rejected));
     assert_eq!(moderation(&app, id).await, Moderation::Rejected);
 }
+
+#[tokio::test]
+async fn import_notifications_show_on_the_dashboard_escaped_and_only_to_their_seller() {
+    let (app, _files, _s) = spawn(|_| {}).await;
+    let admin = app.admin().await;
+    let (a, a_id) = seller(&app, &admin, 1).await;
+    let (b, b_id) = seller(&app, &admin, 2).await;
+    let source = "https://duka.example/<script>x</script>";
+    for kind in [
+        notifications::Kind::SyncComplete {
+            source,
+            added: 3,
+            updated: 2,
+            removed: 1,
+        },
+        notifications::Kind::SyncFailed {
+            source,
+            error: "the site answered 500",
+        },
+        notifications::Kind::SourceGone { source },
+    ] {
+        notifications::push(&app.db, a_id, &kind).await.unwrap();
+    }
+    let dash = a
+        .get(format!("{}/sell", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(dash.contains("Notifications (3 new)"), "{dash}");
+    assert!(dash.contains("3 added, 2 updated, 1 removed"), "{dash}");
+    assert!(dash.contains("failed: the site answered 500"), "{dash}");
+    assert!(dash.contains("no longer answers"), "{dash}");
+    assert!(!dash.contains("<script>x"), "escaped: {dash}");
+    assert!(
+        dash.contains("&#60;script&#62;") || dash.contains("&lt;script&gt;"),
+        "{dash}"
+    );
+    // Another seller sees none of them, and cannot mark them read.
+    let other = b
+        .get(format!("{}/sell", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(other.contains("Nothing new."), "{other}");
+    let newest: u64 = sqlx::query_scalar("SELECT MAX(id) FROM seller_notifications")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let r = app
+        .post(
+            &b,
+            "/sell/notifications/read",
+            &[("up_to", &newest.to_string())],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(notifications::unread(&app.db, a_id).await.unwrap(), 3);
+    assert_eq!(notifications::unread(&app.db, b_id).await.unwrap(), 0);
+    // Marking up to the second leaves the newest unread.
+    let ids: Vec<u64> =
+        sqlx::query_scalar("SELECT id FROM seller_notifications WHERE seller_id = ? ORDER BY id")
+            .bind(a_id)
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    let r = app
+        .post(
+            &a,
+            "/sell/notifications/read",
+            &[("up_to", &ids[1].to_string())],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(notifications::unread(&app.db, a_id).await.unwrap(), 1);
+}
