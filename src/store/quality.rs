@@ -102,6 +102,28 @@ pub async fn retry(
     Ok(())
 }
 
+/// The QC backlog: listings queued for a check, and listings waiting for an admin.
+pub async fn backlog(db: &MySqlPool) -> Result<(u64, u64), Error> {
+    let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM listing_checks WHERE queued = 1")
+        .fetch_one(db)
+        .timed()
+        .await?;
+    let review: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM listing_checks WHERE review = 'pending'")
+            .fetch_one(db)
+            .timed()
+            .await?;
+    Ok((queued.max(0) as u64, review.max(0) as u64))
+}
+
+/// The status line of the QC backlog.
+pub fn backlog_line(enabled: bool, queued: u64, review: u64) -> String {
+    if !enabled {
+        return format!("off (quality.enabled: false); {review} waiting for review in /admin");
+    }
+    format!("{queued} listings queued for checks, {review} waiting for review in /admin")
+}
+
 /// A listing as quality control reads it.
 #[derive(Debug, Clone)]
 pub struct Subject {
