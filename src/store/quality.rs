@@ -347,13 +347,24 @@ pub async fn apply(
     .fetch_optional(&mut *tx)
     .timed()
     .await?;
+    let Some((seller_id, name, before, _)) = product.filter(|p| p.3 == 0) else {
+        // Deleted: nothing to decide; the row is done, its last decision kept.
+        sqlx::query(
+            "UPDATE listing_checks SET checked = wanted, queued = 0, locked_until = NULL, \
+             review = 'none' WHERE product_id = ?",
+        )
+        .bind(c.product_id)
+        .execute(&mut *tx)
+        .timed()
+        .await?;
+        tx.commit().timed().await?;
+        return Ok(Applied::Gone);
+    };
     let findings = serde_json::to_string(&verdict.findings).unwrap_or_else(|_| "[]".into());
     let summary = verdict.summary();
     let confidence = (verdict.confidence * 1000.0).round().clamp(0.0, 1000.0) as u16;
-    let gone = product.as_ref().is_none_or(|p| p.3 != 0);
     let admin_rejected = review == "rejected";
     let new_review = match verdict.decision {
-        _ if gone => "none",
         Decision::Approved if !admin_rejected => "none",
         _ => "pending",
     };
@@ -372,10 +383,6 @@ pub async fn apply(
     .execute(&mut *tx)
     .timed()
     .await?;
-    let Some((seller_id, name, before, _)) = product.filter(|_| !gone) else {
-        tx.commit().timed().await?;
-        return Ok(Applied::Gone);
-    };
     let after = if admin_rejected {
         Moderation::Rejected
     } else {

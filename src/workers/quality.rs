@@ -81,7 +81,12 @@ pub async fn run_batch(db: &MySqlPool, files: &Files, s: &Settings) -> Result<us
             let Some(subject) = sq::subject(db, c.product_id).await? else {
                 return Ok::<_, store::Error>(None);
             };
-            let verdict = check(db, files, s, &subject).await?;
+            // A deleted listing is not checked; `apply` marks its row done.
+            let verdict = if subject.deleted {
+                decide(Vec::new())
+            } else {
+                check(db, files, s, &subject).await?
+            };
             let applied = sq::apply(db, c, &verdict, s.hold_flagged).await?;
             Ok(Some((verdict, applied)))
         }

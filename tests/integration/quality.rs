@@ -717,6 +717,30 @@ async fn a_check_that_errors_flags_and_an_edit_during_a_check_is_checked_again()
     drain(&app, &files, &s).await;
     assert_eq!(check_of(&app, id).await.decision, Some(Decision::Rejected));
     assert_eq!(moderation(&app, id).await, Moderation::Rejected);
+
+    // A listing deleted while queued: its check is done without a decision, and it leaves
+    // the admin's queue.
+    catalogue::update_product(
+        &app.db,
+        a_id,
+        id,
+        &catalogue::ProductChanges {
+            description: Some("Woven again"),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    catalogue::delete_product(&app.db, a_id, id).await.unwrap();
+    assert_eq!(drain(&app, &files, &s).await, 1);
+    let c = check_of(&app, id).await;
+    assert!(!c.queued && c.review == "none", "{c:?}");
+    assert_eq!(
+        c.decision,
+        Some(Decision::Rejected),
+        "the last decision is kept"
+    );
+    assert!(quality::queue(&app.db, 100).await.unwrap().is_empty());
 }
 
 #[tokio::test]
