@@ -134,6 +134,15 @@ impl admin::Control for Control {
                 vector_sync,
                 background: Some(crate::background::BackgroundView::now(&self.cfg.background)),
                 search: Some(self.search.state().line()),
+                quality: crate::store::quality::backlog(&self.db).await.ok().map(
+                    |(queued, review)| {
+                        crate::store::quality::backlog_line(
+                            self.cfg.quality.enabled,
+                            queued,
+                            review,
+                        )
+                    },
+                ),
                 replication: Some(replication),
             }
         })

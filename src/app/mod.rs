@@ -231,7 +231,7 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
     })
 }
 
-/// The background workers: image variants, backups on their schedule, recommendations and the
+/// The background workers: image variants, listings' quality checks, backups on their schedule, recommendations and the
 /// vector sync; each stops with `stop`. The backup engine is shared with the admin socket.
 fn spawn_workers(
     cfg: &Config,
@@ -244,6 +244,12 @@ fn spawn_workers(
     crate::background::shared_pool(&cfg.background);
     let images = || store::images::Files::new(cfg.data_dir.join("images"));
     tokio::spawn(workers::images::run(db.clone(), images(), stop.clone()));
+    tokio::spawn(workers::quality::run(
+        db.clone(),
+        images(),
+        workers::quality::Settings::from_config(&cfg.quality),
+        stop.clone(),
+    ));
     tokio::spawn(workers::backup::schedule(backup, stop.clone()));
     tokio::spawn(workers::recommend::run(
         db.clone(),

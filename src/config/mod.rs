@@ -16,6 +16,7 @@ pub mod limits;
 mod lines;
 pub mod mail;
 pub mod metrics;
+pub mod quality;
 pub mod recommend;
 pub mod search;
 pub mod secrets;
@@ -104,6 +105,8 @@ pub struct Config {
     pub background: background::Background,
     /// A warm standby's copy of the primary's photos.
     pub standby: standby::Standby,
+    /// Quality control of listings: banned words, flagged listings public or held, thresholds.
+    pub quality: quality::Quality,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -264,6 +267,7 @@ impl Default for Config {
             cache: cache::Cache::default(),
             background: background::Background::default(),
             standby: standby::Standby::default(),
+            quality: quality::Quality::default(),
         }
     }
 }
@@ -600,6 +604,7 @@ impl Config {
         background::validate(self, &bad)?;
         standby::validate(self, &bad)?;
         search::validate(self, &bad)?;
+        quality::validate(self, &bad)?;
         Ok(())
     }
 

@@ -168,3 +168,37 @@ fn search_keys_are_validated_naming_the_key_and_the_line() {
     let ok = parse("search:\n  writer_heap_mb: 64\n  change_log_days: 3\n").unwrap();
     assert_eq!(ok.search.writer_heap_mb.get(), 64);
 }
+
+#[test]
+fn quality_keys_are_validated_naming_the_key_and_the_line() {
+    let err = parse("quality:\n  min_side_px: 2\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("quality.min_side_px"), "{err}");
+    assert!(err.contains("appliance.yaml:2"), "{err}");
+    let err = parse("quality:\n  flagged: hidden\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("public") && err.contains("held"), "{err}");
+    let err = parse("quality:\n  banned_words:\n    - ok\n    - \"  \"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("quality.banned_words") && err.contains("entry 2"),
+        "{err}"
+    );
+    for (key, value) in [
+        ("blur_threshold", "-1"),
+        ("near_duplicate_bits", "40"),
+        ("price_outlier_z", "0.5"),
+        ("price_min_samples", "1"),
+    ] {
+        let err = parse(&format!("quality:\n  {key}: {value}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&format!("quality.{key}")), "{err}");
+    }
+    let ok = parse("quality:\n  flagged: held\n  banned_words: [mbaya]\n").unwrap();
+    assert_eq!(ok.quality.flagged, quality::Flagged::Held);
+    assert_eq!(ok.quality.banned_words, vec!["mbaya".to_owned()]);
+}

@@ -122,6 +122,7 @@ pub fn snapshot() -> Snapshot {
         vector_sync: None,
         background: None,
         search: None,
+        quality: None,
         replication: None,
         traffic: Some(TrafficView {
             slot_secs: 10,

@@ -21,3 +21,34 @@ pub fn photo(w: u32, h: u32) -> RgbImage {
         Rgb(base.map(|c| (c + noise).clamp(0.0, 255.0) as u8))
     })
 }
+
+/// A mosaic of 12 × 9 tiles of random colours (from `seed`) with sensor noise: sharp edges,
+/// and a different picture, perceptual hash and all, for each seed. Deterministic.
+pub fn mosaic(w: u32, h: u32, seed: u32) -> RgbImage {
+    let mut state = seed.wrapping_mul(0x9e37_79b9) | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        state
+    };
+    let tiles: Vec<[u8; 3]> = (0..12 * 9)
+        .map(|_| {
+            let v = next();
+            [
+                (v & 0xff) as u8,
+                ((v >> 8) & 0xff) as u8,
+                ((v >> 16) & 0xff) as u8,
+            ]
+        })
+        .collect();
+    let mut noise = seed ^ 0x2545_f491;
+    RgbImage::from_fn(w, h, |x, y| {
+        noise ^= noise << 13;
+        noise ^= noise >> 17;
+        noise ^= noise << 5;
+        let n = (noise % 24) as i16 - 12;
+        let tile = tiles[((y * 9 / h) * 12 + x * 12 / w) as usize];
+        Rgb(tile.map(|c| (i16::from(c) + n).clamp(0, 255) as u8))
+    })
+}

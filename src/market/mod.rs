@@ -9,6 +9,7 @@ pub mod phone;
 pub mod product;
 #[cfg(test)]
 mod proptests;
+pub mod quality;
 pub mod quota;
 pub mod recommend;
 pub mod states;

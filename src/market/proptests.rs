@@ -178,3 +178,74 @@ proptest! {
         prop_assert!(slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
     }
 }
+
+mod quality {
+    use proptest::prelude::*;
+
+    use super::super::quality::{
+        BannedWords, Check, Decision, Finding, Spread, check_price, check_text, decide,
+    };
+    use super::typed;
+
+    fn finding() -> impl Strategy<Value = Finding> {
+        (any::<bool>(), any::<bool>(), -1.0f64..2.0).prop_map(|(reject, error, c)| {
+            match (error, reject) {
+                (true, _) => Finding::errored("photo", "broken"),
+                (false, true) => Finding::reject(Check::BannedWord, c, "x"),
+                (false, false) => Finding::flag(Check::Blurry, c, "x"),
+            }
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any text gives findings (never a panic); a banned word placed anywhere as a word
+        /// rejects, whatever surrounds it.
+        #[test]
+        fn text_checks_take_any_text(name in typed(), description in any::<String>(), pre in "[a-z ]{0,20}") {
+            let banned = BannedWords::new(&["counterfeit", "fake id"]);
+            let findings = check_text(&banned, &name, &description);
+            for f in &findings {
+                prop_assert!((0.0..=1.0).contains(&f.confidence));
+                prop_assert!(!f.detail.is_empty());
+            }
+            let planted = format!("{pre} counterfeit {description}");
+            prop_assert_eq!(decide(check_text(&banned, &name, &planted)).decision, Decision::Rejected);
+        }
+
+        /// The decision: any rejection rejects, else any flag flags, else approved; the
+        /// confidence is within 0 to 1 and a lone errored check gives exactly 0.5.
+        #[test]
+        fn the_decision_is_ordered_and_bounded(findings in proptest::collection::vec(finding(), 0..8)) {
+            let v = decide(findings.clone());
+            prop_assert!((0.0..=1.0).contains(&v.confidence));
+            let want = if findings.iter().any(|f| f.severity == super::super::quality::Severity::Reject) {
+                Decision::Rejected
+            } else if findings.is_empty() {
+                Decision::Approved
+            } else {
+                Decision::Flagged
+            };
+            prop_assert_eq!(v.decision, want);
+            if !findings.is_empty() && findings.iter().all(|f| f.check == Check::Error) {
+                prop_assert_eq!(v.confidence, 0.5);
+            }
+            prop_assert!(v.summary().chars().count() <= 500);
+        }
+
+        /// Median/MAD: a price inside the sample's range is never further out than the
+        /// sample's extremes; no price panics, zero and negative ones are ignored.
+        #[test]
+        fn price_spread_is_robust(prices in proptest::collection::vec(-10i64..10_000_000_000, 0..60), price in any::<i64>()) {
+            match Spread::of(&prices, 5) {
+                None => prop_assert!(prices.iter().filter(|p| **p > 0).count() < 5),
+                Some(s) => {
+                    prop_assert!(s.mad >= 0.0 && s.median.is_finite());
+                    let _ = check_price(Some(price), Some(&s), 3.5);
+                    prop_assert!(check_price(Some(s.typical().max(1)), Some(&s), 3.5).is_none());
+                }
+            }
+        }
+    }
+}

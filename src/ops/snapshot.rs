@@ -55,6 +55,9 @@ pub struct Snapshot {
     /// The text-search index: one line (ready, rebuilding, broken and answering from SQL).
     #[serde(default)]
     pub search: Option<String>,
+    /// Quality control of listings: one line (queued checks, listings waiting for an admin).
+    #[serde(default)]
+    pub quality: Option<String>,
     /// Warm standby: this node's role and its replication (see `replication_view`).
     #[serde(default)]
     pub replication: Option<super::replication_view::ReplicationView>,

@@ -215,6 +215,7 @@ mod tests {
             background: None,
             replication: None,
             search: None,
+            quality: None,
         }
     }
 
@@ -239,6 +240,20 @@ mod tests {
         let text = render_text(&s, 100);
         assert!(
             text.contains("SEARCH       broken, answering from SQL: index: corrupt"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn text_shows_the_quality_control_line() {
+        let mut s = snapshot(State::Running, true, true);
+        assert!(!render_text(&s, 100).contains("QUALITY"));
+        s.quality = Some(crate::store::quality::backlog_line(true, 4, 2));
+        let text = render_text(&s, 100);
+        assert!(
+            text.contains(
+                "QUALITY      4 listings queued for checks, 2 waiting for review in /admin"
+            ),
             "{text}"
         );
     }

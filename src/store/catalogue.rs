@@ -1,6 +1,7 @@
 //! Categories and products. Every product write also records a `vector_outbox` row and a
 //! `search_changes` row in the same transaction, so the vector store and the text-search index
-//! catch up even after a crash.
+//! catch up even after a crash; a new or changed listing also queues its quality check
+//! (`store::quality::enqueue`).
 
 use serde::Serialize;
 use sqlx::mysql::MySqlRow;
@@ -383,6 +384,7 @@ async fn insert_product(
     .await?
     .last_insert_id();
     enqueue_vector(tx, id, OutboxOp::Upsert).await?;
+    super::quality::enqueue(tx, id).await?;
     Ok(id)
 }
 
@@ -453,6 +455,7 @@ pub async fn moderate(
         .timed()
         .await?;
     enqueue_vector(&mut tx, id, OutboxOp::Upsert).await?;
+    super::quality::record_review(&mut tx, id, moderation, audit.actor_user_id).await?;
     super::audit::append(&mut *tx, audit).await?;
     tx.commit().timed().await?;
     super::generation::bump(db);
@@ -562,6 +565,8 @@ pub async fn update_product(
     .timed()
     .await?;
     enqueue_vector(&mut tx, id, OutboxOp::Upsert).await?;
+    // A changed listing is checked again (`store::quality`).
+    super::quality::enqueue(&mut tx, id).await?;
     tx.commit().timed().await?;
     super::generation::bump(db);
     Ok(())

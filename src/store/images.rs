@@ -150,6 +150,8 @@ pub async fn add_within(
     .await?
     .last_insert_id();
     jobs::enqueue(&mut tx, VARIANTS_JOB, img.sha256).await?;
+    // A new photo changes the listing: check it again (size, blur, duplicates).
+    super::quality::enqueue(&mut tx, img.product_id).await?;
     catalogue::enqueue_vector(
         &mut tx,
         img.product_id,

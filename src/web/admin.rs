@@ -1,4 +1,4 @@
-//! The admin pages: seller approvals and the audit log. Every route requires the admin role;
+//! The admin pages: seller approvals, the quality-control queue and the audit log. Every route requires the admin role;
 //! every change is written to the audit log in the same transaction.
 
 use askama::Template;
@@ -14,13 +14,14 @@ use super::session::Visitor;
 use super::{AppState, Error};
 use crate::market::states::{Moderation, SellerStatus, UserStatus};
 use crate::market::text;
-use crate::store::{self, audit, catalogue, sellers, users};
+use crate::store::{self, audit, catalogue, quality, sellers, users};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin", get(dashboard))
         .route("/admin/sellers/{id}/status", post(set_seller_status))
         .route("/admin/products/{id}/moderation", post(moderate_product))
+        .route("/admin/quality/{id}", post(review_listing))
         .route("/admin/categories", post(add_category))
         .route("/admin/users/{id}/status", post(set_user_status))
 }
@@ -31,6 +32,7 @@ struct AdminPage {
     page: PageCtx,
     stats: catalogue::PlatformStats,
     pending: Vec<sellers::Seller>,
+    qc: Vec<quality::QueueRow>,
     products: Vec<catalogue::ModerationRow>,
     categories: Vec<catalogue::Category>,
     user_query: String,
@@ -60,6 +62,7 @@ async fn dashboard(
         page: PageCtx::new(&v),
         stats: catalogue::platform_stats(&s.db).await?,
         pending: sellers::with_status(&s.db, SellerStatus::Pending, 100).await?,
+        qc: quality::queue(&s.db, 100).await?,
         products: catalogue::moderation_queue(&s.db, 50).await?,
         categories: catalogue::categories(&s.db).await?,
         user_query,
@@ -104,6 +107,69 @@ async fn moderate_product(
             action: "product.moderation",
             target: &format!("product:{id}"),
             detail: &format!("{moderation} {reason}"),
+            ip: &v.ip,
+        },
+    )
+    .await?;
+    Ok(Redirect::to("/admin").into_response())
+}
+
+#[derive(Deserialize)]
+struct ReviewForm {
+    #[serde(default)]
+    decision: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// One click in the QC queue: approve (public) or reject (with the reason the seller reads),
+/// audited and told to the seller in the same transaction.
+async fn review_listing(
+    State(s): State<AppState>,
+    v: Visitor,
+    Path(id): Path<u64>,
+    Form(f): Form<ReviewForm>,
+) -> Result<Response, Error> {
+    let admin = v.require_admin()?;
+    let approve = match f.decision.as_str() {
+        "approve" => true,
+        "reject" => false,
+        _ => {
+            return Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "decision: must be approve or reject",
+            )
+                .into_response());
+        }
+    };
+    let Ok(reason) = text::line("reason", &f.reason, 0, 500) else {
+        return Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reason: at most 500 characters on one line",
+        )
+            .into_response());
+    };
+    let reason = if !approve && reason.is_empty() {
+        "it does not meet the marketplace's rules".to_owned()
+    } else {
+        reason
+    };
+    let action = if approve {
+        "quality.approve"
+    } else {
+        "quality.reject"
+    };
+    quality::review(
+        &s.db,
+        id,
+        approve,
+        &reason,
+        admin.id,
+        &audit::Entry {
+            actor_user_id: Some(admin.id),
+            action,
+            target: &format!("product:{id}"),
+            detail: &reason,
             ip: &v.ip,
         },
     )

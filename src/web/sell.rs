@@ -1,11 +1,11 @@
 //! Sellers: onboarding (one seller per account, pending until approved), the dashboard (views,
-//! leads, conversion, products, lead inbox) and adding products.
+//! leads, conversion, notifications, products, lead inbox) and adding products.
 
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
@@ -18,13 +18,16 @@ use crate::market::phone::Phone;
 use crate::market::product::{PriceInput, ProductDraft, StockInput, ValidProduct};
 use crate::market::states::{Moderation, SellerStatus};
 use crate::market::{FieldError, FieldErrors, text};
-use crate::store::{self, catalogue, leads, sellers};
+use crate::store::{self, catalogue, leads, notifications, sellers};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/sell", get(sell).post(onboard)).route(
-        "/sell/products/new",
-        get(new_product_form).post(create_product),
-    )
+    Router::new()
+        .route("/sell", get(sell).post(onboard))
+        .route(
+            "/sell/products/new",
+            get(new_product_form).post(create_product),
+        )
+        .route("/sell/notifications/read", post(mark_read))
 }
 
 #[derive(Deserialize, Default)]
@@ -101,6 +104,8 @@ struct Dashboard {
     conversion: String,
     products: Vec<(u64, String, String, u32, String, String)>,
     inbox: Vec<leads::Lead>,
+    notifications: Vec<notifications::Notification>,
+    unread: u64,
 }
 
 async fn sell(State(s): State<AppState>, v: Visitor) -> Result<Response, Error> {
@@ -147,8 +152,45 @@ async fn sell(State(s): State<AppState>, v: Visitor) -> Result<Response, Error> 
         conversion,
         products,
         inbox: leads::inbox(&s.db, seller.id, 50).await?,
+        notifications: notifications::list(&s.db, seller.id, 30).await?,
+        unread: notifications::unread(&s.db, seller.id).await?,
     })?
     .into_response())
+}
+
+#[derive(Deserialize)]
+struct MarkReadForm {
+    /// The newest notification the seller saw; empty: all of them.
+    #[serde(default)]
+    up_to: String,
+}
+
+/// Mark the seller's notifications read (up to the one they saw, so one that arrived since
+/// stays unread).
+async fn mark_read(
+    State(s): State<AppState>,
+    v: Visitor,
+    Form(f): Form<MarkReadForm>,
+) -> Result<Response, Error> {
+    let user = v.require_user()?;
+    let Some(seller) = sellers::by_user(&s.db, user.id).await? else {
+        return Err(Error::NotFound);
+    };
+    let up_to = match f.up_to.trim() {
+        "" => None,
+        n => match n.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                return Ok((
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "up_to: must be a notification number",
+                )
+                    .into_response());
+            }
+        },
+    };
+    notifications::mark_read(&s.db, seller.id, up_to).await?;
+    Ok(Redirect::to("/sell").into_response())
 }
 
 async fn onboard(

@@ -8,6 +8,7 @@ pub mod event_rollup;
 pub mod image_follow;
 pub mod images;
 pub mod profile_switch;
+pub mod quality;
 pub mod recommend;
 pub mod reconcile;
 pub mod run_loop;

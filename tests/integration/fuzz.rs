@@ -60,6 +60,8 @@ pub(crate) const PAGES: &[(&str, &[&str])] = &[
     ("/admin", &["GET"]),
     ("/admin/sellers/{id}/status", &["POST"]),
     ("/admin/products/{id}/moderation", &["POST"]),
+    ("/admin/quality/{id}", &["POST"]),
+    ("/sell/notifications/read", &["POST"]),
     ("/admin/categories", &["POST"]),
     ("/admin/users/{id}/status", &["POST"]),
     // Sent last (after the API's routes too): they end the session or remove the product.

@@ -31,6 +31,7 @@ mod limits;
 mod logs;
 mod market;
 mod pitr;
+mod quality;
 mod recommend;
 mod search;
 mod seller_tools;

@@ -512,6 +512,59 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("user_n", "user {0}", "mtumiaji {0}"),
     ("system", "system", "mfumo"),
     // --- states stored in the database, as `Lang::state` shows them ---
+    // --- quality control (the admin's queue) and the seller's notifications ---
+    (
+        "qc_queue",
+        "Quality control queue",
+        "Foleni ya ukaguzi wa ubora",
+    ),
+    (
+        "qc_empty",
+        "No listing waits for a review.",
+        "Hakuna tangazo linalosubiri ukaguzi.",
+    ),
+    ("qc_not_checked", "not checked", "haijakaguliwa"),
+    ("qc_sure", "{0} % sure", "uhakika {0} %"),
+    ("qc_now", "now {0}", "sasa {0}"),
+    (
+        "qc_reason_placeholder",
+        "Reason the seller sees",
+        "Sababu atakayoona muuzaji",
+    ),
+    ("notifications", "Notifications", "Arifa"),
+    ("notifications_new", "{0} new", "{0} mpya"),
+    ("nothing_new", "Nothing new.", "Hakuna jipya."),
+    ("mark_all_read", "Mark all read", "Weka zote kuwa zimesomwa"),
+    (
+        "notice_sync_complete",
+        "Import from {0} finished: {1} added, {2} updated, {3} removed.",
+        "Uingizaji kutoka {0} umekamilika: {1} zimeongezwa, {2} zimesasishwa, {3} zimeondolewa.",
+    ),
+    (
+        "notice_sync_failed",
+        "Import from {0} failed: {1}",
+        "Uingizaji kutoka {0} umeshindikana: {1}",
+    ),
+    (
+        "notice_source_gone",
+        "{0} no longer answers; its listings stay as they were.",
+        "{0} haijibu tena; matangazo yake yamebaki kama yalivyokuwa.",
+    ),
+    (
+        "notice_approved",
+        "\u{201c}{0}\u{201d} is approved and public.",
+        "\u{201c}{0}\u{201d} imeidhinishwa na iko hadharani.",
+    ),
+    (
+        "notice_flagged",
+        "\u{201c}{0}\u{201d} waits for a review and is not public meanwhile: {1}",
+        "\u{201c}{0}\u{201d} inasubiri ukaguzi na haiko hadharani kwa sasa: {1}",
+    ),
+    (
+        "notice_rejected",
+        "\u{201c}{0}\u{201d} was rejected and is not public: {1}",
+        "\u{201c}{0}\u{201d} imekataliwa na haiko hadharani: {1}",
+    ),
     ("state_active", "active", "hai"),
     ("state_hidden", "hidden", "imefichwa"),
     ("state_approved", "approved", "imeidhinishwa"),

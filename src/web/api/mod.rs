@@ -85,6 +85,8 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(insights::analytics_totals))
         .routes(routes!(admin::list_sellers))
         .routes(routes!(admin::set_seller_status))
+        .routes(routes!(admin::quality_queue))
+        .routes(routes!(admin::decide_quality))
         .routes(routes!(recommend::for_you))
         .routes(routes!(recommend::for_product))
         .routes(routes!(recommend::trending))

@@ -372,6 +372,8 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_answers()
         "GET /seller/analytics",
         "GET /admin/sellers",
         "POST /admin/sellers/{id}/status",
+        "GET /admin/quality",
+        "POST /admin/quality/{id}",
     ];
     expected.sort();
     assert_eq!(listed, expected);
