@@ -56,6 +56,11 @@ impl Lang {
 /// (key, English, Swahili)
 const STRINGS: &[(&str, &str, &str)] = &[
     (
+        "site_description",
+        "Soko: buy from local sellers near you and chat with them on WhatsApp.",
+        "Soko: nunua kutoka kwa wauzaji wa karibu nawe na uongee nao kwa WhatsApp.",
+    ),
+    (
         "search_placeholder",
         "Search products, sellers, cities",
         "Tafuta bidhaa, wauzaji, miji",

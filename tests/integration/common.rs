@@ -404,8 +404,11 @@ impl Appliance {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        // Stdout is the one JSON document; the progress lines went to stderr.
         let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(outcome["ok"], true, "{outcome}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("] backup: starting\n"), "{stderr}");
         outcome
     }
 
