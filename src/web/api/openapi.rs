@@ -104,10 +104,19 @@ fn errors_of(op: &serde_json::Value) -> Vec<(u16, &'static str)> {
         .map(|ps| ps.iter().filter_map(|p| p["in"].as_str()).collect())
         .unwrap_or_default();
     let body = op.get("requestBody").is_some();
-    let secured = op
+    // `security: [{"bearer": []}]` needs a token; `[{}, {"bearer": []}]` takes one (and
+    // refuses a bad one).
+    let requirements: Vec<bool> = op
         .get("security")
         .and_then(|s| s.as_array())
-        .is_some_and(|s| s.iter().any(|r| r.as_object().is_some_and(|r| !r.is_empty())));
+        .map(|s| {
+            s.iter()
+                .map(|r| r.as_object().is_some_and(|r| !r.is_empty()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let takes_token = requirements.iter().any(|named| *named);
+    let needs_token = takes_token && requirements.iter().all(|named| *named);
     let mut out = Vec::new();
     if params.contains(&"query") || body {
         out.push((
@@ -119,11 +128,13 @@ fn errors_of(op: &serde_json::Value) -> Vec<(u16, &'static str)> {
             "validation_failed: `field` (and `fields`) name the input to fix",
         ));
     }
-    if secured {
+    if takes_token {
         out.push((
             401,
             "missing_token or invalid_token: send `Authorization: Bearer <token>` from POST /auth/token",
         ));
+    }
+    if needs_token {
         out.push((403, "forbidden: the token's account may not do this"));
     }
     if params.contains(&"path") {

@@ -57,10 +57,13 @@ impl Op {
     fn has_body(&self) -> bool {
         self.doc.get("requestBody").is_some()
     }
-    fn secured(&self) -> bool {
-        self.doc["security"]
-            .as_array()
-            .is_some_and(|s| s.iter().any(|r| r.as_object().is_some_and(|r| !r.is_empty())))
+    /// A token is required: no requirement of the operation is the empty one.
+    fn needs_token(&self) -> bool {
+        self.doc["security"].as_array().is_some_and(|s| {
+            !s.is_empty()
+                && s.iter()
+                    .all(|r| r.as_object().is_some_and(|r| !r.is_empty()))
+        })
     }
     fn declared(&self, status: StatusCode) -> Option<&Value> {
         let responses = &self.doc["responses"];
@@ -275,8 +278,34 @@ async fn every_answer_of_every_operation_is_in_the_openapi_document() {
         for case in cases(op, token) {
             let (status, body) = send(&api, &fresh_client(), op, &path, &case).await;
             seen.insert(status.as_u16());
+            if case.token.is_none() && op.needs_token() && status != StatusCode::UNAUTHORIZED {
+                failures.push(format!(
+                    "{} {}: needs a token, yet answered {status} without one",
+                    op.method, op.template
+                ));
+            }
             if let Err(e) = check(op, case.what, status, &body) {
                 failures.push(e);
+            }
+        }
+        // Path parameters naming nothing, or not of their kind.
+        if !op.params("path").is_empty() {
+            for (what, value) in [("an unknown path value", "999999999"), ("a malformed path value", "0abc%FF")] {
+                let mut bad = op.template.clone();
+                for p in op.params("path") {
+                    bad = bad.replace(&format!("{{{p}}}"), value);
+                }
+                let case = Case {
+                    what,
+                    token: Some(token.to_owned()),
+                    query: String::new(),
+                    body: cases(op, token)[2].body.clone(),
+                };
+                let (status, body) = send(&api, &fresh_client(), op, &bad, &case).await;
+                seen.insert(status.as_u16());
+                if let Err(e) = check(op, what, status, &body) {
+                    failures.push(e);
+                }
             }
         }
         // Over the rate limit: a third request from one address within the window.
