@@ -24,9 +24,9 @@ pub struct Zone(jiff::tz::TimeZone);
 impl Zone {
     /// An IANA name such as `Africa/Nairobi` or `UTC` (the bundled database: no tzdata needed).
     pub fn named(name: &str) -> Result<Zone, String> {
-        jiff::tz::TimeZone::get(name)
-            .map(Zone)
-            .map_err(|_| format!("must be an IANA time zone such as Africa/Nairobi or UTC, got {name:?}"))
+        jiff::tz::TimeZone::get(name).map(Zone).map_err(|_| {
+            format!("must be an IANA time zone such as Africa/Nairobi or UTC, got {name:?}")
+        })
     }
 
     pub fn utc() -> Zone {
@@ -37,7 +37,10 @@ impl Zone {
     /// `2026-12-05 10:30 EAT`. Anything else is shown as it is.
     pub fn show(&self, utc: &str) -> String {
         match utc.parse::<jiff::Timestamp>() {
-            Ok(t) => t.to_zoned(self.0.clone()).strftime("%Y-%m-%d %H:%M %Z").to_string(),
+            Ok(t) => t
+                .to_zoned(self.0.clone())
+                .strftime("%Y-%m-%d %H:%M %Z")
+                .to_string(),
             Err(_) => utc.to_owned(),
         }
     }
@@ -54,8 +57,15 @@ mod tests {
         let la = Zone::named("America/Los_Angeles").unwrap();
         assert_eq!(la.show("2026-07-01T12:00:00Z"), "2026-07-01 05:00 PDT");
         assert_eq!(la.show("2026-12-01T12:00:00Z"), "2026-12-01 04:00 PST");
-        assert_eq!(Zone::utc().show("2026-12-05T22:30:00Z"), "2026-12-05 22:30 UTC");
+        assert_eq!(
+            Zone::utc().show("2026-12-05T22:30:00Z"),
+            "2026-12-05 22:30 UTC"
+        );
         assert_eq!(nairobi.show("not a time"), "not a time");
-        assert!(Zone::named("Mars/Olympus").unwrap_err().contains("Mars/Olympus"));
+        assert!(
+            Zone::named("Mars/Olympus")
+                .unwrap_err()
+                .contains("Mars/Olympus")
+        );
     }
 }

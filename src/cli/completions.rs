@@ -68,7 +68,14 @@ mod tests {
             clap_complete::Shell::Fish,
         ] {
             let text = completion(shell);
-            for word in ["doctor", "migrate", "backup", "restore", "completions", "json"] {
+            for word in [
+                "doctor",
+                "migrate",
+                "backup",
+                "restore",
+                "completions",
+                "json",
+            ] {
                 assert!(text.contains(word), "{shell:?} lacks {word}");
             }
         }

@@ -210,7 +210,11 @@ async fn seed(
             }
         }
     }
-    progress("seed: demo sellers", SELLERS.len() as u64, SELLERS.len() as u64);
+    progress(
+        "seed: demo sellers",
+        SELLERS.len() as u64,
+        SELLERS.len() as u64,
+    );
     Ok((created, events))
 }
 

@@ -191,8 +191,17 @@ mod tests {
             &classify("failed to lookup address information: Temporary failure in name resolution"),
         );
         assert_eq!(v.level, Level::Amber);
-        assert!(v.detail.starts_with("cannot check whether shop.example.co.ke points at this host"), "{}", v.detail);
-        assert!(v.detail.contains("dig +short A shop.example.co.ke"), "{}", v.detail);
+        assert!(
+            v.detail
+                .starts_with("cannot check whether shop.example.co.ke points at this host"),
+            "{}",
+            v.detail
+        );
+        assert!(
+            v.detail.contains("dig +short A shop.example.co.ke"),
+            "{}",
+            v.detail
+        );
     }
 
     #[test]
@@ -208,16 +217,27 @@ mod tests {
 
     #[test]
     fn loopback_private_foreign_and_own_addresses() {
-        let judge_one = |addrs: Vec<(IpAddr, bool)>| judge("shop.example.co.ke", &Resolved::Addresses(addrs));
+        let judge_one =
+            |addrs: Vec<(IpAddr, bool)>| judge("shop.example.co.ke", &Resolved::Addresses(addrs));
         let v = judge_one(vec![(ip("127.0.0.1"), true), (ip("::1"), true)]);
         assert_eq!(v.level, Level::Red);
-        assert!(v.detail.contains("points at a loopback address (127.0.0.1, ::1), not this host's public address"), "{}", v.detail);
+        assert!(
+            v.detail.contains(
+                "points at a loopback address (127.0.0.1, ::1), not this host's public address"
+            ),
+            "{}",
+            v.detail
+        );
         let v = judge_one(vec![(ip("192.168.1.5"), true)]);
         assert_eq!(v.level, Level::Amber);
         assert!(v.detail.contains("a private address"), "{}", v.detail);
         let v = judge_one(vec![(ip("203.0.113.7"), false)]);
         assert_eq!(v.level, Level::Amber);
-        assert!(v.detail.contains("not an address of this host"), "{}", v.detail);
+        assert!(
+            v.detail.contains("not an address of this host"),
+            "{}",
+            v.detail
+        );
         let v = judge_one(vec![(ip("203.0.113.7"), true)]);
         assert_eq!(v.level, Level::Green);
         let v = judge("203.0.113.7", &Resolved::Addresses(vec![]));
@@ -228,7 +248,11 @@ mod tests {
     fn localhost_resolves_to_loopback_through_the_real_resolver() {
         let v = check("localhost").unwrap();
         assert_eq!(v.level, Level::Red, "{}", v.detail);
-        assert!(v.detail.contains("points at a loopback address"), "{}", v.detail);
+        assert!(
+            v.detail.contains("points at a loopback address"),
+            "{}",
+            v.detail
+        );
         assert!(check("").is_none());
     }
 

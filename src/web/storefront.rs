@@ -583,7 +583,11 @@ async fn render_product(
         favourite,
     );
     let seller = seller?.ok_or(Error::NotFound)?;
-    let mut summary: String = p.description.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut summary: String = p
+        .description
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     summary = summary.chars().take(160).collect();
     if summary.is_empty() {
         summary = format!("{} · {}", p.name, price_text(p.price));

@@ -197,7 +197,10 @@ fn seed_demo_fills_a_store_once() {
     ] {
         assert!(stderr.contains(step), "{step:?} in: {stderr}");
     }
-    assert!(!stderr.contains('\r') && !stderr.contains('\x1b'), "{stderr:?}");
+    assert!(
+        !stderr.contains('\r') && !stderr.contains('\x1b'),
+        "{stderr:?}"
+    );
     assert!(!stdout.contains("seed:"), "{stdout}");
     let again = app
         .command(&["seed", "--demo", "--products", "2500"])
@@ -255,17 +258,28 @@ fn migrate_and_doctor_answer_in_json_with_nothing_else_on_stdout() {
 fn completions_and_man_pages_come_from_the_commands() {
     let (code, bash, _) = run(&["completions", "bash"]);
     assert_eq!(code, 0);
-    assert!(bash.contains("complete") && bash.contains("doctor"), "{bash}");
+    assert!(
+        bash.contains("complete") && bash.contains("doctor"),
+        "{bash}"
+    );
     let (code, _, stderr) = run(&["completions", "tcsh"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("invalid value 'tcsh'"), "{stderr}");
     let (code, page, _) = run(&["man"]);
     assert_eq!(code, 0);
-    assert!(page.starts_with(".ie") || page.contains(".TH soko 1"), "{page}");
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH soko 1"),
+        "{page}"
+    );
     let dir = scratch("man");
     let (code, _, stderr) = run(&["man", "--dir", dir.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
-    for page in ["soko.1", "soko-backup.1", "soko-doctor.1", "soko-completions.1"] {
+    for page in [
+        "soko.1",
+        "soko-backup.1",
+        "soko-doctor.1",
+        "soko-completions.1",
+    ] {
         assert!(dir.join(page).exists(), "{page}");
     }
 }
@@ -277,7 +291,10 @@ fn init_checks_that_the_domain_points_at_this_host() {
     for (domain, expect) in [
         (
             "localhost",
-            &["points at a loopback address", "not this host's public address"][..],
+            &[
+                "points at a loopback address",
+                "not this host's public address",
+            ][..],
         ),
         ("soko-test.invalid", &["soko-test.invalid"][..]),
     ] {

@@ -447,7 +447,10 @@ async fn the_lead_inbox_and_the_audit_log_show_times_in_the_configured_zone() {
             .text()
             .await
             .unwrap();
-        assert!(html.contains(&shown), "{page} shows the lead at {shown}: {html}");
+        assert!(
+            html.contains(&shown),
+            "{page} shows the lead at {shown}: {html}"
+        );
         assert!(!html.contains(&utc), "{page} shows the raw UTC time {utc}");
     }
     // The audit log: the seller's approval, in the zone.
@@ -459,6 +462,12 @@ async fn the_lead_inbox_and_the_audit_log_show_times_in_the_configured_zone() {
         .text()
         .await
         .unwrap();
-    assert!(html.contains(" IST</td>"), "the audit log's times are in IST: {html}");
-    assert!(!html.contains("Z</td>"), "no UTC time left in the audit log");
+    assert!(
+        html.contains(" IST</td>"),
+        "the audit log's times are in IST: {html}"
+    );
+    assert!(
+        !html.contains("Z</td>"),
+        "no UTC time left in the audit log"
+    );
 }

@@ -64,7 +64,9 @@ pub async fn document(State(s): State<ApiState>) -> impl IntoResponse {
 }
 
 /// The methods an OpenAPI path item holds operations under.
-const METHODS: &[&str] = &["get", "put", "post", "delete", "patch", "head", "options", "trace"];
+const METHODS: &[&str] = &[
+    "get", "put", "post", "delete", "patch", "head", "options", "trace",
+];
 
 /// Declare on every operation the errors the API's middleware and extractors can answer it
 /// with, each with the `ErrorBody` schema: the handlers declare their success and their own
@@ -138,13 +140,22 @@ fn errors_of(op: &serde_json::Value) -> Vec<(u16, &'static str)> {
         out.push((403, "forbidden: the token's account may not do this"));
     }
     if params.contains(&"path") {
-        out.push((404, "not_found: no such item (or a malformed path parameter)"));
+        out.push((
+            404,
+            "not_found: no such item (or a malformed path parameter)",
+        ));
     }
     if body {
         out.push((413, "payload_too_large: the request body is too large"));
-        out.push((415, "unsupported_media_type: send the body as the declared content type"));
+        out.push((
+            415,
+            "unsupported_media_type: send the body as the declared content type",
+        ));
     }
-    out.push((408, "timeout: the request took longer than the server allows"));
+    out.push((
+        408,
+        "timeout: the request took longer than the server allows",
+    ));
     out.push((
         429,
         "rate_limited: over a rate limit; retry after the seconds in Retry-After",

@@ -128,10 +128,15 @@ fn cases(op: &Op, token: &str) -> Vec<Case> {
             ("a body that is not JSON", json("{nope")),
             (
                 "a body of the wrong shape",
-                json(r#"{"name":1,"price_minor":"x","stock":-1,"login":[],"password":null,"visitor":5,"status":{}}"#),
+                json(
+                    r#"{"name":1,"price_minor":"x","stock":-1,"login":[],"password":null,"visitor":5,"status":{}}"#,
+                ),
             ),
             ("a JSON array body", json("[1,2]")),
-            ("a body of the wrong type", Some(("text/plain", b"hello".to_vec()))),
+            (
+                "a body of the wrong type",
+                Some(("text/plain", b"hello".to_vec())),
+            ),
             ("no body", None),
         ] {
             out.push(Case {
@@ -145,9 +150,18 @@ fn cases(op: &Op, token: &str) -> Vec<Case> {
     out
 }
 
-async fn send(api: &Api, client: &Client, op: &Op, path: &str, case: &Case) -> (StatusCode, Vec<u8>) {
+async fn send(
+    api: &Api,
+    client: &Client,
+    op: &Op,
+    path: &str,
+    case: &Case,
+) -> (StatusCode, Vec<u8>) {
     let mut req = client
-        .request(op.method.clone(), format!("{}{path}{}", api.url, case.query))
+        .request(
+            op.method.clone(),
+            format!("{}{path}{}", api.url, case.query),
+        )
         .timeout(std::time::Duration::from_secs(120));
     if let Some(t) = &case.token {
         req = req.bearer_auth(t);
@@ -174,7 +188,9 @@ fn check(op: &Op, case: &str, status: StatusCode, body: &[u8]) -> Result<(), Str
     if status.is_client_error() || status.is_server_error() {
         let schema = &declared["content"]["application/json"]["schema"]["$ref"];
         if schema != "#/components/schemas/ErrorBody" {
-            return Err(format!("{what}: {status} is declared without the error schema"));
+            return Err(format!(
+                "{what}: {status} is declared without the error schema"
+            ));
         }
         let e: Value = serde_json::from_slice(body)
             .map_err(|e| format!("{what}: {status} with a body that is not JSON: {e}"))?;
@@ -182,7 +198,9 @@ fn check(op: &Op, case: &str, status: StatusCode, body: &[u8]) -> Result<(), Str
             && e["error"]["message"].is_string()
             && e["request_id"].is_string();
         if !ok {
-            return Err(format!("{what}: {status} with a body not of the error schema: {e}"));
+            return Err(format!(
+                "{what}: {status} with a body not of the error schema: {e}"
+            ));
         }
     }
     Ok(())
@@ -290,7 +308,10 @@ async fn every_answer_of_every_operation_is_in_the_openapi_document() {
         }
         // Path parameters naming nothing, or not of their kind.
         if !op.params("path").is_empty() {
-            for (what, value) in [("an unknown path value", "999999999"), ("a malformed path value", "0abc%FF")] {
+            for (what, value) in [
+                ("an unknown path value", "999999999"),
+                ("a malformed path value", "0abc%FF"),
+            ] {
                 let mut bad = op.template.clone();
                 for p in op.params("path") {
                     bad = bad.replace(&format!("{{{p}}}"), value);
@@ -330,6 +351,9 @@ async fn every_answer_of_every_operation_is_in_the_openapi_document() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // Each error class was provoked (the test would pass vacuously otherwise).
     for class in [400, 401, 404, 415, 422, 429] {
-        assert!(seen.contains(&class), "no request was answered {class}: {seen:?}");
+        assert!(
+            seen.contains(&class),
+            "no request was answered {class}: {seen:?}"
+        );
     }
 }
