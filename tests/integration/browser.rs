@@ -106,9 +106,10 @@ impl Drop for Driver {
     }
 }
 
+/// Type into the form field `name` (in a form: the page's `<meta name="description">` is not one).
 async fn fill(c: &Client, name: &str, value: &str) {
     let field = c
-        .find(Locator::Css(&format!("[name=\"{name}\"]")))
+        .find(Locator::Css(&format!("form [name=\"{name}\"]")))
         .await
         .unwrap();
     field.clear().await.unwrap();
