@@ -76,7 +76,7 @@ pub async fn run(loaded: Loaded, args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// The checks as `soko doctor --json` prints them.
-pub fn checks_json(checks: &[CheckView], path: &std::path::Path, found: bool) -> serde_json::Value {
+fn checks_json(checks: &[CheckView], path: &std::path::Path, found: bool) -> serde_json::Value {
     serde_json::json!({
         "ok": !checks.iter().any(|c| c.level == Level::Red),
         "config": { "path": path.display().to_string(), "found": found },
