@@ -441,6 +441,14 @@ impl Appliance {
             String::from_utf8_lossy(&restored.stderr)
         );
         assert!(restored.status.success(), "{text}");
+        // Each part's step as it went, on stderr.
+        let stderr = String::from_utf8_lossy(&restored.stderr);
+        for step in [
+            "] restore: database from set ",
+            "] restore: images from set ",
+        ] {
+            assert!(stderr.contains(step), "{step:?} in: {stderr}");
+        }
         text
     }
 
