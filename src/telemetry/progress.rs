@@ -51,8 +51,7 @@ impl Lines {
     fn write(&self, step: &str, done: u64, total: u64) {
         let secs = self.started.elapsed().as_secs();
         let mut line = format!("[{secs:>5}s] {step}");
-        if total > 0 {
-            let pct = done.saturating_mul(100) / total;
+        if let Some(pct) = done.saturating_mul(100).checked_div(total) {
             let _ = write!(line, " ({done}/{total}, {pct}%)");
         }
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
