@@ -318,10 +318,19 @@ fn init_checks_that_the_domain_points_at_this_host() {
             "--data-dir",
             data.to_str().unwrap(),
         ]);
-        let line = stdout
-            .lines()
-            .find(|l| l.contains(" domain "))
+        let lines: Vec<&str> = stdout.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.contains(" domain "))
             .unwrap_or_else(|| panic!("no domain check: {stdout}{stderr}"));
+        let line = lines[at];
+        // What to do about it, on the next line.
+        assert!(
+            lines
+                .get(at + 1)
+                .is_some_and(|f| f.trim_start().starts_with("fix: ") && f.contains("A record")),
+            "{stdout}"
+        );
         for e in expect {
             assert!(line.contains(e), "{e:?} in {line}");
         }
