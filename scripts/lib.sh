@@ -43,3 +43,41 @@ find_cargo() {
 		return 1
 	fi
 }
+
+# Soko's scripts install Debian 12 (bookworm) packages: without apt, stop; on
+# another release (Ubuntu included), warn, since package names and the Python
+# version may differ there (untested).
+require_debian_12() {
+	if ! have dpkg-query || ! have apt-get; then
+		die "dpkg/apt-get not found: Soko's scripts support Debian 12 (bookworm) only"
+	fi
+	local id="" version=""
+	if [[ -r /etc/os-release ]]; then
+		# shellcheck disable=SC1091 # the machine's own file
+		id="$(. /etc/os-release && printf '%s' "${ID:-}")"
+		# shellcheck disable=SC1091
+		version="$(. /etc/os-release && printf '%s' "${VERSION_ID:-}")"
+	fi
+	if [[ "$id" != debian || "$version" != 12 ]]; then
+		warn "this is ${id:-an unknown system} ${version}; Soko's scripts support Debian 12 (bookworm) only: continuing, untested"
+	fi
+}
+
+# Install the Debian packages given that are not installed yet. The package
+# lists are refreshed only when something must be installed, which keeps
+# re-runs fast and offline-safe.
+apt_install() {
+	local pkg missing=()
+	for pkg in "$@"; do
+		# shellcheck disable=SC2016 # ${Status} is dpkg-query's field, not a shell variable
+		if [[ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)" != "install ok installed" ]]; then
+			missing+=("$pkg")
+		fi
+	done
+	if ((${#missing[@]})); then
+		log "installing: ${missing[*]}"
+		apt-get update -q
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+	fi
+	log "ok: debian packages ($# checked)"
+}

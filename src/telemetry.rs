@@ -6,6 +6,7 @@
 //! the release and environment ([`sentry_guard`], [`sentry_layer`]), sent through soko's own
 //! reqwest client ([`sentry_transport`]).
 
+pub mod progress;
 pub mod retention;
 mod sentry_transport;
 
@@ -26,8 +27,15 @@ pub struct Guards(
 );
 
 /// Terminal-only logging for short commands (`soko status`, `soko doctor`, ...).
+/// Long commands' steps ([`progress`]) go to stderr as lines, whatever the level.
 pub fn init_terminal(level: &str) {
-    let filter = EnvFilter::try_from_env("SOKO_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let filter = EnvFilter::try_from_env("SOKO_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(level))
+        .add_directive(
+            format!("{PROGRESS}=off")
+                .parse()
+                .expect("a valid directive"),
+        );
     let _ = tracing_subscriber::registry()
         .with(
             fmt::layer()
@@ -35,7 +43,18 @@ pub fn init_terminal(level: &str) {
                 .with_writer(std::io::stderr)
                 .with_filter(filter),
         )
+        .with(progress::Lines::stderr())
         .try_init();
+}
+
+/// The tracing target of progress steps.
+pub const PROGRESS: &str = "soko::progress";
+
+/// One step of long work (`soko seed`, `backup`, `restore`, image builds, re-indexing): on a
+/// command's stderr as a line (see [`progress::Lines`]), in `soko up`'s log as an info event.
+/// `done`/`total`: a count so far (0 total: none).
+pub fn progress(step: &str, done: u64, total: u64) {
+    tracing::info!(target: PROGRESS, done, total, "{step}");
 }
 
 /// Terminal plus rotating JSON files, for `soko up`.

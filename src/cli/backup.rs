@@ -96,6 +96,7 @@ pub async fn run(loaded: super::Loaded, args: Args) -> anyhow::Result<ExitCode> 
         Some(Sub::List { limit }) => list(&cfg, limit, args.json).await,
         Some(Sub::Binlogs) => binlogs(&cfg, args.json).await,
         None => {
+            crate::telemetry::progress("backup: starting", 0, 0);
             let outcome = match admin::run_backup(&cfg.admin_socket(), RUN_TIMEOUT).await {
                 Ok(o) => o,
                 Err(ClientError::NotRunning(_)) => direct(&cfg).await?,

@@ -9,23 +9,30 @@ use crate::ops::status::{CheckView, Level};
 use crate::ops::{admin, checklist, preflight};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Print the checks as JSON (for scripts and monitoring): `ok`, the config, and each
+    /// check's name, level, detail and fix.
+    #[arg(long)]
+    json: bool,
+}
 
-pub async fn run(loaded: Loaded, _args: Args) -> anyhow::Result<ExitCode> {
+pub async fn run(loaded: Loaded, args: Args) -> anyhow::Result<ExitCode> {
     let Loaded {
         path,
         mut cfg,
         found,
     } = loaded;
-    println!(
-        "config: {} ({})",
-        path.display(),
-        if found {
-            "valid"
-        } else {
-            "absent: embedded defaults"
-        }
-    );
+    if !args.json {
+        println!(
+            "config: {} ({})",
+            path.display(),
+            if found {
+                "valid"
+            } else {
+                "absent: embedded defaults"
+            }
+        );
+    }
     let running = admin::fetch_status(&cfg.admin_socket(), Duration::from_secs(10))
         .await
         .ok();
@@ -60,7 +67,38 @@ pub async fn run(loaded: Loaded, _args: Args) -> anyhow::Result<ExitCode> {
     {
         checks.remove(first);
     }
+    if args.json {
+        let doc = checks_json(&checks, &path, found);
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(exit_code(&checks));
+    }
     Ok(print_checks(&checks))
+}
+
+/// The checks as `soko doctor --json` prints them.
+fn checks_json(checks: &[CheckView], path: &std::path::Path, found: bool) -> serde_json::Value {
+    serde_json::json!({
+        "ok": !checks.iter().any(|c| c.level == Level::Red),
+        "config": { "path": path.display().to_string(), "found": found },
+        "checks": checks
+            .iter()
+            .map(|c| serde_json::json!({
+                "name": c.name,
+                "level": c.level,
+                "detail": c.detail,
+                "fix": if c.level == Level::Green { None } else { checklist::fix(&c.name) },
+            }))
+            .collect::<Vec<_>>(),
+    })
+}
+
+/// Exit 1 when any check is red.
+fn exit_code(checks: &[CheckView]) -> ExitCode {
+    if checks.iter().any(|c| c.level == Level::Red) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// Which runtime runs (or would run) MariaDB and Milvus, and why. Not running: resolved as
@@ -127,9 +165,5 @@ pub fn print_checks(checks: &[CheckView]) -> ExitCode {
             println!("      fix: {fix}");
         }
     }
-    if checks.iter().any(|c| c.level == Level::Red) {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    exit_code(checks)
 }

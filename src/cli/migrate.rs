@@ -16,20 +16,29 @@ pub struct Args {
     /// Only report what is applied and pending.
     #[arg(long)]
     status: bool,
+    /// Print the outcome as JSON (for scripts): applied, expected, pending, unknown, current,
+    /// and the backup made before migrating; other lines go to stderr.
+    #[arg(long)]
+    json: bool,
 }
 
 pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
     crate::telemetry::init_terminal("warn");
     Secrets::ensure(&cfg.secrets_path())?;
     let secrets = Secrets::load(&cfg.secrets_path())?;
-    let (pool, temporary) = open_database(&cfg, &secrets).await?;
+    let (pool, temporary) = open_database_saying(&cfg, &secrets, args.json).await?;
+    let mut said = None;
     let result = async {
         if args.status {
             return Ok(store::migrate::status(&pool).await?);
         }
         let before = upgrade::before_migrations(&pool, &cfg, &secrets).await?;
         if let Some(line) = before.say() {
-            println!("{line}");
+            if args.json {
+                said = Some(line);
+            } else {
+                println!("{line}");
+            }
         }
         store::migrate::run(&pool)
             .await
@@ -38,6 +47,22 @@ pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
     .await;
     close_database(pool, temporary).await;
     let status = result?;
+    if args.json {
+        let doc = serde_json::json!({
+            "applied": status.applied,
+            "expected": status.expected,
+            "pending": status.pending,
+            "unknown": status.unknown,
+            "current": status.current(),
+            "before": said,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(if status.current() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     println!(
         "migrations: database at version {}, this soko knows up to {}{}",
         status.applied,
@@ -76,6 +101,16 @@ pub(crate) async fn open_database(
     cfg: &crate::config::Config,
     secrets: &Secrets,
 ) -> anyhow::Result<(sqlx::MySqlPool, Opened)> {
+    open_database_saying(cfg, secrets, false).await
+}
+
+/// [`open_database`], its lines on stderr when `to_stderr` (a `--json` command's stdout holds
+/// only its document).
+pub(crate) async fn open_database_saying(
+    cfg: &crate::config::Config,
+    secrets: &Secrets,
+    to_stderr: bool,
+) -> anyhow::Result<(sqlx::MySqlPool, Opened)> {
     let running = admin::fetch_status(&cfg.admin_socket(), Duration::from_secs(5))
         .await
         .is_ok();
@@ -111,6 +146,7 @@ pub(crate) async fn open_database(
             return Err(e.into());
         }
         match supervisor::upgrade::after_start(cfg, secrets).await {
+            Ok(Some(done)) if to_stderr => eprintln!("{done}"),
             Ok(Some(done)) => println!("{done}"),
             Ok(None) => {}
             Err(e) => {

@@ -5,6 +5,7 @@ mod admin;
 mod backup;
 mod backup_seal;
 mod cert;
+mod completions;
 mod console;
 mod doctor;
 mod images;
@@ -80,6 +81,10 @@ pub enum Command {
     Standby(standby::Args),
     /// Turn this standby into the primary: stop replicating, accept writes, serve.
     Promote(promote::Args),
+    /// Print shell completions: `soko completions bash > /usr/share/bash-completion/completions/soko`.
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (`soko man | man -l -`), or write one per command with `--dir`.
+    Man(completions::ManArgs),
 }
 
 /// Exit codes: 0 fine, 1 unhealthy or failed checks, 2 bad configuration or usage, 3 not
@@ -104,6 +109,9 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         let command = match cli.command {
             Command::Init(args) => return init::run(&path, cli.config.is_some(), args).await,
+            // From the clap definitions alone: no config needed.
+            Command::Completions(args) => return completions::completions(args),
+            Command::Man(args) => return completions::man(args),
             command => command,
         };
         let loaded = match load_config(&path) {
@@ -111,7 +119,9 @@ pub fn main() -> ExitCode {
             Err(code) => return Ok(code),
         };
         match command {
-            Command::Init(_) => unreachable!("handled above"),
+            Command::Init(_) | Command::Completions(_) | Command::Man(_) => {
+                unreachable!("handled above")
+            }
             Command::Up(args) => up::run(loaded, args).await,
             Command::Status(args) => status::run(loaded.cfg, args).await,
             Command::Migrate(args) => migrate::run(loaded.cfg, args).await,

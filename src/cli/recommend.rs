@@ -50,9 +50,11 @@ pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
         }
         let t = Instant::now();
         let mut events = 0usize;
+        let progress = crate::telemetry::progress;
         loop {
             let n = worker::step(&pool, &s).await?;
             events += n;
+            progress(&format!("recommendations: {events} events folded in"), 0, 0);
             if n == 0 {
                 break;
             }
@@ -63,6 +65,7 @@ pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
             (t.elapsed().as_millis() as u64).into(),
         );
         let t = Instant::now();
+        progress("recommendations: trending", 0, 0);
         let n = worker::refresh_trending(&pool, &s).await?;
         out.insert("trending_products".into(), n.into());
         out.insert(
@@ -71,6 +74,7 @@ pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
         );
         if args.full {
             let t = Instant::now();
+            progress("recommendations: every neighbour list (--full)", 0, 0);
             let n = worker::full_refresh(&pool, &s).await?;
             out.insert("full_products".into(), n.into());
             out.insert("full_ms".into(), (t.elapsed().as_millis() as u64).into());

@@ -90,7 +90,10 @@ async fn seed(
     db: &sqlx::MySqlPool,
     files: &crate::store::images::Files,
 ) -> anyhow::Result<(usize, usize)> {
+    let progress = crate::telemetry::progress;
+    progress("seed: migrations", 0, 0);
     store::migrate::run(db).await?;
+    progress("seed: categories", 0, 0);
     for (s, name, sw) in CATEGORIES {
         match catalogue::create_category(db, s, name, sw).await {
             Ok(_) | Err(store::Error::Conflict(_)) => {}
@@ -105,6 +108,11 @@ async fn seed(
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let (mut created, mut events) = (0, 0);
     for (i, (store_name, city, phone, main)) in SELLERS.into_iter().enumerate() {
+        progress(
+            &format!("seed: demo seller {store_name}"),
+            i as u64,
+            SELLERS.len() as u64,
+        );
         let email = format!("{}@demo.soko.local", slug(store_name, 40));
         let user_id = match users::by_login(db, &email).await? {
             Some(u) => u.id,
@@ -202,6 +210,11 @@ async fn seed(
             }
         }
     }
+    progress(
+        "seed: demo sellers",
+        SELLERS.len() as u64,
+        SELLERS.len() as u64,
+    );
     Ok((created, events))
 }
 
@@ -246,6 +259,7 @@ async fn generate(db: &sqlx::MySqlPool, count: u32) -> anyhow::Result<usize> {
             .collect();
         store::bulk::insert_products(db, &batch).await?;
         done += batch.len();
+        crate::telemetry::progress("seed: generated products", done as u64, u64::from(count));
     }
     Ok(done)
 }

@@ -66,7 +66,8 @@ pub struct Config {
     pub contact_email: String,
     /// Everything the appliance owns lives below this directory.
     pub data_dir: PathBuf,
-    /// The operator's time zone, used for display only (storage is UTC).
+    /// The operator's time zone (IANA name): the times pages show to sellers and admins are in
+    /// it (lead inbox, orders, audit log); storage and the API are UTC.
     pub timezone: String,
     /// Default currency (ISO 4217) for new listings.
     pub currency: String,
@@ -440,6 +441,15 @@ impl Config {
                 format!(
                     "must be a 3-letter ISO 4217 code such as KES, got {:?}",
                     self.currency
+                ),
+            ));
+        }
+        if jiff::tz::TimeZone::get(&self.timezone).is_err() {
+            return Err(bad(
+                "timezone",
+                format!(
+                    "must be an IANA time zone such as Africa/Nairobi or UTC, got {:?}",
+                    self.timezone
                 ),
             ));
         }

@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod backup_view;
 pub mod check;
 pub mod checklist;
+pub mod domain;
 pub mod logs;
 pub mod metrics;
 pub mod preflight;

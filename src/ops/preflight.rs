@@ -27,6 +27,7 @@ pub fn run(cfg: &Config, ports_in_use_by_us: bool) -> Vec<CheckView> {
     }
     out.extend(binaries(cfg));
     out.push(secrets(&cfg.secrets_path()));
+    out.extend(super::domain::check(&cfg.domain));
     out
 }
 

@@ -67,7 +67,14 @@ async fn dashboard(
         categories: catalogue::categories(&s.db).await?,
         user_query,
         users,
-        audit: audit::recent(&s.db, 100).await?,
+        audit: audit::recent(&s.db, 100)
+            .await?
+            .into_iter()
+            .map(|a| audit::Row {
+                created_at: s.settings.zone.show(&a.created_at),
+                ..a
+            })
+            .collect(),
     })?
     .into_response())
 }

@@ -37,7 +37,7 @@ fn asset(name: &'static str, content_type: &'static str, body: &'static str) -> 
     }
 }
 
-static ASSETS: LazyLock<[Asset; 3]> = LazyLock::new(|| {
+static ASSETS: LazyLock<[Asset; 4]> = LazyLock::new(|| {
     [
         asset(
             "app.css",
@@ -54,10 +54,17 @@ static ASSETS: LazyLock<[Asset; 3]> = LazyLock::new(|| {
             "text/javascript; charset=utf-8",
             include_str!("static/photo.js"),
         ),
+        // Named by every page: without it, browsers ask for /favicon.ico, and the 404 lands
+        // in the buyer's console.
+        asset(
+            "favicon.svg",
+            "image/svg+xml",
+            include_str!("static/favicon.svg"),
+        ),
     ]
 });
 
-/// The hashed URL of the static file `name` (`app.css`, `app.js`, `photo.js`).
+/// The hashed URL of the static file `name` (`app.css`, `app.js`, `photo.js`, `favicon.svg`).
 pub fn url(name: &str) -> &'static str {
     ASSETS
         .iter()

@@ -109,7 +109,7 @@ async fn page(
         .map(|o| {
             (
                 o.id,
-                o.created_at,
+                s.settings.zone.show(&o.created_at),
                 o.product_name,
                 o.total.to_string(),
                 o.status,
@@ -125,7 +125,7 @@ async fn page(
         conversion: format::percent(lang, conversion(views, leads_n)),
         chart,
         top: analytics::top_products(&s.db, seller.id, days, 10).await?,
-        inbox: leads::inbox(&s.db, seller.id, 100).await?,
+        inbox: in_zone(&s, leads::inbox(&s.db, seller.id, 100).await?),
         orders,
         lead_statuses: &LeadStatus::ALL,
         order_statuses: &OrderStatus::ALL,
@@ -204,4 +204,15 @@ async fn order_status(
             .into_response()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Leads with their times in the operator's zone.
+pub(super) fn in_zone(s: &AppState, inbox: Vec<leads::Lead>) -> Vec<leads::Lead> {
+    inbox
+        .into_iter()
+        .map(|l| leads::Lead {
+            created_at: s.settings.zone.show(&l.created_at),
+            ..l
+        })
+        .collect()
 }

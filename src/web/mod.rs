@@ -115,6 +115,8 @@ pub struct Settings {
     pub reset_ttl_secs: u64,
     /// Anonymous pages rendered once (`cache:`; see `page_cache`).
     pub pages: Arc<page_cache::PageCache>,
+    /// The operator's `timezone`: times shown to sellers and admins.
+    pub zone: crate::clock::Zone,
 }
 
 /// The rate limiters (see `api::limit`), shared across every clone of the settings.
@@ -140,6 +142,7 @@ impl Settings {
                 mail: crate::accounts::mail::Mailer::new(&cfg.mail, None).map(Arc::new),
                 reset_ttl_secs: cfg.mail.reset_ttl_secs,
                 pages: Arc::new(page_cache::PageCache::new(&cfg.cache)),
+                zone: zone(cfg),
             }
         } else {
             Settings {
@@ -152,6 +155,7 @@ impl Settings {
                 mail: crate::accounts::mail::Mailer::new(&cfg.mail, None).map(Arc::new),
                 reset_ttl_secs: cfg.mail.reset_ttl_secs,
                 pages: Arc::new(page_cache::PageCache::new(&cfg.cache)),
+                zone: zone(cfg),
             }
         }
     }
@@ -169,6 +173,11 @@ impl Settings {
         }
         self
     }
+}
+
+/// A config that passed validation names a known zone; UTC otherwise.
+fn zone(cfg: &Config) -> crate::clock::Zone {
+    crate::clock::Zone::named(&cfg.timezone).unwrap_or_else(|_| crate::clock::Zone::utc())
 }
 
 fn ephemeral_secret() -> Secret {

@@ -83,11 +83,6 @@ impl PageCtx {
         format::date_time(self.lang, s)
     }
 
-    /// A stored UTC moment as "how long ago" (`dakika 5 zilizopita`; older: the date).
-    pub fn ago(&self, s: &str) -> String {
-        format::ago(self.lang, s, crate::clock::now_unix() as i64)
-    }
-
     /// A category's name in the visitor's language (its Swahili name when it has one).
     pub fn category(&self, c: &crate::store::catalogue::Category) -> String {
         category_name(self.lang, c)

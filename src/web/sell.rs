@@ -151,7 +151,7 @@ async fn sell(State(s): State<AppState>, v: Visitor) -> Result<Response, Error> 
         leads: totals.leads,
         conversion,
         products,
-        inbox: leads::inbox(&s.db, seller.id, 50).await?,
+        inbox: super::insights::in_zone(&s, leads::inbox(&s.db, seller.id, 50).await?),
         notifications: notifications::list(&s.db, seller.id, 30).await?,
         unread: notifications::unread(&s.db, seller.id).await?,
     })?

@@ -447,6 +447,9 @@ struct ProductPage {
     id: u64,
     name: String,
     price: String,
+    /// OpenGraph's `product:price:amount` (`4500.00`); `None`: contact for price.
+    price_amount: Option<String>,
+    price_currency: String,
     summary: String,
     description: String,
     stock: u32,
@@ -573,11 +576,30 @@ async fn render_product(
         favourite,
     );
     let seller = seller?.ok_or(Error::NotFound)?;
-    let summary: String = p.description.chars().take(160).collect();
+    let mut summary: String = p
+        .description
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    summary = summary.chars().take(160).collect();
+    if summary.is_empty() {
+        summary = format!(
+            "{} · {}",
+            p.name,
+            crate::market::i18n::format::money(lang, p.price)
+        );
+    }
     let page = ProductPage {
         page: who.map_or_else(|| PageCtx::shared(lang), PageCtx::new),
         id,
         price: crate::market::i18n::format::money(lang, p.price),
+        price_amount: p
+            .price
+            .map(|m| format!("{}.{:02}", m.minor / 100, (m.minor % 100).abs())),
+        price_currency: p
+            .price
+            .map(|m| m.currency.code().to_owned())
+            .unwrap_or_default(),
         canonical: format!("{}/p/{id}", s.settings.base_url),
         base_url: s.settings.base_url.clone(),
         summary,

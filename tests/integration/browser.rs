@@ -59,7 +59,10 @@ impl Driver {
                     format!("--user-data-dir={}", profile.display()),
                 ],
                 "mobileEmulation": { "deviceMetrics": { "width": 412, "height": 915, "pixelRatio": 2.6 } }
-            }
+            },
+            // The console and what the browser says about the page (failed loads, refused
+            // scripts or styles), read by `console`.
+            "goog:loggingPrefs": { "browser": "ALL" }
         });
         let serde_json::Value::Object(caps) = caps else {
             unreachable!()
@@ -69,6 +72,25 @@ impl Driver {
             .connect(&self.url)
             .await
             .expect("a Chromium session")
+    }
+}
+
+impl Driver {
+    /// What the browser logged since the last call: the page's console and the browser's own
+    /// messages about it (a failed load, a script or style the CSP refused), from
+    /// chromedriver's log endpoint.
+    async fn console(&self, c: &Client) -> Vec<serde_json::Value> {
+        let id = c.session_id().await.unwrap().expect("a session");
+        let r = reqwest::Client::new()
+            .post(format!("{}/session/{id}/se/log", self.url))
+            .json(&serde_json::json!({ "type": "browser" }))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert!(status.is_success(), "chromedriver's log: {status} {body}");
+        body["value"].as_array().cloned().unwrap_or_default()
     }
 }
 
@@ -84,9 +106,10 @@ impl Drop for Driver {
     }
 }
 
+/// Type into the form field `name` (in a form: the page's `<meta name="description">` is not one).
 async fn fill(c: &Client, name: &str, value: &str) {
     let field = c
-        .find(Locator::Css(&format!("[name=\"{name}\"]")))
+        .find(Locator::Css(&format!("form [name=\"{name}\"]")))
         .await
         .unwrap();
     field.clear().await.unwrap();
@@ -453,5 +476,114 @@ async fn the_feed_grows_as_one_scrolls_and_the_strips_stay_as_they_were() {
         buyer.source().await.unwrap()
     );
     assert_eq!(count(trending).await, 1, "the strip is as it was");
+    buyer.close().await.unwrap();
+}
+
+/// A page that logs errors to a buyer's console is a page with a bug: the feed, a product with
+/// a photo, one without, a seller's page and a search log no error or warning, once loaded and
+/// its placeholders filled. Each has a description and OpenGraph tags for link previews.
+#[tokio::test]
+async fn the_buyer_pages_log_nothing_to_the_console_and_describe_themselves() {
+    let app = spawn_app().await;
+    let (seller, with_photo) = crate::images::seller_with_product(&app, 1).await;
+    let r = crate::images::upload(
+        &seller,
+        &app,
+        with_photo,
+        crate::images::jpeg(640, 480),
+        "basket.jpg",
+        "image/jpeg",
+        true,
+    )
+    .await;
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let admin = app.admin().await;
+    app.approve_all(&admin).await;
+    let without = app.add_product(&seller, "Kiondo basket", "900").await;
+    let slug: String = sqlx::query_scalar("SELECT slug FROM sellers LIMIT 1")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+
+    let driver = Driver::start().await;
+    let buyer = driver.session().await;
+    // Loaded: the document and its scripts, and each placeholder's fetch answered.
+    let settled = r#"return document.readyState === "complete" &&
+        Array.from(document.querySelectorAll("[data-fragment]")).every(function (s) {
+          var url = new URL(s.getAttribute("data-fragment"), location.href).href;
+          return performance.getEntriesByName(url).length > 0;
+        });"#;
+    for path in [
+        "/".to_owned(),
+        format!("/p/{with_photo}"),
+        format!("/p/{without}"),
+        format!("/s/{slug}"),
+        "/search?q=basket".to_owned(),
+    ] {
+        buyer.goto(&format!("{}{path}", app.url)).await.unwrap();
+        let started = Instant::now();
+        while buyer.execute(settled, vec![]).await.unwrap() != serde_json::json!(true) {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{path} never settled:\n{}",
+                buyer.source().await.unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let said: Vec<_> = driver
+            .console(&buyer)
+            .await
+            .into_iter()
+            .filter(|e| e["level"] == "SEVERE" || e["level"] == "WARNING")
+            .collect();
+        assert!(said.is_empty(), "{path} logged to the console: {said:#?}");
+        let description = buyer
+            .find(Locator::Css("meta[name=description]"))
+            .await
+            .unwrap_or_else(|_| panic!("{path} has no description"))
+            .attr("content")
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        assert!(
+            !description.trim().is_empty(),
+            "{path}: an empty description"
+        );
+        for property in ["og:title", "og:description", "og:type"] {
+            assert!(
+                buyer
+                    .find(Locator::Css(&format!("meta[property=\"{property}\"]")))
+                    .await
+                    .is_ok(),
+                "{path} lacks {property}"
+            );
+        }
+    }
+    // The product page: its photo, its price and its own words for link previews.
+    buyer
+        .goto(&format!("{}/p/{with_photo}", app.url))
+        .await
+        .unwrap();
+    let meta = |property: &'static str| {
+        let buyer = &buyer;
+        async move {
+            buyer
+                .find(Locator::Css(&format!("meta[property=\"{property}\"]")))
+                .await
+                .unwrap_or_else(|_| panic!("no {property}"))
+                .attr("content")
+                .await
+                .unwrap()
+                .unwrap_or_default()
+        }
+    };
+    assert!(meta("og:image").await.contains("/img/"));
+    assert!(
+        meta("og:title").await.contains("KSh"),
+        "{}",
+        meta("og:title").await
+    );
+    assert_eq!(meta("product:price:currency").await, "KES");
+    assert!(!meta("product:price:amount").await.is_empty());
     buyer.close().await.unwrap();
 }

@@ -193,8 +193,157 @@ fn seed_demo_fills_a_store_once() {
         .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
         .count();
     assert_eq!(photos, 24);
-    let again = app.command(&["seed", "--demo"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&again.stdout).contains("0 new products"));
+    // Its progress, on stderr (not a terminal here): plain lines, one a step, nothing redrawn;
+    // stdout holds only the result.
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    for step in [
+        "] seed: migrations\n",
+        "] seed: demo seller Kiondo Crafts (0/6, 0%)\n",
+        "] seed: demo seller Nyumba Decor (5/6, 83%)\n",
+        "] seed: demo sellers (6/6, 100%)\n",
+    ] {
+        assert!(stderr.contains(step), "{step:?} in: {stderr}");
+    }
+    assert!(
+        !stderr.contains('\r') && !stderr.contains('\x1b'),
+        "{stderr:?}"
+    );
+    assert!(!stdout.contains("seed:"), "{stdout}");
+    let again = app
+        .command(&["seed", "--demo", "--products", "2500"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("2500 new products"));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    for step in [
+        "] seed: generated products (2000/2500, 80%)\n",
+        "] seed: generated products (2500/2500, 100%)\n",
+    ] {
+        assert!(stderr.contains(step), "{step:?} in: {stderr}");
+    }
+}
+
+#[test]
+fn migrate_and_doctor_answer_in_json_with_nothing_else_on_stdout() {
+    let app = Appliance::prepare("json", |_| {});
+    let out = app.command(&["migrate", "--json"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
+    let expected = soko::store::migrate::expected_version();
+    assert_eq!(doc["applied"], expected, "{doc}");
+    assert_eq!(doc["expected"], expected, "{doc}");
+    assert_eq!(doc["current"], true, "{doc}");
+    assert_eq!(doc["pending"], serde_json::json!([]), "{doc}");
+    let out = app
+        .command(&["migrate", "--status", "--json"])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["current"], true, "{doc}");
+
+    let out = app.command(&["doctor", "--json"]).output().unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stdout));
+    });
+    let checks = doc["checks"].as_array().unwrap();
+    assert!(checks.iter().any(|c| c["name"] == "memory"), "{doc}");
+    let running = checks.iter().find(|c| c["name"] == "running").unwrap();
+    assert_eq!(running["level"], "amber", "{doc}");
+    // The exit code and `ok` agree: 1 exactly when a check is red.
+    let red = checks.iter().any(|c| c["level"] == "red");
+    assert_eq!(doc["ok"], !red, "{doc}");
+    assert_eq!(out.status.code(), Some(if red { 1 } else { 0 }), "{doc}");
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_commands() {
+    let (code, bash, _) = run(&["completions", "bash"]);
+    assert_eq!(code, 0);
+    assert!(
+        bash.contains("complete") && bash.contains("doctor"),
+        "{bash}"
+    );
+    let (code, _, stderr) = run(&["completions", "tcsh"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("invalid value 'tcsh'"), "{stderr}");
+    let (code, page, _) = run(&["man"]);
+    assert_eq!(code, 0);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH soko 1"),
+        "{page}"
+    );
+    let dir = scratch("man");
+    let (code, _, stderr) = run(&["man", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    for page in [
+        "soko.1",
+        "soko-backup.1",
+        "soko-doctor.1",
+        "soko-completions.1",
+    ] {
+        assert!(dir.join(page).exists(), "{page}");
+    }
+}
+
+/// `soko init --domain` checks the name: `localhost` resolves, but to loopback; a name in the
+/// reserved `.invalid` domain never resolves (or, without a resolver, cannot be checked).
+#[test]
+fn init_checks_that_the_domain_points_at_this_host() {
+    for (domain, expect) in [
+        (
+            "localhost",
+            &[
+                "points at a loopback address",
+                "not this host's public address",
+            ][..],
+        ),
+        ("soko-test.invalid", &["soko-test.invalid"][..]),
+    ] {
+        let dir = scratch("init-domain");
+        let config = dir.join("appliance.yaml");
+        let data = dir.join("data");
+        let (_, stdout, stderr) = run(&[
+            "--config",
+            config.to_str().unwrap(),
+            "init",
+            "--domain",
+            domain,
+            "--email",
+            "ops@example.co.ke",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ]);
+        let lines: Vec<&str> = stdout.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.contains(" domain "))
+            .unwrap_or_else(|| panic!("no domain check: {stdout}{stderr}"));
+        let line = lines[at];
+        // What to do about it, on the next line.
+        assert!(
+            lines
+                .get(at + 1)
+                .is_some_and(|f| f.trim_start().starts_with("fix: ") && f.contains("A record")),
+            "{stdout}"
+        );
+        for e in expect {
+            assert!(line.contains(e), "{e:?} in {line}");
+        }
+        if domain.ends_with(".invalid") {
+            assert!(
+                line.contains("does not resolve") || line.contains("cannot check whether"),
+                "{line}"
+            );
+        } else {
+            assert!(line.starts_with("FAIL"), "{line}");
+        }
+    }
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

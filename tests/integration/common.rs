@@ -411,8 +411,11 @@ impl Appliance {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        // Stdout is the one JSON document; the progress lines went to stderr.
         let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(outcome["ok"], true, "{outcome}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("] backup: starting\n"), "{stderr}");
         outcome
     }
 
@@ -445,6 +448,14 @@ impl Appliance {
             String::from_utf8_lossy(&restored.stderr)
         );
         assert!(restored.status.success(), "{text}");
+        // Each part's step as it went, on stderr.
+        let stderr = String::from_utf8_lossy(&restored.stderr);
+        for step in [
+            "] restore: database from set ",
+            "] restore: images from set ",
+        ] {
+            assert!(stderr.contains(step), "{step:?} in: {stderr}");
+        }
         text
     }
 

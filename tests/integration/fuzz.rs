@@ -522,8 +522,9 @@ async fn raw(app: &TestApp, path: &[u8]) -> Outcome {
         .ok_or_else(|| format!("not an HTTP answer: {line:?}"))
 }
 
-/// The API's operations from its OpenAPI document: (method, path under /api/v1).
-async fn api_operations(app: &TestApp) -> Vec<(Method, String)> {
+/// The API's operations from its OpenAPI document: (method, path under /api/v1, the statuses
+/// it declares).
+async fn api_operations(app: &TestApp) -> Vec<(Method, String, BTreeSet<String>)> {
     let doc: Value = app
         .http
         .get(format!("{}/api/v1/openapi.json", app.url))
@@ -539,10 +540,14 @@ async fn api_operations(app: &TestApp) -> Vec<(Method, String)> {
         .expect("paths in the OpenAPI document")
     {
         for method in ["get", "post", "put", "patch", "delete"] {
-            if item.get(method).is_some() {
+            if let Some(op) = item.get(method) {
                 ops.push((
                     method.to_uppercase().parse().unwrap(),
                     format!("/api/v1{path}"),
+                    op["responses"]
+                        .as_object()
+                        .map(|r| r.keys().cloned().collect())
+                        .unwrap_or_default(),
                 ));
             }
         }
@@ -734,7 +739,7 @@ async fn malformed_input_to_every_route_gets_no_5xx_and_no_panic() {
                 targets.push((m.parse().unwrap(), (*pattern).to_owned(), real));
             }
         }
-        for (m, path) in &api {
+        for (m, path, _) in &api {
             let real = if path.starts_with("/api/v1/admin/sellers/") {
                 &seller_real
             } else {
@@ -750,7 +755,7 @@ async fn malformed_input_to_every_route_gets_no_5xx_and_no_panic() {
         let odd: Vec<Shot> = PAGES
             .iter()
             .map(|(p, _)| (*p).to_owned())
-            .chain(api.iter().map(|(_, p)| p.clone()))
+            .chain(api.iter().map(|(_, p, _)| p.clone()))
             .flat_map(|pattern| {
                 let path = shots(&Method::GET, &pattern, &real, &[])
                     .swap_remove(0)
@@ -798,6 +803,20 @@ async fn malformed_input_to_every_route_gets_no_5xx_and_no_panic() {
                     Ok(s) => {
                         if s != StatusCode::METHOD_NOT_ALLOWED {
                             past_routing.insert((method.to_string(), pattern.clone()));
+                        }
+                        // The API answers only what its document declares for the operation.
+                        if let Some((_, _, declared)) =
+                            api.iter().find(|(m, p, _)| m == method && p == pattern)
+                            && !declared.contains(s.as_str())
+                            && !declared.contains("default")
+                        {
+                            failures.push(format!(
+                                "{} {} {} [{}]: {s}, which the OpenAPI document does not declare",
+                                role.name,
+                                shot.method,
+                                &shot.path[..shot.path.len().min(160)],
+                                shot.body.what
+                            ));
                         }
                         *statuses.entry((role.name, s.as_u16())).or_default() += 1;
                         if s.is_success() {

@@ -410,3 +410,64 @@ async fn changing_the_password_ends_other_sessions_and_revokes_api_tokens() {
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }
+
+/// The configured `timezone` is the one sellers and admins read times in: a lead made now
+/// shows in the seller's inbox at its UTC time moved to Asia/Kolkata (+05:30, "IST").
+#[tokio::test]
+async fn the_lead_inbox_and_the_audit_log_show_times_in_the_configured_zone() {
+    let app = crate::common::spawn_app_with(|c| c.timezone = "Asia/Kolkata".into()).await;
+    let seller = app.register("zone-seller@soko.test").await;
+    app.onboard(&seller, "Saa Crafts", "0722 000 222").await;
+    let admin = app.admin().await;
+    app.approve_all(&admin).await;
+    let id = app.add_product(&seller, "Sisal basket", "1,500").await;
+    let buyer = browser();
+    let r = buyer
+        .get(format!("{}/p/{id}/whatsapp", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let utc: String = sqlx::query_scalar(
+        "SELECT DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%sZ') FROM leads WHERE product_id = ?",
+    )
+    .bind(id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    let zone = soko::clock::Zone::named("Asia/Kolkata").unwrap();
+    let shown = zone.show(&utc);
+    assert!(shown.ends_with(" IST"), "{shown}");
+    for page in ["/sell", "/sell/analytics"] {
+        let html = seller
+            .get(format!("{}{page}", app.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            html.contains(&shown),
+            "{page} shows the lead at {shown}: {html}"
+        );
+        assert!(!html.contains(&utc), "{page} shows the raw UTC time {utc}");
+    }
+    // The audit log: the seller's approval, in the zone.
+    let html = admin
+        .get(format!("{}/admin", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(" IST</td>"),
+        "the audit log's times are in IST: {html}"
+    );
+    assert!(
+        !html.contains("Z</td>"),
+        "no UTC time left in the audit log"
+    );
+}

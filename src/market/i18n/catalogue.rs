@@ -10,6 +10,11 @@ use std::sync::{Mutex, OnceLock};
 pub const STRINGS: &[(&str, &str, &str)] = &[
     // --- the layout (base.html) and the storefront ---
     (
+        "site_description",
+        "Soko: buy from local sellers near you and chat with them on WhatsApp.",
+        "Soko: nunua kutoka kwa wauzaji walio karibu nawe na uzungumze nao kwa WhatsApp.",
+    ),
+    (
         "search_placeholder",
         "Search products, sellers, cities",
         "Tafuta bidhaa, wauzaji, miji",
@@ -370,7 +375,7 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
         "Delete this product? Buyers will no longer see it.",
         "Ufute bidhaa hii? Wanunuzi hawataiona tena.",
     ),
-    ("when_utc", "When (UTC)", "Lini (UTC)"),
+    ("when", "When", "Lini"),
     ("save_product", "Save product", "Hifadhi bidhaa"),
     ("price_ksh", "Price (KSh)", "Bei (KSh)"),
     ("in_stock_label", "In stock", "Idadi iliyopo"),

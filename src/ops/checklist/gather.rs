@@ -134,6 +134,11 @@ pub fn fix(name: &str) -> Option<&'static str> {
             "run `soko init` (never overwrites), then `chmod 600` and `chown` the file to soko's user"
         }
         "rate-limit" => "set api.rate_limit.requests, login_requests and login_failures above 0",
+        "domain" => {
+            "at your DNS provider, point the name's A record (and AAAA, with IPv6) at this \
+             server's public address; `dig +short A <domain>` shows where it points now; then run \
+             `soko doctor` again (the first certificate is issued once it points here)"
+        }
         "cors" => "list only the https:// origins that need browser access in api.cors_origins",
         "proxy" => {
             "in appliance.yaml, under `api:`, set `trusted_proxies: [127.0.0.1]` (the proxy's \

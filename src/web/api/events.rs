@@ -89,6 +89,7 @@ fn event(headers: &HeaderMap, body: &Bytes) -> Result<Event, ApiError> {
 
 /// Record that a buyer viewed a product (bots are not counted).
 #[utoipa::path(post, path = "/products/{id}/view", tag = "events",
+    security((), ("bearer" = [])),
     params(("id" = u64, Path, description = "Product id")),
     request_body(content = Option<EventRequest>, description = "optional"),
     responses((status = 204, description = "recorded"), (status = 404, description = "not_found", body = ErrorBody)))]
@@ -123,6 +124,7 @@ pub async fn view(
 /// The WhatsApp lead funnel: records the lead for the seller and answers the `wa.me` link to
 /// open, exactly like the storefront's "Chat on WhatsApp" button.
 #[utoipa::path(post, path = "/products/{id}/lead", tag = "events",
+    security((), ("bearer" = [])),
     params(("id" = u64, Path, description = "Product id")),
     request_body(content = Option<EventRequest>, description = "optional"),
     responses((status = 201, description = "Created", body = LeadOut), (status = 200, description = "A repeated tap: recorded once per visitor, product and day", body = LeadOut), (status = 404, description = "not_found", body = ErrorBody)))]

@@ -97,6 +97,8 @@ fn routes() -> OpenApiRouter<ApiState> {
 /// The API router, to be nested at `/api/v1` outside the browser middleware.
 pub fn router(app: AppState, cfg: &Config) -> Router<AppState> {
     let (router, doc) = routes().split_for_parts();
+    let mut doc = serde_json::to_value(&doc).unwrap_or_default();
+    openapi::declare_errors(&mut doc);
     let state = ApiState {
         keys: Arc::new(jwt::Keys::new(
             app.settings.jwt_secret.expose().as_bytes(),
@@ -104,7 +106,7 @@ pub fn router(app: AppState, cfg: &Config) -> Router<AppState> {
         )),
         limits: app.settings.limits.0.clone(),
         currency: cfg.currency.clone(),
-        openapi: Bytes::from(doc.to_json().unwrap_or_default()),
+        openapi: Bytes::from(serde_json::to_vec(&doc).unwrap_or_default()),
         app,
     };
     router

@@ -69,6 +69,7 @@ fn out(s: &ApiState, picks: Vec<Pick>) -> axum::Json<Recommendations> {
 /// "Recommended for you": from the signed-in caller's history and/or the `visitor` id's
 /// (after sign-in both count); with no history, trending products.
 #[utoipa::path(get, path = "/recommendations", tag = "recommendations", params(RecQuery),
+    security((), ("bearer" = [])),
     responses((status = 200, description = "OK", body = Recommendations), (status = 422, description = "validation_failed: `field` names the input to fix", body = ErrorBody)))]
 pub async fn for_you(
     State(s): State<ApiState>,

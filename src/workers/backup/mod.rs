@@ -251,7 +251,13 @@ impl Engine {
             encrypted: self.sealer.encrypts(),
             binlog: None,
         };
-        for (kind, id) in ids {
+        let total = ids.len() as u64;
+        for (done, (kind, id)) in ids.into_iter().enumerate() {
+            crate::telemetry::progress(
+                &format!("backup {set_id}: {} archive", kind.as_str()),
+                done as u64,
+                total,
+            );
             let path = set_dir.join(file_name(kind));
             let made = self.make(kind, &path, &mut manifest).await;
             let copied = match (&made, &self.s3) {
@@ -324,6 +330,7 @@ impl Engine {
                 self.target.secrets_path.display()
             ));
         }
+        crate::telemetry::progress(&format!("backup {set_id}: manifest"), total, total);
         write_manifest(&set_dir, &manifest)?;
         let signed = self.sealer.sign(&set_dir)?;
         if let Some(Ok(s3)) = &self.s3 {

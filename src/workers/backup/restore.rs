@@ -251,17 +251,21 @@ pub async fn restore_until(
     replay: Option<&super::replay::ReplayPlan>,
 ) -> Result<Report, Error> {
     let mut report = Report::default();
+    let progress = crate::telemetry::progress;
     if let Some(p) = plan.part(Kind::Database) {
+        progress(&format!("restore: database from set {}", p.set_id), 0, 0);
         backups::drop_all_tables(db).await?;
         load_sql(target, backup_dir, &p.path, opener).await?;
         report
             .restored
             .push(format!("database from set {}", p.set_id));
         if let Some(rp) = replay {
+            progress("restore: replaying binary logs", 0, 0);
             report.replayed = Some(super::replay::replay(rp, target, backup_dir, opener).await?);
         }
     }
     if let Some(p) = plan.part(Kind::Vectors) {
+        progress(&format!("restore: vectors from set {}", p.set_id), 0, 0);
         backups::clear_embeddings(db).await?;
         load_sql(target, backup_dir, &p.path, opener).await?;
         report
@@ -269,6 +273,7 @@ pub async fn restore_until(
             .push(format!("vectors from set {}", p.set_id));
     }
     if plan.part(Kind::Database).is_some() || plan.part(Kind::Vectors).is_some() {
+        progress("restore: migrations and the vector sync queue", 0, 0);
         report.schema_version = store::migrate::run(db).await?.applied;
         report.dangling_vectors = backups::delete_dangling_embeddings(db).await?;
         report.requeued = backups::enqueue_public_products(db).await?;
@@ -306,6 +311,7 @@ pub async fn restore_until(
         crate::store::backup_binlogs::replace_all(db, &binlogs).await?;
     }
     if let Some(p) = plan.part(Kind::Images) {
+        progress(&format!("restore: images from set {}", p.set_id), 0, 0);
         report.image_files = images(&target.images_dir, &p.path, opener).await?;
         report
             .restored

@@ -2,6 +2,7 @@
 //! lead funnel, seller and admin endpoints (here), and the hardening: revocation, tampering,
 //! expiry, rate limits, CORS, error bodies and the OpenAPI document (`security`).
 
+mod contract;
 mod images;
 mod security;
 
