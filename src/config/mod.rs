@@ -9,6 +9,7 @@ pub mod api;
 pub mod background;
 pub mod backup;
 pub mod cache;
+pub mod catalogue;
 pub mod edit;
 pub mod embed;
 pub mod http;
@@ -101,6 +102,9 @@ pub struct Config {
     pub cache: cache::Cache,
     /// How background work yields to the shop, and how views are written behind the pages.
     pub background: background::Background,
+    /// Sellers' catalogues imported from their web pages: the fetcher's limits, discovery,
+    /// and the heartbeat re-check of imported products.
+    pub catalogue: catalogue::Catalogue,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -260,6 +264,7 @@ impl Default for Config {
             mail: mail::Mail::default(),
             cache: cache::Cache::default(),
             background: background::Background::default(),
+            catalogue: catalogue::Catalogue::default(),
         }
     }
 }
@@ -595,6 +600,7 @@ impl Config {
         cache::validate(self, &bad)?;
         background::validate(self, &bad)?;
         search::validate(self, &bad)?;
+        catalogue::validate(self, &bad)?;
         Ok(())
     }
 

@@ -1,0 +1,581 @@
+//! Importing a seller's catalogue from their own pages, against a local test site on port 0
+//! (JSON-LD, OpenGraph only, a price in the text only, 404, 410, 429 with Retry-After, a slow
+//! page, a 3 GB body streamed and never held, a gzip bomb, redirects to 127.0.0.2 and
+//! 169.254.169.254, a page whose price changes between runs, robots.txt). The site is reached
+//! through `catalogue.fetch.allow_private` (127.0.0.1/32 only); the SSRF cases run with that
+//! list empty, or with only the site's address on it for the redirect cases.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use reqwest::Url;
+use soko::catalogue::fetch::{Answer, FetchError, Fetcher, Want};
+use soko::config::Config;
+use soko::config::catalogue::Fetch as FetchConfig;
+use soko::store::imports;
+use soko::workers::catalogue_import::{self, Importer};
+use soko::workers::catalogue_recheck::{self, Rechecker};
+use sqlx::MySqlPool;
+
+use crate::common::{random_suffix, test_db};
+
+/// The test site's switches and what it saw.
+#[derive(Default)]
+struct Site {
+    /// Requests per path.
+    hits: Mutex<HashMap<String, usize>>,
+    /// The changing page's price in shillings.
+    price: AtomicI64,
+    /// The OpenGraph page answers 404 while this is set.
+    og_gone: AtomicBool,
+    /// The text page answers 500 while this is set.
+    text_down: AtomicBool,
+    throttled: AtomicUsize,
+}
+
+impl Site {
+    fn hits(&self, path: &str) -> usize {
+        *self.hits.lock().unwrap().get(path).unwrap_or(&0)
+    }
+
+    fn total(&self) -> usize {
+        self.hits.lock().unwrap().values().sum()
+    }
+}
+
+fn html(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+}
+
+fn jsonld_page(name: &str, price: &str) -> String {
+    format!(
+        r#"<!doctype html><html><head><title>{name} | Duka</title>
+        <script type="application/ld+json">{{"@context":"https://schema.org","@type":"Product",
+          "name":"{name}","description":"Hand woven in Kisumu","image":"/img/{name}.jpg",
+          "offers":{{"@type":"Offer","price":"{price}","priceCurrency":"KES"}}}}</script>
+        </head><body><h1>{name}</h1></body></html>"#
+    )
+}
+
+async fn page(
+    State(site): State<Arc<Site>>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    *site.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+    match path.as_str() {
+        "robots.txt" => ([(header::CONTENT_TYPE, "text/plain")], "User-agent: *\nDisallow: /private/\n").into_response(),
+        "shop" => html(
+            r#"<html><head><title>Duka la Mama</title></head><body>
+            <a href="/p/jsonld">Kikoy</a> <a href="/p/og">Basket</a> <a href="/p/text">Sandals</a>
+            <a href="/p/changing">Lamp</a> <a href="/p/missing">Old</a> <a href="/p/gone">Older</a>
+            <a href="/p/throttled">Busy</a> <a href="/private/secret">Secret</a> <a href="/about">About</a>
+            <a href="https://elsewhere.example/p/1">Elsewhere</a></body></html>"#
+                .into(),
+        ),
+        "about" => html("<html><head><title>About us</title></head><body>We sell things</body></html>".into()),
+        "p/jsonld" => {
+            let mut r = html(jsonld_page("Kikoy", "1500.00"));
+            r.headers_mut().insert(header::ETAG, "\"kikoy-1\"".parse().unwrap());
+            if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some("\"kikoy-1\"") {
+                return StatusCode::NOT_MODIFIED.into_response();
+            }
+            r
+        }
+        "p/og" if site.og_gone.load(Ordering::SeqCst) => StatusCode::NOT_FOUND.into_response(),
+        "p/og" => html(
+            r#"<html><head><meta property="og:type" content="product">
+            <meta property="og:title" content="Sisal basket"><meta property="og:description" content="Sturdy">
+            <meta property="og:image" content="/img/basket.jpg">
+            <meta property="product:price:amount" content="2400"><meta property="product:price:currency" content="KES">
+            </head><body></body></html>"#
+                .into(),
+        ),
+        "p/text" if site.text_down.load(Ordering::SeqCst) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        "p/text" => html("<html><head><title>Beaded sandals</title></head><body><p>Bei: KSh 1,250 tu</p></body></html>".into()),
+        "p/changing" => {
+            let price = site.price.load(Ordering::SeqCst);
+            let etag = format!("\"lamp-{price}\"");
+            if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+                return StatusCode::NOT_MODIFIED.into_response();
+            }
+            let mut r = html(jsonld_page("Brass lamp", &price.to_string()));
+            r.headers_mut().insert(header::ETAG, etag.parse().unwrap());
+            r
+        }
+        "p/missing" => StatusCode::NOT_FOUND.into_response(),
+        "p/gone" => StatusCode::GONE.into_response(),
+        "p/throttled" => {
+            if site.throttled.fetch_add(1, Ordering::SeqCst) == 0 {
+                ([(header::RETRY_AFTER, "1")], StatusCode::TOO_MANY_REQUESTS).into_response()
+            } else {
+                html(jsonld_page("Carved giraffe", "3000"))
+            }
+        }
+        "private/secret" => html(jsonld_page("Secret", "1")),
+        "sitemap.xml" => (
+            [(header::CONTENT_TYPE, "application/xml")],
+            r#"<?xml version="1.0" encoding="UTF-8"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+            <url><loc>/p/jsonld</loc></url><url><loc>/p/og</loc></url></urlset>"#,
+        )
+            .into_response(),
+        "slow" => {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            html("late".into())
+        }
+        "huge" => {
+            // 3 GB in 64 KiB chunks, made as it is sent: never held anywhere.
+            let chunk = bytes::Bytes::from(vec![b'a'; 64 * 1024]);
+            let stream = futures_util::stream::iter((0..49_152).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+            ([(header::CONTENT_TYPE, "text/html")], Body::from_stream(stream)).into_response()
+        }
+        "huge-declared" => {
+            let chunk = bytes::Bytes::from(vec![b'a'; 64 * 1024]);
+            let stream = futures_util::stream::iter((0..49_152).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+            (
+                [(header::CONTENT_TYPE, "text/html"), (header::CONTENT_LENGTH, "3221225472")],
+                Body::from_stream(stream),
+            )
+                .into_response()
+        }
+        "bomb" => {
+            // 32 MiB of zeros gzipped to a few tens of KiB: decoded past the 2 MiB cap.
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            let zeros = vec![0u8; 1 << 20];
+            for _ in 0..32 {
+                enc.write_all(&zeros).unwrap();
+            }
+            let gz = enc.finish().unwrap();
+            ([(header::CONTENT_TYPE, "text/html"), (header::CONTENT_ENCODING, "gzip")], gz).into_response()
+        }
+        "zipped" => {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(jsonld_page("Zipped mat", "700").as_bytes()).unwrap();
+            ([(header::CONTENT_TYPE, "text/html"), (header::CONTENT_ENCODING, "gzip")], enc.finish().unwrap())
+                .into_response()
+        }
+        "brotli" => ([(header::CONTENT_TYPE, "text/html"), (header::CONTENT_ENCODING, "br")], "x").into_response(),
+        "picture" => ([(header::CONTENT_TYPE, "image/png")], "not html").into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn redirect(State(site): State<Arc<Site>>, Path(to): Path<String>) -> Response {
+    *site
+        .hits
+        .lock()
+        .unwrap()
+        .entry(format!("redirect/{to}"))
+        .or_default() += 1;
+    let location = match to.as_str() {
+        "loopback" => "http://127.0.0.2/p/jsonld".to_owned(),
+        "metadata" => "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "metadata6" => "http://[fd00:ec2::254]/latest/meta-data/".to_owned(),
+        "mapped" => "http://[::ffff:127.0.0.1]/p/jsonld".to_owned(),
+        "file" => "file:///etc/passwd".to_owned(),
+        "loop" => "/redirect/loop".to_owned(),
+        "ok" => "/p/jsonld".to_owned(),
+        _ => "/".to_owned(),
+    };
+    (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
+}
+
+/// The test site on 127.0.0.1, port 0; its base URL and its state.
+async fn test_site() -> (Url, Arc<Site>) {
+    let site = Arc::new(Site {
+        price: AtomicI64::new(800),
+        ..Site::default()
+    });
+    let app = Router::new()
+        .route("/redirect/{to}", get(redirect))
+        .route("/{*path}", get(page))
+        .with_state(site.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (Url::parse(&format!("http://{addr}/")).unwrap(), site)
+}
+
+fn fetch_config(allow: &[&str]) -> FetchConfig {
+    FetchConfig {
+        allow_private: allow.iter().map(|s| s.to_string()).collect(),
+        ..FetchConfig::default()
+    }
+}
+
+async fn get_page(f: &Fetcher, url: &Url) -> Result<Answer, FetchError> {
+    f.fetch(url, &f.ask(Want::Page)).await
+}
+
+#[tokio::test]
+async fn with_an_empty_allow_list_no_private_address_is_reached() {
+    let (base, site) = test_site().await;
+    let f = Fetcher::new(&fetch_config(&[]), "test").unwrap();
+    let port = base.port().unwrap();
+    for url in [
+        format!("http://127.0.0.1:{port}/p/jsonld"),
+        format!("http://localhost:{port}/p/jsonld"),
+        format!("http://[::1]:{port}/p/jsonld"),
+        format!("http://[::ffff:127.0.0.1]:{port}/p/jsonld"),
+        format!("http://2130706433:{port}/p/jsonld"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://10.0.0.1/".to_owned(),
+        "http://[fe80::1]/".to_owned(),
+    ] {
+        let err = get_page(&f, &Url::parse(&url).unwrap()).await.unwrap_err();
+        assert!(matches!(err, FetchError::Refused { .. }), "{url}: {err}");
+    }
+    for url in [
+        "file:///etc/passwd",
+        "ftp://example.com/x",
+        "http://user:pw@example.com/",
+    ] {
+        let err = get_page(&f, &Url::parse(url).unwrap()).await.unwrap_err();
+        assert!(matches!(err, FetchError::BadUrl { .. }), "{url}: {err}");
+    }
+    assert_eq!(site.total(), 0, "nothing reached the site");
+}
+
+#[tokio::test]
+async fn every_redirect_is_checked_again() {
+    let (base, site) = test_site().await;
+    let f = Fetcher::new(&fetch_config(&["127.0.0.1/32"]), "test").unwrap();
+    let ok = get_page(&f, &base.join("/redirect/ok").unwrap())
+        .await
+        .unwrap();
+    let Answer::Body(ok) = ok else {
+        panic!("a body")
+    };
+    assert_eq!(ok.url.path(), "/p/jsonld");
+    for (to, want) in [
+        ("loopback", "127.0.0.2"),
+        ("metadata", "metadata"),
+        ("metadata6", "metadata"),
+        ("mapped", "loopback"),
+    ] {
+        let err = get_page(&f, &base.join(&format!("/redirect/{to}")).unwrap())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, FetchError::Refused { .. }), "{to}: {err}");
+        assert!(err.to_string().contains(want), "{to}: {err}");
+    }
+    let err = get_page(&f, &base.join("/redirect/file").unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::BadUrl { .. }), "{err}");
+    let err = get_page(&f, &base.join("/redirect/loop").unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::TooManyRedirects { .. }), "{err}");
+    assert_eq!(
+        site.hits("redirect/loop"),
+        6,
+        "the first request and five redirects"
+    );
+}
+
+#[tokio::test]
+async fn bodies_types_encodings_and_time_are_bounded() {
+    let (base, site) = test_site().await;
+    let cfg = FetchConfig {
+        page_timeout_secs: 2,
+        ..fetch_config(&["127.0.0.1/32"])
+    };
+    let f = Fetcher::new(&cfg, "test").unwrap();
+    let at = |p: &str| base.join(p).unwrap();
+    for p in ["/huge", "/huge-declared", "/bomb"] {
+        let err = get_page(&f, &at(p)).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FetchError::TooLarge {
+                    limit: 2_097_152,
+                    ..
+                }
+            ),
+            "{p}: {err}"
+        );
+    }
+    let err = get_page(&f, &at("/brotli")).await.unwrap_err();
+    assert!(matches!(err, FetchError::Encoding { .. }), "{err}");
+    let err = get_page(&f, &at("/picture")).await.unwrap_err();
+    assert!(matches!(err, FetchError::ContentType { .. }), "{err}");
+    let err = get_page(&f, &at("/slow")).await.unwrap_err();
+    assert!(matches!(err, FetchError::Timeout { .. }), "{err}");
+    let Answer::Body(zipped) = get_page(&f, &at("/zipped")).await.unwrap() else {
+        panic!("a body")
+    };
+    assert!(String::from_utf8_lossy(&zipped.body).contains("Zipped mat"));
+    // robots.txt: read once for the origin, and respected.
+    let err = get_page(&f, &at("/private/secret")).await.unwrap_err();
+    assert!(matches!(err, FetchError::RobotsDisallow { .. }), "{err}");
+    assert_eq!(site.hits("private/secret"), 0);
+    assert_eq!(site.hits("robots.txt"), 1);
+    // 429 with Retry-After: waited for, then read.
+    let Answer::Body(b) = get_page(&f, &at("/p/throttled")).await.unwrap() else {
+        panic!("a body")
+    };
+    assert!(String::from_utf8_lossy(&b.body).contains("Carved giraffe"));
+    assert_eq!(site.hits("p/throttled"), 2);
+    let err = get_page(&f, &at("/p/gone")).await.unwrap_err();
+    assert!(matches!(err, FetchError::Gone { status: 410, .. }), "{err}");
+}
+
+async fn seller(db: &MySqlPool) -> u64 {
+    let n = random_suffix();
+    let email = format!("importer-{n}@soko.test");
+    let user = soko::store::users::create(
+        db,
+        &soko::store::users::NewUser {
+            email: Some(&email),
+            phone: None,
+            name: "Mama Duka",
+            password_hash: "x",
+            role: soko::market::states::Role::User,
+        },
+    )
+    .await
+    .unwrap();
+    let id = soko::store::sellers::create(
+        db,
+        &soko::store::sellers::NewSeller {
+            user_id: user,
+            store_name: "Duka la Mama",
+            slug: &format!("duka-{n}"),
+            description: "",
+            whatsapp_phone: "+254722000001",
+            city: "Kisumu",
+            category_id: None,
+            catalogue_url: None,
+        },
+    )
+    .await
+    .unwrap();
+    let audit = soko::store::audit::Entry {
+        actor_user_id: None,
+        action: "seller.approve",
+        target: "test",
+        detail: "",
+        ip: "",
+    };
+    soko::store::sellers::set_status(
+        db,
+        id,
+        soko::market::states::SellerStatus::Approved,
+        "",
+        &audit,
+    )
+    .await
+    .unwrap();
+    id
+}
+
+async fn setup() -> (MySqlPool, Config, Url, Arc<Site>, u64) {
+    let (db, mut cfg) = test_db().await;
+    soko::store::migrate::run(&db).await.unwrap();
+    cfg.catalogue.fetch.allow_private = vec!["127.0.0.1/32".into()];
+    let (base, site) = test_site().await;
+    let seller = seller(&db).await;
+    (db, cfg, base, site, seller)
+}
+
+async fn product_row(db: &MySqlPool, name: &str) -> (u64, Option<i64>, String, String) {
+    sqlx::query_as("SELECT id, price_minor, status, source FROM products WHERE name = ? AND deleted_at IS NULL")
+        .bind(name)
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+async fn count(db: &MySqlPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(db).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_shop_page_imports_its_products_once_and_a_restart_resumes() {
+    let (db, cfg, base, site, seller) = setup().await;
+    let imp = Importer::from_config(&cfg, db.clone()).unwrap();
+    let shop = base.join("/shop").unwrap().to_string();
+    let id = imports::create_import(&db, seller, "cli", &[shop.clone()])
+        .await
+        .unwrap();
+    // A worker claims the shop page and dies: its lease runs out and the next one does it.
+    let claimed = imports::claim_urls(&db, 10, Duration::ZERO).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    catalogue_import::drain(&imp).await.unwrap();
+    let p = imports::progress(&db, seller, id).await.unwrap().unwrap();
+    assert_eq!(p.state, "done", "{p:?}");
+    assert_eq!(
+        (p.created, p.gone, p.refused, p.failed),
+        (5, 2, 1, 0),
+        "{p:?}"
+    );
+    assert_eq!(p.queued, 0);
+    // The shop and /about: read, no product.
+    assert_eq!(p.no_product, 2, "{p:?}");
+    let (_, price, status, source) = product_row(&db, "Kikoy").await;
+    assert_eq!(
+        (price, status.as_str(), source.as_str()),
+        (Some(150_000), "active", "import")
+    );
+    assert_eq!(product_row(&db, "Sisal basket").await.1, Some(240_000));
+    assert_eq!(product_row(&db, "Beaded sandals").await.1, Some(125_000));
+    assert_eq!(product_row(&db, "Brass lamp").await.1, Some(80_000));
+    assert_eq!(product_row(&db, "Carved giraffe").await.1, Some(300_000));
+    assert_eq!(site.hits("private/secret"), 0, "robots.txt disallows it");
+    assert_eq!(site.hits("robots.txt"), 1);
+    // Each product went through the outbox: vector sync and text search will see it.
+    assert_eq!(
+        count(&db, "SELECT COUNT(DISTINCT product_id) FROM vector_outbox").await,
+        5
+    );
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM imported_products").await,
+        5
+    );
+
+    // The same shop again: nothing new, nothing duplicated; a changed price is updated.
+    site.price.store(950, Ordering::SeqCst);
+    let again = imports::create_import(&db, seller, "api", &[shop])
+        .await
+        .unwrap();
+    catalogue_import::drain(&imp).await.unwrap();
+    let p = imports::progress(&db, seller, again)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((p.created, p.updated, p.unchanged), (0, 1, 4), "{p:?}");
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM products WHERE deleted_at IS NULL"
+        )
+        .await,
+        5
+    );
+    assert_eq!(product_row(&db, "Brass lamp").await.1, Some(95_000));
+    // Another seller's import is theirs alone.
+    assert!(
+        imports::progress(&db, seller + 1000, again)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_sitemap_lists_the_pages_to_read() {
+    let (db, cfg, base, _site, seller) = setup().await;
+    let imp = Importer::from_config(&cfg, db.clone()).unwrap();
+    let sitemap = base.join("/sitemap.xml").unwrap().to_string();
+    let id = imports::create_import(&db, seller, "page", &[sitemap])
+        .await
+        .unwrap();
+    catalogue_import::drain(&imp).await.unwrap();
+    let p = imports::progress(&db, seller, id).await.unwrap().unwrap();
+    assert_eq!((p.pages, p.created, p.no_product), (3, 2, 1), "{p:?}");
+}
+
+#[tokio::test]
+async fn the_heartbeat_updates_takes_down_and_brings_back() {
+    let (db, mut cfg, base, site, seller) = setup().await;
+    cfg.catalogue.recheck.down_after_failed_rounds = 2;
+    let imp = Importer::from_config(&cfg, db.clone()).unwrap();
+    let urls: Vec<String> = ["/p/jsonld", "/p/og", "/p/text", "/p/changing"]
+        .iter()
+        .map(|p| base.join(p).unwrap().to_string())
+        .collect();
+    imports::create_import(&db, seller, "cli", &urls)
+        .await
+        .unwrap();
+    catalogue_import::drain(&imp).await.unwrap();
+    let r = Rechecker::from_config(&cfg, db.clone()).unwrap();
+
+    // Round 1 (scheduled: none ran yet): the lamp's price changed, the basket is gone, the
+    // sandals' page is down.
+    site.price.store(1200, Ordering::SeqCst);
+    site.og_gone.store(true, Ordering::SeqCst);
+    site.text_down.store(true, Ordering::SeqCst);
+    let run = catalogue_recheck::run_round(&r)
+        .await
+        .unwrap()
+        .expect("a round ran");
+    let runs = imports::runs(&db, 5).await.unwrap();
+    let last = &runs[0];
+    assert_eq!(last.id, run);
+    assert_eq!(
+        (last.state.as_str(), last.reason.as_str()),
+        ("completed", "schedule")
+    );
+    assert_eq!(
+        (
+            last.checked,
+            last.unchanged,
+            last.updated,
+            last.gone,
+            last.errors,
+            last.taken_down
+        ),
+        (4, 1, 1, 1, 1, 0),
+        "{last:?}"
+    );
+    assert_eq!(product_row(&db, "Brass lamp").await.1, Some(120_000));
+    let (basket, _, status, _) = product_row(&db, "Sisal basket").await;
+    assert_eq!(status, "hidden");
+    let reason: String =
+        sqlx::query_scalar("SELECT down_reason FROM imported_products WHERE product_id = ?")
+            .bind(basket)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(reason, "source gone");
+    assert_eq!(
+        product_row(&db, "Beaded sandals").await.2,
+        "active",
+        "one failed round is not enough"
+    );
+    // The kikoy's page answered 304 to its ETag.
+    assert_eq!(site.hits("p/jsonld"), 2);
+
+    // Nothing is due until the schedule says so; `soko catalogue recheck` starts one now.
+    assert_eq!(catalogue_recheck::run_round(&r).await.unwrap(), None);
+    site.og_gone.store(false, Ordering::SeqCst);
+    imports::start_run(&db, "manual").await.unwrap();
+    catalogue_recheck::run_round(&r)
+        .await
+        .unwrap()
+        .expect("a round ran");
+    let last = &imports::runs(&db, 1).await.unwrap()[0];
+    assert_eq!(
+        (
+            last.reason.as_str(),
+            last.restored,
+            last.errors,
+            last.taken_down
+        ),
+        ("manual", 1, 1, 1),
+        "{last:?}"
+    );
+    assert_eq!(
+        product_row(&db, "Sisal basket").await.2,
+        "active",
+        "back within 7 days"
+    );
+    assert_eq!(
+        product_row(&db, "Beaded sandals").await.2,
+        "hidden",
+        "two failed rounds"
+    );
+    let (lag, any) = imports::recheck_lag(&db).await.unwrap();
+    assert!(any && lag.is_some_and(|s| s >= 0));
+}
