@@ -67,3 +67,81 @@ pub fn describe(errors: &FieldErrors) -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
+
+/// What a seller may ask to import: at most `catalogue.import.max_urls` http(s) URLs, none
+/// an address the fetcher refuses (a host name is checked again when it is resolved).
+#[derive(Debug, Clone)]
+pub struct Intake {
+    pub max_urls: u32,
+    policy: fetch::Policy,
+}
+
+impl Intake {
+    pub fn from_config(c: &crate::config::catalogue::Catalogue) -> Self {
+        Intake {
+            max_urls: c.import.max_urls,
+            // Validated with the configuration: the default (public only) cannot be wider.
+            policy: fetch::Policy::new(&c.fetch.allow_private).unwrap_or_default(),
+        }
+    }
+
+    /// The URLs of a request, each once, in order; or why not, naming the field `urls`.
+    pub fn urls<'a>(
+        &self,
+        given: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Vec<String>, crate::market::FieldError> {
+        let bad = |m: String| crate::market::FieldError::new("urls", m);
+        let mut out: Vec<String> = Vec::new();
+        for raw in given.into_iter().map(str::trim).filter(|s| !s.is_empty()) {
+            if out.len() >= self.max_urls as usize {
+                return Err(bad(format!(
+                    "lists more than {} URLs (catalogue.import.max_urls)",
+                    self.max_urls
+                )));
+            }
+            let mut url = fetch::parse_url(raw).map_err(|e| bad(e.to_string()))?;
+            fetch::check_url(&url, &self.policy).map_err(|e| bad(e.to_string()))?;
+            url.set_fragment(None);
+            let url = url.to_string();
+            if !out.contains(&url) {
+                out.push(url);
+            }
+        }
+        if out.is_empty() {
+            return Err(bad(
+                "needs at least one URL: your shop, a sitemap, or product pages".into(),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod intake_tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_naming_the_field() {
+        let intake = Intake::from_config(&Default::default());
+        let ok = intake
+            .urls([
+                "https://shop.example/",
+                " https://shop.example/#top ",
+                "http://b.example/p/1",
+            ])
+            .unwrap();
+        assert_eq!(ok, ["https://shop.example/", "http://b.example/p/1"]);
+        for bad in [
+            vec![],
+            vec!["ftp://x/"],
+            vec!["http://127.0.0.1/"],
+            vec!["not a url"],
+        ] {
+            let e = intake.urls(bad.iter().copied()).unwrap_err();
+            assert_eq!(e.field, "urls");
+        }
+        let many: Vec<String> = (0..501).map(|i| format!("https://s.example/{i}")).collect();
+        let e = intake.urls(many.iter().map(String::as_str)).unwrap_err();
+        assert!(e.message.contains("max_urls"), "{e}");
+    }
+}

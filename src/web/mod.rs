@@ -23,6 +23,7 @@ pub mod password_reset;
 mod photo_search;
 pub mod recommend;
 mod sell;
+mod sell_import;
 mod sell_products;
 mod seller_page;
 pub mod serve;
@@ -115,6 +116,8 @@ pub struct Settings {
     pub reset_ttl_secs: u64,
     /// Anonymous pages rendered once (`cache:`; see `page_cache`).
     pub pages: Arc<page_cache::PageCache>,
+    /// What sellers may ask to import (`catalogue.import.max_urls`, `catalogue.fetch`).
+    pub import: Arc<crate::catalogue::Intake>,
 }
 
 /// The rate limiters (see `api::limit`), shared across every clone of the settings.
@@ -140,6 +143,7 @@ impl Settings {
                 mail: crate::accounts::mail::Mailer::new(&cfg.mail, None).map(Arc::new),
                 reset_ttl_secs: cfg.mail.reset_ttl_secs,
                 pages: Arc::new(page_cache::PageCache::new(&cfg.cache)),
+                import: Arc::new(crate::catalogue::Intake::from_config(&cfg.catalogue)),
             }
         } else {
             Settings {
@@ -152,6 +156,7 @@ impl Settings {
                 mail: crate::accounts::mail::Mailer::new(&cfg.mail, None).map(Arc::new),
                 reset_ttl_secs: cfg.mail.reset_ttl_secs,
                 pages: Arc::new(page_cache::PageCache::new(&cfg.cache)),
+                import: Arc::new(crate::catalogue::Intake::from_config(&cfg.catalogue)),
             }
         }
     }
@@ -193,6 +198,7 @@ pub fn router(state: AppState, cfg: &Config) -> Router {
         .merge(password_reset::router())
         .merge(sell::router())
         .merge(sell_products::router())
+        .merge(sell_import::router())
         .merge(seller_page::router())
         .merge(images::router())
         .merge(insights::router())

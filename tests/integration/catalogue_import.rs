@@ -579,3 +579,127 @@ async fn the_heartbeat_updates_takes_down_and_brings_back() {
     let (lag, any) = imports::recheck_lag(&db).await.unwrap();
     assert!(any && lag.is_some_and(|s| s >= 0));
 }
+
+#[tokio::test]
+async fn a_seller_imports_from_the_page_and_the_api_and_sees_the_progress() {
+    let app = crate::common::spawn_app_with(|c| {
+        c.catalogue.fetch.allow_private = vec!["127.0.0.1/32".into()];
+    })
+    .await;
+    let (base, _site) = test_site().await;
+    let b = app.register("importer@soko.test").await;
+    let r = app.onboard(&b, "Duka la Mama", "+254722000123").await;
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let admin = app.admin().await;
+    app.approve_all(&admin).await;
+    // The form names the field it refuses, and keeps what was typed.
+    let r = app
+        .post(
+            &b,
+            "/sell/import",
+            &[("urls", "http://127.0.0.1:9/x\nftp://nope/")],
+        )
+        .await;
+    assert_eq!(r.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("Addresses:") && text.contains("nope"),
+        "{text}"
+    );
+    assert_eq!(
+        count(&app.db, "SELECT COUNT(*) FROM catalogue_imports").await,
+        0
+    );
+    let shop = base.join("/shop").unwrap().to_string();
+    let r = app.post(&b, "/sell/import", &[("urls", &shop)]).await;
+    assert_eq!(r.status(), reqwest::StatusCode::SEE_OTHER);
+    let page = b
+        .get(format!("{}/sell/import", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<td>running</td>"), "{page}");
+    let mut cfg = crate::common::shared().cfg.clone();
+    cfg.catalogue.fetch.allow_private = vec!["127.0.0.1/32".into()];
+    let imp = Importer::from_config(&cfg, app.db.clone()).unwrap();
+    catalogue_import::drain(&imp).await.unwrap();
+    let page = b
+        .get(format!("{}/sell/import", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("<td>done</td>") && page.contains("Sisal basket"),
+        "{page}"
+    );
+
+    // The API: a bearer token for the same account.
+    let api = |p: &str| format!("{}/api/v1{p}", app.url);
+    let token: serde_json::Value = app
+        .http
+        .post(api("/auth/token"))
+        .json(&serde_json::json!({"login": "importer@soko.test", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    let r = app
+        .http
+        .post(api("/seller/imports"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"urls": ["http://169.254.169.254/latest/"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["field"], "urls", "{e}");
+    let r = app
+        .http
+        .post(api("/seller/imports"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"urls": [base.join("/p/jsonld").unwrap().to_string(), base.join("/p/og").unwrap().to_string()]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::ACCEPTED);
+    let created: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (created["state"].as_str(), created["urls_given"].as_u64()),
+        (Some("running"), Some(2))
+    );
+    catalogue_import::drain(&imp).await.unwrap();
+    let id = created["id"].as_u64().unwrap();
+    let done: serde_json::Value = app
+        .http
+        .get(api(&format!("/seller/imports/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (done["state"].as_str(), done["unchanged"].as_i64()),
+        (Some("done"), Some(2)),
+        "{done}"
+    );
+    let r = app
+        .http
+        .get(api(&format!("/seller/imports/{}", id + 1000)))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::NOT_FOUND);
+}
