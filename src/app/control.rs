@@ -69,6 +69,8 @@ impl admin::Control for Control {
             )
             .await;
             let replication = self.standby.view(&self.cfg).await;
+            let catalogue =
+                crate::ops::catalogue_view::collect(&self.db, &self.cfg.catalogue).await;
             let services = self
                 .services
                 .statuses()
@@ -135,6 +137,7 @@ impl admin::Control for Control {
                 background: Some(crate::background::BackgroundView::now(&self.cfg.background)),
                 search: Some(self.search.state().line()),
                 replication: Some(replication),
+                catalogue,
             }
         })
     }

@@ -45,8 +45,8 @@ pub fn parse(html: &str) -> Doc {
         text.push_str(&html[i..lt]);
         i = lt;
         let rest = &html[i..];
-        if rest.starts_with("<!--") {
-            i = rest[4..].find("-->").map_or(b.len(), |p| i + 4 + p + 3);
+        if let Some(comment) = rest.strip_prefix("<!--") {
+            i = comment.find("-->").map_or(b.len(), |p| i + 4 + p + 3);
             continue;
         }
         if rest.starts_with("<!") || rest.starts_with("<?") || rest.starts_with("</") {

@@ -6,6 +6,9 @@
 const MAX_RULES: usize = 200;
 const MAX_PATTERN: usize = 200;
 
+/// A group: the user agents it names, and its (allow, pattern) rules.
+type Group = (Vec<String>, Vec<(bool, String)>);
+
 /// The rules that apply to us on one origin.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Robots {
@@ -28,7 +31,7 @@ impl Robots {
     pub fn parse(text: &str, agent: &str) -> Self {
         let agent = agent.to_ascii_lowercase();
         // Groups: the user agents they name, their rules.
-        let mut groups: Vec<(Vec<String>, Vec<(bool, String)>)> = Vec::new();
+        let mut groups: Vec<Group> = Vec::new();
         let mut in_agents = false;
         for line in text.lines().take(10_000) {
             let line = line.split('#').next().unwrap_or("").trim();

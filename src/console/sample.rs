@@ -123,6 +123,7 @@ pub fn snapshot() -> Snapshot {
         background: None,
         search: None,
         replication: None,
+        catalogue: None,
         traffic: Some(TrafficView {
             slot_secs: 10,
             window_secs: 60,

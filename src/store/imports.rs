@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::{FromRow, MySqlPool};
 
@@ -509,7 +509,7 @@ pub async fn seller_imported(
 // ---- the heartbeat re-check -----------------------------------------------------------------
 
 /// A re-check round (a row of the sync log).
-#[derive(Debug, Clone, Serialize, FromRow, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, FromRow, PartialEq, Eq)]
 pub struct Run {
     pub id: u64,
     pub state: String,
@@ -853,16 +853,17 @@ pub async fn runs(db: &MySqlPool, limit: u32) -> Result<Vec<Run>, Error> {
     .await?)
 }
 
-/// Seconds since the last round completed (`None`: none has), and whether any product is
-/// imported at all (with none, a missing round is no concern).
-pub async fn recheck_lag(db: &MySqlPool) -> Result<(Option<i64>, bool), Error> {
-    let (lag, any): (Option<i64>, i64) = sqlx::query_as(
+/// Seconds since the last re-check round completed, or (none has) since the first product
+/// was imported; `None` with no imported product (nothing to re-check, nothing overdue).
+pub async fn recheck_lag(db: &MySqlPool) -> Result<Option<i64>, Error> {
+    let (lag, first): (Option<i64>, Option<i64>) = sqlx::query_as(
         "SELECT (SELECT CAST(TIMESTAMPDIFF(SECOND, MAX(finished_at), UTC_TIMESTAMP(3)) AS SIGNED) \
            FROM catalogue_recheck_runs WHERE state = 'completed'), \
-         CAST(EXISTS (SELECT 1 FROM imported_products) AS SIGNED)",
+         (SELECT CAST(TIMESTAMPDIFF(SECOND, MIN(imported_at), UTC_TIMESTAMP(3)) AS SIGNED) \
+           FROM imported_products)",
     )
     .fetch_one(db)
     .timed()
     .await?;
-    Ok((lag, any != 0))
+    Ok(first.map(|first| lag.unwrap_or(first)))
 }

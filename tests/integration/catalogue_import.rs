@@ -406,7 +406,7 @@ async fn a_shop_page_imports_its_products_once_and_a_restart_resumes() {
     let (db, cfg, base, site, seller) = setup().await;
     let imp = Importer::from_config(&cfg, db.clone()).unwrap();
     let shop = base.join("/shop").unwrap().to_string();
-    let id = imports::create_import(&db, seller, "cli", &[shop.clone()])
+    let id = imports::create_import(&db, seller, "cli", std::slice::from_ref(&shop))
         .await
         .unwrap();
     // A worker claims the shop page and dies: its lease runs out and the next one does it.
@@ -576,8 +576,8 @@ async fn the_heartbeat_updates_takes_down_and_brings_back() {
         "hidden",
         "two failed rounds"
     );
-    let (lag, any) = imports::recheck_lag(&db).await.unwrap();
-    assert!(any && lag.is_some_and(|s| s >= 0));
+    let lag = imports::recheck_lag(&db).await.unwrap();
+    assert!(lag.is_some_and(|s| s >= 0), "{lag:?}");
 }
 
 #[tokio::test]
