@@ -41,6 +41,8 @@ pub struct Importer {
     pub cfg: Catalogue,
     pub quotas: Quotas,
     pub currency: Currency,
+    /// Where photos go (`<data_dir>/images`, as uploads).
+    pub images: crate::store::images::Files,
 }
 
 impl Importer {
@@ -54,6 +56,7 @@ impl Importer {
             cfg: cfg.catalogue.clone(),
             quotas: cfg.limits.quotas(),
             currency: Currency::parse(&cfg.currency).map_err(|e| e.to_string())?,
+            images: crate::store::images::Files::new(cfg.data_dir.join("images")),
         })
     }
 }
@@ -165,8 +168,134 @@ async fn process(imp: &Importer, job: &imports::UrlJob) -> Result<(), store::Err
                 return imports::finish_url(db, job.id, true, "over_quota", &why, None).await;
             }
         };
-    let detail = format!("{} ({})", checked.name, checked.source.as_str());
+    let mut detail = format!("{} ({})", checked.name, checked.source.as_str());
+    if let (Some(id), "created" | "updated") = (product_id, outcome) {
+        let (added, problems) = photos(imp, id, &checked.images).await?;
+        detail.push_str(&format!("; {added} photos"));
+        if let Some(first) = problems.first() {
+            detail.push_str(&format!(", {} not taken ({first})", problems.len()));
+        }
+    }
     imports::finish_url(db, job.id, false, outcome, &detail, product_id).await
+}
+
+/// Photos of an imported product at most.
+const PHOTOS: usize = 4;
+
+/// The product's photos through the fetcher (image types, the image cap) and then the upload
+/// pipeline's steps: decoded within the limits, metadata stripped (`imaging::meta`), the
+/// original written once under its hash, its row, variants job and vector re-sync in one
+/// transaction within the seller's photo quota (`store::images::add_within`). A photo that
+/// fails is named in the URL's detail, never failing the product. (New photos, added ones
+/// already there.)
+async fn photos(
+    imp: &Importer,
+    product_id: u64,
+    urls: &[reqwest::Url],
+) -> Result<(usize, Vec<String>), store::Error> {
+    let (mut added, mut problems) = (0, Vec::new());
+    for url in urls.iter().take(PHOTOS) {
+        let bytes = match imp.fetcher.fetch(url, &imp.fetcher.ask(Want::Image)).await {
+            Ok(Answer::Body(f)) => f.body,
+            Ok(Answer::NotModified) => continue,
+            Err(e) => {
+                problems.push(e.to_string());
+                continue;
+            }
+        };
+        match photo(imp, product_id, bytes).await? {
+            Ok(true) => added += 1,
+            Ok(false) => {}
+            Err(why) => problems.push(format!("{url}: {why}")),
+        }
+    }
+    Ok((added, problems))
+}
+
+/// One photo's bytes into the pipeline: `Ok(true)` stored, `Ok(false)` already there,
+/// `Err(why)` refused.
+async fn photo(
+    imp: &Importer,
+    product_id: u64,
+    bytes: Vec<u8>,
+) -> Result<Result<bool, String>, store::Error> {
+    use crate::imaging::{codec, meta};
+    use crate::store::images::{self as store_images, Added, NewImage};
+    use sha2::{Digest, Sha256};
+    let pool = crate::background::current_pool();
+    let checked = tokio::task::spawn_blocking(move || {
+        pool.install(|| {
+            let d = codec::decode(&bytes).map_err(|e| e.to_string())?;
+            let clean = meta::strip(d.kind, &bytes, d.orientation).map_err(|e| e.to_string())?;
+            Ok::<_, String>((clean, d.kind, d.width(), d.height()))
+        })
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("decoding panicked: {e}")));
+    let (clean, kind, width, height) = match checked {
+        Ok(c) => c,
+        Err(why) => return Ok(Err(why)),
+    };
+    let sha: String = Sha256::digest(&clean)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let files = imp.images.clone();
+    let path = files.original(&sha, kind.ext());
+    let size = u32::try_from(clean.len()).unwrap_or(u32::MAX);
+    let (f, p) = (files.clone(), path.clone());
+    let written = tokio::task::spawn_blocking(move || f.write_once(&p, &clean)).await;
+    let created = match written {
+        Ok(Ok(created)) => created,
+        Ok(Err(e)) => return Ok(Err(format!("writing {}: {e}", path.display()))),
+        Err(e) => return Ok(Err(format!("writing an image: {e}"))),
+    };
+    let added = store_images::add_within(
+        &imp.db,
+        &NewImage {
+            product_id,
+            sha256: &sha,
+            mime: kind.mime(),
+            width,
+            height,
+            bytes: size,
+        },
+        Some(&imp.quotas),
+    )
+    .await;
+    let refused = match added {
+        Ok(Added::New(_)) => return Ok(Ok(true)),
+        Ok(Added::Existing(_)) => return Ok(Ok(false)),
+        Ok(Added::OverQuota(over)) => over.to_string(),
+        Ok(Added::Full) => "the product has as many photos as it may".to_owned(),
+        Err(e) => {
+            forget(&imp.db, &files, &sha, &path, created).await;
+            return Err(e);
+        }
+    };
+    forget(&imp.db, &files, &sha, &path, created).await;
+    Ok(Err(refused))
+}
+
+/// Remove an original this import wrote and no row names.
+async fn forget(
+    db: &MySqlPool,
+    files: &crate::store::images::Files,
+    sha: &str,
+    path: &std::path::Path,
+    created: bool,
+) {
+    if !created
+        || crate::store::images::sha_in_use(db, sha)
+            .await
+            .unwrap_or(true)
+    {
+        return;
+    }
+    let (files, path) = (files.clone(), path.to_owned());
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || files.remove(&path)).await {
+        tracing::warn!(%sha, "could not remove an imported photo no row names: {e}");
+    }
 }
 
 async fn fetch_failed(

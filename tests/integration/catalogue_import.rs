@@ -166,6 +166,13 @@ async fn page(
         }
         "brotli" => ([(header::CONTENT_TYPE, "text/html"), (header::CONTENT_ENCODING, "br")], "x").into_response(),
         "picture" => ([(header::CONTENT_TYPE, "image/png")], "not html").into_response(),
+        p if p.starts_with("img/") => {
+            let mut png = Vec::new();
+            soko::imaging::synthetic::photo(320, 240)
+                .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                .unwrap();
+            ([(header::CONTENT_TYPE, "image/png")], png).into_response()
+        }
         _ => StatusCode::NOT_FOUND.into_response(),
     }
 }
@@ -442,6 +449,23 @@ async fn a_shop_page_imports_its_products_once_and_a_restart_resumes() {
     assert_eq!(
         count(&db, "SELECT COUNT(*) FROM imported_products").await,
         5
+    );
+    // Photos came through the fetcher and the upload pipeline: a row, a variants job.
+    let (kikoy, ..) = product_row(&db, "Kikoy").await;
+    let photos: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM product_images WHERE product_id = ?")
+            .bind(kikoy)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(photos, 1);
+    assert!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM jobs WHERE kind = 'image_variants'"
+        )
+        .await
+            >= 1
     );
 
     // The same shop again: nothing new, nothing duplicated; a changed price is updated.
