@@ -727,3 +727,100 @@ async fn a_seller_imports_from_the_page_and_the_api_and_sees_the_progress() {
         .unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::NOT_FOUND);
 }
+
+/// `scripts/bench-import`: import `SOKO_BENCH_PAGES` (1,000) product pages listed in a sitemap
+/// from a local site, then a heartbeat round over `SOKO_BENCH_PRODUCTS` (10,000) imported
+/// products (all unchanged: 304s to their ETags); products/s of each, as JSON on stdout.
+/// Embedding is not included (the vector sync drains the outbox afterwards, as in production).
+#[tokio::test]
+#[ignore = "a benchmark: scripts/bench-import"]
+async fn bench_import_and_heartbeat() {
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (pages, products) = (
+        env("SOKO_BENCH_PAGES", 1000),
+        env("SOKO_BENCH_PRODUCTS", 10_000),
+    );
+    let (db, mut cfg) = test_db().await;
+    soko::store::migrate::run(&db).await.unwrap();
+    cfg.catalogue.fetch.allow_private = vec!["127.0.0.1/32".into()];
+    cfg.catalogue.import.max_pages = 100_000;
+    cfg.limits.approved_products = std::num::NonZeroU64::new(1_000_000).unwrap();
+    async fn product_page(Path(n): Path<u64>, headers: HeaderMap) -> Response {
+        let etag = format!("\"p{n}\"");
+        if headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            == Some(etag.as_str())
+        {
+            return StatusCode::NOT_MODIFIED.into_response();
+        }
+        let mut r = html(jsonld_page(
+            &format!("Product {n}"),
+            &format!("{}", 100 + n),
+        ));
+        r.headers_mut().insert(header::ETAG, etag.parse().unwrap());
+        r
+    }
+    async fn sitemap(Path((from, to)): Path<(u64, u64)>) -> Response {
+        let mut xml = String::from("<?xml version=\"1.0\"?><urlset>");
+        for n in from..to {
+            xml.push_str(&format!("<url><loc>/p/{n}</loc></url>"));
+        }
+        xml.push_str("</urlset>");
+        ([(header::CONTENT_TYPE, "application/xml")], xml).into_response()
+    }
+    let app = Router::new()
+        .route("/p/{n}", get(product_page))
+        .route("/sitemap/{from}/{to}", get(sitemap));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let seller = seller(&db).await;
+    let imp = Importer::from_config(&cfg, db.clone()).unwrap();
+    let started = std::time::Instant::now();
+    imports::create_import(&db, seller, "cli", &[format!("{base}/sitemap/0/{pages}")])
+        .await
+        .unwrap();
+    catalogue_import::drain(&imp).await.unwrap();
+    let import_secs = started.elapsed().as_secs_f64();
+    let imported = count(&db, "SELECT COUNT(*) FROM imported_products").await;
+    assert_eq!(imported as usize, pages);
+    if products > pages {
+        imports::create_import(
+            &db,
+            seller,
+            "cli",
+            &[format!("{base}/sitemap/{pages}/{products}")],
+        )
+        .await
+        .unwrap();
+        catalogue_import::drain(&imp).await.unwrap();
+    }
+    let total = count(&db, "SELECT COUNT(*) FROM imported_products").await;
+    let r = Rechecker::from_config(&cfg, db.clone()).unwrap();
+    let started = std::time::Instant::now();
+    catalogue_recheck::run_round(&r)
+        .await
+        .unwrap()
+        .expect("a round");
+    let round_secs = started.elapsed().as_secs_f64();
+    let last = &imports::runs(&db, 1).await.unwrap()[0];
+    assert_eq!(last.checked as i64, total);
+    println!(
+        "{}",
+        serde_json::json!({
+            "import_pages": pages,
+            "import_secs": import_secs,
+            "import_products_per_sec": pages as f64 / import_secs,
+            "heartbeat_products": total,
+            "heartbeat_secs": round_secs,
+            "heartbeat_products_per_sec": total as f64 / round_secs,
+            "heartbeat_unchanged": last.unchanged,
+        })
+    );
+}
