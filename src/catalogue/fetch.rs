@@ -361,7 +361,9 @@ pub struct Fetcher {
     all: Arc<Semaphore>,
     per_host: usize,
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
-    robots: tokio::sync::Mutex<HashMap<String, Arc<Robots>>>,
+    /// robots.txt per origin, each read once (the first fetch to an origin reads it; the
+    /// others to that origin wait for it, those to other origins do not).
+    robots: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<Robots>>>>>,
     cfg: FetchConfig,
 }
 
@@ -479,7 +481,7 @@ impl Fetcher {
             all: Arc::new(Semaphore::new(cfg.parallel as usize)),
             per_host: cfg.per_host as usize,
             hosts: Mutex::new(HashMap::new()),
-            robots: tokio::sync::Mutex::new(HashMap::new()),
+            robots: Mutex::new(HashMap::new()),
             cfg: cfg.clone(),
         })
     }
@@ -683,15 +685,17 @@ impl Fetcher {
     /// A host the fetcher refuses is refused here already (its robots.txt is not fetched).
     async fn robots_allow(&self, url: &Url) -> Result<bool, FetchError> {
         let origin = url.origin().ascii_serialization();
-        let mut cache = self.robots.lock().await;
-        if let Some(r) = cache.get(&origin) {
-            return Ok(r.allows(url_path(url).as_str()));
-        }
-        let robots = Arc::new(self.read_robots(url).await?);
-        if cache.len() > 10_000 {
-            cache.clear();
-        }
-        cache.insert(origin, robots.clone());
+        let cell = {
+            let mut cache = self.robots.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.entry(origin).or_default().clone()
+        };
+        // A refusal is not kept: the next fetch to that origin is refused the same way.
+        let robots = cell
+            .get_or_try_init(|| async { self.read_robots(url).await.map(Arc::new) })
+            .await?;
         Ok(robots.allows(url_path(url).as_str()))
     }
 
