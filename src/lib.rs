@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod app;
 pub mod background;
+pub mod catalogue;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -69,6 +69,8 @@ impl admin::Control for Control {
             )
             .await;
             let replication = self.standby.view(&self.cfg).await;
+            let catalogue =
+                crate::ops::catalogue_view::collect(&self.db, &self.cfg.catalogue).await;
             let services = self
                 .services
                 .statuses()
@@ -144,6 +146,7 @@ impl admin::Control for Control {
                     },
                 ),
                 replication: Some(replication),
+                catalogue,
             }
         })
     }

@@ -264,6 +264,26 @@ fn spawn_workers(
         std::time::Duration::from_secs(cfg.recommendations.interval_secs.get() * 6),
         stop.clone(),
     ));
+    match workers::catalogue_import::Importer::from_config(cfg, db.clone()) {
+        Ok(imp) => {
+            tokio::spawn(workers::catalogue_import::run(
+                imp,
+                std::time::Duration::from_secs(2),
+                stop.clone(),
+            ));
+        }
+        Err(e) => tracing::error!("catalogue import worker not started: {e}"),
+    }
+    match workers::catalogue_recheck::Rechecker::from_config(cfg, db.clone()) {
+        Ok(r) => {
+            tokio::spawn(workers::catalogue_recheck::run(
+                r,
+                std::time::Duration::from_secs(60),
+                stop.clone(),
+            ));
+        }
+        Err(e) => tracing::error!("catalogue re-check worker not started: {e}"),
+    }
     tokio::spawn(workers::vector_sync::start(
         cfg.embed.clone(),
         cfg.background.clone(),

@@ -4,6 +4,7 @@
 mod admin;
 mod backup;
 mod backup_seal;
+mod catalogue;
 mod cert;
 mod completions;
 mod console;
@@ -71,6 +72,9 @@ pub enum Command {
     Console(console::Args),
     /// Recommendations now: fold in new events, trending, `--full` every neighbour list.
     Recommend(recommend::Args),
+    /// Sellers' catalogues from their own pages: `soko catalogue import --seller SLUG URL...`,
+    /// `soko catalogue recheck` (the heartbeat re-check of imported products, now).
+    Catalogue(catalogue::Args),
     /// The text-search index: `soko search rebuild` rebuilds every node's from MySQL.
     Search(search::Args),
     /// The container images of MariaDB and Milvus standalone: `soko images build` makes them
@@ -133,6 +137,7 @@ pub fn main() -> ExitCode {
             Command::Restore(args) => restore::run(loaded.cfg, args).await,
             Command::Console(args) => console::run(loaded.cfg, args).await,
             Command::Recommend(args) => recommend::run(loaded.cfg, args).await,
+            Command::Catalogue(args) => catalogue::run(loaded.cfg, args).await,
             Command::Search(args) => search::run(loaded.cfg, args).await,
             Command::Images(args) => images::run(loaded.cfg, args).await,
             Command::Standby(args) => standby::run(loaded, args).await,

@@ -9,6 +9,7 @@ pub mod api;
 pub mod background;
 pub mod backup;
 pub mod cache;
+pub mod catalogue;
 pub mod edit;
 pub mod embed;
 pub mod http;
@@ -108,6 +109,9 @@ pub struct Config {
     pub standby: standby::Standby,
     /// Quality control of listings: banned words, flagged listings public or held, thresholds.
     pub quality: quality::Quality,
+    /// Sellers' catalogues imported from their web pages: the fetcher's limits, discovery,
+    /// and the heartbeat re-check of imported products.
+    pub catalogue: catalogue::Catalogue,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -269,6 +273,7 @@ impl Default for Config {
             background: background::Background::default(),
             standby: standby::Standby::default(),
             quality: quality::Quality::default(),
+            catalogue: catalogue::Catalogue::default(),
         }
     }
 }
@@ -615,6 +620,7 @@ impl Config {
         standby::validate(self, &bad)?;
         search::validate(self, &bad)?;
         quality::validate(self, &bad)?;
+        catalogue::validate(self, &bad)?;
         Ok(())
     }
 

@@ -202,3 +202,26 @@ fn quality_keys_are_validated_naming_the_key_and_the_line() {
     assert_eq!(ok.quality.flagged, quality::Flagged::Held);
     assert_eq!(ok.quality.banned_words, vec!["mbaya".to_owned()]);
 }
+
+#[test]
+fn catalogue_keys_are_validated_naming_the_key_and_the_line() {
+    let err = parse("catalogue:\n  fetch:\n    allow_private: [\"10.0.0.0/8\", \"not a net\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("catalogue.fetch.allow_private"), "{err}");
+    assert!(err.contains("appliance.yaml:3"), "{err}");
+    assert!(err.contains("not a net"), "{err}");
+    let err = parse("catalogue:\n  fetch:\n    parallel: 4\n    per_host: 8\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("catalogue.fetch.per_host"), "{err}");
+    assert!(err.contains("appliance.yaml:4"), "{err}");
+    let err = parse("catalogue:\n  recheck:\n    every_hours: 0\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("catalogue.recheck.every_hours"), "{err}");
+    let ok = parse("catalogue:\n  fetch:\n    allow_private: [127.0.0.1, \"192.168.1.0/24\"]\n")
+        .unwrap();
+    assert_eq!(ok.catalogue.fetch.allow_private.len(), 2);
+    assert_eq!(ok.catalogue.recheck.every_hours, 6);
+}

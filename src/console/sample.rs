@@ -124,6 +124,7 @@ pub fn snapshot() -> Snapshot {
         search: None,
         quality: None,
         replication: None,
+        catalogue: None,
         traffic: Some(TrafficView {
             slot_secs: 10,
             window_secs: 60,

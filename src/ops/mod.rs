@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod alerts;
 pub mod backup_view;
+pub mod catalogue_view;
 pub mod check;
 pub mod checklist;
 pub mod domain;

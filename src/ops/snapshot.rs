@@ -61,6 +61,9 @@ pub struct Snapshot {
     /// Warm standby: this node's role and its replication (see `replication_view`).
     #[serde(default)]
     pub replication: Option<super::replication_view::ReplicationView>,
+    /// Sellers' catalogue imports and the heartbeat re-check (see `catalogue_view`).
+    #[serde(default)]
+    pub catalogue: Option<super::catalogue_view::CatalogueView>,
 }
 
 pub use crate::workers::control::WorkerView;
@@ -208,6 +211,7 @@ impl AlertInputs {
                 let http = t.series.iter().find(|x| x.name == "http")?;
                 (http.rate * t.window_secs as f64 >= MIN_REQUESTS).then_some(http.error_rate)
             }),
+            catalogue_recheck_overdue: s.catalogue.as_ref().and_then(|c| c.overdue()),
             ..AlertInputs::default()
         }
     }

@@ -214,6 +214,7 @@ mod tests {
             vector_sync: None,
             background: None,
             replication: None,
+            catalogue: None,
             search: None,
             quality: None,
         }

@@ -62,6 +62,14 @@ pub fn workers(out: &mut String, s: &Snapshot, now_unix: u64) {
     if let Some(line) = &s.quality {
         let _ = writeln!(out, "\n      QUALITY      {line}");
     }
+    if let Some(c) = &s.catalogue {
+        let level = if c.overdue().is_some() {
+            "warn"
+        } else {
+            "ok  "
+        };
+        let _ = writeln!(out, "\n{level}  CATALOGUE    {}", c.line());
+    }
     if let Some(r) = &s.replication {
         let _ = writeln!(out, "\n      ROLE         {}", r.line());
     }

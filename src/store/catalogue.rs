@@ -365,7 +365,7 @@ pub(crate) async fn lock_seller(
         .ok_or(Error::NotFound)
 }
 
-async fn insert_product(
+pub(crate) async fn insert_product(
     tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
     p: &NewProduct<'_>,
 ) -> Result<u64, Error> {

@@ -12,6 +12,7 @@ pub mod catalogue;
 pub mod drills;
 pub mod generation;
 pub mod images;
+pub mod imports;
 pub mod jobs;
 pub mod leads;
 pub mod migrate;

@@ -23,6 +23,7 @@ pub mod password_reset;
 mod photo_search;
 pub mod recommend;
 mod sell;
+mod sell_import;
 mod sell_products;
 mod seller_page;
 pub mod serve;
@@ -117,6 +118,8 @@ pub struct Settings {
     pub pages: Arc<page_cache::PageCache>,
     /// The operator's `timezone`: times shown to sellers and admins.
     pub zone: crate::clock::Zone,
+    /// What sellers may ask to import (`catalogue.import.max_urls`, `catalogue.fetch`).
+    pub import: Arc<crate::catalogue::Intake>,
 }
 
 /// The rate limiters (see `api::limit`), shared across every clone of the settings.
@@ -143,6 +146,7 @@ impl Settings {
                 reset_ttl_secs: cfg.mail.reset_ttl_secs,
                 pages: Arc::new(page_cache::PageCache::new(&cfg.cache)),
                 zone: zone(cfg),
+                import: Arc::new(crate::catalogue::Intake::from_config(&cfg.catalogue)),
             }
         } else {
             Settings {
@@ -156,6 +160,7 @@ impl Settings {
                 reset_ttl_secs: cfg.mail.reset_ttl_secs,
                 pages: Arc::new(page_cache::PageCache::new(&cfg.cache)),
                 zone: zone(cfg),
+                import: Arc::new(crate::catalogue::Intake::from_config(&cfg.catalogue)),
             }
         }
     }
@@ -202,6 +207,7 @@ pub fn router(state: AppState, cfg: &Config) -> Router {
         .merge(password_reset::router())
         .merge(sell::router())
         .merge(sell_products::router())
+        .merge(sell_import::router())
         .merge(seller_page::router())
         .merge(images::router())
         .merge(insights::router())

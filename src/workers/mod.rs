@@ -3,6 +3,8 @@
 //! resume at any point because every job is idempotent.
 
 pub mod backup;
+pub mod catalogue_import;
+pub mod catalogue_recheck;
 pub mod control;
 pub mod event_rollup;
 pub mod image_follow;

@@ -102,8 +102,9 @@ async fn the_console_pauses_a_worker_restarts_mysql_and_outlives_the_appliance()
     })
     .await;
 
-    // Pause the images worker from the console (rows: mysql, milvus, event-rollup, images).
-    tmux.keys(&["j", "j", "j", "p"]);
+    // Pause the images worker from the console (rows: mysql, milvus, catalogue-import,
+    // catalogue-recheck, event-rollup, images).
+    tmux.keys(&["j", "j", "j", "j", "j", "p"]);
     tmux.until("the pause question", Duration::from_secs(5), |s| {
         s.contains("Pause the images worker?")
     })
@@ -175,7 +176,7 @@ async fn the_console_pauses_a_worker_restarts_mysql_and_outlives_the_appliance()
     }
 
     // Restart MySQL from the console: select it, r, confirm; the count goes to 1.
-    tmux.keys(&["k", "k", "k", "r"]);
+    tmux.keys(&["k", "k", "k", "k", "k", "r"]);
     tmux.until("the restart question", Duration::from_secs(5), |s| {
         s.contains("Restart mysql?")
     })

@@ -15,6 +15,7 @@ mod backup_seal;
 mod boot;
 mod browser;
 mod cache;
+mod catalogue_import;
 mod cli;
 mod console;
 mod containers;

@@ -68,6 +68,9 @@ pub struct AlertInputs {
     pub backup_drill_failure: Option<String>,
     pub disk_used_percent: Option<f64>,
     pub http_error_rate: Option<f64>,
+    /// The catalogue re-check has not completed a round for too long (`Snapshot.catalogue`):
+    /// the summary.
+    pub catalogue_recheck_overdue: Option<String>,
 }
 
 /// The rules' limits (from `alerts:` in appliance.yaml).
@@ -236,6 +239,16 @@ pub fn error_rate_rule(i: &AlertInputs, t: &Thresholds) -> Option<Condition> {
     })
 }
 
+pub fn catalogue_recheck_rule(i: &AlertInputs) -> Option<Condition> {
+    i.catalogue_recheck_overdue
+        .as_ref()
+        .map(|summary| Condition {
+            key: "catalogue-recheck".into(),
+            level: Level::Amber,
+            summary: summary.clone(),
+        })
+}
+
 /// Every rule; the conditions that hold now.
 pub fn evaluate(i: &AlertInputs, t: &Thresholds, now: i64) -> Vec<Condition> {
     let mut out = Vec::new();
@@ -244,6 +257,7 @@ pub fn evaluate(i: &AlertInputs, t: &Thresholds, now: i64) -> Vec<Condition> {
     out.extend(disk_rule(i, t));
     out.extend(crash_loop_rules(i));
     out.extend(error_rate_rule(i, t));
+    out.extend(catalogue_recheck_rule(i));
     out
 }
 

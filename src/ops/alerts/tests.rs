@@ -339,3 +339,26 @@ fn status_text_lists_alerts_by_level_and_firing_ones_set_the_level() {
     assert_eq!(snap.level(), Level::Red);
     assert!(render_text(&snap, 10).contains("RED   disk-full"));
 }
+
+#[test]
+fn the_catalogue_recheck_fires_when_no_round_completed_within_its_limit() {
+    let view = |lag| crate::ops::catalogue_view::CatalogueView {
+        recheck_lag_secs: lag,
+        alert_after_secs: 24 * 3600,
+        ..Default::default()
+    };
+    let snap = |lag| Snapshot {
+        catalogue: Some(view(lag)),
+        ..crate::console::sample::snapshot()
+    };
+    let fired = |lag| evaluate(&AlertInputs::from_snapshot(&snap(lag)), &limits(), 0);
+    assert!(
+        !keys(&fired(None)).contains(&"catalogue-recheck"),
+        "nothing imported"
+    );
+    assert!(!keys(&fired(Some(23 * 3600))).contains(&"catalogue-recheck"));
+    let c = fired(Some(30 * 3600));
+    let c = c.iter().find(|c| c.key == "catalogue-recheck").unwrap();
+    assert_eq!(c.level, Level::Amber);
+    assert!(c.summary.contains("30 h"), "{}", c.summary);
+}

@@ -15,6 +15,7 @@ mod error;
 mod events;
 mod extract;
 mod images;
+mod imports;
 mod insights;
 mod jwt;
 pub(crate) mod limit;
@@ -71,6 +72,8 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(seller::read, seller::update, seller::delete))
         .routes(routes!(seller::hide))
         .routes(routes!(seller::show))
+        .routes(routes!(imports::create, imports::list))
+        .routes(routes!(imports::read))
         .routes({
             // Photos are larger than JSON bodies: their own limit, a little over the photo's.
             let (schemas, paths, method) = routes!(images::upload, images::list);
