@@ -470,7 +470,7 @@ async fn a_shop_page_imports_its_products_once_and_a_restart_resumes() {
 
     // The same shop again: nothing new, nothing duplicated; a changed price is updated.
     site.price.store(950, Ordering::SeqCst);
-    let again = imports::create_import(&db, seller, "api", &[shop.clone()])
+    let again = imports::create_import(&db, seller, "api", std::slice::from_ref(&shop))
         .await
         .unwrap();
     catalogue_import::drain(&imp).await.unwrap();
