@@ -128,6 +128,11 @@ pub fn spec_with(cfg: &Config, container: bool, server_id: u32) -> ServiceSpec {
             .into_iter()
             .map(OsString::from),
     );
+    if !container {
+        // Temporary tables and sort files in a directory of its own (made by `prepare`), not
+        // the host's shared /tmp: nothing else on the box cleans or fills it under the server.
+        args.push(arg("--tmpdir=", &paths.dir.join("tmp")));
+    }
     if running_as_root() {
         args.push("--user=root".into());
     }
@@ -307,6 +312,8 @@ async fn greeting(mut stream: impl tokio::io::AsyncRead + Unpin) -> Result<[u8; 
 
 /// First start only: `mariadb-install-db` into a scratch directory, then rename into place.
 async fn init_datadir(install_db: &Path, dir: &Path, datadir: &Path) -> Result<(), String> {
+    let tmp = dir.join("tmp");
+    super::make_private_dir(&tmp).map_err(|e| e.to_string())?;
     if datadir.join("mysql").is_dir() {
         return Ok(());
     }
