@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::i18n::{Lang, messages};
 use super::states::string_enum;
 
 string_enum! {
@@ -116,6 +117,26 @@ pub fn summary(findings: &[Finding]) -> String {
     line.chars().take(500).collect()
 }
 
+/// A stored summary (`check: detail; …`, as [`summary`] writes it) in `lang`: each check's name
+/// from the catalogue (`qc_check_<word>`) and each detail through the rules' Swahili patterns
+/// (`i18n::messages`); English as it is.
+pub fn summary_in(lang: Lang, summary: &str) -> String {
+    if lang == Lang::En {
+        return summary.to_owned();
+    }
+    let said = |t: &str| messages::to_swahili(t).unwrap_or_else(|| t.to_owned());
+    summary
+        .split("; ")
+        .map(|part| match part.split_once(": ") {
+            Some((check, detail)) if check.parse::<Check>().is_ok() => {
+                format!("{}: {}", lang.t(&format!("qc_check_{check}")), said(detail))
+            }
+            _ => said(part),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Combine findings: any rejection rejects; otherwise any flag flags; otherwise approved.
 /// The confidence of several independent findings of the deciding severity is their noisy-or
 /// (1 − Π(1 − cᵢ)); a flag from an errored check counts no more than 0.5.
@@ -213,7 +234,7 @@ pub fn check_text(banned: &BannedWords, name: &str, description: &str) -> Vec<Fi
         out.push(Finding::flag(
             Check::Phone,
             0.7,
-            format!("a phone number in the description ({phone}); buyers reach you on WhatsApp"),
+            format!("a phone number in the description ({phone}): buyers reach you on WhatsApp"),
         ));
     }
     if let Some(link) = link(description) {
@@ -424,7 +445,7 @@ pub fn check_price(price: Option<i64>, spread: Option<&Spread>, threshold: f64) 
         Check::PriceOutlier,
         confidence,
         format!(
-            "price far {side} the category's usual (about {} minor units over {} listings; robust z {z:.1})",
+            "price far {side} the category's usual (about {} minor units over {} listings, robust z {z:.1})",
             spread.typical(),
             spread.samples
         ),
@@ -434,6 +455,40 @@ pub fn check_price(price: Option<i64>, spread: Option<&Spread>, threshold: f64) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_summary_reads_in_swahili_check_by_check() {
+        let banned = BannedWords::new(&["bangi"]);
+        let mut findings = check_text(
+            &banned,
+            "BANGI SAFI SANA",
+            "Call 0712 345 678 or see https://duka.example/x",
+        );
+        findings.push(Finding::flag(
+            Check::Blurry,
+            0.6,
+            "photo 1 looks blurry (sharpness 12, below 40)",
+        ));
+        let en = summary(&findings);
+        assert_eq!(summary_in(Lang::En, &en), en);
+        let sw = summary_in(Lang::Sw, &en);
+        for want in [
+            "maneno yaliyokatazwa: bangi",
+            "namba ya simu: namba ya simu kwenye maelezo (0712 345 678): wanunuzi",
+            "kiungo: kiungo kwenye maelezo (https://duka.example/x)",
+            "herufi kubwa: jina limeandikwa kwa herufi kubwa tu",
+            "picha yenye ukungu: picha 1 inaonekana na ukungu (ukali 12, chini ya 40)",
+        ] {
+            assert!(sw.contains(want), "{want} in {sw}");
+        }
+        for check in Check::ALL {
+            assert_ne!(
+                Lang::Sw.t(&format!("qc_check_{check}")),
+                format!("qc_check_{check}"),
+                "{check} has no name in the catalogue"
+            );
+        }
+    }
 
     fn banned() -> BannedWords {
         BannedWords::new(&["counterfeit", "bangi", "fake id"])

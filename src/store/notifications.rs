@@ -69,6 +69,8 @@ impl Kind<'_> {
             Lang::Sw => messages::to_swahili(english).unwrap_or_else(|| english.to_owned()),
             Lang::En => english.to_owned(),
         };
+        // Quality control's reasons are a summary of findings (`check: detail; …`).
+        let findings = |english: &str| crate::market::quality::summary_in(lang, english);
         let fill = |key: &str, parts: &[String]| {
             parts
                 .iter()
@@ -98,10 +100,10 @@ impl Kind<'_> {
             Kind::SourceGone { source } => fill("notice_source_gone", &[source.to_string()]),
             Kind::ProductApproved { name, .. } => fill("notice_approved", &[name.to_string()]),
             Kind::ProductFlagged { name, reasons, .. } => {
-                fill("notice_flagged", &[name.to_string(), said(reasons)])
+                fill("notice_flagged", &[name.to_string(), findings(reasons)])
             }
             Kind::ProductRejected { name, reason, .. } => {
-                fill("notice_rejected", &[name.to_string(), said(reason)])
+                fill("notice_rejected", &[name.to_string(), findings(reason)])
             }
         };
         line.chars().take(1000).collect()

@@ -83,6 +83,11 @@ impl PageCtx {
         format::date_time(self.lang, s)
     }
 
+    /// Quality control's findings (`check: detail; …`) in the visitor's language.
+    pub fn qc_summary(&self, summary: &str) -> String {
+        crate::market::quality::summary_in(self.lang, summary)
+    }
+
     /// A category's name in the visitor's language (its Swahili name when it has one).
     pub fn category(&self, c: &crate::store::catalogue::Category) -> String {
         category_name(self.lang, c)

@@ -517,6 +517,38 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("user_n", "user {0}", "mtumiaji {0}"),
     ("system", "system", "mfumo"),
     // --- states stored in the database, as `Lang::state` shows them ---
+    // --- quality control: the checks' names in a summary (market::quality::summary_in) ---
+    (
+        "qc_check_banned_word",
+        "banned words",
+        "maneno yaliyokatazwa",
+    ),
+    ("qc_check_phone_in_text", "phone number", "namba ya simu"),
+    ("qc_check_link_in_text", "link", "kiungo"),
+    ("qc_check_all_caps", "capitals", "herufi kubwa"),
+    (
+        "qc_check_repeated_text",
+        "repeated text",
+        "maandishi yanayojirudia",
+    ),
+    (
+        "qc_check_price_outlier",
+        "unusual price",
+        "bei isiyo ya kawaida",
+    ),
+    (
+        "qc_check_image_too_small",
+        "photo too small",
+        "picha ndogo mno",
+    ),
+    ("qc_check_blurry", "blurry photo", "picha yenye ukungu"),
+    ("qc_check_duplicate_photo", "same photo", "picha ileile"),
+    (
+        "qc_check_near_duplicate_photo",
+        "similar photo",
+        "picha inayofanana",
+    ),
+    ("qc_check_check_error", "not checked", "haikukaguliwa"),
     // --- importing a seller's catalogue (/sell/import) ---
     ("imp_title", "Import your catalogue", "Ingiza bidhaa zako"),
     (

@@ -162,6 +162,62 @@ pub const MESSAGES: &[(&str, &str)] = &[
         "; the allowance grows once an administrator approves the shop",
         "; kiwango kitaongezeka msimamizi akiidhinisha duka",
     ),
+    // quality control's findings (market::quality, workers::quality), last: their patterns are
+    // the most general
+    (
+        "{0} could not be checked: {1}",
+        "{0} haikuweza kukaguliwa: {1}",
+    ),
+    ("banned words: {0}", "maneno yaliyokatazwa: {0}"),
+    (
+        "a phone number in the description ({0}): buyers reach you on WhatsApp",
+        "namba ya simu kwenye maelezo ({0}): wanunuzi wanakufikia kwa WhatsApp",
+    ),
+    (
+        "a link in the description ({0})",
+        "kiungo kwenye maelezo ({0})",
+    ),
+    (
+        "the name is in capitals",
+        "jina limeandikwa kwa herufi kubwa tu",
+    ),
+    (
+        "the description is in capitals",
+        "maelezo yameandikwa kwa herufi kubwa tu",
+    ),
+    (
+        "{0} repeated {1} or more times",
+        "{0} limerudiwa mara {1} au zaidi",
+    ),
+    (
+        "{0} words but only {1} different ones",
+        "maneno {0} lakini {1} tu ndiyo tofauti",
+    ),
+    (
+        "price far above the category's usual (about {0} minor units over {1} listings, robust z {2})",
+        "bei iko juu sana kuliko kawaida ya kundi hili (takriban senti {0} katika matangazo {1}, z {2})",
+    ),
+    (
+        "price far below the category's usual (about {0} minor units over {1} listings, robust z {2})",
+        "bei iko chini sana kuliko kawaida ya kundi hili (takriban senti {0} katika matangazo {1}, z {2})",
+    ),
+    (
+        "{0} is the same photo as another seller's listing #{1}",
+        "{0} ni picha ileile ya tangazo #{1} la muuzaji mwingine",
+    ),
+    (
+        "{0} looks like another seller's listing #{1} ({2} of 64 bits differ)",
+        "{0} inafanana na tangazo #{1} la muuzaji mwingine (biti {2} kati ya 64 zinatofautiana)",
+    ),
+    (
+        "{0} is {1}×{2} px; at least {3} px on the shorter side",
+        "{0} ina px {1}×{2}; upande mfupi unahitaji angalau px {3}",
+    ),
+    (
+        "{0} looks blurry (sharpness {1}, below {2})",
+        "{0} inaonekana na ukungu (ukali {1}, chini ya {2})",
+    ),
+    ("photo {0}", "picha {0}"),
 ];
 
 /// The Swahili of an English message, or `None` when no pattern matches it.
