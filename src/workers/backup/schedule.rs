@@ -140,8 +140,12 @@ async fn scheduled_drill(engine: &Engine, stop: &CancellationToken) {
     };
     tokio::select! {
         r = engine.drill(None, &engine.box_opener, "schedule") => {
-            if let Err(e) = r {
-                tracing::error!("restore drill could not be recorded: {e}");
+            match r {
+                Ok(_) => {}
+                // `soko backup verify` is drilling right now: nothing was recorded, so the
+                // drill is still due and the next tick tries again.
+                Err(super::Error::Refused(why)) => tracing::info!("scheduled restore drill waits: {why}"),
+                Err(e) => tracing::error!("restore drill could not be recorded: {e}"),
             }
         }
         () = stop.cancelled() => {}
