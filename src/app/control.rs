@@ -34,6 +34,7 @@ pub(super) struct Control {
     pub(super) cfg_profile: &'static str,
     pub(super) search: crate::search::Search,
     pub(super) standby: Arc<super::standby::Standby>,
+    pub(super) startup: crate::ops::readiness::Startup,
 }
 
 impl Control {
@@ -53,8 +54,10 @@ impl admin::Control for Control {
         &self,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = status::Snapshot> + Send + '_>> {
         Box::pin(async move {
-            let readiness =
-                readiness::check(&self.db, &self.vectors, || self.services.statuses()).await;
+            let readiness = readiness::check(&self.db, &self.vectors, &self.startup, || {
+                self.services.statuses()
+            })
+            .await;
             let tls = self.tls.as_ref().map(|t| t.view());
             let backups = crate::ops::backup_view::build(
                 &self.db,

@@ -21,6 +21,8 @@ pub(super) async fn database(
     stop: CancellationToken,
     // `false` on a standby: its schema comes from the primary, and its server is read-only.
     migrate: bool,
+    // Told once everything above has worked (readiness waits for it).
+    startup: crate::ops::readiness::Startup,
 ) {
     let mut delay = Duration::from_millis(500);
     // Taken once per start: a migration that fails is retried, not backed up again.
@@ -76,10 +78,12 @@ pub(super) async fn database(
         };
         match attempt.await {
             Ok(Some(s)) => {
+                startup.finish();
                 tracing::info!(version = s.applied, "database ready, migrations current");
                 return;
             }
             Ok(None) => {
+                startup.finish();
                 tracing::info!("database ready (standby: the schema follows the primary)");
                 return;
             }

@@ -60,6 +60,8 @@ pub struct App {
     search: crate::search::Search,
     /// The node's role: a standby serves nothing public and runs no writer (see `standby`).
     standby: Arc<standby::Standby>,
+    /// Provisioned, migrated, rights granted (see `keep::database`).
+    startup: crate::ops::readiness::Startup,
 }
 
 /// A refusal: logged here, printed by the caller; nothing was started.
@@ -158,12 +160,14 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
         cfg.database.max_connections,
     );
     let shutdown = CancellationToken::new();
+    let startup = crate::ops::readiness::Startup::pending();
     tokio::spawn(keep::database(
         cfg.clone(),
         secrets.clone(),
         mysql_status.clone(),
         shutdown.clone(),
         !standby.is_standby(),
+        startup.clone(),
     ));
     notify::status("starting the vector store");
     services.start_milvus(&cfg, runtime).await?;
@@ -180,7 +184,7 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
     let backup = Arc::new(workers::backup::Engine::new(db.clone(), &cfg, &secrets)?);
     {
         // On a standby the writers (and the migrations) wait for the promotion.
-        let (cfg, secrets, db, vectors, stop, backup, standby) = (
+        let (cfg, secrets, db, vectors, stop, backup, standby, startup) = (
             cfg.clone(),
             secrets.clone(),
             db.clone(),
@@ -188,6 +192,7 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
             shutdown.clone(),
             backup.clone(),
             standby.clone(),
+            startup.clone(),
         );
         let was_standby = standby.is_standby();
         tokio::spawn(async move {
@@ -202,6 +207,7 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
                     mysql_status,
                     stop.clone(),
                     true,
+                    startup,
                 ));
             }
             spawn_workers(&cfg, &db, &vectors, backup, &stop);
@@ -228,6 +234,7 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
         backup,
         search,
         standby,
+        startup,
     })
 }
 
@@ -305,6 +312,7 @@ impl App {
                 .started(self.started)
                 .supervised(self.services.receivers())
                 .search(self.search.clone())
+                .startup(self.startup.clone())
                 .build(),
         )
     }
@@ -357,6 +365,7 @@ impl App {
             cfg_profile: self.cfg.embed.profile.profile().name,
             search: self.search.clone(),
             standby: self.standby.clone(),
+            startup: self.startup.clone(),
         });
         if self.standby.is_standby() {
             // The alert table and its notices are the primary's (replicated, read-only here):

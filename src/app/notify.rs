@@ -84,7 +84,7 @@ pub fn spawn_ready(state: AppState, stop: CancellationToken) {
     tokio::spawn(async move {
         let mut last = String::new();
         loop {
-            let r = crate::ops::readiness::check(&state.db, &state.vectors, || {
+            let r = crate::ops::readiness::check(&state.db, &state.vectors, &state.startup, || {
                 state.supervised_statuses()
             })
             .await;

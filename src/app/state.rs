@@ -27,6 +27,7 @@ pub struct WebState {
     events_per_address: u32,
     search: Option<crate::search::Search>,
     search_options: crate::search::Options,
+    startup: crate::ops::readiness::Startup,
 }
 
 impl WebState {
@@ -41,6 +42,7 @@ impl WebState {
             events_per_address: cfg.limits.events_per_address.get(),
             search: None,
             search_options: crate::search::Options::from_config(cfg),
+            startup: crate::ops::readiness::Startup::finished(),
         }
     }
 
@@ -74,6 +76,12 @@ impl WebState {
         self
     }
 
+    /// `soko up`'s start-up work on the database, which readiness waits for (else none).
+    pub fn startup(mut self, startup: crate::ops::readiness::Startup) -> WebState {
+        self.startup = startup;
+        self
+    }
+
     /// The state, and the view writer's task started on its pool (needs a Tokio runtime).
     pub fn build(self) -> AppState {
         let views = web::view_writer::ViewWriter::spawn(
@@ -97,6 +105,7 @@ impl WebState {
             started: self.started,
             supervised: self.supervised,
             settings: Arc::new(self.settings),
+            startup: self.startup,
         })
     }
 }

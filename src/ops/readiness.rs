@@ -1,6 +1,8 @@
 //! Readiness: MySQL reachable with migrations current, and the vector collection present and
 //! loaded. Served as `/readyz` and shown by `soko status`.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -22,6 +24,33 @@ pub struct Readiness {
     pub mysql: Check,
     pub migrations: Check,
     pub milvus: Check,
+}
+
+/// Whether `soko up`'s start-up work on the database is done: provisioned, migrated, and the
+/// application user given its rights on the tables the migrations made. Migrations alone being
+/// current is not enough: between them and the grants the app user cannot write (a test saw
+/// `UPDATE command denied` there), so until then the node is not ready.
+#[derive(Debug, Clone)]
+pub struct Startup(Arc<AtomicBool>);
+
+impl Startup {
+    /// `soko up`: not done until [`finish`](Self::finish).
+    pub fn pending() -> Startup {
+        Startup(Arc::new(AtomicBool::new(false)))
+    }
+
+    /// Nothing to wait for (a web app on a database someone else prepared: tests, benches).
+    pub fn finished() -> Startup {
+        Startup(Arc::new(AtomicBool::new(true)))
+    }
+
+    pub fn finish(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
@@ -67,6 +96,7 @@ fn changed(before: &[Status], after: &[Status], name: &str) -> Option<Check> {
 pub async fn check(
     db: &MySqlPool,
     vectors: &VectorStore,
+    startup: &Startup,
     live: impl Fn() -> Vec<Status>,
 ) -> Readiness {
     let before = live();
@@ -99,6 +129,13 @@ pub async fn check(
                     detail: "reachable".into(),
                 };
                 let migrations = match store::migrate::status(db).await {
+                    Ok(s) if s.current() && !startup.is_finished() => Check {
+                        ok: false,
+                        detail: format!(
+                            "at version {}; granting the application its rights",
+                            s.applied
+                        ),
+                    },
                     Ok(s) if s.current() => Check {
                         ok: true,
                         detail: format!("at version {}", s.applied),

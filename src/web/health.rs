@@ -53,7 +53,10 @@ async fn readyz(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> axum::response::Response {
-    let r = readiness::check(&state.db, &state.vectors, || state.supervised_statuses()).await;
+    let r = readiness::check(&state.db, &state.vectors, &state.startup, || {
+        state.supervised_statuses()
+    })
+    .await;
     let code = if r.ready {
         StatusCode::OK
     } else {

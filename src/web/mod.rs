@@ -91,6 +91,8 @@ pub struct AppShared {
     /// This database's catalogue generation (`store::generation`), looked up once: the page
     /// cache reads it on every anonymous page.
     pub generation: Arc<std::sync::atomic::AtomicU64>,
+    /// `soko up`'s start-up work on the database (readiness waits for it).
+    pub startup: crate::ops::readiness::Startup,
 }
 
 /// What pages need from the config.

@@ -90,6 +90,34 @@ async fn readyz_reports_pending_migrations() {
     );
 }
 
+/// Migrations current is not ready yet while `soko up` is still granting the app user its
+/// rights on the new tables (a write there would be refused): ready once that is done.
+#[tokio::test]
+async fn readyz_waits_for_the_start_up_work_after_migrations() {
+    let (db, cfg) = crate::common::test_db().await;
+    soko::store::migrate::run(&db).await.unwrap();
+    let vectors = std::sync::Arc::new(crate::common::test_vectors(&cfg));
+    vectors.ensure_collection().await.unwrap();
+    let startup = soko::ops::readiness::Startup::pending();
+    let state = soko::app::WebState::new(&cfg, db.clone(), vectors)
+        .startup(startup.clone())
+        .build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/readyz", listener.local_addr().unwrap());
+    soko::app::spawn_web(listener, state, &cfg);
+    let http = reqwest::Client::new();
+    let resp = http.get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["mysql"]["ok"], true, "{body}");
+    assert_eq!(body["migrations"]["ok"], false, "{body}");
+    let detail = body["migrations"]["detail"].as_str().unwrap();
+    assert!(detail.contains("granting"), "{body}");
+    startup.finish();
+    let resp = http.get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+}
+
 #[tokio::test]
 async fn a_body_over_the_limit_is_refused() {
     let app = spawn_app().await;
