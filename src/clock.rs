@@ -46,6 +46,36 @@ impl Zone {
     }
 }
 
+impl Zone {
+    /// Today's date in this zone.
+    pub fn today(&self) -> jiff::civil::Date {
+        jiff::Timestamp::now().to_zoned(self.0.clone()).date()
+    }
+
+    /// When `date` begins in this zone, as the store writes UTC times (`2026-12-04 21:00:00`
+    /// for 5 December in Nairobi). A day whose midnight a DST change skips begins at the first
+    /// instant it has.
+    pub fn day_start_utc(&self, date: jiff::civil::Date) -> String {
+        let start = date
+            .to_zoned(self.0.clone())
+            .and_then(|z| z.start_of_day())
+            .map(|z| z.timestamp())
+            .unwrap_or_else(|_| {
+                // Outside jiff's range (not a date a shop meets): midnight UTC.
+                jiff::Timestamp::from_second(0).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+            });
+        start.strftime("%Y-%m-%d %H:%M:%S").to_string()
+    }
+
+    /// The day (`YYYY-MM-DD`) the Unix second `secs` falls on in this zone.
+    pub fn day_of_unix(&self, secs: i64) -> String {
+        match jiff::Timestamp::from_second(secs) {
+            Ok(t) => t.to_zoned(self.0.clone()).date().to_string(),
+            Err(_) => String::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +92,13 @@ mod tests {
             "2026-12-05 22:30 UTC"
         );
         assert_eq!(nairobi.show("not a time"), "not a time");
+        let day = jiff::civil::date(2026, 12, 5);
+        assert_eq!(nairobi.day_start_utc(day), "2026-12-04 21:00:00");
+        assert_eq!(Zone::utc().day_start_utc(day), "2026-12-05 00:00:00");
+        assert_eq!(la.day_start_utc(day), "2026-12-05 08:00:00");
+        // 2026-12-05T22:30:00Z: already the 6th in Nairobi, still the 5th in UTC.
+        assert_eq!(nairobi.day_of_unix(1_796_509_800), "2026-12-06");
+        assert_eq!(Zone::utc().day_of_unix(1_796_509_800), "2026-12-05");
         assert!(
             Zone::named("Mars/Olympus")
                 .unwrap_err()

@@ -265,6 +265,7 @@ fn spawn_workers(
     ));
     tokio::spawn(workers::event_rollup::run(
         db.clone(),
+        crate::clock::Zone::named(&cfg.timezone).unwrap_or_else(|_| crate::clock::Zone::utc()),
         cfg.limits.raw_event_days.get(),
         // Six recommender rounds: a day waiting for the recommender is read by then; a round
         // with nothing due is one indexed query.

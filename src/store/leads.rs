@@ -423,22 +423,27 @@ pub struct Totals {
     pub leads: i64,
 }
 
-/// Views and WhatsApp leads of a seller over the last `days` UTC days, today included: the
-/// raw events and the rolled-up days together (see `analytics`), so a roll-up changes nothing.
-pub async fn totals(db: &MySqlPool, seller_id: u64, days: u32) -> Result<Totals, Error> {
+/// Views and WhatsApp leads of a seller over a window of whole days (`analytics::Window`),
+/// today included: the raw events and the rolled-up days together (see `analytics`), so a
+/// roll-up changes nothing.
+pub async fn totals(
+    db: &MySqlPool,
+    seller_id: u64,
+    w: &super::analytics::Window,
+) -> Result<Totals, Error> {
     Ok(sqlx::query_as(
         "SELECT CAST(COALESCE(SUM(v), 0) AS SIGNED) AS views, \
                 CAST(COALESCE(SUM(l), 0) AS SIGNED) AS leads FROM ( \
            SELECT SUM(kind = 'view') AS v, SUM(kind = 'whatsapp_start') AS l \
-           FROM events WHERE seller_id = ? AND created_at >= UTC_DATE() - INTERVAL ? DAY \
+           FROM events WHERE seller_id = ? AND created_at >= ? \
            UNION ALL \
            SELECT SUM(IF(kind = 'view', n, 0)), SUM(IF(kind = 'whatsapp_start', n, 0)) \
-           FROM event_days WHERE seller_id = ? AND day >= UTC_DATE() - INTERVAL ? DAY) t",
+           FROM event_days WHERE seller_id = ? AND day >= ?) t",
     )
     .bind(seller_id)
-    .bind(days.saturating_sub(1))
+    .bind(&w.from_utc)
     .bind(seller_id)
-    .bind(days.saturating_sub(1))
+    .bind(&w.first_day)
     .fetch_one(db)
     .timed()
     .await?)

@@ -53,17 +53,17 @@ async fn acting_seller(s: &AppState, v: &Visitor) -> Result<sellers::Seller, Err
     Ok(seller)
 }
 
-async fn series(s: &AppState, seller_id: u64, days: u32) -> Result<Vec<(String, i64, i64)>, Error> {
-    let known: Vec<(String, i64, i64)> = analytics::daily(&s.db, seller_id, days)
+async fn series(
+    s: &AppState,
+    seller_id: u64,
+    w: &analytics::Window,
+) -> Result<Vec<(String, i64, i64)>, Error> {
+    let known: Vec<(String, i64, i64)> = analytics::daily(&s.db, seller_id, w)
         .await?
         .into_iter()
         .map(|d| (d.day, d.views, d.leads))
         .collect();
-    let today = sqlx::query_scalar::<_, String>("SELECT DATE_FORMAT(UTC_DATE(), '%Y-%m-%d')")
-        .fetch_one(&s.db)
-        .await
-        .map_err(store::Error::from)?;
-    Ok(fill_days(&known, &today, days))
+    Ok(fill_days(&known, &w.today, w.days))
 }
 
 #[derive(Template)]
@@ -91,7 +91,8 @@ async fn page(
     let seller = my_seller(&s, &v).await?;
     let lang = v.lang;
     let days = w.days();
-    let data = series(&s, seller.id, days).await?;
+    let window = analytics::Window::last(&s.settings.zone, days);
+    let data = series(&s, seller.id, &window).await?;
     let views: i64 = data.iter().map(|d| d.1).sum();
     let leads_n: i64 = data.iter().map(|d| d.2).sum();
     let chart = svg_chart_with(
@@ -124,7 +125,7 @@ async fn page(
         leads: leads_n,
         conversion: format::percent(lang, conversion(views, leads_n)),
         chart,
-        top: analytics::top_products(&s.db, seller.id, days, 10).await?,
+        top: analytics::top_products(&s.db, seller.id, &window, 10).await?,
         inbox: in_zone(&s, leads::inbox(&s.db, seller.id, 100).await?),
         orders,
         lead_statuses: &LeadStatus::ALL,
@@ -139,7 +140,8 @@ async fn export(
     Query(w): Query<Window>,
 ) -> Result<Response, Error> {
     let seller = my_seller(&s, &v).await?;
-    let data = series(&s, seller.id, w.days()).await?;
+    let window = analytics::Window::last(&s.settings.zone, w.days());
+    let data = series(&s, seller.id, &window).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),

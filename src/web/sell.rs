@@ -113,7 +113,12 @@ async fn sell(State(s): State<AppState>, v: Visitor) -> Result<Response, Error> 
     let Some(seller) = sellers::by_user(&s.db, user.id).await? else {
         return Ok(render(&onboard_page(&s, &v, &OnboardForm::default()).await?)?.into_response());
     };
-    let totals = leads::totals(&s.db, seller.id, 7).await?;
+    let totals = leads::totals(
+        &s.db,
+        seller.id,
+        &store::analytics::Window::last(&s.settings.zone, 7),
+    )
+    .await?;
     let lang = v.lang;
     let conversion = format::percent(
         lang,

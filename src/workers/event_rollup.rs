@@ -1,5 +1,6 @@
 //! Event retention: raw events older than `limits.raw_event_days` are counted into daily
-//! totals per product and kind (`event_days`) and deleted, one UTC day per round, oldest first;
+//! totals per product and kind (`event_days`) and deleted, one day (in the operator's
+//! `timezone`) per round, oldest first;
 //! and the dedupe marks of days gone by are deleted. The durable state is the events table
 //! itself (the oldest raw day past the retention is the next one due), and each day moves in
 //! one transaction, so a crash or a restart resumes where it stopped and nothing is counted
@@ -18,6 +19,7 @@ pub const WORKER: &str = "event-rollup";
 
 struct Rounds {
     db: MySqlPool,
+    zone: crate::clock::Zone,
     keep_days: u32,
     detail: String,
     rolled: u64,
@@ -28,7 +30,7 @@ impl Job for Rounds {
 
     async fn claim_and_run(&mut self) -> Result<Outcome, Self::Error> {
         let pruned = analytics::prune_marks(&self.db).await?;
-        match analytics::roll_up_oldest_day(&self.db, self.keep_days).await? {
+        match analytics::roll_up_oldest_day(&self.db, &self.zone, self.keep_days).await? {
             RollUp::Rolled { day, events } => {
                 tracing::info!(day, events, "raw events rolled up into daily counts");
                 self.rolled += 1;
@@ -60,7 +62,13 @@ impl Job for Rounds {
 }
 
 /// Run until `stop`; looks for due days every `idle`.
-pub async fn run(db: MySqlPool, keep_days: u32, idle: Duration, stop: CancellationToken) {
+pub async fn run(
+    db: MySqlPool,
+    zone: crate::clock::Zone,
+    keep_days: u32,
+    idle: Duration,
+    stop: CancellationToken,
+) {
     let pace = Pace {
         name: WORKER,
         label: "event roll-up worker",
@@ -72,6 +80,7 @@ pub async fn run(db: MySqlPool, keep_days: u32, idle: Duration, stop: Cancellati
     };
     let job = Rounds {
         db: db.clone(),
+        zone,
         keep_days,
         detail: String::new(),
         rolled: 0,

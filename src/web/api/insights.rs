@@ -66,7 +66,7 @@ pub struct AnalyticsQuery {
 
 #[derive(Serialize, ToSchema)]
 pub struct DayOut {
-    /// YYYY-MM-DD, UTC.
+    /// YYYY-MM-DD, a day of the shop's `timezone`.
     pub day: String,
     pub views: i64,
     pub leads: i64,
@@ -108,22 +108,20 @@ pub async fn analytics_totals(
             "must be a whole number from 1 to 365",
         ));
     }
-    let totals = leads::totals(&s.app.db, c.seller.id, days).await?;
-    let known: Vec<(String, i64, i64)> = analytics::daily(&s.app.db, c.seller.id, days)
+    let window = analytics::Window::last(&s.app.settings.zone, days);
+    let totals = leads::totals(&s.app.db, c.seller.id, &window).await?;
+    let known: Vec<(String, i64, i64)> = analytics::daily(&s.app.db, c.seller.id, &window)
         .await?
         .into_iter()
         .map(|d| (d.day, d.views, d.leads))
         .collect();
-    let today_days = (crate::clock::now_unix() / 86_400) as i64;
-    let (y, m, d) = maths::civil_from_days(today_days);
-    let today = format!("{y:04}-{m:02}-{d:02}");
-    let top = analytics::top_products(&s.app.db, c.seller.id, days, 10).await?;
+    let top = analytics::top_products(&s.app.db, c.seller.id, &window, 10).await?;
     Ok(axum::Json(Analytics {
         days,
         views: totals.views,
         leads: totals.leads,
         conversion_percent: maths::conversion(totals.views, totals.leads),
-        daily: maths::fill_days(&known, &today, days)
+        daily: maths::fill_days(&known, &window.today, days)
             .into_iter()
             .map(|(day, views, leads)| DayOut { day, views, leads })
             .collect(),

@@ -101,9 +101,11 @@ async fn retention_rolls_up_and_prunes_old_events_while_insights_stay_the_same()
     assert_eq!(before.0["leads"], 10, "{}", before.0);
     let old = "SELECT COUNT(*) FROM events WHERE created_at < UTC_DATE() - INTERVAL 10 DAY";
     assert_eq!(count(&db, old).await, 28);
+    // Days as the shop's zone counts them (Africa/Nairobi, the default: UTC+3, no DST).
+    assert_eq!(db_cfg.timezone, "Africa/Nairobi");
     let old_days = count(
         &db,
-        "SELECT COUNT(DISTINCT DATE(created_at)) FROM events \
+        "SELECT COUNT(DISTINCT DATE(created_at + INTERVAL 3 HOUR)) FROM events \
          WHERE created_at < UTC_DATE() - INTERVAL 10 DAY",
     )
     .await;
@@ -167,4 +169,66 @@ async fn retention_rolls_up_and_prunes_old_events_while_insights_stay_the_same()
     let base = format!("http://{}", soko.cfg.http.listen);
     let through_soko = insights(&base, &http, &token(&base, &http).await, &page).await;
     assert_eq!(through_soko, before);
+}
+
+/// A seller's days are the shop's days (`timezone`), not UTC's: a view at 23:30 and one at
+/// midnight in Nairobi (20:30 and 21:00 UTC, one UTC date) fall on two days.
+#[tokio::test]
+async fn insights_count_days_in_the_shops_time_zone() {
+    let (db, db_cfg) = test_db().await;
+    assert_eq!(db_cfg.timezone, "Africa/Nairobi");
+    let app: TestApp = spawn_on(db.clone(), db_cfg.clone(), false, |_| {}).await;
+    let s = seller(&app, 1, "Nairobi").await;
+    let basket = app.add_product(&s, "Sisal basket", "1,500").await;
+    let seller_id: u64 = sqlx::query_scalar("SELECT id FROM sellers")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    let zone = soko::clock::Zone::named("Africa/Nairobi").unwrap();
+    let http = Client::new();
+    let token = token(&app.url, &http).await;
+    loop {
+        let today = zone.today();
+        let midnight = zone.day_start_utc(today);
+        sqlx::query("DELETE FROM events")
+            .execute(&db)
+            .await
+            .unwrap();
+        for minutes_before in [30, 0] {
+            sqlx::query(
+                "INSERT INTO events (kind, product_id, seller_id, visitor, device, created_at) \
+                 VALUES ('view', ?, ?, ?, 'mobile', ? - INTERVAL ? MINUTE)",
+            )
+            .bind(basket)
+            .bind(seller_id)
+            .bind(format!("{minutes_before:032x}"))
+            .bind(&midnight)
+            .bind(minutes_before)
+            .execute(&db)
+            .await
+            .unwrap();
+        }
+        let r = http
+            .get(format!("{}/api/v1/seller/analytics?days=2", app.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let json: Value = r.json().await.unwrap();
+        if zone.today() != today {
+            continue; // Midnight passed while the test ran: the days moved; again.
+        }
+        let yesterday = today.yesterday().unwrap().to_string();
+        assert_eq!(
+            json["daily"],
+            json!([
+                { "day": yesterday, "views": 1, "leads": 0 },
+                { "day": today.to_string(), "views": 1, "leads": 0 },
+            ]),
+            "{json}"
+        );
+        assert_eq!(json["views"], 2, "{json}");
+        break;
+    }
 }
