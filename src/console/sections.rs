@@ -238,6 +238,24 @@ pub fn replication(f: &mut Frame, area: Rect, app: &App) {
     );
 }
 
+/// Sellers' catalogue imports and the re-check's last round (its counts are the sync log's),
+/// amber while the re-check is overdue (the `catalogue-recheck` alert).
+pub fn catalogue(f: &mut Frame, area: Rect, app: &App) {
+    let Some(c) = app.snapshot.as_ref().and_then(|s| s.catalogue.as_ref()) else {
+        return;
+    };
+    let mut lines = vec![Line::raw(c.line())];
+    if let Some(why) = c.overdue() {
+        lines.push(Line::styled(why, Style::default().fg(Color::Yellow)));
+    }
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(titled("Catalogue")),
+        area,
+    );
+}
+
 pub fn logs(f: &mut Frame, area: Rect, app: &App) {
     let l = &app.logs;
     let [bar, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);

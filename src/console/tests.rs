@@ -245,3 +245,44 @@ fn the_backups_tab_shows_a_standbys_replication_and_photos_below_the_backups() {
         assert!(text.contains(want), "{want} in\n{text}");
     }
 }
+
+#[test]
+fn the_vectors_tab_shows_the_catalogue_re_check_below_the_vector_sync() {
+    let mut s = sample::snapshot();
+    s.catalogue = Some(crate::ops::catalogue_view::CatalogueView {
+        imports_running: 1,
+        pages_queued: 37,
+        last_run: Some(crate::store::imports::Run {
+            id: 9,
+            state: "completed".into(),
+            reason: "schedule".into(),
+            started_at: "2026-12-05T06:00:00Z".into(),
+            finished_at: Some("2026-12-05T06:02:10Z".into()),
+            checked: 412,
+            unchanged: 400,
+            updated: 7,
+            gone: 3,
+            restored: 1,
+            errors: 2,
+            taken_down: 0,
+            age_secs: 600,
+        }),
+        recheck_lag_secs: Some(30 * 3600),
+        alert_after_secs: 24 * 3600,
+    });
+    let raw = sample::raw(&s);
+    let mut a = App::new("/var/lib/soko/run/admin.sock".into());
+    a.now = sample::NOW;
+    a.update(Ok((s, raw)));
+    a.tab = Tab::VectorSync;
+    let (text, _) = render(&a, 120, 40);
+    for want in [
+        "Vector sync",
+        "Catalogue",
+        "1 imports running, 37 pages waiting",
+        "412 checked, 400 unchanged, 7 updated",
+        "has not completed a round for 30 h (alert after 24 h)",
+    ] {
+        assert!(text.contains(want), "{want} in\n{text}");
+    }
+}

@@ -66,6 +66,14 @@ pub fn draw(f: &mut Frame, app: &App) {
             sections::replication(f, bottom, app);
         }
         Tab::Backups => sections::generic(f, body, app, "backups", "Backups"),
+        // The background sync work in one place: Milvus's outbox and, below, sellers'
+        // catalogue imports and the heartbeat re-check's last round.
+        Tab::VectorSync if app.snapshot.as_ref().is_some_and(|s| s.catalogue.is_some()) => {
+            let [top, bottom] =
+                Layout::vertical([Constraint::Min(6), Constraint::Length(6)]).areas(body);
+            sections::generic(f, top, app, "vector_sync", "Vector sync");
+            sections::catalogue(f, bottom, app);
+        }
         Tab::VectorSync => sections::generic(f, body, app, "vector_sync", "Vector sync"),
         Tab::Alerts => sections::generic(f, body, app, "alerts", "Alerts"),
         Tab::Logs => sections::logs(f, body, app),

@@ -33,6 +33,8 @@ struct AdminPage {
     stats: catalogue::PlatformStats,
     pending: Vec<sellers::Seller>,
     qc: Vec<quality::QueueRow>,
+    /// The heartbeat re-check's recent rounds (the sync log).
+    runs: Vec<crate::store::imports::Run>,
     products: Vec<catalogue::ModerationRow>,
     categories: Vec<catalogue::Category>,
     user_query: String,
@@ -63,6 +65,7 @@ async fn dashboard(
         stats: catalogue::platform_stats(&s.db).await?,
         pending: sellers::with_status(&s.db, SellerStatus::Pending, 100).await?,
         qc: quality::queue(&s.db, 100).await?,
+        runs: crate::store::imports::runs(&s.db, 10).await?,
         products: catalogue::moderation_queue(&s.db, 50).await?,
         categories: catalogue::categories(&s.db).await?,
         user_query,

@@ -744,6 +744,30 @@ async fn a_seller_imports_from_the_page_and_the_api_and_sees_the_progress() {
         .await
         .unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::NOT_FOUND);
+
+    // The heartbeat's round is in the sync log the seller and the admin read.
+    let r = Rechecker::from_config(&cfg, app.db.clone()).unwrap();
+    catalogue_recheck::run_round(&r)
+        .await
+        .unwrap()
+        .expect("a round ran");
+    let run = &imports::runs(&app.db, 1).await.unwrap()[0];
+    assert!(run.checked > 0, "{run:?}");
+    for (who, path) in [(&b, "/sell/import"), (&admin, "/admin")] {
+        let page = who
+            .get(format!("{}{path}", app.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let row = format!("<td>completed</td><td>{}</td>", run.checked);
+        assert!(
+            page.contains("Re-checks") && page.contains(&row),
+            "{path}: {page}"
+        );
+    }
 }
 
 /// `scripts/bench-import`: import `SOKO_BENCH_PAGES` (1,000) product pages listed in a sitemap
