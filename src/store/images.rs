@@ -163,6 +163,39 @@ pub async fn add_within(
     Ok(Added::New(id))
 }
 
+/// Remove a product's image (the row; the file stays, content-addressed, for past orders and
+/// other rows naming the same bytes). In one transaction with the listing's quality check and
+/// its vector re-sync (the first photo is the product's picture); positions keep their order.
+/// False when the product has no such image.
+pub async fn remove(db: &MySqlPool, product_id: u64, sha256: &str) -> Result<bool, Error> {
+    let mut tx = db.begin().timed().await?;
+    let product: Option<u64> = sqlx::query_scalar(
+        "SELECT id FROM products WHERE id = ? AND deleted_at IS NULL FOR UPDATE",
+    )
+    .bind(product_id)
+    .fetch_optional(&mut *tx)
+    .timed()
+    .await?;
+    if product.is_none() {
+        return Err(Error::NotFound);
+    }
+    let gone = sqlx::query("DELETE FROM product_images WHERE product_id = ? AND sha256 = ?")
+        .bind(product_id)
+        .bind(sha256)
+        .execute(&mut *tx)
+        .timed()
+        .await?
+        .rows_affected();
+    if gone == 0 {
+        return Ok(false);
+    }
+    super::quality::enqueue(&mut tx, product_id).await?;
+    catalogue::enqueue_vector(&mut tx, product_id, crate::market::states::OutboxOp::Upsert).await?;
+    tx.commit().timed().await?;
+    super::generation::bump(db);
+    Ok(true)
+}
+
 /// A product's images, first (the card image) first.
 pub async fn for_product(db: &MySqlPool, product_id: u64) -> Result<Vec<Image>, Error> {
     Ok(sqlx::query_as(

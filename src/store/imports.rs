@@ -357,6 +357,49 @@ pub enum Upserted {
     OverQuota(String),
 }
 
+/// The photos earlier imports took from the product's source page (SHA-256s).
+pub async fn imported_photos(db: &MySqlPool, product_id: u64) -> Result<Vec<String>, Error> {
+    Ok(
+        sqlx::query_scalar("SELECT sha256 FROM imported_photos WHERE product_id = ?")
+            .bind(product_id)
+            .fetch_all(db)
+            .timed()
+            .await?,
+    )
+}
+
+/// Remember that this photo of the product came from its source page.
+pub async fn record_imported_photo(
+    db: &MySqlPool,
+    product_id: u64,
+    sha256: &str,
+) -> Result<(), Error> {
+    sqlx::query("INSERT IGNORE INTO imported_photos (product_id, sha256) VALUES (?, ?)")
+        .bind(product_id)
+        .bind(sha256)
+        .execute(db)
+        .timed()
+        .await?;
+    Ok(())
+}
+
+/// A photo the source page no longer shows: off the product (`images::remove`) and off the
+/// list. True when the product had it.
+pub async fn drop_imported_photo(
+    db: &MySqlPool,
+    product_id: u64,
+    sha256: &str,
+) -> Result<bool, Error> {
+    let removed = super::images::remove(db, product_id, sha256).await?;
+    sqlx::query("DELETE FROM imported_photos WHERE product_id = ? AND sha256 = ?")
+        .bind(product_id)
+        .bind(sha256)
+        .execute(db)
+        .timed()
+        .await?;
+    Ok(removed)
+}
+
 /// Create the seller's product for a page, or update the one an earlier import made from the
 /// same URL (never a second one), with its vector and search outbox rows, in one transaction.
 pub async fn upsert_product(

@@ -20,7 +20,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
@@ -41,14 +41,16 @@ const REVALIDATE: &str = "public, no-cache";
 
 /// The seller's photo page and upload (behind the browser middleware: session and CSRF).
 pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/sell/products/{id}/images",
-        get(page)
-            .post(upload)
-            // The global body limit (http.body_limit_bytes) bounds the request; the upload
-            // handler stops keeping bytes at MAX_BYTES itself, to say why.
-            .layer(DefaultBodyLimit::disable()),
-    )
+    Router::new()
+        .route(
+            "/sell/products/{id}/images",
+            get(page)
+                .post(upload)
+                // The global body limit (http.body_limit_bytes) bounds the request; the upload
+                // handler stops keeping bytes at MAX_BYTES itself, to say why.
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/sell/products/{id}/images/{sha}/delete", post(remove))
 }
 
 /// The image files, for everyone (no session lookup, no cookies: cacheable anywhere).
@@ -111,6 +113,21 @@ async fn page(
 ) -> Result<Response, Error> {
     let product = own_product(&s, &v, id).await?;
     render_page(&s, &v, product, StatusCode::OK, None).await
+}
+
+/// Take a photo off the product (the seller's own; the CSRF token checked by the browser
+/// middleware). The next photo becomes the card's when the first goes.
+async fn remove(
+    State(s): State<AppState>,
+    v: Visitor,
+    Path((id, sha)): Path<(u64, String)>,
+) -> Result<Response, Error> {
+    let product = own_product(&s, &v, id).await?;
+    if !valid_sha(&sha) || !images::remove(&s.db, product.id, &sha).await? {
+        return Err(Error::NotFound);
+    }
+    tracing::info!(product = id, %sha, "photo removed by its seller");
+    Ok(Redirect::to(&format!("/sell/products/{id}/images")).into_response())
 }
 
 async fn upload(

@@ -182,64 +182,115 @@ async fn process(imp: &Importer, job: &imports::UrlJob) -> Result<(), store::Err
 /// Photos of an imported product at most.
 const PHOTOS: usize = 4;
 
-/// The product's photos through the fetcher (image types, the image cap) and then the upload
-/// pipeline's steps: decoded within the limits, metadata stripped (`imaging::meta`), the
-/// original written once under its hash, its row, variants job and vector re-sync in one
-/// transaction within the seller's photo quota (`store::images::add_within`). A photo that
-/// fails is named in the URL's detail, never failing the product. (New photos, added ones
-/// already there.)
+/// The product's photos through the fetcher (image types, the image cap; all of them at once,
+/// within the fetcher's per-host limit) and then the upload pipeline's steps: decoded within
+/// the limits, metadata stripped (`imaging::meta`), the original written once under its hash,
+/// its row, variants job and vector re-sync in one transaction within the seller's photo quota
+/// (`store::images::add_within`). A photo that fails is named in the URL's detail, never
+/// failing the product. When every photo of the page was read (and it has some), the photos
+/// earlier imports took
+/// from it that it no longer shows are removed first (`imported_photos`; a photo the seller
+/// added by hand is never removed), so a changed photo list replaces the old one. (New photos,
+/// added ones already there.)
 async fn photos(
     imp: &Importer,
     product_id: u64,
     urls: &[reqwest::Url],
 ) -> Result<(usize, Vec<String>), store::Error> {
-    let (mut added, mut problems) = (0, Vec::new());
-    for url in urls.iter().take(PHOTOS) {
-        let bytes = match imp.fetcher.fetch(url, &imp.fetcher.ask(Want::Image)).await {
-            Ok(Answer::Body(f)) => f.body,
-            Ok(Answer::NotModified) => continue,
-            Err(e) => {
-                problems.push(e.to_string());
-                continue;
+    let urls: Vec<&reqwest::Url> = urls.iter().take(PHOTOS).collect();
+    let fetched = futures_util::future::join_all(urls.iter().map(|url| async move {
+        match imp.fetcher.fetch(url, &imp.fetcher.ask(Want::Image)).await {
+            Ok(Answer::Body(f)) => match prepare(f.body).await {
+                Ok(p) => Ok(Some(p)),
+                Err(why) => Err(format!("{url}: {why}")),
+            },
+            Ok(Answer::NotModified) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }))
+    .await;
+    let mut problems = Vec::new();
+    let mut ready = Vec::new();
+    for f in fetched {
+        match f {
+            Ok(Some(p)) => ready.push(p),
+            Ok(None) => {}
+            Err(why) => problems.push(why),
+        }
+    }
+    // Only a complete new list replaces the old (a page that lost its photos, or one that
+    // failed to load, keeps what the product has).
+    if problems.is_empty() && !ready.is_empty() && ready.len() == urls.len() {
+        let now: Vec<&str> = ready.iter().map(|p| p.sha.as_str()).collect();
+        for old in imports::imported_photos(&imp.db, product_id).await? {
+            if !now.contains(&old.as_str()) {
+                imports::drop_imported_photo(&imp.db, product_id, &old).await?;
             }
-        };
-        match photo(imp, product_id, bytes).await? {
-            Ok(true) => added += 1,
-            Ok(false) => {}
-            Err(why) => problems.push(format!("{url}: {why}")),
+        }
+    }
+    let mut added = 0;
+    for p in ready {
+        let sha = p.sha.clone();
+        match store_photo(imp, product_id, p).await? {
+            Ok(new) => {
+                imports::record_imported_photo(&imp.db, product_id, &sha).await?;
+                added += usize::from(new);
+            }
+            Err(why) => problems.push(why),
         }
     }
     Ok((added, problems))
 }
 
-/// One photo's bytes into the pipeline: `Ok(true)` stored, `Ok(false)` already there,
-/// `Err(why)` refused.
-async fn photo(
-    imp: &Importer,
-    product_id: u64,
-    bytes: Vec<u8>,
-) -> Result<Result<bool, String>, store::Error> {
+/// A photo decoded within the limits, its metadata stripped, named by its hash.
+struct Prepared {
+    clean: Vec<u8>,
+    kind: crate::imaging::codec::Kind,
+    width: u32,
+    height: u32,
+    sha: String,
+}
+
+async fn prepare(bytes: Vec<u8>) -> Result<Prepared, String> {
     use crate::imaging::{codec, meta};
-    use crate::store::images::{self as store_images, Added, NewImage};
     use sha2::{Digest, Sha256};
     let pool = crate::background::current_pool();
-    let checked = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         pool.install(|| {
             let d = codec::decode(&bytes).map_err(|e| e.to_string())?;
             let clean = meta::strip(d.kind, &bytes, d.orientation).map_err(|e| e.to_string())?;
-            Ok::<_, String>((clean, d.kind, d.width(), d.height()))
+            let sha: String = Sha256::digest(&clean)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            Ok::<_, String>(Prepared {
+                kind: d.kind,
+                width: d.width(),
+                height: d.height(),
+                clean,
+                sha,
+            })
         })
     })
     .await
-    .unwrap_or_else(|e| Err(format!("decoding panicked: {e}")));
-    let (clean, kind, width, height) = match checked {
-        Ok(c) => c,
-        Err(why) => return Ok(Err(why)),
-    };
-    let sha: String = Sha256::digest(&clean)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    .unwrap_or_else(|e| Err(format!("decoding panicked: {e}")))
+}
+
+/// One prepared photo into the store: `Ok(true)` stored, `Ok(false)` already there,
+/// `Err(why)` refused.
+async fn store_photo(
+    imp: &Importer,
+    product_id: u64,
+    p: Prepared,
+) -> Result<Result<bool, String>, store::Error> {
+    use crate::store::images::{self as store_images, Added, NewImage};
+    let Prepared {
+        clean,
+        kind,
+        width,
+        height,
+        sha,
+    } = p;
     let files = imp.images.clone();
     let path = files.original(&sha, kind.ext());
     let size = u32::try_from(clean.len()).unwrap_or(u32::MAX);

@@ -41,6 +41,8 @@ struct Site {
     /// The text page answers 500 while this is set.
     text_down: AtomicBool,
     throttled: AtomicUsize,
+    /// The gallery page's photos (`g-1`, `g-2`... a mosaic each; `g-broken` answers 500).
+    gallery: Mutex<Vec<String>>,
 }
 
 impl Site {
@@ -112,6 +114,30 @@ async fn page(
             let mut r = html(jsonld_page("Brass lamp", &price.to_string()));
             r.headers_mut().insert(header::ETAG, etag.parse().unwrap());
             r
+        }
+        "p/gallery" => {
+            let images: Vec<String> = site
+                .gallery
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|g| format!("\"/img/{g}.png\""))
+                .collect();
+            html(format!(
+                r#"<html><head><script type="application/ld+json">{{"@context":"https://schema.org",
+                "@type":"Product","name":"Kitenge gallery","description":"Prints",
+                "image":[{}],"offers":{{"price":"900","priceCurrency":"KES"}}}}</script></head></html>"#,
+                images.join(",")
+            ))
+        }
+        "img/g-broken.png" => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        p if p.starts_with("img/g-") => {
+            let seed: u32 = p["img/g-".len()..].trim_end_matches(".png").parse().unwrap();
+            let mut png = Vec::new();
+            soko::imaging::synthetic::mosaic(320, 240, seed)
+                .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                .unwrap();
+            ([(header::CONTENT_TYPE, "image/png")], png).into_response()
         }
         "p/missing" => StatusCode::NOT_FOUND.into_response(),
         "p/gone" => StatusCode::GONE.into_response(),
@@ -504,6 +530,83 @@ async fn a_shop_page_imports_its_products_once_and_a_restart_resumes() {
             .unwrap()
             .is_none()
     );
+}
+
+/// A page whose photo list changed: the next import removes the photos it no longer shows
+/// (never one the seller added by hand) and adds the new ones; a list read only in part
+/// removes nothing.
+#[tokio::test]
+async fn a_changed_photo_list_replaces_the_imported_photos() {
+    let (db, cfg, base, site, seller) = setup().await;
+    let imp = Importer::from_config(&cfg, db.clone()).unwrap();
+    let url = base.join("/p/gallery").unwrap().to_string();
+    let import = |names: &[&str]| {
+        *site.gallery.lock().unwrap() = names.iter().map(|n| n.to_string()).collect();
+        let (db, imp, url) = (db.clone(), imp.clone(), url.clone());
+        async move {
+            imports::create_import(&db, seller, "cli", std::slice::from_ref(&url))
+                .await
+                .unwrap();
+            catalogue_import::drain(&imp).await.unwrap();
+        }
+    };
+    let shas = |id: u64| {
+        let db = db.clone();
+        async move {
+            soko::store::images::for_product(&db, id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|i| i.sha256)
+                .collect::<Vec<_>>()
+        }
+    };
+    import(&["g-1", "g-2"]).await;
+    let (id, ..) = product_row(&db, "Kitenge gallery").await;
+    let first = shas(id).await;
+    assert_eq!(first.len(), 2, "{first:?}");
+    // The seller adds a photo of their own.
+    let mut png = Vec::new();
+    soko::imaging::synthetic::mosaic(320, 240, 99)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let own = "ab".repeat(32);
+    soko::store::images::add(
+        &db,
+        &soko::store::images::NewImage {
+            product_id: id,
+            sha256: &own,
+            mime: "image/png",
+            width: 320,
+            height: 240,
+            bytes: png.len() as u32,
+        },
+    )
+    .await
+    .unwrap();
+
+    import(&["g-2", "g-3"]).await;
+    let second = shas(id).await;
+    assert_eq!(second.len(), 3, "{second:?}");
+    assert!(!second.contains(&first[0]), "g-1 is gone: {second:?}");
+    assert!(second.contains(&first[1]), "g-2 stays: {second:?}");
+    assert!(
+        second.contains(&own),
+        "the seller's own photo stays: {second:?}"
+    );
+    let g3 = second
+        .iter()
+        .find(|s| !first.contains(s) && **s != own)
+        .expect("g-3 added")
+        .clone();
+
+    // A photo of the new list fails: what the product has stays; what was read is added.
+    import(&["g-4", "g-broken"]).await;
+    let third = shas(id).await;
+    assert_eq!(third.len(), 4, "{third:?}");
+    for kept in [&first[1], &own, &g3] {
+        assert!(third.contains(kept), "{kept} stays: {third:?}");
+    }
 }
 
 #[tokio::test]

@@ -51,6 +51,7 @@ pub(crate) const PAGES: &[(&str, &[&str])] = &[
     ("/sell/products/{id}/hide", &["POST"]),
     ("/sell/products/{id}/show", &["POST"]),
     ("/sell/products/{id}/images", &["GET", "POST"]),
+    ("/sell/products/{id}/images/{sha}/delete", &["POST"]),
     ("/sell/import", &["GET", "POST"]),
     ("/img/{sha}/{variant}", &["GET"]),
     ("/s/{slug}", &["GET"]),

@@ -399,6 +399,7 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ),
     ("photo_n_of", "Photo {0} of {1}", "Picha ya {0} ya {1}"),
     ("n_kb", "{0} KB", "KB {0}"),
+    ("remove_photo", "Remove", "Ondoa"),
     (
         "shown_on_cards",
         "shown on cards",

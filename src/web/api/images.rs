@@ -120,3 +120,30 @@ pub async fn list(
             .collect(),
     ))
 }
+
+/// Take a photo off one of your products (the next becomes the card's). The stored file stays
+/// for past orders; the product's vector is made again.
+#[utoipa::path(delete, path = "/seller/products/{id}/images/{sha256}", tag = "seller", security(("bearer" = [])),
+    params(("id" = u64, Path, description = "Product id"), ("sha256" = String, Path, description = "The photo's content address")),
+    responses((status = 204, description = "Removed"),
+        (status = 403, description = "seller_not_allowed: a rejected or suspended seller", body = ErrorBody),
+        (status = 404, description = "not_found: no such product of yours, or it has no such photo", body = ErrorBody)))]
+pub async fn remove(
+    State(s): State<ApiState>,
+    c: SellerCaller,
+    Path((id, sha)): Path<(u64, String)>,
+) -> Result<StatusCode, ApiError> {
+    if !c.seller.status.may_edit() {
+        return Err(ApiError::forbidden(
+            "seller_not_allowed",
+            "this seller is rejected or suspended and cannot change products",
+        ));
+    }
+    catalogue::own_product(&s.app.db, c.seller.id, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if !images::valid_sha(&sha) || !images::remove(&s.app.db, id, &sha).await? {
+        return Err(ApiError::not_found());
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -84,6 +84,7 @@ fn routes() -> OpenApiRouter<ApiState> {
                 method.layer(axum::extract::DefaultBodyLimit::max(limit)),
             )
         })
+        .routes(routes!(images::remove))
         .routes(routes!(insights::leads_inbox))
         .routes(routes!(insights::analytics_totals))
         .routes(routes!(admin::list_sellers))

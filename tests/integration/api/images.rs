@@ -108,4 +108,28 @@ async fn a_seller_adds_photos_through_the_api_and_refusals_say_why() {
         .await
         .unwrap();
     assert_eq!(rows, 1, "refusals stored nothing");
+
+    // Removed: by its seller only; then gone.
+    let remove = |token: &str| {
+        api.http
+            .delete(format!("{}/seller/products/{id}/images/{sha}", api.url))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(
+        remove(&other).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        remove(&token).await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        remove(&token).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    let (_, list) = api
+        .get(&format!("/seller/products/{id}/images"), Some(&token))
+        .await;
+    assert_eq!(list, serde_json::json!([]));
 }

@@ -371,6 +371,7 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_answers()
         "GET /seller/imports/{id}",
         "GET /seller/products/{id}/images",
         "POST /seller/products/{id}/images",
+        "DELETE /seller/products/{id}/images/{sha256}",
         "GET /seller/leads",
         "GET /seller/analytics",
         "GET /admin/sellers",

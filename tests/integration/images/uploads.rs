@@ -299,3 +299,87 @@ async fn gps_and_other_metadata_are_removed_from_the_stored_original() {
         "pixels unchanged"
     );
 }
+
+/// A seller takes a photo off their product from the photos page (its form, its CSRF token):
+/// the next photo becomes the card's, the product's vector is queued again; a photo it does not
+/// have, another seller's product, or a form without the token change nothing.
+#[tokio::test]
+async fn a_seller_removes_a_photo_from_the_photos_page() {
+    let (app, _files, _dir) = spawn().await;
+    let (seller, id) = seller_with_product(&app, 1).await;
+    let (first, second) = (jpeg(640, 480), jpeg(800, 600));
+    for (bytes, name) in [(&first, "a.jpg"), (&second, "b.jpg")] {
+        let r = upload(&seller, &app, id, bytes.clone(), name, "image/jpeg", true).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    }
+    let (a, b) = (sha_of(&first), sha_of(&second));
+    let page = format!("{}/sell/products/{id}/images", app.url);
+    let html = seller
+        .get(&page)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let action = format!("/sell/products/{id}/images/{a}/delete");
+    assert!(html.contains(&action), "{html}");
+    let token = crate::common::csrf(&seller, &page).await;
+    let outbox_before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vector_outbox")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+
+    // Without the token: refused, nothing removed.
+    let r = seller
+        .post(format!("{}{action}", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Another seller: no such product of theirs.
+    let (other, _) = seller_with_product(&app, 2).await;
+    let other_token = crate::common::csrf(&other, &format!("{}/sell", app.url)).await;
+    let r = other
+        .post(format!("{}{action}", app.url))
+        .form(&[("csrf", other_token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let shas = || async {
+        soko::store::images::for_product(&app.db, id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| i.sha256)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(shas().await, vec![a.clone(), b.clone()]);
+
+    let r = seller
+        .post(format!("{}{action}", app.url))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        shas().await,
+        vec![b.clone()],
+        "the second is now the card's"
+    );
+    let outbox_after: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vector_outbox")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert!(outbox_after > outbox_before, "the vector is queued again");
+    // Again: it is not there any more.
+    let r = seller
+        .post(format!("{}{action}", app.url))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
