@@ -395,6 +395,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_database_store_needs_the_tls_store_key_and_a_good_one_starts_without_the_database() {
+        let c = cfg(
+            "domain: shop.example\ntls:\n  store: database\n  https_listen: 127.0.0.1:0\n  \
+             http_listen: 127.0.0.1:0\n",
+        );
+        // A lazy pool to nowhere: start-up must not wait for the database.
+        let db = sqlx::MySqlPool::connect_lazy_with(
+            sqlx::mysql::MySqlConnectOptions::new()
+                .host("127.0.0.1")
+                .port(1),
+        );
+        let err = prepare(&c, &db, &Secrets::default())
+            .await
+            .err()
+            .expect("refused");
+        assert!(
+            err.contains("tls.store") && err.contains("tls_store_key"),
+            "{err}"
+        );
+        let mut secrets = Secrets::default();
+        secrets.tls_store_key = Some(crate::config::secrets::Secret::new("not a key"));
+        let err = prepare(&c, &db, &secrets).await.err().expect("refused");
+        assert!(
+            err.contains("tls_store_key") && err.contains("age"),
+            "{err}"
+        );
+        let key = age::x25519::Identity::generate();
+        secrets.tls_store_key = Some(crate::config::secrets::Secret::new(
+            age::secrecy::ExposeSecret::expose_secret(&key.to_string()),
+        ));
+        let https = prepare(&c, &db, &secrets).await.unwrap().expect("https on");
+        match &https.certs.source {
+            Source::Acme(mgr) => {
+                assert!(mgr.shared() && mgr.http01().is_shared());
+                assert!(
+                    !mgr.resolver().serving_issued(),
+                    "temporary until the first sync"
+                );
+            }
+            Source::SelfSigned { .. } => panic!("ACME expected"),
+        }
+    }
+
+    #[tokio::test]
     async fn a_taken_https_port_is_refused_before_anything_starts() {
         let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = held.local_addr().unwrap().port();

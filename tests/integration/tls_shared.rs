@@ -161,6 +161,39 @@ async fn a_certificate_ordered_by_one_node_is_validated_through_another_and_serv
     assert_eq!(c.check().await.unwrap(), None, "not due: no order");
     assert_eq!(c.acme().orders_placed(), 0);
 
+    // A running node (its background loop, polling fast here) serves what another node
+    // renews, without ordering itself.
+    let mut settings = ManagerSettings::new(names(), pebble.acme(Challenge::Http01));
+    settings.sync_interval = Duration::from_millis(100);
+    let d = Manager::start(
+        settings,
+        CertStore::database(db.clone(), &store_key()).unwrap(),
+    )
+    .unwrap();
+    tokio::spawn(d.clone().run(stop.clone()));
+    let serial_of = |m: &Manager| m.status().cert.map(|c| c.serial);
+    let wait_for = |m: Arc<Manager>, serial: String| async move {
+        let start = Instant::now();
+        while serial_of(&m).as_deref() != Some(serial.as_str()) {
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "{:?}",
+                m.status()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    wait_for(d.clone(), issued.serial.clone()).await;
+    let renewed = a
+        .renew_now()
+        .await
+        .unwrap_or_else(|e| panic!("renewal failed: {e}\npebble log:\n{}", pebble.log()));
+    assert_ne!(renewed.serial, issued.serial);
+    wait_for(d.clone(), renewed.serial.clone()).await;
+    assert_eq!(d.acme().orders_placed(), 0);
+    assert_eq!(d.status().failures, 0);
+    assert!(b.sync().await.unwrap(), "B picks the renewal up too");
+
     // The database holds the account and the certificate, sealed: no PEM, no key in clear.
     let rows: Vec<(String, Vec<u8>)> =
         sqlx::query_as("SELECT name, value FROM tls_state ORDER BY name")
