@@ -21,7 +21,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::config::tls::{Active, Challenge as ConfigChallenge, origin};
+use crate::config::secrets::Secrets;
+use crate::config::tls::{Active, Challenge as ConfigChallenge, TlsStore, origin};
 use crate::ops::admin::RenewOutcome;
 use crate::ops::status::{self, CheckView, TlsView};
 use crate::supervisor::ports;
@@ -67,7 +68,11 @@ enum Source {
 
 /// Bind the HTTPS and port-80 listeners and load (or make) the certificate; `Ok(None)` when
 /// HTTPS is off. `Err`: a message for the operator, and nothing may start.
-pub async fn prepare(cfg: &Config) -> Result<Option<Https>, String> {
+pub async fn prepare(
+    cfg: &Config,
+    db: &sqlx::MySqlPool,
+    secrets: &Secrets,
+) -> Result<Option<Https>, String> {
     let active = cfg.tls_active();
     if active == Active::Off {
         return Ok(None);
@@ -77,7 +82,7 @@ pub async fn prepare(cfg: &Config) -> Result<Option<Https>, String> {
     let names = cfg.tls.names_for(&cfg.domain);
     let https_url = https_url(cfg, &names, &https);
     let source = match active {
-        Active::Acme => Source::Acme(start_manager(cfg, names)?),
+        Active::Acme => Source::Acme(start_manager(cfg, names, db, secrets)?),
         _ => Source::SelfSigned {
             resolver: CertResolver::self_signed(&names)
                 .map_err(|e| format!("cannot make a self-signed certificate: {e}"))?,
@@ -117,7 +122,12 @@ fn https_url(cfg: &Config, names: &[String], l: &TcpListener) -> String {
     origin(&host, l.local_addr().map_or(443, |a| a.port()))
 }
 
-fn start_manager(cfg: &Config, names: Vec<String>) -> Result<Arc<Manager>, String> {
+fn start_manager(
+    cfg: &Config,
+    names: Vec<String>,
+    db: &sqlx::MySqlPool,
+    secrets: &Secrets,
+) -> Result<Arc<Manager>, String> {
     let extra_root_pem = if cfg.tls.extra_root.as_os_str().is_empty() {
         None
     } else {
@@ -140,7 +150,23 @@ fn start_manager(cfg: &Config, names: Vec<String>) -> Result<Arc<Manager>, Strin
     };
     let mut settings = ManagerSettings::new(names, acme);
     settings.check_interval = Duration::from_secs(cfg.tls.check_interval_secs);
-    let store = CertStore::new(cfg.data_dir.join("tls"));
+    let store = match cfg.tls.store {
+        TlsStore::Local => CertStore::new(cfg.data_dir.join("tls")),
+        TlsStore::Database => {
+            let key = secrets
+                .tls_store_key
+                .as_ref()
+                .filter(|k| !k.is_empty())
+                .ok_or_else(|| {
+                    format!(
+                        "`tls.store` is database but the secrets file {} has no tls_store_key: \
+                         run `soko init` on one node and copy its secrets file to the others",
+                        cfg.secrets_path().display()
+                    )
+                })?;
+            CertStore::database(db.clone(), key.expose()).map_err(|e| e.to_string())?
+        }
+    };
     // The order checks this again before each ACME call; saying it now saves a surprise.
     if let Err(e) = store.preflight() {
         tracing::error!(
@@ -369,13 +395,61 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_database_store_needs_the_tls_store_key_and_a_good_one_starts_without_the_database() {
+        let c = cfg(
+            "domain: shop.example\ntls:\n  store: database\n  https_listen: 127.0.0.1:0\n  \
+             http_listen: 127.0.0.1:0\n",
+        );
+        // A lazy pool to nowhere: start-up must not wait for the database.
+        let db = sqlx::MySqlPool::connect_lazy_with(
+            sqlx::mysql::MySqlConnectOptions::new()
+                .host("127.0.0.1")
+                .port(1),
+        );
+        let err = prepare(&c, &db, &Secrets::default())
+            .await
+            .err()
+            .expect("refused");
+        assert!(
+            err.contains("tls.store") && err.contains("tls_store_key"),
+            "{err}"
+        );
+        let mut secrets = Secrets::default();
+        secrets.tls_store_key = Some(crate::config::secrets::Secret::new("not a key"));
+        let err = prepare(&c, &db, &secrets).await.err().expect("refused");
+        assert!(
+            err.contains("tls_store_key") && err.contains("age"),
+            "{err}"
+        );
+        let key = age::x25519::Identity::generate();
+        secrets.tls_store_key = Some(crate::config::secrets::Secret::new(
+            age::secrecy::ExposeSecret::expose_secret(&key.to_string()),
+        ));
+        let https = prepare(&c, &db, &secrets).await.unwrap().expect("https on");
+        match &https.certs.source {
+            Source::Acme(mgr) => {
+                assert!(mgr.shared() && mgr.http01().is_shared());
+                assert!(
+                    !mgr.resolver().serving_issued(),
+                    "temporary until the first sync"
+                );
+            }
+            Source::SelfSigned { .. } => panic!("ACME expected"),
+        }
+    }
+
+    #[tokio::test]
     async fn a_taken_https_port_is_refused_before_anything_starts() {
         let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = held.local_addr().unwrap().port();
         let c = cfg(&format!(
             "tls:\n  mode: self-signed\n  https_listen: 127.0.0.1:{port}\n  http_listen: 127.0.0.1:0\n"
         ));
-        let err = prepare(&c).await.err().expect("refused");
+        let db = sqlx::MySqlPool::connect_lazy_with(sqlx::mysql::MySqlConnectOptions::new());
+        let err = prepare(&c, &db, &Secrets::default())
+            .await
+            .err()
+            .expect("refused");
         assert!(err.contains(&format!("port {port}")), "{err}");
         assert!(err.contains("tls.https_listen"), "{err}");
     }

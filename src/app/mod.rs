@@ -146,7 +146,12 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
         3
     };
     web::serve::raise_fd_limit(&cfg.http, listeners);
-    let https = https::prepare(&cfg).await.map_err(refuse)?;
+    // Lazy: no connection until first used (the database starts below).
+    let db = store::pool(
+        store::app_options(&cfg, &secrets)?,
+        cfg.database.max_connections,
+    );
+    let https = https::prepare(&cfg, &db, &secrets).await.map_err(refuse)?;
     let admin = admin::bind(&cfg.admin_socket()).map_err(|source| StartError::AdminSocket {
         path: cfg.admin_socket(),
         source,
@@ -155,10 +160,6 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
     notify::status("starting the database");
     let mut services = Services::start_mysql(&cfg, runtime.clone()).await?;
     let mysql_status = services.mysql.as_ref().map(|h| h.status.clone());
-    let db = store::pool(
-        store::app_options(&cfg, &secrets)?,
-        cfg.database.max_connections,
-    );
     let shutdown = CancellationToken::new();
     let startup = crate::ops::readiness::Startup::pending();
     tokio::spawn(keep::database(

@@ -39,6 +39,18 @@ pub struct Limits {
     /// Raw events (views, taps) older than this many days are rolled up into daily counts per
     /// product and deleted; seller insights read both, so their totals do not change.
     pub raw_event_days: NonZeroU32,
+    /// Where failed-login counts live: `memory` (this process; one box) or `database`
+    /// (MariaDB, so that every node behind a load balancer meets the same budget).
+    pub login_state: LoginState,
+}
+
+/// `limits.login_state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoginState {
+    #[default]
+    Memory,
+    Database,
 }
 
 impl Default for Limits {
@@ -56,6 +68,7 @@ impl Default for Limits {
             approved_image_mb: n64(5_120),
             events_per_address: n32(20),
             raw_event_days: n32(90),
+            login_state: LoginState::Memory,
         }
     }
 }

@@ -116,10 +116,14 @@ pub struct Secrets {
     /// draws it and prints it once, inside the standby's token).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replication_password: Option<Secret>,
+    /// `tls.store: database`: the age identity the ACME account and certificate keys are
+    /// sealed to in MariaDB. The same on every node (copy this file). Generated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_store_key: Option<Secret>,
 }
 
 /// The names, in file order, with whether `soko init` generates them.
-const FIELDS: [(&str, bool); 15] = [
+const FIELDS: [(&str, bool); 16] = [
     ("database_password", true),
     ("mysql_root_password", true),
     ("database_owner_password", true),
@@ -135,6 +139,7 @@ const FIELDS: [(&str, bool); 15] = [
     ("backup_signing_key", true),
     ("backup_box_identity", true),
     ("replication_password", false),
+    ("tls_store_key", true),
 ];
 
 impl Secrets {
@@ -155,6 +160,7 @@ impl Secrets {
             "backup_signing_key" => &mut self.backup_signing_key,
             "backup_box_identity" => &mut self.backup_box_identity,
             "replication_password" => &mut self.replication_password,
+            "tls_store_key" => &mut self.tls_store_key,
             _ => unreachable!("unknown secret {name}"),
         }
     }
@@ -241,16 +247,18 @@ impl Secrets {
         for (name, generate) in FIELDS {
             let slot = secrets.slot(name);
             if generate && slot.as_ref().is_none_or(Secret::is_empty) {
-                *slot = Some(if name == "backup_box_identity" {
-                    Secret(
-                        age::x25519::Identity::generate()
-                            .to_string()
-                            .expose_secret()
-                            .to_owned(),
-                    )
-                } else {
-                    random_secret()?
-                });
+                *slot = Some(
+                    if name == "backup_box_identity" || name == "tls_store_key" {
+                        Secret(
+                            age::x25519::Identity::generate()
+                                .to_string()
+                                .expose_secret()
+                                .to_owned(),
+                        )
+                    } else {
+                        random_secret()?
+                    },
+                );
                 generated.push(name);
             }
         }
@@ -339,12 +347,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("secrets.yaml");
         let first = Secrets::ensure(&path).unwrap();
-        assert_eq!(first.len(), 7);
+        assert_eq!(first.len(), 8);
+        assert!(first.contains(&"tls_store_key"));
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let before = Secrets::read(&path).unwrap().unwrap();
         assert_eq!(before.session_key.as_ref().unwrap().expose().len(), 64);
         assert_ne!(before.session_key, before.jwt_secret);
+        // An age identity, which `tls.store: database` seals certificate keys to.
+        let tls_key = before.tls_store_key.as_ref().unwrap().expose();
+        assert!(
+            tls_key.parse::<age::x25519::Identity>().is_ok(),
+            "{}",
+            tls_key.len()
+        );
         assert!(Secrets::ensure(&path).unwrap().is_empty());
         assert_eq!(Secrets::read(&path).unwrap().unwrap(), before);
     }

@@ -40,6 +40,19 @@ pub struct Tls {
     pub https_listen: SocketAddr,
     /// The longest the certificate manager sleeps between two looks at the renewal time.
     pub check_interval_secs: u64,
+    /// Where the ACME account and the certificates are kept: `local` (files under
+    /// `<data_dir>/tls`; one box) or `database` (MariaDB, sealed with the secrets file's
+    /// `tls_store_key`: every node serves the same certificate and answers HTTP-01).
+    pub store: TlsStore,
+}
+
+/// `tls.store`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsStore {
+    #[default]
+    Local,
+    Database,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +95,7 @@ impl Default for Tls {
             http_listen: SocketAddr::from(([0, 0, 0, 0], 80)),
             https_listen: SocketAddr::from(([0, 0, 0, 0], 443)),
             check_interval_secs: 6 * 3600,
+            store: TlsStore::Local,
         }
     }
 }
@@ -322,6 +336,29 @@ mod tests {
         let cfg = parse("domain: shop.example\ntls:\n  mode: off\n  https_listen: 0.0.0.0:8443\n");
         assert_eq!(cfg.unwrap().https_base_url(), "https://shop.example");
         assert_eq!(origin("::1", 8443), "https://[::1]:8443");
+    }
+
+    #[test]
+    fn the_store_is_local_unless_asked_and_a_bad_one_names_key_and_choices() {
+        assert_eq!(parse("").unwrap().tls.store, TlsStore::Local);
+        let cfg = parse("domain: shop.example\ntls:\n  store: database\n").unwrap();
+        assert_eq!(cfg.tls.store, TlsStore::Database);
+        let e = err("domain: shop.example\ntls:\n  store: s3\n");
+        assert!(e.contains("tls.store") && e.contains("line 3"), "{e}");
+        assert!(e.contains("local") && e.contains("database"), "{e}");
+        let e = err("limits:\n  login_state: redis\n");
+        assert!(
+            e.contains("limits.login_state") && e.contains("line 2"),
+            "{e}"
+        );
+        assert!(e.contains("memory") && e.contains("database"), "{e}");
+        assert_eq!(
+            parse("limits:\n  login_state: database\n")
+                .unwrap()
+                .limits
+                .login_state,
+            crate::config::limits::LoginState::Database
+        );
     }
 
     #[test]

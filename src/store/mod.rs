@@ -15,6 +15,7 @@ pub mod images;
 pub mod imports;
 pub mod jobs;
 pub mod leads;
+pub mod login_budgets;
 pub mod migrate;
 pub mod notifications;
 pub mod orders;
@@ -26,6 +27,7 @@ pub mod reviews;
 pub mod search;
 pub mod sellers;
 pub mod sessions;
+pub mod tls_state;
 pub mod users;
 pub mod vector_sync;
 

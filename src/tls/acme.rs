@@ -106,7 +106,7 @@ impl AcmeClient {
         // Before the first ACME call: the store must be able to keep what the CA gives.
         self.store.preflight()?;
         let url = &self.settings.directory_url;
-        let account = match self.store.load_account(url)? {
+        let account = match self.store.load_account(url).await? {
             Some(credentials) => {
                 let a = Account::builder_with_http(self.http()?)
                     .from_credentials(credentials)
@@ -140,7 +140,8 @@ impl AcmeClient {
             )
             .await?;
         self.store
-            .save_account(&self.settings.directory_url, &credentials)?;
+            .save_account(&self.settings.directory_url, &credentials)
+            .await?;
         tracing::info!(account = account.id(), ca = %self.settings.directory_url, "acme account created");
         Ok(account)
     }
@@ -199,11 +200,13 @@ impl AcmeClient {
             };
         let key = Arc::new(cert::certified_key(&chain_pem, &key_pem)?);
         let info = cert::key_info(&key)?;
-        self.store.save_cert(
-            &self.settings.directory_url,
-            names,
-            &StoredCert { chain_pem, key_pem },
-        )?;
+        self.store
+            .save_cert(
+                &self.settings.directory_url,
+                names,
+                &StoredCert { chain_pem, key_pem },
+            )
+            .await?;
         self.resolver.set(key.clone(), true);
         tracing::info!(names = ?info.names, serial = %info.serial, %challenge, "certificate issued");
         Ok(Issued {
@@ -284,8 +287,12 @@ impl AcmeClient {
             let key_auth = handle.key_authorization();
             match challenge {
                 Challenge::Http01 => {
-                    self.http01.insert(&handle.token, key_auth.as_str());
+                    // Registered first, so that a failed write is withdrawn too.
                     registered.tokens.push(handle.token.clone());
+                    // Shared: in the database before the CA looks, for whichever node it asks.
+                    self.http01
+                        .publish(&handle.token, key_auth.as_str())
+                        .await?;
                 }
                 Challenge::TlsAlpn01 => {
                     let ck = resolver::tls_alpn_challenge(&name, key_auth.digest().as_ref())?;

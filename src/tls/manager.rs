@@ -25,6 +25,9 @@ pub struct ManagerSettings {
     pub acme: AcmeSettings,
     /// The longest the manager sleeps before looking again (clock changes, ARI updates).
     pub check_interval: Duration,
+    /// A shared store (`tls.store: database`): how often the stored certificate's stamp is
+    /// compared with the one served, to pick up another node's renewal.
+    pub sync_interval: Duration,
 }
 
 impl ManagerSettings {
@@ -33,6 +36,7 @@ impl ManagerSettings {
             names,
             acme,
             check_interval: Duration::from_secs(6 * 3600),
+            sync_interval: Duration::from_secs(30),
         }
     }
 }
@@ -89,6 +93,8 @@ pub struct Manager {
     state: Mutex<State>,
     wake: Notify,
     renewing: tokio::sync::Mutex<()>,
+    /// The stamp of the shared store's certificate row this node serves (see [`Manager::sync`]).
+    stamp: Mutex<Option<String>>,
 }
 
 impl Manager {
@@ -106,7 +112,13 @@ impl Manager {
             ));
         }
         let url = &settings.acme.directory_url;
-        let stored = match store.load_cert(url, &settings.names) {
+        // A shared store is read by `sync` once the database is there (`run` starts with it).
+        let from_files = if store.shared_db().is_some() {
+            Ok(None)
+        } else {
+            store.load_cert_file(url, &settings.names)
+        };
+        let stored = match from_files {
             Ok(Some(s)) => match cert::certified_key(&s.chain_pem, &s.key_pem) {
                 Ok(key) => Some(Arc::new(key)),
                 Err(e) => {
@@ -135,7 +147,10 @@ impl Manager {
                 CertResolver::self_signed(&settings.names)?
             }
         };
-        let http01 = Http01Tokens::default();
+        let http01 = match store.shared_db() {
+            Some(db) => Http01Tokens::shared(db.clone()),
+            None => Http01Tokens::default(),
+        };
         let acme = AcmeClient::new(
             settings.acme.clone(),
             store,
@@ -153,6 +168,7 @@ impl Manager {
             }),
             wake: Notify::new(),
             renewing: tokio::sync::Mutex::new(()),
+            stamp: Mutex::new(None),
         }))
     }
 
@@ -236,16 +252,113 @@ impl Manager {
         }
     }
 
+    /// Whether the certificate is kept in the database for several nodes.
+    pub fn shared(&self) -> bool {
+        self.acme.store().shared_db().is_some()
+    }
+
+    /// A shared store: serve the stored certificate if its row changed since this node last
+    /// looked (another node renewed it). `Ok(true)`: a new certificate is served now. A stored
+    /// certificate that does not cover the names, or has expired, is left alone (this node's
+    /// renewal replaces it). Files: nothing to do.
+    pub async fn sync(&self) -> Result<bool, Error> {
+        let store = self.acme.store();
+        let (url, names) = (&self.settings.acme.directory_url, &self.settings.names);
+        let Some(stamp) = store.cert_stamp(url, names).await? else {
+            return Ok(false);
+        };
+        if self.stamp().as_deref() == Some(stamp.as_str()) {
+            return Ok(false);
+        }
+        let Some(stored) = store.load_cert(url, names).await? else {
+            return Ok(false);
+        };
+        let key = Arc::new(cert::certified_key(&stored.chain_pem, &stored.key_pem)?);
+        let info = cert::key_info(&key)?;
+        *self.stamp.lock().unwrap_or_else(|e| e.into_inner()) = Some(stamp);
+        if !info.covers(names) || info.not_after <= SystemTime::now() {
+            tracing::warn!(names = ?info.names, "the certificate in the database does not cover the names or has expired: not served");
+            return Ok(false);
+        }
+        let current = self.resolver.current();
+        let same = match (current.end_entity_cert(), key.end_entity_cert()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if same && self.resolver.serving_issued() {
+            return Ok(false);
+        }
+        self.resolver.set(key, true);
+        {
+            let mut st = self.state();
+            st.ari = None;
+            st.ari_refresh_at = None;
+            st.pick = schedule::random_unit();
+        }
+        tracing::info!(names = ?info.names, serial = %info.serial, "serving the certificate from the database");
+        Ok(true)
+    }
+
+    fn stamp(&self) -> Option<String> {
+        self.stamp.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Place an order now, whatever the schedule says (`soko cert renew`), and record the
-    /// outcome (success clears the backoff; failure extends it and raises the alert).
+    /// outcome (success clears the backoff; failure extends it and raises the alert). With a
+    /// shared store, only while this node holds the renewal lock:
+    /// [`Error::RenewingElsewhere`] (not a failure) when another node does.
     pub async fn renew_now(&self) -> Result<CertInfo, Error> {
+        match self.renew(true).await? {
+            Some(info) => Ok(info),
+            None => Err(Error::RenewingElsewhere),
+        }
+    }
+
+    /// One renewal under the renewal lock; `Ok(None)` when another node holds the lock, or
+    /// (unless `forced`) when the certificate another node just stored is not due.
+    async fn renew(&self, forced: bool) -> Result<Option<CertInfo>, Error> {
         let _one = self.renewing.lock().await;
+        let lock = match self.acme.store().renewal_lock().await {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                tracing::info!("another node holds the renewal lock: not ordering");
+                return Ok(None);
+            }
+            Err(e) => return self.record(Err(e)).map(Some),
+        };
+        let result = self.renew_locked(forced).await;
+        lock.release().await;
+        result
+    }
+
+    async fn renew_locked(&self, forced: bool) -> Result<Option<CertInfo>, Error> {
+        if self.shared() {
+            // The last holder may have stored a certificate since this node looked.
+            if let Err(e) = self.sync().await {
+                return self.record(Err(e)).map(Some);
+            }
+            if !forced && self.next_attempt() > SystemTime::now() {
+                return Ok(None);
+            }
+        }
         let replaces = if self.resolver.serving_issued() && self.state().ari.is_some() {
             cert::ari_id(self.resolver.current().end_entity_cert()?)
         } else {
             None
         };
         let result = self.acme.issue(&self.settings.names, replaces).await;
+        if result.is_ok() && self.shared() {
+            // Remember the stamp of what this node just stored (no reload of its own order).
+            match self.sync().await {
+                Ok(_) => {}
+                Err(e) => tracing::warn!("certificate stored, but its stamp unread: {e}"),
+            }
+        }
+        self.record(result.map(|issued| issued.info)).map(Some)
+    }
+
+    /// Record an order's outcome in the status.
+    fn record(&self, result: Result<CertInfo, Error>) -> Result<CertInfo, Error> {
         let now = SystemTime::now();
         let mut st = self.state();
         match &result {
@@ -271,16 +384,17 @@ impl Manager {
                 );
             }
         }
-        result.map(|issued| issued.info)
+        result
     }
 
-    /// Refresh the ARI window when it is time to, then renew if due. `Ok(None)`: not due.
+    /// Refresh the ARI window when it is time to, then renew if due. `Ok(None)`: not due, or
+    /// another node is renewing (a shared store).
     pub async fn check(&self) -> Result<Option<CertInfo>, Error> {
         self.refresh_ari().await;
         if self.next_attempt() > SystemTime::now() {
             return Ok(None);
         }
-        self.renew_now().await.map(Some)
+        self.renew(false).await
     }
 
     async fn refresh_ari(&self) {
@@ -323,8 +437,12 @@ impl Manager {
     }
 
     /// The background loop: sleep until the next attempt (or the check interval, or
-    /// [`Manager::wake`]), check, repeat; returns when `stop` is cancelled.
+    /// [`Manager::wake`]), check, repeat; returns when `stop` is cancelled. With a shared
+    /// store it also syncs at least every `sync_interval`, and does not order while the
+    /// database cannot be read (it could not store the certificate either).
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let shared = self.shared();
+        let mut synced = true;
         loop {
             let now = SystemTime::now();
             let mut wake_at = self.next_attempt();
@@ -334,17 +452,35 @@ impl Manager {
                     wake_at = wake_at.min(st.ari_refresh_at.unwrap_or(now));
                 }
             }
-            let wait = wake_at
+            let mut wait = wake_at
                 .duration_since(now)
                 .unwrap_or_default()
                 .min(self.settings.check_interval);
+            if shared {
+                wait = wait.min(self.settings.sync_interval);
+                if !synced {
+                    wait = self.settings.sync_interval;
+                }
+            }
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = self.wake.notified() => {}
                 () = stop.cancelled() => return,
             }
+            if shared {
+                synced = match self.sync().await {
+                    Ok(_) => true,
+                    Err(e) => {
+                        tracing::warn!("cannot read the certificate in the database: {e}");
+                        false
+                    }
+                };
+                if !synced {
+                    continue;
+                }
+            }
             tokio::select! {
-                // Failures are recorded in the status (and logged) by `renew_now`.
+                // Failures are recorded in the status (and logged) by `renew`.
                 _ = self.check() => {}
                 () = stop.cancelled() => return,
             }

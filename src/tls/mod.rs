@@ -12,6 +12,15 @@
 //!    certificate is stored (0600, atomically) and swapped into the resolver.
 //!
 //! Everything uses rustls' *ring* provider (no aws-lc).
+//!
+//! Several nodes (`tls.store: database`): the account and the certificate are in MariaDB
+//! ([`CertStore::database`], sealed with the secrets file's `tls_store_key`), every node
+//! loads the certificate from there and reloads it when its row changes ([`Manager::sync`],
+//! every [`ManagerSettings::sync_interval`] and after its own renewal), the HTTP-01 answers
+//! are written to `acme_challenges` before the CA is asked to validate and every node's port
+//! 80 answers from there ([`Http01Tokens::shared`]), and one node renews at a time: the one
+//! holding the database's renewal lock ([`CertStore::renewal_lock`]); the others find it
+//! taken, wait, and pick up the new certificate at their next sync.
 
 pub mod acme;
 pub mod cert;
@@ -129,6 +138,11 @@ pub enum Error {
     Config(String),
     #[error("no answer from the ACME server within {0:?}")]
     Timeout(Duration),
+    #[error("certificate store in the database: {0}")]
+    Store(#[from] crate::store::Error),
+    /// Another node holds the renewal lock (`tls.store: database`).
+    #[error("another node is renewing the certificate now (it holds the renewal lock)")]
+    RenewingElsewhere,
 }
 
 impl Error {

@@ -11,43 +11,110 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use sqlx::MySqlPool;
 use tokio::net::TcpListener;
 
 /// Token → key authorization of the HTTP-01 challenges being validated; shared between the
-/// ACME client (which fills it) and the port-80 router (which answers from it).
+/// ACME client (which fills it) and the port-80 router (which answers from it). A shared set
+/// ([`Http01Tokens::shared`], `tls.store: database`) also writes them to `acme_challenges` and
+/// answers tokens it does not hold from there: another node's order.
 #[derive(Debug, Clone, Default)]
-pub struct Http01Tokens(Arc<RwLock<HashMap<String, String>>>);
+pub struct Http01Tokens {
+    map: Arc<RwLock<HashMap<String, String>>>,
+    db: Option<MySqlPool>,
+}
+
+/// How long a published answer stays in the database at most (orders take seconds; a crashed
+/// node's answers expire).
+const SHARED_TTL_SECS: u64 = 3600;
 
 impl Http01Tokens {
+    /// Answers kept in memory and in the database `db` (every node answers every token).
+    pub fn shared(db: MySqlPool) -> Http01Tokens {
+        Http01Tokens {
+            map: Arc::default(),
+            db: Some(db),
+        }
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.db.is_some()
+    }
+
     pub fn insert(&self, token: &str, key_authorization: &str) {
-        self.0
+        self.map
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(token.to_owned(), key_authorization.to_owned());
     }
 
+    /// [`Http01Tokens::insert`], and for a shared set into the database, before the CA is
+    /// told to validate.
+    pub async fn publish(
+        &self,
+        token: &str,
+        key_authorization: &str,
+    ) -> Result<(), crate::store::Error> {
+        self.insert(token, key_authorization);
+        if let Some(db) = &self.db {
+            crate::store::tls_state::put_challenge(db, token, key_authorization, SHARED_TTL_SECS)
+                .await?;
+        }
+        Ok(())
+    }
+
     pub fn remove(&self, token: &str) {
-        self.0
+        self.map
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(token);
+        if let (Some(db), Ok(rt)) = (&self.db, tokio::runtime::Handle::try_current()) {
+            let (db, token) = (db.clone(), token.to_owned());
+            rt.spawn(async move {
+                if let Err(e) = crate::store::tls_state::delete_challenge(&db, &token).await {
+                    tracing::debug!("HTTP-01 answer left to expire in the database: {e}");
+                }
+            });
+        }
     }
 
     pub fn get(&self, token: &str) -> Option<String> {
-        self.0
+        self.map
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(token)
             .cloned()
     }
 
+    /// This node's answer, else (shared) the database's. `Err`: the database did not answer.
+    pub async fn lookup(&self, token: &str) -> Result<Option<String>, crate::store::Error> {
+        if let Some(k) = self.get(token) {
+            return Ok(Some(k));
+        }
+        match &self.db {
+            // Tokens are base64url (RFC 8555 §8.3); anything else costs no query.
+            Some(db) if plausible_token(token) => {
+                crate::store::tls_state::challenge(db, token).await
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Answers held in this process.
     pub fn len(&self) -> usize {
-        self.0.read().map(|m| m.len()).unwrap_or(0)
+        self.map.read().map(|m| m.len()).unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+fn plausible_token(token: &str) -> bool {
+    (16..=128).contains(&token.len())
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Only the challenge route (for merging into another router).
@@ -87,13 +154,17 @@ pub fn serve_http(
 }
 
 async fn answer(State(tokens): State<Http01Tokens>, Path(token): Path<String>) -> Response {
-    match tokens.get(&token) {
-        Some(key_auth) => (
+    match tokens.lookup(&token).await {
+        Ok(Some(key_auth)) => (
             [(header::CONTENT_TYPE, "application/octet-stream")],
             key_auth,
         )
             .into_response(),
-        None => StatusCode::NOT_FOUND.into_response(),
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => {
+            tracing::warn!("HTTP-01 answer: the database did not answer: {e}");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
     }
 }
 
@@ -145,6 +216,16 @@ fn host_without_port(h: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plausible_tokens_are_looked_up() {
+        assert!(plausible_token(
+            "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0"
+        ));
+        assert!(!plausible_token("short"));
+        assert!(!plausible_token(&"a".repeat(129)));
+        assert!(!plausible_token("LoqXcYV8q5ONbJQx'; DROP TABLE x"));
+    }
 
     #[test]
     fn host_parsing() {

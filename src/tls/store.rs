@@ -11,43 +11,108 @@
 //! 0700, files 0600, each written atomically: a temporary file, fsync, rename, fsync of the
 //! directory. A chain and a key that do not belong together (a crash between the two renames)
 //! are refused at load, which only means a new order.
+//!
+//! With `tls.store: database` ([`CertStore::database`]) the same things live in MariaDB
+//! (`store::tls_state`) instead, so that every node serves the same certificate: the account
+//! under `account <ca>`, the chain and key together under `cert <ca> <names>` (one row, so a
+//! chain and a key that do not belong together cannot be read), each sealed with age to the
+//! secrets file's `tls_store_key` (X25519 + ChaCha20-Poly1305): the database holds no private
+//! key, nor any PEM, in the clear, and a copy of the database without the secrets file
+//! cannot serve the shop's certificate.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
 
 use instant_acme::AccountCredentials;
+use serde::{Deserialize, Serialize};
+use sqlx::MySqlPool;
 
 use super::Error;
+use crate::store::tls_state;
 
 /// Free space the store wants before talking to a CA.
 pub const MIN_FREE_BYTES: u64 = 1024 * 1024;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CertStore {
     dir: PathBuf,
+    shared: Option<Arc<Shared>>,
+}
+
+/// The database half of a shared store.
+struct Shared {
+    db: MySqlPool,
+    identity: age::x25519::Identity,
+}
+
+impl std::fmt::Debug for CertStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.shared {
+            None => write!(f, "CertStore({})", self.dir.display()),
+            Some(_) => f.write_str("CertStore(database)"),
+        }
+    }
 }
 
 /// A certificate chain and its key as stored (PEM).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredCert {
     pub chain_pem: String,
     pub key_pem: String,
 }
 
+/// What one node holds while it renews (see [`CertStore::renewal_lock`]).
+pub struct RenewalGuard(Option<tls_state::RenewalLock>);
+
+impl RenewalGuard {
+    pub async fn release(self) {
+        if let Some(lock) = self.0 {
+            lock.release().await;
+        }
+    }
+}
+
 impl CertStore {
     pub fn new(dir: impl Into<PathBuf>) -> CertStore {
-        CertStore { dir: dir.into() }
+        CertStore {
+            dir: dir.into(),
+            shared: None,
+        }
+    }
+
+    /// The store in the database `db`, sealed to `key` (an age identity, `AGE-SECRET-KEY-1…`:
+    /// the secrets file's `tls_store_key`).
+    pub fn database(db: MySqlPool, key: &str) -> Result<CertStore, Error> {
+        let identity = age::x25519::Identity::from_str(key.trim()).map_err(|e| {
+            Error::Config(format!(
+                "tls_store_key (secrets file) is not an age identity (AGE-SECRET-KEY-1…): {e}"
+            ))
+        })?;
+        Ok(CertStore {
+            dir: PathBuf::new(),
+            shared: Some(Arc::new(Shared { db, identity })),
+        })
+    }
+
+    /// The database of a shared store.
+    pub fn shared_db(&self) -> Option<&MySqlPool> {
+        self.shared.as_ref().map(|s| &s.db)
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// See [`preflight`].
+    /// See [`preflight`] (nothing to check on disk for a shared store).
     pub fn preflight(&self) -> Result<(), Error> {
-        preflight(&self.dir)
+        match self.shared {
+            Some(_) => Ok(()),
+            None => preflight(&self.dir),
+        }
     }
 
     pub fn account_path(&self, directory_url: &str) -> PathBuf {
@@ -61,7 +126,55 @@ impl CertStore {
             .join(names_key(names))
     }
 
-    pub fn load_account(&self, directory_url: &str) -> Result<Option<AccountCredentials>, Error> {
+    /// The row names of a shared store.
+    pub fn account_row(directory_url: &str) -> String {
+        format!("account {}", safe_name(directory_url))
+    }
+
+    pub fn cert_row(directory_url: &str, names: &[String]) -> String {
+        format!("cert {} {}", safe_name(directory_url), names_key(names))
+    }
+
+    fn seal(shared: &Shared, plain: &[u8]) -> Result<Vec<u8>, Error> {
+        age::encrypt(&shared.identity.to_public(), plain)
+            .map_err(|e| Error::Cert(format!("cannot seal for the database: {e}")))
+    }
+
+    fn open(shared: &Shared, name: &str, sealed: &[u8]) -> Result<Vec<u8>, Error> {
+        age::decrypt(&shared.identity, sealed).map_err(|e| {
+            Error::Cert(format!(
+                "{name} in the database cannot be opened with this node's tls_store_key ({e}): \
+                 every node needs the same secrets file"
+            ))
+        })
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        shared: &Shared,
+        name: &str,
+    ) -> Result<Option<T>, Error> {
+        let Some(row) = tls_state::get(&shared.db, name).await? else {
+            return Ok(None);
+        };
+        let plain = Self::open(shared, name, &row.value)?;
+        serde_json::from_slice(&plain)
+            .map(Some)
+            .map_err(|e| Error::Cert(format!("{name} in the database: {e}")))
+    }
+
+    async fn put_json(shared: &Shared, name: &str, value: &impl Serialize) -> Result<(), Error> {
+        let json = serde_json::to_vec(value).map_err(|e| Error::Cert(format!("{name}: {e}")))?;
+        tls_state::put(&shared.db, name, &Self::seal(shared, &json)?).await?;
+        Ok(())
+    }
+
+    pub async fn load_account(
+        &self,
+        directory_url: &str,
+    ) -> Result<Option<AccountCredentials>, Error> {
+        if let Some(shared) = &self.shared {
+            return Self::get_json(shared, &Self::account_row(directory_url)).await;
+        }
         let path = self.account_path(directory_url);
         let Some(text) = read_optional(&path)? else {
             return Ok(None);
@@ -71,18 +184,33 @@ impl CertStore {
             .map_err(|e| Error::Cert(format!("{}: {e}", path.display())))
     }
 
-    pub fn save_account(
+    pub async fn save_account(
         &self,
         directory_url: &str,
         credentials: &AccountCredentials,
     ) -> Result<(), Error> {
+        if let Some(shared) = &self.shared {
+            return Self::put_json(shared, &Self::account_row(directory_url), credentials).await;
+        }
         let path = self.account_path(directory_url);
         let json = serde_json::to_vec_pretty(credentials)
             .map_err(|e| Error::Cert(format!("account credentials: {e}")))?;
         write_atomic(&path, &json)
     }
 
-    pub fn load_cert(
+    pub async fn load_cert(
+        &self,
+        directory_url: &str,
+        names: &[String],
+    ) -> Result<Option<StoredCert>, Error> {
+        if let Some(shared) = &self.shared {
+            return Self::get_json(shared, &Self::cert_row(directory_url, names)).await;
+        }
+        self.load_cert_file(directory_url, names)
+    }
+
+    /// The files of a local store (what `Manager::start` reads without waiting).
+    pub fn load_cert_file(
         &self,
         directory_url: &str,
         names: &[String],
@@ -96,15 +224,46 @@ impl CertStore {
         })
     }
 
-    pub fn save_cert(
+    pub async fn save_cert(
         &self,
         directory_url: &str,
         names: &[String],
         cert: &StoredCert,
     ) -> Result<(), Error> {
+        if let Some(shared) = &self.shared {
+            return Self::put_json(shared, &Self::cert_row(directory_url, names), cert).await;
+        }
         let dir = self.cert_dir(directory_url, names);
         write_atomic(&dir.join("key.pem"), cert.key_pem.as_bytes())?;
         write_atomic(&dir.join("chain.pem"), cert.chain_pem.as_bytes())
+    }
+
+    /// The stamp of the stored certificate's last write (shared stores; `None` for files or
+    /// none stored): a node reloads when it changes.
+    pub async fn cert_stamp(
+        &self,
+        directory_url: &str,
+        names: &[String],
+    ) -> Result<Option<String>, Error> {
+        match &self.shared {
+            Some(shared) => {
+                Ok(tls_state::stamp(&shared.db, &Self::cert_row(directory_url, names)).await?)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Leave to renew: always for files (one node; the manager's own mutex keeps one order
+    /// at a time), and for a shared store only while no other node holds the database's
+    /// renewal lock (`Ok(None)`: another node is renewing). Swapping the lock for a lease is
+    /// a change to `store::tls_state::try_renewal_lock` alone.
+    pub async fn renewal_lock(&self) -> Result<Option<RenewalGuard>, Error> {
+        match &self.shared {
+            None => Ok(Some(RenewalGuard(None))),
+            Some(shared) => Ok(tls_state::try_renewal_lock(&shared.db)
+                .await?
+                .map(|l| RenewalGuard(Some(l)))),
+        }
     }
 }
 
@@ -245,25 +404,25 @@ mod tests {
         assert_eq!(names_key(&["*.shop.test".into()]), "_.shop.test");
     }
 
-    #[test]
-    fn files_are_0600_in_0700_directories_and_round_trip() {
+    #[tokio::test]
+    async fn files_are_0600_in_0700_directories_and_round_trip() {
         let tmp = tempfile::tempdir().unwrap();
         let store = CertStore::new(tmp.path().join("tls"));
         store.preflight().unwrap();
         assert_eq!(mode(store.dir()), 0o700);
         let names = vec!["shop.test".to_string()];
         let url = "https://ca.test/dir";
-        assert!(store.load_cert(url, &names).unwrap().is_none());
+        assert!(store.load_cert(url, &names).await.unwrap().is_none());
         let cert = StoredCert {
             chain_pem: "chain".into(),
             key_pem: "key".into(),
         };
-        store.save_cert(url, &names, &cert).unwrap();
+        store.save_cert(url, &names, &cert).await.unwrap();
         let dir = store.cert_dir(url, &names);
         assert_eq!(mode(&dir.join("chain.pem")), 0o600);
         assert_eq!(mode(&dir.join("key.pem")), 0o600);
         assert_eq!(mode(&dir), 0o700);
-        let back = store.load_cert(url, &names).unwrap().unwrap();
+        let back = store.load_cert(url, &names).await.unwrap().unwrap();
         assert_eq!(
             (back.chain_pem.as_str(), back.key_pem.as_str()),
             ("chain", "key")

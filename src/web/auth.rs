@@ -220,7 +220,8 @@ pub async fn authenticate(
     let login = login_name(input);
     limits
         .logins
-        .peek(&login, client)
+        .check(db, &login, client)
+        .await?
         .map_err(Error::Throttled)?;
     if password.is_empty() || password.len() > MAX_PASSWORD_BYTES || login.is_empty() {
         audit::record(db, Event::LoginFailed, None, &login, via, ip).await?;
@@ -236,11 +237,15 @@ pub async fn authenticate(
     let slot = slot().await?;
     let attempt = limits
         .logins
-        .admit(&login, client)
+        .count(db, &login, client)
+        .await?
         .map_err(Error::Throttled)?;
     let ok = slot.verify(password, stored).await?;
     if ok {
-        limits.logins.succeeded(attempt, &login, client);
+        limits
+            .logins
+            .record_success(db, attempt, &login, client)
+            .await?;
     }
     let outcome = match user {
         Some(u) if ok && u.is_active() => Login::Ok(u),

@@ -98,8 +98,9 @@ fn init_writes_config_and_private_secrets_and_never_overwrites_them() {
     assert_eq!(mode, 0o600);
     for line in secrets.lines().filter(|l| !l.starts_with('#')) {
         let (name, value) = line.split_once(": ").unwrap();
-        if name == "backup_box_identity" {
-            // The box's own age identity (a Bech32 X25519 key), for the restore drill.
+        if name == "backup_box_identity" || name == "tls_store_key" {
+            // Age identities (Bech32 X25519 keys): the box's own for the restore drill, and
+            // the one certificates are sealed to in the database (`tls.store: database`).
             assert!(
                 value.starts_with("AGE-SECRET-KEY-1") && value.len() == 74,
                 "{name}"

@@ -40,6 +40,7 @@ mod sentry;
 mod standby;
 mod storage;
 mod tls;
+mod tls_shared;
 mod upgrade;
 mod vecsync;
 mod web;

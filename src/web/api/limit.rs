@@ -113,6 +113,13 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// The limits of `api.rate_limit`, failed logins counted where `limits.login_state` says.
+    pub fn from_config(cfg: &crate::config::Config) -> Self {
+        let mut limits = Limits::new(&cfg.api);
+        limits.logins = limits.logins.with_state(cfg.limits.login_state);
+        limits
+    }
+
     pub fn new(c: &cfg_api::Api) -> Self {
         let window = Duration::from_secs(c.rate_limit.window_secs.get());
         Limits {

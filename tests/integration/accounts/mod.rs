@@ -40,6 +40,26 @@ pub async fn spawn_with(edit: impl FnOnce(&mut Config)) -> TestApp {
     }
 }
 
+/// Another node of the same shop: the web app on a listener of its own over `db` (migrated
+/// already) and `cfg`, as a second `soko up` behind a load balancer would be.
+pub async fn node_on(db: &sqlx::MySqlPool, cfg: &Config) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut cfg = cfg.clone();
+    cfg.http.listen = listener.local_addr().unwrap();
+    let vectors = Arc::new(test_vectors(&cfg));
+    let state = soko::app::WebState::new(&cfg, db.clone(), vectors.clone())
+        .jwt_secret(shared().secrets.jwt_secret.as_ref())
+        .build();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    soko::app::spawn_web(listener, state, &cfg);
+    TestApp {
+        url,
+        db: db.clone(),
+        vectors,
+        http: Client::new(),
+    }
+}
+
 /// 127.0.0.`n`: a client of its own.
 pub fn loopback(n: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))
