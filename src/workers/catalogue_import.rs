@@ -43,7 +43,15 @@ pub struct Importer {
     pub currency: Currency,
     /// Where photos go (`<data_dir>/images`, as uploads).
     pub images: crate::store::images::Files,
+    /// The product and photo transactions running at once: the pages are fetched 20 at a time,
+    /// but their writes take the seller's row lock one after another anyway, and each waiting
+    /// one would hold a connection of the pool the shop's pages use (with 20 waiting, a page
+    /// found none within the pool's 3 s and the import itself failed with `PoolTimedOut`).
+    pub writes: Arc<tokio::sync::Semaphore>,
 }
+
+/// See [`Importer::writes`].
+const WRITES_AT_ONCE: usize = 2;
 
 impl Importer {
     /// From `appliance.yaml`: the fetcher (`catalogue.fetch`), discovery limits, the sellers'
@@ -57,6 +65,7 @@ impl Importer {
             quotas: cfg.limits.quotas(),
             currency: Currency::parse(&cfg.currency).map_err(|e| e.to_string())?,
             images: crate::store::images::Files::new(cfg.data_dir.join("images")),
+            writes: Arc::new(tokio::sync::Semaphore::new(WRITES_AT_ONCE)),
         })
     }
 }
@@ -159,15 +168,18 @@ async fn process(imp: &Importer, job: &imports::UrlJob) -> Result<(), store::Err
         etag: fetched.etag.as_deref(),
         last_modified: fetched.last_modified.as_deref(),
     };
-    let (outcome, product_id) =
-        match imports::upsert_product(db, job.seller_id, &item, &imp.quotas).await? {
-            imports::Upserted::Created(id) => ("created", Some(id)),
-            imports::Upserted::Updated(id) => ("updated", Some(id)),
-            imports::Upserted::Unchanged(id) => ("unchanged", Some(id)),
-            imports::Upserted::OverQuota(why) => {
-                return imports::finish_url(db, job.id, true, "over_quota", &why, None).await;
-            }
-        };
+    let upserted = {
+        let _turn = imp.writes.acquire().await;
+        imports::upsert_product(db, job.seller_id, &item, &imp.quotas).await?
+    };
+    let (outcome, product_id) = match upserted {
+        imports::Upserted::Created(id) => ("created", Some(id)),
+        imports::Upserted::Updated(id) => ("updated", Some(id)),
+        imports::Upserted::Unchanged(id) => ("unchanged", Some(id)),
+        imports::Upserted::OverQuota(why) => {
+            return imports::finish_url(db, job.id, true, "over_quota", &why, None).await;
+        }
+    };
     let mut detail = format!("{} ({})", checked.name, checked.source.as_str());
     if let (Some(id), "created" | "updated") = (product_id, outcome) {
         let (added, problems) = photos(imp, id, &checked.images).await?;
@@ -224,6 +236,7 @@ async fn photos(
         let now: Vec<&str> = ready.iter().map(|p| p.sha.as_str()).collect();
         for old in imports::imported_photos(&imp.db, product_id).await? {
             if !now.contains(&old.as_str()) {
+                let _turn = imp.writes.acquire().await;
                 imports::drop_imported_photo(&imp.db, product_id, &old).await?;
             }
         }
@@ -301,6 +314,7 @@ async fn store_photo(
         Ok(Err(e)) => return Ok(Err(format!("writing {}: {e}", path.display()))),
         Err(e) => return Ok(Err(format!("writing an image: {e}"))),
     };
+    let turn = imp.writes.acquire().await;
     let added = store_images::add_within(
         &imp.db,
         &NewImage {
@@ -314,6 +328,7 @@ async fn store_photo(
         Some(&imp.quotas),
     )
     .await;
+    drop(turn);
     let refused = match added {
         Ok(Added::New(_)) => return Ok(Ok(true)),
         Ok(Added::Existing(_)) => return Ok(Ok(false)),

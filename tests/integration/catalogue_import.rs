@@ -875,8 +875,10 @@ async fn a_seller_imports_from_the_page_and_the_api_and_sees_the_progress() {
 
 /// `scripts/bench-import`: import `SOKO_BENCH_PAGES` (1,000) product pages listed in a sitemap
 /// from a local site, then a heartbeat round over `SOKO_BENCH_PRODUCTS` (10,000) imported
-/// products (all unchanged: 304s to their ETags); products/s of each, as JSON on stdout.
-/// Embedding is not included (the vector sync drains the outbox afterwards, as in production).
+/// products (all unchanged: 304s to their ETags); products/s of each, as JSON on stdout. Every
+/// page has its own photo (a 640×480 JPEG), so the import stores photos as a seller's would;
+/// then the vector sync drains the outbox with the real models (decode, photo and title
+/// embedding, Milvus upserts): products/s with embedding included is the pages over both.
 #[tokio::test]
 #[ignore = "a benchmark: scripts/bench-import"]
 async fn bench_import_and_heartbeat() {
@@ -895,6 +897,20 @@ async fn bench_import_and_heartbeat() {
     cfg.catalogue.fetch.allow_private = vec!["127.0.0.1/32".into()];
     cfg.catalogue.import.max_pages = 100_000;
     cfg.limits.approved_products = std::num::NonZeroU64::new(1_000_000).unwrap();
+    cfg.data_dir = crate::common::scratch("bench-import");
+    async fn photo(Path(name): Path<String>) -> Response {
+        let seed: u32 = name
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .unwrap_or(0);
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85)
+            .encode_image(&soko::imaging::synthetic::mosaic(640, 480, seed))
+            .unwrap();
+        ([(header::CONTENT_TYPE, "image/jpeg")], jpeg).into_response()
+    }
     async fn product_page(Path(n): Path<u64>, headers: HeaderMap) -> Response {
         let etag = format!("\"p{n}\"");
         if headers
@@ -921,6 +937,7 @@ async fn bench_import_and_heartbeat() {
     }
     let app = Router::new()
         .route("/p/{n}", get(product_page))
+        .route("/img/{name}", get(photo))
         .route("/sitemap/{from}/{to}", get(sitemap));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -935,6 +952,32 @@ async fn bench_import_and_heartbeat() {
     let import_secs = started.elapsed().as_secs_f64();
     let imported = count(&db, "SELECT COUNT(*) FROM imported_products").await;
     assert_eq!(imported as usize, pages);
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM product_images").await as usize,
+        pages,
+        "a photo each"
+    );
+    // Then the vector sync, as `soko up` runs it after an import: the real models.
+    let embedder = crate::vecsync::embedder().await;
+    let p = *embedder.profile();
+    cfg.vectors.collection = format!("bench_{}", random_suffix());
+    let vectors = std::sync::Arc::new(soko::vectors::VectorStore::for_profile(
+        &cfg,
+        &crate::common::shared().secrets,
+        p.name,
+        p.dim() as u32,
+    ));
+    vectors.ensure_collection().await.unwrap();
+    let syncer = soko::workers::vector_sync::Syncer {
+        db: db.clone(),
+        vectors,
+        embedder,
+        files: soko::store::images::Files::new(cfg.data_dir.join("images")),
+    };
+    let started = std::time::Instant::now();
+    let synced = crate::vecsync::sync_all(&syncer).await;
+    let embed_secs = started.elapsed().as_secs_f64();
+    assert_eq!(synced.embedded as usize, pages, "{synced:?}");
     if products > pages {
         imports::create_import(
             &db,
@@ -962,6 +1005,8 @@ async fn bench_import_and_heartbeat() {
             "import_pages": pages,
             "import_secs": import_secs,
             "import_products_per_sec": pages as f64 / import_secs,
+            "embed_secs": embed_secs,
+            "import_with_embedding_products_per_sec": pages as f64 / (import_secs + embed_secs),
             "heartbeat_products": total,
             "heartbeat_secs": round_secs,
             "heartbeat_products_per_sec": total as f64 / round_secs,
