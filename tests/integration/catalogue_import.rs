@@ -365,52 +365,7 @@ async fn bodies_types_encodings_and_time_are_bounded() {
 }
 
 async fn seller(db: &MySqlPool) -> u64 {
-    let n = random_suffix();
-    let email = format!("importer-{n}@soko.test");
-    let user = soko::store::users::create(
-        db,
-        &soko::store::users::NewUser {
-            email: Some(&email),
-            phone: None,
-            name: "Mama Duka",
-            password_hash: "x",
-            role: soko::market::states::Role::User,
-        },
-    )
-    .await
-    .unwrap();
-    let id = soko::store::sellers::create(
-        db,
-        &soko::store::sellers::NewSeller {
-            user_id: user,
-            store_name: "Duka la Mama",
-            slug: &format!("duka-{n}"),
-            description: "",
-            whatsapp_phone: "+254722000001",
-            city: "Kisumu",
-            category_id: None,
-            catalogue_url: None,
-        },
-    )
-    .await
-    .unwrap();
-    let audit = soko::store::audit::Entry {
-        actor_user_id: None,
-        action: "seller.approve",
-        target: "test",
-        detail: "",
-        ip: "",
-    };
-    soko::store::sellers::set_status(
-        db,
-        id,
-        soko::market::states::SellerStatus::Approved,
-        "",
-        &audit,
-    )
-    .await
-    .unwrap();
-    id
+    crate::common::approved_seller(db, "Duka la Mama", "Kisumu").await
 }
 
 async fn setup() -> (MySqlPool, Config, Url, Arc<Site>, u64) {

@@ -619,3 +619,59 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Approve seller `id` as an admin would (`store::sellers::set_status`, audited).
+pub async fn approve_seller(db: &MySqlPool, id: u64) {
+    let audit = store::audit::Entry {
+        actor_user_id: None,
+        action: "seller.status",
+        target: "test",
+        detail: "approved",
+        ip: "test",
+    };
+    store::sellers::set_status(
+        db,
+        id,
+        soko::market::states::SellerStatus::Approved,
+        "",
+        &audit,
+    )
+    .await
+    .unwrap();
+}
+
+/// A new account with an approved seller of its own (a random slug and login), made through
+/// the store as the pages would; the seller's id.
+pub async fn approved_seller(db: &MySqlPool, store_name: &str, city: &str) -> u64 {
+    let n = random_suffix();
+    let email = format!("seller-{n}@soko.test");
+    let user = store::users::create(
+        db,
+        &store::users::NewUser {
+            email: Some(&email),
+            phone: None,
+            name: store_name,
+            password_hash: "x",
+            role: soko::market::states::Role::User,
+        },
+    )
+    .await
+    .unwrap();
+    let id = store::sellers::create(
+        db,
+        &store::sellers::NewSeller {
+            user_id: user,
+            store_name,
+            slug: &format!("seller-{n}"),
+            description: "",
+            whatsapp_phone: "+254722000111",
+            city,
+            category_id: None,
+            catalogue_url: None,
+        },
+    )
+    .await
+    .unwrap();
+    approve_seller(db, id).await;
+    id
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use sqlx::MySqlPool;
 use tokio_util::sync::CancellationToken;
 
-use soko::market::states::{ProductStatus, SellerStatus};
+use soko::market::states::ProductStatus;
 use soko::search::{Options, Search, State};
 use soko::store::catalogue::{self, NewProduct, ProductChanges, SearchFilter};
 
@@ -130,21 +130,7 @@ async fn catalogue(db: &MySqlPool) -> Catalogue {
     .await;
     let spoon = product(db, a, Some(kitchen), "Wooden spoon", "Olive wood", 30_000).await;
     for s in [a, b] {
-        soko::store::sellers::set_status(
-            db,
-            s,
-            SellerStatus::Approved,
-            "",
-            &soko::store::audit::Entry {
-                actor_user_id: None,
-                action: "seller.status",
-                target: "test",
-                detail: "",
-                ip: "",
-            },
-        )
-        .await
-        .unwrap();
+        crate::common::approve_seller(db, s).await;
     }
     Catalogue {
         seller_a: a,

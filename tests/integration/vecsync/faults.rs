@@ -30,50 +30,7 @@ pub(crate) fn vectors_of(app: &Appliance) -> VectorStore {
 
 /// An approved seller in the appliance's database (store functions, as the admin pages do).
 pub(crate) async fn approved_seller(db: &sqlx::MySqlPool) -> u64 {
-    let user = soko::store::users::create(
-        db,
-        &soko::store::users::NewUser {
-            email: Some("fundi@soko.test"),
-            phone: None,
-            name: "Fundi",
-            password_hash: "x",
-            role: soko::market::states::Role::User,
-        },
-    )
-    .await
-    .unwrap();
-    let seller = soko::store::sellers::create(
-        db,
-        &soko::store::sellers::NewSeller {
-            user_id: user,
-            store_name: "Fundi Motors",
-            slug: "fundi-motors",
-            description: "Bikes and parts",
-            whatsapp_phone: "+254722000111",
-            city: "Nakuru",
-            category_id: None,
-            catalogue_url: None,
-        },
-    )
-    .await
-    .unwrap();
-    let audit = soko::store::audit::Entry {
-        actor_user_id: None,
-        action: "seller.status",
-        target: "test",
-        detail: "approved",
-        ip: "test",
-    };
-    soko::store::sellers::set_status(
-        db,
-        seller,
-        soko::market::states::SellerStatus::Approved,
-        "",
-        &audit,
-    )
-    .await
-    .unwrap();
-    seller
+    crate::common::approved_seller(db, "Fundi Motors", "Nakuru").await
 }
 
 pub(crate) async fn add_products(

@@ -234,22 +234,7 @@ pub async fn seller(app: &TestApp, n: u32, city: &str) -> Client {
         .fetch_one(&app.db)
         .await
         .unwrap();
-    let audit = soko::store::audit::Entry {
-        actor_user_id: None,
-        action: "seller.status",
-        target: "test",
-        detail: "approved",
-        ip: "test",
-    };
-    soko::store::sellers::set_status(
-        &app.db,
-        id,
-        soko::market::states::SellerStatus::Approved,
-        "",
-        &audit,
-    )
-    .await
-    .unwrap();
+    crate::common::approve_seller(&app.db, id).await;
     b
 }
 
