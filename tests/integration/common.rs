@@ -50,7 +50,9 @@ pub fn milvus_lite() -> PathBuf {
 }
 
 /// A scratch directory under cargo's target tmp dir. Appliances remove theirs when their test
-/// passes; whatever earlier runs left (failed tests, the shared services) is swept after a day.
+/// passes; whatever earlier runs left is swept: the shared services' directory (most of a
+/// gigabyte: MariaDB's files) as soon as the run that made it is gone, a failed test's after a
+/// day (kept for a look).
 pub fn scratch(name: &str) -> PathBuf {
     static SWEEP: std::sync::Once = std::sync::Once::new();
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("soko-tests");
@@ -59,6 +61,9 @@ pub fn scratch(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// The test process that owns a shared-services directory (its pid).
+const OWNER: &str = "owner.pid";
 
 fn sweep(root: &Path, age: Duration) {
     let Ok(entries) = std::fs::read_dir(root) else {
@@ -69,7 +74,12 @@ fn sweep(root: &Path, age: Duration) {
             .metadata()
             .and_then(|m| m.modified())
             .is_ok_and(|t| t.elapsed().unwrap_or_default() > age);
-        if old {
+        // The run that made it ended (its services died with it: the parent-death signal).
+        let orphaned = std::fs::read_to_string(entry.path().join(OWNER))
+            .ok()
+            .and_then(|p| p.trim().parse::<i64>().ok())
+            .is_some_and(|pid| !alive(pid));
+        if old || orphaned {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
@@ -109,6 +119,7 @@ pub fn shared() -> &'static Shared {
     soko::init_crypto();
     SHARED.get_or_init(|| {
         let dir = scratch("shared");
+        std::fs::write(dir.join(OWNER), std::process::id().to_string()).unwrap();
         let cfg = isolated_config(&dir);
         std::fs::create_dir_all(cfg.run_dir()).unwrap();
         Secrets::ensure(&cfg.secrets_path()).unwrap();
