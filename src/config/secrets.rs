@@ -116,10 +116,14 @@ pub struct Secrets {
     /// draws it and prints it once, inside the standby's token).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replication_password: Option<Secret>,
+    /// Read replicas (`database.replicas`): the password of their user, when it is not
+    /// `database_password`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_replica_password: Option<Secret>,
 }
 
 /// The names, in file order, with whether `soko init` generates them.
-const FIELDS: [(&str, bool); 15] = [
+const FIELDS: [(&str, bool); 16] = [
     ("database_password", true),
     ("mysql_root_password", true),
     ("database_owner_password", true),
@@ -135,6 +139,7 @@ const FIELDS: [(&str, bool); 15] = [
     ("backup_signing_key", true),
     ("backup_box_identity", true),
     ("replication_password", false),
+    ("database_replica_password", false),
 ];
 
 impl Secrets {
@@ -155,6 +160,7 @@ impl Secrets {
             "backup_signing_key" => &mut self.backup_signing_key,
             "backup_box_identity" => &mut self.backup_box_identity,
             "replication_password" => &mut self.replication_password,
+            "database_replica_password" => &mut self.database_replica_password,
             _ => unreachable!("unknown secret {name}"),
         }
     }

@@ -215,6 +215,7 @@ mod tests {
             background: None,
             replication: None,
             catalogue: None,
+            replicas: Vec::new(),
             search: None,
             quality: None,
         }
