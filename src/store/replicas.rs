@@ -3,11 +3,12 @@
 //! or the primary.
 //!
 //! Lag comes from a heartbeat, not `SHOW SLAVE STATUS` (which needs REPLICATION CLIENT / SLAVE
-//! MONITOR, a privilege the app user does not have and should not get): the probe writes the
-//! primary's `NOW(6)` into `replica_heartbeat` every second and reads the row back on each
-//! replica. A replica showing the primary's newest beat is up to date (lag 0); one showing an
-//! older beat is behind by at least the primary's time now minus that beat, and at most one
-//! probe interval more. Both times are the primary's clock: no skew between hosts enters.
+//! MONITOR, a privilege the app user does not have and should not get): every
+//! [`BEAT_EVERY`] the primary's `NOW(6)` is written into `replica_heartbeat`, and every
+//! [`PROBE_EVERY`] the row is read back on each replica. A replica showing the newest beat is up
+//! to date (lag 0); one showing an older beat has not applied the next beat this process wrote,
+//! so it is behind by at least the primary's time now minus that beat's (and by less than one
+//! beat interval more). Both times are the primary's clock: no skew between hosts enters.
 //!
 //! A replica is *healthy* while it answers and its lag is within `database.replica_max_lag_secs`;
 //! *lagging* when it answers but is further behind (or has no heartbeat yet); *down* when it
@@ -29,8 +30,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Error, Timed};
 
-/// How often the probe beats on the primary and reads each replica.
+/// How often the primary's time is written into the heartbeat row.
+pub const BEAT_EVERY: Duration = Duration::from_millis(250);
+/// How often each replica's heartbeat is read.
 pub const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// The beats this process remembers having written (a few seconds' worth).
+const BEATS_KEPT: usize = 64;
 /// How long one probe of one server may take before it counts as down.
 const PROBE_WAIT: Duration = Duration::from_millis(1500);
 
@@ -134,6 +139,8 @@ pub struct Reads {
     next: AtomicUsize,
     max_lag: Duration,
     primary_reads: AtomicU64,
+    /// The beats this process wrote, oldest first (the primary's clock, microseconds).
+    beats: Mutex<std::collections::VecDeque<i64>>,
     /// The catalogue generation last seen by [`for_page`](Self::for_page), and when it changed.
     generation: Mutex<(u64, Option<Instant>)>,
 }
@@ -269,6 +276,7 @@ impl Reads {
             next: AtomicUsize::new(0),
             max_lag,
             primary_reads: AtomicU64::new(0),
+            beats: Mutex::new(std::collections::VecDeque::new()),
             generation: Mutex::new((0, None)),
         }
     }
@@ -400,9 +408,27 @@ impl Reads {
         self.primary_reads.load(Ordering::Relaxed)
     }
 
-    /// Beat on the primary, then read every replica's heartbeat and set its state.
+    /// Write one beat on the primary and remember it.
+    pub async fn beat(&self) {
+        match tokio::time::timeout(PROBE_WAIT, beat(&self.primary)).await {
+            Ok(Ok(at)) => {
+                let mut b = self.beats.lock().unwrap_or_else(|e| e.into_inner());
+                if b.len() >= BEATS_KEPT {
+                    b.pop_front();
+                }
+                b.push_back(at);
+            }
+            // A read-only primary (a standby) keeps its replicated row; a primary that does
+            // not answer shows in the replicas' state (lag unknown).
+            Ok(Err(e)) => tracing::debug!("replica heartbeat not written: {e}"),
+            Err(_) => tracing::debug!("replica heartbeat: the primary did not answer in time"),
+        }
+    }
+
+    /// Read the primary's newest beat and time, then every replica's heartbeat, and set each
+    /// replica's state.
     pub async fn probe(&self) {
-        let primary = tokio::time::timeout(PROBE_WAIT, beat(&self.primary)).await;
+        let primary = tokio::time::timeout(PROBE_WAIT, primary_time(&self.primary)).await;
         let primary = match primary {
             Ok(Ok(p)) => Ok(p),
             Ok(Err(e)) => Err(e.to_string()),
@@ -431,7 +457,12 @@ impl Reads {
                     Some(format!("lag unknown: {e}")),
                 ),
                 (Ok(Ok(Some(at))), Ok(p)) => {
-                    let lag = lag_secs(*p, at);
+                    let written: Vec<i64> = self
+                        .beats
+                        .lock()
+                        .map(|b| b.iter().copied().collect())
+                        .unwrap_or_default();
+                    let lag = lag_secs(*p, &written, at);
                     if lag <= self.max_lag.as_secs_f64() {
                         r.set(ReplicaState::Healthy, Some(lag), None);
                     } else {
@@ -454,6 +485,17 @@ impl Reads {
         if self.replicas.is_empty() {
             return;
         }
+        let (reads, stop) = (self.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(BEAT_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tick.tick() => reads.beat().await,
+                }
+            }
+        });
         let reads = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(PROBE_EVERY);
@@ -475,32 +517,41 @@ pub struct Beat {
     pub now_us: i64,
 }
 
-/// Seconds a replica showing beat `seen_us` is behind: 0 when it has the newest beat.
-pub fn lag_secs(primary: Beat, seen_us: i64) -> f64 {
+/// Seconds a replica showing beat `seen_us` is behind: 0 when it has the newest beat; else the
+/// age of the first beat after it that this process wrote (`written`), which the replica has
+/// not applied yet; without one (another node beat), the age of the beat it shows.
+pub fn lag_secs(primary: Beat, written: &[i64], seen_us: i64) -> f64 {
     if seen_us >= primary.newest_us {
-        0.0
-    } else {
-        (primary.now_us - seen_us).max(0) as f64 / 1e6
+        return 0.0;
     }
+    let missed = written
+        .iter()
+        .copied()
+        .filter(|&b| b > seen_us)
+        .min()
+        .unwrap_or(seen_us);
+    (primary.now_us - missed).max(0) as f64 / 1e6
 }
 
-/// Write the primary's time into the heartbeat row (a read-only primary, e.g. a standby, keeps
-/// its replicated row), then read the newest beat and the time now.
-pub async fn beat(primary: &MySqlPool) -> Result<Beat, Error> {
-    let wrote = sqlx::query(
-        "INSERT INTO replica_heartbeat (id, beat_us) \
-         VALUES (1, CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)) \
-         ON DUPLICATE KEY UPDATE beat_us = VALUES(beat_us)",
+/// Write the primary's time now into the heartbeat row; that time (microseconds, its clock).
+pub async fn beat(primary: &MySqlPool) -> Result<i64, Error> {
+    let now_us: i64 = sqlx::query_scalar("SELECT CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)")
+        .fetch_one(primary)
+        .timed()
+        .await?;
+    sqlx::query(
+        "INSERT INTO replica_heartbeat (id, beat_us) VALUES (1, ?) \
+         ON DUPLICATE KEY UPDATE beat_us = GREATEST(beat_us, VALUES(beat_us))",
     )
+    .bind(now_us)
     .execute(primary)
     .timed()
-    .await;
-    if let Err(e) = wrote {
-        if sqlx_unreachable(&e) {
-            return Err(e.into());
-        }
-        tracing::debug!("replica heartbeat not written: {e}");
-    }
+    .await?;
+    Ok(now_us)
+}
+
+/// The primary's newest beat and its time now.
+pub async fn primary_time(primary: &MySqlPool) -> Result<Beat, Error> {
     let (newest_us, now_us): (Option<i64>, i64) = sqlx::query_as(
         "SELECT (SELECT beat_us FROM replica_heartbeat WHERE id = 1), \
          CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)",
@@ -534,10 +585,16 @@ mod tests {
             newest_us: 10_000_000,
             now_us: 10_400_000,
         };
-        assert_eq!(lag_secs(p, 10_000_000), 0.0);
-        assert_eq!(lag_secs(p, 7_000_000), 3.4);
+        let written = [9_500_000, 9_750_000, 10_000_000];
+        assert_eq!(lag_secs(p, &written, 10_000_000), 0.0);
+        // It has the 9.5 s beat, not the 9.75 s one: behind by at least 10.4 - 9.75.
+        assert_eq!(lag_secs(p, &written, 9_500_000), 0.65);
+        // Older than anything remembered: the first remembered beat it lacks.
+        assert_eq!(lag_secs(p, &written, 7_000_000), 0.9);
+        // Beats of another node only: the age of the one it shows.
+        assert_eq!(lag_secs(p, &[], 7_000_000), 3.4);
         // A replica ahead of what this primary read (another node beat since): up to date.
-        assert_eq!(lag_secs(p, 11_000_000), 0.0);
+        assert_eq!(lag_secs(p, &written, 11_000_000), 0.0);
     }
 
     #[test]
