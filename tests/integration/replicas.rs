@@ -73,8 +73,11 @@ impl Pair {
     pub async fn start(name: &str, max_lag_secs: u64) -> Pair {
         let pdir = scratch(&format!("{name}-primary"));
         let rdir = scratch(&format!("{name}-replica"));
-        let pcfg = isolated_config(&pdir);
-        let rcfg = isolated_config(&rdir);
+        let mut pcfg = isolated_config(&pdir);
+        let mut rcfg = isolated_config(&rdir);
+        // Two first starts (install_db each) side by side on a busy 2-core box can be slow.
+        pcfg.supervisor.start_timeout_secs = 180;
+        rcfg.supervisor.start_timeout_secs = 180;
         for c in [&pcfg, &rcfg] {
             std::fs::create_dir_all(c.run_dir()).unwrap();
         }
@@ -87,6 +90,10 @@ impl Pair {
             Services::start_mysql(&rcfg, runtime)
         );
         let (primary, replica) = (primary.unwrap(), replica.unwrap());
+        for s in [&primary, &replica] {
+            let mysql = s.mysql.as_ref().unwrap();
+            mysql.wait_ready(Duration::from_secs(180)).await.unwrap();
+        }
         mysql::provision(&pcfg, &secrets, None).await.unwrap();
         mysql::provision(&rcfg, &secrets, None).await.unwrap();
 
