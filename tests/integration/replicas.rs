@@ -32,6 +32,8 @@ pub struct Pair {
     pub reads: Arc<Reads>,
     pub app: TestApp,
     stop: CancellationToken,
+    /// The two servers' scratch directories (removed by [`stop`](Self::stop)).
+    dirs: [std::path::PathBuf; 2],
 }
 
 async fn root(cfg: &Config, secrets: &Secrets) -> MySqlConnection {
@@ -211,6 +213,7 @@ impl Pair {
                 http: reqwest::Client::new(),
             },
             stop,
+            dirs: [pdir, rdir],
         }
     }
 
@@ -258,6 +261,11 @@ impl Pair {
         self.app.db.close().await;
         self.replica.stop().await;
         self.primary.stop().await;
+        // Two datadirs with their binary logs: a few hundred MB a test (a failed test keeps
+        // them, for a look, until the harness sweeps them after a day).
+        for dir in &self.dirs {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
