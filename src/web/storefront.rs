@@ -452,7 +452,7 @@ async fn suggest(
     let suggestions = if text.is_empty() {
         Vec::new()
     } else {
-        s.search.suggest(&text, 8).await?
+        crate::read_on!(s.reads, |db| s.search.suggest_on(db, &text, 8).await)?
     };
     Ok(axum::Json(serde_json::json!({ "q": text, "suggestions": suggestions })).into_response())
 }
