@@ -16,6 +16,7 @@ use crate::vectors::VectorStore;
 pub(super) struct Control {
     pub(super) services: Arc<Services>,
     pub(super) db: MySqlPool,
+    pub(super) reads: Arc<crate::store::replicas::Reads>,
     pub(super) vectors: Arc<VectorStore>,
     pub(super) started: Instant,
     pub(super) started_unix: u64,
@@ -150,6 +151,7 @@ impl admin::Control for Control {
                 ),
                 replication: Some(replication),
                 catalogue,
+                replicas: self.reads.views(),
             }
         })
     }
@@ -199,6 +201,7 @@ impl admin::Control for Control {
                 figures.replication =
                     Some(crate::ops::metrics::ReplicationFigures::from_view(&view));
             }
+            figures.replicas = self.reads.views();
             crate::ops::metrics::prometheus(crate::metrics::global(), &self.processes(), &figures)
         })
     }

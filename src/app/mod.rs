@@ -50,6 +50,8 @@ pub struct App {
     started_unix: u64,
     services: Arc<Services>,
     db: MySqlPool,
+    /// Read-only pages and API reads: read replicas when configured (see `store::replicas`).
+    reads: Arc<store::replicas::Reads>,
     vectors: Arc<VectorStore>,
     web: TcpListener,
     /// HTTPS and port 80 when TLS is on (see `https`).
@@ -161,6 +163,12 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
     let mut services = Services::start_mysql(&cfg, runtime.clone()).await?;
     let mysql_status = services.mysql.as_ref().map(|h| h.status.clone());
     let shutdown = CancellationToken::new();
+    let reads = Arc::new(store::replicas::Reads::from_config(
+        &cfg,
+        &secrets,
+        db.clone(),
+    )?);
+    reads.spawn_probe(shutdown.clone());
     let startup = crate::ops::readiness::Startup::pending();
     tokio::spawn(keep::database(
         cfg.clone(),
@@ -227,6 +235,7 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
         started_unix: crate::clock::now_unix(),
         services,
         db,
+        reads,
         vectors,
         web,
         https,
@@ -314,6 +323,7 @@ impl App {
                 .started(self.started)
                 .supervised(self.services.receivers())
                 .search(self.search.clone())
+                .reads(self.reads.clone())
                 .startup(self.startup.clone())
                 .build(),
         )
@@ -351,6 +361,7 @@ impl App {
         let control: Arc<dyn admin::Control> = Arc::new(Control {
             services: self.services.clone(),
             db: self.db.clone(),
+            reads: self.reads.clone(),
             vectors: self.vectors.clone(),
             started: self.started,
             started_unix: self.started_unix,

@@ -19,6 +19,7 @@ use crate::web::{self, AppState, Settings};
 /// unless told.
 pub struct WebState {
     db: MySqlPool,
+    reads: Option<Arc<crate::store::replicas::Reads>>,
     vectors: Arc<VectorStore>,
     settings: Settings,
     started: Instant,
@@ -34,6 +35,7 @@ impl WebState {
     pub fn new(cfg: &Config, db: MySqlPool, vectors: Arc<VectorStore>) -> WebState {
         WebState {
             db,
+            reads: None,
             vectors,
             settings: Settings::from_config(cfg),
             started: Instant::now(),
@@ -50,6 +52,13 @@ impl WebState {
     /// runs as long as the runtime: tests and benches).
     pub fn search(mut self, search: crate::search::Search) -> WebState {
         self.search = Some(search);
+        self
+    }
+
+    /// Read replicas (else every read on the pool): `soko up`'s, with its probe running, or
+    /// a test's.
+    pub fn reads(mut self, reads: Arc<crate::store::replicas::Reads>) -> WebState {
+        self.reads = Some(reads);
         self
     }
 
@@ -100,6 +109,9 @@ impl WebState {
             views: Arc::new(views),
             search,
             generation: crate::store::generation::counter(&self.db),
+            reads: self.reads.unwrap_or_else(|| {
+                Arc::new(crate::store::replicas::Reads::single(self.db.clone()))
+            }),
             db: self.db,
             vectors: self.vectors,
             started: self.started,

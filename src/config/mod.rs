@@ -146,6 +146,13 @@ pub struct Database {
     /// empty; external: empty runs migrations as `user` (see the README).
     pub owner_user: String,
     pub max_connections: u32,
+    /// Read replicas of this database (README, "Read replicas"): `mysql://user@host:port/db`
+    /// each, the password `database_replica_password` in the secrets (else
+    /// `database_password`). Read-only pages and API reads go to a healthy one; empty: one
+    /// pool, everything on the primary.
+    pub replicas: Vec<String>,
+    /// A replica further behind the primary than this (seconds) gets no reads.
+    pub replica_max_lag_secs: u64,
     pub embedded: EmbeddedDatabase,
 }
 
@@ -299,6 +306,8 @@ impl Default for Database {
             user: "soko".into(),
             owner_user: String::new(),
             max_connections: 16,
+            replicas: Vec::new(),
+            replica_max_lag_secs: 2,
             embedded: EmbeddedDatabase::default(),
         }
     }
@@ -491,6 +500,22 @@ impl Config {
                     format!("must be 1-32 letters, digits or underscores, got {name:?}"),
                 ));
             }
+        }
+        for (i, url) in self.database.replicas.iter().enumerate() {
+            let key = format!("database.replicas[{i}]");
+            check_url(url, &["mysql", "mariadb"]).map_err(|m| bad(&key, m))?;
+            if self.database.replicas[..i].contains(url) {
+                return Err(bad(&key, format!("{url:?} is listed twice")));
+            }
+        }
+        if !(1..=3600).contains(&self.database.replica_max_lag_secs) {
+            return Err(bad(
+                "database.replica_max_lag_secs",
+                format!(
+                    "must be from 1 to 3600 seconds, got {}",
+                    self.database.replica_max_lag_secs
+                ),
+            ));
         }
         match self.database.mode {
             Mode::External if self.database.url.is_empty() => {

@@ -120,10 +120,14 @@ pub struct Secrets {
     /// sealed to in MariaDB. The same on every node (copy this file). Generated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_store_key: Option<Secret>,
+    /// Read replicas (`database.replicas`): the password of their user, when it is not
+    /// `database_password`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_replica_password: Option<Secret>,
 }
 
 /// The names, in file order, with whether `soko init` generates them.
-const FIELDS: [(&str, bool); 16] = [
+const FIELDS: [(&str, bool); 17] = [
     ("database_password", true),
     ("mysql_root_password", true),
     ("database_owner_password", true),
@@ -140,6 +144,7 @@ const FIELDS: [(&str, bool); 16] = [
     ("backup_box_identity", true),
     ("replication_password", false),
     ("tls_store_key", true),
+    ("database_replica_password", false),
 ];
 
 impl Secrets {
@@ -161,6 +166,7 @@ impl Secrets {
             "backup_box_identity" => &mut self.backup_box_identity,
             "replication_password" => &mut self.replication_password,
             "tls_store_key" => &mut self.tls_store_key,
+            "database_replica_password" => &mut self.database_replica_password,
             _ => unreachable!("unknown secret {name}"),
         }
     }

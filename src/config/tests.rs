@@ -225,3 +225,26 @@ fn catalogue_keys_are_validated_naming_the_key_and_the_line() {
     assert_eq!(ok.catalogue.fetch.allow_private.len(), 2);
     assert_eq!(ok.catalogue.recheck.every_hours, 6);
 }
+
+#[test]
+fn bad_read_replica_settings_name_their_key() {
+    let err = |text: &str| parse(text).unwrap_err().to_string();
+    let e = err("database:\n  replicas: [\"mysql://soko@db-2:3306/soko\", \"db-3\"]\n");
+    assert!(e.contains("database.replicas[1]"), "{e}");
+    let e = err("database:\n  replicas: [\"mysql://soko:secret@db-2/soko\"]\n");
+    assert!(
+        e.contains("database.replicas[0]") && e.contains("password"),
+        "{e}"
+    );
+    let e =
+        err("database:\n  replicas: [\"mysql://soko@db-2/soko\", \"mysql://soko@db-2/soko\"]\n");
+    assert!(
+        e.contains("database.replicas[1]") && e.contains("twice"),
+        "{e}"
+    );
+    let e = err("database:\n  replica_max_lag_secs: 0\n");
+    assert!(e.contains("database.replica_max_lag_secs"), "{e}");
+    let ok = parse("database:\n  replicas: [\"mysql://soko@10.0.0.7:3306/soko\"]\n").unwrap();
+    assert_eq!(ok.database.replicas.len(), 1);
+    assert_eq!(ok.database.replica_max_lag_secs, 2);
+}

@@ -221,15 +221,30 @@ pub fn generic(f: &mut Frame, area: Rect, app: &App, key: &str, title: &str) {
 /// This node's role and, on a standby, its replication and photos: the status lines, coloured
 /// by the `replication` check.
 pub fn replication(f: &mut Frame, area: Rect, app: &App) {
-    let Some(r) = app.snapshot.as_ref().and_then(|s| s.replication.as_ref()) else {
+    let Some(s) = app.snapshot.as_ref() else {
         return;
     };
-    let colour = level_color(r.check().level);
-    let lines: Vec<Line> = r
-        .line()
-        .lines()
-        .map(|l| Line::styled(l.trim().to_owned(), Style::default().fg(colour)))
-        .collect();
+    let mut lines: Vec<Line> = Vec::new();
+    if let Some(r) = &s.replication {
+        let colour = level_color(r.check().level);
+        lines.extend(
+            r.line()
+                .lines()
+                .map(|l| Line::styled(l.trim().to_owned(), Style::default().fg(colour))),
+        );
+    }
+    // Read replicas: green while they get reads, yellow lagging, red down.
+    for r in &s.replicas {
+        let colour = match r.state {
+            crate::store::replicas::ReplicaState::Healthy => Color::Green,
+            crate::store::replicas::ReplicaState::Lagging => Color::Yellow,
+            crate::store::replicas::ReplicaState::Down => Color::Red,
+        };
+        lines.push(Line::styled(
+            format!("read replica {}", r.line()),
+            Style::default().fg(colour),
+        ));
+    }
     f.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })

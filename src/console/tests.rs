@@ -286,3 +286,37 @@ fn the_vectors_tab_shows_the_catalogue_re_check_below_the_vector_sync() {
         assert!(text.contains(want), "{want} in\n{text}");
     }
 }
+
+#[test]
+fn the_backups_tab_shows_each_read_replica_with_its_state_and_lag() {
+    use crate::store::replicas::{ReplicaState, ReplicaView};
+    let mut s = sample::snapshot();
+    s.replicas = vec![
+        ReplicaView {
+            name: "10.0.0.7:3306".into(),
+            state: ReplicaState::Healthy,
+            lag_secs: Some(0.3),
+            error: None,
+            reads: 1200,
+        },
+        ReplicaView {
+            name: "10.0.0.8:3306".into(),
+            state: ReplicaState::Down,
+            lag_secs: None,
+            error: Some("did not answer in time".into()),
+            reads: 7,
+        },
+    ];
+    let raw = sample::raw(&s);
+    let mut a = App::new("/var/lib/soko/run/admin.sock".into());
+    a.now = sample::NOW;
+    a.update(Ok((s, raw)));
+    a.tab = Tab::Backups;
+    let (text, _) = render(&a, 140, 40);
+    for want in [
+        "read replica 10.0.0.7:3306: healthy · 0.3 s behind · 1200 reads",
+        "read replica 10.0.0.8:3306: down · lag unknown · 7 reads · did not answer in time",
+    ] {
+        assert!(text.contains(want), "{want} in\n{text}");
+    }
+}

@@ -58,10 +58,12 @@ pub fn draw(f: &mut Frame, app: &App) {
             if app
                 .snapshot
                 .as_ref()
-                .is_some_and(|s| s.replication.is_some()) =>
+                .is_some_and(|s| s.replication.is_some() || !s.replicas.is_empty()) =>
         {
+            let replicas = app.snapshot.as_ref().map_or(0, |s| s.replicas.len() as u16);
             let [top, bottom] =
-                Layout::vertical([Constraint::Min(6), Constraint::Length(5)]).areas(body);
+                Layout::vertical([Constraint::Min(6), Constraint::Length(5 + replicas)])
+                    .areas(body);
             sections::generic(f, top, app, "backups", "Backups");
             sections::replication(f, bottom, app);
         }

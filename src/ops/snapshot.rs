@@ -64,6 +64,9 @@ pub struct Snapshot {
     /// Sellers' catalogue imports and the heartbeat re-check (see `catalogue_view`).
     #[serde(default)]
     pub catalogue: Option<super::catalogue_view::CatalogueView>,
+    /// Read replicas (`database.replicas`): each one's state and lag; empty without them.
+    #[serde(default)]
+    pub replicas: Vec<crate::store::replicas::ReplicaView>,
 }
 
 pub use crate::workers::control::WorkerView;

@@ -215,6 +215,7 @@ mod tests {
             background: None,
             replication: None,
             catalogue: None,
+            replicas: Vec::new(),
             search: None,
             quality: None,
         }
@@ -243,6 +244,36 @@ mod tests {
             text.contains("SEARCH       broken, answering from SQL: index: corrupt"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn text_shows_a_line_per_read_replica() {
+        use crate::store::replicas::{ReplicaState, ReplicaView};
+        let mut s = snapshot(State::Running, true, true);
+        assert!(!render_text(&s, 100).contains("REPLICA "));
+        s.replicas = vec![
+            ReplicaView {
+                name: "10.0.0.7:3306".into(),
+                state: ReplicaState::Healthy,
+                lag_secs: Some(0.25),
+                error: None,
+                reads: 40,
+            },
+            ReplicaView {
+                name: "10.0.0.8:3306".into(),
+                state: ReplicaState::Lagging,
+                lag_secs: Some(9.0),
+                error: Some("9.0 s behind (more than 2 s)".into()),
+                reads: 3,
+            },
+        ];
+        let text = render_text(&s, 100);
+        for want in [
+            "ok    REPLICA      10.0.0.7:3306: healthy · 0.2 s behind · 40 reads",
+            "warn  REPLICA      10.0.0.8:3306: lagging · 9.0 s behind · 3 reads · 9.0 s behind (more than 2 s)",
+        ] {
+            assert!(text.contains(want), "{want} in\n{text}");
+        }
     }
 
     #[test]

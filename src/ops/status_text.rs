@@ -73,6 +73,14 @@ pub fn workers(out: &mut String, s: &Snapshot, now_unix: u64) {
     if let Some(r) = &s.replication {
         let _ = writeln!(out, "\n      ROLE         {}", r.line());
     }
+    for (i, r) in s.replicas.iter().enumerate() {
+        let level = match r.state {
+            crate::store::replicas::ReplicaState::Healthy => "ok  ",
+            _ => "warn",
+        };
+        let head = if i == 0 { "\n" } else { "" };
+        let _ = writeln!(out, "{head}{level}  REPLICA      {}", r.line());
+    }
     if s.workers.is_empty() {
         return;
     }

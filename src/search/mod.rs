@@ -265,18 +265,32 @@ impl Search {
         offset: usize,
         limit: u32,
     ) -> Result<Results, store::Error> {
+        self.search_on(&self.inner.db, text, filter, offset, limit)
+            .await
+    }
+
+    /// [`search`](Self::search) with the cards (and the SQL search) read from `db` (a read
+    /// replica, see `store::replicas`).
+    pub async fn search_on(
+        &self,
+        db: &MySqlPool,
+        text: &str,
+        filter: &SearchFilter,
+        offset: usize,
+        limit: u32,
+    ) -> Result<Results, store::Error> {
         match self
             .ranked(text, filter, offset, limit as usize, false)
             .await?
         {
             Some(page) => Ok(Results {
-                cards: changes::cards_in_order(&self.inner.db, &page.ids).await?,
+                cards: changes::cards_in_order(db, &page.ids).await?,
                 total: Some(page.total),
                 facets: page.facets,
             }),
             None => {
                 let cards = if offset == 0 {
-                    catalogue::search(&self.inner.db, text, filter, limit).await?
+                    catalogue::search(db, text, filter, limit).await?
                 } else {
                     Vec::new()
                 };
@@ -292,13 +306,23 @@ impl Search {
     /// Names for the search box: products whose words start with what was typed (the last word
     /// may be unfinished, typos forgiven). Empty while there is no index.
     pub async fn suggest(&self, text: &str, limit: u32) -> Result<Vec<Suggestion>, store::Error> {
+        self.suggest_on(&self.inner.db, text, limit).await
+    }
+
+    /// [`suggest`](Self::suggest) with the names read from `db`.
+    pub async fn suggest_on(
+        &self,
+        db: &MySqlPool,
+        text: &str,
+        limit: u32,
+    ) -> Result<Vec<Suggestion>, store::Error> {
         let page = self
             .ranked(text, &SearchFilter::default(), 0, limit as usize, true)
             .await?;
         let Some(page) = page else {
             return Ok(Vec::new());
         };
-        Ok(changes::cards_in_order(&self.inner.db, &page.ids)
+        Ok(changes::cards_in_order(db, &page.ids)
             .await?
             .into_iter()
             .map(|c| Suggestion {

@@ -21,6 +21,7 @@ pub mod notifications;
 pub mod orders;
 pub mod quality;
 pub mod recommend;
+pub mod replicas;
 pub mod replication;
 pub mod resets;
 pub mod reviews;

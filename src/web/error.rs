@@ -52,6 +52,13 @@ impl From<store::Error> for Error {
     }
 }
 
+/// A read on a replica that could not reach it is run again on the primary.
+impl crate::store::replicas::Unreachable for Error {
+    fn unreachable(&self) -> bool {
+        matches!(self, Error::Unavailable)
+    }
+}
+
 impl From<askama::Error> for Error {
     fn from(e: askama::Error) -> Self {
         Error::Internal(format!("template: {e}"))

@@ -21,6 +21,7 @@ pub mod page_cache;
 mod pages;
 pub mod password_reset;
 mod photo_search;
+pub mod read_your_writes;
 pub mod recommend;
 mod sell;
 mod sell_import;
@@ -78,7 +79,11 @@ impl std::ops::Deref for AppState {
 
 /// The fields of [`AppState`].
 pub struct AppShared {
+    /// The primary: writes, transactions, and reads that must see the latest data.
     pub db: MySqlPool,
+    /// Read-only pages and API reads: a healthy read replica, else `db` (see
+    /// `store::replicas`); just `db` when no replicas are configured.
+    pub reads: Arc<crate::store::replicas::Reads>,
     pub vectors: Arc<VectorStore>,
     pub started: Instant,
     /// The supervisor's view of the embedded servers (none in tests or for external ones).
@@ -233,6 +238,11 @@ pub fn router(state: AppState, cfg: &Config) -> Router {
         .merge(browser)
         // The JSON API: outside the browser middleware (no cookies, no CSRF; bearer tokens).
         .nest("/api/v1", api::router(state.clone(), cfg))
+        // Around pages and the API: a session that just wrote reads from the primary.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            read_your_writes::layer,
+        ))
         .with_state(state)
         .layer(axum::middleware::from_fn(security_headers))
         // Pages, CSS and JS compressed for slow mobile links (images are already compressed).

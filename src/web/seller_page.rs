@@ -45,10 +45,18 @@ async fn seller_page(
     Path(slug): Path<String>,
 ) -> Result<Response, Error> {
     if v.user.is_some() {
-        return Ok(Html(render_seller(&s, v.lang, Some(&v), &slug).await?).into_response());
+        let html = crate::read_on!(s.reads, |db| render_seller(&s, db, v.lang, Some(&v), &slug)
+            .await)?;
+        return Ok(Html(html).into_response());
     }
     let key = PageCache::key(v.lang, &format!("/s/{slug}"));
-    let render = async { Ok((render_seller(&s, v.lang, None, &slug).await?, 0)) };
+    let render = async {
+        let generation = s.generation.load(std::sync::atomic::Ordering::Acquire);
+        let html = crate::read_on!(s.reads, page generation, |db| async {
+                render_seller(&s, db, v.lang, None, &slug).await
+            }.await)?;
+        Ok((html, 0))
+    };
     let (page, hit) = super::storefront::shared_page(&s, key, render).await?;
     let shared = Shared {
         needs_visitor: false,
@@ -59,15 +67,16 @@ async fn seller_page(
 /// The seller page, for a logged-in visitor (`who`) or the same for every anonymous one.
 async fn render_seller(
     s: &AppState,
+    db: &sqlx::MySqlPool,
     lang: Lang,
     who: Option<&Visitor>,
     slug: &str,
 ) -> Result<String, Error> {
-    let seller = sellers::by_slug(&s.db, slug)
+    let seller = sellers::by_slug(db, slug)
         .await?
         .filter(|s| s.is_approved())
         .ok_or(Error::NotFound)?;
-    let cards = views(catalogue::feed(&s.db, None, None, Some(seller.id), 200).await?);
+    let cards = views(catalogue::feed(db, None, None, Some(seller.id), 200).await?);
     let image = cards.iter().find_map(|c| c.image.clone());
     let rating = match seller.rating_count {
         0 => String::new(),

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
+use sqlx::MySqlPool;
 
 use super::guard::ClientKey;
 use super::page_cache::{Page, PageCache, Shared};
@@ -138,11 +139,18 @@ async fn home(
     Query(q): Query<FeedQuery>,
 ) -> Result<Response, Error> {
     if v.user.is_some() {
-        return Ok(Html(render_home(&s, v.lang, Some(&v), &q).await?).into_response());
+        let html = crate::read_on!(s.reads, |db| render_home(db, v.lang, Some(&v), &q).await)?;
+        return Ok(Html(html).into_response());
     }
     let path = format!("/?category={:?}&before={:?}", q.category, q.before);
     let key = PageCache::key(v.lang, &path);
-    let render = async { Ok((render_home(&s, v.lang, None, &q).await?, 0)) };
+    let render = async {
+        let generation = s.generation.load(std::sync::atomic::Ordering::Acquire);
+        let html = crate::read_on!(s.reads, page generation, |db| async {
+                render_home(db, v.lang, None, &q).await
+            }.await)?;
+        Ok((html, 0))
+    };
     let (page, hit) = shared_page(&s, key, render).await?;
     let shared = Shared {
         needs_visitor: false,
@@ -153,15 +161,15 @@ async fn home(
 /// The feed: for a logged-in visitor (`who`, with their "recommended for you" strip), or the
 /// same for every anonymous one (the strip comes from `/fragment/for-you`).
 async fn render_home(
-    s: &AppState,
+    db: &MySqlPool,
     lang: Lang,
     who: Option<&Visitor>,
     q: &FeedQuery,
 ) -> Result<String, Error> {
-    let categories = catalogue::categories(&s.db).await?;
+    let categories = catalogue::categories(db).await?;
     let active = q.category.clone().unwrap_or_default();
     let category = categories.iter().find(|c| c.slug == active);
-    let cards = catalogue::feed(&s.db, q.before, category.map(|c| c.id), None, PAGE_SIZE).await?;
+    let cards = catalogue::feed(db, q.before, category.map(|c| c.id), None, PAGE_SIZE).await?;
     let next = (cards.len() == PAGE_SIZE as usize).then(|| {
         let last = cards.last().map(|c| c.id).unwrap_or_default();
         match category {
@@ -173,18 +181,14 @@ async fn render_home(
     let (for_you, trending) = match who {
         Some(v) if first_page => {
             let user = v.user.as_ref().map(|u| u.id);
-            let mine = super::recommend::for_actors(
-                &s.db,
-                user,
-                Some(&v.visitor),
-                super::recommend::STRIP,
-            );
-            let hot = super::recommend::trending(&s.db, None, super::recommend::STRIP);
+            let mine =
+                super::recommend::for_actors(db, user, Some(&v.visitor), super::recommend::STRIP);
+            let hot = super::recommend::trending(db, None, super::recommend::STRIP);
             let (mine, hot) = tokio::join!(mine, hot);
             (pick_views(mine?), pick_views(hot?))
         }
         None if first_page => {
-            let hot = super::recommend::trending(&s.db, None, super::recommend::STRIP).await?;
+            let hot = super::recommend::trending(db, None, super::recommend::STRIP).await?;
             (Vec::new(), pick_views(hot))
         }
         _ => (Vec::new(), Vec::new()),
@@ -241,9 +245,18 @@ async fn search(
     v: Visitor,
     Query(q): Query<SearchQuery>,
 ) -> Result<Html<String>, Error> {
+    crate::read_on!(s.reads, |db| search_on(&s, db, &v, &q).await)
+}
+
+async fn search_on(
+    s: &AppState,
+    db: &MySqlPool,
+    v: &Visitor,
+    q: &SearchQuery,
+) -> Result<Html<String>, Error> {
     // Bounded: a 10 KB query is cut, not fed to the index or the full-text parser whole.
     let text: String = q.q.trim().chars().take(200).collect();
-    let categories = catalogue::categories(&s.db).await?;
+    let categories = catalogue::categories(db).await?;
     let category = q
         .category
         .as_deref()
@@ -275,7 +288,11 @@ async fn search(
     let found = if text.is_empty() {
         None
     } else {
-        Some(s.search.search(&text, &filter, offset, PAGE_SIZE).await?)
+        Some(
+            s.search
+                .search_on(db, &text, &filter, offset, PAGE_SIZE)
+                .await?,
+        )
     };
     // Links keep the other filters; `set` replaces (or with "" removes) one of them.
     let href = |set: &[(&str, &str)]| {
@@ -382,7 +399,7 @@ async fn search(
         }
     }
     let cards = found.map(|f| f.cards).unwrap_or_default();
-    let mut page = PageCtx::new(&v);
+    let mut page = PageCtx::new(v);
     page.query = text.clone();
     render(&Home {
         page,
@@ -435,7 +452,7 @@ async fn suggest(
     let suggestions = if text.is_empty() {
         Vec::new()
     } else {
-        s.search.suggest(&text, 8).await?
+        crate::read_on!(s.reads, |db| s.search.suggest_on(db, &text, 8).await)?
     };
     Ok(axum::Json(serde_json::json!({ "q": text, "suggestions": suggestions })).into_response())
 }
@@ -506,12 +523,19 @@ async fn product(
     Path(id): Path<u64>,
 ) -> Result<Response, Error> {
     if v.user.is_some() {
-        let (html, seller_id) = render_product(&s, v.lang, Some(&v), id).await?;
+        let (html, seller_id) =
+            crate::read_on!(s.reads, |db| render_product(&s, db, v.lang, Some(&v), id)
+                .await)?;
         count_view(&s, &v, &client, &headers, id, seller_id);
         return Ok(Html(html).into_response());
     }
     let key = PageCache::key(v.lang, &format!("/p/{id}"));
-    let render = render_product(&s, v.lang, None, id);
+    let render = async {
+        let generation = s.generation.load(std::sync::atomic::Ordering::Acquire);
+        crate::read_on!(s.reads, page generation, |db| async {
+                render_product(&s, db, v.lang, None, id).await
+            }.await)
+    };
     let (page, hit) = shared_page(&s, key, render).await?;
     // Counted on a hit too: the page is shared, the view is this visitor's.
     let counted = count_view(&s, &v, &client, &headers, id, page.seller_id);
@@ -553,25 +577,26 @@ fn count_view(
 /// review forms) or the same for every anonymous one. The page's reads run side by side.
 async fn render_product(
     s: &AppState,
+    db: &MySqlPool,
     lang: Lang,
     who: Option<&Visitor>,
     id: u64,
 ) -> Result<(String, u64), Error> {
-    let p = catalogue::public_product(&s.db, id)
+    let p = catalogue::public_product(db, id)
         .await?
         .ok_or(Error::NotFound)?;
     let user = who.and_then(|v| v.user.as_ref());
     let favourite = async {
         match user {
-            Some(u) => reviews::is_favourite(&s.db, u.id, id).await,
+            Some(u) => reviews::is_favourite(db, u.id, id).await,
             None => Ok(false),
         }
     };
     let (seller, image, reviews, also, similar, favourite) = tokio::join!(
-        sellers::by_id(&s.db, p.seller_id),
-        catalogue::first_image(&s.db, id),
-        reviews::for_product(&s.db, id, 50),
-        super::recommend::for_product(&s.db, id, p.category_id, super::recommend::STRIP),
+        sellers::by_id(db, p.seller_id),
+        catalogue::first_image(db, id),
+        reviews::for_product(db, id, 50),
+        super::recommend::for_product(db, id, p.category_id, super::recommend::STRIP),
         super::photo_search::similar_block_now(s, id),
         favourite,
     );

@@ -34,6 +34,7 @@ mod market;
 mod pitr;
 mod quality;
 mod recommend;
+mod replicas;
 mod search;
 mod seller_tools;
 mod sentry;

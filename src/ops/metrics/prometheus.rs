@@ -284,6 +284,40 @@ fn status(out: &mut String, s: &StatusFigures) {
     if let Some(lag) = r.filter(|r| r.standby).and_then(|r| r.seconds_behind) {
         sample(out, name_lag, "", lag);
     }
+    let name = "soko_replica_up";
+    family(
+        out,
+        name,
+        "gauge",
+        "Read replicas: 1 while the replica answers (healthy or lagging), 0 while it is down.",
+    );
+    for r in &s.replicas {
+        let up = r.state != crate::store::replicas::ReplicaState::Down;
+        sample(out, name, &label("replica", &r.name), u8::from(up));
+    }
+    let name = "soko_replica_healthy";
+    family(
+        out,
+        name,
+        "gauge",
+        "Read replicas: 1 while the replica gets reads (answers, within database.replica_max_lag_secs).",
+    );
+    for r in &s.replicas {
+        let ok = r.state == crate::store::replicas::ReplicaState::Healthy;
+        sample(out, name, &label("replica", &r.name), u8::from(ok));
+    }
+    let name = "soko_replica_lag_seconds";
+    family(
+        out,
+        name,
+        "gauge",
+        "Read replicas: how far the replica is behind the primary, by the heartbeat (absent while unknown).",
+    );
+    for r in &s.replicas {
+        if let Some(lag) = r.lag_secs {
+            sample(out, name, &label("replica", &r.name), lag);
+        }
+    }
     let name = "soko_standby_photos_missing";
     family(
         out,
@@ -434,6 +468,19 @@ mod tests {
                 seconds_behind: Some(2),
                 photos_missing: Some(5),
             }),
+            replicas: vec![
+                crate::store::replicas::ReplicaView {
+                    name: "10.0.0.7:3306".into(),
+                    state: crate::store::replicas::ReplicaState::Healthy,
+                    lag_secs: Some(0.25),
+                    ..Default::default()
+                },
+                crate::store::replicas::ReplicaView {
+                    name: "10.0.0.8:3306".into(),
+                    state: crate::store::replicas::ReplicaState::Down,
+                    ..Default::default()
+                },
+            ],
         };
         let text = prometheus(&m, &[mysql, milvus], &figures);
         let families = families(&text);
@@ -465,6 +512,10 @@ mod tests {
             "\nsoko_replication_running 1\n",
             "\nsoko_replication_lag_seconds 2\n",
             "\nsoko_standby_photos_missing 5\n",
+            "soko_replica_up{replica=\"10.0.0.7:3306\"} 1\n",
+            "soko_replica_up{replica=\"10.0.0.8:3306\"} 0\n",
+            "soko_replica_healthy{replica=\"10.0.0.7:3306\"} 1\n",
+            "soko_replica_lag_seconds{replica=\"10.0.0.7:3306\"} 0.25\n",
             "\nsoko_views_dropped_total ",
         ] {
             assert!(text.contains(want), "{want} in\n{text}");

@@ -30,6 +30,8 @@ pub struct StatusFigures {
     pub restorable_until: Option<i64>,
     /// This node's role and, on a standby, its replication and photos.
     pub replication: Option<ReplicationFigures>,
+    /// Read replicas (`database.replicas`), as the probe last saw them.
+    pub replicas: Vec<crate::store::replicas::ReplicaView>,
 }
 
 /// A standby's figures (`None` fields: not known, e.g. `Seconds_Behind_Master` is NULL while
@@ -96,6 +98,7 @@ impl StatusFigures {
             alerts: alerts.iter().map(|a| (a.key.clone(), a.firing())).collect(),
             restorable_until,
             replication: None,
+            replicas: Vec::new(),
         }
     }
 

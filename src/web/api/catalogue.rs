@@ -3,6 +3,7 @@
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use sqlx::MySqlPool;
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiState;
@@ -98,10 +99,10 @@ fn limit_of(value: &Option<String>, errors: &mut FieldErrors) -> u32 {
         .unwrap_or(DEFAULT_LIMIT)
 }
 
-async fn category_id(s: &ApiState, slug: &Option<String>) -> Result<Option<u64>, ApiError> {
+async fn category_id(db: &MySqlPool, slug: &Option<String>) -> Result<Option<u64>, ApiError> {
     match slug.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
-        Some(slug) => match catalogue::category_by_slug(&s.app.db, slug).await? {
+        Some(slug) => match catalogue::category_by_slug(db, slug).await? {
             Some(c) => Ok(Some(c.id)),
             None => Err(ApiError::invalid(
                 "category",
@@ -117,7 +118,7 @@ async fn category_id(s: &ApiState, slug: &Option<String>) -> Result<Option<u64>,
 pub async fn categories(
     State(s): State<ApiState>,
 ) -> Result<axum::Json<Vec<CategoryOut>>, ApiError> {
-    let all = catalogue::categories(&s.app.db).await?;
+    let all = crate::read_on!(s.app.reads, |db| catalogue::categories(db).await)?;
     Ok(axum::Json(
         all.into_iter()
             .map(|c| CategoryOut {
@@ -158,8 +159,11 @@ pub async fn products(
     if !errors.is_empty() {
         return Err(errors.into());
     }
-    let category = category_id(&s, &q.category).await?;
-    let cards = catalogue::feed(&s.app.db, before, category, None, limit).await?;
+    let cards = crate::read_on!(s.app.reads, |db| async {
+        let category = category_id(db, &q.category).await?;
+        Ok::<_, ApiError>(catalogue::feed(db, before, category, None, limit).await?)
+    }
+    .await)?;
     Ok(axum::Json(card_page(&s, cards, limit)))
 }
 
@@ -221,16 +225,26 @@ pub async fn search(
     if !errors.is_empty() {
         return Err(errors.into());
     }
-    let filter = SearchFilter {
-        category: category_id(&s, &q.category).await?,
-        min_minor: min,
-        max_minor: max,
-        city: q
-            .city
-            .map(|c| c.trim().to_owned())
-            .filter(|c| !c.is_empty()),
-    };
-    let cards = s.app.search.search(&text, &filter, 0, limit).await?.cards;
+    let city = q
+        .city
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty());
+    let cards = crate::read_on!(s.app.reads, |db| async {
+        let filter = SearchFilter {
+            category: category_id(db, &q.category).await?,
+            min_minor: min,
+            max_minor: max,
+            city: city.clone(),
+        };
+        Ok::<_, ApiError>(
+            s.app
+                .search
+                .search_on(db, &text, &filter, 0, limit)
+                .await?
+                .cards,
+        )
+    }
+    .await)?;
     let mut page = card_page(&s, cards, limit);
     page.next_before = None; // relevance order has no id cursor
     Ok(axum::Json(page))
@@ -272,17 +286,14 @@ pub async fn suggest(
         ));
         return Err(errors.into());
     }
-    let suggestions = s
-        .app
-        .search
-        .suggest(text, 8)
-        .await?
-        .into_iter()
-        .map(|x| Suggestion {
-            id: x.id,
-            name: x.name,
-        })
-        .collect();
+    let suggestions =
+        crate::read_on!(s.app.reads, |db| s.app.search.suggest_on(db, text, 8).await)?
+            .into_iter()
+            .map(|x| Suggestion {
+                id: x.id,
+                name: x.name,
+            })
+            .collect();
     Ok(axum::Json(Suggestions {
         q: text.to_owned(),
         suggestions,
@@ -338,13 +349,17 @@ pub async fn product(
     State(s): State<ApiState>,
     Path(id): Path<u64>,
 ) -> Result<axum::Json<ProductDetail>, ApiError> {
-    let p = catalogue::public_product(&s.app.db, id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let seller = sellers::by_id(&s.app.db, p.seller_id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let image = catalogue::first_image(&s.app.db, id).await?;
+    let (p, seller, image) = crate::read_on!(s.app.reads, |db| async {
+        let p = catalogue::public_product(db, id)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        let seller = sellers::by_id(db, p.seller_id)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        let image = catalogue::first_image(db, id).await?;
+        Ok::<_, ApiError>((p, seller, image))
+    }
+    .await)?;
     Ok(axum::Json(ProductDetail {
         price: price(p.price),
         image_url: image.as_deref().map(|sha| image_url(&s, sha, 800)),
@@ -382,12 +397,16 @@ pub async fn seller(
     if !errors.is_empty() {
         return Err(errors.into());
     }
-    let seller = sellers::by_slug(&s.app.db, &slug)
-        .await?
-        .filter(|x| x.is_approved())
-        .ok_or_else(ApiError::not_found)?;
-    let category = category_id(&s, &q.category).await?;
-    let cards = catalogue::feed(&s.app.db, before, category, Some(seller.id), limit).await?;
+    let (seller, cards) = crate::read_on!(s.app.reads, |db| async {
+        let seller = sellers::by_slug(db, &slug)
+            .await?
+            .filter(|x| x.is_approved())
+            .ok_or_else(ApiError::not_found)?;
+        let category = category_id(db, &q.category).await?;
+        let cards = catalogue::feed(db, before, category, Some(seller.id), limit).await?;
+        Ok::<_, ApiError>((seller, cards))
+    }
+    .await)?;
     Ok(axum::Json(SellerDetail {
         products: card_page(&s, cards, limit),
         seller: seller_public(&s, seller),

@@ -180,6 +180,13 @@ impl From<store::Error> for ApiError {
     }
 }
 
+/// A read on a replica that could not reach it is run again on the primary.
+impl crate::store::replicas::Unreachable for ApiError {
+    fn unreachable(&self) -> bool {
+        self.status == StatusCode::SERVICE_UNAVAILABLE && self.code == "unavailable"
+    }
+}
+
 /// The browser layer's errors that shared code (password hashing) returns to the API too.
 impl From<crate::web::Error> for ApiError {
     fn from(e: crate::web::Error) -> Self {
