@@ -125,6 +125,7 @@ pub fn snapshot() -> Snapshot {
         quality: None,
         replication: None,
         catalogue: None,
+        node: None,
         traffic: Some(TrafficView {
             slot_secs: 10,
             window_secs: 60,

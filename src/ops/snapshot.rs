@@ -64,6 +64,9 @@ pub struct Snapshot {
     /// Sellers' catalogue imports and the heartbeat re-check (see `catalogue_view`).
     #[serde(default)]
     pub catalogue: Option<super::catalogue_view::CatalogueView>,
+    /// This node's name and role, and who holds each lease of singleton work.
+    #[serde(default)]
+    pub node: Option<super::node_view::NodeView>,
 }
 
 pub use crate::workers::control::WorkerView;

@@ -73,6 +73,9 @@ pub fn workers(out: &mut String, s: &Snapshot, now_unix: u64) {
     if let Some(r) = &s.replication {
         let _ = writeln!(out, "\n      ROLE         {}", r.line());
     }
+    if let Some(n) = &s.node {
+        let _ = write!(out, "\n{}", n.text());
+    }
     if s.workers.is_empty() {
         return;
     }

@@ -30,6 +30,8 @@ pub struct StatusFigures {
     pub restorable_until: Option<i64>,
     /// This node's role and, on a standby, its replication and photos.
     pub replication: Option<ReplicationFigures>,
+    /// The leases of singleton work this node keeps, and whether it holds each now.
+    pub leases: Vec<(String, bool)>,
 }
 
 /// A standby's figures (`None` fields: not known, e.g. `Seconds_Behind_Master` is NULL while
@@ -96,6 +98,10 @@ impl StatusFigures {
             alerts: alerts.iter().map(|a| (a.key.clone(), a.firing())).collect(),
             restorable_until,
             replication: None,
+            leases: crate::workers::lease::held()
+                .into_iter()
+                .map(|(n, held)| (n.to_owned(), held))
+                .collect(),
         }
     }
 
