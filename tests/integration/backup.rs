@@ -397,6 +397,8 @@ pub(crate) const VOLATILE: &[&str] = &[
     "backups",
     "image_facts",
     "jobs",
+    // Renewed every few seconds by the running appliance (`workers::lease`).
+    "leases",
     "listing_checks",
     "product_embeddings",
     "rec_interactions",
