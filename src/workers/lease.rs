@@ -79,13 +79,15 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let renew_every = k.ttl / 3;
+    // While the database does not answer (or is not migrated yet): from 250 ms, doubling.
+    let mut backoff = Duration::from_millis(250);
     let mut failing = false;
     set_held(name, false);
     while !stop.is_cancelled() {
         let asked = Instant::now();
         let wait = match leases::try_acquire(&k.db, name, &k.node, k.ttl).await {
             Ok(Acquire::Held(fence)) => {
-                failing = false;
+                (failing, backoff) = (false, Duration::from_millis(250));
                 let ended = hold(&k, name, fence, asked, &stop, &mut job).await;
                 if ended == Ended::JobReturned && !stop.is_cancelled() {
                     tracing::warn!(lease = name, "the job ended on its own; lease released");
@@ -101,7 +103,9 @@ where
                     tracing::warn!(lease = name, "cannot take the lease: {e}; retrying");
                 }
                 failing = true;
-                renew_every
+                let wait = backoff;
+                backoff = (backoff * 2).min(renew_every);
+                wait
             }
         };
         tokio::select! {
