@@ -77,3 +77,45 @@ impl NodeView {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::leases::LeaseRow;
+
+    #[test]
+    fn the_text_names_each_lease_its_holder_token_and_expiry() {
+        let row = |name: &str, holder: &str, token, ms| LeaseRow {
+            name: name.into(),
+            holder: holder.into(),
+            token,
+            acquired_at: 0,
+            expires_in_ms: ms,
+        };
+        let v = NodeView::new(
+            "node-a".into(),
+            "all".into(),
+            Some(vec![
+                row("backups", "node-a", 3, 12_400),
+                row("recommendations", "node-b", 7, 29_000),
+                row("alerts", "node-a", 2, -5_000),
+            ]),
+        );
+        let mine: Vec<bool> = v.leases.as_ref().unwrap().iter().map(|l| l.mine).collect();
+        assert_eq!(mine, [true, false, false], "an expired lease is nobody's");
+        let text = v.text();
+        assert!(text.contains("NODE         node-a (role all)"), "{text}");
+        let line = |name: &str| text.lines().find(|l| l.contains(name)).unwrap().to_owned();
+        assert!(line("backups").contains("node-a"), "{text}");
+        assert!(line("backups").contains("12.4 s  (this node)"), "{text}");
+        assert!(line("recommendations").contains("node-b"), "{text}");
+        assert!(line("recommendations").contains("    7  29.0 s"), "{text}");
+        assert!(!line("recommendations").contains("this node"), "{text}");
+        assert!(line("alerts").ends_with("free"), "{text}");
+        let unknown = NodeView::new("n".into(), "web".into(), None).text();
+        assert!(
+            unknown.contains("unknown (the database does not answer)"),
+            "{unknown}"
+        );
+    }
+}
