@@ -152,6 +152,11 @@ impl admin::Control for Control {
                 replication: Some(replication),
                 catalogue,
                 replicas: self.reads.views(),
+                node: Some(crate::ops::node_view::NodeView::new(
+                    self.cfg.node_name(),
+                    self.cfg.node.role.to_string(),
+                    crate::store::leases::list(&self.db).await.ok(),
+                )),
             }
         })
     }

@@ -219,7 +219,14 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
                     startup,
                 ));
             }
-            spawn_workers(&cfg, &db, &vectors, backup, &stop);
+            if cfg.node.role == crate::config::node::Role::All {
+                spawn_workers(&cfg, &db, &vectors, backup, &stop);
+            } else {
+                tracing::info!(
+                    node = %cfg.node_name(),
+                    "node role web: no background workers on this node (node.role, --role)"
+                );
+            }
         });
     }
     standby.follow_images(&cfg, &db, &shutdown);
@@ -248,8 +255,11 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
     })
 }
 
-/// The background workers: image variants, listings' quality checks, backups on their schedule, recommendations and the
-/// vector sync; each stops with `stop`. The backup engine is shared with the admin socket.
+/// The background workers: image variants, listings' quality checks and catalogue imports on
+/// every node (their work is claimed row by row); backups on their schedule, recommendations,
+/// the event roll-up, the catalogue re-check and the vector sync each under its lease (one node
+/// at a time, see `workers::lease`); each stops with `stop`. The backup engine is shared with
+/// the admin socket.
 fn spawn_workers(
     cfg: &Config,
     db: &MySqlPool,
@@ -259,7 +269,9 @@ fn spawn_workers(
 ) {
     // The lowered pool for background computation, from `background:` (before any worker).
     crate::background::shared_pool(&cfg.background);
-    let images = || store::images::Files::new(cfg.data_dir.join("images"));
+    let keeper = keeper(cfg, db);
+    let images_dir = cfg.data_dir.join("images");
+    let images = move || store::images::Files::new(images_dir.clone());
     tokio::spawn(workers::images::run(db.clone(), images(), stop.clone()));
     tokio::spawn(workers::quality::run(
         db.clone(),
@@ -267,49 +279,92 @@ fn spawn_workers(
         workers::quality::Settings::from_config(&cfg.quality),
         stop.clone(),
     ));
-    tokio::spawn(workers::backup::schedule(backup, stop.clone()));
-    tokio::spawn(workers::recommend::run(
-        db.clone(),
-        workers::recommend::Settings::from_config(&cfg.recommendations),
-        stop.clone(),
-    ));
-    tokio::spawn(workers::event_rollup::run(
-        db.clone(),
-        crate::clock::Zone::named(&cfg.timezone).unwrap_or_else(|_| crate::clock::Zone::utc()),
-        cfg.limits.raw_event_days.get(),
+    keeper.spawn(LEASE_BACKUPS, stop, move |stop| {
+        workers::backup::schedule(backup.clone(), stop)
+    });
+    {
+        let (db, settings) = (
+            db.clone(),
+            workers::recommend::Settings::from_config(&cfg.recommendations),
+        );
+        keeper.spawn(LEASE_RECOMMENDATIONS, stop, move |stop| {
+            workers::recommend::run(db.clone(), settings.clone(), stop)
+        });
+    }
+    {
+        let (db, keep_days) = (db.clone(), cfg.limits.raw_event_days.get());
+        let zone =
+            crate::clock::Zone::named(&cfg.timezone).unwrap_or_else(|_| crate::clock::Zone::utc());
         // Six recommender rounds: a day waiting for the recommender is read by then; a round
         // with nothing due is one indexed query.
-        std::time::Duration::from_secs(cfg.recommendations.interval_secs.get() * 6),
-        stop.clone(),
-    ));
+        let idle = Duration::from_secs(cfg.recommendations.interval_secs.get() * 6);
+        keeper.spawn(LEASE_EVENT_ROLLUP, stop, move |stop| {
+            workers::event_rollup::run(db.clone(), zone.clone(), keep_days, idle, stop)
+        });
+    }
     match workers::catalogue_import::Importer::from_config(cfg, db.clone()) {
         Ok(imp) => {
             tokio::spawn(workers::catalogue_import::run(
                 imp,
-                std::time::Duration::from_secs(2),
+                Duration::from_secs(2),
                 stop.clone(),
             ));
         }
         Err(e) => tracing::error!("catalogue import worker not started: {e}"),
     }
-    match workers::catalogue_recheck::Rechecker::from_config(cfg, db.clone()) {
-        Ok(r) => {
-            tokio::spawn(workers::catalogue_recheck::run(
-                r,
-                std::time::Duration::from_secs(60),
-                stop.clone(),
-            ));
-        }
-        Err(e) => tracing::error!("catalogue re-check worker not started: {e}"),
+    {
+        let (cfg, db) = (cfg.clone(), db.clone());
+        keeper.spawn(LEASE_CATALOGUE_RECHECK, stop, move |stop| {
+            let (cfg, db) = (cfg.clone(), db.clone());
+            async move {
+                match workers::catalogue_recheck::Rechecker::from_config(&cfg, db) {
+                    Ok(r) => {
+                        workers::catalogue_recheck::run(r, Duration::from_secs(60), stop).await
+                    }
+                    Err(e) => {
+                        tracing::error!("catalogue re-check worker not started: {e}");
+                        // Hold the lease until stop: another node's would fail the same way.
+                        stop.cancelled().await;
+                    }
+                }
+            }
+        });
     }
-    tokio::spawn(workers::vector_sync::start(
-        cfg.embed.clone(),
-        cfg.background.clone(),
-        db.clone(),
-        vectors.clone(),
-        images(),
-        stop.clone(),
-    ));
+    {
+        let (embed, bg, db, vectors) = (
+            cfg.embed.clone(),
+            cfg.background.clone(),
+            db.clone(),
+            vectors.clone(),
+        );
+        keeper.spawn(LEASE_VECTOR_SYNC, stop, move |stop| {
+            workers::vector_sync::start(
+                embed.clone(),
+                bg.clone(),
+                db.clone(),
+                vectors.clone(),
+                images(),
+                stop,
+            )
+        });
+    }
+}
+
+/// The leases of singleton work (`leases.name`).
+pub const LEASE_BACKUPS: &str = "backups";
+pub const LEASE_RECOMMENDATIONS: &str = "recommendations";
+pub const LEASE_EVENT_ROLLUP: &str = "event-rollup";
+pub const LEASE_CATALOGUE_RECHECK: &str = "catalogue-recheck";
+pub const LEASE_VECTOR_SYNC: &str = "vector-sync";
+pub const LEASE_ALERTS: &str = "alerts";
+
+/// This node's lease keeper (`node.name`, `node.lease_secs`).
+fn keeper(cfg: &Config, db: &MySqlPool) -> workers::lease::Keeper {
+    workers::lease::Keeper {
+        db: db.clone(),
+        node: cfg.node_name(),
+        ttl: cfg.lease_ttl(),
+    }
 }
 
 impl App {

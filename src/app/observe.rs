@@ -64,7 +64,8 @@ pub fn init_logging(cfg: &Config) -> Result<Guards, StartError> {
 }
 
 /// The alert evaluator, fed by the status snapshot every `alerts.interval_secs`; it keeps
-/// `views` (what the snapshot shows) current.
+/// `views` (what the snapshot shows) current. Its notices are singleton work: it runs under the
+/// `alerts` lease (on one node at a time), and not at all on a `web` node.
 pub fn spawn_alerts(
     cfg: &Config,
     db: MySqlPool,
@@ -72,14 +73,22 @@ pub fn spawn_alerts(
     views: Arc<RwLock<Vec<AlertView>>>,
     stop: CancellationToken,
 ) -> Result<(), StartError> {
+    if cfg.node.role == crate::config::node::Role::Web {
+        return Ok(());
+    }
     let secrets = Secrets::load(&cfg.secrets_path())?;
-    let engine = Engine::new(db, cfg, &secrets).sharing(views);
-    tokio::spawn(engine.run(
-        move || {
-            let control = control.clone();
-            async move { AlertInputs::from_snapshot(&control.snapshot().await) }
-        },
-        stop,
-    ));
+    let keeper = super::keeper(cfg, &db);
+    let cfg = cfg.clone();
+    keeper.spawn(super::LEASE_ALERTS, &stop, move |stop| {
+        let engine = Engine::new(db.clone(), &cfg, &secrets).sharing(views.clone());
+        let control = control.clone();
+        engine.run(
+            move || {
+                let control = control.clone();
+                async move { AlertInputs::from_snapshot(&control.snapshot().await) }
+            },
+            stop,
+        )
+    });
     Ok(())
 }

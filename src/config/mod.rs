@@ -17,6 +17,7 @@ pub mod limits;
 mod lines;
 pub mod mail;
 pub mod metrics;
+pub mod node;
 pub mod quality;
 pub mod recommend;
 pub mod search;
@@ -107,6 +108,8 @@ pub struct Config {
     pub background: background::Background,
     /// A warm standby's copy of the primary's photos.
     pub standby: standby::Standby,
+    /// This node's name, role and lease time when several nodes share the database.
+    pub node: node::Node,
     /// Quality control of listings: banned words, flagged listings public or held, thresholds.
     pub quality: quality::Quality,
     /// Sellers' catalogues imported from their web pages: the fetcher's limits, discovery,
@@ -279,6 +282,7 @@ impl Default for Config {
             cache: cache::Cache::default(),
             background: background::Background::default(),
             standby: standby::Standby::default(),
+            node: node::Node::default(),
             quality: quality::Quality::default(),
             catalogue: catalogue::Catalogue::default(),
         }
@@ -643,6 +647,7 @@ impl Config {
         cache::validate(self, &bad)?;
         background::validate(self, &bad)?;
         standby::validate(self, &bad)?;
+        node::validate(self, &bad)?;
         search::validate(self, &bad)?;
         quality::validate(self, &bad)?;
         catalogue::validate(self, &bad)?;

@@ -248,3 +248,26 @@ fn bad_read_replica_settings_name_their_key() {
     assert_eq!(ok.database.replicas.len(), 1);
     assert_eq!(ok.database.replica_max_lag_secs, 2);
 }
+
+#[test]
+fn the_node_section_names_the_bad_key() {
+    let cfg = parse("node:\n  name: shop-1.nbo\n  role: web\n  lease_secs: 10\n").unwrap();
+    assert_eq!(cfg.node_name(), "shop-1.nbo");
+    assert_eq!(cfg.node.role, node::Role::Web);
+    assert_eq!(cfg.lease_ttl(), std::time::Duration::from_secs(10));
+    for (yaml, key) in [
+        ("node:\n  name: 'two words'\n", "node.name"),
+        ("node:\n  name: ''\n", "node.name"),
+        ("node:\n  lease_secs: 2\n", "node.lease_secs"),
+        ("node:\n  lease_secs: 601\n", "node.lease_secs"),
+        ("node:\n  role: worker\n", "node.role"),
+    ] {
+        let err = parse(yaml).unwrap_err().to_string();
+        assert!(err.contains(key), "{yaml}: {err}");
+    }
+    let long = format!("node:\n  name: {}\n", "n".repeat(65));
+    assert!(parse(&long).unwrap_err().to_string().contains("node.name"));
+    // The default: the host's name, a valid node name.
+    let name = Config::default().node_name();
+    assert!(node::valid_name(&name), "{name:?}");
+}

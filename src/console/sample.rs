@@ -126,6 +126,7 @@ pub fn snapshot() -> Snapshot {
         replication: None,
         catalogue: None,
         replicas: Vec::new(),
+        node: None,
         traffic: Some(TrafficView {
             slot_secs: 10,
             window_secs: 60,

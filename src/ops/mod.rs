@@ -9,6 +9,7 @@ pub mod checklist;
 pub mod domain;
 pub mod logs;
 pub mod metrics;
+pub mod node_view;
 pub mod preflight;
 pub mod readiness;
 pub mod replication_view;

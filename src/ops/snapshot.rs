@@ -67,6 +67,9 @@ pub struct Snapshot {
     /// Read replicas (`database.replicas`): each one's state and lag; empty without them.
     #[serde(default)]
     pub replicas: Vec<crate::store::replicas::ReplicaView>,
+    /// This node's name and role, and who holds each lease of singleton work.
+    #[serde(default)]
+    pub node: Option<super::node_view::NodeView>,
 }
 
 pub use crate::workers::control::WorkerView;

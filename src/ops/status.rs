@@ -218,6 +218,7 @@ mod tests {
             replicas: Vec::new(),
             search: None,
             quality: None,
+            node: None,
         }
     }
 

@@ -81,6 +81,9 @@ pub fn workers(out: &mut String, s: &Snapshot, now_unix: u64) {
         let head = if i == 0 { "\n" } else { "" };
         let _ = writeln!(out, "{head}{level}  REPLICA      {}", r.line());
     }
+    if let Some(n) = &s.node {
+        let _ = write!(out, "\n{}", n.text());
+    }
     if s.workers.is_empty() {
         return;
     }

@@ -43,12 +43,19 @@ pub struct Finish<'a> {
     pub copied_to: Option<&'a str>,
 }
 
+/// A run's row, `running`. Under a lease (`fence`: the scheduled runs), written only while the
+/// lease is still that tenure's.
 pub async fn begin(
     db: &MySqlPool,
     set_id: &str,
     kind: BackupKind,
     reason: &str,
+    fence: Option<&super::leases::Fence>,
 ) -> Result<u64, Error> {
+    let mut tx = db.begin().timed().await?;
+    if let Some(fence) = fence {
+        super::leases::check(&mut tx, fence).await?;
+    }
     let r = sqlx::query(
         "INSERT INTO backups (set_id, kind, status, reason, started_at) \
          VALUES (?, ?, 'running', ?, CURRENT_TIMESTAMP(3))",
@@ -56,14 +63,25 @@ pub async fn begin(
     .bind(set_id)
     .bind(kind)
     .bind(reason)
-    .execute(db)
+    .execute(&mut *tx)
     .timed()
     .await?;
+    tx.commit().timed().await?;
     Ok(r.last_insert_id())
 }
 
-pub async fn finish(db: &MySqlPool, id: u64, f: &Finish<'_>) -> Result<(), Error> {
+/// A run's outcome; fenced as [`begin`].
+pub async fn finish(
+    db: &MySqlPool,
+    id: u64,
+    f: &Finish<'_>,
+    fence: Option<&super::leases::Fence>,
+) -> Result<(), Error> {
     let error = f.error.map(|e| e.chars().take(2000).collect::<String>());
+    let mut tx = db.begin().timed().await?;
+    if let Some(fence) = fence {
+        super::leases::check(&mut tx, fence).await?;
+    }
     sqlx::query(
         "UPDATE backups SET status = ?, path = ?, bytes = ?, sha256 = ?, schema_version = ?, \
          error = ?, copied_to = ?, finished_at = CURRENT_TIMESTAMP(3) WHERE id = ?",
@@ -76,9 +94,10 @@ pub async fn finish(db: &MySqlPool, id: u64, f: &Finish<'_>) -> Result<(), Error
     .bind(error)
     .bind(f.copied_to)
     .bind(id)
-    .execute(db)
+    .execute(&mut *tx)
     .timed()
     .await?;
+    tx.commit().timed().await?;
     Ok(())
 }
 

@@ -150,6 +150,34 @@ pub async fn find(db: &MySqlPool, kind: &str, payload: &str) -> Result<Option<Jo
     .await?)
 }
 
+/// The heartbeat of a leased worker: written only while `fence` still holds the lease (see
+/// `leases::check`), with the node and the token that wrote it.
+pub async fn heartbeat_fenced(
+    db: &MySqlPool,
+    worker: &str,
+    detail: &str,
+    fence: &super::leases::Fence,
+) -> Result<(), Error> {
+    let detail: String = detail.chars().take(1000).collect();
+    let mut tx = db.begin().timed().await?;
+    super::leases::check(&mut tx, fence).await?;
+    sqlx::query(
+        "INSERT INTO worker_heartbeats (worker, beat_at, detail, node, lease_token) \
+         VALUES (?, UTC_TIMESTAMP(3), ?, ?, ?) \
+         ON DUPLICATE KEY UPDATE beat_at = UTC_TIMESTAMP(3), detail = VALUES(detail), \
+           node = VALUES(node), lease_token = VALUES(lease_token)",
+    )
+    .bind(worker)
+    .bind(&detail)
+    .bind(&fence.holder)
+    .bind(fence.token)
+    .execute(&mut *tx)
+    .timed()
+    .await?;
+    tx.commit().timed().await?;
+    Ok(())
+}
+
 /// Record that `worker` is alive and what it last did (`worker_heartbeats`).
 pub async fn heartbeat(db: &MySqlPool, worker: &str, detail: &str) -> Result<(), Error> {
     let detail: String = detail.chars().take(1000).collect();

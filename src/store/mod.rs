@@ -15,6 +15,7 @@ pub mod images;
 pub mod imports;
 pub mod jobs;
 pub mod leads;
+pub mod leases;
 pub mod login_budgets;
 pub mod migrate;
 pub mod notifications;
@@ -53,6 +54,10 @@ pub enum Error {
     Conflict(&'static str),
     #[error("not found")]
     NotFound,
+    /// A fenced write of singleton work whose lease is no longer this tenure's (it ran out or
+    /// another node took it over): nothing was written.
+    #[error("lease {lease} (token {token}) is no longer held by this node; the write was refused")]
+    Fenced { lease: String, token: u64 },
 }
 
 /// Every statement this module sends, and every `BEGIN` and `COMMIT`, is timed the same way:

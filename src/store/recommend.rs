@@ -367,7 +367,11 @@ pub async fn trending_buckets(
 }
 
 /// Replace the trending table in one transaction.
-pub async fn replace_trending(db: &MySqlPool, rows: &[(u64, f64)]) -> Result<(), Error> {
+pub async fn replace_trending(
+    db: &MySqlPool,
+    rows: &[(u64, f64)],
+    fence: Option<&super::leases::Fence>,
+) -> Result<(), Error> {
     let mut tx = db.begin().timed().await?;
     sqlx::query("DELETE FROM rec_trending")
         .execute(&mut *tx)
@@ -381,6 +385,9 @@ pub async fn replace_trending(db: &MySqlPool, rows: &[(u64, f64)]) -> Result<(),
         q.build().execute(&mut *tx).timed().await?;
     }
     set_state(&mut tx, "trending", 0).await?;
+    if let Some(fence) = fence {
+        super::leases::check(&mut tx, fence).await?;
+    }
     tx.commit().timed().await?;
     super::generation::bump(db);
     Ok(())

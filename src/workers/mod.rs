@@ -9,6 +9,7 @@ pub mod control;
 pub mod event_rollup;
 pub mod image_follow;
 pub mod images;
+pub mod lease;
 pub mod profile_switch;
 pub mod quality;
 pub mod recommend;

@@ -150,6 +150,10 @@ async fn step_inner(pool: &MySqlPool, s: &Settings, abort: bool) -> Result<usize
     let items: Vec<u64> = norm_deltas.keys().copied().collect();
     recompute(&mut tx, &items, s).await?;
     db::set_state(&mut tx, "events", max_id).await?;
+    // Under a lease, only while it is still this tenure's (the check holds until the commit).
+    if let Some(fence) = super::lease::current() {
+        store::leases::check(&mut tx, &fence).await?;
+    }
     if abort {
         drop(tx);
         return Err(Error::Aborted);
@@ -305,7 +309,7 @@ pub async fn refresh_trending(pool: &MySqlPool, s: &Settings) -> Result<usize, E
         }
     }
     let rows: Vec<(u64, f64)> = scores.into_iter().collect();
-    db::replace_trending(pool, &rows).await?;
+    db::replace_trending(pool, &rows, super::lease::current().as_ref()).await?;
     tracing::info!(
         recommend.compute_ms = started.elapsed().as_millis() as u64,
         products = rows.len(),
@@ -325,6 +329,9 @@ pub async fn full_refresh(pool: &MySqlPool, s: &Settings) -> Result<usize, Error
         };
         let mut tx = pool.begin().await?;
         recompute(&mut tx, &chunk, s).await?;
+        if let Some(fence) = super::lease::current() {
+            store::leases::check(&mut tx, &fence).await?;
+        }
         tx.commit().await?;
         crate::store::generation::bump(pool);
         (after, done) = (last, done + chunk.len());

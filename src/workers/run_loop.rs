@@ -8,7 +8,8 @@
 //!   `max_backoff` (MySQL down, Milvus down, migrations not run yet): the first failure of a
 //!   streak is logged, and the end of the streak when the worker asks for it;
 //! - the heartbeat (`worker_heartbeats`) is written after a round once `heartbeat` has passed
-//!   since the last one (also after failed rounds when the worker asks for it).
+//!   since the last one (also after failed rounds when the worker asks for it); under a lease
+//!   (`lease::current`) it is fenced and names the node and the token.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -116,7 +117,12 @@ pub async fn run_loop(pace: Pace, db: MySqlPool, mut job: impl Job, stop: Cancel
             && last_beat.is_none_or(|t| t.elapsed() >= pace.heartbeat)
         {
             let detail = job.heartbeat();
-            if jobs::heartbeat(&db, pace.name, &detail).await.is_ok() {
+            // A leased worker's heartbeat is fenced: a stale holder's is refused.
+            let beat = match super::lease::current() {
+                Some(fence) => jobs::heartbeat_fenced(&db, pace.name, &detail, &fence).await,
+                None => jobs::heartbeat(&db, pace.name, &detail).await,
+            };
+            if beat.is_ok() {
                 last_beat = Some(Instant::now());
             }
         }

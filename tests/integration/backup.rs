@@ -90,7 +90,7 @@ async fn a_daily_set_takes_the_weekly_vectors_from_an_older_set() {
 #[tokio::test]
 async fn a_run_interrupted_by_a_crash_is_marked_failed_at_the_next_start() {
     let (engine, db, dir) = engine("backup-crash").await;
-    let id = store::backups::begin(&db, "20260101T000000Z", Kind::Database, "schedule")
+    let id = store::backups::begin(&db, "20260101T000000Z", Kind::Database, "schedule", None)
         .await
         .unwrap();
     // Another process holding the lock (a run in progress): left alone.
@@ -397,6 +397,8 @@ pub(crate) const VOLATILE: &[&str] = &[
     "backups",
     "image_facts",
     "jobs",
+    // Renewed every few seconds by the running appliance (`workers::lease`).
+    "leases",
     "listing_checks",
     "product_embeddings",
     "rec_interactions",

@@ -482,13 +482,18 @@ impl Appliance {
     }
 
     pub fn start_with_env(&mut self, env: &[(&str, &str)]) -> &mut Self {
+        self.start_up(&[], env)
+    }
+
+    /// `soko up <args>` with `env`.
+    pub fn start_up(&mut self, args: &[&str], env: &[(&str, &str)]) -> &mut Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .unwrap();
         let child = self
-            .command(&["up"])
+            .command(&[&["up"], args].concat())
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -502,6 +507,11 @@ impl Appliance {
     /// `soko up` against the run's shared MariaDB (`database.mode: external`): the application
     /// password comes from the shared secrets, through the environment as an operator would.
     pub fn start_on_shared_database(&mut self) -> &mut Self {
+        self.start_on_shared_database_with(&[])
+    }
+
+    /// [`Appliance::start_on_shared_database`] with arguments to `soko up`.
+    pub fn start_on_shared_database_with(&mut self, args: &[&str]) -> &mut Self {
         let password = shared()
             .secrets
             .database_password
@@ -509,7 +519,7 @@ impl Appliance {
             .expect("the shared database has an application password")
             .expose()
             .to_owned();
-        self.start_with_env(&[("SOKO_DATABASE_PASSWORD", &password)])
+        self.start_up(args, &[("SOKO_DATABASE_PASSWORD", &password)])
     }
 
     pub fn url(&self, path: &str) -> String {

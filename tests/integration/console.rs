@@ -97,8 +97,13 @@ async fn the_console_pauses_a_worker_restarts_mysql_and_outlives_the_appliance()
 
     // The console in an 80x24 tmux pane shows the services.
     let tmux = Tmux::start(&app.config, 80, 24);
+    // (The leased workers' rows appear once this node holds their leases.)
     tmux.until("the services pane", Duration::from_secs(20), |s| {
-        s.contains("● live") && s.contains("mysql") && s.contains("images")
+        s.contains("● live")
+            && s.contains("mysql")
+            && s.contains("images")
+            && s.contains("event-rollup")
+            && s.contains("catalogue-re")
     })
     .await;
 

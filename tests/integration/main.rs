@@ -28,6 +28,7 @@ mod hardening;
 mod https_up;
 mod images;
 mod languages;
+mod leases;
 mod limits;
 mod logs;
 mod market;

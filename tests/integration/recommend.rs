@@ -18,7 +18,7 @@ fn browser() -> Client {
 }
 
 /// An approved seller with `n` public products; their ids.
-async fn catalogue(db: &MySqlPool, n: usize) -> (u64, Vec<u64>) {
+pub(crate) async fn catalogue(db: &MySqlPool, n: usize) -> (u64, Vec<u64>) {
     let user = sqlx::query(
         "INSERT INTO users (email, name, password_hash) VALUES ('seller@soko.test', 'Seller', 'x')",
     )
@@ -53,7 +53,7 @@ async fn catalogue(db: &MySqlPool, n: usize) -> (u64, Vec<u64>) {
 }
 
 /// Insert an event with an explicit age in hours.
-async fn event(
+pub(crate) async fn event(
     db: &MySqlPool,
     seller: u64,
     kind: &str,

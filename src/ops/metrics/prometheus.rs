@@ -328,6 +328,16 @@ fn status(out: &mut String, s: &StatusFigures) {
     if let Some(n) = r.filter(|r| r.standby).and_then(|r| r.photos_missing) {
         sample(out, name, "", n);
     }
+    let name = "soko_lease_held";
+    family(
+        out,
+        name,
+        "gauge",
+        "1 while this node holds the lease of the singleton work, 0 while another node may.",
+    );
+    for (lease, held) in &s.leases {
+        sample(out, name, &label("name", lease), u8::from(*held));
+    }
 }
 
 /// The whole exposition: the registry `m`, the processes (`soko` itself, measured here when
@@ -481,6 +491,7 @@ mod tests {
                     ..Default::default()
                 },
             ],
+            leases: vec![("backups".into(), true), ("alerts".into(), false)],
         };
         let text = prometheus(&m, &[mysql, milvus], &figures);
         let families = families(&text);
@@ -510,6 +521,8 @@ mod tests {
             "\nsoko_backup_restorable_until_timestamp_seconds 1700000300\n",
             "\nsoko_standby 1\n",
             "\nsoko_replication_running 1\n",
+            "\nsoko_lease_held{name=\"backups\"} 1\n",
+            "\nsoko_lease_held{name=\"alerts\"} 0\n",
             "\nsoko_replication_lag_seconds 2\n",
             "\nsoko_standby_photos_missing 5\n",
             "soko_replica_up{replica=\"10.0.0.7:3306\"} 1\n",

@@ -32,6 +32,8 @@ pub struct StatusFigures {
     pub replication: Option<ReplicationFigures>,
     /// Read replicas (`database.replicas`), as the probe last saw them.
     pub replicas: Vec<crate::store::replicas::ReplicaView>,
+    /// The leases of singleton work this node keeps, and whether it holds each now.
+    pub leases: Vec<(String, bool)>,
 }
 
 /// A standby's figures (`None` fields: not known, e.g. `Seconds_Behind_Master` is NULL while
@@ -99,6 +101,10 @@ impl StatusFigures {
             restorable_until,
             replication: None,
             replicas: Vec::new(),
+            leases: crate::workers::lease::held()
+                .into_iter()
+                .map(|(n, held)| (n.to_owned(), held))
+                .collect(),
         }
     }
 

@@ -181,6 +181,8 @@ impl Engine {
     }
 
     async fn run_locked(&self, kinds: &[Kind], reason: &str) -> Result<BackupOutcome, Error> {
+        // The scheduled runs hold the `backups` lease: their records are fenced.
+        let fence = crate::workers::lease::current();
         let interrupted = backups::mark_interrupted(&self.db).await?;
         if interrupted > 0 {
             tracing::warn!(
@@ -214,7 +216,8 @@ impl Engine {
             for k in &kinds {
                 ids.push((
                     *k,
-                    backups::begin(&self.db, &set_id, *k, row_reason(reason)).await?,
+                    backups::begin(&self.db, &set_id, *k, row_reason(reason), fence.as_ref())
+                        .await?,
                 ));
             }
             ids
@@ -227,7 +230,7 @@ impl Engine {
                     error: Some(&message),
                     ..Default::default()
                 };
-                backups::finish(&self.db, id, &f).await?;
+                backups::finish(&self.db, id, &f, fence.as_ref()).await?;
                 outcome.archives.push(ArchiveReport {
                     kind: kind.as_str().into(),
                     error: Some(message.clone()),
@@ -297,6 +300,7 @@ impl Engine {
                     error: error.as_deref(),
                     copied_to: copied_to.as_deref(),
                 },
+                fence.as_ref(),
             )
             .await?;
             if let Some(w) = written {
