@@ -62,6 +62,8 @@ pub struct App {
     standby: Arc<standby::Standby>,
     /// Provisioned, migrated, rights granted (see `keep::database`).
     startup: crate::ops::readiness::Startup,
+    /// Where photos are read and written (`images.store`).
+    images: crate::objects::images::ImageStore,
 }
 
 /// A refusal: logged here, printed by the caller; nothing was started.
@@ -87,6 +89,8 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
     if role == supervisor::replication::Role::Standby {
         tracing::warn!("this node is a warm standby: it serves nothing until `soko promote`");
     }
+    let images = crate::objects::images::ImageStore::from_config(&cfg, &secrets)
+        .map_err(|e| refuse(format!("images.store: {e}")))?;
     let grace = Duration::from_secs(cfg.supervisor.stop_timeout_secs);
     // Containers or processes (`supervisor.runtime`); from here on the config says which.
     let selected = supervisor::select_runtime(&cfg).await.map_err(refuse)?;
@@ -184,7 +188,7 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
     let backup = Arc::new(workers::backup::Engine::new(db.clone(), &cfg, &secrets)?);
     {
         // On a standby the writers (and the migrations) wait for the promotion.
-        let (cfg, secrets, db, vectors, stop, backup, standby, startup) = (
+        let (cfg, secrets, db, vectors, stop, backup, standby, startup, images) = (
             cfg.clone(),
             secrets.clone(),
             db.clone(),
@@ -193,6 +197,7 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
             backup.clone(),
             standby.clone(),
             startup.clone(),
+            images.clone(),
         );
         let was_standby = standby.is_standby();
         tokio::spawn(async move {
@@ -210,7 +215,7 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
                     startup,
                 ));
             }
-            spawn_workers(&cfg, &db, &vectors, backup, &stop);
+            spawn_workers(&cfg, &db, &vectors, backup, &images, &stop);
         });
     }
     standby.follow_images(&cfg, &db, &shutdown);
@@ -235,6 +240,7 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
         search,
         standby,
         startup,
+        images,
     })
 }
 
@@ -245,11 +251,12 @@ fn spawn_workers(
     db: &MySqlPool,
     vectors: &Arc<VectorStore>,
     backup: Arc<workers::backup::Engine>,
+    images: &crate::objects::images::ImageStore,
     stop: &CancellationToken,
 ) {
     // The lowered pool for background computation, from `background:` (before any worker).
     crate::background::shared_pool(&cfg.background);
-    let images = || store::images::Files::new(cfg.data_dir.join("images"));
+    let images = || images.clone();
     tokio::spawn(workers::images::run(db.clone(), images(), stop.clone()));
     tokio::spawn(workers::quality::run(
         db.clone(),
@@ -272,7 +279,8 @@ fn spawn_workers(
         stop.clone(),
     ));
     match workers::catalogue_import::Importer::from_config(cfg, db.clone()) {
-        Ok(imp) => {
+        Ok(mut imp) => {
+            imp.images = images();
             tokio::spawn(workers::catalogue_import::run(
                 imp,
                 std::time::Duration::from_secs(2),
@@ -313,6 +321,7 @@ impl App {
                 .supervised(self.services.receivers())
                 .search(self.search.clone())
                 .startup(self.startup.clone())
+                .images(self.images.clone())
                 .build(),
         )
     }
@@ -366,6 +375,7 @@ impl App {
             search: self.search.clone(),
             standby: self.standby.clone(),
             startup: self.startup.clone(),
+            images: self.images.clone(),
         });
         if self.standby.is_standby() {
             // The alert table and its notices are the primary's (replicated, read-only here):

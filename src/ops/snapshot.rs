@@ -64,6 +64,9 @@ pub struct Snapshot {
     /// Sellers' catalogue imports and the heartbeat re-check (see `catalogue_view`).
     #[serde(default)]
     pub catalogue: Option<super::catalogue_view::CatalogueView>,
+    /// The image store (`images.store`): one line, with the bucket's reachability when s3.
+    #[serde(default)]
+    pub images: Option<String>,
 }
 
 pub use crate::workers::control::WorkerView;

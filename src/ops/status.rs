@@ -217,6 +217,7 @@ mod tests {
             catalogue: None,
             search: None,
             quality: None,
+            images: None,
         }
     }
 
