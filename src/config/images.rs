@@ -8,13 +8,26 @@ use serde::{Deserialize, Serialize};
 
 use super::{Config, Error};
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Images {
     /// `local` or `s3`.
     pub store: StoreKind,
     /// The bucket, when `store` is `s3` (and the other side of `soko images migrate`).
     pub s3: Option<S3>,
+    /// With `store: s3`, the WebP variants last served are kept in memory up to this many MiB
+    /// (content-addressed: never stale); 0: every request reads the bucket.
+    pub cache_mb: u64,
+}
+
+impl Default for Images {
+    fn default() -> Self {
+        Images {
+            store: StoreKind::Local,
+            s3: None,
+            cache_mb: 64,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -93,6 +106,12 @@ pub(super) fn validate(cfg: &Config, bad: &impl Fn(&str, String) -> Error) -> Re
         return Err(bad(
             "images.store",
             "is s3 but images.s3 (endpoint, bucket, region) is not set".into(),
+        ));
+    }
+    if i.cache_mb > 4096 {
+        return Err(bad(
+            "images.cache_mb",
+            format!("must be 0 (off) to 4096 MiB, got {}", i.cache_mb),
         ));
     }
     let Some(s3) = &i.s3 else {
@@ -226,6 +245,8 @@ mod tests {
         assert!(e.contains("`images.s3.read_timeout_secs`"), "{e}");
         let e = err(&s3("connect_timeout_secs: 601"));
         assert!(e.contains("`images.s3.connect_timeout_secs`"), "{e}");
+        let e = err("images:\n  cache_mb: 5000\n");
+        assert!(e.contains("`images.cache_mb`") && e.contains(":2"), "{e}");
         let e = err(&s3("secret_access_key: x"));
         assert!(e.contains("secret_access_key"), "{e}");
     }

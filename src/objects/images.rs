@@ -77,7 +77,64 @@ pub struct ImageStore(Arc<Inner>);
 
 enum Inner {
     Local(Files),
-    S3 { client: Box<Client>, prefix: String },
+    S3 {
+        client: Box<Client>,
+        prefix: String,
+        cache: Cache,
+    },
+}
+
+/// The variants last read from (or written to) the bucket, up to a byte budget, the oldest
+/// dropped first. Keyed by content address, so an entry is never stale.
+struct Cache {
+    budget: usize,
+    inner: std::sync::Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    bytes: usize,
+    map: std::collections::HashMap<(String, u32), Bytes>,
+    order: std::collections::VecDeque<(String, u32)>,
+}
+
+impl Cache {
+    fn new(budget: usize) -> Cache {
+        Cache {
+            budget,
+            inner: std::sync::Mutex::new(CacheInner::default()),
+        }
+    }
+
+    fn get(&self, sha: &str, width: u32) -> Option<Bytes> {
+        let inner = self.inner.lock().ok()?;
+        inner.map.get(&(sha.to_owned(), width)).cloned()
+    }
+
+    fn put(&self, sha: &str, width: u32, bytes: &Bytes) {
+        // A variant larger than an eighth of the budget is not worth the room.
+        if bytes.len() > self.budget / 8 {
+            return;
+        }
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
+        let key = (sha.to_owned(), width);
+        if inner.map.contains_key(&key) {
+            return;
+        }
+        while inner.bytes + bytes.len() > self.budget {
+            let Some(old) = inner.order.pop_front() else {
+                break;
+            };
+            if let Some(b) = inner.map.remove(&old) {
+                inner.bytes -= b.len();
+            }
+        }
+        inner.bytes += bytes.len();
+        inner.order.push_back(key.clone());
+        inner.map.insert(key, bytes.clone());
+    }
 }
 
 impl std::fmt::Debug for ImageStore {
@@ -113,6 +170,15 @@ impl ImageStore {
     /// The bucket of `images.s3`, with the keys from the secrets: `images_s3_*`, else the
     /// backups' `s3_*`.
     pub fn s3(cfg: &S3Config, secrets: &Secrets) -> Result<ImageStore, Error> {
+        ImageStore::s3_cached(cfg, secrets, 0)
+    }
+
+    /// [`s3`](Self::s3) with `cache_mb` MiB of the variants last served kept in memory.
+    pub fn s3_cached(
+        cfg: &S3Config,
+        secrets: &Secrets,
+        cache_mb: u64,
+    ) -> Result<ImageStore, Error> {
         let pick = |own: &Option<crate::config::secrets::Secret>,
                     shared: &Option<crate::config::secrets::Secret>| {
             own.as_ref()
@@ -140,6 +206,7 @@ impl ImageStore {
         Ok(ImageStore(Arc::new(Inner::S3 {
             client: Box::new(client),
             prefix: cfg.prefix().to_owned(),
+            cache: Cache::new(usize::try_from(cache_mb << 20).unwrap_or(usize::MAX)),
         })))
     }
 
@@ -151,7 +218,7 @@ impl ImageStore {
                 let s3 = cfg.images.s3.as_ref().ok_or_else(|| {
                     Error::Refused("images.store is s3 but images.s3 is not set".into())
                 })?;
-                ImageStore::s3(s3, secrets)
+                ImageStore::s3_cached(s3, secrets, cfg.images.cache_mb)
             }
         }
     }
@@ -167,7 +234,7 @@ impl ImageStore {
     pub fn describe(&self) -> String {
         match &*self.0 {
             Inner::Local(files) => format!("local {}", files.root().display()),
-            Inner::S3 { client, prefix } => {
+            Inner::S3 { client, prefix, .. } => {
                 format!("s3 s3://{}/{prefix}", client.bucket())
             }
         }
@@ -197,7 +264,7 @@ impl ImageStore {
                 let path = files.original(sha, kind.ext());
                 write_local(files, path, bytes).await
             }
-            Inner::S3 { client, prefix } => {
+            Inner::S3 { client, prefix, .. } => {
                 put_s3(
                     client,
                     &key(prefix, sha, Object::Original),
@@ -217,14 +284,15 @@ impl ImageStore {
                 let path = files.variant(sha, width);
                 write_local(files, path, bytes).await
             }
-            Inner::S3 { client, prefix } => {
-                put_s3(
-                    client,
-                    &key(prefix, sha, Object::Variant(width)),
-                    bytes,
-                    "image/webp",
-                )
-                .await
+            Inner::S3 {
+                client,
+                prefix,
+                cache,
+            } => {
+                let k = key(prefix, sha, Object::Variant(width));
+                let made = put_s3(client, &k, bytes.clone(), "image/webp").await?;
+                cache.put(sha, width, &bytes);
+                Ok(made)
             }
         }
     }
@@ -237,7 +305,7 @@ impl ImageStore {
                 let (files, path) = (files.clone(), files.original(sha, kind.ext()));
                 blocking(move || files.remove(&path).map_err(|e| Error::Io(e.to_string()))).await
             }
-            Inner::S3 { client, prefix } => {
+            Inner::S3 { client, prefix, .. } => {
                 client.delete(&key(prefix, sha, Object::Original)).await
             }
         }
@@ -264,7 +332,7 @@ impl ImageStore {
                 })
                 .await
             }
-            Inner::S3 { client, prefix } => {
+            Inner::S3 { client, prefix, .. } => {
                 let k = key(prefix, sha, Object::Original);
                 let Some((bytes, mime)) = client.get_typed(&k).await? else {
                     return Ok(None);
@@ -289,10 +357,23 @@ impl ImageStore {
                     Err(e) => Err(Error::Io(format!("{}: {e}", path.display()))),
                 }
             }
-            Inner::S3 { client, prefix } => Ok(client
-                .get_typed(&key(prefix, sha, Object::Variant(width)))
-                .await?
-                .map(|(b, _)| b)),
+            Inner::S3 {
+                client,
+                prefix,
+                cache,
+            } => {
+                if let Some(hit) = cache.get(sha, width) {
+                    return Ok(Some(hit));
+                }
+                let got = client
+                    .get_typed(&key(prefix, sha, Object::Variant(width)))
+                    .await?
+                    .map(|(b, _)| b);
+                if let Some(b) = &got {
+                    cache.put(sha, width, b);
+                }
+                Ok(got)
+            }
         }
     }
 
@@ -317,7 +398,7 @@ impl ImageStore {
                 }
                 Ok(None)
             }
-            Inner::S3 { client, prefix } => client.head(&key(prefix, sha, object)).await,
+            Inner::S3 { client, prefix, .. } => client.head(&key(prefix, sha, object)).await,
         }
     }
 
@@ -335,7 +416,7 @@ impl ImageStore {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
                 Err(e) => Err(Error::Io(format!("{}: {e}", files.root().display()))),
             },
-            Inner::S3 { client, prefix } => {
+            Inner::S3 { client, prefix, .. } => {
                 let k = if prefix.is_empty() {
                     ".soko-probe".to_owned()
                 } else {
@@ -440,6 +521,31 @@ mod tests {
         assert_eq!(kind_of(None, b"RIFF\0\0\0\0WEBPVP8 "), Some(Kind::Webp));
         assert_eq!(kind_of(None, b"\x89PNG\r\n\x1a\n...."), Some(Kind::Png));
         assert_eq!(kind_of(None, b"GIF89a"), None);
+    }
+
+    #[test]
+    fn the_cache_keeps_the_newest_variants_within_its_budget() {
+        let cache = Cache::new(800);
+        let b = |n: usize| Bytes::from(vec![7u8; n]);
+        cache.put("a", 320, &b(100));
+        cache.put("b", 320, &b(100));
+        cache.put("huge", 800, &b(101));
+        assert!(
+            cache.get("huge", 800).is_none(),
+            "over an eighth of the budget"
+        );
+        for n in 0..7 {
+            cache.put(&format!("c{n}"), 800, &b(100));
+        }
+        // 900 bytes asked for, 800 allowed: the oldest went.
+        assert!(cache.get("a", 320).is_none() && cache.get("b", 320).is_some());
+        assert_eq!(cache.get("c6", 800).map(|b| b.len()), Some(100));
+        let inner = cache.inner.lock().unwrap();
+        assert_eq!((inner.bytes, inner.map.len()), (800, 8));
+        drop(inner);
+        cache.put("d", 320, &b(100));
+        assert!(cache.get("b", 320).is_none() && cache.get("c0", 800).is_some());
+        assert_eq!(cache.inner.lock().unwrap().bytes, 800);
     }
 
     #[tokio::test]

@@ -334,3 +334,68 @@ fn migrate_command_refuses_the_store_it_is_on_and_a_missing_bucket() {
     assert_eq!(out.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&a.dir);
 }
+
+/// Requests per second for `path` from `clients` concurrent loops for `secs` (every answer
+/// must be 200 with `len` bytes).
+async fn rate(url: &str, clients: usize, secs: u64, len: usize) -> f64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    let started = std::time::Instant::now();
+    let http = Client::new();
+    let loops = (0..clients).map(|_| {
+        let (http, url) = (http.clone(), url.to_owned());
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while std::time::Instant::now() < deadline {
+                let r = http.get(&url).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                assert_eq!(r.bytes().await.unwrap().len(), len);
+                n += 1;
+            }
+            n
+        })
+    });
+    let total: u64 = futures_util::future::join_all(loops)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .sum();
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Not a test: `/img/{sha}/800.webp` served from local disk, from S3 (moto on loopback) with
+/// `images.cache_mb: 0`, and with the default cache: requests per second with 8 concurrent
+/// clients for 5 s each. Run with
+/// `$B --ignored --nocapture images::s3::bench_`.
+#[tokio::test]
+#[ignore = "a benchmark"]
+async fn bench_serving_800_webp_local_vs_s3() {
+    let (_moto, s3, secrets) = bucket().await;
+    let (db, cfg) = s3_config(&s3).await;
+    let (remote, store, _d1) = node(&db, &cfg, &secrets).await;
+    let (seller, id) = seller_with_product(&remote, 44).await;
+    let photo = jpeg(1600, 1200);
+    let sha = sha_of(&photo);
+    let r = upload(&seller, &remote, id, photo, "p.jpg", "image/jpeg", true).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    soko::workers::images::run_batch(&db, &store).await.unwrap();
+    let len = store.variant(&sha, 800).await.unwrap().unwrap().len();
+    // The same photo on a local node (migrated to its disk).
+    let mut local_cfg = cfg.clone();
+    local_cfg.images.store = StoreKind::Local;
+    let (local, local_store, _d2) = node(&db, &local_cfg, &secrets).await;
+    let report = migrate::run(&db, &store, &local_store, false, |_, _, _| {})
+        .await
+        .unwrap();
+    assert!(report.ok());
+    let mut uncached_cfg = cfg.clone();
+    uncached_cfg.images.cache_mb = 0;
+    let (uncached, _, _d3) = node(&db, &uncached_cfg, &secrets).await;
+    let path = format!("/img/{sha}/800.webp");
+    let l = rate(&format!("{}{path}", local.url), 8, 5, len).await;
+    let s = rate(&format!("{}{path}", uncached.url), 8, 5, len).await;
+    let c = rate(&format!("{}{path}", remote.url), 8, 5, len).await;
+    println!(
+        "800.webp ({len} bytes), 8 clients, 5 s each: local {l:.0} req/s, s3 (moto) uncached \
+         {s:.0} req/s, s3 with images.cache_mb {c:.0} req/s"
+    );
+}
