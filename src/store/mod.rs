@@ -50,6 +50,9 @@ pub enum Error {
     Conflict(&'static str),
     #[error("not found")]
     NotFound,
+    /// The image store (disk or bucket) did not answer: worth another try later.
+    #[error("image store: {0}")]
+    Images(String),
 }
 
 /// Every statement this module sends, and every `BEGIN` and `COMMIT`, is timed the same way:

@@ -160,7 +160,7 @@ pub async fn check(
         let label = format!("photo {}", n + 1);
         let facts = match known.remove(&img.sha256) {
             Some(f) => f,
-            None => match measure(files, &img.sha256).await {
+            None => match measure(files, &img.sha256).await? {
                 Ok(f) => {
                     sq::save_facts(db, &img.sha256, &f).await?;
                     f
@@ -230,24 +230,27 @@ pub fn photo_findings(label: &str, f: &Facts, s: &Settings) -> Vec<Finding> {
 }
 
 /// Read the original `sha` from the image store and measure it on the lowered background pool.
-async fn measure(files: &ImageStore, sha: &str) -> Result<Facts, String> {
+/// A store that does not answer (the bucket is down) is not a finding about the photo: the
+/// check is tried again later (`Err(Err(_))`).
+async fn measure(files: &ImageStore, sha: &str) -> Result<Result<Facts, String>, store::Error> {
     if !valid_sha(sha) {
-        return Err(format!("{sha:?} is not a SHA-256"));
+        return Ok(Err(format!("{sha:?} is not a SHA-256")));
     }
-    let (bytes, _) = files
-        .original(sha)
-        .await
-        .map_err(|e| format!("reading it: {e}"))?
-        .ok_or_else(|| "the original file is missing".to_owned())?;
+    let bytes = match files.original(sha).await {
+        Ok(Some((bytes, _))) => bytes,
+        Ok(None) => return Ok(Err("the original file is missing".to_owned())),
+        Err(crate::objects::Error::Corrupt(e)) => return Ok(Err(format!("reading it: {e}"))),
+        Err(e) => return Err(store::Error::Images(format!("reading photo {sha}: {e}"))),
+    };
     let pool = crate::background::current_pool();
-    tokio::task::spawn_blocking(move || {
+    Ok(tokio::task::spawn_blocking(move || {
         pool.install(|| -> Result<Facts, String> {
             let decoded = codec::decode(&bytes).map_err(|e| format!("it does not decode: {e}"))?;
             Ok(iq::facts(&decoded.image))
         })
     })
     .await
-    .unwrap_or_else(|e| Err(format!("the check panicked: {e}")))
+    .unwrap_or_else(|e| Err(format!("the check panicked: {e}"))))
 }
 
 /// Run until `stop` (nothing at all when `quality.enabled` is false).

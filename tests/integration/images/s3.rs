@@ -203,6 +203,24 @@ async fn a_bucket_that_is_down_makes_the_photo_503_and_the_pages_still_render() 
     }
     let (ok, line) = store.status().await;
     assert!(!ok && line.contains("NOT REACHABLE"), "{line}");
+    // Quality control cannot read the photo: the check waits for another try, the listing is
+    // not flagged for it.
+    let qc = soko::workers::quality::Settings::from_config(&cfg.quality);
+    assert_eq!(
+        soko::workers::quality::run_batch(&db, &store, &qc)
+            .await
+            .unwrap(),
+        1
+    );
+    let (decision, attempts, error): (Option<String>, u32, Option<String>) = sqlx::query_as(
+        "SELECT CAST(decision AS CHAR), attempts, last_error FROM listing_checks WHERE product_id = ?",
+    )
+    .bind(id)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!((decision, attempts), (None, 1));
+    assert!(error.unwrap().contains("image store"));
     // An upload while the bucket is down is refused with an error and leaves no row.
     let before = count(&app, "product_images").await;
     let r = upload(
