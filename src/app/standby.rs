@@ -56,6 +56,10 @@ impl Standby {
             tracing::info!(
                 "standby: photos are in the shared bucket (images.store: s3), nothing to copy"
             );
+            if let Ok(mut v) = view.lock() {
+                v.shared_bucket = true;
+                v.source = cfg.images.s3.as_ref().map(|s| format!("s3://{}", s.bucket));
+            }
             return;
         }
         let Some(source) = cfg.standby_images_source() else {
