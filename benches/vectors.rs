@@ -289,7 +289,7 @@ async fn main() {
         db: db.clone(),
         vectors: vectors.clone(),
         embedder: embedder.clone(),
-        files: files.clone(),
+        files: files.clone().into(),
     };
     let (synced, embedded, took) = drain(&syncer, &db).await;
     // As the worker does once the outbox is drained (embedded milvus-lite).

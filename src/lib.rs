@@ -17,6 +17,7 @@ pub mod embed;
 pub mod imaging;
 pub mod market;
 pub mod metrics;
+pub mod objects;
 pub mod ops;
 pub mod process_env;
 pub mod search;

@@ -36,6 +36,8 @@ pub(super) struct Control {
     pub(super) search: crate::search::Search,
     pub(super) standby: Arc<super::standby::Standby>,
     pub(super) startup: crate::ops::readiness::Startup,
+    /// Where photos are (`images.store`), probed for the status.
+    pub(super) images: crate::objects::images::ImageStore,
 }
 
 impl Control {
@@ -75,6 +77,7 @@ impl admin::Control for Control {
             let replication = self.standby.view(&self.cfg).await;
             let catalogue =
                 crate::ops::catalogue_view::collect(&self.db, &self.cfg.catalogue).await;
+            let (images_ok, images) = self.images.status().await;
             let services = self
                 .services
                 .statuses()
@@ -109,6 +112,15 @@ impl admin::Control for Control {
                             .map(|v| crate::ops::sync_view::check(v, uptime)),
                     );
                     checks.push(replication.check());
+                    checks.push(status::CheckView {
+                        name: "images".into(),
+                        level: if images_ok {
+                            status::Level::Green
+                        } else {
+                            status::Level::Red
+                        },
+                        detail: images.clone(),
+                    });
                     let inputs = crate::ops::backup_view::alert_inputs(&backups);
                     checks.extend(
                         crate::ops::checklist::gather(
@@ -157,6 +169,7 @@ impl admin::Control for Control {
                     self.cfg.node.role.to_string(),
                     crate::store::leases::list(&self.db).await.ok(),
                 )),
+                images: Some(images),
             }
         })
     }

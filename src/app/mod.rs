@@ -64,6 +64,8 @@ pub struct App {
     standby: Arc<standby::Standby>,
     /// Provisioned, migrated, rights granted (see `keep::database`).
     startup: crate::ops::readiness::Startup,
+    /// Where photos are read and written (`images.store`).
+    images: crate::objects::images::ImageStore,
 }
 
 /// A refusal: logged here, printed by the caller; nothing was started.
@@ -89,6 +91,8 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
     if role == supervisor::replication::Role::Standby {
         tracing::warn!("this node is a warm standby: it serves nothing until `soko promote`");
     }
+    let images = crate::objects::images::ImageStore::from_config(&cfg, &secrets)
+        .map_err(|e| refuse(format!("images.store: {e}")))?;
     let grace = Duration::from_secs(cfg.supervisor.stop_timeout_secs);
     // Containers or processes (`supervisor.runtime`); from here on the config says which.
     let selected = supervisor::select_runtime(&cfg).await.map_err(refuse)?;
@@ -193,7 +197,7 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
     let backup = Arc::new(workers::backup::Engine::new(db.clone(), &cfg, &secrets)?);
     {
         // On a standby the writers (and the migrations) wait for the promotion.
-        let (cfg, secrets, db, vectors, stop, backup, standby, startup) = (
+        let (cfg, secrets, db, vectors, stop, backup, standby, startup, images) = (
             cfg.clone(),
             secrets.clone(),
             db.clone(),
@@ -202,6 +206,7 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
             backup.clone(),
             standby.clone(),
             startup.clone(),
+            images.clone(),
         );
         let was_standby = standby.is_standby();
         tokio::spawn(async move {
@@ -220,7 +225,7 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
                 ));
             }
             if cfg.node.role == crate::config::node::Role::All {
-                spawn_workers(&cfg, &db, &vectors, backup, &stop);
+                spawn_workers(&cfg, &db, &vectors, backup, &images, &stop);
             } else {
                 tracing::info!(
                     node = %cfg.node_name(),
@@ -252,6 +257,7 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
         search,
         standby,
         startup,
+        images,
     })
 }
 
@@ -265,13 +271,13 @@ fn spawn_workers(
     db: &MySqlPool,
     vectors: &Arc<VectorStore>,
     backup: Arc<workers::backup::Engine>,
+    images: &crate::objects::images::ImageStore,
     stop: &CancellationToken,
 ) {
     // The lowered pool for background computation, from `background:` (before any worker).
     crate::background::shared_pool(&cfg.background);
     let keeper = keeper(cfg, db);
-    let images_dir = cfg.data_dir.join("images");
-    let images = move || store::images::Files::new(images_dir.clone());
+    let images = || images.clone();
     tokio::spawn(workers::images::run(db.clone(), images(), stop.clone()));
     tokio::spawn(workers::quality::run(
         db.clone(),
@@ -303,7 +309,8 @@ fn spawn_workers(
         });
     }
     match workers::catalogue_import::Importer::from_config(cfg, db.clone()) {
-        Ok(imp) => {
+        Ok(mut imp) => {
+            imp.images = images();
             tokio::spawn(workers::catalogue_import::run(
                 imp,
                 Duration::from_secs(2),
@@ -331,11 +338,12 @@ fn spawn_workers(
         });
     }
     {
-        let (embed, bg, db, vectors) = (
+        let (embed, bg, db, vectors, images) = (
             cfg.embed.clone(),
             cfg.background.clone(),
             db.clone(),
             vectors.clone(),
+            images(),
         );
         keeper.spawn(LEASE_VECTOR_SYNC, stop, move |stop| {
             workers::vector_sync::start(
@@ -343,7 +351,7 @@ fn spawn_workers(
                 bg.clone(),
                 db.clone(),
                 vectors.clone(),
-                images(),
+                images.clone(),
                 stop,
             )
         });
@@ -380,6 +388,7 @@ impl App {
                 .search(self.search.clone())
                 .reads(self.reads.clone())
                 .startup(self.startup.clone())
+                .images(self.images.clone())
                 .build(),
         )
     }
@@ -434,6 +443,7 @@ impl App {
             search: self.search.clone(),
             standby: self.standby.clone(),
             startup: self.startup.clone(),
+            images: self.images.clone(),
         });
         if self.standby.is_standby() {
             // The alert table and its notices are the primary's (replicated, read-only here):

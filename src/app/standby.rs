@@ -52,6 +52,16 @@ impl Standby {
         let Some(view) = self.images.clone() else {
             return;
         };
+        if cfg.images.store == crate::config::images::StoreKind::S3 {
+            tracing::info!(
+                "standby: photos are in the shared bucket (images.store: s3), nothing to copy"
+            );
+            if let Ok(mut v) = view.lock() {
+                v.shared_bucket = true;
+                v.source = cfg.images.s3.as_ref().map(|s| format!("s3://{}", s.bucket));
+            }
+            return;
+        }
         let Some(source) = cfg.standby_images_source() else {
             tracing::warn!(
                 "standby: the primary's photos are not copied (set standby.images_from to its storefront)"

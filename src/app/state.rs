@@ -74,6 +74,12 @@ impl WebState {
         self
     }
 
+    /// Where photos are read and written (else the files under `<data_dir>/images`).
+    pub fn images(mut self, store: crate::objects::images::ImageStore) -> WebState {
+        self.settings.images = store;
+        self
+    }
+
     pub fn started(mut self, at: Instant) -> WebState {
         self.started = at;
         self

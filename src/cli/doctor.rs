@@ -49,6 +49,7 @@ pub async fn run(loaded: Loaded, args: Args) -> anyhow::Result<ExitCode> {
             });
             // What can be checked without it: the checklist's configuration items.
             checks.extend(checklist::local(&cfg));
+            checks.push(images_check(&cfg).await);
         }
     }
     if let Some(snapshot) = &running {
@@ -147,6 +148,23 @@ async fn runtime_check(
             check(level, format!("processes: {reason}"))
         }
         Err(why) => check(Level::Red, why),
+    }
+}
+
+/// The image store, probed from here (the bucket's keys and whether it answers).
+async fn images_check(cfg: &crate::config::Config) -> CheckView {
+    let secrets = crate::config::secrets::Secrets::load(&cfg.secrets_path()).unwrap_or_default();
+    let (ok, detail) = match crate::objects::images::ImageStore::from_config(cfg, &secrets) {
+        Ok(store) => store.status().await,
+        Err(e) => (
+            false,
+            format!("images.store {}: {e}", cfg.images.store.as_str()),
+        ),
+    };
+    CheckView {
+        name: "images".into(),
+        level: if ok { Level::Green } else { Level::Red },
+        detail,
     }
 }
 

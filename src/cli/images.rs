@@ -1,5 +1,7 @@
 //! `soko images build`: the MariaDB and Milvus standalone images of the container runtime,
 //! built on this machine (no registry needed); `soko images status`: are they there?
+//! `soko images migrate --to s3|local`: the product photos copied to the other image store
+//! (`objects::migrate`).
 
 use crate::config::Config;
 use std::path::PathBuf;
@@ -35,6 +37,17 @@ enum Action {
     },
     /// Say whether each image is on the engine and of the right version (exit 1 if not).
     Status,
+    /// Copy every product photo (originals and WebP variants) from the current image store
+    /// (`images.store`) to the other one, checking each original's SHA-256; resumable and
+    /// safe to re-run. Then switch `images.store`.
+    Migrate {
+        /// The store to copy to: s3 (the bucket of images.s3) or local (<data_dir>/images).
+        #[arg(long, value_parser = ["s3", "local"])]
+        to: String,
+        /// Count what would be copied; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print the containers soko creates for this configuration as a Compose file.
     Compose {
         /// For the embedded defaults on a 2 GiB machine (what compose/compose.yaml holds).
@@ -44,6 +57,9 @@ enum Action {
 }
 
 pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
+    if let Action::Migrate { to, dry_run } = &args.action {
+        return migrate(&cfg, to, *dry_run).await;
+    }
     if let Action::Compose { reference } = args.action {
         use crate::supervisor::container::compose;
         let cfg = if reference {
@@ -81,7 +97,9 @@ pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Action::Compose { .. } => unreachable!("answered above, without an engine"),
+        Action::Compose { .. } | Action::Migrate { .. } => {
+            unreachable!("answered above, without an engine")
+        }
         Action::Build {
             force,
             only,
@@ -124,4 +142,118 @@ fn default_python(cfg: &crate::config::Config) -> PathBuf {
         .map(|bin| bin.join("python3"))
         .filter(|p| p.exists())
         .unwrap_or_else(|| "python3".into())
+}
+
+/// `soko images migrate`: from the store `images.store` names to the other one.
+async fn migrate(cfg: &Config, to: &str, dry_run: bool) -> anyhow::Result<ExitCode> {
+    use crate::config::images::StoreKind;
+    use crate::config::secrets::Secrets;
+    use crate::objects::images::ImageStore;
+    crate::telemetry::init_terminal("warn");
+    let current = cfg.images.store;
+    if current.as_str() == to {
+        eprintln!(
+            "soko: images.store is already {to}: the photos are there. To copy them to the other \
+             store, run `soko images migrate --to {}`.",
+            if to == "s3" { "local" } else { "s3" }
+        );
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    }
+    let Some(s3cfg) = &cfg.images.s3 else {
+        eprintln!(
+            "soko: images.s3 is not set in the config: name the bucket (endpoint, bucket, region, \
+             prefix) first; the keys go in the secrets file"
+        );
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    };
+    let secrets = Secrets::load(&cfg.secrets_path())?;
+    let bucket = ImageStore::s3(s3cfg, &secrets)?;
+    let local = ImageStore::local(crate::store::images::Files::new(
+        cfg.data_dir.join("images"),
+    ));
+    let (from, dest) = match current {
+        StoreKind::Local => (local, bucket),
+        StoreKind::S3 => (bucket, local),
+    };
+    if let Err(e) = dest.probe().await {
+        eprintln!(
+            "soko: the destination ({}) does not answer: {e}",
+            dest.describe()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    if let Err(e) = from.probe().await {
+        eprintln!(
+            "soko: the source ({}) does not answer: {e}",
+            from.describe()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    eprintln!(
+        "{} photos from {} to {}",
+        if dry_run {
+            "counting (dry run)"
+        } else {
+            "copying"
+        },
+        from.describe(),
+        dest.describe()
+    );
+    let (pool, temporary) = super::migrate::open_database_saying(cfg, &secrets, true).await?;
+    let mut last = std::time::Instant::now();
+    let report = crate::objects::migrate::run(&pool, &from, &dest, dry_run, |r, done, total| {
+        // A line per 100 photos or per 2 s, and the last one.
+        if done == total || r.photos % 100 == 0 || last.elapsed().as_secs() >= 2 {
+            last = std::time::Instant::now();
+            crate::telemetry::progress(
+                &format!(
+                    "images migrate: {} copied, {} already there",
+                    r.copied, r.skipped
+                ),
+                done,
+                total,
+            );
+        }
+    })
+    .await;
+    super::migrate::close_database(pool, temporary).await;
+    let report = report?;
+    let verb = if dry_run { "would copy" } else { "copied" };
+    println!(
+        "{} photos: {verb} {} objects ({} bytes), {} already there, {} originals missing from \
+         the source, {} variants queued to be made again",
+        report.photos,
+        report.copied,
+        report.copied_bytes,
+        report.skipped,
+        report.missing,
+        report.variants_requeued
+    );
+    for c in &report.corrupt {
+        println!("corrupt (not copied): {c}");
+    }
+    for f in &report.failed {
+        println!("failed: {f}");
+    }
+    if !report.ok() {
+        eprintln!(
+            "soko: {} corrupt and {} failed objects: keep images.store: {}; run the command again \
+             (it resumes) after looking at them",
+            report.corrupt.len(),
+            report.failed.len(),
+            current.as_str()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    if dry_run {
+        println!("dry run: nothing written; run without --dry-run to copy");
+    } else {
+        println!(
+            "done: every photo is in {}. Now set `images.store: {to}` in appliance.yaml and \
+             restart soko (on every node). The source copy is kept; running this again copies \
+             only what is new.",
+            dest.describe()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -74,7 +74,7 @@ pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
     let secrets = Secrets::load(&cfg.secrets_path())?;
     let (pool, temporary) = open_database(&cfg, &secrets).await?;
     let result = async {
-        let files = crate::store::images::Files::new(cfg.data_dir.join("images"));
+        let files = crate::objects::images::ImageStore::from_config(&cfg, &secrets)?;
         let (new, events) = seed(&pool, &files).await?;
         let bulk = generate(&pool, args.products).await?;
         anyhow::Ok((new + bulk, events))
@@ -88,7 +88,7 @@ pub async fn run(cfg: Config, args: Args) -> anyhow::Result<ExitCode> {
 
 async fn seed(
     db: &sqlx::MySqlPool,
-    files: &crate::store::images::Files,
+    files: &crate::objects::images::ImageStore,
 ) -> anyhow::Result<(usize, usize)> {
     let progress = crate::telemetry::progress;
     progress("seed: migrations", 0, 0);

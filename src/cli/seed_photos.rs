@@ -5,7 +5,7 @@
 use image::{ImageFormat, Rgb, RgbImage};
 use sha2::{Digest, Sha256};
 
-use crate::store::images::{self, Files, NewImage};
+use crate::store::images::{self, NewImage};
 
 const W: u32 = 800;
 const H: u32 = 600;
@@ -85,7 +85,7 @@ pub fn photo(category: &str, seed: u64) -> Vec<u8> {
 /// and the same row).
 pub async fn attach(
     db: &sqlx::MySqlPool,
-    files: &Files,
+    files: &crate::objects::images::ImageStore,
     product_id: u64,
     category: &str,
 ) -> anyhow::Result<()> {
@@ -94,10 +94,10 @@ pub async fn attach(
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let path = files.original(&sha, "jpg");
     let size = bytes.len() as u32;
-    let (f, p) = (files.clone(), path.clone());
-    tokio::task::spawn_blocking(move || f.write_once(&p, &bytes)).await??;
+    files
+        .put_original(&sha, crate::imaging::codec::Kind::Jpeg, bytes.into())
+        .await?;
     images::add(
         db,
         &NewImage {

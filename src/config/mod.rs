@@ -13,6 +13,7 @@ pub mod catalogue;
 pub mod edit;
 pub mod embed;
 pub mod http;
+pub mod images;
 pub mod limits;
 mod lines;
 pub mod mail;
@@ -106,6 +107,9 @@ pub struct Config {
     pub cache: cache::Cache,
     /// How background work yields to the shop, and how views are written behind the pages.
     pub background: background::Background,
+    /// Where product photos are kept: `local` (`<data_dir>/images`) or `s3` (a bucket every
+    /// node shares).
+    pub images: images::Images,
     /// A warm standby's copy of the primary's photos.
     pub standby: standby::Standby,
     /// This node's name, role and lease time when several nodes share the database.
@@ -281,6 +285,7 @@ impl Default for Config {
             mail: mail::Mail::default(),
             cache: cache::Cache::default(),
             background: background::Background::default(),
+            images: images::Images::default(),
             standby: standby::Standby::default(),
             node: node::Node::default(),
             quality: quality::Quality::default(),
@@ -646,6 +651,7 @@ impl Config {
         limits::validate(self, &bad)?;
         cache::validate(self, &bad)?;
         background::validate(self, &bad)?;
+        images::validate(self, &bad)?;
         standby::validate(self, &bad)?;
         node::validate(self, &bad)?;
         search::validate(self, &bad)?;

@@ -104,6 +104,11 @@ pub struct Secrets {
     pub s3_access_key_id: Option<Secret>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3_secret_access_key: Option<Secret>,
+    /// Photos in S3 (`images.s3`): the access key id and its secret; unset, the backups' keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub images_s3_access_key_id: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub images_s3_secret_access_key: Option<Secret>,
     /// Signs backup manifests (an Ed25519 seed, hex): a restore refuses a set whose manifest
     /// was not signed by a key it trusts. Generated.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -127,7 +132,7 @@ pub struct Secrets {
 }
 
 /// The names, in file order, with whether `soko init` generates them.
-const FIELDS: [(&str, bool); 17] = [
+const FIELDS: [(&str, bool); 19] = [
     ("database_password", true),
     ("mysql_root_password", true),
     ("database_owner_password", true),
@@ -140,6 +145,8 @@ const FIELDS: [(&str, bool); 17] = [
     ("mail_password", false),
     ("s3_access_key_id", false),
     ("s3_secret_access_key", false),
+    ("images_s3_access_key_id", false),
+    ("images_s3_secret_access_key", false),
     ("backup_signing_key", true),
     ("backup_box_identity", true),
     ("replication_password", false),
@@ -162,6 +169,8 @@ impl Secrets {
             "mail_password" => &mut self.mail_password,
             "s3_access_key_id" => &mut self.s3_access_key_id,
             "s3_secret_access_key" => &mut self.s3_secret_access_key,
+            "images_s3_access_key_id" => &mut self.images_s3_access_key_id,
+            "images_s3_secret_access_key" => &mut self.images_s3_secret_access_key,
             "backup_signing_key" => &mut self.backup_signing_key,
             "backup_box_identity" => &mut self.backup_box_identity,
             "replication_password" => &mut self.replication_password,

@@ -123,6 +123,7 @@ pub fn snapshot() -> Snapshot {
         background: None,
         search: None,
         quality: None,
+        images: None,
         replication: None,
         catalogue: None,
         replicas: Vec::new(),

@@ -118,6 +118,14 @@ mod tests {
         });
         assert_eq!(v.check().level, Level::Green);
         assert!(v.line().contains("photos: 3 of 3 here"), "{}", v.line());
+        // Photos in the bucket both nodes share: nothing to copy, nothing behind.
+        v.images = Some(FollowView {
+            source: Some("s3://shop-photos".into()),
+            shared_bucket: true,
+            ..FollowView::default()
+        });
+        assert_eq!(v.check().level, Level::Green);
+        assert!(v.line().contains("shared bucket"), "{}", v.line());
         v.role = "primary".into();
         v.replica = None;
         assert_eq!(v.check().level, Level::Green);

@@ -70,6 +70,9 @@ pub struct Snapshot {
     /// This node's name and role, and who holds each lease of singleton work.
     #[serde(default)]
     pub node: Option<super::node_view::NodeView>,
+    /// The image store (`images.store`): one line, with the bucket's reachability when s3.
+    #[serde(default)]
+    pub images: Option<String>,
 }
 
 pub use crate::workers::control::WorkerView;

@@ -219,6 +219,7 @@ mod tests {
             search: None,
             quality: None,
             node: None,
+            images: None,
         }
     }
 

@@ -59,6 +59,9 @@ pub fn workers(out: &mut String, s: &Snapshot, now_unix: u64) {
     if let Some(line) = &s.search {
         let _ = writeln!(out, "\n      SEARCH       {line}");
     }
+    if let Some(line) = &s.images {
+        let _ = writeln!(out, "\n      IMAGES       {line}");
+    }
     if let Some(line) = &s.quality {
         let _ = writeln!(out, "\n      QUALITY      {line}");
     }

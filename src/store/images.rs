@@ -225,6 +225,24 @@ pub async fn rows_after(
     .await?)
 }
 
+/// How many image rows there are (a photo on two products counts twice).
+pub async fn count_rows(db: &MySqlPool) -> Result<u64, Error> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM product_images")
+        .fetch_one(db)
+        .timed()
+        .await?;
+    Ok(n as u64)
+}
+
+/// Queue the variants job of `sha` again (a variant missing from the store: the image worker
+/// makes it once more).
+pub async fn rearm_variants(db: &MySqlPool, sha256: &str) -> Result<(), Error> {
+    let mut tx = db.begin().timed().await?;
+    jobs::enqueue(&mut tx, VARIANTS_JOB, sha256).await?;
+    tx.commit().timed().await?;
+    Ok(())
+}
+
 /// Whether any product image names these bytes.
 pub async fn sha_in_use(db: &MySqlPool, sha256: &str) -> Result<bool, Error> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM product_images WHERE sha256 = ?")

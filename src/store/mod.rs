@@ -58,6 +58,9 @@ pub enum Error {
     /// another node took it over): nothing was written.
     #[error("lease {lease} (token {token}) is no longer held by this node; the write was refused")]
     Fenced { lease: String, token: u64 },
+    /// The image store (disk or bucket) did not answer: worth another try later.
+    #[error("image store: {0}")]
+    Images(String),
 }
 
 /// Every statement this module sends, and every `BEGIN` and `COMMIT`, is timed the same way:

@@ -8,6 +8,11 @@
 //! the job that makes its WebP variants and the product's vector re-sync are committed together;
 //! if that transaction fails, the file is removed again.
 //!
+//! The photos are kept by the image store (`objects::images`, `images.store`): on local disk,
+//! or in an S3-compatible bucket that soko reads and answers itself (stream-through: one
+//! origin, a simple CSP, private buckets). A store that does not answer makes that photo 503
+//! with `Retry-After`; the pages around it do not depend on it.
+//!
 //! `GET /img/{sha}/{320.webp|800.webp|orig}` serves the files with year-long immutable caching
 //! (the name is the content) and the ETag `"{sha}"` (`"{sha}-320"` for a variant). Until the
 //! worker has made a variant, its URL serves the original instead, marked `no-cache` with the
@@ -30,7 +35,7 @@ use super::{AppState, Error};
 use crate::imaging::codec::{self, Kind, MAX_BYTES, Refusal};
 use crate::imaging::meta;
 use crate::store::catalogue::{self, Product};
-use crate::store::images::{self, Added, Files, MAX_PER_PRODUCT, NewImage, valid_sha};
+use crate::store::images::{self, Added, MAX_PER_PRODUCT, NewImage, valid_sha};
 use crate::store::sellers;
 
 /// Decoding a photo takes a core and up to a few hundred MB: at most two at once.
@@ -190,15 +195,11 @@ pub(crate) async fn accept(
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let files = Files::new(&s.settings.images_dir);
-    let path = files.original(&sha, kind.ext());
-    let created = {
-        let (f, p) = (files.clone(), path.clone());
-        tokio::task::spawn_blocking(move || f.write_once(&p, &bytes))
-            .await
-            .map_err(|e| Error::Internal(format!("writing an image: {e}")))?
-            .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))?
-    };
+    let store = &s.settings.images;
+    let created = store
+        .put_original(&sha, kind, bytes.into())
+        .await
+        .map_err(|e| Error::Internal(format!("storing image {sha} ({}): {e}", store.describe())))?;
     let added = images::add_within(
         &s.db,
         &NewImage {
@@ -216,15 +217,15 @@ pub(crate) async fn accept(
         Ok(Added::New(_)) => Ok(Accepted::Stored { sha, new: true }),
         Ok(Added::Existing(_)) => Ok(Accepted::Stored { sha, new: false }),
         Ok(Added::OverQuota(over)) => {
-            forget(s, &files, &sha, &path, created).await;
+            forget(s, &sha, kind, created).await;
             Ok(Accepted::Refused(Refusal::OverQuota(over.to_string())))
         }
         Ok(Added::Full) => {
-            forget(s, &files, &sha, &path, created).await;
+            forget(s, &sha, kind, created).await;
             Ok(Accepted::Refused(Refusal::TooManyPhotos(MAX_PER_PRODUCT)))
         }
         Err(e) => {
-            forget(s, &files, &sha, &path, created).await;
+            forget(s, &sha, kind, created).await;
             Err(e.into())
         }
     }
@@ -292,14 +293,12 @@ async fn check(bytes: Vec<u8>) -> Result<Result<Checked, Refusal>, Error> {
 }
 
 /// Remove an original this request created and no row names (its transaction failed).
-async fn forget(s: &AppState, files: &Files, sha: &str, path: &std::path::Path, created: bool) {
+async fn forget(s: &AppState, sha: &str, kind: Kind, created: bool) {
     if !created || images::sha_in_use(&s.db, sha).await.unwrap_or(false) {
         return;
     }
-    let (files, path) = (files.clone(), path.to_owned());
-    let removed = tokio::task::spawn_blocking(move || files.remove(&path)).await;
-    if !matches!(removed, Ok(Ok(()))) {
-        tracing::error!(%sha, "could not remove an image whose row was not written: {removed:?}");
+    if let Err(e) = s.settings.images.remove_original(sha, kind).await {
+        tracing::error!(%sha, "could not remove an image whose row was not written: {e}");
     }
 }
 
@@ -311,75 +310,89 @@ async fn serve(
     if !valid_sha(&sha) {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let files = Files::new(&s.settings.images_dir);
     let width = match variant.as_str() {
         "320.webp" => Some(320),
         "800.webp" => Some(800),
         "orig" => None,
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
+    // The name is the content: a client holding this URL's immutable ETag has these bytes.
+    let immutable_tag = match width {
+        Some(w) => format!("\"{sha}-{w}\""),
+        None => format!("\"{sha}\""),
+    };
+    if has_tag(&headers, &immutable_tag) {
+        return not_modified(&immutable_tag, IMMUTABLE);
+    }
+    let store = &s.settings.images;
     if let Some(w) = width {
-        let path = files.variant(&sha, w);
-        if is_file(&path).await {
-            return send(
-                &path,
-                "image/webp",
-                &format!("\"{sha}-{w}\""),
-                IMMUTABLE,
-                &headers,
-            )
-            .await;
+        match store.variant(&sha, w).await {
+            Ok(Some(bytes)) => {
+                return send(bytes, "image/webp", &immutable_tag, IMMUTABLE, &headers);
+            }
+            Ok(None) => {}
+            Err(e) => return unavailable(&sha, &e),
         }
     }
-    for kind in Kind::ALL {
-        let path = files.original(&sha, kind.ext());
-        if is_file(&path).await {
+    match store.original(&sha).await {
+        Ok(Some((bytes, kind))) => {
             let cache = if width.is_some() {
                 REVALIDATE
             } else {
                 IMMUTABLE
             };
-            return send(&path, kind.mime(), &format!("\"{sha}\""), cache, &headers).await;
+            send(bytes, kind.mime(), &format!("\"{sha}\""), cache, &headers)
         }
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => unavailable(&sha, &e),
     }
-    StatusCode::NOT_FOUND.into_response()
 }
 
-async fn is_file(path: &std::path::Path) -> bool {
-    tokio::fs::metadata(path).await.is_ok_and(|m| m.is_file())
-}
-
-/// The file with its caching headers; 304 when the client has this very version.
-async fn send(
-    path: &std::path::Path,
-    mime: &'static str,
-    etag: &str,
-    cache: &'static str,
-    headers: &HeaderMap,
-) -> Response {
+/// The store did not answer (S3 down, a read error): this photo is 503 for a moment, the page
+/// around it still renders.
+fn unavailable(sha: &str, e: &crate::objects::Error) -> Response {
+    tracing::warn!(%sha, "reading an image: {e}");
     let mut h = HeaderMap::new();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    if let Ok(v) = HeaderValue::from_str(etag) {
-        h.insert(header::ETAG, v);
-    }
-    let matches = headers
+    h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    (StatusCode::SERVICE_UNAVAILABLE, h).into_response()
+}
+
+fn has_tag(headers: &HeaderMap, etag: &str) -> bool {
+    headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|t| t.trim().trim_start_matches("W/"))
-        .any(|t| t == etag || t == "*");
-    if matches {
-        return (StatusCode::NOT_MODIFIED, h).into_response();
+        .any(|t| t == etag || t == "*")
+}
+
+fn caching(etag: &str, cache: &'static str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
     }
-    match tokio::fs::read(path).await {
-        Ok(bytes) => {
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
-            (StatusCode::OK, h, bytes).into_response()
-        }
-        Err(e) => {
-            tracing::warn!(path = %path.display(), "reading an image: {e}");
-            StatusCode::NOT_FOUND.into_response()
-        }
+    h
+}
+
+fn not_modified(etag: &str, cache: &'static str) -> Response {
+    (StatusCode::NOT_MODIFIED, caching(etag, cache)).into_response()
+}
+
+/// The bytes with their caching headers; 304 when the client has this very version.
+fn send(
+    bytes: bytes::Bytes,
+    mime: &'static str,
+    etag: &str,
+    cache: &'static str,
+    headers: &HeaderMap,
+) -> Response {
+    if has_tag(headers, etag) {
+        return not_modified(etag, cache);
     }
+    let mut h = caching(etag, cache);
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    (StatusCode::OK, h, bytes).into_response()
 }

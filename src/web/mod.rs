@@ -109,6 +109,8 @@ pub struct Settings {
     pub secure_cookies: bool,
     /// Uploaded product images and their variants: `<data_dir>/images`.
     pub images_dir: PathBuf,
+    /// Where photos are read and written (`images.store`): these files, or a bucket.
+    pub images: crate::objects::images::ImageStore,
     /// Signs the API's bearer tokens: the secrets file's `jwt_secret` (see `with_jwt_secret`);
     /// without one, a random key that lives as long as the process.
     pub jwt_secret: Secret,
@@ -146,6 +148,7 @@ impl Settings {
                 base_url: format!("http://{}", cfg.http.listen),
                 secure_cookies: false,
                 images_dir: cfg.data_dir.join("images"),
+                images: local_images(cfg),
                 jwt_secret: ephemeral_secret(),
                 limits: SharedLimits(Arc::new(api::limit::Limits::from_config(cfg))),
                 guard: Arc::new(guard::Guard::new(&cfg.limits)),
@@ -160,6 +163,7 @@ impl Settings {
                 base_url: cfg.https_base_url(),
                 secure_cookies: true,
                 images_dir: cfg.data_dir.join("images"),
+                images: local_images(cfg),
                 jwt_secret: ephemeral_secret(),
                 limits: SharedLimits(Arc::new(api::limit::Limits::from_config(cfg))),
                 guard: Arc::new(guard::Guard::new(&cfg.limits)),
@@ -185,6 +189,13 @@ impl Settings {
         }
         self
     }
+}
+
+/// The photos under `<data_dir>/images` (`soko up` sets the store `images.store` names).
+fn local_images(cfg: &Config) -> crate::objects::images::ImageStore {
+    crate::objects::images::ImageStore::local(crate::store::images::Files::new(
+        cfg.data_dir.join("images"),
+    ))
 }
 
 /// A config that passed validation names a known zone; UTC otherwise.

@@ -41,8 +41,9 @@ pub struct Importer {
     pub cfg: Catalogue,
     pub quotas: Quotas,
     pub currency: Currency,
-    /// Where photos go (`<data_dir>/images`, as uploads).
-    pub images: crate::store::images::Files,
+    /// Where photos go, as uploads (`images.store`; `from_config`: `<data_dir>/images`, and
+    /// `soko up` sets the configured store).
+    pub images: crate::objects::images::ImageStore,
     /// The product and photo transactions running at once: the pages are fetched 20 at a time,
     /// but their writes take the seller's row lock one after another anyway, and each waiting
     /// one would hold a connection of the pool the shop's pages use (with 20 waiting, a page
@@ -64,7 +65,9 @@ impl Importer {
             cfg: cfg.catalogue.clone(),
             quotas: cfg.limits.quotas(),
             currency: Currency::parse(&cfg.currency).map_err(|e| e.to_string())?,
-            images: crate::store::images::Files::new(cfg.data_dir.join("images")),
+            images: crate::objects::images::ImageStore::local(crate::store::images::Files::new(
+                cfg.data_dir.join("images"),
+            )),
             writes: Arc::new(tokio::sync::Semaphore::new(WRITES_AT_ONCE)),
         })
     }
@@ -305,14 +308,15 @@ async fn store_photo(
         sha,
     } = p;
     let files = imp.images.clone();
-    let path = files.original(&sha, kind.ext());
     let size = u32::try_from(clean.len()).unwrap_or(u32::MAX);
-    let (f, p) = (files.clone(), path.clone());
-    let written = tokio::task::spawn_blocking(move || f.write_once(&p, &clean)).await;
-    let created = match written {
-        Ok(Ok(created)) => created,
-        Ok(Err(e)) => return Ok(Err(format!("writing {}: {e}", path.display()))),
-        Err(e) => return Ok(Err(format!("writing an image: {e}"))),
+    let created = match files.put_original(&sha, kind, clean.into()).await {
+        Ok(created) => created,
+        Err(e) => {
+            return Ok(Err(format!(
+                "storing the photo ({}): {e}",
+                files.describe()
+            )));
+        }
     };
     let turn = imp.writes.acquire().await;
     let added = store_images::add_within(
@@ -335,20 +339,20 @@ async fn store_photo(
         Ok(Added::OverQuota(over)) => over.to_string(),
         Ok(Added::Full) => "the product has as many photos as it may".to_owned(),
         Err(e) => {
-            forget(&imp.db, &files, &sha, &path, created).await;
+            forget(&imp.db, &files, &sha, kind, created).await;
             return Err(e);
         }
     };
-    forget(&imp.db, &files, &sha, &path, created).await;
+    forget(&imp.db, &files, &sha, kind, created).await;
     Ok(Err(refused))
 }
 
 /// Remove an original this import wrote and no row names.
 async fn forget(
     db: &MySqlPool,
-    files: &crate::store::images::Files,
+    files: &crate::objects::images::ImageStore,
     sha: &str,
-    path: &std::path::Path,
+    kind: crate::imaging::codec::Kind,
     created: bool,
 ) {
     if !created
@@ -358,8 +362,7 @@ async fn forget(
     {
         return;
     }
-    let (files, path) = (files.clone(), path.to_owned());
-    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || files.remove(&path)).await {
+    if let Err(e) = files.remove_original(sha, kind).await {
         tracing::warn!(%sha, "could not remove an imported photo no row names: {e}");
     }
 }

@@ -46,11 +46,17 @@ pub struct FollowView {
     pub last_round_unix: Option<u64>,
     /// The last failure, e.g. `GET http://10.0.0.5/img/ab…/orig: 404 Not Found`.
     pub last_error: Option<String>,
+    /// Photos are in the bucket primary and standby share (`images.store: s3`): nothing to copy.
+    #[serde(default)]
+    pub shared_bucket: bool,
 }
 
 impl FollowView {
     /// One line for `soko status`.
     pub fn line(&self) -> String {
+        if self.shared_bucket {
+            return "photos: in the shared bucket (images.store: s3), nothing to copy".into();
+        }
         let Some(source) = &self.source else {
             return "photos: not copied (set standby.images_from to the primary's storefront)"
                 .into();

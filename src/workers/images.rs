@@ -1,5 +1,6 @@
 //! The image worker: drains `image_variants` jobs (queued with each upload, in the upload's
-//! transaction) and writes the 320 and 800 px WebP variants next to the original. A job is
+//! transaction) and writes the 320 and 800 px WebP variants next to the original, in the
+//! image store (`objects::images`: local disk or the bucket). A job is
 //! idempotent: variants already on disk are skipped, and each file appears whole or not at all,
 //! so a job interrupted by a crash is simply done again once its lease runs out.
 
@@ -9,8 +10,9 @@ use sqlx::MySqlPool;
 use tokio_util::sync::CancellationToken;
 
 use super::run_loop::{Job, Outcome, Pace, run_loop};
-use crate::imaging::codec::{self, Kind, VARIANTS};
-use crate::store::images::{Files, VARIANTS_JOB, valid_sha};
+use crate::imaging::codec::{self, VARIANTS};
+use crate::objects::images::{ImageStore, Object};
+use crate::store::images::{VARIANTS_JOB, valid_sha};
 use crate::store::{self, jobs};
 
 /// The name in `worker_heartbeats`.
@@ -42,16 +44,15 @@ pub fn backoff(attempt: u32) -> Duration {
 
 /// Claim one batch of due jobs and do them; how many were claimed. Tests drive the worker with
 /// this rather than waiting for the loop.
-pub async fn run_batch(db: &MySqlPool, files: &Files) -> Result<usize, store::Error> {
+pub async fn run_batch(
+    db: &MySqlPool,
+    store: impl Into<ImageStore>,
+) -> Result<usize, store::Error> {
+    let store: ImageStore = store.into();
     let claimed = jobs::claim(db, VARIANTS_JOB, BATCH, LEASE).await?;
     for job in &claimed {
-        let (f, sha) = (files.clone(), job.payload.clone());
         let started = Instant::now();
-        // On the background pool: its threads run at the lower priority (`background:`).
-        let pool = crate::background::current_pool();
-        let outcome = tokio::task::spawn_blocking(move || pool.install(|| make_variants(&f, &sha)))
-            .await
-            .unwrap_or_else(|e| Err(JobError::Retry(format!("the job panicked: {e}"))));
+        let outcome = make_variants(&store, &job.payload).await;
         match outcome {
             Ok(made) => {
                 jobs::complete(db, job).await?;
@@ -71,37 +72,61 @@ pub async fn run_batch(db: &MySqlPool, files: &Files) -> Result<usize, store::Er
     Ok(claimed.len())
 }
 
-/// Write whichever variants of the original `sha` are missing; how many were written.
-pub fn make_variants(files: &Files, sha: &str) -> Result<usize, JobError> {
+/// Write whichever variants of the original `sha` are missing from the store; how many were
+/// written. The decoding and encoding run on the background pool (its threads run at the lower
+/// priority, `background:`); the reads and writes go to the store (disk or bucket).
+pub async fn make_variants(store: &ImageStore, sha: &str) -> Result<usize, JobError> {
     if !valid_sha(sha) {
         return Err(JobError::GiveUp(format!("{sha:?} is not a SHA-256")));
     }
-    let missing = |w: u32| !files.variant(sha, w).is_file();
-    if !VARIANTS.iter().any(|(w, _)| missing(*w)) {
+    let mut missing = Vec::new();
+    for (width, quality) in VARIANTS {
+        let have = store
+            .size(sha, Object::Variant(width))
+            .await
+            .map_err(|e| JobError::Retry(format!("looking for the {width} px variant: {e}")))?;
+        if have.is_none() {
+            missing.push((width, quality));
+        }
+    }
+    if missing.is_empty() {
         return Ok(0);
     }
-    let exts = Kind::ALL.map(Kind::ext);
-    let (path, _) = files
-        .find_original(sha, &exts)
+    let (bytes, _) = store
+        .original(sha)
+        .await
+        .map_err(|e| JobError::Retry(format!("reading the original: {e}")))?
         .ok_or_else(|| JobError::GiveUp("the original is missing".into()))?;
-    let bytes = std::fs::read(&path)
-        .map_err(|e| JobError::Retry(format!("reading {}: {e}", path.display())))?;
-    let mut image = codec::decode(&bytes)
-        .map_err(|e| JobError::GiveUp(format!("the original does not decode: {e}")))?
-        .image;
+    let pool = crate::background::current_pool();
+    let encoded = tokio::task::spawn_blocking(move || {
+        pool.install(|| -> Result<Vec<(u32, Vec<u8>)>, JobError> {
+            let mut image = codec::decode(&bytes)
+                .map_err(|e| JobError::GiveUp(format!("the original does not decode: {e}")))?
+                .image;
+            let mut out = Vec::new();
+            // Largest first: each variant is shrunk from the one before.
+            for (width, quality) in VARIANTS {
+                if let Some(smaller) = codec::shrink(&image, width) {
+                    image = smaller;
+                }
+                if missing.iter().any(|(w, _)| *w == width) {
+                    out.push((
+                        width,
+                        codec::webp(&image, quality).map_err(JobError::Retry)?,
+                    ));
+                }
+            }
+            Ok(out)
+        })
+    })
+    .await
+    .unwrap_or_else(|e| Err(JobError::Retry(format!("the job panicked: {e}"))))?;
     let mut made = 0;
-    for (width, quality) in VARIANTS {
-        if let Some(smaller) = codec::shrink(&image, width) {
-            image = smaller;
-        }
-        if !missing(width) {
-            continue;
-        }
-        let webp = codec::webp(&image, quality).map_err(JobError::Retry)?;
-        let out = files.variant(sha, width);
-        if files
-            .write_once(&out, &webp)
-            .map_err(|e| JobError::Retry(format!("writing {}: {e}", out.display())))?
+    for (width, webp) in encoded {
+        if store
+            .put_variant(sha, width, webp.into())
+            .await
+            .map_err(|e| JobError::Retry(format!("writing the {width} px variant: {e}")))?
         {
             made += 1;
         }
@@ -111,7 +136,7 @@ pub fn make_variants(files: &Files, sha: &str) -> Result<usize, JobError> {
 
 /// Run until `stop`: a batch whenever jobs are due, otherwise a look every second; a heartbeat
 /// every 30 s. Database errors (MySQL down, migrations not run yet) back off up to 30 s.
-pub async fn run(db: MySqlPool, files: Files, stop: CancellationToken) {
+pub async fn run(db: MySqlPool, files: ImageStore, stop: CancellationToken) {
     let pace = Pace {
         name: WORKER,
         label: "image worker",
@@ -133,7 +158,7 @@ pub async fn run(db: MySqlPool, files: Files, stop: CancellationToken) {
 /// The worker's rounds: one batch each.
 struct Variants {
     db: MySqlPool,
-    files: Files,
+    files: ImageStore,
     /// Jobs claimed since start.
     done: usize,
     /// Slow requests: a pause before the next batch (`background::pressure`).

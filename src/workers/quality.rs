@@ -17,13 +17,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::run_loop::{Job, Outcome, Pace, run_loop};
 use crate::config::quality::{Flagged, Quality};
-use crate::imaging::codec::{self, Kind};
+use crate::imaging::codec;
 use crate::imaging::quality::{self as iq, Facts};
 use crate::market::quality::{
     BannedWords, Check, Finding, Spread, Verdict, check_price, check_text, decide,
 };
+use crate::objects::images::ImageStore;
 use crate::store;
-use crate::store::images::{Files, valid_sha};
+use crate::store::images::valid_sha;
 use crate::store::quality::{self as sq, Applied, Subject};
 
 /// The name in `worker_heartbeats`.
@@ -73,7 +74,13 @@ fn backoff(attempt: u32) -> Duration {
 
 /// Claim one batch of due checks and do them; how many were claimed. Tests drive the worker
 /// with this rather than waiting for the loop.
-pub async fn run_batch(db: &MySqlPool, files: &Files, s: &Settings) -> Result<usize, store::Error> {
+pub async fn run_batch(
+    db: &MySqlPool,
+    files: impl Into<ImageStore>,
+    s: &Settings,
+) -> Result<usize, store::Error> {
+    let files: ImageStore = files.into();
+    let files = &files;
     let claimed = sq::claim(db, BATCH, LEASE).await?;
     for c in &claimed {
         let started = Instant::now();
@@ -128,10 +135,12 @@ pub async fn run_batch(db: &MySqlPool, files: &Files, s: &Settings) -> Result<us
 /// decoded is a finding (flag, confidence 0.5).
 pub async fn check(
     db: &MySqlPool,
-    files: &Files,
+    files: impl Into<ImageStore>,
     s: &Settings,
     p: &Subject,
 ) -> Result<Verdict, store::Error> {
+    let files: ImageStore = files.into();
+    let files = &files;
     let mut findings = check_text(&s.banned, &p.name, &p.description);
     if let Some(category) = p.category_id
         && p.price_minor.is_some()
@@ -151,7 +160,7 @@ pub async fn check(
         let label = format!("photo {}", n + 1);
         let facts = match known.remove(&img.sha256) {
             Some(f) => f,
-            None => match measure(files, &img.sha256).await {
+            None => match measure(files, &img.sha256).await? {
                 Ok(f) => {
                     sq::save_facts(db, &img.sha256, &f).await?;
                     f
@@ -220,30 +229,32 @@ pub fn photo_findings(label: &str, f: &Facts, s: &Settings) -> Vec<Finding> {
     out
 }
 
-/// Read and measure the original `sha` on the lowered background pool.
-async fn measure(files: &Files, sha: &str) -> Result<Facts, String> {
+/// Read the original `sha` from the image store and measure it on the lowered background pool.
+/// A store that does not answer (the bucket is down) is not a finding about the photo: the
+/// check is tried again later (`Err(Err(_))`).
+async fn measure(files: &ImageStore, sha: &str) -> Result<Result<Facts, String>, store::Error> {
     if !valid_sha(sha) {
-        return Err(format!("{sha:?} is not a SHA-256"));
+        return Ok(Err(format!("{sha:?} is not a SHA-256")));
     }
-    let (files, sha) = (files.clone(), sha.to_owned());
+    let bytes = match files.original(sha).await {
+        Ok(Some((bytes, _))) => bytes,
+        Ok(None) => return Ok(Err("the original file is missing".to_owned())),
+        Err(crate::objects::Error::Corrupt(e)) => return Ok(Err(format!("reading it: {e}"))),
+        Err(e) => return Err(store::Error::Images(format!("reading photo {sha}: {e}"))),
+    };
     let pool = crate::background::current_pool();
-    tokio::task::spawn_blocking(move || {
+    Ok(tokio::task::spawn_blocking(move || {
         pool.install(|| -> Result<Facts, String> {
-            let exts = Kind::ALL.map(Kind::ext);
-            let (path, _) = files
-                .find_original(&sha, &exts)
-                .ok_or_else(|| "the original file is missing".to_owned())?;
-            let bytes = std::fs::read(&path).map_err(|e| format!("reading it: {e}"))?;
             let decoded = codec::decode(&bytes).map_err(|e| format!("it does not decode: {e}"))?;
             Ok(iq::facts(&decoded.image))
         })
     })
     .await
-    .unwrap_or_else(|e| Err(format!("the check panicked: {e}")))
+    .unwrap_or_else(|e| Err(format!("the check panicked: {e}"))))
 }
 
 /// Run until `stop` (nothing at all when `quality.enabled` is false).
-pub async fn run(db: MySqlPool, files: Files, settings: Settings, stop: CancellationToken) {
+pub async fn run(db: MySqlPool, files: ImageStore, settings: Settings, stop: CancellationToken) {
     if !settings.enabled {
         tracing::info!("quality control is off (quality.enabled: false)");
         return;
@@ -269,7 +280,7 @@ pub async fn run(db: MySqlPool, files: Files, settings: Settings, stop: Cancella
 
 struct Checks {
     db: MySqlPool,
-    files: Files,
+    files: ImageStore,
     settings: Settings,
     done: usize,
     pacer: crate::background::Pacer,

@@ -20,9 +20,9 @@ use super::run_loop::{Job, Outcome, Pace, run_loop};
 use crate::background::Pacer;
 use crate::config::background::Background;
 use crate::embed::Embedder;
-use crate::imaging::codec::{self, Kind};
+use crate::imaging::codec;
+use crate::objects::images::ImageStore;
 use crate::store;
-use crate::store::images::Files;
 use crate::store::vector_sync::{self as outbox, NewEmbedding, SyncRow};
 use crate::vectors::{self, Point, VectorStore};
 
@@ -70,7 +70,8 @@ pub struct Syncer {
     pub db: MySqlPool,
     pub vectors: Arc<VectorStore>,
     pub embedder: Arc<Embedder>,
-    pub files: Files,
+    /// Where the photos are (`images.store`).
+    pub files: ImageStore,
 }
 
 /// SHA-256 of everything the vector depends on: the profile, the photo's content address,
@@ -180,12 +181,20 @@ impl Syncer {
         }
         let mut failed = HashMap::new();
         if !todo.is_empty() {
-            let (embedder, files) = (self.embedder.clone(), self.files.clone());
-            let jobs = todo.clone();
+            let embedder = self.embedder.clone();
+            // The photos first, from the image store (disk or bucket); then the models.
+            let mut jobs = Vec::with_capacity(todo.len());
+            for (row, _) in &todo {
+                let photo = match row.image.as_deref() {
+                    Some(sha) => Some(read_photo(&self.files, sha).await),
+                    None => None,
+                };
+                jobs.push((row.clone(), photo));
+            }
             let started = Instant::now();
             let results = tokio::task::spawn_blocking(move || {
                 jobs.iter()
-                    .map(|(row, _)| embed_product(&embedder, &files, row))
+                    .map(|(row, photo)| embed_product(&embedder, photo.as_ref(), row))
                     .collect::<Vec<_>>()
             })
             .await
@@ -235,23 +244,30 @@ impl Syncer {
     }
 }
 
+/// A product's photo from the image store: its bytes, or why there are none.
+async fn read_photo(files: &ImageStore, sha: &str) -> Result<bytes::Bytes, String> {
+    match files.original(sha).await {
+        Ok(Some((bytes, _))) => Ok(bytes),
+        Ok(None) => Err(format!("photo {sha} is missing")),
+        Err(e) => Err(format!("photo {sha}: {e}")),
+    }
+}
+
 /// Embed one product (blocking). A photo that is missing or no longer decodes does not stop
 /// the product from being found by its text: it is embedded without the image part.
-fn embed_product(embedder: &Embedder, files: &Files, row: &SyncRow) -> Result<Vec<f32>, String> {
-    let image = row.image.as_deref().and_then(|sha| {
-        let exts = Kind::ALL.map(Kind::ext);
-        let (path, _) = files.find_original(sha, &exts)?;
-        match std::fs::read(&path)
-            .map_err(|e| e.to_string())
+fn embed_product(
+    embedder: &Embedder,
+    photo: Option<&Result<bytes::Bytes, String>>,
+    row: &SyncRow,
+) -> Result<Vec<f32>, String> {
+    let image = photo.and_then(|photo| {
+        match photo
+            .clone()
             .and_then(|b| codec::decode(&b).map_err(|e| e.to_string()))
         {
             Ok(d) => Some(d.image.to_rgb8()),
             Err(e) => {
-                tracing::warn!(
-                    product = row.id,
-                    "photo {} unusable ({e}); text only",
-                    path.display()
-                );
+                tracing::warn!(product = row.id, "photo unusable ({e}); text only");
                 None
             }
         }
@@ -448,7 +464,7 @@ pub async fn start(
     bg: Background,
     db: MySqlPool,
     vectors: Arc<VectorStore>,
-    files: Files,
+    files: ImageStore,
     stop: CancellationToken,
 ) {
     // The switch exists from the start, so the worker can be paused (and shows in the status)

@@ -927,7 +927,7 @@ async fn bench_import_and_heartbeat() {
         db: db.clone(),
         vectors,
         embedder,
-        files: soko::store::images::Files::new(cfg.data_dir.join("images")),
+        files: soko::store::images::Files::new(cfg.data_dir.join("images")).into(),
     };
     let started = std::time::Instant::now();
     let synced = crate::vecsync::sync_all(&syncer).await;

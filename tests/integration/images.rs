@@ -17,6 +17,7 @@ use soko::store::images::Files;
 use crate::common::{TestApp, scratch, test_db, test_vectors};
 
 mod refusals;
+mod s3;
 mod uploads;
 mod worker;
 

@@ -123,6 +123,9 @@ pub async fn gather(
 /// How to fix a failing check, for `soko doctor` (by check name; `None`: the detail says it).
 pub fn fix(name: &str) -> Option<&'static str> {
     Some(match name {
+        "images" => {
+            "check images.s3 (endpoint, bucket, region) and the keys in the secrets file (images_s3_access_key_id / images_s3_secret_access_key); until the bucket answers, photos answer 503 and pages still render"
+        }
         "mysql" => {
             "see `soko status` for the mysql service's last error and the log (service=mysql); `soko doctor` checks the server binary and port"
         }

@@ -645,7 +645,7 @@ impl Engine {
                     Err(e) => {
                         // Not recorded: the next run ships it again.
                         let _ = std::fs::remove_file(&dest);
-                        return Err(e);
+                        return Err(e.into());
                     }
                 }
             }

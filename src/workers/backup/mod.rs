@@ -19,10 +19,10 @@ mod outcome;
 pub mod remote;
 pub mod replay;
 pub mod restore;
-pub mod s3;
+pub use crate::objects::s3;
 mod schedule;
 pub mod seal;
-pub mod sigv4;
+pub use crate::objects::sigv4;
 pub mod upgrade;
 
 use std::path::{Path, PathBuf};
@@ -56,6 +56,18 @@ pub enum Error {
     Busy,
     #[error("{0}")]
     Refused(String),
+}
+
+impl From<crate::objects::Error> for Error {
+    fn from(e: crate::objects::Error) -> Error {
+        use crate::objects::Error as O;
+        match e {
+            O::Io(m) => Error::Io(m),
+            O::Corrupt(m) => Error::Corrupt(m),
+            O::S3(m) => Error::S3(m),
+            O::Refused(m) => Error::Refused(m),
+        }
+    }
 }
 
 /// The archive file of each kind inside a set directory.
@@ -140,7 +152,7 @@ impl Engine {
                 .backup
                 .s3
                 .as_ref()
-                .map(|s| s3::Client::new(s, secrets).map_err(|e| e.to_string())),
+                .map(|s| s3::Client::new(s, secrets).map_err(|e| Error::from(e).to_string())),
             cfg: cfg.backup.clone(),
             sealer: seal::Sealer::new(&cfg.backup.encrypt_to, secrets)?,
             box_opener: seal::Opener::from_box(secrets)?,
@@ -275,7 +287,8 @@ impl Engine {
                 }
                 (Ok(w), Some(Ok(s3))) => Some(
                     s3.put_file(&s3.key(&set_id, file_name(kind)), &path, &w.sha256)
-                        .await,
+                        .await
+                        .map_err(Error::from),
                 ),
                 (Ok(_), Some(Err(e))) => Some(Err(Error::S3(e.clone()))),
                 _ => None,

@@ -151,7 +151,7 @@ pub async fn spawn_visual_on(url: Option<&str>) -> Visual {
             db,
             vectors,
             embedder,
-            files,
+            files: files.into(),
         },
         data_dir: cfg.data_dir.clone(),
         cfg,

@@ -1,6 +1,7 @@
 //! A small S3 client: PUT an archive (streamed from disk, signed with its SHA-256), HEAD it
-//! back to verify the copy, and list a prefix. Works with AWS S3 and S3-compatible servers
-//! (MinIO, Garage, Ceph, R2, B2 ...), path-style or virtual-host style.
+//! back to verify the copy, and list a prefix; small objects (photos) in memory. Works with
+//! AWS S3 and S3-compatible servers (MinIO, Garage, Ceph, R2, B2 ...), path-style or
+//! virtual-host style. Backups (`backup.s3`) and the image store (`images.s3`) both use it.
 
 use std::path::Path;
 use std::pin::Pin;
@@ -26,6 +27,8 @@ type ReqBody = BoxBody<Bytes, std::io::Error>;
 
 pub struct Client {
     cfg: S3Config,
+    /// The config section it came from (`backup.s3`, `images.s3`), for messages.
+    section: &'static str,
     key_id: String,
     secret: String,
     scheme: String,
@@ -52,6 +55,16 @@ impl Client {
                     .into(),
             ));
         };
+        Client::with_keys(cfg, "backup.s3", key_id.expose(), secret.expose())
+    }
+
+    /// A client with its keys given; `section` names the config it came from in messages.
+    pub fn with_keys(
+        cfg: &S3Config,
+        section: &'static str,
+        key_id: &str,
+        secret: &str,
+    ) -> Result<Client, Error> {
         let (scheme, rest) = cfg
             .endpoint
             .split_once("://")
@@ -77,8 +90,9 @@ impl Client {
             .wrap_connector(tcp);
         Ok(Client {
             cfg: cfg.clone(),
-            key_id: key_id.expose().to_owned(),
-            secret: secret.expose().to_owned(),
+            section,
+            key_id: key_id.to_owned(),
+            secret: secret.to_owned(),
             scheme: scheme.to_owned(),
             authority,
             http: HyperClient::builder(TokioExecutor::new()).build(connector),
@@ -123,6 +137,22 @@ impl Client {
         payload_sha256: &str,
         length: Option<u64>,
     ) -> Result<(hyper::http::response::Parts, hyper::body::Incoming, String), Error> {
+        self.request_with(method, key, query, body, payload_sha256, length, &[])
+            .await
+    }
+
+    /// [`request`](Self::request) with more (unsigned) headers, such as `content-type`.
+    #[allow(clippy::too_many_arguments)]
+    async fn request_with(
+        &self,
+        method: &str,
+        key: &str,
+        query: &[(&str, &str)],
+        body: ReqBody,
+        payload_sha256: &str,
+        length: Option<u64>,
+        extra: &[(&str, &str)],
+    ) -> Result<(hyper::http::response::Parts, hyper::body::Incoming, String), Error> {
         let (host, path) = self.target(key);
         let date = sigv4::amz_date(crate::clock::now_unix() as i64);
         let auth = sigv4::authorization(
@@ -159,6 +189,9 @@ impl Client {
         if let Some(len) = length {
             req = req.header("content-length", len);
         }
+        for (name, value) in extra {
+            req = req.header(*name, *value);
+        }
         let watch = Arc::new(Watch::new());
         let body = Watched {
             inner: body,
@@ -183,9 +216,9 @@ impl Client {
 
     fn stalled(&self, method: &str, uri: &str) -> Error {
         Error::S3(format!(
-            "{method} {uri}: no progress for {} s (backup.s3.read_timeout_secs): the \
+            "{method} {uri}: no progress for {} s ({}.read_timeout_secs): the \
              server took the connection but does not answer",
-            self.cfg.read_timeout_secs
+            self.cfg.read_timeout_secs, self.section
         ))
     }
 
@@ -560,6 +593,73 @@ impl Client {
 
     pub fn prefix(&self) -> &str {
         &self.cfg.prefix
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.cfg.bucket
+    }
+
+    /// Put a small object from memory (one PUT, signed with its SHA-256), with its
+    /// `content-type`; tried again after a network error or a 5xx.
+    pub async fn put_bytes(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        content_type: &str,
+    ) -> Result<(), Error> {
+        let sha = sigv4::sha256_hex(&bytes);
+        let len = bytes.len() as u64;
+        let (status, _, text) = retrying(self.backoff, || async {
+            let body = Full::new(bytes.clone())
+                .map_err(|never| match never {})
+                .boxed();
+            let (parts, body, uri) = self
+                .request_with(
+                    "PUT",
+                    key,
+                    &[],
+                    body,
+                    &sha,
+                    Some(len),
+                    &[("content-type", content_type)],
+                )
+                .await?;
+            let text = tokio::time::timeout(self.stall(), body.collect())
+                .await
+                .map_err(|_| self.stalled("PUT", &uri))?
+                .map_err(|e| Error::S3(format!("PUT {uri}: {}", chain(&e))))?
+                .to_bytes();
+            Ok((parts.status, parts.headers, text))
+        })
+        .await?;
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(status_error(
+            status,
+            format!("PUT {}: {}", self.location(key), s3_error(&text)),
+        ))
+    }
+
+    /// A small object in memory with its `content-type`; `None` when it does not exist.
+    pub async fn get_typed(&self, key: &str) -> Result<Option<(Bytes, Option<String>)>, Error> {
+        let (status, headers, body) = self
+            .send("GET", key, &[], Bytes::new(), sigv4::EMPTY_SHA256, None)
+            .await?;
+        if status == hyper::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(status_error(
+                status,
+                format!("GET {}: {}", self.location(key), s3_error(&body)),
+            ));
+        }
+        let mime = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(Some((body, mime)))
     }
 }
 
