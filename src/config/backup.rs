@@ -282,30 +282,7 @@ pub(super) fn validate(cfg: &Config, bad: &impl Fn(&str, String) -> Error) -> Re
         ));
     }
     if let Some(s3) = &b.s3 {
-        let scheme = s3.endpoint.split_once("://").map(|(s, _)| s);
-        if !matches!(scheme, Some("http" | "https")) || s3.endpoint.contains('@') {
-            return Err(bad(
-                "backup.s3.endpoint",
-                format!(
-                    "must be an http(s) URL without credentials such as https://s3.eu-west-1.amazonaws.com, got {:?}",
-                    s3.endpoint
-                ),
-            ));
-        }
-        let valid_bucket = (3..=63).contains(&s3.bucket.len())
-            && s3
-                .bucket
-                .bytes()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.');
-        if !valid_bucket {
-            return Err(bad(
-                "backup.s3.bucket",
-                format!(
-                    "must be 3-63 lowercase letters, digits, dots or hyphens, got {:?}",
-                    s3.bucket
-                ),
-            ));
-        }
+        check_place("backup.s3", &s3.endpoint, &s3.bucket, &s3.region, bad)?;
         for (key, v) in [
             ("backup.s3.connect_timeout_secs", s3.connect_timeout_secs),
             ("backup.s3.read_timeout_secs", s3.read_timeout_secs),
@@ -323,12 +300,43 @@ pub(super) fn validate(cfg: &Config, bad: &impl Fn(&str, String) -> Error) -> Re
                 ),
             ));
         }
-        if s3.region.is_empty() {
-            return Err(bad(
-                "backup.s3.region",
-                "must not be empty (e.g. us-east-1)".into(),
-            ));
-        }
+    }
+    Ok(())
+}
+
+/// Where an S3 section (`backup.s3`, `images.s3`) points: an http(s) endpoint without
+/// credentials, a bucket name S3 accepts, a region. Errors name `<section>.<key>`.
+pub(super) fn check_place(
+    section: &str,
+    endpoint: &str,
+    bucket: &str,
+    region: &str,
+    bad: &impl Fn(&str, String) -> Error,
+) -> Result<(), Error> {
+    let scheme = endpoint.split_once("://").map(|(s, _)| s);
+    if !matches!(scheme, Some("http" | "https")) || endpoint.contains('@') {
+        return Err(bad(
+            &format!("{section}.endpoint"),
+            format!(
+                "must be an http(s) URL without credentials such as https://s3.eu-west-1.amazonaws.com, got {endpoint:?}"
+            ),
+        ));
+    }
+    let valid_bucket = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.');
+    if !valid_bucket {
+        return Err(bad(
+            &format!("{section}.bucket"),
+            format!("must be 3-63 lowercase letters, digits, dots or hyphens, got {bucket:?}"),
+        ));
+    }
+    if region.is_empty() {
+        return Err(bad(
+            &format!("{section}.region"),
+            "must not be empty (e.g. us-east-1)".into(),
+        ));
     }
     Ok(())
 }

@@ -117,36 +117,7 @@ pub(super) fn validate(cfg: &Config, bad: &impl Fn(&str, String) -> Error) -> Re
     let Some(s3) = &i.s3 else {
         return Ok(());
     };
-    let scheme = s3.endpoint.split_once("://").map(|(s, _)| s);
-    if !matches!(scheme, Some("http" | "https")) || s3.endpoint.contains('@') {
-        return Err(bad(
-            "images.s3.endpoint",
-            format!(
-                "must be an http(s) URL without credentials such as https://s3.eu-west-1.amazonaws.com, got {:?}",
-                s3.endpoint
-            ),
-        ));
-    }
-    let valid_bucket = (3..=63).contains(&s3.bucket.len())
-        && s3
-            .bucket
-            .bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.');
-    if !valid_bucket {
-        return Err(bad(
-            "images.s3.bucket",
-            format!(
-                "must be 3-63 lowercase letters, digits, dots or hyphens, got {:?}",
-                s3.bucket
-            ),
-        ));
-    }
-    if s3.region.is_empty() {
-        return Err(bad(
-            "images.s3.region",
-            "must not be empty (e.g. us-east-1)".into(),
-        ));
-    }
+    super::backup::check_place("images.s3", &s3.endpoint, &s3.bucket, &s3.region, bad)?;
     let prefix_ok = s3.prefix.len() <= 200
         && s3
             .prefix
