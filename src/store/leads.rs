@@ -282,19 +282,29 @@ pub async fn record_group(
         .collect();
     let attempt = || async {
         let mut tx = db.begin().timed().await?;
-        let mut taken = Vec::new();
-        let mut marks = Vec::with_capacity(unique.len());
-        for v in &unique {
-            let once = Once {
-                address: &v.address,
-                per_address,
-            };
-            let mark = take_mark_why(&mut tx, &v.event(), &once).await?;
-            if mark == Mark::Taken {
-                taken.push(*v);
+        let marks = match take_marks_together(&mut tx, &unique, per_address).await? {
+            Some(marks) => marks,
+            None => {
+                // A concurrent writer (a tap, another node) took one of these marks between
+                // the read and the insert: start again and take them one by one.
+                tx.rollback().timed().await?;
+                tx = db.begin().timed().await?;
+                let mut marks = Vec::with_capacity(unique.len());
+                for v in &unique {
+                    let once = Once {
+                        address: &v.address,
+                        per_address,
+                    };
+                    marks.push(take_mark_why(&mut tx, &v.event(), &once).await?);
+                }
+                marks
             }
-            marks.push(mark);
-        }
+        };
+        let taken: Vec<&Buffered> = unique
+            .iter()
+            .zip(&marks)
+            .filter_map(|(v, m)| (*m == Mark::Taken).then_some(*v))
+            .collect();
         for chunk in taken.chunks(ROWS_PER_INSERT) {
             let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO events (kind, product_id, seller_id, user_id, visitor, referrer, \
@@ -334,6 +344,106 @@ pub async fn record_group(
         repeats: views.len() as u64 - written,
         marks,
     })
+}
+
+/// Views per statement when a group's marks are read and taken together (5 placeholders each).
+const MARKS_PER_STATEMENT: usize = 500;
+
+/// Take the marks of a group's views (each a distinct visitor and product) inside `tx`, with
+/// one read and one insert per [`MARKS_PER_STATEMENT`] views instead of three statements per
+/// view: the read finds which visitors have today's mark and how many visitors each address
+/// has used per product, the caps are applied in order here, and the new marks are inserted
+/// together. `None` when the insert finds that a concurrent writer took one of them meanwhile
+/// (its rows count short): the caller rolls back and takes them one by one.
+async fn take_marks_together(
+    tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
+    views: &[&Buffered],
+    per_address: u32,
+) -> Result<Option<Vec<Mark>>, Error> {
+    use std::collections::HashMap;
+    let visitors: Vec<String> = views.iter().map(|v| v.mark_visitor()).collect();
+    let addresses: Vec<String> = views
+        .iter()
+        .map(|v| v.address.chars().take(64).collect())
+        .collect();
+    // Per view: whether its visitor has today's mark, and the address's visitors so far.
+    let mut found = vec![(false, 0i64); views.len()];
+    for (start, chunk) in (0..views.len())
+        .step_by(MARKS_PER_STATEMENT)
+        .map(|s| (s, &views[s..views.len().min(s + MARKS_PER_STATEMENT)]))
+    {
+        // A derived table of the views joined on the keys: point lookups on the primary key
+        // and the address index (MariaDB 10.11 reads a row-constructor IN as a range over the
+        // whole day).
+        let mut q = sqlx::QueryBuilder::new(
+            "SELECT w.i, EXISTS(SELECT 1 FROM event_marks m WHERE m.day = UTC_DATE() \
+             AND m.kind = w.kind AND m.product_id = w.product_id AND m.visitor = w.visitor), \
+             (SELECT COUNT(*) FROM event_marks m FORCE INDEX (event_marks_address) \
+             WHERE m.day = UTC_DATE() AND m.kind = w.kind AND m.product_id = w.product_id \
+             AND m.address = w.address) FROM (",
+        );
+        for (n, v) in chunk.iter().enumerate() {
+            let i = start + n;
+            if n > 0 {
+                q.push(" UNION ALL ");
+            }
+            q.push("SELECT ")
+                .push_bind(i as u64)
+                .push(" AS i, ")
+                .push_bind(v.kind.as_str())
+                .push(" AS kind, ")
+                .push_bind(v.product_id)
+                .push(" AS product_id, ")
+                .push_bind(visitors[i].as_str())
+                .push(" AS visitor, ")
+                .push_bind(addresses[i].as_str())
+                .push(" AS address");
+        }
+        q.push(") AS w");
+        let rows: Vec<(u64, bool, i64)> = q.build_query_as().fetch_all(&mut **tx).timed().await?;
+        for (i, marked, used) in rows {
+            if let Some(f) = found.get_mut(i as usize) {
+                *f = (marked, used);
+            }
+        }
+    }
+    // The caps in order: a group's earlier new visitors of an address count against it.
+    let mut used: HashMap<(&str, u64, &str), i64> = HashMap::new();
+    let mut marks = Vec::with_capacity(views.len());
+    for (i, v) in views.iter().enumerate() {
+        let (marked, before) = found[i];
+        let n = used
+            .entry((v.kind.as_str(), v.product_id, addresses[i].as_str()))
+            .or_insert(before);
+        marks.push(if marked {
+            Mark::Repeat
+        } else if *n >= i64::from(per_address) {
+            Mark::Capped
+        } else {
+            *n += 1;
+            Mark::Taken
+        });
+    }
+    let taken: Vec<usize> = (0..views.len())
+        .filter(|&i| marks[i] == Mark::Taken)
+        .collect();
+    for chunk in taken.chunks(MARKS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT IGNORE INTO event_marks (day, kind, product_id, visitor, address) ",
+        );
+        q.push_values(chunk, |mut row, &i| {
+            row.push("UTC_DATE()")
+                .push_bind(views[i].kind.as_str())
+                .push_bind(views[i].product_id)
+                .push_bind(visitors[i].as_str())
+                .push_bind(addresses[i].as_str());
+        });
+        let inserted = q.build().execute(&mut **tx).timed().await?.rows_affected();
+        if inserted != chunk.len() as u64 {
+            return Ok(None);
+        }
+    }
+    Ok(Some(marks))
 }
 
 /// What a tap recorded.

@@ -391,3 +391,113 @@ async fn while_the_shop_is_busy_the_vector_sync_keeps_to_its_share_of_the_time()
     soko.signal(Signal::SIGTERM);
     assert_eq!(soko.wait_exit(Duration::from_secs(60)).await, Some(0));
 }
+
+/// A view buffered for `product` by `visitor` from `address`.
+fn buffered(
+    product: u64,
+    seller: u64,
+    visitor: &str,
+    address: &str,
+) -> soko::store::leads::Buffered {
+    soko::store::leads::Buffered {
+        kind: soko::store::leads::Kind::View,
+        product_id: product,
+        seller_id: seller,
+        user_id: None,
+        visitor: visitor.to_owned(),
+        referrer: String::new(),
+        device: "mobile",
+        address: address.to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn a_group_takes_its_marks_together_with_the_caps_in_order_and_yields_to_a_concurrent_writer()
+{
+    use soko::store::leads::{self, Mark};
+    let app = spawn_app_with(|_| {}).await;
+    let s = seller(&app, 1, "Eldoret").await;
+    let id = app.add_product(&s, "Kiondo", "900").await;
+    let seller_id: u64 = sqlx::query_scalar("SELECT seller_id FROM products WHERE id = ?")
+        .bind(id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let v = |i: u32| format!("{:032x}", 0x7000 + i);
+    // Visitor 0 has today's mark already; address A may add two more visitors, B three.
+    let first = leads::record_group(&app.db, &[buffered(id, seller_id, &v(0), "A")], 3)
+        .await
+        .unwrap();
+    assert_eq!(first.marks, [Mark::Taken]);
+    let group: Vec<_> = [(0, "A"), (1, "A"), (2, "A"), (3, "A"), (4, "B"), (1, "A")]
+        .iter()
+        .map(|&(i, a)| buffered(id, seller_id, &v(i), a))
+        .collect();
+    let g = leads::record_group(&app.db, &group, 3).await.unwrap();
+    assert_eq!(
+        g.marks,
+        [
+            Mark::Repeat,
+            Mark::Taken,
+            Mark::Taken,
+            Mark::Capped,
+            Mark::Taken,
+            Mark::Repeat
+        ]
+    );
+    assert_eq!((g.written, g.repeats), (3, 3));
+    assert_eq!(count(&app.db, VIEWS, id).await, 4);
+
+    // Another writer holds visitor 10's new mark, uncommitted, while the group reads: the
+    // group's insert waits for it, finds the mark taken and takes its marks again one by one.
+    let mut other = app.db.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO event_marks (day, kind, product_id, visitor, address) \
+         VALUES (UTC_DATE(), 'view', ?, ?, 'C')",
+    )
+    .bind(id)
+    .bind(v(10))
+    .execute(&mut *other)
+    .await
+    .unwrap();
+    let group: Vec<_> = [10, 11]
+        .iter()
+        .map(|&i| buffered(id, seller_id, &v(i), "C"))
+        .collect();
+    let db = app.db.clone();
+    let writing = tokio::spawn(async move { leads::record_group(&db, &group, 3).await });
+    // The wait is seen by root (the app user may not read other sessions' transactions).
+    let database: String = sqlx::query_scalar("SELECT DATABASE()")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let sh = crate::common::shared();
+    let mut root = soko::store::admin::connect_root(
+        &soko::supervisor::mysql::Paths::new(&sh.cfg).socket,
+        sh.secrets.mysql_root_password.as_ref().unwrap().expose(),
+    )
+    .await
+    .unwrap();
+    let waits = "SELECT COUNT(*) FROM information_schema.INNODB_TRX t \
+                 JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id \
+                 WHERE t.trx_state = 'LOCK WAIT' AND p.DB = ?";
+    let start = Instant::now();
+    while sqlx::query_scalar::<_, i64>(waits)
+        .bind(&database)
+        .fetch_one(&mut root)
+        .await
+        .unwrap()
+        == 0
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the group never waited"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    other.commit().await.unwrap();
+    let g = writing.await.unwrap().unwrap();
+    assert_eq!(g.marks, [Mark::Repeat, Mark::Taken]);
+    assert_eq!(g.written, 1);
+    assert_eq!(count(&app.db, VIEWS, id).await, 5);
+}
