@@ -121,6 +121,9 @@ pub struct Results {
     pub total: Option<usize>,
     /// Matches per category and city (empty from the SQL fallback).
     pub facets: Facets,
+    /// The change the index had applied when it was searched (0 from the SQL fallback): the
+    /// results hold at least every change up to it.
+    pub applied: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -219,10 +222,13 @@ impl Search {
         offset: usize,
         limit: usize,
         prefix: bool,
-    ) -> Result<Option<query::Page>, store::Error> {
+    ) -> Result<Option<(query::Page, u64)>, store::Error> {
         let Some(live) = self.fresh().await? else {
             return Ok(None);
         };
+        // Read before the searcher: the reader is reloaded before `applied` moves on, so the
+        // search sees at least this change.
+        let applied = self.applied();
         let (text, filter) = (text.to_owned(), filter.clone());
         let page = tokio::task::spawn_blocking(move || -> tantivy::Result<Option<query::Page>> {
             let searcher = live.reader.searcher();
@@ -237,7 +243,7 @@ impl Search {
         })
         .await;
         match page {
-            Ok(Ok(p)) => Ok(p),
+            Ok(Ok(p)) => Ok(p.map(|p| (p, applied))),
             Ok(Err(e)) => {
                 tracing::error!("search index failed, answering from SQL: {e}");
                 self.broken(e.to_string());
@@ -248,6 +254,12 @@ impl Search {
                 Ok(None)
             }
         }
+    }
+
+    /// The last change id the index has applied: a search page cached under it is what a
+    /// fresh search would answer until it moves (see `web::storefront::search`).
+    pub fn applied(&self) -> u64 {
+        *self.inner.applied.borrow()
     }
 
     fn broken(&self, error: String) {
@@ -283,10 +295,11 @@ impl Search {
             .ranked(text, filter, offset, limit as usize, false)
             .await?
         {
-            Some(page) => Ok(Results {
+            Some((page, applied)) => Ok(Results {
                 cards: changes::cards_in_order(db, &page.ids).await?,
                 total: Some(page.total),
                 facets: page.facets,
+                applied,
             }),
             None => {
                 let cards = if offset == 0 {
@@ -298,6 +311,7 @@ impl Search {
                     cards,
                     total: None,
                     facets: Facets::default(),
+                    applied: 0,
                 })
             }
         }
@@ -319,7 +333,7 @@ impl Search {
         let page = self
             .ranked(text, &SearchFilter::default(), 0, limit as usize, true)
             .await?;
-        let Some(page) = page else {
+        let Some((page, _)) = page else {
             return Ok(Vec::new());
         };
         Ok(changes::cards_in_order(db, &page.ids)

@@ -240,22 +240,85 @@ struct SearchQuery {
 /// Pages of search results one can walk through (40 each).
 const MAX_SEARCH_PAGES: usize = 25;
 
+/// The search page. An anonymous visitor's comes from the page cache like the feed's: keyed
+/// by the parsed query (so junk parameters do not multiply entries) and by the change the
+/// search index has applied, so a page is never older than a fresh search would be (a write
+/// through this node bumps the generation; one through another advances the index).
 async fn search(
     State(s): State<AppState>,
     v: Visitor,
+    headers: HeaderMap,
     Query(q): Query<SearchQuery>,
-) -> Result<Html<String>, Error> {
-    crate::read_on!(s.reads, |db| search_on(&s, db, &v, &q).await)
+) -> Result<Response, Error> {
+    if v.user.is_some() {
+        let (html, _) =
+            crate::read_on!(s.reads, |db| search_on(&s, db, v.lang, Some(&v), &q).await)?;
+        return Ok(Html(html).into_response());
+    }
+    // Looked up under the change the index has applied now, kept under the one the render
+    // searched at (the render may wait for the index to catch up first).
+    let key = |applied: u64| {
+        let path = format!(
+            "/search?{:?}|{:?}|{:?}|{:?}|{:?}|{:?}@{applied}",
+            search_text(&q),
+            q.category,
+            q.min,
+            q.max,
+            q.city,
+            search_page_no(&q),
+        );
+        PageCache::key(v.lang, &path)
+    };
+    let generation = s.generation.load(std::sync::atomic::Ordering::Acquire);
+    let pages = &s.settings.pages;
+    // An empty query searches nothing (the hint page): kept under 0.
+    let now = if search_text(&q).is_empty() {
+        0
+    } else {
+        s.search.applied()
+    };
+    let (page, hit) = match pages.get(&key(now), generation) {
+        Some(page) => (page, true),
+        None => {
+            let (html, applied) = crate::read_on!(s.reads, page generation, |db| async {
+                search_on(&s, db, v.lang, None, &q).await
+            }.await)?;
+            let page = Arc::new(Page::new(html, 0, generation));
+            pages.put(key(applied), page.clone());
+            (page, false)
+        }
+    };
+    let shared = Shared {
+        needs_visitor: false,
+    };
+    Ok(pages.respond(&page, &headers, hit, shared))
 }
 
+/// The query's text, bounded: a 10 KB query is cut, not fed to the index or the full-text
+/// parser whole.
+fn search_text(q: &SearchQuery) -> String {
+    q.q.trim().chars().take(200).collect()
+}
+
+/// The 1-based page of results asked for, within the pages one can walk through.
+fn search_page_no(q: &SearchQuery) -> usize {
+    q.page
+        .as_deref()
+        .and_then(|p| p.trim().parse::<usize>().ok())
+        .unwrap_or(1)
+        .clamp(1, MAX_SEARCH_PAGES)
+}
+
+/// The search page for `who`, or the same for every anonymous visitor (`None`), and the
+/// change the index had applied when it was searched (see `search::Results::applied`).
 async fn search_on(
     s: &AppState,
     db: &MySqlPool,
-    v: &Visitor,
+    lang: Lang,
+    who: Option<&Visitor>,
     q: &SearchQuery,
-) -> Result<Html<String>, Error> {
-    // Bounded: a 10 KB query is cut, not fed to the index or the full-text parser whole.
-    let text: String = q.q.trim().chars().take(200).collect();
+) -> Result<(String, u64), Error> {
+    let text = search_text(q);
     let categories = catalogue::categories(db).await?;
     let category = q
         .category
@@ -278,12 +341,7 @@ async fn search_on(
             .filter(|c| !c.is_empty())
             .map(str::to_owned),
     };
-    let page_no = q
-        .page
-        .as_deref()
-        .and_then(|p| p.trim().parse::<usize>().ok())
-        .unwrap_or(1)
-        .clamp(1, MAX_SEARCH_PAGES);
+    let page_no = search_page_no(q);
     let offset = (page_no - 1) * PAGE_SIZE as usize;
     let found = if text.is_empty() {
         None
@@ -329,7 +387,7 @@ async fn search_on(
                 let c = categories.iter().find(|c| c.id == *id)?;
                 let on = category.is_some_and(|a| a.id == c.id);
                 Some(FacetLink {
-                    label: super::pages::category_name(v.lang, c),
+                    label: super::pages::category_name(lang, c),
                     href: href(&[("category", if on { "" } else { &c.slug })]),
                     count: *n,
                     on,
@@ -372,9 +430,9 @@ async fn search_on(
                 };
                 FacetLink {
                     label: match hi {
-                        Some(hi) if lo == 0 => v.lang.tf1("price_up_to", kes(hi)),
+                        Some(hi) if lo == 0 => lang.tf1("price_up_to", kes(hi)),
                         Some(hi) => format!("{} – {}", kes(lo), kes(hi)),
-                        None => v.lang.tf1("price_and_up", kes(lo)),
+                        None => lang.tf1("price_and_up", kes(lo)),
                     },
                     href: href(&[("min", &min), ("max", &max)]),
                     count: n,
@@ -385,7 +443,7 @@ async fn search_on(
         for (title, links) in [("category", cats), ("city", cities), ("price", prices)] {
             if !links.is_empty() {
                 facets.push(FacetGroup {
-                    title: v.lang.t(title).into(),
+                    title: lang.t(title).into(),
                     links,
                 });
             }
@@ -398,15 +456,16 @@ async fn search_on(
             next = Some(href(&[("page", &n)]));
         }
     }
+    let applied = found.as_ref().map_or(0, |f| f.applied);
     let cards = found.map(|f| f.cards).unwrap_or_default();
-    let mut page = PageCtx::new(v);
+    let mut page = who.map_or_else(|| PageCtx::shared(lang), PageCtx::new);
     page.query = text.clone();
-    render(&Home {
+    let html = render(&Home {
         page,
         heading: if text.is_empty() {
-            v.lang.t("search").into()
+            lang.t("search").into()
         } else {
-            v.lang.tf1("results_for_q", &text)
+            lang.tf1("results_for_q", &text)
         },
         active_category: category.map(|c| c.slug.clone()).unwrap_or_default(),
         categories,
@@ -417,11 +476,13 @@ async fn search_on(
         for_you_fragment: false,
         facets,
         empty_message: if text.is_empty() {
-            v.lang.t("search_hint").into()
+            lang.t("search_hint").into()
         } else {
-            v.lang.t("no_results").into()
+            lang.t("no_results").into()
         },
-    })
+    })?
+    .0;
+    Ok((html, applied))
 }
 
 /// A query-string value, percent-encoded (everything but unreserved characters).

@@ -495,3 +495,62 @@ async fn the_page_cache_stays_within_its_budget() {
     let (status, hit, _) = page(&b, &off, "/").await;
     assert_eq!((status, hit), (StatusCode::OK, false));
 }
+
+#[tokio::test]
+async fn search_pages_are_cached_and_show_every_write_at_once() {
+    let app = spawn_app().await;
+    let (seller, _admin, id, _slug) = shop(&app).await;
+    let anon = browser();
+    let path = "/search?q=pot";
+    let (status, hit, html) = page(&anon, &app, path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!hit);
+    assert!(html.contains("Clay pot"), "{html}");
+    let (_, hit, again) = page(&anon, &app, path).await;
+    assert!(hit, "the second anonymous search is served from memory");
+    assert_eq!(html, again);
+    // Parameters the page does not read are not another page.
+    assert!(page(&anon, &app, "/search?q=pot&utm_source=x").await.1);
+    // A logged-in visitor's search is their own, never the cached one.
+    let (_, hit, own) = page(&seller, &app, path).await;
+    assert!(!hit && own.contains("Clay pot"));
+
+    // A write through this node shows at once.
+    let r = app
+        .post(
+            &seller,
+            &format!("/sell/products/{id}/edit"),
+            &[
+                ("name", "Clay pot"),
+                ("price", "1,350"),
+                ("stock", "2"),
+                ("category", ""),
+                ("description", "Fired in Kisii"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, hit, html) = page(&anon, &app, path).await;
+    assert!(!hit && html.contains("1,350"), "{html}");
+
+    // A write made elsewhere (another node: the row and its change, no generation bump here)
+    // shows once this node's index has applied the change, long before the page's TTL.
+    let mut tx = app.db.begin().await.unwrap();
+    sqlx::query("UPDATE products SET price_minor = 177700 WHERE id = ?")
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO search_changes (scope, ref_id) VALUES ('product', ?)")
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let shown = eventually(
+        || async { page(&anon, &app, path).await.2.contains("1,777") as i64 },
+        1,
+    )
+    .await;
+    assert_eq!(shown, 1, "the search page follows the index");
+}
