@@ -253,6 +253,24 @@ async fn a_stale_holders_fenced_writes_are_refused_after_the_takeover() {
     )
     .await
     .unwrap();
+    // Marking runs interrupted (the scheduler's start): the stale holder would mark the new
+    // holder's running run failed; refused.
+    let refused = store::backups::mark_interrupted(&db, Some(&stale)).await;
+    assert!(
+        matches!(refused, Err(store::Error::Fenced { .. })),
+        "{refused:?}"
+    );
+    let running: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM backups WHERE status = 'running'")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(running, 1, "the stale holder marked the running run");
+    assert_eq!(
+        store::backups::mark_interrupted(&db, Some(&fresh))
+            .await
+            .unwrap(),
+        1
+    );
 }
 
 /// One job tick: which node, under which token, when.
