@@ -500,7 +500,8 @@ async fn hold(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Respon
 
 /// What the shared state costs per operation against the test MariaDB (run by hand:
 /// `--ignored --nocapture measure_shared_state`; the README quotes it): a failed login counted
-/// in `login_budgets`, the check before it, and a node's 30-second certificate poll.
+/// in `login_budgets`, the check before it, a node's 30-second certificate poll, the renewal
+/// lease taken and released, and a certificate write fenced by it.
 #[tokio::test]
 #[ignore]
 async fn measure_shared_state_costs() {
@@ -554,8 +555,33 @@ async fn measure_shared_state_costs() {
         assert!(!a.sync().await.unwrap());
     }
     let poll = start.elapsed() / n;
+    // The renewal lease: taken and released (what a renewal adds around its order), and a
+    // certificate write fenced by it (the lease check in the write's transaction).
+    let store = a.acme().store().clone();
+    let start = Instant::now();
+    for _ in 0..n {
+        store.renewal_lock().await.unwrap().unwrap().release().await;
+    }
+    let lease = start.elapsed() / n;
+    let cert = tls::store::StoredCert {
+        chain_pem: "chain".repeat(400),
+        key_pem: "key".repeat(80),
+    };
+    let url = "https://127.0.0.1:1/dir";
+    let guard = store.renewal_lock().await.unwrap().unwrap();
+    let start = Instant::now();
+    for _ in 0..n {
+        guard
+            .run(store.save_cert(url, &names(), &cert))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let write = start.elapsed() / n;
+    guard.release().await;
     println!(
         "shared state, {n} each: failed login counted {count:?}, checked {check:?}, \
-         certificate poll {poll:?}"
+         certificate poll {poll:?}, renewal lease taken and released {lease:?}, \
+         fenced certificate write {write:?}"
     );
 }
