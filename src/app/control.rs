@@ -219,7 +219,7 @@ impl admin::Control for Control {
                 figures.replication =
                     Some(crate::ops::metrics::ReplicationFigures::from_view(&view));
             }
-            figures.replicas = self.reads.views();
+            let figures = figures.with_reads(&self.reads);
             crate::ops::metrics::prometheus(crate::metrics::global(), &self.processes(), &figures)
         })
     }

@@ -164,7 +164,10 @@ fn start_manager(
                         cfg.secrets_path().display()
                     )
                 })?;
-            CertStore::database(db.clone(), key.expose()).map_err(|e| e.to_string())?
+            // One node renews at a time: the holder of the `acme-renewal` lease.
+            CertStore::database(db.clone(), key.expose())
+                .map_err(|e| e.to_string())?
+                .renewer(cfg.node_name(), cfg.lease_ttl())
         }
     };
     // The order checks this again before each ACME call; saying it now saves a surprise.

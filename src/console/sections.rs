@@ -1,6 +1,7 @@
-//! The Certificates, Checklist and Logs panes, and the generic pane for sections the console
-//! knows only by name (backups, vector sync, alerts): any JSON object drawn as `key: value`
-//! lines, coloured by a `level` field when it has one; absent means "not configured".
+//! The Certificates, Checklist and Logs panes, the replication and this node's leases (below
+//! the backups), and the generic pane for sections the console knows only by name (backups,
+//! vector sync, alerts): any JSON object drawn as `key: value` lines, coloured by a `level`
+//! field when it has one; absent means "not configured".
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -251,6 +252,61 @@ pub fn replication(f: &mut Frame, area: Rect, app: &App) {
             .block(titled("Replication")),
         area,
     );
+}
+
+/// This node's name and role, and every lease of singleton work: its holder, fencing token
+/// and time left. This node's leases are green and bold, leases that ran out (free) grey.
+pub fn node(f: &mut Frame, area: Rect, app: &App) {
+    let Some(n) = app.snapshot.as_ref().and_then(|s| s.node.as_ref()) else {
+        return;
+    };
+    let mut lines = vec![kv("node", format!("{} (role {})", n.name, n.role))];
+    match &n.leases {
+        None => lines.push(Line::styled(
+            "leases unknown (the database does not answer)",
+            Style::default().fg(Color::Yellow),
+        )),
+        Some(l) if l.is_empty() => lines.push(Line::styled(
+            "no lease taken yet",
+            Style::default().fg(Color::DarkGray),
+        )),
+        Some(l) => {
+            lines.push(Line::styled(
+                format!(
+                    "{:<20} {:<20} {:>6}  {}",
+                    "LEASE", "HOLDER", "TOKEN", "EXPIRES IN"
+                ),
+                Style::default().fg(Color::Cyan),
+            ));
+            for x in l {
+                let (expires, style) = if x.mine {
+                    (
+                        format!("{:.1} s  (this node)", x.expires_in_secs),
+                        Style::default()
+                            .fg(Color::Green)
+                            .add_modifier(Modifier::BOLD),
+                    )
+                } else if x.expires_in_secs > 0.0 {
+                    (format!("{:.1} s", x.expires_in_secs), Style::default())
+                } else {
+                    ("free".to_owned(), Style::default().fg(Color::DarkGray))
+                };
+                lines.push(Line::styled(
+                    format!("{:<20} {:<20} {:>6}  {expires}", x.name, x.holder, x.token),
+                    style,
+                ));
+            }
+        }
+    }
+    f.render_widget(Paragraph::new(lines).block(titled("Node and leases")), area);
+}
+
+/// The rows [`node`] needs: its title, the node's line, the lease header and one per lease.
+pub fn node_height(app: &App) -> u16 {
+    match app.snapshot.as_ref().and_then(|s| s.node.as_ref()) {
+        None => 0,
+        Some(n) => 3 + n.leases.as_ref().map_or(0, |l| l.len() as u16),
+    }
 }
 
 /// Sellers' catalogue imports and the re-check's last round (its counts are the sync log's),

@@ -320,3 +320,75 @@ fn the_backups_tab_shows_each_read_replica_with_its_state_and_lag() {
         assert!(text.contains(want), "{want} in\n{text}");
     }
 }
+
+#[test]
+fn the_backups_tab_shows_this_node_and_who_holds_each_lease() {
+    use crate::ops::node_view::NodeView;
+    use crate::store::leases::LeaseRow;
+    let row = |name: &str, holder: &str, token, ms| LeaseRow {
+        name: name.into(),
+        holder: holder.into(),
+        token,
+        acquired_at: sample::NOW as i64 - 60,
+        expires_in_ms: ms,
+    };
+    let mut s = sample::snapshot();
+    s.node = Some(NodeView::new(
+        "shop-1.nbo".into(),
+        "all".into(),
+        Some(vec![
+            row("acme-renewal", "shop-2.nbo", 4, 21_500),
+            row("alerts", "shop-1.nbo", 2, -3_000),
+            row("backups", "shop-1.nbo", 7, 12_400),
+        ]),
+    ));
+    let raw = sample::raw(&s);
+    let mut a = App::new("/var/lib/soko/run/admin.sock".into());
+    a.now = sample::NOW;
+    a.update(Ok((s, raw)));
+    a.tab = Tab::Backups;
+    for (w, h) in [(80, 24), (120, 40)] {
+        let (text, buf) = render(&a, w, h);
+        let at = |what: &str| {
+            let y = text
+                .lines()
+                .position(|l| l.contains(what))
+                .unwrap_or_else(|| panic!("{what} in\n{text}"));
+            let line: Vec<char> = text.lines().nth(y).unwrap().chars().collect();
+            let x = (0..line.len())
+                .find(|&i| line[i..].iter().collect::<String>().starts_with(what))
+                .unwrap();
+            (x as u16, y as u16)
+        };
+        for want in [
+            "Backups",
+            "Node and leases",
+            "shop-1.nbo (role all)",
+            "acme-renewal         shop-2.nbo                4  21.5 s",
+            "backups              shop-1.nbo                7  12.4 s  (this node)",
+            "alerts               shop-1.nbo                2  free",
+        ] {
+            assert!(text.contains(want), "{want} in\n{text}");
+        }
+        let mine = buf[at("backups              shop-1.nbo")].style();
+        assert_eq!(mine.fg, Some(Color::Green), "this node's lease in green");
+        assert!(mine.add_modifier.contains(ratatui::style::Modifier::BOLD));
+        assert_eq!(buf[at("alerts               shop-1")].fg, Color::DarkGray);
+        assert_eq!(
+            buf[at("acme-renewal")].fg,
+            Color::Reset,
+            "another node's: plain"
+        );
+    }
+    // The database does not answer: the node still shows, the leases say why they do not.
+    let mut s = sample::snapshot();
+    s.node = Some(NodeView::new("shop-1.nbo".into(), "web".into(), None));
+    let raw = sample::raw(&s);
+    a.update(Ok((s, raw)));
+    let (text, _) = render(&a, 80, 24);
+    assert!(text.contains("shop-1.nbo (role web)"), "{text}");
+    assert!(
+        text.contains("leases unknown (the database does not answer)"),
+        "{text}"
+    );
+}

@@ -53,21 +53,24 @@ pub fn draw(f: &mut Frame, app: &App) {
         Tab::Certificates => sections::certificates(f, body, app),
         Tab::Checklist => sections::checklist(f, body, app),
         // Recovery in one place: the backups (drill, restorable window) and, below, this
-        // node's role and replication (a standby's lag, GTID and photos).
-        Tab::Backups
-            if app
-                .snapshot
-                .as_ref()
-                .is_some_and(|s| s.replication.is_some() || !s.replicas.is_empty()) =>
-        {
-            let replicas = app.snapshot.as_ref().map_or(0, |s| s.replicas.len() as u16);
-            let [top, bottom] =
-                Layout::vertical([Constraint::Min(6), Constraint::Length(5 + replicas)])
-                    .areas(body);
+        // node's role and replication (a standby's lag, GTID and photos, the read replicas),
+        // then this node's name and the leases of singleton work (who runs what).
+        Tab::Backups => {
+            let s = app.snapshot.as_ref();
+            let replication = s.is_some_and(|s| s.replication.is_some() || !s.replicas.is_empty());
+            let replicas = s.map_or(0, |s| s.replicas.len() as u16);
+            let [top, middle, bottom] = Layout::vertical([
+                Constraint::Min(6),
+                Constraint::Length(if replication { 5 + replicas } else { 0 }),
+                Constraint::Length(sections::node_height(app)),
+            ])
+            .areas(body);
             sections::generic(f, top, app, "backups", "Backups");
-            sections::replication(f, bottom, app);
+            if replication {
+                sections::replication(f, middle, app);
+            }
+            sections::node(f, bottom, app);
         }
-        Tab::Backups => sections::generic(f, body, app, "backups", "Backups"),
         // The background sync work in one place: Milvus's outbox and, below, sellers'
         // catalogue imports and the heartbeat re-check's last round.
         Tab::VectorSync if app.snapshot.as_ref().is_some_and(|s| s.catalogue.is_some()) => {

@@ -102,14 +102,23 @@ pub async fn finish(
 }
 
 /// Runs left 'running' by a soko that stopped mid-run: only call while holding [`Lock`].
-pub async fn mark_interrupted(db: &MySqlPool) -> Result<u64, Error> {
+/// Fenced as [`begin`] (the scheduler marks them under the `backups` lease).
+pub async fn mark_interrupted(
+    db: &MySqlPool,
+    fence: Option<&super::leases::Fence>,
+) -> Result<u64, Error> {
+    let mut tx = db.begin().timed().await?;
+    if let Some(fence) = fence {
+        super::leases::check(&mut tx, fence).await?;
+    }
     let r = sqlx::query(
         "UPDATE backups SET status = 'failed', finished_at = CURRENT_TIMESTAMP(3), \
          error = 'interrupted: soko stopped during the run' WHERE status = 'running'",
     )
-    .execute(db)
+    .execute(&mut *tx)
     .timed()
     .await?;
+    tx.commit().timed().await?;
     Ok(r.rows_affected())
 }
 
@@ -206,6 +215,13 @@ pub async fn insert_history(db: &MySqlPool, rows: &[Row]) -> Result<(), Error> {
 /// One backup run at a time per database, across processes (`soko up`'s scheduler, a
 /// `soko backup` run directly): a named server lock held by a connection of its own. The lock
 /// goes with the connection, so a killed process cannot leave it behind.
+///
+/// Not the `backups` lease's double: the lease says which node *schedules* (one across the
+/// nodes, its records fenced), this lock that no two runs *overlap*, whoever started them: a
+/// manual `soko backup` or `soko backup verify` (no lease: an operator's command on any node)
+/// against the scheduled run, and a former lease holder that was paused mid-run and goes on
+/// with its dump after another node took the lease (its connection, and so this lock, still
+/// held: the new holder's run waits; its records are refused by the fence).
 pub struct Lock(MySqlConnection, &'static str);
 
 impl Lock {

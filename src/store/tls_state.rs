@@ -1,15 +1,13 @@
 //! What the certificate managers of several nodes share (`tls.store: database`): sealed
-//! blobs by name (`tls_state`), the HTTP-01 answers being validated (`acme_challenges`), and
-//! the one-renewer-at-a-time lock.
+//! blobs by name (`tls_state`) and the HTTP-01 answers being validated (`acme_challenges`).
 //!
-//! The lock is MariaDB's `GET_LOCK` on a connection of its own, taken from the pool and
-//! detached from it: the lock lives exactly as long as that connection, so a node that dies
-//! (or whose network goes) loses it when the server drops the session, and no one has to
-//! clean up after it. When `store::leases` exists, [`try_renewal_lock`] is the one call to
-//! replace with a lease; [`RenewalLock`] is all the caller holds.
+//! One node renews at a time: the one holding the `acme-renewal` lease (`store::leases`,
+//! taken by `tls::CertStore::renewal_lock`). Its writes of the blobs are fenced ([`put`] with
+//! the tenure): a renewer paused past its lease and taken over writes nothing afterwards.
 
-use sqlx::{Connection, MySqlConnection, MySqlPool};
+use sqlx::MySqlPool;
 
+use super::leases::{self, Fence};
 use super::{Error, Timed};
 
 /// One named value and the stamp of its last write (compare stamps to see a change).
@@ -41,9 +39,19 @@ pub async fn stamp(db: &MySqlPool, name: &str) -> Result<Option<String>, Error> 
     .await?)
 }
 
-/// Write `value` under `name`; its stamp.
-pub async fn put(db: &MySqlPool, name: &str, value: &[u8]) -> Result<String, Error> {
+/// Write `value` under `name`; its stamp. With `fence` (the renewal's tenure of the
+/// `acme-renewal` lease), only while that tenure still holds it ([`Error::Fenced`] else, and
+/// nothing is written).
+pub async fn put(
+    db: &MySqlPool,
+    name: &str,
+    value: &[u8],
+    fence: Option<&Fence>,
+) -> Result<String, Error> {
     let mut tx = db.begin().timed().await?;
+    if let Some(fence) = fence {
+        leases::check(&mut tx, fence).await?;
+    }
     sqlx::query(
         "INSERT INTO tls_state (name, value, updated_at) VALUES (?, ?, UTC_TIMESTAMP(6)) \
          ON DUPLICATE KEY UPDATE value = VALUES(value), updated_at = VALUES(updated_at)",
@@ -109,41 +117,4 @@ pub async fn delete_challenge(db: &MySqlPool, token: &str) -> Result<(), Error> 
         .timed()
         .await?;
     Ok(())
-}
-
-/// The renewal lock, held while this value lives (see the module documentation).
-pub struct RenewalLock {
-    conn: Option<MySqlConnection>,
-}
-
-impl RenewalLock {
-    /// Give the lock back now (dropping it also does, when the server sees the connection
-    /// close).
-    pub async fn release(mut self) {
-        if let Some(mut conn) = self.conn.take() {
-            let _ = sqlx::query("DO RELEASE_LOCK(CONCAT('soko.acme.', DATABASE()))")
-                .execute(&mut conn)
-                .timed()
-                .await;
-            let _ = conn.close().await;
-        }
-    }
-}
-
-/// `GET_LOCK('soko.acme.<database>', 0)` on a connection of its own: `Some` if this node is
-/// now the one renewing, `None` if another holds it. Per database, so that several shops (or
-/// tests) on one server do not wait for each other.
-pub async fn try_renewal_lock(db: &MySqlPool) -> Result<Option<RenewalLock>, Error> {
-    let mut conn = db.acquire().timed().await?.detach();
-    let got: Option<i64> =
-        sqlx::query_scalar("SELECT GET_LOCK(CONCAT('soko.acme.', DATABASE()), 0)")
-            .fetch_one(&mut conn)
-            .timed()
-            .await?;
-    if got == Some(1) {
-        Ok(Some(RenewalLock { conn: Some(conn) }))
-    } else {
-        let _ = conn.close().await;
-        Ok(None)
-    }
 }

@@ -305,7 +305,7 @@ impl Manager {
 
     /// Place an order now, whatever the schedule says (`soko cert renew`), and record the
     /// outcome (success clears the backoff; failure extends it and raises the alert). With a
-    /// shared store, only while this node holds the renewal lock:
+    /// shared store, only while this node holds the renewal lease:
     /// [`Error::RenewingElsewhere`] (not a failure) when another node does.
     pub async fn renew_now(&self) -> Result<CertInfo, Error> {
         match self.renew(true).await? {
@@ -314,19 +314,30 @@ impl Manager {
         }
     }
 
-    /// One renewal under the renewal lock; `Ok(None)` when another node holds the lock, or
-    /// (unless `forced`) when the certificate another node just stored is not due.
+    /// One renewal under the renewal lease (a shared store; kept renewed while the order
+    /// runs, its writes fenced); `Ok(None)` when another node holds the lease, or loses it to
+    /// another node during the order, or (unless `forced`) when the certificate another node
+    /// just stored is not due.
     async fn renew(&self, forced: bool) -> Result<Option<CertInfo>, Error> {
         let _one = self.renewing.lock().await;
         let lock = match self.acme.store().renewal_lock().await {
             Ok(Some(lock)) => lock,
             Ok(None) => {
-                tracing::info!("another node holds the renewal lock: not ordering");
+                tracing::info!("another node holds the renewal lease: not ordering");
                 return Ok(None);
             }
             Err(e) => return self.record(Err(e)).map(Some),
         };
-        let result = self.renew_locked(forced).await;
+        let result = match lock.run(self.renew_locked(forced)).await {
+            Some(result) => result,
+            None => {
+                tracing::warn!(
+                    "the renewal lease was lost during the order (another node renews): \
+                     order abandoned, nothing stored"
+                );
+                Ok(None)
+            }
+        };
         lock.release().await;
         result
     }

@@ -19,7 +19,8 @@
 //! every [`ManagerSettings::sync_interval`] and after its own renewal), the HTTP-01 answers
 //! are written to `acme_challenges` before the CA is asked to validate and every node's port
 //! 80 answers from there ([`Http01Tokens::shared`]), and one node renews at a time: the one
-//! holding the database's renewal lock ([`CertStore::renewal_lock`]); the others find it
+//! holding the `acme-renewal` lease ([`CertStore::renewal_lock`], `store::leases`; renewed
+//! while the order runs, its writes to the store fenced by its tenure); the others find it
 //! taken, wait, and pick up the new certificate at their next sync.
 
 pub mod acme;
@@ -140,8 +141,8 @@ pub enum Error {
     Timeout(Duration),
     #[error("certificate store in the database: {0}")]
     Store(#[from] crate::store::Error),
-    /// Another node holds the renewal lock (`tls.store: database`).
-    #[error("another node is renewing the certificate now (it holds the renewal lock)")]
+    /// Another node holds the renewal lease (`tls.store: database`).
+    #[error("another node is renewing the certificate now (it holds the acme-renewal lease)")]
     RenewingElsewhere,
 }
 

@@ -19,6 +19,11 @@
 //! secrets file's `tls_store_key` (X25519 + ChaCha20-Poly1305): the database holds no private
 //! key, nor any PEM, in the clear, and a copy of the database without the secrets file
 //! cannot serve the shop's certificate.
+//!
+//! One node of a shared store renews at a time: the one holding the [`RENEWAL_LEASE`] lease
+//! (`store::leases`, kept renewed while its order runs: [`CertStore::renewal_lock`]). The
+//! blobs are written only under that lease, each write fenced by its tenure in its own
+//! transaction, so a renewer paused past its lease (and taken over) writes nothing afterwards.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::Write;
@@ -26,6 +31,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use instant_acme::AccountCredentials;
 use serde::{Deserialize, Serialize};
@@ -33,6 +39,10 @@ use sqlx::MySqlPool;
 
 use super::Error;
 use crate::store::tls_state;
+use crate::workers::lease::{self, Keeper, Tenure};
+
+/// The lease of the one node renewing a shared store's certificate (`leases.name`).
+pub const RENEWAL_LEASE: &str = "acme-renewal";
 
 /// Free space the store wants before talking to a CA.
 pub const MIN_FREE_BYTES: u64 = 1024 * 1024;
@@ -41,6 +51,10 @@ pub const MIN_FREE_BYTES: u64 = 1024 * 1024;
 pub struct CertStore {
     dir: PathBuf,
     shared: Option<Arc<Shared>>,
+    /// Who renews, as the [`RENEWAL_LEASE`] names it, and for how long a tenure lasts
+    /// without a renewal (`node.name`, `node.lease_secs`: see [`CertStore::renewer`]).
+    node: String,
+    lease_ttl: Duration,
 }
 
 /// The database half of a shared store.
@@ -65,13 +79,34 @@ pub struct StoredCert {
     pub key_pem: String,
 }
 
-/// What one node holds while it renews (see [`CertStore::renewal_lock`]).
-pub struct RenewalGuard(Option<tls_state::RenewalLock>);
+/// What one node holds while it renews (see [`CertStore::renewal_lock`]): for a shared
+/// store, its tenure of the [`RENEWAL_LEASE`], renewed while this value lives.
+pub struct RenewalGuard(Option<Tenure>);
 
 impl RenewalGuard {
+    /// Run `work` (the order) under the lease: its writes to a shared store are fenced by
+    /// this tenure. `None` when the lease was lost first (the work is dropped).
+    pub async fn run<F: std::future::Future>(&self, work: F) -> Option<F::Output> {
+        match &self.0 {
+            Some(tenure) => tenure.run(work).await,
+            None => Some(work.await),
+        }
+    }
+
+    /// The tenure (a shared store).
+    pub fn fence(&self) -> Option<&crate::store::leases::Fence> {
+        self.0.as_ref().map(Tenure::fence)
+    }
+
+    /// The lease was lost while held (a shared store).
+    pub fn is_lost(&self) -> bool {
+        self.0.as_ref().is_some_and(Tenure::is_lost)
+    }
+
+    /// Give the lease up now (dropping the guard lets it run out within its ttl).
     pub async fn release(self) {
-        if let Some(lock) = self.0 {
-            lock.release().await;
+        if let Some(tenure) = self.0 {
+            tenure.release().await;
         }
     }
 }
@@ -81,7 +116,20 @@ impl CertStore {
         CertStore {
             dir: dir.into(),
             shared: None,
+            node: "soko".into(),
+            lease_ttl: Duration::from_secs(30),
         }
+    }
+
+    /// Who renews a shared store: the node's name as the [`RENEWAL_LEASE`] shows it, and the
+    /// lease's time to live (renewed every third of it while an order runs).
+    pub fn renewer(mut self, node: impl Into<String>, ttl: Duration) -> CertStore {
+        self.node = node.into();
+        self.lease_ttl = ttl;
+        if self.shared.is_some() {
+            lease::note(RENEWAL_LEASE);
+        }
+        self
     }
 
     /// The store in the database `db`, sealed to `key` (an age identity, `AGE-SECRET-KEY-1…`:
@@ -93,8 +141,8 @@ impl CertStore {
             ))
         })?;
         Ok(CertStore {
-            dir: PathBuf::new(),
             shared: Some(Arc::new(Shared { db, identity })),
+            ..CertStore::new(PathBuf::new())
         })
     }
 
@@ -162,9 +210,17 @@ impl CertStore {
             .map_err(|e| Error::Cert(format!("{name} in the database: {e}")))
     }
 
+    /// Written only by the renewer: under its tenure of the [`RENEWAL_LEASE`] (the task-local
+    /// [`lease::current`] that [`RenewalGuard::run`] sets), fenced by it.
     async fn put_json(shared: &Shared, name: &str, value: &impl Serialize) -> Result<(), Error> {
+        let Some(fence) = lease::current().filter(|f| f.name == RENEWAL_LEASE) else {
+            return Err(Error::Cert(format!(
+                "{name}: the certificate store in the database is written only by the node \
+                 holding the {RENEWAL_LEASE} lease"
+            )));
+        };
         let json = serde_json::to_vec(value).map_err(|e| Error::Cert(format!("{name}: {e}")))?;
-        tls_state::put(&shared.db, name, &Self::seal(shared, &json)?).await?;
+        tls_state::put(&shared.db, name, &Self::seal(shared, &json)?, Some(&fence)).await?;
         Ok(())
     }
 
@@ -254,15 +310,21 @@ impl CertStore {
     }
 
     /// Leave to renew: always for files (one node; the manager's own mutex keeps one order
-    /// at a time), and for a shared store only while no other node holds the database's
-    /// renewal lock (`Ok(None)`: another node is renewing). Swapping the lock for a lease is
-    /// a change to `store::tls_state::try_renewal_lock` alone.
+    /// at a time), and for a shared store only with the [`RENEWAL_LEASE`] (`Ok(None)`: another
+    /// node holds it, it is renewing). The lease is renewed while the guard lives.
     pub async fn renewal_lock(&self) -> Result<Option<RenewalGuard>, Error> {
         match &self.shared {
             None => Ok(Some(RenewalGuard(None))),
-            Some(shared) => Ok(tls_state::try_renewal_lock(&shared.db)
-                .await?
-                .map(|l| RenewalGuard(Some(l)))),
+            Some(shared) => {
+                let keeper = Keeper {
+                    db: shared.db.clone(),
+                    node: self.node.clone(),
+                    ttl: self.lease_ttl,
+                };
+                Ok(Tenure::take(&keeper, RENEWAL_LEASE)
+                    .await?
+                    .map(|t| RenewalGuard(Some(t))))
+            }
         }
     }
 }

@@ -214,3 +214,146 @@ impl Drop for AbortOnDrop {
         self.0.abort();
     }
 }
+
+/// One piece of work under a lease taken once, not kept (an ACME order: `tls`): the lease is
+/// taken if it is free, renewed every third of its time to live on a task of its own while the
+/// value lives (so the work may last longer than one ttl), and released by [`Tenure::release`].
+/// Dropped without it, the renewals stop and the lease runs out within its ttl. The work runs
+/// through [`Tenure::run`], under the tenure's fence ([`current`]), and is stopped when the
+/// lease is lost.
+pub struct Tenure {
+    name: &'static str,
+    db: MySqlPool,
+    fence: Fence,
+    lost: CancellationToken,
+    renewals: AbortOnDrop,
+}
+
+impl Tenure {
+    /// Take `name` for `k.node` for `k.ttl` when it is free; `Ok(None)` while another node (or
+    /// another tenure of this one) holds it.
+    pub async fn take(
+        k: &Keeper,
+        name: &'static str,
+    ) -> Result<Option<Tenure>, crate::store::Error> {
+        let asked = Instant::now();
+        let fence = match leases::try_acquire(&k.db, name, &k.node, k.ttl).await? {
+            Acquire::Held(fence) => fence,
+            Acquire::Busy { .. } => return Ok(None),
+        };
+        set_held(name, true);
+        let lost = CancellationToken::new();
+        let renewals = AbortOnDrop(tokio::spawn(renew_until_lost(
+            k.db.clone(),
+            name,
+            fence.clone(),
+            k.ttl,
+            asked,
+            lost.clone(),
+        )));
+        Ok(Some(Tenure {
+            name,
+            db: k.db.clone(),
+            fence,
+            lost,
+            renewals,
+        }))
+    }
+
+    /// The tenure: what fenced writes check.
+    pub fn fence(&self) -> &Fence {
+        &self.fence
+    }
+
+    /// The lease was lost (ran out unrenewed, or another node took it).
+    pub fn is_lost(&self) -> bool {
+        self.lost.is_cancelled()
+    }
+
+    /// Run `work` under this tenure ([`current`] answers its fence inside it); `None` when the
+    /// lease is lost first (the work is dropped: its fenced writes would be refused anyway).
+    pub async fn run<F: Future>(&self, work: F) -> Option<F::Output> {
+        tokio::select! {
+            out = scope(self.fence.clone(), work) => Some(out),
+            () = self.lost.cancelled() => None,
+        }
+    }
+
+    /// Stop renewing and give the lease up (another node may take it at once).
+    pub async fn release(self) {
+        self.renewals.0.abort();
+        if !self.lost.is_cancelled() {
+            match leases::release(&self.db, &self.fence).await {
+                Ok(_) => tracing::debug!(
+                    lease = self.name,
+                    token = self.fence.token,
+                    "lease released"
+                ),
+                Err(e) => tracing::warn!(
+                    lease = self.name,
+                    "releasing the lease: {e} (it runs out on its own)"
+                ),
+            }
+        }
+    }
+}
+
+impl Drop for Tenure {
+    fn drop(&mut self) {
+        self.renewals.0.abort();
+        set_held(self.name, false);
+    }
+}
+
+/// A [`Tenure`]'s renewals: every third of `ttl`, until the lease is lost (a renewal finds it
+/// gone, or renewals fail until it would have run out by this node's count); then `lost`.
+async fn renew_until_lost(
+    db: MySqlPool,
+    name: &'static str,
+    fence: Fence,
+    ttl: Duration,
+    asked: Instant,
+    lost: CancellationToken,
+) {
+    let mut valid_until = asked + ttl;
+    let mut next_renew = Instant::now() + ttl / 3;
+    loop {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(next_renew.min(valid_until))).await;
+        if Instant::now() >= valid_until {
+            tracing::warn!(
+                lease = name,
+                token = fence.token,
+                "lease not renewed in time"
+            );
+            break;
+        }
+        let sent = Instant::now();
+        match leases::renew(&db, &fence, ttl).await {
+            Ok(true) => {
+                valid_until = sent + ttl;
+                next_renew = sent + ttl / 3;
+            }
+            Ok(false) => {
+                tracing::warn!(
+                    lease = name,
+                    token = fence.token,
+                    "lease lost to another node"
+                );
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(lease = name, "cannot renew the lease: {e}; retrying");
+                next_renew = Instant::now() + Duration::from_millis(500);
+            }
+        }
+    }
+    set_held(name, false);
+    lost.cancel();
+}
+
+/// Name a lease this process may take (`soko_lease_held{name}` shows 0 until it does).
+pub fn note(name: &'static str) {
+    if let Ok(mut m) = HELD.lock() {
+        m.entry(name).or_insert(false);
+    }
+}

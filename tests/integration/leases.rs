@@ -253,6 +253,85 @@ async fn a_stale_holders_fenced_writes_are_refused_after_the_takeover() {
     )
     .await
     .unwrap();
+    // Marking runs interrupted (the scheduler's start): the stale holder would mark the new
+    // holder's running run failed; refused.
+    let refused = store::backups::mark_interrupted(&db, Some(&stale)).await;
+    assert!(
+        matches!(refused, Err(store::Error::Fenced { .. })),
+        "{refused:?}"
+    );
+    let running: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM backups WHERE status = 'running'")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(running, 1, "the stale holder marked the running run");
+    assert_eq!(
+        store::backups::mark_interrupted(&db, Some(&fresh))
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_lease_held_gauge_follows_this_nodes_tenure() {
+    // A lease name of this test's own: the gauge is the process's, other tests keep theirs.
+    const NAME: &str = "gauge-test-lease";
+    let (db, _) = test_db().await;
+    let gauge = || {
+        let figures = soko::ops::metrics::StatusFigures::from_views(None, None, None, &[]);
+        let text =
+            soko::ops::metrics::prometheus(&soko::metrics::Metrics::default(), &[], &figures);
+        let prefix = format!("soko_lease_held{{name=\"{NAME}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
+    };
+    let ttl = Duration::from_secs(2);
+    let keeper = |node: &str| Keeper {
+        db: db.clone(),
+        node: node.into(),
+        ttl,
+    };
+    lease::note(NAME);
+    assert_eq!(gauge().as_deref(), Some("0"), "known, not held");
+    let t = lease::Tenure::take(&keeper("node-a"), NAME)
+        .await
+        .unwrap()
+        .expect("free");
+    assert_eq!(gauge().as_deref(), Some("1"), "held");
+    assert!(
+        lease::Tenure::take(&keeper("node-b"), NAME)
+            .await
+            .unwrap()
+            .is_none(),
+        "one tenure at a time"
+    );
+    // Kept past its ttl by its renewals.
+    let since = Instant::now();
+    while since.elapsed() < ttl + ttl / 2 {
+        assert!(!t.is_lost());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(gauge().as_deref(), Some("1"));
+    t.release().await;
+    assert_eq!(gauge().as_deref(), Some("0"), "released");
+    // Lost (it ran out by the database's clock, as after a pause): 0 at the next renewal.
+    let t = lease::Tenure::take(&keeper("node-a"), NAME)
+        .await
+        .unwrap()
+        .expect("free after the release");
+    assert_eq!(gauge().as_deref(), Some("1"));
+    sqlx::query("UPDATE leases SET expires_at = UTC_TIMESTAMP(3) WHERE name = ?")
+        .bind(NAME)
+        .execute(&db)
+        .await
+        .unwrap();
+    let start = Instant::now();
+    while !t.is_lost() {
+        assert!(start.elapsed() < ttl * 3, "the loss went unnoticed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(gauge().as_deref(), Some("0"), "lost");
 }
 
 /// One job tick: which node, under which token, when.

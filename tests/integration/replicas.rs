@@ -295,6 +295,12 @@ async fn shop(app: &TestApp) -> (reqwest::Client, u64) {
     (seller, id)
 }
 
+/// The `/metrics` text of the read replicas as `reads` sees them now (what `soko up` serves).
+fn metrics(reads: &Reads) -> String {
+    let figures = soko::ops::metrics::StatusFigures::default().with_reads(reads);
+    soko::ops::metrics::prometheus(&soko::metrics::Metrics::default(), &[], &figures)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_land_on_a_healthy_replica_and_on_the_primary_while_it_lags() {
     let pair = Pair::start("replica-reads", 2).await;
@@ -302,6 +308,16 @@ async fn reads_land_on_a_healthy_replica_and_on_the_primary_while_it_lags() {
     pair.wait_state(ReplicaState::Healthy).await;
     let lag = pair.reads.views()[0].lag_secs.unwrap();
     assert!((0.0..=2.0).contains(&lag), "{lag}");
+    let replica = pair.reads.views()[0].name.clone();
+    let healthy = metrics(&pair.reads);
+    for want in [
+        format!("soko_replica_up{{replica=\"{replica}\"}} 1\n"),
+        format!("soko_replica_healthy{{replica=\"{replica}\"}} 1\n"),
+        format!("soko_replica_lag_seconds{{replica=\"{replica}\"}} "),
+        "\nsoko_replica_primary_reads_total ".to_owned(),
+    ] {
+        assert!(healthy.contains(&want), "{want} in\n{healthy}");
+    }
 
     // A category only the replica has (written there with the binlog off, an id the primary
     // will never hand out): the API lists it only when it reads the replica.
@@ -328,6 +344,21 @@ async fn reads_land_on_a_healthy_replica_and_on_the_primary_while_it_lags() {
     pair.wait_state(ReplicaState::Lagging).await;
     let v = &pair.reads.views()[0];
     assert!(v.lag_secs.is_some_and(|l| l > 2.0), "{v:?}");
+    // In /metrics: still up, no longer healthy, its lag over the bound, its reads counted.
+    let lagging = metrics(&pair.reads);
+    let value = |name: &str| -> f64 {
+        let prefix = format!("{name}{{replica=\"{replica}\"}} ");
+        lagging
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("{prefix} in\n{lagging}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(value("soko_replica_up"), 1.0);
+    assert_eq!(value("soko_replica_healthy"), 0.0);
+    assert!(value("soko_replica_lag_seconds") > 2.0, "{lagging}");
+    assert!(value("soko_replica_reads_total") >= 6.0, "{lagging}");
     assert!(
         !categories(&pair.app, &http)
             .await

@@ -318,6 +318,26 @@ fn status(out: &mut String, s: &StatusFigures) {
             sample(out, name, &label("replica", &r.name), lag);
         }
     }
+    let name = "soko_replica_reads_total";
+    family(
+        out,
+        name,
+        "counter",
+        "Read replicas: the reads each replica answered since soko started.",
+    );
+    for r in &s.replicas {
+        sample(out, name, &label("replica", &r.name), r.reads);
+    }
+    let name = "soko_replica_primary_reads_total";
+    family(
+        out,
+        name,
+        "counter",
+        "With read replicas: reads the primary answered instead (no replica healthy, a replica that failed a read, a session that had just written).",
+    );
+    if let Some(n) = s.primary_reads {
+        sample(out, name, "", n);
+    }
     let name = "soko_standby_photos_missing";
     family(
         out,
@@ -483,6 +503,7 @@ mod tests {
                     name: "10.0.0.7:3306".into(),
                     state: crate::store::replicas::ReplicaState::Healthy,
                     lag_secs: Some(0.25),
+                    reads: 1200,
                     ..Default::default()
                 },
                 crate::store::replicas::ReplicaView {
@@ -491,6 +512,7 @@ mod tests {
                     ..Default::default()
                 },
             ],
+            primary_reads: Some(31),
             leases: vec![("backups".into(), true), ("alerts".into(), false)],
         };
         let text = prometheus(&m, &[mysql, milvus], &figures);
@@ -529,6 +551,9 @@ mod tests {
             "soko_replica_up{replica=\"10.0.0.8:3306\"} 0\n",
             "soko_replica_healthy{replica=\"10.0.0.7:3306\"} 1\n",
             "soko_replica_lag_seconds{replica=\"10.0.0.7:3306\"} 0.25\n",
+            "soko_replica_reads_total{replica=\"10.0.0.7:3306\"} 1200\n",
+            "soko_replica_reads_total{replica=\"10.0.0.8:3306\"} 0\n",
+            "\nsoko_replica_primary_reads_total 31\n",
             "\nsoko_views_dropped_total ",
         ] {
             assert!(text.contains(want), "{want} in\n{text}");

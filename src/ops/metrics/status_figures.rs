@@ -32,6 +32,9 @@ pub struct StatusFigures {
     pub replication: Option<ReplicationFigures>,
     /// Read replicas (`database.replicas`), as the probe last saw them.
     pub replicas: Vec<crate::store::replicas::ReplicaView>,
+    /// With read replicas: the reads the primary answered instead (none healthy, a replica
+    /// that failed a read, a session that had just written). `None` without replicas.
+    pub primary_reads: Option<u64>,
     /// The leases of singleton work this node keeps, and whether it holds each now.
     pub leases: Vec<(String, bool)>,
 }
@@ -101,11 +104,20 @@ impl StatusFigures {
             restorable_until,
             replication: None,
             replicas: Vec::new(),
+            primary_reads: None,
             leases: crate::workers::lease::held()
                 .into_iter()
                 .map(|(n, held)| (n.to_owned(), held))
                 .collect(),
         }
+    }
+
+    /// The read replicas as `reads` routes them now (the probe's view, the reads each
+    /// answered, the primary's share).
+    pub fn with_reads(mut self, reads: &crate::store::replicas::Reads) -> StatusFigures {
+        self.replicas = reads.views();
+        self.primary_reads = (!self.replicas.is_empty()).then(|| reads.primary_reads());
+        self
     }
 
     /// Read now: the backup history and the outbox from MySQL (at most [`DB_WAIT`]), the

@@ -187,7 +187,8 @@ impl Engine {
         let Some(lock) = backups::Lock::try_acquire(&self.db).await? else {
             return Ok(0);
         };
-        let marked = backups::mark_interrupted(&self.db).await;
+        let marked =
+            backups::mark_interrupted(&self.db, crate::workers::lease::current().as_ref()).await;
         lock.release().await;
         Ok(marked?)
     }
@@ -195,7 +196,7 @@ impl Engine {
     async fn run_locked(&self, kinds: &[Kind], reason: &str) -> Result<BackupOutcome, Error> {
         // The scheduled runs hold the `backups` lease: their records are fenced.
         let fence = crate::workers::lease::current();
-        let interrupted = backups::mark_interrupted(&self.db).await?;
+        let interrupted = backups::mark_interrupted(&self.db, fence.as_ref()).await?;
         if interrupted > 0 {
             tracing::warn!(
                 interrupted,
