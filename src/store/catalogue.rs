@@ -271,6 +271,56 @@ pub async fn public_product(db: &MySqlPool, id: u64) -> Result<Option<Product>, 
     .await?)
 }
 
+/// What the product page shows of a public product besides its reviews and strips: the
+/// product, its seller's name, link, city and rating, and its first photo.
+pub struct PublicPage {
+    pub product: Product,
+    pub store_name: String,
+    pub slug: String,
+    pub city: String,
+    pub rating_sum: u32,
+    pub rating_count: u32,
+    pub image: Option<String>,
+}
+
+impl PublicPage {
+    /// The seller's average rating with one decimal, if anyone rated (as `Seller::rating`).
+    pub fn seller_rating(&self) -> Option<f32> {
+        (self.rating_count > 0)
+            .then(|| (self.rating_sum as f32 / self.rating_count as f32 * 10.0).round() / 10.0)
+    }
+}
+
+/// [`public_product`], the seller's card and the first photo in one statement (a product page
+/// not in the page cache read them with three, each on its own pool connection).
+pub async fn public_page(db: &MySqlPool, id: u64) -> Result<Option<PublicPage>, Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT p.id, p.seller_id, p.category_id, p.name, p.description, p.price_minor, \
+         p.currency, p.stock, p.status, p.moderation, p.moderation_reason, s.store_name, \
+         s.slug, s.city, s.rating_sum, s.rating_count, \
+         (SELECT i.sha256 FROM product_images i WHERE i.product_id = p.id \
+          ORDER BY i.position LIMIT 1) AS image \
+         FROM products p JOIN sellers s ON s.id = p.seller_id WHERE {PUBLIC} AND p.id = ?"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .timed()
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    use sqlx::Row;
+    Ok(Some(PublicPage {
+        product: Product::from_row(&row)?,
+        store_name: row.try_get("store_name")?,
+        slug: row.try_get("slug")?,
+        city: row.try_get("city")?,
+        rating_sum: row.try_get("rating_sum")?,
+        rating_count: row.try_get("rating_count")?,
+        image: row.try_get("image")?,
+    }))
+}
+
 pub async fn first_image(db: &MySqlPool, product_id: u64) -> Result<Option<String>, Error> {
     Ok(sqlx::query_scalar(
         "SELECT sha256 FROM product_images WHERE product_id = ? ORDER BY position LIMIT 1",

@@ -643,9 +643,11 @@ async fn render_product(
     who: Option<&Visitor>,
     id: u64,
 ) -> Result<(String, u64), Error> {
-    let p = catalogue::public_product(db, id)
+    let shown = catalogue::public_page(db, id)
         .await?
         .ok_or(Error::NotFound)?;
+    let seller_rating = shown.seller_rating();
+    let p = shown.product;
     let user = who.and_then(|v| v.user.as_ref());
     let favourite = async {
         match user {
@@ -653,15 +655,12 @@ async fn render_product(
             None => Ok(false),
         }
     };
-    let (seller, image, reviews, also, similar, favourite) = tokio::join!(
-        sellers::by_id(db, p.seller_id),
-        catalogue::first_image(db, id),
+    let (reviews, also, similar, favourite) = tokio::join!(
         reviews::for_product(db, id, 50),
         super::recommend::for_product(db, id, p.category_id, super::recommend::STRIP),
         super::photo_search::similar_block_now(s, id),
         favourite,
     );
-    let seller = seller?.ok_or(Error::NotFound)?;
     let mut summary: String = p
         .description
         .split_whitespace()
@@ -691,12 +690,12 @@ async fn render_product(
         summary,
         description: p.description,
         stock: p.stock,
-        image: image?,
+        image: shown.image,
         name: p.name,
-        seller_rating: seller.rating(),
-        seller_name: seller.store_name,
-        seller_slug: seller.slug,
-        seller_city: seller.city,
+        seller_rating,
+        seller_name: shown.store_name,
+        seller_slug: shown.slug,
+        seller_city: shown.city,
         reviews: reviews?,
         favourite: favourite?,
         logged_in: user.is_some(),
