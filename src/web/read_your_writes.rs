@@ -5,15 +5,18 @@
 //! product sees the new price on the next page, and a new session sees its own login.
 //!
 //! The mark: a browser gets the cookie `soko_rw` holding the Unix second it runs out (across
-//! app nodes too); an API client, by its bearer token, a deadline in this process (API clients
-//! rarely keep cookies). The cookie is not signed: all a forged one can do is send that
-//! client's own reads to the primary, where they would go without replicas, and a deadline
-//! further out than one window is not believed. The request that writes reads the primary too.
-//! Without replicas nothing is marked and no cookie is set.
+//! app nodes too). The cookie is not signed: all a forged one can do is send that client's own
+//! reads to the primary, where they would go without replicas, and a deadline further out than
+//! one window is not believed. The request that writes reads the primary too.
+//!
+//! An API client (a bearer token) reads the primary always: API clients rarely keep cookies,
+//! and a deadline remembered per token in one process is not seen by the next node the load
+//! balancer picks. Bearer clients are sellers' tools, a small share of the reads; the storefront,
+//! crawlers and anonymous API reads keep the replicas. A made-up bearer header only sends its
+//! sender's reads to the primary, as a forged cookie does. Without replicas nothing is marked
+//! and no cookie is set.
 
-use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
@@ -25,13 +28,6 @@ use super::AppState;
 use crate::store::replicas::primary_only;
 
 pub const COOKIE_NAME: &str = "soko_rw";
-
-/// Bearer tokens (their SHA-256) that wrote recently, and until when their reads go to the
-/// primary.
-static API_WRITERS: LazyLock<Mutex<HashMap<String, Instant>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
-/// Past this many marks, the expired ones are swept out on the next insert.
-const SWEEP_AT: usize = 4096;
 
 fn writes(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
@@ -50,27 +46,12 @@ fn cookie_fresh(headers: &HeaderMap, now: u64, window: Duration) -> bool {
         .any(|until| until > now && until <= now + window.as_secs() + 1)
 }
 
-fn bearer_key(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let token = v.strip_prefix("Bearer ").or(v.strip_prefix("bearer "))?;
-    Some(super::session::hash_token(token.trim()))
-}
-
-fn api_fresh(key: &str) -> bool {
-    API_WRITERS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(key)
-        .is_some_and(|until| *until > Instant::now())
-}
-
-fn mark_api(key: String, window: Duration) {
-    let mut m = API_WRITERS.lock().unwrap_or_else(|e| e.into_inner());
-    if m.len() >= SWEEP_AT {
-        let now = Instant::now();
-        m.retain(|_, until| *until > now);
-    }
-    m.insert(key, Instant::now() + window);
+/// The request carries a bearer token (an API client: see the module docs).
+fn bearer(headers: &HeaderMap) -> bool {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Bearer ") || v.starts_with("bearer "))
 }
 
 /// Middleware around pages and the API.
@@ -81,28 +62,22 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let window = state.reads.read_your_writes_window();
     let now = crate::clock::now_unix();
     let write = writes(req.method());
-    let bearer = bearer_key(req.headers());
-    let recent =
-        cookie_fresh(req.headers(), now, window) || bearer.as_deref().is_some_and(api_fresh);
-    let mut resp = primary_only(write || recent, next.run(req)).await;
+    let api = bearer(req.headers());
+    let recent = cookie_fresh(req.headers(), now, window);
+    let mut resp = primary_only(write || recent || api, next.run(req)).await;
     let status = resp.status();
-    if write && (status.is_success() || status.is_redirection()) {
-        match bearer {
-            Some(key) => mark_api(key, window),
-            None => {
-                let until = now + window.as_secs();
-                let secure = if state.settings.secure_cookies {
-                    "; Secure"
-                } else {
-                    ""
-                };
-                if let Ok(v) = HeaderValue::from_str(&format!(
-                    "{COOKIE_NAME}={until}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
-                    window.as_secs()
-                )) {
-                    resp.headers_mut().append(SET_COOKIE, v);
-                }
-            }
+    if write && !api && (status.is_success() || status.is_redirection()) {
+        let until = now + window.as_secs();
+        let secure = if state.settings.secure_cookies {
+            "; Secure"
+        } else {
+            ""
+        };
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "{COOKIE_NAME}={until}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+            window.as_secs()
+        )) {
+            resp.headers_mut().append(SET_COOKIE, v);
         }
     }
     resp
@@ -126,6 +101,19 @@ mod tests {
         assert!(!cookie_fresh(&with("soko_rw=999999"), 1000, w));
         assert!(!cookie_fresh(&with("soko_rw=soon"), 1000, w));
         assert!(!cookie_fresh(&HeaderMap::new(), 1000, w));
+    }
+
+    #[test]
+    fn a_bearer_token_is_an_api_client() {
+        let mut h = HeaderMap::new();
+        assert!(!bearer(&h));
+        h.insert(
+            AUTHORIZATION,
+            HeaderValue::from_static("Basic Zm9vOmJhcg=="),
+        );
+        assert!(!bearer(&h));
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        assert!(bearer(&h));
     }
 
     #[test]

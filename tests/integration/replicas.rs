@@ -507,6 +507,31 @@ async fn a_seller_reads_their_own_edit_while_the_replica_is_behind() {
         .unwrap();
     assert_eq!(other["name"], "Clay pot");
 
+    // An API client (the seller's tool, with a bearer token) reads the primary on every node,
+    // with no mark to share: it sees the edit although the replica still answers others.
+    let token: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/token", pair.app.url))
+        .json(&serde_json::json!({ "login": "seller@replica.test", "password": "correct horse" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().expect("a token").to_owned();
+    let primary_before = pair.reads.primary_reads();
+    let own: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/products/{id}", pair.app.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(own["name"], "Kiondo basket");
+    assert!(pair.reads.primary_reads() > primary_before);
+
     // Once replication resumes, everyone sees the edit.
     exec(&mut r, "START SLAVE SQL_THREAD").await;
     pair.caught_up().await;
