@@ -10,7 +10,7 @@ mod faults;
 mod images;
 mod recovery;
 mod refusals;
-mod run;
+pub(crate) mod run;
 
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
