@@ -958,3 +958,269 @@ async fn two_nodes_behind_nginx_keep_serving_through_a_killed_node_and_a_stopped
     drop(nodes);
     pair.stop().await;
 }
+
+// --- the benchmark -----------------------------------------------------------------------
+
+/// CPU seconds so far of the processes named soko, mariadbd and nginx, and of the whole
+/// machine (`/proc/stat`: everything but idle and iowait; the rest of it is mostly wrk).
+fn cpu_secs() -> BTreeMap<&'static str, f64> {
+    let tick = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
+    let mut out = BTreeMap::new();
+    for name in ["soko", "mariadbd", "nginx"] {
+        out.insert(name, 0.0);
+    }
+    let machine: f64 = std::fs::read_to_string("/proc/stat")
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .enumerate()
+        // user nice system idle iowait irq softirq steal
+        .filter(|(i, _)| ![3, 4].contains(i) && *i < 8)
+        .filter_map(|(_, v)| v.parse::<f64>().ok())
+        .sum();
+    out.insert("machine", machine / tick);
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let rest: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let ticks = |i: usize| {
+            rest.get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        if let Some(v) = out.get_mut(comm) {
+            *v += (ticks(11) + ticks(12)) / tick;
+        }
+    }
+    out
+}
+
+/// wrk's latency (`1.23ms`, `950.00us`, `1.02s`) in milliseconds.
+fn wrk_ms(v: &str) -> f64 {
+    let num = |s: &str| s.parse::<f64>().unwrap_or(f64::NAN);
+    if let Some(x) = v.strip_suffix("us") {
+        num(x) / 1000.0
+    } else if let Some(x) = v.strip_suffix("ms") {
+        num(x)
+    } else if let Some(x) = v.strip_suffix('s') {
+        num(x) * 1000.0
+    } else {
+        f64::NAN
+    }
+}
+
+/// One wrk run against `url` over the paths in `paths` (a random one per request, each from
+/// a visitor address of its own): requests/s, p50/p99 ms, non-2xx answers, and each kind of
+/// process's CPU in cores (CPU seconds per second) while it ran, and the machine's.
+fn wrk(
+    url: &str,
+    lua: &std::path::Path,
+    paths: &std::path::Path,
+    secs: u64,
+    conns: u32,
+) -> serde_json::Value {
+    let before = cpu_secs();
+    let started = Instant::now();
+    let out = Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{conns}"),
+            &format!("-d{secs}s"),
+            "--latency",
+            "-s",
+        ])
+        .arg(lua)
+        .arg(url)
+        .env("BENCH_PATHS", paths)
+        .output()
+        .expect("wrk (Debian package; scripts/bench-cluster installs it)");
+    let wall = started.elapsed().as_secs_f64();
+    let after = cpu_secs();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "wrk: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let field = |prefix: &str, at: usize| {
+        text.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.split_whitespace().nth(at).map(str::to_owned))
+    };
+    let cpu: serde_json::Map<String, serde_json::Value> = after
+        .iter()
+        .map(|(k, v)| {
+            let share = (v - before[k]) / wall;
+            (
+                k.to_string(),
+                serde_json::json!((share * 100.0).round() / 100.0),
+            )
+        })
+        .collect();
+    serde_json::json!({
+        "requests_per_sec": field("Requests/sec:", 1).and_then(|v| v.parse::<f64>().ok()),
+        "p50_ms": field("50%", 1).map(|v| wrk_ms(&v)),
+        "p99_ms": field("99%", 1).map(|v| wrk_ms(&v)),
+        "non_2xx": field("Non-2xx or 3xx responses:", 4).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0),
+        "cpu_cores": cpu,
+    })
+}
+
+/// Benchmark (`scripts/bench-cluster`; ignored by the suite): the feed's and random product
+/// pages' throughput through nginx (the shipped config) with one node behind it and with two,
+/// on the cluster of the test above (a release `soko` with `SOKO_TEST_SOKO_BIN`), after
+/// `soko seed --demo --products SOKO_BENCH_PRODUCTS` (1000) with the vector sync paused on
+/// both nodes; wrk, 2 threads, SOKO_BENCH_CONNECTIONS (32) connections, SOKO_BENCH_SECS (15)
+/// per run; then the lease takeover after `kill -9` of the node holding them (default
+/// node.lease_secs). JSON on stdout (a BENCH line) and in SOKO_BENCH_OUT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: scripts/bench-cluster"]
+async fn bench_cluster() {
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (secs, conns, products) = (
+        env("SOKO_BENCH_SECS", 15),
+        env("SOKO_BENCH_CONNECTIONS", 32) as u32,
+        env("SOKO_BENCH_PRODUCTS", 1000),
+    );
+    nginx_bin();
+    let mut c = Cluster::parts("bench-cluster").await;
+    let db = c.db().clone();
+    c.start_node("node-1");
+    c.ready(0).await;
+    until(
+        "node-1 holds every lease",
+        Duration::from_secs(60),
+        || async { held_by(&db, "node-1").await == SINGLETONS },
+    )
+    .await;
+    c.start_node("node-2");
+    c.ready(1).await;
+    // The vector sync (node 1 holds its lease) paused before the seed, as scripts/bench-web
+    // does: the runs measure pages, not embedding.
+    let ok = Command::new("curl")
+        .args(["-sf", "-X", "POST", "--unix-socket"])
+        .arg(c.nodes[0].cfg.admin_socket())
+        .arg("http://soko/v1/workers/vector-sync/pause")
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "pausing the vector sync on node 1");
+    let seeded = Instant::now();
+    let password = c
+        .pair
+        .secrets
+        .database_password
+        .as_ref()
+        .unwrap()
+        .expose()
+        .to_owned();
+    let out = c.nodes[0]
+        .command(&["seed", "--demo", "--products", &products.to_string()])
+        .env("SOKO_DATABASE_PASSWORD", &password)
+        .env("SOKO_IMAGES_S3_ACCESS_KEY_ID", &c.s3_key.0)
+        .env("SOKO_IMAGES_S3_SECRET_ACCESS_KEY", &c.s3_key.1)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "seed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seed_secs = seeded.elapsed().as_secs_f64();
+    let ids: Vec<u64> = sqlx::query_scalar("SELECT id FROM products ORDER BY id")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    let dir = scratch("bench-cluster");
+    let lua = dir.join("paths.lua");
+    std::fs::write(
+        &lua,
+        r#"local paths = {}
+for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
+local seeded = false
+request = function()
+  if not seeded then
+    math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) % 100000)
+    seeded = true
+  end
+  local ip = "10." .. math.random(0, 255) .. "." .. math.random(0, 255) .. "." .. math.random(1, 254)
+  return wrk.format("GET", paths[math.random(#paths)], { ["X-Forwarded-For"] = ip })
+end
+"#,
+    )
+    .unwrap();
+    let feed = dir.join("feed.txt");
+    std::fs::write(&feed, "/\n").unwrap();
+    let pages = dir.join("product.txt");
+    let list: String = ids.iter().map(|id| format!("/p/{id}\n")).collect();
+    std::fs::write(&pages, list).unwrap();
+
+    let addrs = c.addrs();
+    let one = Nginx::start("bench-one", &addrs[..1]).await;
+    let two = Nginx::start("bench-two", &addrs).await;
+    let mut routes = serde_json::Map::new();
+    for (route, paths) in [("feed", &feed), ("product", &pages)] {
+        // A short warm-up through both (page caches, connection pools), then the runs.
+        for n in [&one, &two] {
+            tokio::task::block_in_place(|| wrk(&n.url("/"), &lua, paths, 2, conns));
+        }
+        let r1 = tokio::task::block_in_place(|| wrk(&one.url("/"), &lua, paths, secs, conns));
+        let r2 = tokio::task::block_in_place(|| wrk(&two.url("/"), &lua, paths, secs, conns));
+        let ratio = r2["requests_per_sec"].as_f64().unwrap_or(f64::NAN)
+            / r1["requests_per_sec"].as_f64().unwrap_or(f64::NAN);
+        println!("{route}: one node {r1}\n{route}: two nodes {r2}\n{route}: ratio {ratio:.2}");
+        routes.insert(
+            route.into(),
+            serde_json::json!({"one_node": r1, "two_nodes": r2, "ratio": (ratio * 100.0).round() / 100.0}),
+        );
+    }
+    drop((one, two));
+
+    // The takeover with the default lease.
+    c.nodes[0].signal(nix::sys::signal::Signal::SIGKILL);
+    let takeover = until(
+        "node-2 holds every lease",
+        Duration::from_secs(45),
+        || async { held_by(&db, "node-2").await == SINGLETONS },
+    )
+    .await;
+    let json = serde_json::json!({
+        "soko": crate::common::soko_bin(),
+        "products": ids.len(),
+        "seed_secs": (seed_secs * 10.0).round() / 10.0,
+        "secs": secs,
+        "connections": conns,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "routes": routes,
+        "lease_takeover_secs": (takeover.as_secs_f64() * 100.0).round() / 100.0,
+        "lease_secs": c.nodes[1].cfg.node.lease_secs,
+    });
+    println!("BENCH {json}");
+    if let Ok(path) = std::env::var("SOKO_BENCH_OUT") {
+        std::fs::write(path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    }
+    let Cluster { pair, nodes, .. } = c;
+    drop(nodes);
+    pair.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
