@@ -800,17 +800,19 @@ async fn two_nodes_behind_nginx_keep_serving_through_a_killed_node_and_a_stopped
     )
     .await;
     println!("upload on node 1 found by photo search on node 2 after {found:?}");
-    let similar = Client::new()
-        .get(format!("{two}/api/v1/products/{kitten}/similar"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(similar.status(), 200);
-    assert_eq!(
-        crate::vecsync::ids(&similar.json().await.unwrap()),
-        vec![bike],
-        "similar items on node 2 come from the shared Milvus"
-    );
+    until(
+        "node 2's similar items of the kitten are the bike",
+        Duration::from_secs(60),
+        || async {
+            let r = Client::new()
+                .get(format!("{two}/api/v1/products/{kitten}/similar"))
+                .send()
+                .await
+                .unwrap();
+            r.status() == 200 && crate::vecsync::ids(&r.json().await.unwrap()) == vec![bike]
+        },
+    )
+    .await;
     phases.push(("upload", load.since(&mark)));
 
     // 2. The replica stopped under the load: reads go to the primary, nobody sees an error.
@@ -870,19 +872,21 @@ async fn two_nodes_behind_nginx_keep_serving_through_a_killed_node_and_a_stopped
     );
     // Its tenures are over for good now: this look has each one's last renewal.
     look(&db, &record).await;
-    let takeover = until(
+    until(
         "node-2 holds every lease",
         Duration::from_secs(45),
         || async { held_by(&db, "node-2").await == SINGLETONS },
     )
     .await;
+    let takeover = killed.elapsed();
     println!(
         "takeover: node-2 held all {} leases {takeover:?} after kill -9 of node-1 (node.lease_secs 30)",
         SINGLETONS.len()
     );
-    // A lease runs out at most node.lease_secs after its last renewal, which came before
-    // the kill; node 2 asks again just after the expiry (plus this loop's 100 ms).
-    assert!(takeover <= Duration::from_secs(31), "{takeover:?}");
+    // A lease runs out node.lease_secs (30 s) after its last renewal, which came before the
+    // kill; node 2 asks again 20 ms after the expiry it was told. The slack is this loop's
+    // polling and a busy machine's scheduling.
+    assert!(takeover <= Duration::from_secs(32), "{takeover:?}");
 
     // The vector outbox keeps draining: a product made through the balancer after the kill is
     // found by its photo (node 2 runs the vector sync now).
@@ -930,7 +934,7 @@ async fn two_nodes_behind_nginx_keep_serving_through_a_killed_node_and_a_stopped
     assert_eq!(before_kill, 0, "{phases:?}");
 
     // 4. No job ran twice at once.
-    let record = record.lock().unwrap();
+    let record = std::mem::take(&mut *record.lock().unwrap());
     let tenures = assert_one_holder_at_a_time(&record);
     for name in SINGLETONS {
         let t = &tenures[name];
@@ -946,13 +950,19 @@ async fn two_nodes_behind_nginx_keep_serving_through_a_killed_node_and_a_stopped
         );
         println!("{name}: tenures {t:?}");
     }
-    let vs: Vec<&Beat> = record.beats.iter().filter(|b| b.node == "node-2").collect();
-    assert!(
-        !vs.is_empty(),
-        "node 2's leased workers beat: {:?}",
-        record.beats
+    // The heartbeats prove it too only if both nodes' leased workers beat.
+    for node in ["node-1", "node-2"] {
+        assert!(
+            record.beats.iter().any(|b| b.node == node),
+            "{node}'s leased workers beat: {:?}",
+            record.beats
+        );
+    }
+    println!(
+        "{} lease rows and {} fenced heartbeats looked at: one holder at a time",
+        record.leases.len(),
+        record.beats.len()
     );
-    drop(record);
     drop(nginx);
     let Cluster { pair, nodes, .. } = c;
     drop(nodes);
@@ -1198,12 +1208,14 @@ end
 
     // The takeover with the default lease.
     c.nodes[0].signal(nix::sys::signal::Signal::SIGKILL);
-    let takeover = until(
+    let killed = Instant::now();
+    until(
         "node-2 holds every lease",
         Duration::from_secs(45),
         || async { held_by(&db, "node-2").await == SINGLETONS },
     )
     .await;
+    let takeover = killed.elapsed();
     let json = serde_json::json!({
         "soko": crate::common::soko_bin(),
         "products": ids.len(),
