@@ -903,6 +903,25 @@ async fn two_nodes_behind_nginx_keep_serving_through_a_killed_node_and_a_stopped
         "a product made after the kill found by photo {:?} after the kill ({drained:?} after its upload)",
         killed.elapsed()
     );
+    // A photo over nginx's default body limit (1m) goes through: the shipped
+    // client_max_body_size is soko's own http.body_limit_bytes.
+    let big = {
+        let mut out = std::io::Cursor::new(Vec::new());
+        soko::imaging::synthetic::photo(1600, 1200)
+            .write_to(&mut out, image::ImageFormat::Png)
+            .unwrap();
+        out.into_inner()
+    };
+    assert!(big.len() > 1 << 20, "{} bytes", big.len());
+    upload(&lb, &b, rocket, big.clone(), "image/png").await;
+    let sha = crate::images::sha_of(&big);
+    let r = Client::new()
+        .get(nginx.url(&format!("/img/{sha}/orig")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().len(), big.len());
     let kill_phase = load.since(&mark);
     phases.push(("node 1 killed", kill_phase.clone()));
     let failures = load.failures.lock().unwrap().clone();
