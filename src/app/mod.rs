@@ -193,6 +193,14 @@ pub async fn build(mut cfg: Config, config_path: PathBuf) -> Result<App, StartEr
         profile.dim() as u32,
     ));
     tokio::spawn(keep::collection(vectors.clone(), shutdown.clone()));
+    {
+        // Query vectors (photo search, similar items) on every node, web-only ones and those
+        // that do not hold the vector-sync lease too: that worker is not where they come from.
+        let (embed, bg, vectors) = (cfg.embed.clone(), cfg.background.clone(), vectors.clone());
+        tokio::spawn(async move {
+            workers::vector_sync::load_models(&embed, &bg, &vectors).await;
+        });
+    }
     notify::status("starting the workers");
     let backup = Arc::new(workers::backup::Engine::new(db.clone(), &cfg, &secrets)?);
     {

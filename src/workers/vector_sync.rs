@@ -456,9 +456,52 @@ impl Job for Rounds {
     }
 }
 
-/// Load the profile's models in the background (seconds), hand them to the vector store (for
-/// query vectors), then run the worker until `stop`. Missing models are a set-up problem: said
-/// once in the log, visual search stays 503, everything else runs.
+/// Load the profile's models (seconds, on a blocking thread) and hand them to `vectors` for
+/// query vectors, once per store: photo search and similar items need them on every node,
+/// whichever node holds the vector-sync lease (`app` calls this at start on every node, the
+/// worker again when it starts; the second call finds them loaded). `None`, said once in the
+/// log, when they cannot be loaded: visual search stays 503, everything else runs.
+pub async fn load_models(
+    cfg: &crate::config::embed::Embed,
+    bg: &Background,
+    vectors: &VectorStore,
+) -> Option<Arc<Embedder>> {
+    // One load at a time in this process: the start-up's and the worker's would race.
+    static LOADING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = LOADING.lock().await;
+    if let Some(e) = vectors.embedder() {
+        return Some(e);
+    }
+    let started = Instant::now();
+    let pool = crate::background::shared_pool(bg);
+    let loaded = tokio::task::spawn_blocking({
+        let cfg = cfg.clone();
+        move || Embedder::load(&cfg).map(|e| e.with_background(pool))
+    })
+    .await;
+    let embedder = match loaded {
+        Ok(Ok(e)) => Arc::new(e),
+        Ok(Err(e)) => {
+            tracing::error!("embedding models not loaded, visual search is off: {e}");
+            return None;
+        }
+        Err(e) => {
+            tracing::error!("loading the embedding models panicked: {e}");
+            return None;
+        }
+    };
+    tracing::info!(
+        profile = embedder.profile().name,
+        collection = %vectors.collection,
+        ms = started.elapsed().as_millis() as u64,
+        "embedding models loaded"
+    );
+    vectors.set_embedder(embedder.clone());
+    Some(embedder)
+}
+
+/// Load the profile's models (or take those [`load_models`] loaded already), then run the
+/// worker until `stop`.
 pub async fn start(
     cfg: crate::config::embed::Embed,
     bg: Background,
@@ -472,31 +515,9 @@ pub async fn start(
     super::control::switches()
         .register(WORKER)
         .active("loading the embedding models");
-    let started = Instant::now();
-    let pool = crate::background::shared_pool(&bg);
-    let loaded = tokio::task::spawn_blocking({
-        let cfg = cfg.clone();
-        move || Embedder::load(&cfg).map(|e| e.with_background(pool))
-    })
-    .await;
-    let embedder = match loaded {
-        Ok(Ok(e)) => Arc::new(e),
-        Ok(Err(e)) => {
-            tracing::error!("embedding models not loaded, visual search is off: {e}");
-            return;
-        }
-        Err(e) => {
-            tracing::error!("loading the embedding models panicked: {e}");
-            return;
-        }
+    let Some(embedder) = load_models(&cfg, &bg, &vectors).await else {
+        return;
     };
-    tracing::info!(
-        profile = embedder.profile().name,
-        collection = %vectors.collection,
-        ms = started.elapsed().as_millis() as u64,
-        "embedding models loaded"
-    );
-    vectors.set_embedder(embedder.clone());
     if let Err(e) = super::profile_switch::prepare(&cfg, &db, &vectors).await {
         tracing::warn!("profile change check failed: {e}");
     }

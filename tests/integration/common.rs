@@ -392,8 +392,13 @@ pub struct Appliance {
     pub log: PathBuf,
 }
 
+/// The `soko` binary the appliances run: this build's, or `SOKO_TEST_SOKO_BIN` (a benchmark's
+/// release build: `scripts/bench-cluster`).
 pub fn soko_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_soko")
+    static BIN: OnceLock<String> = OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("SOKO_TEST_SOKO_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_soko").into())
+    })
 }
 
 impl Appliance {

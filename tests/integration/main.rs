@@ -17,6 +17,7 @@ mod browser;
 mod cache;
 mod catalogue_import;
 mod cli;
+mod cluster;
 mod console;
 mod containers;
 mod deploy;

@@ -126,29 +126,3 @@ async fn the_collection_is_created_once_with_the_configured_index() {
     assert!(text.contains(&dim), "dimension {dim} expected in {text}");
     store.drop_collection().await.unwrap();
 }
-
-/// Against a real Milvus 2.x engine (e.g. PyPI `milvus==2.3.5`: `milvus-server --data D
-/// --proxy-port P`, which binds every interface and so is not started by the suite). Run with
-/// `SOKO_TEST_MILVUS_URL=http://127.0.0.1:P scripts/test --ignored real_milvus`.
-#[tokio::test]
-#[ignore = "needs SOKO_TEST_MILVUS_URL pointing at a real Milvus 2.x server"]
-async fn real_milvus_collection_index_and_health() {
-    let url = std::env::var("SOKO_TEST_MILVUS_URL").expect("SOKO_TEST_MILVUS_URL");
-    let cfg = soko::config::Config {
-        vectors: soko::config::Vectors {
-            mode: soko::config::Mode::External,
-            url: url.clone(),
-            collection: format!("c_{}", crate::common::random_suffix()),
-            nlist: 16,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let store = soko::vectors::VectorStore::new(&cfg, &Default::default());
-    vectors::probe(&url, None).await.unwrap();
-    assert!(store.ensure_collection().await.unwrap().loaded);
-    assert!(store.ensure_collection().await.unwrap().loaded);
-    assert!(store.health().await.unwrap().loaded);
-    store.drop_collection().await.unwrap();
-    assert!(!store.health().await.unwrap().exists);
-}

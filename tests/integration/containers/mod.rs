@@ -10,7 +10,7 @@ mod faults;
 mod images;
 mod recovery;
 mod refusals;
-mod run;
+pub(crate) mod run;
 
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
@@ -25,19 +25,28 @@ use soko::supervisor::container::{ContainerRuntime, Engine, LABEL_DATA_DIR};
 
 use crate::common::{Appliance, random_suffix, shared};
 
-/// The engine the tests use; a clear failure when none answers (scripts/test starts one).
+/// The engine the tests use; a clear failure when none answers within 30 s (scripts/test
+/// starts one). Asked again until then: podman's service, just restarted (by
+/// `faults::the_engine_restarted_under_a_running_soko_is_reconnected` of an earlier run) and
+/// asked by several tests at once on a busy box, has let one 5 s ping go unanswered.
 pub async fn engine() -> Engine {
-    let mut tried = Vec::new();
-    for socket in candidate_sockets(&Config::default()) {
-        match Engine::connect(&socket).await {
-            Ok(e) => return e,
-            Err(why) => tried.push(why),
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut tried = Vec::new();
+        for socket in candidate_sockets(&Config::default()) {
+            match Engine::connect(&socket).await {
+                Ok(e) => return e,
+                Err(why) => tried.push(why),
+            }
         }
+        if std::time::Instant::now() >= deadline {
+            panic!(
+                "no container engine answers ({}): run scripts/container-engine start",
+                tried.join("; ")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    panic!(
-        "no container engine answers ({}): run scripts/container-engine start",
-        tried.join("; ")
-    );
 }
 
 /// Tests share the engine; the one that restarts it takes it alone.

@@ -258,3 +258,27 @@ async fn profile_switch_on_milvus_standalone() {
     let v = vecsync::spawn_visual_on(Some(&m.url)).await;
     vecsync::switch::previous_collection_serves_until_the_new_one_is_full_on(v).await;
 }
+
+/// External mode against a real Milvus 2.3.5 engine (the standalone container): the probe,
+/// the collection and its index created once and loaded, health, and the drop.
+#[tokio::test]
+async fn real_milvus_collection_index_and_health() {
+    let m = standalone().await;
+    let cfg = soko::config::Config {
+        vectors: soko::config::Vectors {
+            mode: soko::config::Mode::External,
+            url: m.url.clone(),
+            collection: format!("c_{}", crate::common::random_suffix()),
+            nlist: 16,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let store = soko::vectors::VectorStore::new(&cfg, &Default::default());
+    soko::vectors::probe(&m.url, None).await.unwrap();
+    assert!(store.ensure_collection().await.unwrap().loaded);
+    assert!(store.ensure_collection().await.unwrap().loaded);
+    assert!(store.health().await.unwrap().loaded);
+    store.drop_collection().await.unwrap();
+    assert!(!store.health().await.unwrap().exists);
+}
