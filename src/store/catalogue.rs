@@ -256,9 +256,20 @@ impl<'r> FromRow<'r, MySqlRow> for Product {
     }
 }
 
-const PRODUCT: &str = "SELECT p.id, p.seller_id, p.category_id, p.name, p.description, \
-     p.price_minor, p.currency, p.stock, p.status, p.moderation, p.moderation_reason \
-     FROM products p JOIN sellers s ON s.id = p.seller_id";
+/// The columns `Product::from_row` reads, of `products p` (a macro, so that `concat!` can
+/// build the statements that start with them).
+macro_rules! product_columns {
+    () => {
+        "p.id, p.seller_id, p.category_id, p.name, p.description, p.price_minor, p.currency, \
+         p.stock, p.status, p.moderation, p.moderation_reason"
+    };
+}
+
+const PRODUCT: &str = concat!(
+    "SELECT ",
+    product_columns!(),
+    " FROM products p JOIN sellers s ON s.id = p.seller_id"
+);
 
 /// A product anyone may see.
 pub async fn public_product(db: &MySqlPool, id: u64) -> Result<Option<Product>, Error> {
@@ -286,8 +297,7 @@ pub struct PublicPage {
 impl PublicPage {
     /// The seller's average rating with one decimal, if anyone rated (as `Seller::rating`).
     pub fn seller_rating(&self) -> Option<f32> {
-        (self.rating_count > 0)
-            .then(|| (self.rating_sum as f32 / self.rating_count as f32 * 10.0).round() / 10.0)
+        super::sellers::average_rating(self.rating_sum, self.rating_count)
     }
 }
 
@@ -295,12 +305,11 @@ impl PublicPage {
 /// not in the page cache read them with three, each on its own pool connection).
 pub async fn public_page(db: &MySqlPool, id: u64) -> Result<Option<PublicPage>, Error> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT p.id, p.seller_id, p.category_id, p.name, p.description, p.price_minor, \
-         p.currency, p.stock, p.status, p.moderation, p.moderation_reason, s.store_name, \
-         s.slug, s.city, s.rating_sum, s.rating_count, \
+        "SELECT {}, s.store_name, s.slug, s.city, s.rating_sum, s.rating_count, \
          (SELECT i.sha256 FROM product_images i WHERE i.product_id = p.id \
           ORDER BY i.position LIMIT 1) AS image \
-         FROM products p JOIN sellers s ON s.id = p.seller_id WHERE {PUBLIC} AND p.id = ?"
+         FROM products p JOIN sellers s ON s.id = p.seller_id WHERE {PUBLIC} AND p.id = ?",
+        product_columns!()
     )))
     .bind(id)
     .fetch_optional(db)

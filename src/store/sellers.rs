@@ -30,9 +30,13 @@ impl Seller {
     }
     /// Average rating with one decimal, if anyone rated.
     pub fn rating(&self) -> Option<f32> {
-        (self.rating_count > 0)
-            .then(|| (self.rating_sum as f32 / self.rating_count as f32 * 10.0).round() / 10.0)
+        average_rating(self.rating_sum, self.rating_count)
     }
+}
+
+/// The average of `count` ratings summing to `sum`, with one decimal; `None` when nobody rated.
+pub fn average_rating(sum: u32, count: u32) -> Option<f32> {
+    (count > 0).then(|| (sum as f32 / count as f32 * 10.0).round() / 10.0)
 }
 
 pub struct NewSeller<'a> {

@@ -345,6 +345,21 @@ impl Cluster {
         println!("node {} ready in {took:?}", i + 1);
     }
 
+    /// Node 1 first, until it holds every lease; then node 2, which waits for them; both ready.
+    pub async fn start_two(&mut self) {
+        let db = self.db().clone();
+        self.start_node("node-1");
+        self.ready(0).await;
+        until(
+            "node-1 holds every lease",
+            Duration::from_secs(60),
+            || async { held_by(&db, "node-1").await == SINGLETONS },
+        )
+        .await;
+        self.start_node("node-2");
+        self.ready(1).await;
+    }
+
     pub fn addrs(&self) -> Vec<SocketAddr> {
         self.nodes.iter().map(|n| n.cfg.http.listen).collect()
     }
@@ -712,16 +727,7 @@ async fn two_nodes_behind_nginx_keep_serving_through_a_killed_node_and_a_stopped
     let record = spawn_recorder(db.clone(), stop_recording.clone());
 
     // Node 1 first: it takes every lease. Then node 2, which waits for them.
-    c.start_node("node-1");
-    c.ready(0).await;
-    until(
-        "node-1 holds every lease",
-        Duration::from_secs(60),
-        || async { held_by(&db, "node-1").await == SINGLETONS },
-    )
-    .await;
-    c.start_node("node-2");
-    c.ready(1).await;
+    c.start_two().await;
     let (one, two) = (c.nodes[0].url(""), c.nodes[1].url(""));
     let nginx = Nginx::start("cluster", &c.addrs()).await;
     let lb = nginx.url("");
@@ -1134,16 +1140,7 @@ async fn bench_cluster() {
     nginx_bin();
     let mut c = Cluster::parts("bench-cluster").await;
     let db = c.db().clone();
-    c.start_node("node-1");
-    c.ready(0).await;
-    until(
-        "node-1 holds every lease",
-        Duration::from_secs(60),
-        || async { held_by(&db, "node-1").await == SINGLETONS },
-    )
-    .await;
-    c.start_node("node-2");
-    c.ready(1).await;
+    c.start_two().await;
     // The vector sync (node 1 holds its lease) paused before the seed, as scripts/bench-web
     // does: the runs measure pages, not embedding.
     let ok = Command::new("curl")
